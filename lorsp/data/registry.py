@@ -1,0 +1,65 @@
+"""Dataset registry: a name -> a loader of :class:`~lorsp.data.base.SourceData`.
+
+Loaders register themselves with :func:`register_dataset`; the rest of lorsp
+only knows names. ``imagefolder:PATH`` is resolved here as a special form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from lorsp.data.base import SourceData
+from lorsp.errors import LorspError
+
+Loader = Callable[[Path | None, bool], SourceData]
+"""``loader(root, download) -> SourceData``; ``root`` is the user's data folder."""
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    loader: Loader
+    offline: bool
+    """True when the files come with a package (PyPI or Debian), no folder needed."""
+    description: str
+
+
+_REGISTRY: dict[str, DatasetEntry] = {}
+IMAGEFOLDER_PREFIX = "imagefolder:"
+
+
+def register_dataset(name: str, *, offline: bool, description: str) -> Callable[[Loader], Loader]:
+    """Decorator: register ``loader`` under ``name``."""
+
+    def wrap(loader: Loader) -> Loader:
+        if name in _REGISTRY:
+            raise ValueError(f"dataset {name!r} registered twice")
+        _REGISTRY[name] = DatasetEntry(name, loader, offline, description)
+        return loader
+
+    return wrap
+
+
+def list_datasets(offline_only: bool = False) -> list[str]:
+    """Registered dataset names (plus ``imagefolder:PATH``, which is not listed)."""
+    return sorted(n for n, e in _REGISTRY.items() if e.offline or not offline_only)
+
+
+def get_entry(name: str) -> DatasetEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise LorspError(
+            f"unknown dataset {name!r}; choose one of: {', '.join(list_datasets())}, or imagefolder:PATH"
+        ) from None
+
+
+def load_source(name: str, root: str | Path | None = None, download: bool = False) -> SourceData:
+    """Load the raw splits of dataset ``name`` (no resizing, no seeded split)."""
+    if name.startswith(IMAGEFOLDER_PREFIX):
+        from lorsp.data.user_sets import load_imagefolder
+
+        return load_imagefolder(Path(name[len(IMAGEFOLDER_PREFIX):]))
+    entry = get_entry(name)
+    return entry.loader(Path(root) if root is not None else None, download)

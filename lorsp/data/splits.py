@@ -1,0 +1,103 @@
+"""Fixed, seeded train / val / test splits.
+
+The split seed is a constant, apart from the training seed: every run, method
+and seed sees the same test images, and model selection only ever looks at
+val. Where a source has an official test split it is kept; val is then drawn
+from the official train split. Limits take the first K items of a seeded
+permutation of each split, so ``--limit-test 500`` is the same 500 images for
+every method.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from lorsp.data.base import SourceData
+from lorsp.data.registry import load_source
+from lorsp.data.transforms import ToModelInput
+from lorsp.errors import LorspError
+
+SPLIT_SEED = 0
+VAL_FRACTION = 0.1
+TEST_FRACTION = 0.2
+
+
+class SplitView(Dataset):
+    """Items ``indices`` of ``source``, passed through ``transform``."""
+
+    def __init__(self, source: Any, indices: Sequence[int], transform: ToModelInput):
+        self.source = source
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.transform = transform
+        all_targets = source.targets
+        self.targets = [int(all_targets[i]) for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        image, label = self.source[int(self.indices[i])]
+        return self.transform(image), int(label)
+
+
+@dataclass
+class Splits:
+    train: SplitView
+    val: SplitView
+    test: SplitView
+    classes: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def _limit(idx: np.ndarray, k: int | None) -> np.ndarray:
+    if k is None or k <= 0:
+        return idx
+    return idx[:k]
+
+
+def make_splits(source: SourceData, image_size: int, *, limit_train: int | None = None,
+                limit_val: int | None = None, limit_test: int | None = None,
+                split_seed: int = SPLIT_SEED) -> Splits:
+    """Turn a :class:`SourceData` into seeded train / val / test views at ``image_size``."""
+    rng = np.random.default_rng(split_seed)
+    n_train = len(source.train)
+    perm = rng.permutation(n_train)
+    pool = source.train
+    if source.test is None:
+        n_test = int(round(TEST_FRACTION * n_train))
+        test_src, test_idx = pool, perm[:n_test]
+        perm = perm[n_test:]
+    else:
+        test_src, test_idx = source.test, rng.permutation(len(source.test))
+    if source.val is None:
+        n_val = max(1, int(round(VAL_FRACTION * n_train)))
+        val_src, val_idx = pool, perm[:n_val]
+        perm = perm[n_val:]
+    else:
+        val_src, val_idx = source.val, rng.permutation(len(source.val))
+    train_idx = perm
+    if len(train_idx) == 0 or len(val_idx) == 0 or len(test_idx) == 0:
+        raise LorspError(f"dataset too small to split: {n_train} training items")
+    tf = ToModelInput(image_size)
+    return Splits(
+        train=SplitView(pool, _limit(train_idx, limit_train), tf),
+        val=SplitView(val_src, _limit(val_idx, limit_val), tf),
+        test=SplitView(test_src, _limit(test_idx, limit_test), tf),
+        classes=list(source.classes),
+    )
+
+
+def create_splits(name: str, image_size: int, *, root: str | Path | None = None,
+                  download: bool = False, limit_train: int | None = None,
+                  limit_val: int | None = None, limit_test: int | None = None) -> Splits:
+    """Load dataset ``name`` and split it; the one entry point training uses."""
+    source = load_source(name, root=root, download=download)
+    return make_splits(source, image_size, limit_train=limit_train,
+                       limit_val=limit_val, limit_test=limit_test)
