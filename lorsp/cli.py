@@ -1,0 +1,33 @@
+"""What every console script shares: allocator tuning and the one-line error.
+
+    @run_cli
+    def main(argv=None) -> int: ...
+
+A :class:`~lorsp.errors.LorspError` becomes ``error: <message>`` on stderr and
+exit code 2; Ctrl-C exits 130 without a traceback.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable
+
+from lorsp.errors import LorspError
+from lorsp.runtime import tune_allocator
+
+
+def run_cli(main: Callable[..., int | None]) -> Callable[..., int]:
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs) -> int:
+        tune_allocator()
+        try:
+            code = main(*args, **kwargs)
+        except LorspError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+        return int(code or 0)
+
+    return wrapped

@@ -1,0 +1,69 @@
+"""Atomic outputs: files appear complete or not at all.
+
+A file is written to a temporary name beside its target and renamed (rename is
+atomic on POSIX). A run directory is built as ``DIR.partial`` and renamed to
+``DIR`` when complete; an existing ``DIR`` is only replaced with ``force``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from lorsp.errors import LorspError
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and rename the result to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    def write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+    return atomic_write(path, write)
+
+
+def save_torch(path: str | Path, obj: Any) -> Path:
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def check_output_dir(out: str | Path, force: bool) -> Path:
+    """Refuse an existing output without ``force``; return it as a Path."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise LorspError(f"output {out} already exists: pass --force to overwrite it")
+    return out
+
+
+def staging_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def publish_dir(staging: Path, out: Path) -> None:
+    """Move a finished ``staging`` directory to ``out``, replacing an old ``out``."""
+    old = None
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,347 @@
+"""The one training protocol every method shares (``lorsp-train``).
+
+Protocol (LoR-VP's defaults unless told otherwise): SGD with momentum 0.9 and
+weight decay 1e-4, learning rate 0.02 on a per-step cosine schedule, batch 256;
+the backbone frozen; after each epoch the model is scored on the validation
+split and the best one kept (the test split is looked at once, at the end, on
+the val-selected model). Every run writes into ``OUT.partial`` and is renamed
+to ``OUT`` when complete:
+
+* ``model.pt``: the val-selected model (``lorsp.load``; weights_only-safe);
+* ``last.pt``: the state after the last finished epoch, written every epoch
+  (``--resume OUT.partial/last.pt`` after an interruption);
+* ``metrics.json``, ``config.json``, ``curves.png``.
+
+Data order depends only on ``(seed, epoch)``, so a resumed run ends with the
+same numbers as an uninterrupted one. Under ``torchrun`` it trains with
+DistributedDataParallel (gloo on CPU); rank 0 evaluates and writes.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from lorsp.backbones import list_backbones
+from lorsp.cli import run_cli
+from lorsp.data import Splits, create_splits, list_datasets
+from lorsp.errors import LorspError
+from lorsp.fileio import check_output_dir, publish_dir, save_torch, staging_dir, write_json
+from lorsp.heads import HEADS, FrequencyLabelMapping
+from lorsp.metrics import evaluate
+from lorsp.model import PromptedClassifier, build_model
+from lorsp.plots import plot_training_curves
+from lorsp.prompts import list_prompts
+from lorsp.provenance import git_commit, machine, versions
+
+RESUME_FORMAT = "lorsp-resume"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved with every result."""
+
+    dataset: str = "mnist-5k"
+    backbone: str = "efficientnet_lite0"
+    prompt: str = "lorvp"
+    head: str = "lp"
+    rank: int = 4
+    image_size: int = 128
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    seed: int = 0
+    limit_train: int | None = None
+    limit_val: int | None = None
+    limit_test: int | None = None
+    data_root: str | None = None
+    download: bool = False
+    weights: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def validate(self) -> None:
+        if self.image_size < 16:
+            raise LorspError(f"--image-size must be at least 16, got {self.image_size}")
+        if self.epochs < 1:
+            raise LorspError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise LorspError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise LorspError(f"--lr must be a positive number, got {self.lr}")
+        if self.head not in HEADS:
+            raise LorspError(f"unknown head {self.head!r}; choose one of: {', '.join(HEADS)}")
+        if self.prompt == "none" and self.head == "flm":
+            raise LorspError("--prompt none with --head flm trains nothing: use --head lp (linear probe)")
+
+
+# --------------------------------------------------------------------------- distributed
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Dist:
+    """Join the process group torchrun set up (gloo on CPU), or run alone."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def barrier(d: Dist) -> None:
+    if d.world > 1:
+        dist.barrier()
+
+
+def epoch_indices(n: int, seed: int, epoch: int, d: Dist) -> list[int]:
+    """This rank's share of a permutation that depends only on (seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    per_rank = math.ceil(n / d.world)
+    perm += perm[: per_rank * d.world - n]  # pad so every rank takes the same number of steps
+    return perm[d.rank::d.world]
+
+
+# --------------------------------------------------------------------------- protocol
+@torch.no_grad()
+def fit_label_mapping(model: PromptedClassifier, splits: Splits, batch_size: int) -> None:
+    """ILM-VP's frequency label mapping on the training split, under the initial prompt."""
+    head = model.head
+    assert isinstance(head, FrequencyLabelMapping)
+    counts = torch.zeros(splits.num_classes, head.num_source_classes)
+    model.eval()
+    for x, y in DataLoader(splits.train, batch_size=batch_size):
+        pred = model.backbone(model.prompted(x)).argmax(1)
+        counts.index_put_((y, pred), torch.ones(len(y)), accumulate=True)
+    head.fit(counts)
+
+
+def make_optimizer(model: PromptedClassifier, cfg: TrainConfig, steps: int):
+    params = model.trainable_parameters()
+    if not params:
+        raise LorspError(f"--prompt {cfg.prompt} with --head {cfg.head} has nothing to train")
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
+    return opt, sched
+
+
+def train_one_epoch(model: torch.nn.Module, splits: Splits, cfg: TrainConfig, epoch: int, d: Dist,
+                    opt, sched, progress: bool = True) -> dict[str, float]:
+    idx = epoch_indices(len(splits.train), cfg.seed, epoch, d)
+    loader = DataLoader(Subset(splits.train, idx), batch_size=max(1, cfg.batch_size // d.world))
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                disable=not (d.main and progress))
+    for step, (x, y) in enumerate(bar):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        if not torch.isfinite(loss):
+            raise LorspError(f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: "
+                             f"lower --lr (now {cfg.lr})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += float(loss) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        bar.set_postfix(loss=f"{float(loss):.3f}")
+    seconds = time.perf_counter() - start
+    return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+            "train_images_per_s": seen * d.world / seconds, "train_seconds": seconds}
+
+
+def trainable_state(model: PromptedClassifier) -> dict[str, dict[str, torch.Tensor]]:
+    return {"prompt": {k: v.detach().clone() for k, v in model.prompt.state_dict().items()},
+            "head": {k: v.detach().clone() for k, v in model.head.state_dict().items()}}
+
+
+def load_trainable_state(model: PromptedClassifier, state: dict[str, dict[str, torch.Tensor]]) -> None:
+    model.prompt.load_state_dict(state["prompt"])
+    model.head.load_state_dict(state["head"])
+
+
+def read_resume(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise LorspError(f"resume checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LorspError(f"{path} is not a readable resume checkpoint: {type(exc).__name__}") from None
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+        raise LorspError(f"{path} is not a lorsp resume checkpoint (use the run's last.pt)")
+    return state
+
+
+def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str | Path | None = None,
+          stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the protocol; returns the metrics written to ``OUT/metrics.json``.
+
+    ``stop_after_epoch`` ends the run early, leaving ``OUT.partial/last.pt`` as an
+    interruption would (used to test ``resume``).
+    """
+    d = init_distributed()
+    out = Path(out)
+    state = read_resume(resume) if resume else None
+    if state is not None:
+        cfg = TrainConfig.from_dict(state["config"])
+    cfg.validate()
+    if state is None:
+        check_output_dir(out, force)
+    stage = staging_dir(out)
+    if d.main:
+        if stage.exists() and state is None and not force:
+            raise LorspError(f"an interrupted run is in {stage}: --resume {stage / 'last.pt'} or --force")
+        stage.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.seed)
+    splits = create_splits(cfg.dataset, cfg.image_size, root=cfg.data_root, download=cfg.download,
+                           limit_train=cfg.limit_train, limit_val=cfg.limit_val or cfg.limit_test,
+                           limit_test=cfg.limit_test)
+    model = build_model(cfg.to_dict(), splits.classes)
+    steps_per_epoch = math.ceil(math.ceil(len(splits.train) / d.world) / max(1, cfg.batch_size // d.world))
+    opt, sched = make_optimizer(model, cfg, cfg.epochs * steps_per_epoch)
+    history: list[dict[str, Any]] = []
+    best = {"val_accuracy": -1.0, "epoch": -1, "state": None}
+    start_epoch = 0
+    if state is not None:
+        load_trainable_state(model, state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history, start_epoch = list(state["history"]), int(state["epoch"])
+        best = {"val_accuracy": float(state["best_val_accuracy"]), "epoch": int(state["best_epoch"]),
+                "state": state["best_state"]}
+    elif isinstance(model.head, FrequencyLabelMapping):
+        fit_label_mapping(model, splits, cfg.batch_size)
+
+    net: torch.nn.Module = model
+    if d.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        row = {"epoch": epoch + 1, **train_one_epoch(net, splits, cfg, epoch, d, opt, sched, progress)}
+        if d.main:
+            row["val_accuracy"] = evaluate(model, splits.val, desc="val", progress=progress)["accuracy"]
+            history.append(row)
+            if row["val_accuracy"] > best["val_accuracy"]:
+                best = {"val_accuracy": row["val_accuracy"], "epoch": epoch + 1, "state": trainable_state(model)}
+            save_torch(stage / "last.pt", {
+                "format": RESUME_FORMAT, "config": cfg.to_dict(), "epoch": epoch + 1,
+                "model": trainable_state(model), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "history": history,
+                "best_val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
+                "best_state": best["state"]})
+            print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
+                  f"train {row['train_accuracy']:.4f}  val {row['val_accuracy']:.4f}  "
+                  f"{row['train_images_per_s']:.1f} img/s", flush=True)
+        barrier(d)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
+            return {"stopped_after_epoch": epoch + 1}
+
+    if not d.main:
+        barrier(d)
+        return {}
+    load_trainable_state(model, best["state"])
+    save_torch(stage / "model.pt", model.checkpoint_state())
+    test = evaluate(model, splits.test, desc="test", progress=progress)
+    metrics = {
+        **{k: cfg.to_dict()[k] for k in ("dataset", "backbone", "prompt", "head", "rank", "image_size",
+                                         "epochs", "batch_size", "lr", "seed")},
+        "val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
+        "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+        "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
+        "params": model.num_trainable_params(),
+        "train_images_per_s": sum(h["train_images_per_s"] * h["train_seconds"] for h in history)
+        / max(sum(h["train_seconds"] for h in history), 1e-9),
+        "world_size": d.world,
+        "history": history,
+        "versions": versions(), "git_commit": git_commit(), "machine": machine(),
+    }
+    write_json(stage / "metrics.json", metrics)
+    write_json(stage / "config.json", cfg.to_dict())
+    plot_training_curves(history, stage / "curves.png",
+                         f"{cfg.prompt}/{cfg.head} on {cfg.dataset}, {cfg.backbone} {cfg.image_size}px")
+    publish_dir(stage, out)
+    barrier(d)
+    return metrics
+
+
+# --------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    dflt = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="lorsp-train",
+        description="Train a visual prompt (and head) on a frozen backbone under one protocol: "
+                    "SGD + cosine, best-on-val selection, test scored once.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default=dflt.dataset,
+                   help=f"one of {', '.join(list_datasets())}, or imagefolder:PATH")
+    p.add_argument("--data-root", default=None, help="folder of a user's dataset files (cifar10, ...)")
+    p.add_argument("--download", action="store_true", help="let torchvision download into --data-root")
+    p.add_argument("--backbone", default=dflt.backbone,
+                   help=f"offline: {', '.join(list_backbones())}; any timm name with --weights")
+    p.add_argument("--weights", default=None, help="backbone weights (.safetensors or state dict)")
+    p.add_argument("--prompt", default=dflt.prompt, choices=list_prompts())
+    p.add_argument("--head", default=dflt.head, choices=HEADS)
+    p.add_argument("--rank", type=int, default=dflt.rank, help="rank r of low-rank prompts")
+    p.add_argument("--image-size", type=int, default=dflt.image_size, help="L: images resize to L x L")
+    p.add_argument("--epochs", type=int, default=dflt.epochs)
+    p.add_argument("--batch-size", type=int, default=dflt.batch_size)
+    p.add_argument("--lr", type=float, default=dflt.lr)
+    p.add_argument("--momentum", type=float, default=dflt.momentum)
+    p.add_argument("--weight-decay", type=float, default=dflt.weight_decay)
+    p.add_argument("--limit-train", type=int, default=None, help="use the first K training images")
+    p.add_argument("--limit-val", type=int, default=None, help="first K val images (default: --limit-test)")
+    p.add_argument("--limit-test", type=int, default=None, help="use the first K test images")
+    p.add_argument("--seed", type=int, default=dflt.seed)
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--resume", default=None, help="continue from a run's last.pt (its config is used)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+@run_cli
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = TrainConfig.from_dict({k: v for k, v in vars(args).items()})
+    metrics = train(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
+    if metrics:
+        p = metrics["params"]
+        print(f"{cfg.prompt}/{cfg.head} on {cfg.dataset}: val {metrics['val_accuracy']:.4f} "
+              f"(epoch {metrics['best_epoch']})  test {metrics['test_accuracy']:.4f}  "
+              f"params prompt {p['prompt']} head {p['head']}  -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
