@@ -34,7 +34,6 @@ with the folder is a one-line :class:`~lorsp.errors.LorspError`.
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -475,22 +474,14 @@ def load_food101(root: Path | None, download: bool) -> SourceData:
 
 # ----------------------------------------------------------------------------- imagefolder:PATH
 
-def _class_folders(folders: Iterable[Path]) -> list[str]:
-    """Sorted names of the class subfolders found in any of ``folders``."""
-    return sorted({d.name for f in folders for d in f.iterdir() if d.is_dir() and not d.name.startswith(".")})
-
-
-def _image_folder(path: Path, classes: list[str]) -> Any:
-    """``torchvision.datasets.ImageFolder`` on ``path`` with a fixed class list."""
+def _image_folder(path: Path) -> Any:
+    """``torchvision.datasets.ImageFolder`` on ``path``, with one-line errors."""
     from torchvision.datasets import ImageFolder
 
-    class SharedClassFolder(ImageFolder):
-        def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
-            return list(classes), {c: i for i, c in enumerate(classes)}
-
-    dataset = _guarded(f"imagefolder:{path}", str(path), lambda: SharedClassFolder(str(path), allow_empty=True))
+    name = f"imagefolder:{path}"
+    dataset = _guarded(name, str(path), lambda: ImageFolder(str(path), allow_empty=True))
     if len(dataset) == 0:
-        raise LorspError(f"dataset imagefolder:{path}: no images in the class folders of {path}")
+        raise LorspError(f"dataset {name}: no images in the class folders of {path}")
     return dataset
 
 
@@ -504,13 +495,10 @@ def load_imagefolder(path: Path) -> SourceData:
     path = Path(path).expanduser()
     if not path.is_dir():
         raise LorspError(f"dataset imagefolder:{path}: folder {path} not found")
-    names = ("train", "val", "test")
     if (path / "train").is_dir() and (path / "test").is_dir():
-        split_dirs = {n: path / n for n in names if (path / n).is_dir()}
+        split_dirs = {n: path / n for n in ("train", "val", "test") if (path / n).is_dir()}
     else:
         split_dirs = {"train": path}
-    classes = _class_folders(split_dirs.values())
-    if not classes:
-        raise LorspError(f"dataset imagefolder:{path}: no class subfolders in {path}")
-    splits = {n: _image_folder(d, classes) for n, d in split_dirs.items()}
+    views, classes = _align([_image_folder(d) for d in split_dirs.values()], lambda ds: ds.targets)
+    splits = dict(zip(split_dirs, views))
     return SourceData(train=splits["train"], val=splits.get("val"), test=splits.get("test"), classes=classes)

@@ -1,0 +1,103 @@
+"""The training protocol end to end, on real data at a tiny scale."""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import lorsp
+from lorsp.train import TrainConfig, train
+from tests.conftest import ROOT, assert_one_line_error, run_cli
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--dataset", "sklearn-digits", "--image-size", "32", "--limit-train", "64", "--limit-test", "32",
+        "--batch-size", "16", "--quiet"]
+
+
+def tiny_config(**kw) -> TrainConfig:
+    base = dict(dataset="sklearn-digits", image_size=32, limit_train=64, limit_test=32, batch_size=16,
+                epochs=3, prompt="lorvp")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_cli_run_writes_a_complete_run_directory(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("lorsp.train", *TINY, "--prompt", "vp", "--epochs", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "curves.png", "last.pt",
+                                                     "metrics.json", "model.pt"]
+    assert not out.with_name("run.partial").exists()
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("dataset", "backbone", "prompt", "head", "rank", "image_size", "epochs", "seed",
+                "val_accuracy", "test_accuracy", "params", "train_images_per_s", "versions", "git_commit"):
+        assert key in m
+    assert m["params"]["prompt"] == 3 * (32 * 32 - 24 * 24) and m["params"]["head"] == 1280 * 10 + 10
+    assert 0.0 <= m["test_accuracy"] <= 1.0 and len(m["history"]) == 2
+    model = lorsp.load(out / "model.pt")
+    assert model.num_trainable_params() == m["params"]
+    # an existing --out is refused without --force, and nothing is touched
+    before = (out / "metrics.json").read_bytes()
+    again = run_cli("lorsp.train", *TINY, "--epochs", "1", "--out", str(out))
+    assert_one_line_error(again, "--force")
+    assert (out / "metrics.json").read_bytes() == before
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
+    full = train(tiny_config(), tmp_path / "full", progress=False)
+    stopped = train(tiny_config(), tmp_path / "cut", stop_after_epoch=1, progress=False)
+    assert stopped == {"stopped_after_epoch": 1}
+    assert not (tmp_path / "cut").exists() and (tmp_path / "cut.partial" / "last.pt").exists()
+    resumed = train(TrainConfig(), tmp_path / "cut", resume=tmp_path / "cut.partial" / "last.pt",
+                    progress=False)
+    for key in ("val_accuracy", "test_accuracy", "best_epoch", "test_loss"):
+        assert resumed[key] == full[key], key
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in full["history"]]
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
+    for part in ("prompt", "head"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k])
+
+
+def test_flm_head_maps_labels_and_trains_the_prompt_only(tmp_path):
+    m = train(tiny_config(prompt="lorvp", head="flm", epochs=1), tmp_path / "flm", progress=False)
+    assert m["params"]["head"] == 0 and m["params"]["prompt"] == 3 * 2 * 32 * 4
+    mapping = torch.load(tmp_path / "flm" / "model.pt", weights_only=True)["head"]["mapping"]
+    assert len(set(mapping.tolist())) == 10  # one ImageNet class per digit, one to one
+
+
+def test_nan_loss_is_one_line(tmp_path):
+    proc = run_cli("lorsp.train", *TINY, "--epochs", "1", "--lr", "1e30", "--out", str(tmp_path / "nan"))
+    assert_one_line_error(proc, "loss became")
+    assert not (tmp_path / "nan").exists()
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--dataset", "imagenet-99"], "mnist-5k"),
+    (["--backbone", "resnet9000"], "efficientnet_lite0"),
+    (["--rank", "0"], "--rank"),
+    (["--rank", "33"], "--rank"),
+    (["--resume", "/nonexistent/last.pt"], "not found"),
+])
+def test_bad_arguments_are_one_line(tmp_path, args, fragment):
+    proc = run_cli("lorsp.train", *TINY, "--epochs", "1", *args, "--out", str(tmp_path / "x"))
+    assert_one_line_error(proc, fragment)
+    assert not (tmp_path / "x").exists()
+
+
+def test_torchrun_trains_with_two_processes(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    import subprocess
+
+    proc = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "lorsp.train", *TINY,
+                           "--epochs", "1", "--out", str(out)], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["world_size"] == 2 and m["n_train"] == 64
+    shutil.rmtree(out)
