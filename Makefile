@@ -28,7 +28,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not slow"
 
 bench: $(STAMP)
-	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/train_speed.py --json runs/bench/train_speed.json
 
 # Fashion-MNIST and OpenCV digits come from Debian packages; this unpacks them
 # without root into ~/.cache/lorsp/debian (or $$LORSP_DEBIAN_DIR).

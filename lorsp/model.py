@@ -45,11 +45,20 @@ class PromptedClassifier(nn.Module):
         """The image the backbone sees (before its normalisation)."""
         return x + self.prompt(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.backbone.features(self.prompted(x))
+    def classify(self, prompted: torch.Tensor) -> torch.Tensor:
+        """Logits of already-prompted images (backbone and head only)."""
+        features = self.backbone.features(prompted)
         if self.head.input_kind == "imagenet_logits":
             features = self.backbone.imagenet_head(features)
         return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.prompted(x))
+
+    @property
+    def spiking_generator(self) -> nn.Module | None:
+        """The prompt's spiking network (LoRSP), or None for prompts without one."""
+        return getattr(self.prompt, "spiking_generator", None)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for m in (self.prompt, self.head) for p in m.parameters() if p.requires_grad]

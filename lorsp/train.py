@@ -69,6 +69,15 @@ class TrainConfig:
     data_root: str | None = None
     download: bool = False
     weights: str | None = None
+    # LoRSP (ignored by other prompts)
+    time_steps: int = 8
+    pool: int = 4
+    hidden: int = 16
+    gates: int = 16
+    beta: float = 0.9
+    threshold: float = 1.0
+    gate: str = "rowcol"
+    sparsity_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +165,7 @@ def train_one_epoch(model: torch.nn.Module, splits: Splits, cfg: TrainConfig, ep
     idx = epoch_indices(len(splits.train), cfg.seed, epoch, d)
     loader = DataLoader(Subset(splits.train, idx), batch_size=max(1, cfg.batch_size // d.world))
     model.train()
+    prompt = (model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model).prompt
     loss_sum, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
@@ -163,6 +173,9 @@ def train_one_epoch(model: torch.nn.Module, splits: Splits, cfg: TrainConfig, ep
     for step, (x, y) in enumerate(bar):
         logits = model(x)
         loss = F.cross_entropy(logits, y)
+        reg = prompt.regularizer() if cfg.sparsity_weight else None
+        if reg is not None:
+            loss = loss + cfg.sparsity_weight * reg
         if not torch.isfinite(loss):
             raise LorspError(f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: "
                              f"lower --lr (now {cfg.lr})")
@@ -250,7 +263,8 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     for epoch in range(start_epoch, cfg.epochs):
         row = {"epoch": epoch + 1, **train_one_epoch(net, splits, cfg, epoch, d, opt, sched, progress)}
         if d.main:
-            row["val_accuracy"] = evaluate(model, splits.val, desc="val", progress=progress)["accuracy"]
+            val = evaluate(model, splits.val, desc="val", progress=progress)
+            row["val_accuracy"], row["val_prompt_sparsity"] = val["accuracy"], val["prompt_sparsity"]
             history.append(row)
             if row["val_accuracy"] > best["val_accuracy"]:
                 best = {"val_accuracy": row["val_accuracy"], "epoch": epoch + 1, "state": trainable_state(model)}
@@ -262,7 +276,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
                 "best_state": best["state"]})
             print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
                   f"train {row['train_accuracy']:.4f}  val {row['val_accuracy']:.4f}  "
-                  f"{row['train_images_per_s']:.1f} img/s", flush=True)
+                  f"sparsity {row['val_prompt_sparsity']:.3f}  {row['train_images_per_s']:.1f} img/s", flush=True)
         barrier(d)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
             return {"stopped_after_epoch": epoch + 1}
@@ -276,8 +290,11 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     metrics = {
         **{k: cfg.to_dict()[k] for k in ("dataset", "backbone", "prompt", "head", "rank", "image_size",
                                          "epochs", "batch_size", "lr", "seed")},
+        **({k: cfg.to_dict()[k] for k in ("time_steps", "pool", "hidden", "gates", "beta", "threshold", "gate",
+                                          "sparsity_weight")} if cfg.prompt == "lorsp" else {}),
         "val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+        **{k: v for k, v in test.items() if k not in ("accuracy", "loss", "n")},
         "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
         "params": model.num_trainable_params(),
         "train_images_per_s": sum(h["train_images_per_s"] * h["train_seconds"] for h in history)
@@ -314,6 +331,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", default=dflt.head, choices=HEADS)
     p.add_argument("--rank", type=int, default=dflt.rank, help="rank r of low-rank prompts")
     p.add_argument("--image-size", type=int, default=dflt.image_size, help="L: images resize to L x L")
+    g = p.add_argument_group("LoRSP (--prompt lorsp)")
+    g.add_argument("--time-steps", type=int, default=dflt.time_steps, help="T: SNN steps per image")
+    g.add_argument("--pool", type=int, default=dflt.pool, help="instance encoding: pooled to 3 x p x p")
+    g.add_argument("--hidden", type=int, default=dflt.hidden, help="hidden spiking neurons")
+    g.add_argument("--gates", type=int, default=dflt.gates, help="G: row (and column) gate groups")
+    g.add_argument("--beta", type=float, default=dflt.beta, help="membrane decay of every Leaky neuron")
+    g.add_argument("--threshold", type=float, default=dflt.threshold, help="firing threshold")
+    g.add_argument("--gate", default=dflt.gate, choices=["rowcol", "rank"],
+                   help="gate rows and columns of the factors (sparse) or whole rank-1 terms (ablation)")
+    g.add_argument("--sparsity-weight", type=float, default=dflt.sparsity_weight,
+                   help="weight of the mean gate firing rate in the loss")
     p.add_argument("--epochs", type=int, default=dflt.epochs)
     p.add_argument("--batch-size", type=int, default=dflt.batch_size)
     p.add_argument("--lr", type=float, default=dflt.lr)

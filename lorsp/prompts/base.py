@@ -27,6 +27,10 @@ class VisualPrompt(nn.Module):
             raise LorspError(f"prompt expects images of shape (N, 3, {self.image_size}, "
                              f"{self.image_size}), got {tuple(x.shape)}")
 
+    def regularizer(self) -> torch.Tensor | None:
+        """A term the method adds to the loss (weighted by ``--sparsity-weight``), if any."""
+        return None
+
     def num_params(self) -> int:
         """Trainable parameters of the prompt."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

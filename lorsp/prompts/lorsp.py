@@ -1,0 +1,142 @@
+r"""LoRSP: Low-Rank visual Spike Prompting (our reading of arXiv 2606.01945; docs/method.md).
+
+Per channel ``c``, low-rank prompt factors ``B_c`` (L x r) and ``A_c`` (r x L), as in
+LoR-VP, whose rows and columns are gated per image by the spike rates of a small
+feed-forward spiking network ``S``:
+
+.. math::
+
+    g(x) = \frac{1}{T} \sum_{t=1}^{T} S(e_t(x)) \in \{0, \tfrac1T, \dots, 1\}^{2G}
+
+    P_c(x) = \mathrm{diag}(g^{row}(x))\, B_c A_c\, \mathrm{diag}(g^{col}(x))
+
+``e_t(x)`` is the binary instance encoding of :mod:`lorsp.encoding` (pooled image,
+integer rate code). ``g^{row}`` spreads the first ``G`` gates over the ``L`` rows
+(row ``i`` reads gate ``floor(i G / L)``), ``g^{col}`` the last ``G`` over columns.
+Hence, for every image and channel, exactly:
+
+* ``rank P_c(x) <= r`` (diagonal scaling cannot raise the rank);
+* ``P_c(x)[i, j] = 0`` wherever row ``i``'s or column ``j``'s gate neuron stayed silent
+  (exact zeros, at pixel level);
+* ``P(x)`` depends on the image, and is deterministic (no noise anywhere).
+
+``S`` is ``Linear(D, H) -> Leaky -> Linear(H, 2G) -> Leaky`` with ``D = 3 p^2``, snnTorch
+``Leaky`` neurons with ``reset_mechanism="zero"``, ``reset_delay=False`` and per-neuron
+``beta`` and ``threshold`` tensors: the form that survives NIR export and Lava unchanged.
+
+Trainable parameters: ``6 L r`` (factors) ``+ (D H + H) + (2 G H + 2 G)`` (generator).
+
+``gate="rank"`` is the ablation that gates whole rank-1 terms instead (``r`` gate
+neurons per channel, ``P_c = B_c diag(g_c) A_c``): low-rank, instance-specific, but
+with no pixel-level zeros.
+"""
+from __future__ import annotations
+
+import snntorch as snn
+import torch
+from snntorch import surrogate
+from torch import nn
+
+from lorsp.encoding import encode
+from lorsp.errors import LorspError
+from lorsp.prompts.base import VisualPrompt, register_prompt
+from lorsp.prompts.lorvp import check_rank
+
+GATE_MODES = ("rowcol", "rank")
+
+
+def leaky_layer(width: int, beta: float, threshold: float, slope: float = 25.0) -> snn.Leaky:
+    """A Leaky layer in the exportable form: zero reset, no reset delay, per-neuron tensors."""
+    return snn.Leaky(beta=torch.full((width,), float(beta)), threshold=torch.full((width,), float(threshold)),
+                     reset_mechanism="zero", reset_delay=False, init_hidden=True,
+                     spike_grad=surrogate.fast_sigmoid(slope=slope))
+
+
+def make_spiking_generator(in_features: int, hidden: int, gates: int, beta: float,
+                           threshold: float) -> nn.Sequential:
+    """``Linear -> Leaky -> Linear -> Leaky``: encoded spikes in, gate spikes out (one step per call)."""
+    return nn.Sequential(nn.Linear(in_features, hidden), leaky_layer(hidden, beta, threshold),
+                         nn.Linear(hidden, gates), leaky_layer(gates, beta, threshold))
+
+
+def reset_state(generator: nn.Module) -> None:
+    for m in generator.modules():
+        if isinstance(m, snn.Leaky):
+            m.reset_mem()
+
+
+def run_generator(generator: nn.Module, spikes_in: torch.Tensor) -> list[torch.Tensor]:
+    """Step ``generator`` over ``spikes_in`` ``(T, N, D)``; the spikes of every Leaky layer, ``(T, N, width)``."""
+    reset_state(generator)
+    leaky = [m for m in generator if isinstance(m, snn.Leaky)]
+    records: list[list[torch.Tensor]] = [[] for _ in leaky]
+    for t in range(spikes_in.shape[0]):
+        h = spikes_in[t]
+        k = 0
+        for m in generator:
+            h = m(h)
+            if isinstance(m, snn.Leaky):
+                records[k].append(h)
+                k += 1
+    return [torch.stack(r) for r in records]
+
+
+class LowRankSpikePrompt(VisualPrompt):
+    def __init__(self, image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16,
+                 gates: int = 16, beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol",
+                 init_std: float = 0.01, init_gain: float = 4.0, gate_bias: float = 0.2):
+        super().__init__(image_size)
+        check_rank(rank, image_size)
+        if not isinstance(time_steps, int) or not 1 <= time_steps <= 1024:
+            raise LorspError(f"--time-steps must be an integer in 1..1024, got {time_steps}")
+        if not 1 <= pool <= image_size:
+            raise LorspError(f"--pool must be in 1..{image_size}, got {pool}")
+        if not 1 <= gates <= image_size:
+            raise LorspError(f"--gates must be in 1..{image_size} (the image size), got {gates}")
+        if gate not in GATE_MODES:
+            raise LorspError(f"unknown --gate {gate!r}; choose one of: {', '.join(GATE_MODES)}")
+        if not 0.0 <= beta < 1.0 or not threshold > 0:
+            raise LorspError(f"need 0 <= beta < 1 and threshold > 0, got beta {beta}, threshold {threshold}")
+        self.rank, self.time_steps, self.pool, self.gate = rank, time_steps, pool, gate
+        self.num_groups = gates
+        n_out = 2 * gates if gate == "rowcol" else 3 * rank
+        self.B = nn.Parameter(torch.zeros(3, image_size, rank))
+        self.A = nn.Parameter(torch.randn(3, rank, image_size) * init_std)
+        self.spiking_generator = make_spiking_generator(3 * pool * pool, hidden, n_out, beta, threshold)
+        with torch.no_grad():  # so that, at start, some gates fire and some stay silent for each image
+            for layer in (self.spiking_generator[0], self.spiking_generator[2]):
+                layer.weight.mul_(init_gain)
+            self.spiking_generator[2].bias.fill_(gate_bias)
+        group = (torch.arange(image_size) * gates) // image_size
+        self.register_buffer("group_of_line", group, persistent=False)
+        self.last_spikes: list[torch.Tensor] | None = None
+
+    def gate_rates(self, x: torch.Tensor) -> torch.Tensor:
+        """Spike rates of the gate neurons, ``(N, n_gates)`` in {0, 1/T, ..., 1}."""
+        spikes_in = encode(x, self.pool, self.time_steps)
+        spikes = run_generator(self.spiking_generator, spikes_in)
+        self.last_spikes = spikes
+        self.last_input_spikes = spikes_in
+        return spikes[-1].mean(0)
+
+    def regularizer(self) -> torch.Tensor:
+        """Mean gate firing rate of the last forward pass (pushes towards silent rows and columns)."""
+        return self.last_spikes[-1].mean()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        g = self.gate_rates(x)
+        if self.gate == "rank":
+            gb = g.view(-1, 3, 1, self.rank)
+            return torch.matmul(self.B.unsqueeze(0) * gb, self.A.unsqueeze(0))
+        rows = g[:, : self.num_groups][:, self.group_of_line]  # (N, L)
+        cols = g[:, self.num_groups:][:, self.group_of_line]
+        low_rank = torch.bmm(self.B, self.A)  # (3, L, L), rank <= r per channel
+        return low_rank.unsqueeze(0) * (rows[:, None, :, None] * cols[:, None, None, :])
+
+
+@register_prompt("lorsp")
+def lorsp(image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16, gates: int = 16,
+          beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol", **_: object) -> LowRankSpikePrompt:
+    return LowRankSpikePrompt(image_size, rank=rank, time_steps=time_steps, pool=pool, hidden=hidden,
+                              gates=gates, beta=beta, threshold=threshold, gate=gate)
