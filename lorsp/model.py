@@ -82,13 +82,18 @@ class PromptedClassifier(nn.Module):
         }
 
 
+def build_prompt(config: dict[str, Any]) -> VisualPrompt:
+    """The prompt a config describes (keys the method does not use are ignored)."""
+    options = {k: v for k, v in config.items() if k not in ("prompt", "image_size")}
+    return create_prompt(config["prompt"], image_size=config["image_size"], **options)
+
+
 def build_model(config: dict[str, Any], classes: list[str],
                 backbone: FrozenBackbone | None = None) -> PromptedClassifier:
     """Build an untrained model from a config (keys: backbone, weights, prompt, head, rank, image_size, ...)."""
     if backbone is None:
         backbone = create_backbone(config["backbone"], config.get("weights"))
-    prompt_options = {k: v for k, v in config.items() if k not in ("prompt", "image_size")}
-    prompt = create_prompt(config["prompt"], image_size=config["image_size"], **prompt_options)
+    prompt = build_prompt(config)
     head = create_head(config["head"], backbone.num_features, len(classes))
     return PromptedClassifier(prompt, backbone, head, config, classes)
 

@@ -39,7 +39,7 @@ from lorsp.errors import LorspError
 from lorsp.fileio import check_output_dir, publish_dir, save_torch, staging_dir, write_json
 from lorsp.heads import HEADS, FrequencyLabelMapping
 from lorsp.metrics import evaluate
-from lorsp.model import PromptedClassifier, build_model
+from lorsp.model import PromptedClassifier, build_model, build_prompt
 from lorsp.plots import plot_training_curves
 from lorsp.prompts import list_prompts
 from lorsp.provenance import git_commit, machine, versions
@@ -98,6 +98,7 @@ class TrainConfig:
             raise LorspError(f"--lr must be a positive number, got {self.lr}")
         if self.head not in HEADS:
             raise LorspError(f"unknown head {self.head!r}; choose one of: {', '.join(HEADS)}")
+        build_prompt(self.to_dict())  # checks the prompt's own options before any data is loaded
         if self.prompt == "none" and self.head == "flm":
             raise LorspError("--prompt none with --head flm trains nothing: use --head lp (linear probe)")
 
