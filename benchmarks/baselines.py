@@ -25,19 +25,37 @@ from lorsp.provenance import git_commit, machine  # noqa: E402
 METHOD_LABELS = {"none": "linear probe", "vp": "VP (Bahng et al.)", "lorvp": "LoR-VP", "lorsp": "LoRSP"}
 
 
-def run_one(dataset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
-    out = Path(args.out) / dataset / method / f"seed{seed}"
+def run_one(dataset: str, method: str, seed: int, args: argparse.Namespace,
+            extra: tuple[str, ...] = (), tag: str | None = None) -> dict:
+    """Train (or reuse) one run; ``extra`` adds lorsp-train options, ``tag`` names the variant."""
+    out = Path(args.out) / dataset / (tag or method) / f"seed{seed}"
     cmd = ["lorsp-train", "--dataset", dataset, "--backbone", args.backbone, "--prompt", method,
            "--head", "lp", "--rank", str(args.rank), "--image-size", str(args.image_size),
            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
            "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
-           "--seed", str(seed), "--quiet", "--out", str(out)]
+           "--seed", str(seed), *extra, "--quiet", "--out", str(out)]
     if not (out / "metrics.json").exists():
         print("$", " ".join(cmd), flush=True)
         subprocess.run([sys.executable, "-m", "lorsp.train", *cmd[1:]], check=True, cwd=ROOT)
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["command"] = " ".join(cmd)
     return metrics
+
+
+def parse_method(spec: str) -> tuple[str, tuple[str, ...], str]:
+    """``lorsp:gate=rank,sparsity-weight=1`` -> (``lorsp``, lorsp-train options, a run tag)."""
+    name, _, opts = spec.partition(":")
+    extra: list[str] = []
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        extra += [f"--{key}", value]
+    tag = name if not opts else f"{name}-" + opts.replace("=", "-").replace(",", "_")
+    return name, tuple(extra), tag
+
+
+def method_label(spec: str) -> str:
+    name, _, opts = spec.partition(":")
+    return METHOD_LABELS.get(name, name) + (f" ({opts})" if opts else "")
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -47,6 +65,11 @@ def summarise(runs: list[dict]) -> dict:
             "val_accuracy_mean": statistics.mean(r["val_accuracy"] for r in runs),
             "seeds": [r["seed"] for r in runs], "params": runs[0]["params"],
             "train_images_per_s": statistics.mean(r["train_images_per_s"] for r in runs),
+            "prompt_sparsity_mean": statistics.mean(r.get("prompt_sparsity", 0.0) for r in runs),
+            "firing_rate_mean": (statistics.mean(r["firing_rate"]["overall"] for r in runs)
+                                 if "firing_rate" in runs[0] else None),
+            "snn_synops_per_image_mean": (statistics.mean(r["snn_synops_per_image"] for r in runs)
+                                          if "snn_synops_per_image" in runs[0] else None),
             "command": runs[0]["command"].replace(f"--seed {runs[0]['seed']}", "--seed S")}
 
 
@@ -54,35 +77,47 @@ def markdown(table: dict, args: argparse.Namespace) -> str:
     lines = [f"Backbone {args.backbone}, {args.image_size} px, {args.epochs} epochs, batch {args.batch_size}, "
              f"lr {args.lr}, {args.limit_train} training images, {args.limit_test} test images, "
              f"seeds {args.seeds}; test accuracy of the val-selected model, mean +- std over seeds.",
-             "", "| dataset | method | test accuracy | prompt params | head params |",
-             "|---|---|---|---|---|"]
+             "", "| dataset | method | test accuracy (%) | prompt params | head params | zero prompt pixels (%) "
+             "| firing rate |", "|---|---|---|---|---|---|---|"]
     for dataset, methods in table.items():
         for method, s in methods.items():
-            lines.append(f"| {dataset} | {METHOD_LABELS.get(method, method)} | "
+            lines.append(f"| {dataset} | {method_label(method)} | "
                          f"{100 * s['test_accuracy_mean']:.1f} +- {100 * s['test_accuracy_std']:.1f} | "
-                         f"{s['params']['prompt']:,} | {s['params']['head']:,} |")
+                         f"{s['params']['prompt']:,} | {s['params']['head']:,} | "
+                         f"{'-' if method == 'none' else format(100 * s['prompt_sparsity_mean'], '.1f')} | "
+                         f"{'-' if s['firing_rate_mean'] is None else format(s['firing_rate_mean'], '.3f')} |")
     lines += ["", "Commands (S = seed):", ""]
     lines += [f"    {s['command']}" for methods in table.values() for s in methods.values()]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=["mnist-5k", "animal-shape"])
-    p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+def add_protocol_args(p: argparse.ArgumentParser, default_out: str) -> None:
+    """The options every benchmark run shares (one protocol for every table)."""
     p.add_argument("--backbone", default="efficientnet_lite0")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--rank", type=int, default=4)
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.02)
-    p.add_argument("--limit-train", type=int, default=2000)
+    p.add_argument("--limit-train", type=int, default=1000)
     p.add_argument("--limit-test", type=int, default=1000)
-    p.add_argument("--out", default="runs/baselines")
+    p.add_argument("--out", default=default_out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=["mnist-5k", "animal-shape"])
+    p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"],
+                   help="prompt names, optionally with lorsp-train options: lorsp:gate=rank,threshold=2")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    add_protocol_args(p, default_out="runs/baselines")
     args = p.parse_args()
-    table = {d: {m: summarise([run_one(d, m, s, args) for s in args.seeds]) for m in args.methods}
-             for d in args.datasets}
+    table = {}
+    for d in args.datasets:
+        table[d] = {}
+        for spec in args.methods:
+            name, extra, tag = parse_method(spec)
+            table[d][spec] = summarise([run_one(d, name, s, args, extra, tag) for s in args.seeds])
     result = {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), "table": table}
     out = Path(args.out)
     write_json(out / "results.json", result)

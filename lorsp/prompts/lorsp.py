@@ -6,12 +6,16 @@ feed-forward spiking network ``S``:
 
 .. math::
 
-    g(x) = \frac{1}{T} \sum_{t=1}^{T} S(e_t(x)) \in \{0, \tfrac1T, \dots, 1\}^{2G}
+    \rho(x) = \frac{1}{T} \sum_{t=1}^{T} S(e_t(x)) \in [0, 1]^{2G}, \qquad
+    g(x) = \mathbb{1}[\rho(x) > 0] \in \{0, 1\}^{2G}
 
     P_c(x) = \mathrm{diag}(g^{row}(x))\, B_c A_c\, \mathrm{diag}(g^{col}(x))
 
 ``e_t(x)`` is the binary instance encoding of :mod:`lorsp.encoding` (pooled image,
-integer rate code). ``g^{row}`` spreads the first ``G`` gates over the ``L`` rows
+integer rate code). A gate is open when its neuron fired at least once in the ``T``
+steps; training passes the gradient of the rate ``rho`` straight through the step
+(``g = 1[rho > 0] + rho - stopgrad(rho)``), so the surrogate gradient of the spikes
+reaches the generator while the forward pass keeps LoR-VP's prompt scale on open rows. ``g^{row}`` spreads the first ``G`` gates over the ``L`` rows
 (row ``i`` reads gate ``floor(i G / L)``), ``g^{col}`` the last ``G`` over columns.
 Hence, for every image and channel, exactly:
 
@@ -112,7 +116,7 @@ class LowRankSpikePrompt(VisualPrompt):
         self.last_spikes: list[torch.Tensor] | None = None
 
     def gate_rates(self, x: torch.Tensor) -> torch.Tensor:
-        """Spike rates of the gate neurons, ``(N, n_gates)`` in {0, 1/T, ..., 1}."""
+        """Spike rates ``rho`` of the gate neurons, ``(N, n_gates)`` in {0, 1/T, ..., 1}."""
         spikes_in = encode(x, self.pool, self.time_steps)
         spikes = run_generator(self.spiking_generator, spikes_in)
         self.last_spikes = spikes
@@ -123,9 +127,14 @@ class LowRankSpikePrompt(VisualPrompt):
         """Mean gate firing rate of the last forward pass (pushes towards silent rows and columns)."""
         return self.last_spikes[-1].mean()
 
+    def gates_open(self, x: torch.Tensor) -> torch.Tensor:
+        """Binary gates ``1[rho > 0]``, ``(N, n_gates)``, with the rate's gradient passed straight through."""
+        rho = self.gate_rates(x)
+        return (rho > 0).to(rho.dtype) + rho - rho.detach()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        g = self.gate_rates(x)
+        g = self.gates_open(x)
         if self.gate == "rank":
             gb = g.view(-1, 3, 1, self.rank)
             return torch.matmul(self.B.unsqueeze(0) * gb, self.A.unsqueeze(0))
