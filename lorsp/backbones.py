@@ -18,7 +18,6 @@ are added in), normalises inside, and never trains.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from lorsp.errors import LorspError
+from lorsp.fileio import file_sha256
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,6 @@ for _n, _file in (("0", "efficientnet-lite0-57934424.pth"), ("1", "efficientnet-
 def list_backbones() -> list[str]:
     """Backbones with weights available offline; any timm name works with ``weights=FILE``."""
     return sorted(_REGISTRY)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -77,7 +77,7 @@ class TrainConfig:
     beta: float = 0.9
     threshold: float = 1.0
     gate: str = "rowcol"
-    sparsity_weight: float = 0.0
+    sparsity_weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

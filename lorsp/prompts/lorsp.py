@@ -127,14 +127,21 @@ class LowRankSpikePrompt(VisualPrompt):
         """Mean gate firing rate of the last forward pass (pushes towards silent rows and columns)."""
         return self.last_spikes[-1].mean()
 
-    def gates_open(self, x: torch.Tensor) -> torch.Tensor:
-        """Binary gates ``1[rho > 0]``, ``(N, n_gates)``, with the rate's gradient passed straight through."""
-        rho = self.gate_rates(x)
+    @staticmethod
+    def gates_open(rho: torch.Tensor) -> torch.Tensor:
+        """Binary gates ``1[rho > 0]`` from rates ``rho``, the rate's gradient passed straight through."""
         return (rho > 0).to(rho.dtype) + rho - rho.detach()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        g = self.gates_open(x)
+        return self.prompt_from_rates(self.gate_rates(x))
+
+    def prompt_from_rates(self, rho: torch.Tensor) -> torch.Tensor:
+        """The prompt ``(N, 3, L, L)`` from gate rates ``(N, n_gates)``: the host's side of the split.
+
+        Training gets ``rho`` from the generator; deployment from the chip's gate spikes.
+        """
+        g = self.gates_open(rho)
         if self.gate == "rank":
             gb = g.view(-1, 3, 1, self.rank)
             return torch.matmul(self.B.unsqueeze(0) * gb, self.A.unsqueeze(0))

@@ -1,0 +1,62 @@
+"""The network in lava-dl's netx HDF5 format (what ``lava.lib.dl.netx.hdf5.Network`` loads).
+
+Layout (as read by lava-dl 0.6.0, ``lava/lib/dl/netx/hdf5.py``)::
+
+    layer/0/  type "input", shape [D]                 (no neuron: spikes go straight on)
+    layer/k/  type "dense", shape [n_k], weight (n_k x n_{k-1}) int, bias (n_k,) int,
+              neuron/ type "CUBA", iDecay, vDecay, vThMant, refDelay, gradedSpike
+
+netx builds ``Dense(weight)`` -> ``LIF(vth=vThMant, du=iDecay - 1, dv=vDecay,
+bias_mant=bias, bias_exp=6)`` from it, so the integers are those of
+:mod:`hw_sim.fixed_point` (``iDecay = du + 1``) and the file runs like the fixed-mode
+simulation. netx holds one ``vth``, ``du`` and ``dv`` per layer: a layer whose neurons
+differ in them is refused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hw_sim.fixed_point import BIAS_EXP, FixedPointLayer
+from hw_sim.network import SpikingNetwork
+from lorsp.errors import LorspError
+from lorsp.fileio import atomic_write
+
+
+def _text(value: str) -> np.ndarray:
+    return np.array([value.encode("ascii")])  # netx reads type strings as ascii bytes, first element
+
+
+def write_netx(network: SpikingNetwork, fixed: list[FixedPointLayer], path: str | Path) -> Path:
+    for fx in fixed:
+        for key in ("vth", "du", "dv"):
+            if len(np.unique(getattr(fx, key))) != 1:
+                raise LorspError(f"layer {fx.name}: its neurons differ in {key}; netx holds one per layer")
+        if fx.bias_exp != BIAS_EXP:
+            raise LorspError(f"layer {fx.name}: netx fixes bias_exp at {BIAS_EXP}")
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["writer"] = "lorsp export (hw_sim.fixed_point)"
+            f.attrs["scales"] = np.array([fx.scale for fx in fixed])
+            layers = f.create_group("layer")
+            inp = layers.create_group("0")
+            inp.create_dataset("type", data=_text("input"))
+            inp.create_dataset("shape", data=np.array([network.input_size]))
+            for k, fx in enumerate(fixed, start=1):
+                g = layers.create_group(str(k))
+                g.create_dataset("type", data=_text("dense"))
+                g.create_dataset("shape", data=np.array([fx.weight.shape[0]]))
+                g.create_dataset("weight", data=fx.weight.astype(np.int32))
+                g.create_dataset("bias", data=fx.bias_mant.astype(np.int32))
+                neuron = g.create_group("neuron")
+                neuron.create_dataset("type", data=_text("CUBA"))
+                neuron.create_dataset("iDecay", data=int(fx.du[0]) + 1)
+                neuron.create_dataset("vDecay", data=int(fx.dv[0]))
+                neuron.create_dataset("vThMant", data=int(fx.vth[0]))
+                neuron.create_dataset("refDelay", data=1)
+                neuron.create_dataset("gradedSpike", data=False)
+
+    return atomic_write(path, write)

@@ -1,0 +1,71 @@
+"""``lorsp-hwsim``: simulate an exported Loihi bundle on test images and write its report.
+
+    lorsp-hwsim DIR --samples 64 --mode both --backend lava -o OUT
+
+``OUT`` is built as ``OUT.partial`` and renamed when complete (``report.json``,
+``report.md``, ``report.html``, PNG figures).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from hw_sim.backends import MODES, list_backends
+from hw_sim.bundle import open_bundle
+from hw_sim.report import write_report
+from hw_sim.simulate import simulate
+from lorsp.cli import run_cli
+from lorsp.data import list_datasets
+from lorsp.fileio import check_output_dir, publish_dir, staging_dir
+
+MODE_CHOICES = (*MODES, "both")
+DEFAULT_TIMEOUT_S = 600.0
+
+
+def modes_of(choice: str) -> tuple[str, ...]:
+    return MODES if choice == "both" else (choice,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lorsp-hwsim", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("bundle", metavar="DIR", help="directory written by lorsp-export --target loihi")
+    p.add_argument("--dataset", default=None,
+                   help=f"test images from ({', '.join(list_datasets())}); default: the model's dataset")
+    p.add_argument("--samples", type=int, default=64, help="N: the first N images of the test split")
+    p.add_argument("--mode", default="both", choices=MODE_CHOICES,
+                   help="float: Lava's float models; fixed: bit-accurate Loihi integers; both")
+    p.add_argument("--backend", default="lava", choices=list_backends())
+    p.add_argument("-o", "--out", required=True, help="report directory to create")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+@run_cli
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = check_output_dir(args.out, args.force)
+    bundle = open_bundle(args.bundle)
+    report = simulate(bundle, dataset=args.dataset, samples=args.samples, modes=modes_of(args.mode),
+                      backend=args.backend, timeout=args.timeout, progress=not args.quiet)
+    stage = staging_dir(out)
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        write_report(report, stage)
+        publish_dir(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    for mode, run in report["runs"].items():
+        f, a = run["fidelity"], run["activity"]
+        print(f"{mode}: spike agreement {100 * f['spikes']['overall']:.2f}%  accuracy {f['accuracy_chip']:.4f} "
+              f"(PyTorch {f['accuracy_pytorch']:.4f})  spikes/img {sum(a['spikes_per_image']):.1f}  "
+              f"synops/img {a['synops_total_per_image']:.0f}  {run['performance']['images_per_s']:.1f} img/s")
+    print(f"report -> {out}/report.html")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""Run a function in a child process under a deadline: a hang becomes a one-line error.
+
+Lava runs every process model in worker processes; an exception inside one (for example
+a float threshold under ``fixed_pt``) can leave the runtime waiting forever. So each
+simulation runs in a child process that leads its own process group. The parent waits
+for progress messages and the result until the deadline, then stops the whole group
+(SIGTERM, then SIGKILL): Lava's workers go with it and nothing is left running.
+
+The child is forked (Lava itself forks its workers, and a fork needs no re-import).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+import traceback
+from typing import Any, Callable
+
+from lorsp.errors import LorspError
+
+POLL_S = 0.2
+GRACE_S = 3.0
+
+
+def run_with_deadline(target: Callable[..., Any], args: tuple, *, timeout: float, what: str,
+                      on_progress: Callable[[Any], None] | None = None) -> Any:
+    """``target(*args, progress=send)`` in a child; its return value, or LorspError after ``timeout`` s.
+
+    ``send(x)`` in the child calls ``on_progress(x)`` in the parent. A LorspError raised in
+    the child is raised again here; any other exception becomes a RuntimeError carrying the
+    child's traceback.
+    """
+    if not timeout > 0:
+        raise LorspError(f"--timeout must be positive, got {timeout}")
+    ctx = mp.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child_main, args=(sender, target, args), name=f"lorsp {what}", daemon=False)
+    child.start()
+    sender.close()
+    deadline = time.monotonic() + timeout
+    finished = False
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LorspError(f"{what} exceeded --timeout {timeout:g} s and was stopped (raise --timeout "
+                                 f"for more samples or a slower machine)")
+            if receiver.poll(min(remaining, POLL_S)):
+                try:
+                    kind, payload = receiver.recv()
+                except EOFError:
+                    child.join(GRACE_S)
+                    raise LorspError(f"{what} ended without a result (exit code {child.exitcode})") from None
+                if kind == "progress":
+                    if on_progress is not None:
+                        on_progress(payload)
+                elif kind == "ok":
+                    finished = True
+                    return payload
+                elif kind == "lorsp_error":
+                    raise LorspError(payload)
+                else:
+                    raise RuntimeError(f"{what} failed in its child process:\n{payload}")
+            elif not child.is_alive() and not receiver.poll():
+                raise LorspError(f"{what} ended without a result (exit code {child.exitcode})")
+    finally:
+        receiver.close()
+        _stop_group(child, wait=GRACE_S if finished else 0.0)
+
+
+def _child_main(conn, target: Callable[..., Any], args: tuple) -> None:
+    os.setpgrp()  # lead a process group: the parent can stop Lava's workers with us
+    try:
+        result = target(*args, progress=lambda x: conn.send(("progress", x)))
+        conn.send(("ok", result))
+    except LorspError as exc:
+        conn.send(("lorsp_error", str(exc)))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _stop_group(child: mp.Process, wait: float) -> None:
+    """Give the child ``wait`` s to exit, then stop it and every process of its group."""
+    child.join(wait)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(child.pid, sig)  # also reaps Lava workers a finished child left behind
+        except (ProcessLookupError, PermissionError):
+            if child.is_alive():
+                child.kill() if sig == signal.SIGKILL else child.terminate()
+        child.join(GRACE_S)
+        if not child.is_alive() and not _group_alive(child.pid):
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False

@@ -1,0 +1,159 @@
+r"""Energy per image from counted operations, with per-operation tables that name their source.
+
+Counting (per image, from the simulated spikes; :func:`count_operations`):
+
+* ``synop``: synaptic events by NeuroBench's rule, :func:`lorsp.snn_stats.synops_per_sample`
+  (pairs of a spike and a nonzero weight of the weights the chip holds; bias excluded);
+* ``neuron_update_active`` / ``neuron_update_inactive``: every neuron is updated every step;
+  an update is *active* when the neuron received at least one synaptic event that step or
+  has a nonzero bias (its state changes), *inactive* otherwise;
+* ``spike``: neuron spikes; ``spike_packet``: spikes sent to another layer on the chip
+  (every layer but the last);
+* ``mac``: the same network run densely on a conventional processor, every step:
+  ``in x out`` MACs per layer plus one MAC per neuron update (``beta v + I``).
+
+.. math::
+
+    E_{\text{image}} = \sum_{\text{op}} n_{\text{op}}\; e_{\text{op}}
+
+The tables leave out data movement: spikes sent from the host to the chip and back,
+routing hops between cores (they depend on the placement of neurons on cores), memory
+traffic of the dense alternative, and static power. :func:`left_out` lists those lines
+with their counts where there is one; they are reported apart, never added to a total.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lorsp.errors import LorspError
+from lorsp.snn_stats import synops_per_sample
+
+OPERATIONS = ("synop", "neuron_update_active", "neuron_update_inactive", "spike", "spike_packet", "mac")
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Energy per operation in pJ, and where the figures come from."""
+
+    name: str
+    title: str
+    source: str
+    pj: dict[str, float]
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.pj) - set(OPERATIONS)
+        if unknown:
+            raise ValueError(f"energy table {self.name}: unknown operations {sorted(unknown)}")
+
+
+_TABLES: dict[str, EnergyTable] = {}
+
+
+def register_table(table: EnergyTable) -> EnergyTable:
+    if table.name in _TABLES:
+        raise ValueError(f"energy table {table.name!r} registered twice")
+    _TABLES[table.name] = table
+    return table
+
+
+def list_tables() -> list[str]:
+    return list(_TABLES)
+
+
+def get_table(name: str) -> EnergyTable:
+    try:
+        return _TABLES[name]
+    except KeyError:
+        raise LorspError(f"unknown energy table {name!r}; choose one of: {', '.join(list_tables())}") from None
+
+
+register_table(EnergyTable(
+    name="loihi-davies2018", title="Loihi (Davies et al. 2018)",
+    source="M. Davies et al., 'Loihi: A Neuromorphic Manycore Processor with On-Chip Learning', "
+           "IEEE Micro 38(1), 2018, Table 2 (pre-silicon figures)",
+    pj={"synop": 23.6, "neuron_update_active": 81.0, "neuron_update_inactive": 52.0, "spike_packet": 1.7},
+    note="synaptic spike operation 23.6 pJ (the table's minimum); spike packet = 'within-tile spike energy'; "
+         "synaptic update 120 pJ is learning only and not used"))
+register_table(EnergyTable(
+    name="loihi-sanafe", title="Loihi, calibrated (SANA-FE)",
+    source="SANA-FE arch/loihi.yaml (Boyle et al., IEEE TCAD 2025; calibrated against Loihi measurements)",
+    pj={"synop": 35.5, "neuron_update_active": 72.8, "neuron_update_inactive": 51.2, "spike": 69.3,
+        "spike_packet": 76.8},
+    note="soma inactive / active / spiking 51.2 / 72.8 / 69.3 pJ; synapse 35.5 pJ per spike op; "
+         "axon out 76.8 pJ per packet"))
+register_table(EnergyTable(
+    name="horowitz-fp32-dense", title="Dense fp32 on a conventional processor (Horowitz 2014)",
+    source="M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, 45 nm",
+    pj={"mac": 4.6}, note="fp32 mult 3.7 pJ + add 0.9 pJ; arithmetic only"))
+register_table(EnergyTable(
+    name="horowitz-int8-dense", title="Dense int8 on a conventional processor (Horowitz 2014)",
+    source="M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, 45 nm",
+    pj={"mac": 0.23}, note="8-bit mult 0.2 pJ + add 0.03 pJ; arithmetic only"))
+
+
+@dataclass(frozen=True)
+class OperationCounts:
+    """Operations per image, per layer where it applies."""
+
+    input_spikes: float
+    synops: list[float]
+    spikes: list[float]
+    neuron_updates: list[float]
+    active_neuron_updates: list[float]
+    dense_macs: list[float]
+
+    def totals(self) -> dict[str, float]:
+        """Counts of every operation in :data:`OPERATIONS`, per image."""
+        updates, active = sum(self.neuron_updates), sum(self.active_neuron_updates)
+        return {"synop": sum(self.synops), "neuron_update_active": active,
+                "neuron_update_inactive": updates - active, "spike": sum(self.spikes),
+                "spike_packet": sum(self.spikes[:-1]), "mac": sum(self.dense_macs) + updates}
+
+
+def count_operations(weights: list[np.ndarray], biases: list[np.ndarray], spikes_in: np.ndarray,
+                     layer_spikes: list[np.ndarray]) -> OperationCounts:
+    """Per-image counts for layers ``weights[k]`` (out x in) driven by ``spikes_in`` ``(T, N, D)``."""
+    inputs = [spikes_in, *layer_spikes[:-1]]
+    n = spikes_in.shape[1]
+    synops, active, updates, macs = [], [], [], []
+    for w, b, x, s in zip(weights, biases, inputs, layer_spikes):
+        xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
+        synops.append(float(synops_per_sample(xt, torch.from_numpy(np.asarray(w))).mean()))
+        reached = torch.einsum("tnd,od->tno", (xt != 0).float(), torch.from_numpy((np.asarray(w) != 0)).float()) > 0
+        reached |= torch.from_numpy(np.asarray(b) != 0)
+        active.append(float(reached.sum()) / n)
+        updates.append(float(s.shape[0] * s.shape[2]))
+        macs.append(float(s.shape[0] * w.shape[0] * w.shape[1]))
+    return OperationCounts(input_spikes=float(np.asarray(spikes_in).sum()) / n, synops=synops,
+                           spikes=[float(np.asarray(s).sum()) / n for s in layer_spikes],
+                           neuron_updates=updates, active_neuron_updates=active, dense_macs=macs)
+
+
+def energy_per_image(counts: OperationCounts, table: EnergyTable) -> dict:
+    """The table applied to the counts: one line per operation it prices, and the total."""
+    totals = counts.totals()
+    lines = [{"operation": op, "count": totals[op], "pj_each": pj, "pj": totals[op] * pj}
+             for op, pj in table.pj.items()]
+    total = sum(line["pj"] for line in lines)
+    return {"table": table.name, "title": table.title, "source": table.source, "note": table.note,
+            "lines": lines, "total_pj": total, "total_nj": total / 1e3}
+
+
+def left_out(counts: OperationCounts) -> list[dict]:
+    """Data movement no table prices: shown apart, with a count where there is one."""
+    return [
+        {"line": "host -> chip input spikes", "count": counts.input_spikes,
+         "why": "I/O between the host and the chip is not in the per-operation tables"},
+        {"line": "chip -> host gate spikes", "count": counts.spikes[-1],
+         "why": "I/O between the host and the chip is not in the per-operation tables"},
+        {"line": "mesh hops between cores", "count": None,
+         "why": "depends on where neurons are placed; Davies 2018 gives 3.0-4.0 pJ per hop"},
+        {"line": "memory traffic of the dense alternative", "count": None,
+         "why": "Horowitz's MAC figures are arithmetic only; SRAM/DRAM reads cost more than the MACs"},
+        {"line": "static (leakage) power", "count": None, "why": "not in Davies 2018 nor in the MAC tables"},
+    ]
+

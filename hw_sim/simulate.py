@@ -1,0 +1,135 @@
+"""The chip side end to end: a bundle and test images in, a report (a plain dict) out.
+
+For ``N`` test images: encode them on the host, run the generator in PyTorch (the
+reference) and on the simulated chip in each mode, count operations, price them with
+every energy table, and compare spikes, prompts and accuracy (:mod:`hw_sim.fidelity`).
+:mod:`hw_sim.report` writes the dict out.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hw_sim import energy
+from hw_sim.backends import MODES, SimResult, get_backend
+from hw_sim.bundle import Bundle
+from hw_sim.fidelity import end_to_end, spike_agreement
+from hw_sim.fixed_point import quantise
+from hw_sim.host import rebuild_model
+from hw_sim.network import SpikingNetwork
+from lorsp.data import create_splits
+from lorsp.encoding import encode
+from lorsp.errors import LorspError
+from lorsp.provenance import git_commit, machine, versions
+
+REPORT_FORMAT = "lorsp-hwsim-report"
+RASTER_SAMPLE = 0
+
+
+def load_test_images(dataset: str, image_size: int, samples: int,
+                     root: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``samples`` images of the seeded test split, ``(N, 3, L, L)``, and their labels."""
+    if samples < 1:
+        raise LorspError(f"--samples must be at least 1, got {samples}")
+    test = create_splits(dataset, image_size, root=root, limit_test=samples).test
+    items = [test[i] for i in range(len(test))]
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+
+
+def chip_weights(network: SpikingNetwork, mode: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The synapses and biases the chip holds in ``mode`` (zeros decide which synops exist)."""
+    if mode == "fixed":
+        fixed = quantise(network)
+        return [f.weight for f in fixed], [f.bias_mant for f in fixed]
+    return [l.weight for l in network.layers], [l.bias for l in network.layers]
+
+
+def simulate(bundle: Bundle, *, dataset: str | None = None, samples: int = 64, modes: Sequence[str] = MODES,
+             backend: str = "lava", timeout: float = 600.0, progress: bool = True) -> dict:
+    """Run ``bundle`` on the first ``samples`` test images in every mode; the report dict."""
+    for mode in modes:
+        if mode not in MODES:
+            raise LorspError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    run = get_backend(backend)
+    config, network, host = bundle.config, bundle.network, bundle.host
+    dataset = dataset or config["dataset"]
+    model = rebuild_model(config, bundle.manifest["classes"], bundle.manifest.get("backbone_weights_sha256"),
+                          network, host)
+    x, y = load_test_images(dataset, config["image_size"], samples, config.get("data_root"))
+    spikes_in = encode(x, host.pool, host.time_steps)
+    with torch.no_grad():
+        prompt_ref = model.prompt(x)
+        ref_spikes = [s.numpy().astype(np.uint8) for s in model.prompt.last_spikes]
+        logits_ref = model.classify(x + prompt_ref)
+    spikes_np = spikes_in.numpy().astype(np.uint8)
+    names = [layer.name for layer in network.layers]
+    ref_counts = energy.count_operations(*chip_weights(network, "float"), spikes_np, ref_spikes)
+    report = {
+        "format": REPORT_FORMAT, "format_version": 1,
+        "bundle": {"path": str(bundle.root), "source_checkpoint": bundle.manifest.get("source_checkpoint"),
+                   "git_commit": bundle.manifest.get("git_commit")},
+        "dataset": dataset, "split": "test", "samples": int(x.shape[0]), "image_size": config["image_size"],
+        "time_steps": host.time_steps, "pool": host.pool, "backend": backend, "modes": list(modes),
+        "network": network.summary(),
+        "pytorch": {"accuracy": float((logits_ref.argmax(1) == y).float().mean()),
+                    "activity": _activity(network, ref_counts, host.time_steps)},
+        "runs": {},
+        "energy_tables": {name: {"title": t.title, "source": t.source, "pj": t.pj, "note": t.note}
+                          for name, t in ((n, energy.get_table(n)) for n in energy.list_tables())},
+        "raster": {"sample": RASTER_SAMPLE, "label": int(y[RASTER_SAMPLE]),
+                   "input": _events(spikes_np), "pytorch": [_events(s) for s in ref_spikes], "layer_names": names,
+                   "sizes": [network.input_size, *network.sizes]},
+    }
+    for mode in modes:
+        with tqdm(total=int(x.shape[0]), desc=f"{backend} {mode}", unit="img", disable=not progress,
+                  leave=False) as bar:
+            result = run(network, spikes_np, mode=mode, timeout=timeout,
+                         progress=lambda done: bar.update(done - bar.n))
+        report["runs"][mode] = _run_report(result, network, model, x, y, spikes_np, ref_spikes, prompt_ref,
+                                           logits_ref, names)
+        report["raster"][mode] = [_events(s) for s in result.layer_spikes]
+    report["provenance"] = {"versions": versions(), "git_commit": git_commit(), "machine": machine(),
+                            "command": " ".join(sys.argv), "created": _dt.datetime.now().isoformat(timespec="seconds")}
+    return report
+
+
+def _run_report(result: SimResult, network: SpikingNetwork, model, x, y, spikes_np, ref_spikes, prompt_ref,
+                logits_ref, names) -> dict:
+    counts = energy.count_operations(*chip_weights(network, result.mode), spikes_np, result.layer_spikes)
+    steady = result.details.get("first_chunk_seconds")
+    chunk = result.details.get("chunk_samples", 0)
+    rest = result.run_seconds - (steady or 0.0)
+    out = {
+        "fidelity": {"spikes": spike_agreement(result.layer_spikes, ref_spikes, names),
+                     **end_to_end(model, x, y, result.layer_spikes[-1], prompt_ref, logits_ref)},
+        "activity": _activity(network, counts, spikes_np.shape[0]),
+        "energy": [energy.energy_per_image(counts, energy.get_table(n)) for n in energy.list_tables()],
+        "left_out": energy.left_out(counts),
+        "performance": {"seconds": result.seconds, "run_seconds": result.run_seconds, "steps": result.steps,
+                        "images_per_s": result.images_per_s,
+                        "steady_images_per_s": (result.samples - chunk) / rest if rest > 0 and
+                        result.samples > chunk else None, **result.details},
+    }
+    if result.mode == "fixed":
+        out["fixed_point"] = [f.summary(l) for f, l in zip(quantise(network), network.layers)]
+    return out
+
+
+def _activity(network: SpikingNetwork, counts: energy.OperationCounts, time_steps: int) -> dict:
+    return {"input_spikes_per_image": counts.input_spikes, "spikes_per_image": counts.spikes,
+            "firing_rate": [s / (time_steps * n) for s, n in zip(counts.spikes, network.sizes)],
+            "synops_per_image": counts.synops, "synops_total_per_image": sum(counts.synops),
+            "neuron_updates_per_image": counts.neuron_updates,
+            "active_neuron_updates_per_image": counts.active_neuron_updates,
+            "dense_macs_per_image": counts.dense_macs}
+
+
+def _events(spikes: np.ndarray) -> list[list[int]]:
+    """``[t, neuron]`` of every spike of the raster sample."""
+    t, i = np.nonzero(spikes[:, RASTER_SAMPLE, :])
+    return [[int(a), int(b)] for a, b in zip(t, i)]

@@ -1,0 +1,321 @@
+"""hw_sim: NIR import and its refusals, Lava float == PyTorch, fixed point, energy, reports, CLI errors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+import snntorch as snn
+import torch
+from torch import nn
+
+from export.manifest import write_manifest
+from hw_sim import energy
+from hw_sim.backends import get_backend, list_backends
+from hw_sim.bundle import MANIFEST_FILE, NIR_FILE, open_bundle
+from hw_sim.fixed_point import quantise
+from hw_sim.host import rebuild_model
+from hw_sim.network import Layer, SpikingNetwork
+from hw_sim.nir_import import load_network, network_from_nir
+from hw_sim.simulate import load_test_images
+from lorsp.encoding import encode
+from lorsp.errors import LorspError
+from lorsp.metrics import spiking_layer_stats
+from lorsp.prompts.lorsp import leaky_layer, run_generator
+from tests.conftest import assert_one_line_error, run_cli
+from tests.test_export_loihi import shared_bundle
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory) -> Path:
+    return shared_bundle(tmp_path_factory)
+
+
+def lif(n: int, threshold: float = 1.0, beta: float = 0.9) -> nir.LIF:
+    tau = np.full(n, 1e-4 / (1 - beta), np.float32)
+    return nir.LIF(tau=tau, r=tau / 1e-4, v_leak=np.zeros(n, np.float32),
+                   v_threshold=np.full(n, threshold, np.float32), v_reset=np.zeros(n, np.float32))
+
+
+def chain(*named: tuple[str, nir.NIRNode], d: int = 8, type_check: bool = True) -> nir.NIRGraph:
+    names = ["input", *(n for n, _ in named), "output"]
+    last = named[-1][1]
+    width = np.asarray(last.output_type["output"]) if getattr(last, "output_type", None) else np.array([d])
+    nodes = {"input": nir.Input(input_type=np.array([d])), **dict(named), "output": nir.Output(output_type=width)}
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), type_check=type_check)
+
+
+def affine(n_out: int, n_in: int, seed: int = 0) -> nir.Affine:
+    rng = np.random.default_rng(seed)
+    return nir.Affine(weight=rng.normal(size=(n_out, n_in)).astype(np.float32),
+                      bias=rng.normal(scale=0.1, size=n_out).astype(np.float32))
+
+
+# --------------------------------------------------------------------------- importer
+@pytest.mark.parametrize("node,kind", [
+    (nir.Threshold(threshold=np.ones(4, np.float32)), "Threshold"),
+    (nir.Delay(delay=np.ones(4, np.float32)), "Delay"),
+    (nir.IF(r=np.ones(4, np.float32), v_threshold=np.ones(4, np.float32), v_reset=np.zeros(4, np.float32)), "IF"),
+])
+def test_importer_refuses_unsupported_nodes_by_name(tmp_path, node, kind):
+    path = tmp_path / "g.nir"
+    nir.write(path, chain(("a", affine(4, 8)), ("x", node)))
+    with pytest.raises(LorspError, match=f"node 'x' is a {kind}, which hw_sim cannot map") as info:
+        load_network(path)
+    assert "\n" not in str(info.value)
+
+
+def test_importer_refuses_inconsistent_shapes_and_bad_files(tmp_path):
+    bad = chain(("a", affine(4, 8)), ("l", lif(5)), type_check=False)
+    nir.write(tmp_path / "shapes.nir", bad)
+    with pytest.raises(LorspError, match="inconsistent shapes"):
+        load_network(tmp_path / "shapes.nir")
+    with pytest.raises(LorspError, match="not found"):
+        load_network(tmp_path / "missing.nir")
+    (tmp_path / "junk.nir").write_text("junk")
+    with pytest.raises(LorspError, match="not a readable NIR graph"):
+        load_network(tmp_path / "junk.nir")
+    good = (tmp_path / "shapes.nir").read_bytes()
+    (tmp_path / "cut.nir").write_bytes(good[: len(good) // 2])
+    with pytest.raises(LorspError, match="not a readable NIR graph"):
+        load_network(tmp_path / "cut.nir")
+
+
+def test_importer_refuses_branches_and_trailing_linear_nodes():
+    nodes = {"input": nir.Input(input_type=np.array([8])), "a": affine(4, 8), "b": affine(4, 8, 1), "l": lif(4),
+             "output": nir.Output(output_type=np.array([4]))}
+    branched = nir.NIRGraph(nodes=nodes, edges=[("input", "a"), ("input", "b"), ("a", "l"), ("b", "l"),
+                                                ("l", "output")], type_check=False)
+    with pytest.raises(LorspError, match="feed-forward chains only"):
+        network_from_nir(branched)
+    with pytest.raises(LorspError, match="ends in linear node"):
+        network_from_nir(chain(("a", affine(4, 8)), ("l", lif(4)), ("b", affine(3, 4))))
+
+
+def test_importer_maps_conv_pool_flatten_to_dense_matrices():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), leaky_layer(3 * 6 * 6, 0.9, 1.0), nn.AvgPool2d(2),
+                        nn.Flatten(), nn.Linear(27, 5), leaky_layer(5, 0.8, 0.5))
+    net[1] = snn.Leaky(beta=torch.full((3, 6, 6), 0.9), threshold=torch.full((3, 6, 6), 1.0), init_hidden=True,
+                       reset_mechanism="zero", reset_delay=False)
+    from snntorch.export_nir import export_to_nir
+    graph = export_to_nir(net, torch.zeros(1, 2, 6, 6), ignore_dims=[0])
+    network = network_from_nir(graph)
+    assert network.input_size == 72 and network.sizes == [108, 5]
+    x = (torch.rand(4, 2, 6, 6) > 0.5).float()
+    conv = net[0](x).flatten(1)
+    np.testing.assert_allclose(x.flatten(1).numpy() @ network.layers[0].weight.T + network.layers[0].bias,
+                               conv.detach().numpy(), rtol=1e-5, atol=1e-5)
+    s = (torch.rand(4, 3, 6, 6) > 0.5).float()
+    second = net[4](net[3](net[2](s)))
+    np.testing.assert_allclose(s.flatten(1).numpy() @ network.layers[1].weight.T + network.layers[1].bias,
+                               second.detach().numpy(), rtol=1e-5, atol=1e-5)
+    assert np.allclose(network.layers[1].beta, 0.8) and np.allclose(network.layers[1].threshold, 0.5)
+
+
+# --------------------------------------------------------------------------- fixed point and energy
+def test_fixed_point_follows_loihi_registers():
+    rng = np.random.default_rng(0)
+    layer = Layer("l", rng.normal(size=(6, 10)).astype(np.float32), rng.normal(scale=0.2, size=6).astype(np.float32),
+                  np.full(6, 0.9, np.float32), np.full(6, 1.5, np.float32), np.zeros(6, np.float32))
+    fx = quantise(SpikingNetwork(10, (layer,)))[0]
+    assert fx.sign_mode == "mixed" and np.all(fx.weight % 2 == 0) and np.abs(fx.weight).max() <= 254
+    assert fx.vth[0] == fx.scale * 1.5 and float(fx.vth[0]).is_integer()  # the threshold is exact
+    assert fx.dv[0] == 410 and fx.du[0] == 4095 and fx.bias_exp == 6
+    assert np.abs(fx.weight / fx.scale - layer.weight).max() <= 1.0 / fx.scale + 1e-9
+    excitatory = Layer("e", np.abs(layer.weight), layer.bias, layer.beta, layer.threshold, layer.alpha)
+    fx_e = quantise(SpikingNetwork(10, (excitatory,)))[0]
+    assert fx_e.sign_mode == "excitatory" and fx_e.weight.max() <= 255 and fx_e.weight.min() >= 0
+
+
+def test_energy_tables_name_their_sources_and_add_up():
+    assert {"loihi-davies2018", "loihi-sanafe", "horowitz-fp32-dense", "horowitz-int8-dense"} <= set(
+        energy.list_tables())
+    w = [np.array([[1.0, 0.0], [0.5, -1.0]], np.float32)]
+    spikes_in = np.array([[[1, 1]], [[0, 1]]], np.uint8)  # (T=2, N=1, D=2)
+    out = [np.array([[[1, 0]], [[0, 0]]], np.uint8)]
+    counts = energy.count_operations(w, [np.zeros(2, np.float32)], spikes_in, out)
+    assert counts.synops == [3.0 + 1.0] and counts.spikes == [1.0] and counts.input_spikes == 3.0
+    assert counts.neuron_updates == [4.0] and counts.active_neuron_updates == [3.0]
+    for name in energy.list_tables():
+        table = energy.get_table(name)
+        e = energy.energy_per_image(counts, table)
+        assert table.source and e["total_pj"] == pytest.approx(sum(l["pj"] for l in e["lines"]))
+    davies = energy.energy_per_image(counts, energy.get_table("loihi-davies2018"))
+    assert davies["total_pj"] == pytest.approx(4 * 23.6 + 3 * 81 + 1 * 52)
+    assert {x["line"] for x in energy.left_out(counts)} >= {"host -> chip input spikes", "mesh hops between cores"}
+    with pytest.raises(LorspError, match="loihi-davies2018"):
+        energy.get_table("nope")
+
+
+# --------------------------------------------------------------------------- Lava
+@pytest.mark.slow
+def test_lava_float_spikes_equal_pytorch_on_every_neuron_and_step(bundle):
+    b = open_bundle(bundle)
+    m = b.manifest
+    model = rebuild_model(m["config"], m["classes"], m["backbone_weights_sha256"], b.network, b.host)
+    x, _ = load_test_images("sklearn-digits", 32, 24)
+    spikes = encode(x, b.host.pool, b.host.time_steps)
+    with torch.no_grad():
+        reference = [s.numpy() for s in run_generator(model.spiking_generator, spikes)]
+    result = get_backend("lava")(b.network, spikes.numpy().astype(np.uint8), mode="float", timeout=120)
+    assert result.steps == 24 * b.host.time_steps + 2
+    for got, ref in zip(result.layer_spikes, reference):
+        assert got.shape == ref.shape and np.array_equal(got, ref)
+    assert sum(int(s.sum()) for s in reference) > 0
+    # the count rule is the one training reports use
+    stats = spiking_layer_stats(model.spiking_generator, spikes, [torch.from_numpy(r) for r in reference])
+    counts = energy.count_operations([l.weight for l in b.network.layers], [l.bias for l in b.network.layers],
+                                     spikes.numpy(), result.layer_spikes)
+    assert sum(counts.synops) == pytest.approx(sum(float(stats[f"synops/{k}"]) for k in range(2)) / 24)
+
+
+@pytest.mark.slow
+def test_lava_runs_a_layer_of_unlike_neurons_as_separate_processes():
+    torch.manual_seed(1)
+    gen = nn.Sequential(nn.Linear(12, 6), leaky_layer(6, 0.9, 1.0), nn.Linear(6, 4), leaky_layer(4, 0.7, 0.8))
+    with torch.no_grad():
+        gen[0].weight.mul_(3)
+        gen[1].threshold.copy_(torch.tensor([1.0, 0.5, 1.0, 0.5, 2.0, 1.0]))
+        gen[1].beta.copy_(torch.tensor([0.9, 0.9, 0.5, 0.9, 0.9, 0.9]))
+    layers = tuple(Layer(str(k), gen[2 * k].weight.detach().numpy(), gen[2 * k].bias.detach().numpy(),
+                         gen[2 * k + 1].beta.numpy(), gen[2 * k + 1].threshold.numpy(),
+                         np.zeros(gen[2 * k].out_features, np.float32)) for k in range(2))
+    network = SpikingNetwork(12, layers)
+    spikes = (torch.rand(6, 5, 12) > 0.6).float()
+    with torch.no_grad():
+        reference = [s.numpy() for s in run_generator(gen, spikes)]
+    result = get_backend("lava")(network, spikes.numpy().astype(np.uint8), mode="float", timeout=120)
+    assert result.details["processes"]["LIFReset"] == 4 + 1
+    assert all(np.array_equal(g, r) for g, r in zip(result.layer_spikes, reference))
+
+
+@pytest.mark.slow
+def test_cubalif_maps_to_lava_current_decay_in_both_modes():
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    neuron = snn.Synaptic(alpha=torch.full((5,), 0.6), beta=torch.full((5,), 0.85), threshold=torch.full((5,), 1.0),
+                          init_hidden=True, reset_mechanism="zero", reset_delay=False)
+    net = nn.Sequential(nn.Linear(10, 5, bias=False), neuron)
+    with torch.no_grad():
+        net[0].weight.mul_(2)
+    network = network_from_nir(export_to_nir(net, torch.zeros(1, 10), ignore_dims=[0]))
+    assert np.allclose(network.layers[0].alpha, 0.6) and np.allclose(network.layers[0].beta, 0.85)
+    spikes = (torch.rand(10, 6, 10) > 0.5).float()
+    neuron.reset_mem()
+    with torch.no_grad():
+        reference = torch.stack([net(spikes[t]) for t in range(10)]).numpy()
+    assert reference.sum() > 0
+    for mode in ("float", "fixed"):
+        result = get_backend("lava")(network, spikes.numpy().astype(np.uint8), mode=mode, timeout=120)
+        assert np.array_equal(result.layer_spikes[0], reference), mode
+
+
+@pytest.mark.slow
+def test_fixed_mode_report_gives_agreement_prompt_accuracy_and_energy(bundle):
+    report = json.loads((bundle / "hw_sim" / "report.json").read_text())
+    assert report["backend"] == "lava" and list_backends() == ["lava"]
+    float_run, fixed_run = report["runs"]["float"], report["runs"]["fixed"]
+    assert float_run["fidelity"]["spikes"]["exact"] and float_run["fidelity"]["prompt_max_abs_diff"] == 0.0
+    f = fixed_run["fidelity"]
+    assert 0.9 <= f["spikes"]["overall"] <= 1.0 and len(f["spikes"]["per_layer"]) == 2
+    for key in ("prompt_rel_l2_diff", "accuracy_pytorch", "accuracy_chip", "accuracy_change", "prediction_agreement"):
+        assert isinstance(f[key], float)
+    assert [x["scale"] > 0 for x in fixed_run["fixed_point"]] == [True, True]
+    assert {e["table"] for e in fixed_run["energy"]} == set(energy.list_tables())
+    assert all(e["total_nj"] > 0 for e in fixed_run["energy"]) and fixed_run["left_out"]
+    assert fixed_run["performance"]["images_per_s"] > 0
+    html = (bundle / "hw_sim" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "Davies" in html
+    md = (bundle / "hw_sim" / "report.md").read_text()
+    assert "Left out" in md and all((bundle / "hw_sim" / p).exists() for p in ("raster.png", "energy.png"))
+
+
+@pytest.mark.slow
+def test_a_hanging_lava_run_is_stopped_with_all_its_workers():
+
+    from hw_sim.backends.lava import _simulate, lava_layers
+    from hw_sim.deadline import run_with_deadline
+
+    rng = np.random.default_rng(0)
+    net = SpikingNetwork(6, (Layer("l", rng.normal(size=(4, 6)).astype(np.float32), np.zeros(4, np.float32),
+                                   np.full(4, 0.9, np.float32), np.ones(4, np.float32), np.zeros(4, np.float32)),))
+    # the trap of the notes: a float vth under fixed_pt makes Lava wait forever, with no error
+    hanging = [replace(layer, groups=tuple(replace(g, vth=g.vth + 0.5) for g in layer.groups))
+               for layer in lava_layers(net, "fixed")]
+    data = (rng.random((6, 13)) > 0.5).astype(np.int32)
+    before = set(os.listdir("/proc"))
+    with pytest.raises(LorspError, match="exceeded --timeout 4 s and was stopped"):
+        run_with_deadline(_simulate, (hanging, data, 3, 4, 4, "fixed_pt"), timeout=4, what="the Lava fixed run")
+    assert _forks_of_this_process(set(os.listdir("/proc")) - before) == []  # no worker left, orphaned or not
+
+
+def _forks_of_this_process(pids: set[str]) -> list[int]:
+    """Live processes among ``pids`` running this interpreter's command line (forks keep it)."""
+    def cmdline(pid: str) -> bytes | None:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    ours = cmdline("self")
+    return [int(p) for p in pids if p.isdigit() and cmdline(p) == ours]
+
+
+# --------------------------------------------------------------------------- CLI
+@pytest.mark.slow
+def test_cli_writes_a_report(bundle, tmp_path):
+    out = tmp_path / "report"
+    proc = run_cli("hw_sim.cli", str(bundle), "--samples", "6", "--mode", "float", "-o", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["samples"] == 6 and report["runs"]["float"]["fidelity"]["spikes"]["exact"]
+    assert "float: spike agreement 100.00%" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def broken_bundles(bundle, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("broken-bundles")
+    unsupported = root / "unsupported"
+    shutil.copytree(bundle, unsupported)
+    nir.write(unsupported / NIR_FILE, chain(("0", affine(16, 48)), ("1", nir.Threshold(np.ones(16, np.float32))),
+                                            d=48))
+    fields = {k: v for k, v in json.loads((bundle / MANIFEST_FILE).read_text()).items()
+              if k not in ("format", "format_version", "artifacts")}
+    write_manifest(unsupported, fields)
+    tampered = root / "tampered"
+    shutil.copytree(bundle, tampered)
+    with open(tampered / NIR_FILE, "ab") as f:
+        f.write(b"\0")
+    return {"unsupported": unsupported, "tampered": tampered, "missing": root / "nope"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case,extra,fragment", [
+    ("unsupported", [], "node '1' is a Threshold"),
+    ("tampered", [], "does not match its sha256"),
+    ("missing", [], "bundle directory not found"),
+    (None, ["--timeout", "0.05"], "exceeded --timeout 0.05 s"),
+])
+def test_cli_errors_are_one_line_and_write_nothing(bundle, broken_bundles, tmp_path, case, extra, fragment):
+    out = tmp_path / "report"
+    source = bundle if case is None else broken_bundles[case]
+    proc = run_cli("hw_sim.cli", str(source), "--samples", "4", "-o", str(out), "--quiet", *extra)
+    assert_one_line_error(proc, fragment)
+    assert not out.exists() and not out.with_name("report.partial").exists()
+
+
+@pytest.mark.slow
+def test_cli_refuses_an_existing_output_without_force(bundle, tmp_path):
+    out = tmp_path / "report"
+    out.mkdir()
+    proc = run_cli("hw_sim.cli", str(bundle), "-o", str(out))
+    assert_one_line_error(proc, "--force")
+    assert list(out.iterdir()) == []
