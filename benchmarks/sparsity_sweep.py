@@ -48,6 +48,7 @@ def main() -> None:
     p.add_argument("--weights", nargs="+", type=float, default=[0.0, 0.5, 1.0, 2.0, 4.0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lorvp-seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--baselines-out", default="runs/baselines", help="where the LoR-VP runs live (or go)")
     p.add_argument("--figure", default="docs/figures/sparsity_accuracy.png")
     add_protocol_args(p, default_out="runs/sweep")
     args = p.parse_args()
@@ -58,7 +59,8 @@ def main() -> None:
         points.append({"sparsity_weight": w, "test_accuracy": m["test_accuracy"],
                        "val_accuracy": m["val_accuracy"], "prompt_sparsity": m["prompt_sparsity"],
                        "firing_rate": m["firing_rate"]["overall"], "command": m["command"]})
-    accs = [run_one(args.dataset, "lorvp", s, args)["test_accuracy"] for s in args.lorvp_seeds]
+    baseline_args = argparse.Namespace(**{**vars(args), "out": args.baselines_out})
+    accs = [run_one(args.dataset, "lorvp", s, baseline_args)["test_accuracy"] for s in args.lorvp_seeds]
     lorvp = {"mean": statistics.mean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
              "seeds": args.lorvp_seeds}
     write_json(Path(args.out) / "sweep.json", {"settings": vars(args), "points": points, "lorvp": lorvp,

@@ -12,7 +12,6 @@ writes JSON with ``--json FILE``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
