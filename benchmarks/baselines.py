@@ -110,6 +110,7 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"],
                    help="prompt names, optionally with lorsp-train options: lorsp:gate=rank,threshold=2")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--table-name", default="results", help="writes OUT/<name>.json and OUT/<name>.md")
     add_protocol_args(p, default_out="runs/baselines")
     args = p.parse_args()
     table = {}
@@ -120,9 +121,9 @@ def main() -> None:
             table[d][spec] = summarise([run_one(d, name, s, args, extra, tag) for s in args.seeds])
     result = {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), "table": table}
     out = Path(args.out)
-    write_json(out / "results.json", result)
+    write_json(out / f"{args.table_name}.json", result)
     text = markdown(table, args)
-    atomic_write(out / "results.md", lambda tmp: tmp.write_text(text))
+    atomic_write(out / f"{args.table_name}.md", lambda tmp: tmp.write_text(text))
     print(text)
 
 
