@@ -1,6 +1,6 @@
 """``lorsp-hwsim``: simulate an exported Loihi bundle on test images and write its report.
 
-    lorsp-hwsim DIR --samples 64 --mode both --backend lava -o OUT
+    lorsp-hwsim DIR --samples 64 --mode both --backend fast -o OUT
 
 ``OUT`` is built as ``OUT.partial`` and renamed when complete (``report.json``,
 ``report.md``, ``report.html``, PNG figures).
@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=64, help="N: the first N images of the test split")
     p.add_argument("--mode", default="both", choices=MODE_CHOICES,
                    help="float: Lava's float models; fixed: bit-accurate Loihi integers; both")
-    p.add_argument("--backend", default="lava", choices=list_backends())
+    p.add_argument("--backend", default="fast", choices=list_backends(),
+                   help="fast: batched numpy, spike-identical to lava; lava: lava-nc itself (the reference)")
     p.add_argument("-o", "--out", required=True, help="report directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run")

@@ -29,15 +29,18 @@ from lorsp.provenance import git_commit, machine, versions
 
 REPORT_FORMAT = "lorsp-hwsim-report"
 RASTER_SAMPLE = 0
+SPLITS = ("test", "val", "train")
 
 
-def load_test_images(dataset: str, image_size: int, samples: int,
-                     root: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``samples`` images of the seeded test split, ``(N, 3, L, L)``, and their labels."""
+def load_test_images(dataset: str, image_size: int, samples: int, root: str | None = None,
+                     split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``samples`` images of the seeded ``split`` (:data:`SPLITS`), ``(N, 3, L, L)``, and their labels."""
     if samples < 1:
         raise LorspError(f"--samples must be at least 1, got {samples}")
-    test = create_splits(dataset, image_size, root=root, limit_test=samples).test
-    items = [test[i] for i in range(len(test))]
+    if split not in SPLITS:
+        raise LorspError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    part = getattr(create_splits(dataset, image_size, root=root, **{f"limit_{split}": samples}), split)
+    items = [part[i] for i in range(len(part))]
     return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
 
 
@@ -50,7 +53,7 @@ def chip_weights(network: SpikingNetwork, mode: str) -> tuple[list[np.ndarray], 
 
 
 def simulate(bundle: Bundle, *, dataset: str | None = None, samples: int = 64, modes: Sequence[str] = MODES,
-             backend: str = "lava", timeout: float = 600.0, progress: bool = True) -> dict:
+             backend: str = "fast", timeout: float = 600.0, progress: bool = True) -> dict:
     """Run ``bundle`` on the first ``samples`` test images in every mode; the report dict."""
     for mode in modes:
         if mode not in MODES:

@@ -220,7 +220,7 @@ def test_cubalif_maps_to_lava_current_decay_in_both_modes():
 @pytest.mark.slow
 def test_fixed_mode_report_gives_agreement_prompt_accuracy_and_energy(bundle):
     report = json.loads((bundle / "hw_sim" / "report.json").read_text())
-    assert report["backend"] == "lava" and list_backends() == ["lava"]
+    assert report["backend"] == "fast" and list_backends() == ["fast", "lava"]  # export simulates with the default
     float_run, fixed_run = report["runs"]["float"], report["runs"]["fixed"]
     assert float_run["fidelity"]["spikes"]["exact"] and float_run["fidelity"]["prompt_max_abs_diff"] == 0.0
     f = fixed_run["fidelity"]
@@ -302,7 +302,7 @@ def broken_bundles(bundle, tmp_path_factory) -> dict[str, Path]:
     ("unsupported", [], "node '1' is a Threshold"),
     ("tampered", [], "does not match its sha256"),
     ("missing", [], "bundle directory not found"),
-    (None, ["--timeout", "0.05"], "exceeded --timeout 0.05 s"),
+    (None, ["--backend", "lava", "--timeout", "0.05"], "exceeded --timeout 0.05 s"),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(bundle, broken_bundles, tmp_path, case, extra, fragment):
     out = tmp_path / "report"

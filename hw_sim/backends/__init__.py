@@ -36,6 +36,7 @@ def get_backend(name: str) -> Backend:
         raise LorspError(f"unknown backend {name!r}; choose one of: {', '.join(list_backends())}") from None
 
 
+from hw_sim.backends import fast as _fast  # noqa: E402,F401  (registers "fast")
 from hw_sim.backends import lava as _lava  # noqa: E402,F401  (registers "lava")
 
 __all__ = ["MODES", "Backend", "SimResult", "get_backend", "list_backends", "register_backend"]

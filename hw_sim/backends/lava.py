@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 # Imported here, before any child is forked: importing lava calls mp.set_start_method("fork"),
@@ -44,56 +43,15 @@ from lava.proc.io.source import RingBuffer as SpikeSource
 from lava.proc.lif.process import LIFReset
 
 from hw_sim.backends import register_backend
-from hw_sim.backends.base import MODES, Progress, SimResult
+from hw_sim.backends.base import Progress, SimResult
+from hw_sim.backends.processes import LavaLayer, lava_layers
 from hw_sim.deadline import run_with_deadline
-from hw_sim.fixed_point import BIAS_EXP, quantise
-from hw_sim.network import SpikingNetwork, neuron_groups
+from hw_sim.network import SpikingNetwork
 from lorsp.errors import LorspError
 
 RUN_TAGS = {"float": "floating_pt", "fixed": "fixed_pt"}
 PROGRESS_UPDATES = 20
 
-
-@dataclass(frozen=True)
-class NeuronGroup:
-    """Neurons of one layer that one Lava ``LIFReset`` process holds."""
-
-    index: np.ndarray
-    du: float | int
-    dv: float | int
-    vth: float | int
-
-
-@dataclass(frozen=True)
-class LavaLayer:
-    """One layer's Lava parameters in one mode."""
-
-    weight: np.ndarray
-    bias_mant: np.ndarray
-    bias_exp: np.ndarray
-    groups: tuple[NeuronGroup, ...]
-
-
-def lava_layers(network: SpikingNetwork, mode: str) -> list[LavaLayer]:
-    """The parameters every Lava process gets, per layer (see the module docstring)."""
-    if mode not in MODES:
-        raise LorspError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-    out = []
-    if mode == "float":
-        for layer in network.layers:
-            du = 1.0 - layer.alpha.astype(np.float64)
-            dv = 1.0 - layer.beta.astype(np.float64)
-            vth = layer.threshold.astype(np.float64)
-            groups = tuple(NeuronGroup(i, float(du[i[0]]), float(dv[i[0]]), float(vth[i[0]]))
-                           for i in neuron_groups(du, dv, vth))
-            out.append(LavaLayer(layer.weight.astype(np.float64), layer.bias.astype(np.float64),
-                                 np.zeros(layer.size), groups))
-        return out
-    for fx in quantise(network):  # every fixed-point parameter a Python int: a float vth under fixed_pt hangs
-        groups = tuple(NeuronGroup(i, int(fx.du[i[0]]), int(fx.dv[i[0]]), int(fx.vth[i[0]]))
-                       for i in neuron_groups(fx.du, fx.dv, fx.vth))
-        out.append(LavaLayer(fx.weight, fx.bias_mant, np.full(fx.weight.shape[0], BIAS_EXP, dtype=np.int32), groups))
-    return out
 
 
 @register_backend("lava")
