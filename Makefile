@@ -27,8 +27,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not slow"
 
+# The quick subset of the benchmarks; each writes JSON under runs/bench/ and prints a table.
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py --json runs/bench/train_speed.json
+	$(PY) benchmarks/onnx_latency.py --json runs/bench/onnx_latency.json
 
 # Fashion-MNIST and OpenCV digits come from Debian packages; this unpacks them
 # without root into ~/.cache/lorsp/debian (or $$LORSP_DEBIAN_DIR).

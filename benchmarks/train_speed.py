@@ -66,7 +66,7 @@ def measure_in_subprocess(prompt: str, tuned: bool, args: argparse.Namespace) ->
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp"])
+    p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"])
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=8)
@@ -87,6 +87,10 @@ def main() -> None:
         r["ratio_to_" + args.methods[0]] = r["with_fix"] / base
         print(f"{method:8s} {r['without_fix']:10.1f}/s {r['with_fix']:8.1f}/s {r['fix_gain']:8.2f}x "
               f"{r['ratio_to_' + args.methods[0]]:8.2f}x")
+    if "lorsp" in rows and "lorvp" in rows:
+        ratio = rows["lorvp"]["with_fix"] / rows["lorsp"]["with_fix"]
+        print(f"LoRSP step time / LoR-VP step time: {ratio:.3f} (target <= 1.1)")
+        rows["lorsp"]["step_time_vs_lorvp"] = ratio
     if args.json:
         from lorsp.fileio import write_json
 
