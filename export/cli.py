@@ -1,51 +1,101 @@
 """``lorsp-export``: write a trained checkpoint out as files for a target.
 
     lorsp-export --target loihi runs/x/model.pt -o runs/x/loihi --samples 64
+    lorsp-export --target onnx runs/x/model.pt -o runs/x/onnx --precision fp32 int8 --providers cpu
+    lorsp-export --target all runs/x/model.pt -o runs/x/deploy --precision fp32 fp16 int8
 
 A target is one function ``(checkpoint, out, **options) -> manifest`` and one line in
-:data:`TARGETS`.
+:data:`TARGETS`; it receives the options its signature names.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
+from typing import Any, Iterator
 
+from export.all_target import export_all
 from export.loihi import export_loihi
+from export.onnx import PRECISIONS, PROVIDER_NAMES
+from export.onnx_target import export_onnx
 from lorsp.cli import run_cli
 from lorsp.data import list_datasets
+from lorsp.errors import LorspError
 
-TARGETS = {"loihi": export_loihi}
+TARGETS = {"loihi": export_loihi, "onnx": export_onnx, "all": export_all}
+TARGET_FLAGS = {"run_simulation": "--no-simulate", "timeout": "--timeout", "precisions": "--precision",
+                "providers": "--providers"}
+"""Options some targets take, and the flag that sets each; giving one to a target without it is an error."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lorsp-export", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("checkpoint", metavar="MODEL.pt", help="a lorsp checkpoint (lorsp-train's model.pt)")
-    p.add_argument("--target", required=True, choices=sorted(TARGETS))
+    p.add_argument("--target", required=True, choices=sorted(TARGETS),
+                   help="loihi: the spiking generator for Loihi (LoRSP only); onnx: backbone and head as ONNX "
+                        "(any prompt); all: both in one directory under one manifest (LoRSP only)")
     p.add_argument("-o", "--out", required=True, help="directory to create")
     p.add_argument("--samples", type=int, default=64,
-                   help="N test images for the round-trip check and the simulation")
+                   help="N test images for the checks (NIR round trip, ONNX parity) and the simulation")
     p.add_argument("--dataset", default=None,
                    help=f"images for the checks ({', '.join(list_datasets())}); default: the model's dataset")
-    p.add_argument("--no-simulate", action="store_true", help="skip the hardware simulation and its report")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per simulator run")
+    p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=argparse.SUPPRESS, metavar="P",
+                   help=f"onnx, all: ONNX precisions, one or more of {', '.join(PRECISIONS)} "
+                        f"(fp32 is always written; only fp32 when not given)")
+    p.add_argument("--providers", nargs="+", default=argparse.SUPPRESS, metavar="EP",
+                   help=f"onnx, all: onnxruntime execution providers the files are checked on, in order "
+                        f"({', '.join(PROVIDER_NAMES)}; cpu when not given)")
+    p.add_argument("--no-simulate", action="store_true",
+                   help="loihi, all: skip the hardware simulation and its report")
+    p.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
+                   help="loihi, all: seconds allowed per simulator run (600 when not given)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
-@run_cli
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    manifest = TARGETS[args.target](args.checkpoint, args.out, samples=args.samples,
-                                    run_simulation=not args.no_simulate, force=args.force, dataset=args.dataset,
-                                    timeout=args.timeout, progress=not args.quiet)
-    rt = manifest["checks"]["round_trip"]
-    print(f"NIR round trip: {100 * rt['agreement']:.2f}% of spikes equal on {rt['samples']} samples")
+def target_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword options for ``TARGETS[args.target]``; LorspError for a flag the target does not take."""
+    accepted = inspect.signature(TARGETS[args.target]).parameters
+    given = {"run_simulation": False if args.no_simulate else None, "timeout": getattr(args, "timeout", None),
+             "precisions": getattr(args, "precision", None), "providers": getattr(args, "providers", None)}
+    refused = [name for name, value in given.items() if value is not None and name not in accepted]
+    if refused:
+        raise LorspError(f"{TARGET_FLAGS[refused[0]]} does not apply to --target {args.target}")
+    options = {"samples": args.samples, "force": args.force, "dataset": args.dataset, "progress": not args.quiet,
+               **{name: value for name, value in given.items() if value is not None}}
+    return {name: value for name, value in options.items() if name in accepted}
+
+
+def summary_lines(manifest: dict[str, Any]) -> Iterator[str]:
+    """What a user reads after an export: the checks of every section the manifest holds."""
+    round_trip = manifest.get("checks", {}).get("round_trip")
+    if round_trip:
+        yield f"NIR round trip: {100 * round_trip['agreement']:.2f}% of spikes equal on {round_trip['samples']} samples"
     for mode in ("float", "fixed"):
         sim = manifest.get("simulation", {}).get(mode)
         if sim:
-            print(f"Lava {mode}: {100 * sim['spike_agreement']:.2f}% spikes equal to PyTorch, accuracy "
-                  f"{sim['accuracy_chip']:.4f} (PyTorch {sim['accuracy_pytorch']:.4f})")
+            yield (f"Lava {mode}: {100 * sim['spike_agreement']:.2f}% spikes equal to PyTorch, accuracy "
+                   f"{sim['accuracy_chip']:.4f} (PyTorch {sim['accuracy_pytorch']:.4f})")
+    onnx = manifest.get("onnx")
+    if onnx:
+        for precision, parity in onnx["parity"].items():
+            bound = f" (allowed {parity['tolerance']:g})" if parity["tolerance"] is not None else ""
+            yield (f"ONNX {precision} parity: max |logit diff| {parity['max_abs_logit_diff']:.3g}{bound} vs PyTorch "
+                   f"on {parity['samples']} {onnx['dataset']} test images, "
+                   f"{100 * parity['prediction_agreement']:.2f}% of predictions equal")
+        for precision, accuracy in onnx.get("accuracy", {}).items():
+            yield (f"ONNX {precision} accuracy {accuracy['accuracy']:.4f} on {accuracy['samples']} validation "
+                   f"images, drop vs fp32 {100 * accuracy['drop_vs_fp32']:+.2f} points")
+        yield f"backbone + head: {onnx['macs_per_image']:,} MACs per image, providers {', '.join(onnx['providers'])}"
+
+
+@run_cli
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    manifest = TARGETS[args.target](args.checkpoint, args.out, **target_options(args))
+    for line in summary_lines(manifest):
+        print(line)
     print(f"{args.target} bundle -> {args.out}")
     return 0
 

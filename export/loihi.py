@@ -13,14 +13,15 @@ Steps, all in ``DIR.partial`` (renamed to ``DIR`` at the end; removed on any err
 """
 from __future__ import annotations
 
-import shutil
+import functools
 from pathlib import Path
 from typing import Any
 
 import nir
+import torch
 
+from export.bundle_writer import Finish, read_source, write_export
 from export.host import write_host
-from export.manifest import write_manifest
 from export.netx import write_netx
 from export.nir import check_description, check_nodes, check_round_trip, export_generator
 from hw_sim.backends import MODES
@@ -29,12 +30,9 @@ from hw_sim.fixed_point import quantise
 from hw_sim.nir_import import load_network
 from hw_sim.report import write_report
 from hw_sim.simulate import load_test_images, simulate
-from lorsp.fileio import file_sha256
 from lorsp.encoding import encode
-from lorsp.errors import LorspError
-from lorsp.fileio import check_output_dir, publish_dir, staging_dir
-from lorsp.model import model_from_state, read_checkpoint
-from lorsp.provenance import git_commit, machine, versions
+from lorsp.fileio import check_output_dir
+from lorsp.model import PromptedClassifier
 
 
 def export_loihi(checkpoint: str | Path, out: str | Path, *, samples: int = 64, run_simulation: bool = True,
@@ -42,55 +40,53 @@ def export_loihi(checkpoint: str | Path, out: str | Path, *, samples: int = 64, 
                  progress: bool = True) -> dict[str, Any]:
     """Write the Loihi bundle of ``checkpoint`` to ``out``; returns the manifest."""
     out = check_output_dir(out, force)
-    state = read_checkpoint(checkpoint)
-    config = state["config"]
-    if config.get("prompt") != "lorsp":
-        raise LorspError(f"{checkpoint} is a {config.get('prompt')!r} checkpoint; --target loihi needs a LoRSP "
-                         f"one (--prompt lorsp), the only prompt with a spiking generator")
-    model = model_from_state(state, source=str(checkpoint))
-    generator, prompt = model.spiking_generator, model.prompt
+    source = read_source(checkpoint, generator_for="loihi")
+    config = source.config
     dataset = dataset or config["dataset"]
     x, _ = load_test_images(dataset, config["image_size"], samples, config.get("data_root"))
-    spikes_in = encode(x, prompt.pool, prompt.time_steps)
+    section = functools.partial(write_loihi_artifacts, source.model, images=x, dataset=dataset)
+    finish = simulation_step(out, dataset=dataset, samples=samples, timeout=timeout,
+                             progress=progress) if run_simulation else None
+    return write_export(out, "loihi", source, [section], finish)
 
-    stage = staging_dir(out)
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
-    try:
-        graph = export_generator(generator, spikes_in.shape[-1])
-        nir.write(stage / NIR_FILE, graph)
-        checks = {"nodes": check_nodes(generator, graph),
-                  "round_trip": {"dataset": dataset, **check_round_trip(stage / NIR_FILE, generator, spikes_in)}}
-        network = load_network(stage / NIR_FILE)
-        checks["description"] = check_description(generator, network)
-        fixed = quantise(network)
-        write_netx(network, fixed, stage / NETX_FILE)
-        write_host(model, fixed, stage / HOST_FILE)
-        fields = {
-            "target": "loihi",
-            "source_checkpoint": {"path": str(checkpoint), "sha256": file_sha256(checkpoint)},
-            "config": config, "classes": state["classes"],
-            "backbone_weights_sha256": state.get("backbone_weights_sha256"),
-            "network": network.summary(),
-            "fixed_point": [fx.summary(layer) for fx, layer in zip(fixed, network.layers)],
-            "checks": checks,
-            "on_chip": "the spiking generator (prompt_generator.nir / .net)",
-            "on_host": "input encoding, gate rates -> low-rank prompt, backbone and head (host.safetensors)",
-            "versions": versions(), "git_commit": git_commit(), "machine": machine(),
-        }
-        manifest = write_manifest(stage, fields)
-        if run_simulation:
-            report = simulate(open_bundle(stage), dataset=dataset, samples=samples, modes=MODES,
-                              timeout=timeout, progress=progress)
-            report["bundle"]["path"] = str(out)
-            write_report(report, stage / REPORT_DIR)
-            fields["simulation"] = headline(report)
-            manifest = write_manifest(stage, fields)
-        publish_dir(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return manifest
+
+def write_loihi_artifacts(model: PromptedClassifier, stage: Path, *, images: torch.Tensor,
+                          dataset: str) -> dict[str, Any]:
+    """Steps 2-4 for a LoRSP ``model``: NIR, netx and host files in ``stage``, checked on ``images``.
+
+    Returns the manifest section (network, fixed point, checks, what runs where).
+    """
+    generator, prompt = model.spiking_generator, model.prompt
+    spikes_in = encode(images, prompt.pool, prompt.time_steps)
+    graph = export_generator(generator, spikes_in.shape[-1])
+    nir.write(stage / NIR_FILE, graph)
+    checks = {"nodes": check_nodes(generator, graph),
+              "round_trip": {"dataset": dataset, **check_round_trip(stage / NIR_FILE, generator, spikes_in)}}
+    network = load_network(stage / NIR_FILE)
+    checks["description"] = check_description(generator, network)
+    fixed = quantise(network)
+    write_netx(network, fixed, stage / NETX_FILE)
+    write_host(model, fixed, stage / HOST_FILE)
+    return {
+        "network": network.summary(),
+        "fixed_point": [fx.summary(layer) for fx, layer in zip(fixed, network.layers)],
+        "checks": checks,
+        "on_chip": "the spiking generator (prompt_generator.nir / .net)",
+        "on_host": "input encoding, gate rates -> low-rank prompt, backbone and head (host.safetensors)",
+    }
+
+
+def simulation_step(out: Path, *, dataset: str, samples: int, timeout: float,
+                    progress: bool) -> Finish:
+    """Step 5: simulate the staged bundle as ``lorsp-hwsim`` would, report into ``DIR/hw_sim``; its manifest field."""
+    def run(stage: Path) -> dict[str, Any]:
+        report = simulate(open_bundle(stage), dataset=dataset, samples=samples, modes=MODES,
+                          timeout=timeout, progress=progress)
+        report["bundle"]["path"] = str(out)
+        write_report(report, stage / REPORT_DIR)
+        return {"simulation": headline(report)}
+
+    return run
 
 
 def headline(report: dict) -> dict[str, Any]:

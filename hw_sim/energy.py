@@ -85,14 +85,27 @@ register_table(EnergyTable(
         "spike_packet": 76.8},
     note="soma inactive / active / spiking 51.2 / 72.8 / 69.3 pJ; synapse 35.5 pJ per spike op; "
          "axon out 76.8 pJ per packet"))
-register_table(EnergyTable(
-    name="horowitz-fp32-dense", title="Dense fp32 on a conventional processor (Horowitz 2014)",
-    source="M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, 45 nm",
-    pj={"mac": 4.6}, note="fp32 mult 3.7 pJ + add 0.9 pJ; arithmetic only"))
-register_table(EnergyTable(
-    name="horowitz-int8-dense", title="Dense int8 on a conventional processor (Horowitz 2014)",
-    source="M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, 45 nm",
-    pj={"mac": 0.23}, note="8-bit mult 0.2 pJ + add 0.03 pJ; arithmetic only"))
+
+HOROWITZ_SOURCE = "M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, 45 nm"
+HOROWITZ_PJ: dict[str, dict[str, float]] = {
+    "fp32": {"mult": 3.7, "add": 0.9},
+    "fp16": {"mult": 1.1, "add": 0.4},
+    "int8": {"mult": 0.2, "add": 0.03},
+}
+"""pJ per arithmetic operation at 45 nm by number format (Horowitz 2014): one multiply, one add."""
+_HOROWITZ_LABELS = {"fp32": "fp32", "fp16": "fp16", "int8": "8-bit"}
+
+
+def _horowitz_dense(precision: str) -> EnergyTable:
+    ops = HOROWITZ_PJ[precision]
+    return EnergyTable(
+        name=f"horowitz-{precision}-dense", title=f"Dense {precision} on a conventional processor (Horowitz 2014)",
+        source=HOROWITZ_SOURCE, pj={"mac": round(ops["mult"] + ops["add"], 6)},
+        note=f"{_HOROWITZ_LABELS[precision]} mult {ops['mult']:g} pJ + add {ops['add']:g} pJ; arithmetic only")
+
+
+DENSE_TABLES = {precision: register_table(_horowitz_dense(precision)).name for precision in HOROWITZ_PJ}
+"""The dense-processor table of each precision: ``{"fp32": "horowitz-fp32-dense", ...}``."""
 
 
 @dataclass(frozen=True)

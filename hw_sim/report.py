@@ -47,15 +47,19 @@ Block = Heading | Paragraph | Table | Figure
 
 def write_report(report: dict, out_dir: str | Path) -> list[Path]:
     """Write ``report.json``, ``report.md``, ``report.html`` and the PNGs into ``out_dir``."""
+    return write_documents(report, report_blocks(report), out_dir, "report")
+
+
+def write_documents(data: dict, blocks: list[Block], out_dir: str | Path, stem: str) -> list[Path]:
+    """Write ``data`` as ``STEM.json`` and ``blocks`` as ``STEM.md``, ``STEM.html`` and PNGs, each atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    blocks = report_blocks(report)
-    written = [write_json(out_dir / "report.json", report)]
+    written = [write_json(out_dir / f"{stem}.json", data)]
     for block in blocks:
         if isinstance(block, Figure):
             written.append(atomic_write(out_dir / block.filename, lambda tmp, b=block: tmp.write_bytes(b.png)))
-    written.append(atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(render_markdown(blocks))))
-    written.append(atomic_write(out_dir / "report.html", lambda tmp: tmp.write_text(render_html(blocks))))
+    written.append(atomic_write(out_dir / f"{stem}.md", lambda tmp: tmp.write_text(render_markdown(blocks))))
+    written.append(atomic_write(out_dir / f"{stem}.html", lambda tmp: tmp.write_text(render_html(blocks))))
     return written
 
 
@@ -198,7 +202,8 @@ def render_html(blocks: list[Block]) -> str:
     style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .5em;"
              "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}")
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Loihi simulation report</title>"
+    title = next((b.text for b in blocks if isinstance(b, Heading) and b.level == 1), "lorsp report")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 

@@ -1,0 +1,38 @@
+"""``--target all``: a LoRSP checkpoint -> the Loihi bundle and the ONNX files in one directory.
+
+    lorsp-export --target all runs/x/model.pt -o runs/x/deploy --precision fp32 fp16 int8
+
+One directory, one ``manifest.json`` listing every file: what ``lorsp-hwsim`` and
+``lorsp-cosim`` open. The Loihi section (:func:`export.loihi.write_loihi_artifacts`) and the
+ONNX section (:func:`export.onnx_target.write_onnx_artifacts`, under ``onnx``) are checked on
+the same first ``N`` test images; unless told not to, the staged bundle is then simulated and
+its report written into ``DIR/hw_sim`` as ``--target loihi`` does.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Sequence
+
+from export.bundle_writer import read_source, write_export
+from export.loihi import simulation_step, write_loihi_artifacts
+from export.onnx import resolve_providers
+from export.onnx_target import load_check_images, write_onnx_artifacts
+from lorsp.fileio import check_output_dir
+
+
+def export_all(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[str] = ("fp32",),
+               providers: Sequence[str] = ("cpu",), samples: int = 64, run_simulation: bool = True,
+               force: bool = False, dataset: str | None = None, timeout: float = 600.0,
+               progress: bool = True) -> dict[str, Any]:
+    """Write the Loihi and ONNX artifacts of ``checkpoint`` to ``out`` under one manifest; returns it."""
+    providers = resolve_providers(providers)
+    out = check_output_dir(out, force)
+    source = read_source(checkpoint, generator_for="all")
+    images = load_check_images(source.config, dataset, samples)
+    sections = [functools.partial(write_loihi_artifacts, source.model, images=images.test, dataset=images.dataset),
+                functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
+                                  providers=providers)]
+    finish = simulation_step(out, dataset=images.dataset, samples=samples, timeout=timeout,
+                             progress=progress) if run_simulation else None
+    return write_export(out, "all", source, sections, finish)

@@ -1,0 +1,80 @@
+"""One export directory from one checkpoint: sections of artifacts, one manifest, published whole.
+
+    source = read_source("runs/x/model.pt")
+    manifest = write_export(out, "all", source, [loihi_section, onnx_section], finish=simulation)
+
+A *section* writes its files into the staging directory and returns its manifest fields;
+``finish`` runs once the manifest of every section exists (a simulation opens the staged
+bundle as a reader would) and returns more fields, after which the manifest is written
+again. The directory is ``OUT.partial`` until the end (:mod:`export.staging`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from export.manifest import write_manifest
+from export.staging import staged_output
+from lorsp.errors import LorspError
+from lorsp.fileio import file_sha256
+from lorsp.model import PromptedClassifier, model_from_state, read_checkpoint
+from lorsp.provenance import git_commit, machine, versions
+
+Section = Callable[[Path], dict[str, Any]]
+"""Writes files into the staging directory; returns the manifest fields that describe them."""
+Finish = Callable[[Path], dict[str, Any]]
+"""Runs on the staged directory with its manifest written; returns fields to add."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A checkpoint read once: its path, its plain state and the model built from it."""
+
+    checkpoint: Path
+    state: dict[str, Any]
+    model: PromptedClassifier
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.state["config"]
+
+    def fields(self) -> dict[str, Any]:
+        """The manifest fields that say where the export came from."""
+        return {"source_checkpoint": {"path": str(self.checkpoint), "sha256": file_sha256(self.checkpoint)},
+                "config": self.config, "classes": self.state["classes"],
+                "backbone_weights_sha256": self.state.get("backbone_weights_sha256")}
+
+
+def read_source(checkpoint: str | Path, *, generator_for: str | None = None) -> Source:
+    """Read ``checkpoint`` (``weights_only``) and build its model; LorspError if it is not a lorsp checkpoint.
+
+    ``generator_for``: the name of a target that puts the spiking generator on a chip; a
+    checkpoint without one (any prompt but LoRSP) is then refused before the model is built.
+    """
+    state = read_checkpoint(checkpoint)
+    config = state["config"]
+    if generator_for is not None and config.get("prompt") != "lorsp":
+        raise LorspError(f"{checkpoint} is a {config.get('prompt')!r} checkpoint; --target {generator_for} needs "
+                         f"a LoRSP one (--prompt lorsp), the only prompt with a spiking generator")
+    return Source(Path(checkpoint), state, model_from_state(state, source=str(checkpoint)))
+
+
+def provenance_fields() -> dict[str, Any]:
+    """Versions, commit and machine of the export."""
+    return {"versions": versions(), "git_commit": git_commit(), "machine": machine()}
+
+
+def write_export(out: Path, target: str, source: Source, sections: Sequence[Section],
+                 finish: Finish | None = None) -> dict[str, Any]:
+    """Write ``sections`` into ``OUT.partial`` with one manifest, run ``finish``, publish; returns the manifest."""
+    with staged_output(out) as stage:
+        fields: dict[str, Any] = {"target": target, **source.fields()}
+        for write in sections:
+            fields.update(write(stage))
+        fields.update(provenance_fields())
+        manifest = write_manifest(stage, fields)
+        if finish is not None:
+            fields.update(finish(stage))
+            manifest = write_manifest(stage, fields)
+    return manifest

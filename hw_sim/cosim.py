@@ -1,0 +1,252 @@
+"""Co-simulation of the deployment split on real images, stage by stage, against PyTorch.
+
+    bundle = open_bundle("runs/x/deploy")                    # every sha256 checked first
+    report = cosimulate(bundle, split="test", limit=256, backend="fast", mode="fixed", precision="fp32")
+
+Each batch of images goes through the split as it would be deployed (docs/method.md):
+
+1. host: :func:`lorsp.encoding.encode` -> binary input spikes ``(T, N, D)``;
+2. chip: the spiking generator of ``prompt_generator.nir`` on a simulator backend
+   (:mod:`hw_sim.backends`) -> gate spikes;
+3. host: the prompt from the gate spikes (:func:`hw_sim.host.prompt_from_gate_spikes`), added
+   to the image;
+4. accelerator: ``backbone.onnx`` (or its fp16 or int8 file) in onnxruntime -> logits.
+
+Beside it, the PyTorch model rebuilt from the bundle (:func:`hw_sim.host.rebuild_model`)
+classifies the same images. The report (a plain dict, written by :mod:`hw_sim.cosim_report`)
+holds the agreement of the two predictions, both accuracies, the largest logit
+difference, energy per image per stage (:mod:`hw_sim.stage_energy`) and the wall time per
+image per stage, measured here.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from tqdm import tqdm
+
+from export.onnx import PRECISIONS, make_session, run_logits
+from hw_sim import energy
+from hw_sim.backends import MODES, get_backend, list_backends
+from hw_sim.bundle import Bundle
+from hw_sim.fidelity import spike_agreement
+from hw_sim.host import prompt_from_gate_spikes, rebuild_model
+from hw_sim.network import SpikingNetwork
+from hw_sim.simulate import chip_weights, load_test_images
+from hw_sim.stage_energy import STAGES, WHERE, stage_energy
+from lorsp.encoding import encode
+from lorsp.errors import LorspError
+from lorsp.model import PromptedClassifier
+from lorsp.provenance import git_commit, machine, versions
+
+REPORT_FORMAT = "lorsp-cosim-report"
+DEFAULT_CHIP_TABLE = "loihi-davies2018"
+DEFAULT_BATCH = 64
+PROVIDERS = ("cpu",)
+ONNX_THREADS = 2
+HOST_THREADS = 1
+
+
+@contextmanager
+def host_threads(threads: int = HOST_THREADS) -> Iterator[None]:
+    """Run PyTorch on ``threads`` threads inside the block (the process's setting is restored after).
+
+    The host's tensors are small, and on a shared CPU a 2-thread OpenMP region stalls
+    whenever one of its threads is descheduled (docs/onnx.md): measured here, encode and
+    prompt took 20 to 60 times longer on 2 threads than on 1. Set once per run, since
+    changing it costs milliseconds.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def default_backend() -> str:
+    """``fast`` where it is registered, else ``lava``."""
+    return "fast" if "fast" in list_backends() else "lava"
+
+
+def chip_tables() -> list[str]:
+    """The energy tables that price a neuromorphic chip (they have a synop figure)."""
+    return [name for name in energy.list_tables() if "synop" in energy.get_table(name).pj]
+
+
+def backbone_file(bundle: Bundle, precision: str) -> Path:
+    """The bundle's ONNX file of ``precision``; LorspError when the export did not write it."""
+    if precision not in PRECISIONS:
+        raise LorspError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    files = (bundle.manifest.get("onnx") or {}).get("files", {})
+    name = files.get(precision)
+    if name is None or name not in bundle.manifest["artifacts"]:
+        have = ", ".join(p for p in files if files[p] in bundle.manifest["artifacts"]) or "none"
+        raise LorspError(f"{bundle.root} holds no {precision} ONNX backbone (ONNX precisions in it: {have}); "
+                         f"export one with lorsp-export --target all --precision {precision}")
+    return bundle.root / name
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """One batch through the split: logits, the chip's spikes and the wall time of every stage."""
+
+    logits: np.ndarray
+    prompted: torch.Tensor
+    spikes_in: np.ndarray
+    layer_spikes: list[np.ndarray]
+    seconds: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SplitPipeline:
+    """The deployment split on this machine: host encode -> chip (simulator) -> host prompt -> ORT backbone."""
+
+    model: PromptedClassifier
+    network: SpikingNetwork
+    session: ort.InferenceSession
+    backend: str
+    mode: str
+    timeout: float
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> StageRun:
+        prompt = self.model.prompt
+        t0 = time.perf_counter()
+        spikes_in = encode(x, prompt.pool, prompt.time_steps).numpy().astype(np.uint8)
+        t1 = time.perf_counter()
+        chip = get_backend(self.backend)(self.network, spikes_in, mode=self.mode, timeout=self.timeout)
+        t2 = time.perf_counter()
+        prompted = x + prompt_from_gate_spikes(self.model, torch.from_numpy(chip.layer_spikes[-1]))
+        t3 = time.perf_counter()
+        logits = run_logits(self.session, prompted, batch_size=len(x))
+        t4 = time.perf_counter()
+        return StageRun(logits, prompted, spikes_in, chip.layer_spikes,
+                        dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3))))
+
+
+def open_pipeline(bundle: Bundle, *, precision: str = "fp32", backend: str | None = None, mode: str = "fixed",
+                  timeout: float = 600.0) -> SplitPipeline:
+    """The split of ``bundle`` with the ONNX file of ``precision`` and the generator on ``backend`` in ``mode``."""
+    backend = backend or default_backend()
+    get_backend(backend)
+    if mode not in MODES:
+        raise LorspError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if not timeout > 0:
+        raise LorspError(f"--timeout must be positive, got {timeout}")
+    path = backbone_file(bundle, precision)
+    model = rebuild_model(bundle.config, bundle.manifest["classes"], bundle.manifest.get("backbone_weights_sha256"),
+                          bundle.network, bundle.host)
+    session = make_session(path, PROVIDERS, threads=ONNX_THREADS, spinning=False)
+    return SplitPipeline(model, bundle.network, session, backend, mode, timeout)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the PyTorch model gives for one batch."""
+
+    logits: np.ndarray
+    prompted: torch.Tensor
+    layer_spikes: list[np.ndarray]
+
+
+@torch.no_grad()
+def reference(model: PromptedClassifier, x: torch.Tensor) -> Reference:
+    """PyTorch's logits, prompted images and generator spikes for ``x``."""
+    prompted = x + model.prompt(x)
+    return Reference(model.classify(prompted).numpy(), prompted,
+                     [s.numpy().astype(np.uint8) for s in model.prompt.last_spikes])
+
+
+def cosimulate(bundle: Bundle, *, dataset: str | None = None, split: str = "test", limit: int = 64,
+               backend: str | None = None, mode: str = "fixed", precision: str = "fp32", timeout: float = 600.0,
+               batch_size: int = DEFAULT_BATCH, chip_table: str = DEFAULT_CHIP_TABLE,
+               progress: bool = True) -> dict[str, Any]:
+    """Run the first ``limit`` images of ``split`` through the split pipeline and PyTorch; the report dict."""
+    if limit < 1:
+        raise LorspError(f"--limit must be at least 1, got {limit}")
+    if batch_size < 1:
+        raise LorspError(f"--batch-size must be at least 1, got {batch_size}")
+    if chip_table not in chip_tables():
+        raise LorspError(f"unknown chip energy table {chip_table!r}; choose one of: {', '.join(chip_tables())}")
+    backbone_file(bundle, precision)
+    config = bundle.config
+    dataset = dataset or config["dataset"]
+    x, y = load_test_images(dataset, config["image_size"], limit, config.get("data_root"), split=split)
+    pipeline = open_pipeline(bundle, precision=precision, backend=backend, mode=mode, timeout=timeout)
+    runs, refs, ref_seconds = [], [], 0.0
+    with host_threads(), tqdm(total=len(x), desc=f"cosim {pipeline.backend} {mode} {precision}", unit="img",
+                              disable=not progress) as bar:
+        for batch in x.split(batch_size):
+            runs.append(pipeline(batch))
+            start = time.perf_counter()
+            refs.append(reference(pipeline.model, batch))
+            ref_seconds += time.perf_counter() - start
+            bar.update(len(batch))
+    return _report(bundle, pipeline, runs, refs, ref_seconds, y, dataset=dataset, split=split, precision=precision,
+                   batch_size=batch_size, chip_table=chip_table)
+
+
+def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs: list[Reference],
+            ref_seconds: float, y: torch.Tensor, *, dataset: str, split: str, precision: str, batch_size: int,
+            chip_table: str) -> dict[str, Any]:
+    logits = np.concatenate([r.logits for r in runs])
+    logits_ref = np.concatenate([r.logits for r in refs])
+    spikes_in = np.concatenate([r.spikes_in for r in runs], axis=1)
+    layers = range(len(pipeline.network.layers))
+    sim = [np.concatenate([r.layer_spikes[k] for r in runs], axis=1) for k in layers]
+    ref = [np.concatenate([r.layer_spikes[k] for r in refs], axis=1) for k in layers]
+    names = [layer.name for layer in pipeline.network.layers]
+    counts = energy.count_operations(*chip_weights(pipeline.network, pipeline.mode), spikes_in, sim)
+    labels = y.numpy()
+    n = len(labels)
+    equal = int(np.sum(logits.argmax(1) == logits_ref.argmax(1)))
+    host, onnx = bundle.host, bundle.manifest["onnx"]
+    seconds = {stage: sum(r.seconds[stage] for r in runs) for stage in STAGES}
+    return {
+        "format": REPORT_FORMAT, "format_version": 1,
+        "bundle": {"path": str(bundle.root), "artifacts_verified": len(bundle.manifest["artifacts"]),
+                   "source_checkpoint": bundle.manifest.get("source_checkpoint"),
+                   "git_commit": bundle.manifest.get("git_commit")},
+        "dataset": dataset, "split": split, "samples": n, "image_size": bundle.config["image_size"],
+        "time_steps": host.time_steps, "pool": host.pool, "backend": pipeline.backend, "mode": pipeline.mode,
+        "precision": precision, "onnx_file": onnx["files"][precision],
+        "providers": pipeline.session.get_providers(), "batch_size": batch_size,
+        "agreement": {"equal": equal, "samples": n, "share": equal / n},
+        "accuracy": {"cosim": float(np.mean(logits.argmax(1) == labels)),
+                     "pytorch": float(np.mean(logits_ref.argmax(1) == labels))},
+        "max_abs_logit_diff": float(np.max(np.abs(logits - logits_ref))),
+        "prompted_max_abs_diff": max(float((r.prompted - rf.prompted).abs().max()) for r, rf in zip(runs, refs)),
+        "spikes": spike_agreement(sim, ref, names),
+        "activity": {"input_spikes_per_image": counts.input_spikes, "spikes_per_image": counts.spikes,
+                     "synops_per_image": counts.synops, "neuron_updates_per_image": counts.neuron_updates,
+                     "dense_macs_per_image": counts.dense_macs},
+        "energy": stage_energy(counts, image_size=bundle.config["image_size"], pool=host.pool,
+                               time_steps=host.time_steps, gates=pipeline.network.sizes[-1],
+                               backbone_macs=onnx["macs_per_image"], precision=precision, chip_table=chip_table),
+        "latency": _latency(seconds, ref_seconds, n, pipeline.backend),
+        "provenance": {"versions": versions(), "git_commit": git_commit(), "machine": machine(),
+                       "command": " ".join(sys.argv), "created": _dt.datetime.now().isoformat(timespec="seconds")},
+    }
+
+
+def _latency(seconds: dict[str, float], ref_seconds: float, n: int, backend: str) -> dict[str, Any]:
+    total = sum(seconds.values())
+    return {
+        "stages": [{"stage": s, "where": WHERE[s], "seconds": seconds[s], "ms_per_image": 1e3 * seconds[s] / n,
+                    "share": seconds[s] / total if total > 0 else 0.0} for s in STAGES],
+        "pipeline_ms_per_image": 1e3 * total / n, "pipeline_images_per_s": n / total if total > 0 else None,
+        "backbone_only_images_per_s": n / seconds["backbone"] if seconds["backbone"] > 0 else None,
+        "pytorch_ms_per_image": 1e3 * ref_seconds / n,
+        "note": f"wall time on this CPU ({machine()}), all stages in one process, PyTorch on {HOST_THREADS} "
+                f"thread(s), onnxruntime on {ONNX_THREADS}; the generator's time is the {backend} simulator's on "
+                f"this CPU, not Loihi's; the backbone's is onnxruntime's on this CPU, not an accelerator's",
+    }

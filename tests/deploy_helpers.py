@@ -1,0 +1,51 @@
+"""Shared by test_export_targets and test_cosim: one ``--target all`` bundle per session, in-process CLI calls."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.test_export_loihi import shared_checkpoint
+
+PRECISIONS = ("fp16", "int8")
+CHECK_SAMPLES = 16
+
+
+def shared_all_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``lorsp-export --target all`` of the session's tiny LoRSP checkpoint (made once); its directory and stdout."""
+    root = tmp_path_factory.getbasetemp() / "all-shared"
+    out, stdout = root / "bundle", root / "export-stdout.txt"
+    if not out.exists():
+        proc = run_cli("export.cli", "--target", "all", str(shared_checkpoint(tmp_path_factory)), "-o", str(out),
+                       "--precision", *PRECISIONS, "--samples", str(CHECK_SAMPLES), "--quiet")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        stdout.write_text(proc.stdout)
+    return out, stdout.read_text()
+
+
+def linked_copy(bundle: Path, dst: Path) -> Path:
+    """A copy of ``bundle`` made of hard links (cheap); replace a file with :func:`rewrite` before changing it."""
+    shutil.copytree(bundle, dst, copy_function=os.link)
+    return dst
+
+
+def rewrite(path: Path, data: bytes) -> None:
+    """Give ``path`` new content without touching the file it was linked to."""
+    path.unlink()
+    path.write_bytes(data)
+
+
+def call_cli(main: Callable[[list[str]], int], capsys: pytest.CaptureFixture,
+             *argv: str) -> subprocess.CompletedProcess:
+    """Run a console script's ``main`` in this process; its exit code and output as a CompletedProcess."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(list(argv), code, captured.out, captured.err)

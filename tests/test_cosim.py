@@ -1,0 +1,155 @@
+"""lorsp-cosim: the deployment split on real images against PyTorch, its energy and time per stage, refusals."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from hw_sim import energy
+from hw_sim.bundle import MANIFEST_FILE, NIR_FILE, open_bundle
+from hw_sim.cosim import cosimulate, default_backend
+from hw_sim.cosim_cli import main as cosim_main
+from hw_sim.stage_energy import STAGES
+from lorsp.data import create_splits
+from tests.conftest import assert_one_line_error
+from tests.deploy_helpers import call_cli, linked_copy, rewrite, shared_all_bundle
+
+BACKBONE = "backbone.onnx"
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory) -> Path:
+    return shared_all_bundle(tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="module")
+def float_run(bundle, tmp_path_factory) -> tuple[dict, str, Path]:
+    """The whole test split (359 images) through the split in float mode, by the CLI; report, stdout, OUT."""
+    out = tmp_path_factory.mktemp("cosim") / "float"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = cosim_main([str(bundle), "--dataset", "sklearn-digits", "--split", "test", "--limit", "1000",
+                           "--mode", "float", "--precision", "fp32", "-o", str(out), "--quiet"])
+    assert code == 0
+    return json.loads((out / "cosim.json").read_text()), stdout.getvalue(), out
+
+
+def test_the_default_backend_is_fast_where_registered():
+    assert default_backend() == "fast"
+
+
+@pytest.mark.slow
+def test_float_mode_agrees_with_pytorch_on_every_test_image(float_run):
+    report, stdout, _ = float_run
+    n = len(create_splits("sklearn-digits", 32).test)
+    agreement = report["agreement"]
+    assert report["samples"] == agreement["samples"] == n
+    assert agreement["share"] >= 0.999 and agreement["share"] == agreement["equal"] / n
+    assert f"agreement {100 * agreement['share']:.2f}% ({agreement['equal']}/{n})" in stdout
+    assert report["spikes"]["overall"] == 1.0 and report["prompted_max_abs_diff"] == 0.0  # float mode: exact
+    assert report["max_abs_logit_diff"] <= 1e-4  # fp32 ONNX parity
+    assert abs(report["accuracy"]["cosim"] - report["accuracy"]["pytorch"]) <= 1 - agreement["share"]
+    assert report["backend"] == "fast" and report["mode"] == "float" and report["onnx_file"] == BACKBONE
+    assert report["bundle"]["artifacts_verified"] >= 8 and stdout.startswith("verified ")
+
+
+@pytest.mark.slow
+def test_energy_per_stage_adds_up_against_the_alternatives(float_run, bundle):
+    e, activity = float_run[0]["energy"], float_run[0]["activity"]
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    stages = {s["stage"]: s for s in e["stages"]}
+    assert list(stages) == list(STAGES)
+    assert stages["backbone"]["pj"] == pytest.approx(manifest["onnx"]["macs_per_image"] * 4.6)
+    assert stages["generator"]["pj"] == pytest.approx(e["generator_on_chip"]["total_pj"])
+    assert stages["generator"]["operations"]["synop"] == pytest.approx(sum(activity["synops_per_image"]))
+    assert stages["generator"]["operations"]["synop"] > 0
+    # host: 3 L^2 pool adds + T D accumulator adds, D scale multiplies (L = 32, D = 48, T = 8)
+    assert stages["encode"]["operations"] == {"add": 3 * 32 ** 2 + 8 * 48, "mult": 48}
+    assert stages["encode"]["pj"] == pytest.approx(3456 * 0.9 + 48 * 3.7)
+    split, dense, none = e["scenarios"]
+    assert split["total_pj"] == pytest.approx(sum(s["pj"] for s in e["stages"])) == pytest.approx(e["total_pj"])
+    assert dense["stages_pj"]["generator"] == pytest.approx(e["generator_dense"]["total_pj"])
+    assert dense["total_pj"] - split["total_pj"] == pytest.approx(dense["stages_pj"]["generator"]
+                                                                  - stages["generator"]["pj"])
+    assert none["stages_pj"] == {"backbone": stages["backbone"]["pj"]}
+    assert set(e["tables"]) == {"loihi-davies2018", "horowitz-fp32-dense"}
+
+
+@pytest.mark.slow
+def test_report_files_and_latency(float_run):
+    report, stdout, out = float_run
+    assert {p.name for p in out.iterdir()} == {"cosim.json", "cosim.md", "cosim.html", "cosim_energy.png",
+                                               "cosim_latency.png"}
+    html = (out / "cosim.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "<title>Co-simulation" in html
+    assert "Wall time per image" in (out / "cosim.md").read_text()
+    latency = report["latency"]
+    assert [s["stage"] for s in latency["stages"]] == list(STAGES)
+    assert all(s["ms_per_image"] > 0 for s in latency["stages"])
+    assert latency["pipeline_ms_per_image"] == pytest.approx(sum(s["ms_per_image"] for s in latency["stages"]))
+    assert "not Loihi's" in latency["note"] and "wall time per image on this CPU" in stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision,mac_pj", [("fp16", 1.5), ("int8", 0.23)])
+def test_fp16_and_int8_files_run_through_the_split_in_fixed_point(bundle, precision, mac_pj):
+    report = cosimulate(open_bundle(bundle), limit=32, precision=precision, progress=False)
+    assert report["mode"] == "fixed" and report["onnx_file"] == f"backbone.{precision}.onnx"
+    assert report["samples"] == 32 and report["agreement"]["share"] >= 0.8
+    assert 0 < report["max_abs_logit_diff"] < 0.5
+    assert report["spikes"]["overall"] >= 0.95  # fixed point: a few spikes move (docs/loihi.md)
+    backbone = next(s for s in report["energy"]["stages"] if s["stage"] == "backbone")
+    assert backbone["pj"] == pytest.approx(backbone["operations"]["mac"] * mac_pj)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,damage", [(BACKBONE, "flip"), (NIR_FILE, "flip"), ("backbone.int8.onnx", "delete")])
+def test_a_tampered_or_missing_file_stops_everything_before_it_runs(bundle, tmp_path, capsys, name, damage):
+    copy = linked_copy(bundle, tmp_path / "bundle")
+    path = copy / name
+    if damage == "flip":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        rewrite(path, bytes(data))
+    else:
+        path.unlink()
+    out = tmp_path / "out"
+    proc = call_cli(cosim_main, capsys, str(copy), "--limit", "4", "-o", str(out), "--quiet")
+    assert_one_line_error(proc, str(path), "missing" if damage == "delete" else "sha256")
+    assert proc.stdout == "" and not out.exists() and not (copy / "cosim").exists()
+
+
+@pytest.fixture
+def without_int8(bundle, tmp_path) -> Path:
+    """The bundle as an export without int8 would have written it."""
+    copy = linked_copy(bundle, tmp_path / "no-int8")
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    del manifest["artifacts"]["backbone.int8.onnx"], manifest["onnx"]["files"]["int8"]
+    (copy / "backbone.int8.onnx").unlink()
+    rewrite(copy / MANIFEST_FILE, json.dumps(manifest).encode())
+    return copy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case,fragments", [
+    ("missing dir", ["bundle directory not found"]),
+    ("limit 0", ["--limit must be at least 1, got 0"]),
+    ("unknown dataset", ["unknown dataset 'nope'"]),
+    ("no int8 file", ["holds no int8 ONNX backbone", "fp32, fp16", "--precision int8"]),
+])
+def test_bad_input_is_one_line(bundle, without_int8, tmp_path, capsys, case, fragments):
+    args = {"missing dir": [str(tmp_path / "nope")], "limit 0": [str(bundle), "--limit", "0"],
+            "unknown dataset": [str(bundle), "--dataset", "nope"],
+            "no int8 file": [str(without_int8), "--precision", "int8"]}[case]
+    out = tmp_path / "out"
+    proc = call_cli(cosim_main, capsys, *args, "-o", str(out), "--quiet")
+    assert_one_line_error(proc, *fragments)
+    assert not out.exists()
+
+
+def test_energy_tables_price_every_backbone_precision():
+    assert {p: energy.get_table(t).pj["mac"] for p, t in energy.DENSE_TABLES.items()} == \
+           {"fp32": 4.6, "fp16": 1.5, "int8": 0.23}
