@@ -6,7 +6,7 @@
 A *section* writes its files into the staging directory and returns its manifest fields;
 ``finish`` runs once the manifest of every section exists (a simulation opens the staged
 bundle as a reader would) and returns more fields, after which the manifest is written
-again. The directory is ``OUT.partial`` until the end (:mod:`export.staging`).
+again. The directory is ``OUT.partial`` until the end (:func:`lorsp.fileio.staged_output`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from export.manifest import write_manifest
-from export.staging import staged_output
+from lorsp.fileio import staged_output
 from lorsp.errors import LorspError
 from lorsp.fileio import file_sha256
 from lorsp.model import PromptedClassifier, model_from_state, read_checkpoint

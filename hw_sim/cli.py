@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 
 from hw_sim.backends import MODES, list_backends
 from hw_sim.bundle import open_bundle
@@ -16,7 +15,7 @@ from hw_sim.report import write_report
 from hw_sim.simulate import simulate
 from lorsp.cli import run_cli
 from lorsp.data import list_datasets
-from lorsp.fileio import check_output_dir, publish_dir, staging_dir
+from lorsp.fileio import check_output_dir, staged_output
 
 MODE_CHOICES = (*MODES, "both")
 DEFAULT_TIMEOUT_S = 600.0
@@ -51,14 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     bundle = open_bundle(args.bundle)
     report = simulate(bundle, dataset=args.dataset, samples=args.samples, modes=modes_of(args.mode),
                       backend=args.backend, timeout=args.timeout, progress=not args.quiet)
-    stage = staging_dir(out)
-    shutil.rmtree(stage, ignore_errors=True)
-    try:
+    with staged_output(out) as stage:
         write_report(report, stage)
-        publish_dir(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     for mode, run in report["runs"].items():
         f, a = run["fidelity"], run["activity"]
         print(f"{mode}: spike agreement {100 * f['spikes']['overall']:.2f}%  accuracy {f['accuracy_chip']:.4f} "

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from export.onnx import PRECISIONS
-from export.staging import staged_output
+from lorsp.fileio import staged_output
 from hw_sim.backends import MODES, list_backends
 from hw_sim.bundle import MANIFEST_FILE, open_bundle
 from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_tables, cosimulate, default_backend

@@ -1,14 +1,23 @@
-"""The built-in demo (``make demo``): train LoRSP on an offline set in minutes and report.
+"""The built-in demo (``make demo``): train LoRSP, deploy it, simulate the chip, check end to end.
 
     python -m lorsp.demo [--out runs/demo]
 
-Trains LoRSP on mnist-5k with the frozen EfficientNet-Lite0 (128 px), selects on val,
-scores the test split once, and prints accuracy, prompt sparsity and the spiking
-generator's activity. The demo owns its output folder and replaces it on every run.
+1. trains LoRSP on mnist-5k with the frozen EfficientNet-Lite0 (128 px), selects on val,
+   scores the test split once (``OUT/train``);
+2. exports it (``lorsp-export --target all``): the spiking generator as NIR and lava-dl
+   netx, the host factors, the backbone as ONNX, one manifest; the export checks the NIR
+   round trip and ONNX parity and simulates the chip in float and fixed point
+   (``OUT/deploy``, report in ``OUT/deploy/hw_sim``);
+3. co-simulates the split pipeline on the test split against the PyTorch model
+   (``lorsp-cosim``, report in ``OUT/deploy/cosim``).
+
+The demo owns its output folder and replaces it on every run. It takes a few minutes on
+two CPU cores.
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lorsp.cli import run_cli
 from lorsp.train import TrainConfig, train
@@ -17,24 +26,36 @@ DEMO = TrainConfig(dataset="mnist-5k", backbone="efficientnet_lite0", prompt="lo
                    image_size=128, epochs=3, batch_size=32, lr=0.02, limit_train=1000, limit_test=500, seed=0)
 
 
-@run_cli
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lorsp.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="runs/demo")
-    args = p.parse_args(argv)
-    print(f"lorsp demo: {DEMO.prompt} on {DEMO.dataset}, {DEMO.backbone} at {DEMO.image_size} px, "
-          f"{DEMO.limit_train} training images, {DEMO.epochs} epochs")
-    m = train(DEMO, args.out, force=True)
-    print("\n== demo result ==")
+def print_training(m: dict, out: Path) -> None:
+    print("\n== 1. training ==")
     print(f"  val accuracy  {m['val_accuracy']:.4f} (best epoch {m['best_epoch']})")
     print(f"  test accuracy {m['test_accuracy']:.4f} on {m['n_test']} test images")
     print(f"  trainable     prompt {m['params']['prompt']:,}  head {m['params']['head']:,}")
     print(f"  prompt        {100 * m['prompt_sparsity']:.1f}% of prompt pixels exactly zero (test set)")
     print(f"  spiking gen.  firing rate {m['firing_rate']['overall']:.3f}, {m['spikes_per_image']:.1f} spikes "
           f"and {m['snn_synops_per_image']:.0f} synaptic ops ({m['snn_synops_kind']}s) per image")
-    print(f"  throughput    {m['train_images_per_s']:.1f} training images/s")
-    print(f"  written       {args.out}/ (model.pt, metrics.json, curves.png)")
+    print(f"  throughput    {m['train_images_per_s']:.1f} training images/s   -> {out}")
+
+
+@run_cli
+def main(argv: list[str] | None = None) -> int:
+    from export.cli import main as export_main
+    from hw_sim.cosim_cli import main as cosim_main
+
+    p = argparse.ArgumentParser(prog="python -m lorsp.demo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/demo")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    print(f"lorsp demo: {DEMO.prompt} on {DEMO.dataset}, {DEMO.backbone} at {DEMO.image_size} px, "
+          f"{DEMO.limit_train} training images, {DEMO.epochs} epochs")
+    metrics = train(DEMO, out / "train", force=True)
+    print_training(metrics, out / "train")
+    print("\n== 2. export: lorsp-export --target all (NIR, netx, ONNX; chip simulated float and fixed) ==")
+    export_main(["--target", "all", str(out / "train" / "model.pt"), "-o", str(out / "deploy"),
+                 "--samples", "256", "--force"])
+    print("\n== 3. co-simulation: lorsp-cosim (host -> simulated chip -> host -> ONNX) against PyTorch ==")
+    cosim_main([str(out / "deploy"), "--split", "test", "--limit", "500", "--force"])
     return 0
 
 

@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -78,3 +79,21 @@ def publish_dir(staging: Path, out: Path) -> None:
     os.replace(staging, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def staged_output(out: str | Path) -> Iterator[Path]:
+    """Yield an empty ``OUT.partial``; publish it as ``OUT`` when the block ends, remove it on any error.
+
+    Refusing an existing ``OUT`` without ``--force`` is :func:`check_output_dir`'s job, before this.
+    """
+    out = Path(out)
+    stage = staging_dir(out)
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+        publish_dir(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

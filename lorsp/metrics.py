@@ -22,7 +22,7 @@ def spiking_layer_stats(generator: nn.Sequential, input_spikes: torch.Tensor,
         out[f"spikes/{k}"] = spk.sum()
         out[f"neuron_steps/{k}"] = torch.tensor(float(spk.numel()))
         out[f"synops/{k}"] = synops_per_sample(x_in, lin.weight).sum()
-        out[f"synops_are_acs/{k}"] = torch.tensor(float(is_spike_like(x_in)))
+        out[f"synops_not_acs/{k}"] = torch.tensor(float(not is_spike_like(x_in)))  # batches with graded input
     out["input_spikes"] = input_spikes.sum()
     return out
 
@@ -67,7 +67,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
             "input_spikes_per_image": float(sums["input_spikes"]) / total,
             "snn_synops_per_image": sum(float(sums[f"synops/{k}"]) for k in range(n_layers)) / total,
             "snn_synops_per_layer": [float(sums[f"synops/{k}"]) / total for k in range(n_layers)],
-            "snn_synops_kind": "AC" if all(float(sums[f"synops_are_acs/{k}"]) == 1.0
+            "snn_synops_kind": "AC" if all(float(sums[f"synops_not_acs/{k}"]) == 0.0
                                            for k in range(n_layers)) else "MAC",
         })
     return result

@@ -123,3 +123,23 @@ def test_bad_cli_options_are_one_line(tmp_path, args, fragment):
                    "--epochs", "1", "--limit-train", "16", *args, "--out", str(tmp_path / "x"))
     assert_one_line_error(proc, fragment)
     assert not (tmp_path / "x").exists()
+
+
+def test_evaluation_counts_spikes_and_synops_as_acs_over_several_batches(lite0):
+    from lorsp.metrics import evaluate
+    from lorsp.snn_stats import synops_per_sample
+
+    cfg = {"backbone": "efficientnet_lite0", "prompt": "lorsp", "head": "lp", "rank": R, "image_size": L}
+    torch.manual_seed(2)
+    model = build_model(cfg, [str(i) for i in range(10)], backbone=lite0).eval()
+    test = create_splits("mnist-5k", L, limit_test=12).test
+    m = evaluate(model, test, batch_size=5, progress=False)  # 3 batches
+    assert m["snn_synops_kind"] == "AC" and m["n"] == 12
+    x = torch.stack([test[i][0] for i in range(12)])
+    with torch.no_grad():
+        model.prompt(x)
+    spikes_in, layers = model.prompt.last_input_spikes, model.prompt.last_spikes
+    gen = model.spiking_generator
+    expected = (synops_per_sample(spikes_in, gen[0].weight) + synops_per_sample(layers[0], gen[2].weight)).mean()
+    assert m["snn_synops_per_image"] == pytest.approx(float(expected))
+    assert m["spikes_per_image"] == pytest.approx(float(sum(s.sum() for s in layers)) / 12)
