@@ -72,10 +72,12 @@ def summary_lines(manifest: dict[str, Any]) -> Iterator[str]:
     round_trip = manifest.get("checks", {}).get("round_trip")
     if round_trip:
         yield f"NIR round trip: {100 * round_trip['agreement']:.2f}% of spikes equal on {round_trip['samples']} samples"
+    simulation = manifest.get("simulation", {})
     for mode in ("float", "fixed"):
-        sim = manifest.get("simulation", {}).get(mode)
+        sim = simulation.get(mode)
         if sim:
-            yield (f"Lava {mode}: {100 * sim['spike_agreement']:.2f}% spikes equal to PyTorch, accuracy "
+            yield (f"chip ({simulation.get('backend', 'lava')} backend) {mode}: "
+                   f"{100 * sim['spike_agreement']:.2f}% spikes equal to PyTorch, accuracy "
                    f"{sim['accuracy_chip']:.4f} (PyTorch {sim['accuracy_pytorch']:.4f})")
     onnx = manifest.get("onnx")
     if onnx:

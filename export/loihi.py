@@ -92,7 +92,7 @@ def simulation_step(out: Path, *, dataset: str, samples: int, timeout: float,
 def headline(report: dict) -> dict[str, Any]:
     """The figures of a simulation report worth a line in the manifest."""
     out: dict[str, Any] = {"report": f"{REPORT_DIR}/report.html", "samples": report["samples"],
-                           "dataset": report["dataset"]}
+                           "dataset": report["dataset"], "backend": report["backend"]}
     for mode, run in report["runs"].items():
         f = run["fidelity"]
         out[mode] = {"spike_agreement": f["spikes"]["overall"], "accuracy_chip": f["accuracy_chip"],
