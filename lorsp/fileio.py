@@ -45,6 +45,23 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def load_torch_safely(path: str | Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain types only, no code ever runs.
+
+    A missing, truncated or corrupt file, or one that carries pickled code, is one
+    :class:`LorspError` naming ``what`` (e.g. "lorsp checkpoint").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LorspError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise LorspError(f"{path} is not a readable {what} (truncated, corrupt or carrying code, which is "
+                         f"never run): {type(exc).__name__}: {first}") from None
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     def write(tmp: Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")

@@ -18,6 +18,7 @@ from torch import nn
 
 from lorsp.backbones import FrozenBackbone, create_backbone
 from lorsp.errors import LorspError
+from lorsp.fileio import load_torch_safely
 from lorsp.heads import create_head
 from lorsp.prompts import VisualPrompt, create_prompt
 
@@ -101,14 +102,7 @@ def build_model(config: dict[str, Any], classes: list[str],
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and validate a lorsp checkpoint without executing anything from it."""
     path = Path(path)
-    if not path.is_file():
-        raise LorspError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise LorspError(f"{path} is not a readable lorsp checkpoint (truncated, corrupt or carrying "
-                         f"code, which is never run): {type(exc).__name__}: {first}") from None
+    state = load_torch_safely(path, "lorsp checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise LorspError(f"{path} is not a lorsp checkpoint (no '{CHECKPOINT_FORMAT}' header)")
     if state.get("format_version") != CHECKPOINT_VERSION:

@@ -36,7 +36,7 @@ from lorsp.backbones import list_backbones
 from lorsp.cli import run_cli
 from lorsp.data import Splits, create_splits, list_datasets
 from lorsp.errors import LorspError
-from lorsp.fileio import check_output_dir, publish_dir, save_torch, staging_dir, write_json
+from lorsp.fileio import check_output_dir, load_torch_safely, publish_dir, save_torch, staging_dir, write_json
 from lorsp.heads import HEADS, FrequencyLabelMapping
 from lorsp.metrics import evaluate
 from lorsp.model import PromptedClassifier, build_model, build_prompt
@@ -205,12 +205,7 @@ def load_trainable_state(model: PromptedClassifier, state: dict[str, dict[str, t
 
 def read_resume(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise LorspError(f"resume checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise LorspError(f"{path} is not a readable resume checkpoint: {type(exc).__name__}") from None
+    state = load_torch_safely(path, "resume checkpoint")
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise LorspError(f"{path} is not a lorsp resume checkpoint (use the run's last.pt)")
     return state
