@@ -70,7 +70,8 @@ def summarise(runs: list[dict]) -> dict:
                                  if "firing_rate" in runs[0] else None),
             "snn_synops_per_image_mean": (statistics.mean(r["snn_synops_per_image"] for r in runs)
                                           if "snn_synops_per_image" in runs[0] else None),
-            "command": runs[0]["command"].replace(f"--seed {runs[0]['seed']}", "--seed S")}
+            "command": runs[0]["command"].replace(f"--seed {runs[0]['seed']}", "--seed S")
+                                         .replace(f"/seed{runs[0]['seed']}", "/seedS")}
 
 
 def markdown(table: dict, args: argparse.Namespace) -> str:
