@@ -26,7 +26,8 @@ def load(path: str | None) -> dict | None:
 def baselines_section(res: dict, title: str = "Accuracy, parameters and sparsity") -> list[str]:
     args = argparse.Namespace(**res["settings"])
     return [f"## {title}", "",
-            f"Machine: {res['machine']}; commit {res['git_commit'][:12]}. Reproduce: "
+            f"Machine: {res['machine']}; table assembled at commit {res['git_commit'][:12]} "
+            f"(each run records its own commit in its metrics.json). Reproduce: "
             f"`python benchmarks/baselines.py --datasets {' '.join(args.datasets)} --methods "
             f"{' '.join(args.methods)} --seeds {' '.join(map(str, args.seeds))} --table-name {args.table_name}`.", "",
             markdown(res["table"], args)]
