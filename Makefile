@@ -32,6 +32,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py --json runs/bench/train_speed.json
 	$(PY) benchmarks/onnx_latency.py --json runs/bench/onnx_latency.json
 	$(PY) benchmarks/cosim_throughput.py --json runs/bench/cosim_throughput.json
+	$(PY) benchmarks/fastsim.py --samples 256 --json runs/bench/fastsim.json
+	$(PY) benchmarks/results_doc.py --out runs/bench/results.md
 
 # Fashion-MNIST and OpenCV digits come from Debian packages; this unpacks them
 # without root into ~/.cache/lorsp/debian (or $$LORSP_DEBIAN_DIR).
