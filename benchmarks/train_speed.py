@@ -1,6 +1,6 @@
 """Training-step throughput per method, with and without the allocator fix, in one run.
 
-    python benchmarks/train_speed.py [--image-size 128] [--batch-size 64] [--steps 8]
+    python benchmarks/train_speed.py [--image-size 128] [--batch-size 64] [--steps 20]
 
 Each measurement runs in a fresh subprocess (the allocator setting is process-wide and
 cannot be undone): real mnist-5k images, EfficientNet-Lite0, one full training step
@@ -69,7 +69,7 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"])
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--steps", type=int, default=20)
     p.add_argument("--json", default=None)
     args = p.parse_args()
     from lorsp.provenance import machine
