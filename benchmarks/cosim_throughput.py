@@ -21,7 +21,6 @@ Agreement: the pipeline's predictions against the PyTorch model's, on the same i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -33,6 +32,8 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from lorsp.fileio import write_json  # noqa: E402
 
 TRAIN = ["--prompt", "lorsp", "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
          "--limit-train", "128", "--limit-test", "64", "--batch-size", "32", "--quiet"]
@@ -131,8 +132,7 @@ def main() -> None:
     a = result["agreement"]
     print(f"  agreement {100 * a['share']:.2f}% ({a['equal']}/{a['samples']}) of predictions with PyTorch")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
         print(f"-> {args.json}")
 
 

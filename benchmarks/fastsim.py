@@ -22,7 +22,6 @@ generator's input density).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from lorsp.fileio import write_json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -247,8 +248,7 @@ def main() -> None:
                   "scaling": scaling(network, spikes, max(1, args.repeats // 2 + 1))}
     print_tables(result)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
         print(f"-> {args.json}")
 
 

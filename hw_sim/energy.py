@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lorsp.errors import LorspError
+from lorsp.registry import Registry
 from lorsp.snn_stats import synops_per_sample
 
 OPERATIONS = ("synop", "neuron_update_active", "neuron_update_inactive", "spike", "spike_packet", "mac")
@@ -50,25 +50,14 @@ class EnergyTable:
             raise ValueError(f"energy table {self.name}: unknown operations {sorted(unknown)}")
 
 
-_TABLES: dict[str, EnergyTable] = {}
+TABLES: Registry[EnergyTable] = Registry("energy table", sort_names=False)  # reports keep this order
+list_tables = TABLES.names
+get_table = TABLES.get
 
 
 def register_table(table: EnergyTable) -> EnergyTable:
-    if table.name in _TABLES:
-        raise ValueError(f"energy table {table.name!r} registered twice")
-    _TABLES[table.name] = table
-    return table
-
-
-def list_tables() -> list[str]:
-    return list(_TABLES)
-
-
-def get_table(name: str) -> EnergyTable:
-    try:
-        return _TABLES[name]
-    except KeyError:
-        raise LorspError(f"unknown energy table {name!r}; choose one of: {', '.join(list_tables())}") from None
+    """Add a per-operation table under its own name."""
+    return TABLES.add(table.name, table)
 
 
 register_table(EnergyTable(

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lorsp.errors import LorspError
+from lorsp.registry import Registry
 
 
 class VisualPrompt(nn.Module):
@@ -37,27 +38,11 @@ class VisualPrompt(nn.Module):
 
 
 PromptFactory = Callable[..., VisualPrompt]
-_REGISTRY: dict[str, PromptFactory] = {}
-
-
-def register_prompt(name: str) -> Callable[[PromptFactory], PromptFactory]:
-    def wrap(factory: PromptFactory) -> PromptFactory:
-        if name in _REGISTRY:
-            raise ValueError(f"prompt {name!r} registered twice")
-        _REGISTRY[name] = factory
-        return factory
-
-    return wrap
-
-
-def list_prompts() -> list[str]:
-    return sorted(_REGISTRY)
+PROMPTS: Registry[PromptFactory] = Registry("prompt")
+register_prompt = PROMPTS.register
+list_prompts = PROMPTS.names
 
 
 def create_prompt(name: str, image_size: int, **options) -> VisualPrompt:
     """Build prompt ``name`` for ``image_size`` images; options the method does not take are ignored."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise LorspError(f"unknown prompt {name!r}; choose one of: {', '.join(list_prompts())}") from None
-    return factory(image_size=image_size, **options)
+    return PROMPTS.get(name)(image_size=image_size, **options)
