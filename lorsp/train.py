@@ -66,6 +66,7 @@ class TrainConfig:
     limit_train: int | None = None
     limit_val: int | None = None
     limit_test: int | None = None
+    shots: int | None = None
     data_root: str | None = None
     download: bool = False
     weights: str | None = None
@@ -78,6 +79,7 @@ class TrainConfig:
     threshold: float = 1.0
     gate: str = "rowcol"
     sparsity_weight: float = 1.0
+    generator_lr_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +98,10 @@ class TrainConfig:
             raise LorspError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise LorspError(f"--lr must be a positive number, got {self.lr}")
+        if not (self.generator_lr_scale > 0 and math.isfinite(self.generator_lr_scale)):
+            raise LorspError(f"--generator-lr-scale must be a positive number, got {self.generator_lr_scale}")
+        if self.shots is not None and self.shots < 1:
+            raise LorspError(f"--shots must be a positive integer, got {self.shots}")
         if self.head not in HEADS:
             raise LorspError(f"unknown head {self.head!r}; choose one of: {', '.join(HEADS)}")
         build_prompt(self.to_dict())  # checks the prompt's own options before any data is loaded
@@ -156,7 +162,12 @@ def make_optimizer(model: PromptedClassifier, cfg: TrainConfig, steps: int):
     params = model.trainable_parameters()
     if not params:
         raise LorspError(f"--prompt {cfg.prompt} with --head {cfg.head} has nothing to train")
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    generator = getattr(model.prompt, "spiking_generator", None)
+    fast = {id(p) for p in generator.parameters()} if generator is not None else set()
+    groups = [{"params": [p for p in params if id(p) not in fast], "lr": cfg.lr},
+              {"params": [p for p in params if id(p) in fast], "lr": cfg.lr * cfg.generator_lr_scale}]
+    opt = torch.optim.SGD([g for g in groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     return opt, sched
 
@@ -235,7 +246,8 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     torch.manual_seed(cfg.seed)
     splits = create_splits(cfg.dataset, cfg.image_size, root=cfg.data_root, download=cfg.download,
                            limit_train=cfg.limit_train, limit_val=cfg.limit_val or cfg.limit_test,
-                           limit_test=cfg.limit_test)
+                           limit_test=cfg.limit_test,
+                           shots=cfg.shots, shot_seed=cfg.seed)
     model = build_model(cfg.to_dict(), splits.classes)
     steps_per_epoch = math.ceil(math.ceil(len(splits.train) / d.world) / max(1, cfg.batch_size // d.world))
     opt, sched = make_optimizer(model, cfg, cfg.epochs * steps_per_epoch)
@@ -285,9 +297,10 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     test = evaluate(model, splits.test, desc="test", progress=progress)
     metrics = {
         **{k: cfg.to_dict()[k] for k in ("dataset", "backbone", "prompt", "head", "rank", "image_size",
-                                         "epochs", "batch_size", "lr", "seed")},
+                                         "epochs", "batch_size", "lr", "seed", "shots")},
         **({k: cfg.to_dict()[k] for k in ("time_steps", "pool", "hidden", "gates", "beta", "threshold", "gate",
-                                          "sparsity_weight")} if cfg.prompt == "lorsp" else {}),
+                                          "sparsity_weight", "generator_lr_scale")}
+           if cfg.prompt == "lorsp" else {}),
         "val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
         **{k: v for k, v in test.items() if k not in ("accuracy", "loss", "n")},
@@ -338,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gate rows and columns of the factors (sparse) or whole rank-1 terms (ablation)")
     g.add_argument("--sparsity-weight", type=float, default=dflt.sparsity_weight,
                    help="weight of the mean gate firing rate in the loss")
+    g.add_argument("--generator-lr-scale", type=float, default=dflt.generator_lr_scale,
+                   help="the spiking generator's learning rate, as a multiple of --lr")
     p.add_argument("--epochs", type=int, default=dflt.epochs)
     p.add_argument("--batch-size", type=int, default=dflt.batch_size)
     p.add_argument("--lr", type=float, default=dflt.lr)
@@ -346,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train", type=int, default=None, help="use the first K training images")
     p.add_argument("--limit-val", type=int, default=None, help="first K val images (default: --limit-test)")
     p.add_argument("--limit-test", type=int, default=None, help="use the first K test images")
+    p.add_argument("--shots", type=int, default=None,
+                   help="few-shot: K training images per class (drawn with --seed, after --limit-train)")
     p.add_argument("--seed", type=int, default=dflt.seed)
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing --out")

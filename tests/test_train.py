@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import lorsp
+from lorsp.errors import LorspError
 from lorsp.train import TrainConfig, train
 from tests.conftest import ROOT, assert_one_line_error, run_cli
 
@@ -101,3 +102,27 @@ def test_torchrun_trains_with_two_processes(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["world_size"] == 2 and m["n_train"] == 64
     shutil.rmtree(out)
+
+
+def test_few_shot_run_trains_on_k_images_per_class(tmp_path):
+    out = tmp_path / "fs"
+    proc = run_cli("lorsp.train", *TINY, "--prompt", "lorvp", "--epochs", "1", "--shots", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["shots"] == 2 and metrics["n_train"] == 20
+
+
+def test_generator_learning_rate_scale_applies_to_the_generator_only():
+    from lorsp.data import create_splits
+    from lorsp.model import build_model
+    from lorsp.train import make_optimizer
+
+    cfg = tiny_config(prompt="lorsp", generator_lr_scale=10.0)
+    model = build_model(cfg.to_dict(), create_splits("sklearn-digits", 32, limit_train=8).classes)
+    opt, _ = make_optimizer(model, cfg, steps=4)
+    generator = {id(p) for p in model.prompt.spiking_generator.parameters()}
+    by_lr = {g["lr"]: {id(p) for p in g["params"]} for g in opt.param_groups}
+    assert by_lr[cfg.lr * 10.0] == generator
+    assert by_lr[cfg.lr] and not by_lr[cfg.lr] & generator
+    with pytest.raises(LorspError, match="generator-lr-scale"):
+        tiny_config(prompt="lorsp", generator_lr_scale=0.0).validate()

@@ -62,10 +62,35 @@ def _limit(idx: np.ndarray, k: int | None) -> np.ndarray:
     return idx[:k]
 
 
+def few_shot_indices(indices: np.ndarray, targets: Sequence[int], shots: int, seed: int) -> np.ndarray:
+    """``shots`` items of every class, drawn from ``indices`` by a permutation seeded with ``seed``.
+
+    ``targets[i]`` is the label of item ``i`` of the source. Raises LorspError when a class
+    has fewer than ``shots`` items (or none).
+    """
+    if not isinstance(shots, int) or shots < 1:
+        raise LorspError(f"--shots must be a positive integer, got {shots}")
+    order = np.random.default_rng(seed).permutation(indices)
+    labels = np.asarray([int(targets[i]) for i in order])
+    chosen, short = [], []
+    for c in np.unique(np.asarray([int(t) for t in targets])):
+        of_class = order[labels == c][:shots]
+        if len(of_class) < shots:
+            short.append(f"class {c} has {len(of_class)}")
+        chosen.append(of_class)
+    if short:
+        raise LorspError(f"--shots {shots} needs {shots} training images per class: {', '.join(short[:3])}")
+    return np.sort(np.concatenate(chosen))
+
+
 def make_splits(source: SourceData, image_size: int, *, limit_train: int | None = None,
                 limit_val: int | None = None, limit_test: int | None = None,
-                split_seed: int = SPLIT_SEED) -> Splits:
-    """Turn a :class:`SourceData` into seeded train / val / test views at ``image_size``."""
+                split_seed: int = SPLIT_SEED, shots: int | None = None, shot_seed: int = 0) -> Splits:
+    """Turn a :class:`SourceData` into seeded train / val / test views at ``image_size``.
+
+    ``shots``: keep ``shots`` training images per class (after ``limit_train``), drawn with
+    ``shot_seed`` (training uses its run seed, so each seed sees its own support set).
+    """
     rng = np.random.default_rng(split_seed)
     n_train = len(source.train)
     perm = rng.permutation(n_train)
@@ -85,9 +110,12 @@ def make_splits(source: SourceData, image_size: int, *, limit_train: int | None 
     train_idx = perm
     if len(train_idx) == 0 or len(val_idx) == 0 or len(test_idx) == 0:
         raise LorspError(f"dataset too small to split: {n_train} training items")
+    train_idx = _limit(train_idx, limit_train)
+    if shots is not None:
+        train_idx = few_shot_indices(train_idx, pool.targets, shots, shot_seed)
     tf = ToModelInput(image_size)
     return Splits(
-        train=SplitView(pool, _limit(train_idx, limit_train), tf),
+        train=SplitView(pool, train_idx, tf),
         val=SplitView(val_src, _limit(val_idx, limit_val), tf),
         test=SplitView(test_src, _limit(test_idx, limit_test), tf),
         classes=list(source.classes),
@@ -96,8 +124,9 @@ def make_splits(source: SourceData, image_size: int, *, limit_train: int | None 
 
 def create_splits(name: str, image_size: int, *, root: str | Path | None = None,
                   download: bool = False, limit_train: int | None = None,
-                  limit_val: int | None = None, limit_test: int | None = None) -> Splits:
+                  limit_val: int | None = None, limit_test: int | None = None,
+                  shots: int | None = None, shot_seed: int = 0) -> Splits:
     """Load dataset ``name`` and split it; the one entry point training uses."""
     source = load_source(name, root=root, download=download)
-    return make_splits(source, image_size, limit_train=limit_train,
-                       limit_val=limit_val, limit_test=limit_test)
+    return make_splits(source, image_size, limit_train=limit_train, limit_val=limit_val,
+                       limit_test=limit_test, shots=shots, shot_seed=shot_seed)
