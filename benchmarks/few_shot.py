@@ -1,0 +1,93 @@
+"""Few-shot adaptation: K training images per class, every method, several seeds.
+
+    python benchmarks/few_shot.py --datasets mnist-5k sklearn-digits --shots 1 4 16 \
+        --methods none lorvp lorsp --seeds 0 1 2 --out runs/few-shot
+
+Each run is ``lorsp-train --shots K`` (``benchmarks/baselines.py``'s protocol otherwise:
+backbone, image size, rank, batch, lr), with the support set drawn by the run's seed.
+So that every K gets the same optimisation budget, the number of epochs is chosen to give
+``--steps`` SGD steps (``ceil(steps / ceil(K C / batch))`` epochs for C classes); model
+selection reads a validation split of ``--limit-val`` images (a few-shot user has little
+labelled data to spare); the test split is the first ``--limit-test`` images, as in the
+main table. Runs already complete are reused.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.baselines import add_protocol_args, method_label, parse_method, run_one, summarise  # noqa: E402
+from lorsp.fileio import atomic_write, write_json  # noqa: E402
+from lorsp.provenance import git_commit, machine  # noqa: E402
+
+
+def epochs_for(shots: int, classes: int, batch_size: int, steps: int) -> int:
+    """Epochs that give at least ``steps`` optimiser steps on ``shots * classes`` images."""
+    return max(1, math.ceil(steps / math.ceil(shots * classes / batch_size)))
+
+
+def num_classes(dataset: str) -> int:
+    from lorsp.data.registry import load_source
+
+    return len(load_source(dataset).classes)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    lines = [f"Backbone {s['backbone']}, {s['image_size']} px, {s['steps']} SGD steps per run (batch "
+             f"{s['batch_size']}, lr {s['lr']}), {s['limit_val']} validation and {s['limit_test']} test images; "
+             f"test accuracy (%) of the val-selected model, mean +- std over seeds {s['seeds']}.", "",
+             "| dataset | method | " + " | ".join(f"{k}-shot" for k in s["shots"]) + " |",
+             "|---|---|" + "---|" * len(s["shots"])]
+    for dataset, methods in result["table"].items():
+        for method, by_k in methods.items():
+            lines.append(f"| {dataset} | {method_label(method)} | " + " | ".join(
+                f"{100 * by_k[str(k)]['test_accuracy_mean']:.1f} +- {100 * by_k[str(k)]['test_accuracy_std']:.1f}"
+                for k in s["shots"]) + " |")
+    lines += ["", "Commands (S = seed):", ""]
+    lines += [f"    {r['command']}" for methods in result["table"].values() for by_k in methods.values()
+              for r in by_k.values()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=["mnist-5k", "sklearn-digits"])
+    p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"])
+    p.add_argument("--shots", nargs="+", type=int, default=[1, 4, 16])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=60, help="SGD steps per run, whatever K")
+    p.add_argument("--limit-val", type=int, default=50)
+    add_protocol_args(p, default_out="runs/few-shot")
+    p.set_defaults(limit_test=500)
+    args = p.parse_args()
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for dataset in args.datasets:
+        classes = num_classes(dataset)
+        table[dataset] = {}
+        for spec in args.methods:
+            name, extra, tag = parse_method(spec)
+            table[dataset][spec] = {}
+            for k in args.shots:
+                run_args = copy.copy(args)
+                run_args.epochs = epochs_for(k, classes, args.batch_size, args.steps)
+                runs = [run_one(dataset, name, seed, run_args,
+                                (*extra, "--shots", str(k), "--limit-val", str(args.limit_val)),
+                                f"{tag}-{k}shot") for seed in args.seeds]
+                table[dataset][spec][str(k)] = {**summarise(runs), "epochs": run_args.epochs}
+    result = {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), "table": table}
+    write_json(Path(args.out) / "few_shot.json", result)
+    text = markdown(result)
+    atomic_write(Path(args.out) / "few_shot.md", lambda tmp: tmp.write_text(text))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
