@@ -33,7 +33,8 @@ def run_one(dataset: str, method: str, seed: int, args: argparse.Namespace,
            "--head", "lp", "--rank", str(args.rank), "--image-size", str(args.image_size),
            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
            "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
-           "--seed", str(seed), *extra, "--quiet", "--out", str(out)]
+           "--seed", str(seed), *(["--prompt-lr", f"{args.prompt_lr:g}"] if args.prompt_lr else []),
+           *extra, "--quiet", "--out", str(out)]
     if not (out / "metrics.json").exists():
         print("$", " ".join(cmd), flush=True)
         subprocess.run([sys.executable, "-m", "lorsp.train", *cmd[1:]], check=True, cwd=ROOT)
@@ -76,7 +77,8 @@ def summarise(runs: list[dict]) -> dict:
 
 def markdown(table: dict, args: argparse.Namespace) -> str:
     lines = [f"Backbone {args.backbone}, {args.image_size} px, {args.epochs} epochs, batch {args.batch_size}, "
-             f"lr {args.lr}, {args.limit_train} training images, {args.limit_test} test images, "
+             f"lr {args.lr}" + (f" (prompt {args.prompt_lr:g})" if getattr(args, "prompt_lr", None) else "")
+             + f", {args.limit_train} training images, {args.limit_test} test images, "
              f"seeds {args.seeds}; test accuracy of the val-selected model, mean +- std over seeds.",
              "", "| dataset | method | test accuracy (%) | prompt params | head params | zero prompt pixels (%) "
              "| firing rate |", "|---|---|---|---|---|---|---|"]
@@ -99,7 +101,8 @@ def add_protocol_args(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--rank", type=int, default=4)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--lr", type=float, default=0.02, help="the head's (and, without --prompt-lr, the prompt's)")
+    p.add_argument("--prompt-lr", type=float, default=None, help="the prompt's learning rate")
     p.add_argument("--limit-train", type=int, default=1000)
     p.add_argument("--limit-test", type=int, default=1000)
     p.add_argument("--out", default=default_out)

@@ -60,6 +60,7 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 256
     lr: float = 0.02
+    prompt_lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 1e-4
     seed: int = 0
@@ -98,6 +99,8 @@ class TrainConfig:
             raise LorspError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise LorspError(f"--lr must be a positive number, got {self.lr}")
+        if self.prompt_lr is not None and not (self.prompt_lr > 0 and math.isfinite(self.prompt_lr)):
+            raise LorspError(f"--prompt-lr must be a positive number, got {self.prompt_lr}")
         if not (self.generator_lr_scale > 0 and math.isfinite(self.generator_lr_scale)):
             raise LorspError(f"--generator-lr-scale must be a positive number, got {self.generator_lr_scale}")
         if self.shots is not None and self.shots < 1:
@@ -162,10 +165,13 @@ def make_optimizer(model: PromptedClassifier, cfg: TrainConfig, steps: int):
     params = model.trainable_parameters()
     if not params:
         raise LorspError(f"--prompt {cfg.prompt} with --head {cfg.head} has nothing to train")
+    prompt_lr = cfg.lr if cfg.prompt_lr is None else cfg.prompt_lr
     generator = getattr(model.prompt, "spiking_generator", None)
-    fast = {id(p) for p in generator.parameters()} if generator is not None else set()
-    groups = [{"params": [p for p in params if id(p) not in fast], "lr": cfg.lr},
-              {"params": [p for p in params if id(p) in fast], "lr": cfg.lr * cfg.generator_lr_scale}]
+    in_generator = {id(p) for p in generator.parameters()} if generator is not None else set()
+    in_prompt = {id(p) for p in model.prompt.parameters()}
+    groups = [{"params": [p for p in params if id(p) not in in_prompt], "lr": cfg.lr},  # the head
+              {"params": [p for p in params if id(p) in in_prompt and id(p) not in in_generator], "lr": prompt_lr},
+              {"params": [p for p in params if id(p) in in_generator], "lr": prompt_lr * cfg.generator_lr_scale}]
     opt = torch.optim.SGD([g for g in groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
@@ -297,7 +303,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     test = evaluate(model, splits.test, desc="test", progress=progress)
     metrics = {
         **{k: cfg.to_dict()[k] for k in ("dataset", "backbone", "prompt", "head", "rank", "image_size",
-                                         "epochs", "batch_size", "lr", "seed", "shots")},
+                                         "epochs", "batch_size", "lr", "prompt_lr", "seed", "shots")},
         **({k: cfg.to_dict()[k] for k in ("time_steps", "pool", "hidden", "gates", "beta", "threshold", "gate",
                                           "sparsity_weight", "generator_lr_scale")}
            if cfg.prompt == "lorsp" else {}),
@@ -352,10 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sparsity-weight", type=float, default=dflt.sparsity_weight,
                    help="weight of the mean gate firing rate in the loss")
     g.add_argument("--generator-lr-scale", type=float, default=dflt.generator_lr_scale,
-                   help="the spiking generator's learning rate, as a multiple of --lr")
+                   help="the spiking generator's learning rate, as a multiple of the prompt's")
     p.add_argument("--epochs", type=int, default=dflt.epochs)
     p.add_argument("--batch-size", type=int, default=dflt.batch_size)
-    p.add_argument("--lr", type=float, default=dflt.lr)
+    p.add_argument("--lr", type=float, default=dflt.lr, help="learning rate of the head (and of the prompt "
+                   "unless --prompt-lr is given)")
+    p.add_argument("--prompt-lr", type=float, default=None, help="learning rate of the prompt's parameters")
     p.add_argument("--momentum", type=float, default=dflt.momentum)
     p.add_argument("--weight-decay", type=float, default=dflt.weight_decay)
     p.add_argument("--limit-train", type=int, default=None, help="use the first K training images")

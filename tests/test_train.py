@@ -117,12 +117,14 @@ def test_generator_learning_rate_scale_applies_to_the_generator_only():
     from lorsp.model import build_model
     from lorsp.train import make_optimizer
 
-    cfg = tiny_config(prompt="lorsp", generator_lr_scale=10.0)
+    cfg = tiny_config(prompt="lorsp", generator_lr_scale=10.0, prompt_lr=0.5)
     model = build_model(cfg.to_dict(), create_splits("sklearn-digits", 32, limit_train=8).classes)
     opt, _ = make_optimizer(model, cfg, steps=4)
     generator = {id(p) for p in model.prompt.spiking_generator.parameters()}
     by_lr = {g["lr"]: {id(p) for p in g["params"]} for g in opt.param_groups}
-    assert by_lr[cfg.lr * 10.0] == generator
-    assert by_lr[cfg.lr] and not by_lr[cfg.lr] & generator
+    factors = {id(model.prompt.A), id(model.prompt.B)}
+    assert by_lr[0.5 * 10.0] == generator
+    assert by_lr[0.5] == factors
+    assert by_lr[cfg.lr] == {id(p) for p in model.head.parameters()}
     with pytest.raises(LorspError, match="generator-lr-scale"):
         tiny_config(prompt="lorsp", generator_lr_scale=0.0).validate()
