@@ -1,36 +1,82 @@
-"""Generate docs/results.md from the benchmark JSON files: no hand-typed figure.
+"""Generate docs/results.md (and the README's results block) from the benchmark JSON: no hand-typed figure.
 
-    python benchmarks/results_doc.py --baselines runs/baselines/results.json \
-        --sweep runs/sweep/sweep.json --speed runs/bench/train_speed.json --out docs/results.md
+    python benchmarks/results_doc.py            # reads runs/..., writes docs/results.md, figures, README block
 
-Each section appears only when its JSON file exists.
+Each section appears only when its JSON exists; a missing one is listed at the end with
+the command that makes it. ``make results`` runs every benchmark and then this script.
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import markdown  # noqa: E402
+from benchmarks import results_plots  # noqa: E402
+from benchmarks.baselines import markdown as baselines_markdown, method_label  # noqa: E402
+from benchmarks.deployment import markdown as deployment_markdown  # noqa: E402
+from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
+from benchmarks.robustness import markdown as robustness_markdown  # noqa: E402
 from lorsp.fileio import atomic_write  # noqa: E402
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def load(path: str | None) -> dict | None:
     return json.loads(Path(path).read_text()) if path and Path(path).exists() else None
 
 
-def baselines_section(res: dict, title: str = "Accuracy, parameters and sparsity") -> list[str]:
-    args = argparse.Namespace(**res["settings"])
-    return [f"## {title}", "",
-            f"Machine: {res['machine']}; table assembled at commit {res['git_commit'][:12]} "
-            f"(each run records its own commit in its metrics.json). Reproduce: "
-            f"`python benchmarks/baselines.py --datasets {' '.join(args.datasets)} --methods "
-            f"{' '.join(args.methods)} --seeds {' '.join(map(str, args.seeds))} --table-name {args.table_name}`.", "",
-            markdown(res["table"], args)]
+# --------------------------------------------------------------------------- verdicts
+def verdict(lorsp: dict[str, Any], other: dict[str, Any]) -> tuple[str, float]:
+    """``("wins" | "ties" | "loses", difference in points)``: a tie when the difference of the
+    means is within the larger of the two standard deviations over seeds."""
+    diff = 100 * (lorsp["test_accuracy_mean"] - other["test_accuracy_mean"])
+    noise = 100 * max(lorsp["test_accuracy_std"], other["test_accuracy_std"])
+    return ("ties" if abs(diff) <= noise else "wins" if diff > 0 else "loses"), diff
+
+
+def headline(res: dict[str, Any]) -> list[str]:
+    """One line per dataset: LoRSP against LoR-VP and the linear probe, with its sparsity."""
+    lines = []
+    for dataset, methods in res["table"].items():
+        if "lorsp" not in methods or "lorvp" not in methods:
+            continue
+        lo = methods["lorsp"]
+        parts = []
+        for ref in ("lorvp", "none", "vp"):
+            if ref in methods:
+                v, d = verdict(lo, methods[ref])
+                parts.append(f"{v} against {method_label(ref)} ({d:+.1f} points)")
+        lines.append(f"- **{dataset}**: LoRSP {100 * lo['test_accuracy_mean']:.1f} +- "
+                     f"{100 * lo['test_accuracy_std']:.1f} with {100 * lo['prompt_sparsity_mean']:.0f}% exactly-zero "
+                     f"prompt pixels; " + "; ".join(parts) + ".")
+    return lines
+
+
+# --------------------------------------------------------------------------- sections
+def reproduce_baselines(res: dict[str, Any]) -> str:
+    a = res["settings"]
+    extra = f" --prompt-lr {a['prompt_lr']:g}" if a.get("prompt_lr") else ""
+    if a.get("backbone", "efficientnet_lite0") != "efficientnet_lite0":
+        extra += f" --backbone {a['backbone']}"
+    if a.get("out", "runs/baselines") != "runs/baselines":
+        extra += f" --out {a['out']}"
+    return (f"`python benchmarks/baselines.py --datasets {' '.join(a['datasets'])} --methods {' '.join(a['methods'])} "
+            f"--seeds {' '.join(map(str, a['seeds']))}{extra} --table-name {a['table_name']}`")
+
+
+def baselines_section(res: dict, title: str, figure: str | None = None) -> list[str]:
+    lines = [f"## {title}", "", f"Machine: {res['machine']}; assembled at commit {res['git_commit'][:12]} (each run "
+             f"records its own commit in its metrics.json). Reproduce: {reproduce_baselines(res)}.", ""]
+    if figure:
+        lines += [f"![accuracy against trainable prompt parameters]({figure})", ""]
+    return lines + [baselines_markdown(res["table"], argparse.Namespace(**res["settings"]))]
 
 
 def sweep_section(sw: dict, figure: str) -> list[str]:
@@ -39,7 +85,9 @@ def sweep_section(sw: dict, figure: str) -> list[str]:
              f"LoRSP on {s['dataset']} (seed {s['seed']}) with the sparsity weight swept; LoR-VP's "
              f"mean +- std over seeds {sw['lorvp']['seeds']} as the line. Machine: {sw['machine']}. Reproduce: "
              f"`python benchmarks/sparsity_sweep.py --dataset {s['dataset']} --weights "
-             f"{' '.join(format(w, 'g') for w in s['weights'])}`.", "",
+             f"{' '.join(format(w, 'g') for w in s['weights'])}"
+             + (f" --prompt-lr {s['prompt_lr']:g} --out {s['out']} --baselines-out {s['baselines_out']}"
+                if s.get("prompt_lr") else "") + "`.", "",
              f"![accuracy against prompt sparsity]({figure})", "",
              "| sparsity weight | zero prompt pixels (%) | firing rate | test accuracy (%) |", "|---|---|---|---|"]
     for p in sw["points"]:
@@ -49,39 +97,153 @@ def sweep_section(sw: dict, figure: str) -> list[str]:
     return lines + [""]
 
 
-def speed_section(sp: dict) -> list[str]:
-    s = sp["settings"]
-    lines = ["## Training speed", "", f"Machine: {sp['machine']}. Reproduce: `make bench` "
-             f"(`python benchmarks/train_speed.py`), {s['image_size']} px, batch {s['batch_size']}.", "",
-             "| method | without allocator fix (img/s) | with fix (img/s) | fix gain | vs linear probe |",
-             "|---|---|---|---|---|"]
-    first = s["methods"][0]
-    for m, r in sp["images_per_s"].items():
-        lines.append(f"| {m} | {r['without_fix']:.1f} | {r['with_fix']:.1f} | {r['fix_gain']:.2f}x | "
-                     f"{r['ratio_to_' + first]:.2f}x |")
+def robustness_section(results: list[dict], figure: str) -> list[str]:
+    lines = ["## Robustness to corrupted test images", "",
+             f"Machine: {results[0]['machine']}. Reproduce: "
+             + "; ".join(f"`python benchmarks/robustness.py --runs {r['settings']['runs']} --datasets "
+                         f"{' '.join(r['settings']['datasets'])} --limit {r['settings']['limit']}`" for r in results)
+             + ". Corruptions: lorsp/data/corruptions.py (ImageNet-C's severities, Hendrycks & Dietterich 2019).", "",
+             f"![accuracy drop under corruption]({figure})", ""]
+    for r in results:
+        lines += [robustness_markdown(r)]
+    return lines
+
+
+def few_shot_section(fs: dict) -> list[str]:
+    s = fs["settings"]
+    return ["## Few-shot", "", f"Machine: {fs['machine']}. Reproduce: `python benchmarks/few_shot.py --datasets "
+            f"{' '.join(s['datasets'])} --methods {' '.join(s['methods'])} --shots {' '.join(map(str, s['shots']))} "
+            f"--steps {s['steps']} --limit-val {s['limit_val']}"
+            + (f" --prompt-lr {s['prompt_lr']:g}" if s.get("prompt_lr") else "") + f" --out {s['out']}`.", "",
+            few_shot_markdown(fs)]
+
+
+def deployment_section(dep: dict, figure: str) -> list[str]:
+    s = dep["settings"]
+    return ["## Deployment: chip, host and accelerator, per image", "",
+            f"Machine: {dep['machine']}. Reproduce: `python benchmarks/deployment.py --runs {s['runs']} --dataset "
+            f"{s['dataset']} --seed {s['seed']} --limit {s['limit']} --out {s['out']}`.", "",
+            f"![energy per image per method]({figure})", "", deployment_markdown(dep)]
+
+
+def speed_section(speed: dict[str, dict | None], machine: str) -> list[str]:
+    """Every performance ratio of the benchmarks, one table."""
+    rows = []
+    ts, ol, ns, fs, ct = (speed.get(k) for k in ("train", "onnx", "onnx_nospin", "fastsim", "cosim"))
+    if ts:
+        r = ts["images_per_s"]
+        if "step_time_vs_lorvp" in r.get("lorsp", {}):
+            rows.append(("LoRSP training step / LoR-VP step", f"{r['lorsp']['step_time_vs_lorvp']:.3f}x",
+                         "<= 1.1x", "`python benchmarks/train_speed.py`"))
+        for m, v in r.items():
+            rows.append((f"training images/s with / without the allocator fix ({m})", f"{v['fix_gain']:.2f}x",
+                         "", "`python benchmarks/train_speed.py`"))
+    for data, flag in ((ol, ""), (ns, " --no-spinning")):
+        if data:
+            for name, t in data["targets"].items():
+                rows.append((name + (" (ORT workers sleep between runs)" if flag else ""), f"{t['measured']:.3f}",
+                             "met" if t["met"] else "missed", f"`python benchmarks/onnx_latency.py{flag}`"))
+    if fs:
+        for mode in ("float", "fixed"):
+            c = fs["compare"][mode]
+            rows.append((f"fast simulator / Lava, {mode} (images/s, identical spikes: {c['identical_spikes']})",
+                         f"{c['ratio_all']:.0f}x", "", "`python benchmarks/fastsim.py --samples 256`"))
+    if ct:
+        rows.append(("co-simulation / backbone-only onnxruntime (images/s, fast backend)", f"{ct['ratio_best']:.3f}x",
+                     ">= 0.8x", "`python benchmarks/cosim_throughput.py`"))
+    if not rows:
+        return []
+    lines = ["## Speed", "", f"Machine: {machine}. Ratios are within one run of each benchmark (docs/speed.md, "
+             "docs/onnx.md, docs/fastsim.md say how each is measured).", "",
+             "| ratio | measured | target | command |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return lines + [""]
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the part between the README markers replaced by ``block``."""
+    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no {README_START} ... {README_END} block")
+    return pattern.sub(lambda _: f"{README_START}\n{block}\n{README_END}", text)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baselines", default="runs/baselines/results.json")
+    p.add_argument("--lite2", default="runs/baselines-lite2/results.json")
     p.add_argument("--ablation", default="runs/baselines/ablation.json")
     p.add_argument("--sweep", default="runs/sweep/sweep.json")
-    p.add_argument("--speed", default="runs/bench/train_speed.json")
-    p.add_argument("--figure", default="figures/sparsity_accuracy.png", help="path relative to docs/")
+    p.add_argument("--robustness", default="runs/robustness/*.json", help="glob")
+    p.add_argument("--few-shot", default="runs/few-shot/few_shot.json")
+    p.add_argument("--deployment", default="runs/deployment/deployment.json")
+    p.add_argument("--speed-dir", default="runs/bench")
+    p.add_argument("--figures", default="docs/figures")
     p.add_argument("--out", default="docs/results.md")
+    p.add_argument("--readme", default="README.md", help="its results block is rewritten ('' to leave it)")
     args = p.parse_args()
+    figures = Path(args.figures)
+    rel = lambda name: str((figures / name).relative_to(Path(args.out).parent))  # noqa: E731
+    main_table, lite2 = load(args.baselines), load(args.lite2)
+    robustness = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(args.robustness))]
+    few_shot, deployment = load(args.few_shot), load(args.deployment)
+    bench = Path(args.speed_dir)
+    speed = {"train": load(str(bench / "train_speed.json")), "onnx": load(str(bench / "onnx_latency.json")),
+             "onnx_nospin": load(str(bench / "onnx_latency_nospin.json")), "fastsim": load(str(bench / "fastsim.json")),
+             "cosim": load(str(bench / "cosim_throughput.json"))}
     lines = ["# Results", "", "Generated by `python benchmarks/results_doc.py` from the JSON the benchmarks "
-             "write; every figure below comes from the command named beside it. Protocol: docs/protocol.md.", ""]
-    for data, section in ((load(args.baselines), baselines_section),
-                          (load(args.ablation), lambda d: baselines_section(d, "Ablation: which gating")),
-                          (load(args.sweep),
-                          lambda d: sweep_section(d, args.figure)), (load(args.speed), speed_section)):
-        if data is not None:
-            lines += section(data)
+             "write; every figure below comes from the command named beside it. Protocol: docs/protocol.md. "
+             "Verdicts: a tie when the difference of the means is within the larger standard deviation over seeds.",
+             ""]
+    missing = []
+    if main_table:
+        lines += ["## Headline", ""] + headline(main_table) + [""]
+        results_plots.accuracy_vs_params(main_table["table"], figures / "accuracy_params.png")
+        lines += baselines_section(main_table, "Accuracy, parameters and sparsity", rel("accuracy_params.png"))
+    else:
+        missing.append(("accuracy table", "python benchmarks/baselines.py"))
+    if lite2:
+        lines += baselines_section(lite2, f"Accuracy with {lite2['settings']['backbone']}")
+    else:
+        missing.append(("EfficientNet-Lite2 table", "python benchmarks/baselines.py --backbone efficientnet_lite2 "
+                        "--out runs/baselines-lite2"))
+    ablation = load(args.ablation)
+    if ablation:
+        lines += baselines_section(ablation, "Ablation")
+    sweep = load(args.sweep)
+    if sweep:
+        lines += sweep_section(sweep, rel("sparsity_accuracy.png"))
+    if robustness:
+        results_plots.robustness_drop(robustness, figures / "robustness.png")
+        lines += robustness_section(robustness, rel("robustness.png"))
+    else:
+        missing.append(("robustness", "python benchmarks/robustness.py"))
+    if few_shot:
+        lines += few_shot_section(few_shot)
+    else:
+        missing.append(("few-shot", "python benchmarks/few_shot.py"))
+    if deployment:
+        results_plots.energy_per_method(deployment["rows"], figures / "energy_per_method.png",
+                                        f"{deployment['settings']['dataset']}: energy per image")
+        lines += deployment_section(deployment, rel("energy_per_method.png"))
+    else:
+        missing.append(("deployment", "python benchmarks/deployment.py"))
+    if (figures / "example_prompts.png").exists():
+        lines += ["## Example prompts", "", "Reproduce: `python benchmarks/example_prompts.py` (the seed-0 runs of "
+                  "the accuracy table).", "", f"![LoR-VP and LoRSP prompts]({rel('example_prompts.png')})", ""]
+    machine = next((d["machine"] for d in speed.values() if d and "machine" in d), "unknown")
+    lines += speed_section(speed, machine)
+    if missing:
+        lines += ["## Not in this document yet", ""] + [f"- {what}: `{cmd}`" for what, cmd in missing] + [""]
     text = "\n".join(lines) + "\n"
     atomic_write(args.out, lambda tmp: tmp.write_text(text))
     print(f"wrote {args.out}")
+    if args.readme and main_table:
+        readme = Path(args.readme)
+        block = "\n".join(headline(main_table)) + f"\n\nEverything else, with the commands: [{args.out}]({args.out})."
+        new = replace_block(readme.read_text(), block)
+        atomic_write(readme, lambda tmp: tmp.write_text(new))
+        print(f"updated the results block of {readme}")
 
 
 if __name__ == "__main__":

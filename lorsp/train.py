@@ -171,7 +171,7 @@ def make_optimizer(model: PromptedClassifier, cfg: TrainConfig, steps: int):
     in_prompt = {id(p) for p in model.prompt.parameters()}
     groups = [{"params": [p for p in params if id(p) not in in_prompt], "lr": cfg.lr},  # the head
               {"params": [p for p in params if id(p) in in_prompt and id(p) not in in_generator], "lr": prompt_lr},
-              {"params": [p for p in params if id(p) in in_generator], "lr": prompt_lr * cfg.generator_lr_scale}]
+              {"params": [p for p in params if id(p) in in_generator], "lr": cfg.lr * cfg.generator_lr_scale}]
     opt = torch.optim.SGD([g for g in groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
@@ -358,12 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sparsity-weight", type=float, default=dflt.sparsity_weight,
                    help="weight of the mean gate firing rate in the loss")
     g.add_argument("--generator-lr-scale", type=float, default=dflt.generator_lr_scale,
-                   help="the spiking generator's learning rate, as a multiple of the prompt's")
+                   help="the spiking generator's learning rate, as a multiple of --lr")
     p.add_argument("--epochs", type=int, default=dflt.epochs)
     p.add_argument("--batch-size", type=int, default=dflt.batch_size)
     p.add_argument("--lr", type=float, default=dflt.lr, help="learning rate of the head (and of the prompt "
                    "unless --prompt-lr is given)")
-    p.add_argument("--prompt-lr", type=float, default=None, help="learning rate of the prompt's parameters")
+    p.add_argument("--prompt-lr", type=float, default=None,
+                   help="learning rate of the prompt's image parameters (VP's pad, the low-rank factors)")
     p.add_argument("--momentum", type=float, default=dflt.momentum)
     p.add_argument("--weight-decay", type=float, default=dflt.weight_decay)
     p.add_argument("--limit-train", type=int, default=None, help="use the first K training images")

@@ -123,7 +123,7 @@ def test_generator_learning_rate_scale_applies_to_the_generator_only():
     generator = {id(p) for p in model.prompt.spiking_generator.parameters()}
     by_lr = {g["lr"]: {id(p) for p in g["params"]} for g in opt.param_groups}
     factors = {id(model.prompt.A), id(model.prompt.B)}
-    assert by_lr[0.5 * 10.0] == generator
+    assert by_lr[cfg.lr * 10.0] == generator
     assert by_lr[0.5] == factors
     assert by_lr[cfg.lr] == {id(p) for p in model.head.parameters()}
     with pytest.raises(LorspError, match="generator-lr-scale"):
