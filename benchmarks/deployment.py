@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import method_label  # noqa: E402
+from benchmarks.baselines import method_label, parse_method  # noqa: E402
 from lorsp.fileio import atomic_write, write_json  # noqa: E402
 from lorsp.provenance import git_commit, machine  # noqa: E402
 
@@ -107,7 +107,7 @@ def dense_row(method: str, metrics: dict[str, Any], lorsp: dict[str, Any], repor
     """A method whose prompt is a fixed image (or none), priced and timed on the accelerator."""
     from hw_sim.energy import HOROWITZ_PJ
 
-    adds = 0 if method == "none" else 3 * image_size ** 2
+    adds = 0 if parse_method(method)[0] == "none" else 3 * image_size ** 2
     prompt_nj = {p: adds * HOROWITZ_PJ[p]["add"] / 1e3 for p in PRECISIONS}
     backbone_ms = {p: 1000 / reports[f"fixed-{p}"]["latency"]["backbone_only_images_per_s"] for p in PRECISIONS}
     return {"method": method, "prompt_params": metrics["params"]["prompt"],
@@ -137,7 +137,7 @@ def markdown(result: dict[str, Any]) -> str:
               f"{lo['backbone_macs'] / 1e6:.1f} M MACs; fp32 / fp16 / int8 backbone)", "",
               "| method | prompt params | test accuracy (%, PyTorch) | prompt energy (nJ, fp32) | total energy (uJ) fp32 / fp16 / int8 "
               "| vs LoR-VP (int8) | latency (ms) fp32 / int8 |", "|---|---|---|---|---|---|---|"]
-    ref = next((r for r in rows if r["method"] == "lorvp"), None)
+    ref = next((r for r in rows if parse_method(r["method"])[0] == "lorvp"), None)
     for r in rows:
         prompt_fp32 = (r["total_nj"]["fp32"] - r["backbone_nj"]["fp32"])
         vs = f"{r['total_nj']['int8'] / ref['total_nj']['int8']:.3f}x" if ref else "-"
@@ -160,7 +160,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=256)
     p.add_argument("--out", default="runs/deployment")
     args = p.parse_args()
-    run_dir = lambda m: Path(args.runs) / args.dataset / m / f"seed{args.seed}"  # noqa: E731
+    run_dir = lambda spec: Path(args.runs) / args.dataset / parse_method(spec)[2] / f"seed{args.seed}"  # noqa: E731
     missing = [str(run_dir(m) / "model.pt") for m in args.methods + ["lorsp"] if not (run_dir(m) / "model.pt").exists()]
     if missing:
         raise SystemExit(f"error: {missing[0]} is missing: train it with benchmarks/baselines.py first")

@@ -39,7 +39,9 @@ def accuracy_vs_params(table: dict[str, dict[str, Any]], path: str | Path) -> Pa
             name = spec.partition(":")[0]
             label, marker, color = METHOD_STYLE.get(name, (spec, "x", "k"))
             if name != spec:
-                label, color = f"{label} ({spec.partition(':')[2]})", "C4"
+                label = f"{label} ({spec.partition(':')[2]})"
+                if "gate=" in spec or "sparsity-weight=" in spec:
+                    color = "C4"
             x = max(s["params"]["prompt"], 1)
             ax.errorbar(x, 100 * s["test_accuracy_mean"], yerr=100 * s["test_accuracy_std"], fmt=marker,
                         color=color, label=label, capsize=3, markersize=8)
@@ -60,7 +62,7 @@ def energy_per_method(rows: list[dict[str, Any]], path: str | Path, title: str) 
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     width = 0.8 / len(rows)
     for i, row in enumerate(rows):
-        label, _, color = METHOD_STYLE.get(row["method"], (row["method"], "x", "k"))
+        label, _, color = METHOD_STYLE.get(row["method"].partition(":")[0], (row["method"], "x", "k"))
         xs = [k + (i - (len(rows) - 1) / 2) * width for k in range(len(precisions))]
         total = [row["total_nj"][p] / 1e3 for p in precisions]
         ax.bar(xs, total, width, color=color, label=label)
