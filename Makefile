@@ -38,26 +38,18 @@ bench: $(STAMP)
 # The whole of docs/results.md (hours on 2 cores; every finished run is reused, so it can
 # be stopped and restarted). Prompt learning rates: chosen on val by benchmarks/lr_select.py.
 DATASETS  := fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits
-PROMPT_LR := 0.2
-VP_LR     := 2
-VP        := vp:prompt-lr=$(VP_LR)
-MAIN      := --prompt-lr $(PROMPT_LR) --out runs/main
+METHODS   := none vp:prompt-lr=20 lorvp:prompt-lr=0.2 lorsp
 results: bench
-	$(PY) benchmarks/lr_select.py
-	$(PY) benchmarks/baselines.py $(MAIN) --datasets $(DATASETS) --methods none $(VP) lorvp lorsp
-	$(PY) benchmarks/baselines.py $(MAIN) --datasets mnist-5k --methods lorsp:gate=rank --table-name ablation
-	$(PY) benchmarks/sparsity_sweep.py --prompt-lr $(PROMPT_LR) --weights 0 1 4 --out runs/main-sweep --baselines-out runs/main
-	$(PY) benchmarks/robustness.py --runs runs/main --datasets mnist-5k --methods none $(VP) lorvp lorsp --json runs/robustness/mnist-5k.json
-	$(PY) benchmarks/robustness.py --runs runs/main --datasets animal-shape --methods none $(VP) lorvp lorsp --json runs/robustness/animal-shape.json
-	$(PY) benchmarks/few_shot.py --prompt-lr $(PROMPT_LR) --datasets sklearn-digits mnist-5k --methods none lorvp lorsp --steps 60 --limit-val 30
-	$(PY) benchmarks/deployment.py --runs runs/main --methods none $(VP) lorvp lorsp
-	$(PY) benchmarks/example_prompts.py --runs runs/main
-	$(PY) benchmarks/results_doc.py --baselines runs/main/results.json --ablation runs/main/ablation.json --sweep runs/main-sweep/sweep.json
-
-# Fashion-MNIST and OpenCV digits come from Debian packages; this unpacks them
-# without root into ~/.cache/lorsp/debian (or $$LORSP_DEBIAN_DIR).
-data:
-	scripts/fetch_debian_data.sh
-
-clean:
-	rm -rf $(VENV) build *.egg-info
+	$(PY) benchmarks/lr_select.py --grid vp@0.02,0.2,2,20 lorvp@0.02,0.2,0.5 lorsp@0.02,0.2,0.5 \
+		lorsp:sparsity-weight=0.3@0.2 lorsp:sparsity-weight=0.1@0.2
+	$(PY) benchmarks/baselines.py --out runs/main --datasets $(DATASETS) --methods $(METHODS)
+	$(PY) benchmarks/baselines.py --out runs/main --datasets mnist-5k --methods lorsp:gate=rank --table-name ablation
+	$(PY) benchmarks/sparsity_sweep.py --weights 0 1 4 --out runs/main-sweep --baselines-out runs/main \
+		--lorvp-method lorvp:prompt-lr=0.2
+	$(PY) benchmarks/robustness.py --runs runs/main --datasets mnist-5k --methods $(METHODS) --json runs/robustness/mnist-5k.json
+	$(PY) benchmarks/robustness.py --runs runs/main --datasets animal-shape --methods $(METHODS) --json runs/robustness/animal-shape.json
+	$(PY) benchmarks/deployment.py --runs runs/main --methods $(METHODS)
+	$(PY) benchmarks/few_shot.py --datasets sklearn-digits mnist-5k --methods none lorvp:prompt-lr=0.2 lorsp --steps 60 --limit-val 30
+	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2
+	$(PY) benchmarks/results_doc.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
+		--sweep runs/main-sweep/sweep.json

@@ -22,6 +22,7 @@ from benchmarks import results_plots  # noqa: E402
 from benchmarks.baselines import markdown as baselines_markdown, method_label  # noqa: E402
 from benchmarks.deployment import markdown as deployment_markdown  # noqa: E402
 from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
+from benchmarks.lr_select import markdown as lr_select_markdown  # noqa: E402
 from benchmarks.robustness import markdown as robustness_markdown  # noqa: E402
 from lorsp.fileio import atomic_write  # noqa: E402
 
@@ -171,6 +172,7 @@ def replace_block(text: str, block: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baselines", default="runs/baselines/results.json")
+    p.add_argument("--lr-select", default="runs/lr-select/lr_select.json")
     p.add_argument("--lite2", default="runs/baselines-lite2/results.json")
     p.add_argument("--ablation", default="runs/baselines/ablation.json")
     p.add_argument("--sweep", default="runs/sweep/sweep.json")
@@ -202,6 +204,13 @@ def main() -> None:
         lines += baselines_section(main_table, "Accuracy, parameters and sparsity", rel("accuracy_params.png"))
     else:
         missing.append(("accuracy table", "python benchmarks/baselines.py"))
+    lr_select = load(args.lr_select)
+    if lr_select:
+        g = lr_select["settings"]
+        lines += ["## Choosing the prompt learning rate (on val)", "",
+                  f"Machine: {lr_select['machine']}. Reproduce: `python benchmarks/lr_select.py --dataset {g['dataset']} "
+                  f"--seed {g['seed']} --grid {' '.join(g['grid'])}`. The head keeps lr {g['lr']}; the prompt's "
+                  "image parameters get their own rate (docs/protocol.md).", "", lr_select_markdown(lr_select)]
     if lite2:
         lines += baselines_section(lite2, f"Accuracy with {lite2['settings']['backbone']}")
     else:

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import add_protocol_args, run_one  # noqa: E402
+from benchmarks.baselines import add_protocol_args, parse_method, run_one  # noqa: E402
 from lorsp.fileio import atomic_write, write_json  # noqa: E402
 from lorsp.provenance import git_commit, machine  # noqa: E402
 
@@ -49,6 +49,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lorvp-seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--baselines-out", default="runs/baselines", help="where the LoR-VP runs live (or go)")
+    p.add_argument("--lorvp-method", default="lorvp", help="LoR-VP's method spec, e.g. lorvp:prompt-lr=0.2")
     p.add_argument("--figure", default="docs/figures/sparsity_accuracy.png")
     add_protocol_args(p, default_out="runs/sweep")
     args = p.parse_args()
@@ -60,7 +61,8 @@ def main() -> None:
                        "val_accuracy": m["val_accuracy"], "prompt_sparsity": m["prompt_sparsity"],
                        "firing_rate": m["firing_rate"]["overall"], "command": m["command"]})
     baseline_args = argparse.Namespace(**{**vars(args), "out": args.baselines_out})
-    accs = [run_one(args.dataset, "lorvp", s, baseline_args)["test_accuracy"] for s in args.lorvp_seeds]
+    name, extra, tag = parse_method(args.lorvp_method)
+    accs = [run_one(args.dataset, name, s, baseline_args, extra, tag)["test_accuracy"] for s in args.lorvp_seeds]
     lorvp = {"mean": statistics.mean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
              "seeds": args.lorvp_seeds}
     write_json(Path(args.out) / "sweep.json", {"settings": vars(args), "points": points, "lorvp": lorvp,
