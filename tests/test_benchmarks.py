@@ -1,0 +1,47 @@
+"""The pure parts of the benchmark scripts: verdicts, step budgets, grids, the README block."""
+import pytest
+
+from benchmarks.baselines import parse_method
+from benchmarks.few_shot import epochs_for
+from benchmarks.lr_select import parse_grid
+from benchmarks.results_doc import README_END, README_START, replace_block, verdict
+from benchmarks.robustness import summarise
+
+
+def row(mean, std):
+    return {"test_accuracy_mean": mean, "test_accuracy_std": std}
+
+
+def test_verdict_calls_a_tie_within_the_larger_std():
+    assert verdict(row(0.90, 0.01), row(0.895, 0.002)) == ("ties", pytest.approx(0.5))
+    assert verdict(row(0.92, 0.005), row(0.90, 0.005))[0] == "wins"
+    assert verdict(row(0.88, 0.005), row(0.90, 0.01))[0] == "loses"
+
+
+def test_few_shot_epochs_give_the_same_step_budget():
+    assert epochs_for(1, 10, 32, 60) == 60      # 10 images: one step per epoch
+    assert epochs_for(4, 10, 32, 60) == 30      # 40 images: two steps per epoch
+    assert epochs_for(16, 10, 32, 60) == 12     # 160 images: five steps per epoch
+
+
+def test_method_specs_and_grids_parse():
+    assert parse_method("vp:prompt-lr=20") == ("vp", ("--prompt-lr", "20"), "vp-prompt-lr-20")
+    assert parse_method("lorsp") == ("lorsp", (), "lorsp")
+    assert parse_grid("lorsp:gate=rank@0.02,0.2") == ("lorsp:gate=rank", [0.02, 0.2])
+    with pytest.raises(SystemExit):
+        parse_grid("lorvp")
+
+
+def test_readme_block_is_replaced_and_required():
+    text = f"a\n{README_START}\nold\n{README_END}\nb\n"
+    assert replace_block(text, "new") == f"a\n{README_START}\nnew\n{README_END}\nb\n"
+    with pytest.raises(SystemExit):
+        replace_block("no markers", "new")
+
+
+def test_robustness_summary_averages_severities_and_seeds():
+    seed = {"clean": 0.9, **{f"{c}/{s}": 0.9 - 0.1 * s for c in ("gaussian_noise", "gaussian_blur", "contrast")
+                             for s in (1, 2, 3)}}
+    out = summarise([seed, seed])
+    assert out["mean_drop"]["mean"] == pytest.approx(0.2) and out["mean_drop"]["std"] == 0.0
+    assert out["per_corruption"]["contrast"]["mean"] == pytest.approx(0.7)
