@@ -45,15 +45,18 @@ def verdict(lorsp: dict[str, Any], other: dict[str, Any]) -> tuple[str, float]:
 def headline(res: dict[str, Any]) -> list[str]:
     """One line per dataset: LoRSP against LoR-VP and the linear probe, with its sparsity."""
     lines = []
-    for dataset, methods in res["table"].items():
+    for dataset, by_spec in res["table"].items():
+        methods = {}  # the first spec of each method name: "vp:prompt-lr=20" answers for "vp"
+        for spec, summary in by_spec.items():
+            methods.setdefault(spec.partition(":")[0], (spec, summary))
         if "lorsp" not in methods or "lorvp" not in methods:
             continue
-        lo = methods["lorsp"]
+        lo = methods["lorsp"][1]
         parts = []
         for ref in ("lorvp", "none", "vp"):
             if ref in methods:
-                v, d = verdict(lo, methods[ref])
-                parts.append(f"{v} against {method_label(ref)} ({d:+.1f} points)")
+                v, d = verdict(lo, methods[ref][1])
+                parts.append(f"{v} against {method_label(methods[ref][0])} ({d:+.1f} points)")
         lines.append(f"- **{dataset}**: LoRSP {100 * lo['test_accuracy_mean']:.1f} +- "
                      f"{100 * lo['test_accuracy_std']:.1f} with {100 * lo['prompt_sparsity_mean']:.0f}% exactly-zero "
                      f"prompt pixels; " + "; ".join(parts) + ".")
