@@ -53,8 +53,8 @@ def main() -> None:
         sp_masked = np.ma.masked_where((p_sp[i] == 0).all(0).numpy(), sp)
         zeros = float((p_sp[i] == 0).float().mean())
         panels = [(x[i].permute(1, 2, 0).numpy(), None, f"test image {i}"),
-                  (p_vp[i].mean(0).numpy(), vp_scale, f"LoR-VP prompt, max |P| {float(p_vp[i].abs().max()):.3f}"),
-                  (sp_masked, sp_scale, f"LoRSP: {100 * zeros:.0f}% zeros, max |P| {float(p_sp[i].abs().max()):.3f}"),
+                  (p_vp[i].mean(0).numpy(), vp_scale, f"LoR-VP prompt, max |P| {float(p_vp[i].abs().max()):.3g}"),
+                  (sp_masked, sp_scale, f"LoRSP: {100 * zeros:.0f}% zeros, max |P| {float(p_sp[i].abs().max()):.3g}"),
                   ((x[i] + p_sp[i]).clamp(0, 1).permute(1, 2, 0).numpy(), None, "image + LoRSP prompt")]
         for ax, (img, scale, title) in zip(axes[i], panels):
             if scale is None:
