@@ -64,6 +64,27 @@ def headline(res: dict[str, Any]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- sections
+def extra_headline(robustness: list[dict], deployment: dict | None) -> list[str]:
+    """Robustness and deployment in one line each, for the README."""
+    lines = []
+    for r in robustness:
+        for dataset, by_spec in r["table"].items():
+            drops = ", ".join(f"{method_label(spec)} {100 * v['mean_drop']['mean']:.1f}" for spec, v in by_spec.items())
+            lines.append(f"- **robustness** ({dataset}, noise/blur/contrast x 3 severities): mean accuracy drop in "
+                         f"points: {drops}.")
+    if deployment:
+        rows = {r["method"].partition(":")[0]: r for r in deployment["rows"]}
+        lo, ref = rows.get("lorsp"), rows.get("lorvp")
+        if lo and ref:
+            lines.append(f"- **deployment** ({deployment['settings']['dataset']}): the generator on the Loihi model "
+                         f"spends {lo['generator_nj']['fixed']:.1f} nJ per image ({lo['synops_per_image']['fixed']:.0f} "
+                         f"synaptic ops); end to end with an int8 backbone LoRSP needs "
+                         f"{lo['total_nj']['int8'] / 1e3:.2f} uJ per image against LoR-VP's "
+                         f"{ref['total_nj']['int8'] / 1e3:.2f} uJ ({lo['total_nj']['int8'] / ref['total_nj']['int8']:.3f}x); "
+                         f"co-simulation agreement {100 * lo['agreement']['fixed-fp32']:.1f}% (fixed, fp32).")
+    return lines
+
+
 def reproduce_baselines(res: dict[str, Any]) -> str:
     a = res["settings"]
     extra = f" --prompt-lr {a['prompt_lr']:g}" if a.get("prompt_lr") else ""
@@ -252,7 +273,7 @@ def main() -> None:
     print(f"wrote {args.out}")
     if args.readme and main_table:
         readme = Path(args.readme)
-        block = "\n".join(headline(main_table)) + f"\n\nEverything else, with the commands: [{args.out}]({args.out})."
+        block = "\n".join(headline(main_table) + extra_headline(robustness, deployment)) + f"\n\nEverything else, with the commands: [{args.out}]({args.out})."
         new = replace_block(readme.read_text(), block)
         atomic_write(readme, lambda tmp: tmp.write_text(new))
         print(f"updated the results block of {readme}")
