@@ -46,12 +46,13 @@ def accuracy_vs_params(table: dict[str, dict[str, Any]], path: str | Path) -> Pa
             ax.errorbar(x, 100 * s["test_accuracy_mean"], yerr=100 * s["test_accuracy_std"], fmt=marker,
                         color=color, label=label, capsize=3, markersize=8)
         ax.set_xscale("log")
-        ax.set(title=dataset, xlabel="trainable prompt parameters (linear probe at 1)")
+        ax.set(title=dataset, xlabel="prompt parameters")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
+    fig.suptitle("test accuracy against trainable prompt parameters (linear probe drawn at 1)", fontsize=9)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     return _save(fig, path)
 
 
@@ -72,8 +73,10 @@ def energy_per_method(rows: list[dict[str, Any]], path: str | Path, title: str) 
                         xytext=(0, 2), textcoords="offset points")
     ax.set_yscale("log")
     ax.set_xticks(range(len(precisions)), [f"backbone {p}" for p in precisions])
-    ax.set(ylabel="energy per image (uJ, log)", title=title)
-    ax.legend(fontsize=8, ncol=len(rows), loc="upper right")
+    ax.set(ylabel="energy per image (uJ, log)", title=title + " (labels: prompt's share)")
+    top = max(row["total_nj"]["fp32"] for row in rows) / 1e3
+    ax.set_ylim(top=top * 4)
+    ax.legend(fontsize=8, ncol=len(rows), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     fig.tight_layout()
     return _save(fig, path)
 
