@@ -43,7 +43,7 @@ results: bench
 	$(PY) benchmarks/lr_select.py --grid vp@0.02,0.2,2,20 lorvp@0.02,0.2,0.5 lorsp@0.02,0.2,0.5 \
 		lorsp:sparsity-weight=0.3@0.2 lorsp:sparsity-weight=0.1@0.2
 	$(PY) benchmarks/baselines.py --out runs/main --datasets $(DATASETS) --methods $(METHODS)
-	$(PY) benchmarks/baselines.py --out runs/main --datasets mnist-5k --methods lorsp:gate=rank --table-name ablation
+	$(PY) benchmarks/baselines.py --out runs/main --datasets mnist-5k --methods lorsp lorsp:gate=rank --table-name ablation
 	$(PY) benchmarks/sparsity_sweep.py --weights 0 1 4 --out runs/main-sweep --baselines-out runs/main \
 		--lorvp-method lorvp:prompt-lr=0.2
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets mnist-5k --methods $(METHODS) --json runs/robustness/mnist-5k.json
