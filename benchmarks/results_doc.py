@@ -111,8 +111,11 @@ def sweep_section(sw: dict, figure: str) -> list[str]:
              f"mean +- std over seeds {sw['lorvp']['seeds']} as the line. Machine: {sw['machine']}. Reproduce: "
              f"`python benchmarks/sparsity_sweep.py --dataset {s['dataset']} --weights "
              f"{' '.join(format(w, 'g') for w in s['weights'])}"
-             + (f" --prompt-lr {s['prompt_lr']:g} --out {s['out']} --baselines-out {s['baselines_out']}"
-                if s.get("prompt_lr") else "") + "`.", "",
+             + (f" --prompt-lr {s['prompt_lr']:g}" if s.get("prompt_lr") else "")
+             + (f" --out {s['out']}" if s.get("out", "runs/sweep") != "runs/sweep" else "")
+             + (f" --baselines-out {s['baselines_out']}" if s.get("baselines_out", "runs/baselines") != "runs/baselines"
+                else "")
+             + (f" --lorvp-method {s['lorvp_method']}" if s.get("lorvp_method", "lorvp") != "lorvp" else "") + "`.", "",
              f"![accuracy against prompt sparsity]({figure})", "",
              "| sparsity weight | zero prompt pixels (%) | firing rate | test accuracy (%) |", "|---|---|---|---|"]
     for p in sw["points"]:
