@@ -43,6 +43,8 @@ results: bench
 	$(PY) benchmarks/lr_select.py --grid vp@0.02,0.2,2,20 lorvp@0.02,0.2,0.5 lorsp@0.02,0.2,0.5 \
 		lorsp:sparsity-weight=0.3@0.2 lorsp:sparsity-weight=0.1@0.2
 	$(PY) benchmarks/baselines.py --out runs/main --datasets $(DATASETS) --methods $(METHODS)
+	$(PY) benchmarks/baselines.py --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets mnist-5k \
+		--methods $(METHODS)
 	$(PY) benchmarks/baselines.py --out runs/main --datasets mnist-5k --methods lorsp lorsp:gate=rank --table-name ablation
 	$(PY) benchmarks/sparsity_sweep.py --weights 0 1 4 --out runs/main-sweep --baselines-out runs/main \
 		--lorvp-method lorvp:prompt-lr=0.2
@@ -52,4 +54,4 @@ results: bench
 	$(PY) benchmarks/few_shot.py --datasets sklearn-digits mnist-5k --methods none lorvp:prompt-lr=0.2 lorsp --steps 60 --limit-val 30
 	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2
 	$(PY) benchmarks/results_doc.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
-		--sweep runs/main-sweep/sweep.json
+		--sweep runs/main-sweep/sweep.json --lite2 runs/baselines-lite2/results.json
