@@ -198,11 +198,11 @@ def replace_block(text: str, block: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--baselines", default="runs/baselines/results.json")
+    p.add_argument("--baselines", default="runs/main/results.json")
     p.add_argument("--lr-select", default="runs/lr-select/lr_select.json")
     p.add_argument("--lite2", default="runs/baselines-lite2/results.json")
-    p.add_argument("--ablation", default="runs/baselines/ablation.json")
-    p.add_argument("--sweep", default="runs/sweep/sweep.json")
+    p.add_argument("--ablation", default="runs/main/ablation.json")
+    p.add_argument("--sweep", default="runs/main-sweep/sweep.json")
     p.add_argument("--robustness", default="runs/robustness/*.json", help="glob")
     p.add_argument("--few-shot", default="runs/few-shot/few_shot.json")
     p.add_argument("--deployment", default="runs/deployment/deployment.json")
