@@ -270,7 +270,8 @@ def main() -> None:
     machine = next((d["machine"] for d in speed.values() if d and "machine" in d), "unknown")
     lines += speed_section(speed, machine)
     if missing:
-        lines += ["## Not in this document yet", ""] + [f"- {what}: `{cmd}`" for what, cmd in missing] + [""]
+        lines += ["## Not in this document yet", "", "`make results` makes all of them (with the options of the "
+                  "tables above); the scripts, one by one:", ""] + [f"- {what}: `{cmd}`" for what, cmd in missing] + [""]
     text = "\n".join(lines) + "\n"
     atomic_write(args.out, lambda tmp: tmp.write_text(text))
     print(f"wrote {args.out}")
