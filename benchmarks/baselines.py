@@ -19,8 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lorsp.fileio import atomic_write, write_json  # noqa: E402
-from lorsp.provenance import git_commit, machine  # noqa: E402
+from benchmarks.output import run_record, write_tables  # noqa: E402
 
 METHOD_LABELS = {"none": "linear probe", "vp": "VP (Bahng et al.)", "lorvp": "LoR-VP", "lorsp": "LoRSP"}
 
@@ -123,12 +122,7 @@ def main() -> None:
         for spec in args.methods:
             name, extra, tag = parse_method(spec)
             table[d][spec] = summarise([run_one(d, name, s, args, extra, tag) for s in args.seeds])
-    result = {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), "table": table}
-    out = Path(args.out)
-    write_json(out / f"{args.table_name}.json", result)
-    text = markdown(table, args)
-    atomic_write(out / f"{args.table_name}.md", lambda tmp: tmp.write_text(text))
-    print(text)
+    write_tables(args.out, args.table_name, run_record(args, table=table), markdown(table, args))
 
 
 if __name__ == "__main__":

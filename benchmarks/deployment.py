@@ -30,8 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import method_label, parse_method  # noqa: E402
-from lorsp.fileio import atomic_write, write_json  # noqa: E402
-from lorsp.provenance import git_commit, machine  # noqa: E402
+from benchmarks.output import run_record, write_tables  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "int8")
 COSIM_RUNS = (("float", "fp32"), ("fixed", "fp32"), ("fixed", "fp16"), ("fixed", "int8"))
@@ -84,8 +83,7 @@ def lorsp_row(reports: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> di
     fixed = reports["fixed-fp32"]
     row = {"method": "lorsp", "prompt_params": metrics["params"]["prompt"],
            "accuracy_pytorch": metrics["test_accuracy"],
-           "accuracy": {f"{m}-{p}": r["accuracy"]["cosim"] for (m, p), r in
-                        ((tuple(k.split("-")), v) for k, v in reports.items())},
+           "accuracy": {k: r["accuracy"]["cosim"] for k, r in reports.items()},
            "agreement": {k: r["agreement"]["share"] for k, r in reports.items()},
            "spikes_per_image": {mode: sum(reports[f"{mode}-fp32"]["activity"]["spikes_per_image"])
                                 for mode in ("float", "fixed")},
@@ -171,12 +169,8 @@ def main() -> None:
     image_size = int(metrics["lorsp"]["image_size"])
     add_ms = prompt_add_ms(image_size)
     rows = [lo if m == "lorsp" else dense_row(m, metrics[m], lo, reports, image_size, add_ms) for m in args.methods]
-    result = {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), "image_size": image_size,
-              "prompt_add_ms_per_image": add_ms, "rows": rows}
-    write_json(Path(args.out) / "deployment.json", result)
-    text = markdown(result)
-    atomic_write(Path(args.out) / "deployment.md", lambda tmp: tmp.write_text(text))
-    print(text)
+    result = run_record(args, image_size=image_size, prompt_add_ms_per_image=add_ms, rows=rows)
+    write_tables(args.out, "deployment", result, markdown(result))
 
 
 if __name__ == "__main__":

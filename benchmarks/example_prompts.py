@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.results_plots import _pyplot, _save  # noqa: E402
+from benchmarks.results_plots import pyplot, save_figure  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     x = torch.stack([test[i][0] for i in range(len(test))])
     with torch.no_grad():
         p_vp, p_sp = lorvp.prompt(x), lorsp_model.prompt(x)
-    plt = _pyplot()
+    plt = pyplot()
     cmap = plt.get_cmap("coolwarm").copy()
     cmap.set_bad("white")
     fig, axes = plt.subplots(len(x), 4, figsize=(8.4, 2.1 * len(x)), squeeze=False)
@@ -65,7 +65,7 @@ def main() -> None:
             ax.axis("off")
     fig.suptitle(f"{args.dataset}, seed {args.seed} runs; white = exactly zero", fontsize=9)
     fig.tight_layout()
-    _save(fig, ROOT / args.figure if not Path(args.figure).is_absolute() else args.figure)
+    save_figure(fig, ROOT / args.figure if not Path(args.figure).is_absolute() else args.figure)
     print(f"wrote {args.figure}")
 
 

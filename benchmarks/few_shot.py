@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import add_protocol_args, method_label, parse_method, run_one, summarise  # noqa: E402
-from lorsp.fileio import atomic_write, write_json  # noqa: E402
-from lorsp.provenance import git_commit, machine  # noqa: E402
+from benchmarks.output import run_record, write_tables  # noqa: E402
 
 
 def epochs_for(shots: int, classes: int, batch_size: int, steps: int) -> int:
@@ -82,11 +81,8 @@ def main() -> None:
                                 (*extra, "--shots", str(k), "--limit-val", str(args.limit_val)),
                                 f"{tag}-{k}shot") for seed in args.seeds]
                 table[dataset][spec][str(k)] = {**summarise(runs), "epochs": run_args.epochs}
-    result = {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), "table": table}
-    write_json(Path(args.out) / "few_shot.json", result)
-    text = markdown(result)
-    atomic_write(Path(args.out) / "few_shot.md", lambda tmp: tmp.write_text(text))
-    print(text)
+    result = run_record(args, table=table)
+    write_tables(args.out, "few_shot", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import add_protocol_args, method_label, parse_method, run_one  # noqa: E402
-from lorsp.fileio import atomic_write, write_json  # noqa: E402
-from lorsp.provenance import git_commit, machine  # noqa: E402
+from benchmarks.output import run_record, write_tables  # noqa: E402
 
 
 def parse_grid(entry: str) -> tuple[str, list[float]]:
@@ -82,11 +81,8 @@ def main() -> None:
         ok = [q for q in points if not q["diverged"]]
         table[spec] = {"points": points,
                        "chosen_prompt_lr": max(ok, key=lambda q: q["val_accuracy"])["prompt_lr"] if ok else None}
-    result = {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), "table": table}
-    write_json(Path(args.out) / "lr_select.json", result)
-    text = markdown(result)
-    atomic_write(Path(args.out) / "lr_select.md", lambda tmp: tmp.write_text(text))
-    print(text)
+    result = run_record(args, table=table)
+    write_tables(args.out, "lr_select", result, markdown(result))
     print(json.dumps({k: v["chosen_prompt_lr"] for k, v in table.items()}))
 
 

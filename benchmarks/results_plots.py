@@ -14,7 +14,8 @@ METHOD_STYLE = {"none": ("linear probe", "s", "C7"), "vp": ("VP", "v", "C2"), "l
                 "lorsp": ("LoRSP", "*", "C0")}
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,15 +24,16 @@ def _pyplot():
     return plt
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically, and close it."""
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return Path(path)
 
 
 def accuracy_vs_params(table: dict[str, dict[str, Any]], path: str | Path) -> Path:
     """Test accuracy (mean +- std) against trainable prompt parameters, one panel per dataset."""
-    plt = _pyplot()
+    plt = pyplot()
     datasets = list(table)
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets), 3.2), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
@@ -53,12 +55,12 @@ def accuracy_vs_params(table: dict[str, dict[str, Any]], path: str | Path) -> Pa
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def energy_per_method(rows: list[dict[str, Any]], path: str | Path, title: str) -> Path:
     """Energy per image (uJ) per method at each backbone precision, the prompt's share marked."""
-    plt = _pyplot()
+    plt = pyplot()
     precisions = ("fp32", "fp16", "int8")
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     width = 0.8 / len(rows)
@@ -78,12 +80,12 @@ def energy_per_method(rows: list[dict[str, Any]], path: str | Path, title: str) 
     ax.set_ylim(top=top * 4)
     ax.legend(fontsize=8, ncol=len(rows), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def robustness_drop(results: list[dict[str, Any]], path: str | Path) -> Path:
     """Mean accuracy drop under corruption (points) per method, one group per dataset."""
-    plt = _pyplot()
+    plt = pyplot()
     groups = [(d, m) for r in results for d, m in r["table"].items()]
     fig, ax = plt.subplots(figsize=(1.0 + 2.2 * len(groups), 3.2))
     methods = list(groups[0][1])
@@ -98,4 +100,4 @@ def robustness_drop(results: list[dict[str, Any]], path: str | Path) -> Path:
     ax.set(ylabel="accuracy drop (points)", title="clean minus corrupted (noise, blur, contrast; 3 severities)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import method_label, parse_method  # noqa: E402
+from benchmarks.output import run_record  # noqa: E402
 from lorsp.fileio import write_json  # noqa: E402
-from lorsp.provenance import git_commit, machine  # noqa: E402
 
 
 def score_run(model_path: Path, limit: int, corruption_seed: int, progress: bool) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def main() -> None:
                 print(f"{dataset} {tag} seed {seed}", flush=True)
                 per_seed.append(score_run(path, args.limit, args.corruption_seed, args.progress))
             table[dataset][spec] = {**summarise(per_seed), "per_seed": per_seed}
-    result = {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), "table": table}
+    result = run_record(args, table=table)
     write_json(args.json, result)
     print(markdown(result))
 

@@ -17,17 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import add_protocol_args, parse_method, run_one  # noqa: E402
-from lorsp.fileio import atomic_write, write_json  # noqa: E402
-from lorsp.provenance import git_commit, machine  # noqa: E402
+from benchmarks.output import run_record  # noqa: E402
+from benchmarks.results_plots import pyplot, save_figure  # noqa: E402
+from lorsp.fileio import write_json  # noqa: E402
 
 
 def plot(points: list[dict], lorvp: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.8))
     xs = [100 * p["prompt_sparsity"] for p in points]
     ys = [100 * p["test_accuracy"] for p in points]
     ax.plot(xs, ys, "o-", label="LoRSP (sparsity weight sweep)")
@@ -39,7 +35,7 @@ def plot(points: list[dict], lorvp: dict, path: Path, title: str) -> None:
     ax.set(xlabel="exactly-zero prompt pixels on the test set (%)", ylabel="test accuracy (%)", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -65,8 +61,7 @@ def main() -> None:
     accs = [run_one(args.dataset, name, s, baseline_args, extra, tag)["test_accuracy"] for s in args.lorvp_seeds]
     lorvp = {"mean": statistics.mean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
              "seeds": args.lorvp_seeds}
-    write_json(Path(args.out) / "sweep.json", {"settings": vars(args), "points": points, "lorvp": lorvp,
-                                               "machine": machine(), "git_commit": git_commit()})
+    write_json(Path(args.out) / "sweep.json", run_record(args, points=points, lorvp=lorvp))
     plot(points, lorvp, ROOT / args.figure,
          f"{args.dataset}, {args.backbone}, {args.image_size} px, seed {args.seed}")
     for pt in points:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from hw_sim.backends import MODES, list_backends
+from hw_sim.backends import MODES, default_backend, list_backends
 from hw_sim.bundle import open_bundle
 from hw_sim.report import write_report
 from hw_sim.simulate import simulate
@@ -19,6 +19,14 @@ from lorsp.fileio import check_output_dir, staged_output
 
 MODE_CHOICES = (*MODES, "both")
 DEFAULT_TIMEOUT_S = 600.0
+
+
+def add_run_options(p: argparse.ArgumentParser, backend_help: str) -> None:
+    """The options every simulator command shares: --backend, --force, --timeout and --quiet."""
+    p.add_argument("--backend", default=default_backend(), choices=list_backends(), help=backend_help)
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def modes_of(choice: str) -> tuple[str, ...]:
@@ -34,12 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=64, help="N: the first N images of the test split")
     p.add_argument("--mode", default="both", choices=MODE_CHOICES,
                    help="float: Lava's float models; fixed: bit-accurate Loihi integers; both")
-    p.add_argument("--backend", default="fast", choices=list_backends(),
-                   help="fast: batched numpy, spike-identical to lava; lava: lava-nc itself (the reference)")
     p.add_argument("-o", "--out", required=True, help="report directory to create")
-    p.add_argument("--force", action="store_true", help="replace an existing --out")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(p, "fast: batched numpy, spike-identical to lava; lava: lava-nc itself (the reference)")
     return p
 
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from export.onnx import PRECISIONS, make_session, run_logits
 from hw_sim import energy
-from hw_sim.backends import MODES, get_backend, list_backends
+from hw_sim.backends import MODES, default_backend, get_backend
 from hw_sim.bundle import Bundle
 from hw_sim.fidelity import spike_agreement
 from hw_sim.host import prompt_from_gate_spikes, rebuild_model
@@ -70,11 +70,6 @@ def host_threads(threads: int = HOST_THREADS) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def default_backend() -> str:
-    """``fast`` where it is registered, else ``lava``."""
-    return "fast" if "fast" in list_backends() else "lava"
 
 
 def chip_tables() -> list[str]:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from export.onnx import PRECISIONS
 from lorsp.fileio import staged_output
-from hw_sim.backends import MODES, list_backends
+from hw_sim.backends import MODES
 from hw_sim.bundle import MANIFEST_FILE, open_bundle
-from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_tables, cosimulate, default_backend
+from hw_sim.cli import add_run_options
+from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_tables, cosimulate
 from hw_sim.cosim_report import agreement_line, energy_line, latency_line, write_cosim_report
 from hw_sim.simulate import SPLITS
 from lorsp.cli import run_cli
@@ -24,7 +25,6 @@ from lorsp.data import list_datasets
 from lorsp.fileio import check_output_dir
 
 DEFAULT_OUT = "cosim"
-DEFAULT_TIMEOUT_S = 600.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"images from ({', '.join(list_datasets())}); default: the model's dataset")
     p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--limit", type=int, default=64, help="N: the first N images of the split")
-    p.add_argument("--backend", default=default_backend(), choices=list_backends(),
-                   help="the simulator that plays the chip")
     p.add_argument("--mode", default="fixed", choices=MODES,
                    help="fixed: bit-accurate Loihi integers (what the chip computes); float: the float model")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="which ONNX file runs the backbone")
@@ -44,9 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="energy table that prices the generator")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="images per pass through the stages")
     p.add_argument("-o", "--out", default=None, help=f"report directory to create; default: DIR/{DEFAULT_OUT}")
-    p.add_argument("--force", action="store_true", help="replace an existing --out")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(p, "the simulator that plays the chip")
     return p
 
 

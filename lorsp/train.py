@@ -97,12 +97,10 @@ class TrainConfig:
             raise LorspError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise LorspError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise LorspError(f"--lr must be a positive number, got {self.lr}")
-        if self.prompt_lr is not None and not (self.prompt_lr > 0 and math.isfinite(self.prompt_lr)):
-            raise LorspError(f"--prompt-lr must be a positive number, got {self.prompt_lr}")
-        if not (self.generator_lr_scale > 0 and math.isfinite(self.generator_lr_scale)):
-            raise LorspError(f"--generator-lr-scale must be a positive number, got {self.generator_lr_scale}")
+        for option, value in (("--lr", self.lr), ("--prompt-lr", self.prompt_lr),
+                               ("--generator-lr-scale", self.generator_lr_scale)):
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise LorspError(f"{option} must be a positive number, got {value}")
         if self.shots is not None and self.shots < 1:
             raise LorspError(f"--shots must be a positive integer, got {self.shots}")
         if self.head not in HEADS:

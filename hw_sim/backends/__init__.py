@@ -19,4 +19,10 @@ get_backend = BACKENDS.get
 from hw_sim.backends import fast as _fast  # noqa: E402,F401  (registers "fast")
 from hw_sim.backends import lava as _lava  # noqa: E402,F401  (registers "lava")
 
-__all__ = ["MODES", "Backend", "SimResult", "get_backend", "list_backends", "register_backend"]
+
+def default_backend() -> str:
+    """``fast`` where it is registered, else ``lava``."""
+    return "fast" if "fast" in list_backends() else "lava"
+
+
+__all__ = ["MODES", "Backend", "SimResult", "default_backend", "get_backend", "list_backends", "register_backend"]

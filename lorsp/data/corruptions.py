@@ -60,12 +60,17 @@ CORRUPTIONS: dict[str, Callable[[torch.Tensor, int, torch.Generator], torch.Tens
     "gaussian_noise": gaussian_noise, "gaussian_blur": gaussian_blur, "contrast": contrast}
 
 
-def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, index: int = 0) -> torch.Tensor:
-    """Corruption ``name`` at ``severity`` (1..3) of one image ``x`` (``3 x L x L`` in [0, 1])."""
+def check_corruption(name: str, severity: int) -> None:
+    """Raise LorspError unless ``name`` is a known corruption and ``severity`` one of SEVERITIES."""
     if name not in CORRUPTIONS:
         raise LorspError(f"unknown corruption {name!r}; choose one of: {', '.join(CORRUPTIONS)}")
     if severity not in SEVERITIES:
         raise LorspError(f"corruption severity must be one of {SEVERITIES}, got {severity}")
+
+
+def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, index: int = 0) -> torch.Tensor:
+    """Corruption ``name`` at ``severity`` (1..3) of one image ``x`` (``3 x L x L`` in [0, 1])."""
+    check_corruption(name, severity)
     generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
     return CORRUPTIONS[name](x, severity, generator)
 
@@ -74,7 +79,7 @@ class CorruptedView(Dataset):
     """``dataset`` with every image corrupted by ``name`` at ``severity``, seeded per item."""
 
     def __init__(self, dataset: Dataset, name: str, severity: int, seed: int = 0):
-        corrupt(torch.zeros(3, 8, 8), name, severity)  # checks the name and severity up front
+        check_corruption(name, severity)
         self.dataset, self.name, self.severity, self.seed = dataset, name, severity, seed
         self.targets = getattr(dataset, "targets", None)
 

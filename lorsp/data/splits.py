@@ -70,10 +70,11 @@ def few_shot_indices(indices: np.ndarray, targets: Sequence[int], shots: int, se
     """
     if not isinstance(shots, int) or shots < 1:
         raise LorspError(f"--shots must be a positive integer, got {shots}")
+    targets = np.asarray(targets)
     order = np.random.default_rng(seed).permutation(indices)
-    labels = np.asarray([int(targets[i]) for i in order])
+    labels = targets[order]
     chosen, short = [], []
-    for c in np.unique(np.asarray([int(t) for t in targets])):
+    for c in np.unique(targets):
         of_class = order[labels == c][:shots]
         if len(of_class) < shots:
             short.append(f"class {c} has {len(of_class)}")

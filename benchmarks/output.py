@@ -1,0 +1,22 @@
+"""What every benchmark writes: its settings and provenance beside the figures, as JSON and Markdown."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from lorsp.fileio import atomic_write, write_json
+from lorsp.provenance import git_commit, machine
+
+
+def run_record(args: argparse.Namespace, **fields: Any) -> dict[str, Any]:
+    """``{"settings", "machine", "git_commit", **fields}``: a benchmark's result with its provenance."""
+    return {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), **fields}
+
+
+def write_tables(directory: str | Path, name: str, result: dict[str, Any], text: str) -> None:
+    """Write ``DIR/<name>.json`` and ``DIR/<name>.md`` (atomically) and print the Markdown."""
+    directory = Path(directory)
+    write_json(directory / f"{name}.json", result)
+    atomic_write(directory / f"{name}.md", lambda tmp: tmp.write_text(text))
+    print(text)
