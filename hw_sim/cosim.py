@@ -38,7 +38,7 @@ from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend
 from hw_sim.bundle import Bundle
 from hw_sim.fidelity import spike_agreement
-from hw_sim.host import prompt_from_gate_spikes, rebuild_model
+from hw_sim.host import add_prompt, rebuild_model
 from hw_sim.network import SpikingNetwork
 from hw_sim.simulate import chip_weights, load_test_images
 from hw_sim.stage_energy import STAGES, WHERE, stage_energy
@@ -99,6 +99,7 @@ class StageRun:
     spikes_in: np.ndarray
     layer_spikes: list[np.ndarray]
     seconds: dict[str, float]
+    prompt_entries: int
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,12 @@ class SplitPipeline:
         t1 = time.perf_counter()
         chip = get_backend(self.backend)(self.network, spikes_in, mode=self.mode, timeout=self.timeout)
         t2 = time.perf_counter()
-        prompted = x + prompt_from_gate_spikes(self.model, torch.from_numpy(chip.layer_spikes[-1]))
+        prompted, entries = add_prompt(prompt, x, torch.from_numpy(chip.layer_spikes[-1]))
         t3 = time.perf_counter()
         logits = run_logits(self.session, prompted, batch_size=len(x))
         t4 = time.perf_counter()
         return StageRun(logits, prompted, spikes_in, chip.layer_spikes,
-                        dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3))))
+                        dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3))), entries)
 
 
 def open_pipeline(bundle: Bundle, *, precision: str = "fp32", backend: str | None = None, mode: str = "fixed",
@@ -223,14 +224,22 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
         "spikes": spike_agreement(sim, ref, names),
         "activity": {"input_spikes_per_image": counts.input_spikes, "spikes_per_image": counts.spikes,
                      "synops_per_image": counts.synops, "neuron_updates_per_image": counts.neuron_updates,
-                     "dense_macs_per_image": counts.dense_macs},
+                     "dense_macs_per_image": counts.dense_macs,
+                     "prompt_entries_per_image": sum(r.prompt_entries for r in runs) / n},
         "energy": stage_energy(counts, image_size=bundle.config["image_size"], pool=host.pool,
                                time_steps=host.time_steps, gates=pipeline.network.sizes[-1],
+                               prompt_entries=sum(r.prompt_entries for r in runs) / n,
+                               rank_products=rank_products(bundle.config, host.gate),
                                backbone_macs=onnx["macs_per_image"], precision=precision, chip_table=chip_table),
         "latency": _latency(seconds, ref_seconds, n, pipeline.backend),
         "provenance": {"versions": versions(), "git_commit": git_commit(), "machine": machine(),
                        "command": " ".join(sys.argv), "created": _dt.datetime.now().isoformat(timespec="seconds")},
     }
+
+
+def rank_products(config: dict[str, Any], gate: str) -> int:
+    """Host multiply-adds per image to form ``B diag(g) A`` (rank gating); 0 for row/column gating."""
+    return 3 * config["image_size"] ** 2 * config["rank"] if gate == "rank" else 0
 
 
 def _latency(seconds: dict[str, float], ref_seconds: float, n: int, backend: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, safe_open
 from hw_sim.network import SpikingNetwork
 from lorsp.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
+from lorsp.prompts.lorsp import LowRankSpikePrompt
 
 HOST_FORMAT = "lorsp-host-v1"
 
@@ -124,3 +125,30 @@ def rebuild_model(config: dict[str, Any], classes: list[str], backbone_sha256: s
 def prompt_from_gate_spikes(model: PromptedClassifier, gate_spikes: torch.Tensor) -> torch.Tensor:
     """The prompt from the chip's gate spikes ``(T, N, gates)``, with the prompt's own host code."""
     return model.prompt.prompt_from_rates(gate_spikes.float().mean(0))
+
+
+@torch.no_grad()
+def add_prompt(prompt: LowRankSpikePrompt, x: torch.Tensor, gate_spikes: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``x + P(x)`` as the host computes it, and the number of prompt entries it added (whole batch).
+
+    Row/column gating: only the open block is touched. A row (column) is open when its gate
+    neuron fired at least once in the ``T`` steps, and the fixed product ``B A`` (computed once
+    per call) is added at the open rows x open columns of each channel; every other pixel is
+    left as it is. This equals :func:`prompt_from_gate_spikes` added densely, bit for bit
+    (``x + 0 = x``), at ``3 |rows| |cols|`` adds per image instead of ``3 L^2``. Rank gating
+    has no pixel-level zeros and takes the dense path (``3 L^2`` entries).
+    """
+    if prompt.gate != "rowcol":
+        return x + prompt.prompt_from_rates(gate_spikes.float().mean(0)), 3 * x.shape[-2] * x.shape[-1] * len(x)
+    fired = gate_spikes.bool().any(0)  # (N, 2G)
+    groups, line = prompt.num_groups, prompt.group_of_line
+    rows, cols = fired[:, :groups][:, line], fired[:, groups:][:, line]  # (N, L) each
+    low_rank = torch.bmm(prompt.B, prompt.A)  # (3, L, L)
+    out, entries = x.clone(), 0
+    for n in range(len(x)):
+        r, c = rows[n].nonzero().squeeze(1), cols[n].nonzero().squeeze(1)
+        if len(r) and len(c):
+            block = (slice(None), r[:, None], c[None, :])
+            out[n][block] += low_rank[block]
+            entries += 3 * len(r) * len(c)
+    return out, entries

@@ -8,9 +8,12 @@ counted and what prices it:
   adds (spike-train accumulators); Horowitz fp32 add and multiply;
 * ``generator`` (chip): synops, neuron updates, spikes and spike packets counted on the
   simulated spikes (:func:`hw_sim.energy.count_operations`); a Loihi table of :mod:`hw_sim.energy`;
-* ``prompt`` (host): ``2G T`` adds and ``2G`` multiplies (rates), ``L^2`` multiplies (row x
-  column gate mask), ``3 L^2`` multiplies (mask x ``B A``; ``B A`` is fixed and computed
-  once), ``3 L^2`` adds (``x + P``); Horowitz fp32 add and multiply;
+* ``prompt`` (host): ``2G T`` adds (gate spike counts; a gate is open when its count is
+  nonzero), then one add per prompt entry actually added: ``B A`` is fixed and computed once,
+  and :func:`hw_sim.host.add_prompt` adds it at the open rows x open columns only, so
+  ``3 |rows| |cols|`` adds per image, measured on the co-simulated gate spikes (``3 L^2``
+  for rank gating, which also pays ``3 L^2 r`` multiplies and adds for ``B diag(g) A``);
+  Horowitz fp32 add and multiply;
 * ``backbone`` (accelerator): MACs of backbone and head (:func:`export.onnx.count_macs`,
   stored in the manifest); the Horowitz MAC of the backbone's precision.
 
@@ -44,34 +47,42 @@ HOST_PRECISION = "fp32"
 class HostOperations:
     """Scalar arithmetic of one host stage, per image."""
 
-    adds: int
-    mults: int
+    adds: float
+    mults: float
 
     def pj(self, precision: str = HOST_PRECISION) -> float:
         ops = energy.HOROWITZ_PJ[precision]
         return self.adds * ops["add"] + self.mults * ops["mult"]
 
 
-def host_operations(image_size: int, pool: int, time_steps: int, gates: int) -> dict[str, HostOperations]:
-    """The host's work per image: ``{"encode": ..., "prompt": ...}`` (``gates``: the chip's outputs, ``2G``)."""
+def host_operations(image_size: int, pool: int, time_steps: int, gates: int, prompt_entries: float | None = None,
+                    rank_products: int = 0) -> dict[str, HostOperations]:
+    """The host's work per image: ``{"encode": ..., "prompt": ...}``.
+
+    ``gates``: the chip's outputs (``2G``); ``prompt_entries``: prompt entries added per image
+    (default: all ``3 L^2``, a dense add); ``rank_products``: multiply-adds per image to form
+    the prompt itself (``3 L^2 r`` for rank gating, 0 for row/column gating).
+    """
     pixels, inputs = 3 * image_size ** 2, 3 * pool ** 2
+    entries = pixels if prompt_entries is None else prompt_entries
     return {"encode": HostOperations(adds=pixels + time_steps * inputs, mults=inputs),
-            "prompt": HostOperations(adds=gates * time_steps + pixels,
-                                     mults=gates + image_size ** 2 + pixels)}
+            "prompt": HostOperations(adds=gates * time_steps + entries + rank_products, mults=rank_products)}
 
 
 def stage_energy(counts: energy.OperationCounts, *, image_size: int, pool: int, time_steps: int, gates: int,
-                 backbone_macs: int, precision: str, chip_table: str) -> dict[str, Any]:
+                 backbone_macs: int, precision: str, chip_table: str, prompt_entries: float | None = None,
+                 rank_products: int = 0) -> dict[str, Any]:
     """Energy per image of every stage (pJ) and of the split against the dense alternatives.
 
     ``counts``: the generator's operations per image on the chip; ``gates``: its outputs
     (``2G``); ``precision``: the backbone's (and the dense alternative's) number format;
-    ``chip_table``: the Loihi table.
+    ``chip_table``: the Loihi table; ``prompt_entries``, ``rank_products``: the host's prompt
+    work per image (:func:`host_operations`).
     """
     dense_table = energy.get_table(energy.DENSE_TABLES[precision])
     chip = energy.energy_per_image(counts, energy.get_table(chip_table))
     dense_generator = energy.energy_per_image(counts, dense_table)
-    host = host_operations(image_size, pool, time_steps, gates)
+    host = host_operations(image_size, pool, time_steps, gates, prompt_entries, rank_products)
     backbone_pj = backbone_macs * dense_table.pj["mac"]
     stages = [
         _stage("encode", host["encode"].pj(), {"add": host["encode"].adds, "mult": host["encode"].mults},

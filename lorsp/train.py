@@ -80,6 +80,7 @@ class TrainConfig:
     threshold: float = 1.0
     gate: str = "rowcol"
     sparsity_weight: float = 1.0
+    sparsity_target: float | None = None
     generator_lr_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -303,7 +304,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         **{k: cfg.to_dict()[k] for k in ("dataset", "backbone", "prompt", "head", "rank", "image_size",
                                          "epochs", "batch_size", "lr", "prompt_lr", "seed", "shots")},
         **({k: cfg.to_dict()[k] for k in ("time_steps", "pool", "hidden", "gates", "beta", "threshold", "gate",
-                                          "sparsity_weight", "generator_lr_scale")}
+                                          "sparsity_weight", "sparsity_target", "generator_lr_scale")}
            if cfg.prompt == "lorsp" else {}),
         "val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
@@ -354,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gate", default=dflt.gate, choices=["rowcol", "rank"],
                    help="gate rows and columns of the factors (sparse) or whole rank-1 terms (ablation)")
     g.add_argument("--sparsity-weight", type=float, default=dflt.sparsity_weight,
-                   help="weight of the mean gate firing rate in the loss")
+                   help="weight of the sparsity term in the loss")
+    g.add_argument("--sparsity-target", type=float, default=None,
+                   help="share of zero prompt pixels to reach: the sparsity term becomes a hinge on the open "
+                        "share, zero once the target is met (default: no target, the mean gate firing rate)")
     g.add_argument("--generator-lr-scale", type=float, default=dflt.generator_lr_scale,
                    help="the spiking generator's learning rate, as a multiple of --lr")
     p.add_argument("--epochs", type=int, default=dflt.epochs)

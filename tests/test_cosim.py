@@ -69,6 +69,10 @@ def test_energy_per_stage_adds_up_against_the_alternatives(float_run, bundle):
     # host: 3 L^2 pool adds + T D accumulator adds, D scale multiplies (L = 32, D = 48, T = 8)
     assert stages["encode"]["operations"] == {"add": 3 * 32 ** 2 + 8 * 48, "mult": 48}
     assert stages["encode"]["pj"] == pytest.approx(3456 * 0.9 + 48 * 3.7)
+    # host prompt: 2G T spike-count adds, then one add per entry of the open block (measured), no multiply
+    entries = activity["prompt_entries_per_image"]
+    assert 0 < entries < 3 * 32 ** 2
+    assert stages["prompt"]["operations"] == {"add": 32 * 8 + entries, "mult": 0}
     split, dense, none = e["scenarios"]
     assert split["total_pj"] == pytest.approx(sum(s["pj"] for s in e["stages"])) == pytest.approx(e["total_pj"])
     assert dense["stages_pj"]["generator"] == pytest.approx(e["generator_dense"]["total_pj"])

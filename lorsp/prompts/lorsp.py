@@ -88,7 +88,8 @@ def run_generator(generator: nn.Module, spikes_in: torch.Tensor) -> list[torch.T
 class LowRankSpikePrompt(VisualPrompt):
     def __init__(self, image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16,
                  gates: int = 16, beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol",
-                 init_std: float = 0.01, init_gain: float = 4.0, gate_bias: float = 0.2):
+                 init_std: float = 0.01, init_gain: float = 4.0, gate_bias: float = 0.2,
+                 sparsity_target: float | None = None):
         super().__init__(image_size)
         check_rank(rank, image_size)
         if not isinstance(time_steps, int) or not 1 <= time_steps <= 1024:
@@ -101,7 +102,10 @@ class LowRankSpikePrompt(VisualPrompt):
             raise LorspError(f"unknown --gate {gate!r}; choose one of: {', '.join(GATE_MODES)}")
         if not 0.0 <= beta < 1.0 or not threshold > 0:
             raise LorspError(f"need 0 <= beta < 1 and threshold > 0, got beta {beta}, threshold {threshold}")
+        if sparsity_target is not None and not 0.0 <= sparsity_target < 1.0:
+            raise LorspError(f"--sparsity-target must be in [0, 1), got {sparsity_target}")
         self.rank, self.time_steps, self.pool, self.gate = rank, time_steps, pool, gate
+        self.sparsity_target = sparsity_target
         self.num_groups = gates
         n_out = 2 * gates if gate == "rowcol" else 3 * rank
         self.B = nn.Parameter(torch.zeros(3, image_size, rank))
@@ -114,6 +118,7 @@ class LowRankSpikePrompt(VisualPrompt):
         group = (torch.arange(image_size) * gates) // image_size
         self.register_buffer("group_of_line", group, persistent=False)
         self.last_spikes: list[torch.Tensor] | None = None
+        self.last_gates: torch.Tensor | None = None
 
     def gate_rates(self, x: torch.Tensor) -> torch.Tensor:
         """Spike rates ``rho`` of the gate neurons, ``(N, n_gates)`` in {0, 1/T, ..., 1}."""
@@ -124,8 +129,25 @@ class LowRankSpikePrompt(VisualPrompt):
         return spikes[-1].mean(0)
 
     def regularizer(self) -> torch.Tensor:
-        """Mean gate firing rate of the last forward pass (pushes towards silent rows and columns)."""
-        return self.last_spikes[-1].mean()
+        """The sparsity term of the last forward pass.
+
+        Without a target: the mean gate firing rate (pushes every gate towards silence). With
+        ``sparsity_target`` ``s``: ``relu(open - (1 - s))``, where ``open`` is the batch's mean
+        share of prompt entries left open by the gates (pixels for row/column gating, rank-1
+        terms for rank gating); no pressure once the batch is ``s`` sparse, so the task decides
+        which gates open.
+        """
+        if self.sparsity_target is None:
+            return self.last_spikes[-1].mean()
+        return torch.relu(self.open_share(self.last_gates).mean() - (1.0 - self.sparsity_target))
+
+    def open_share(self, g: torch.Tensor) -> torch.Tensor:
+        """Per image, the share of prompt entries the binary gates ``g`` ``(N, n_gates)`` leave open."""
+        if self.gate == "rank":
+            return g.mean(1)
+        rows = g[:, : self.num_groups][:, self.group_of_line].mean(1)
+        cols = g[:, self.num_groups:][:, self.group_of_line].mean(1)
+        return rows * cols
 
     @staticmethod
     def gates_open(rho: torch.Tensor) -> torch.Tensor:
@@ -142,6 +164,7 @@ class LowRankSpikePrompt(VisualPrompt):
         Training gets ``rho`` from the generator; deployment from the chip's gate spikes.
         """
         g = self.gates_open(rho)
+        self.last_gates = g
         if self.gate == "rank":
             gb = g.view(-1, 3, 1, self.rank)
             return torch.matmul(self.B.unsqueeze(0) * gb, self.A.unsqueeze(0))
@@ -153,6 +176,8 @@ class LowRankSpikePrompt(VisualPrompt):
 
 @register_prompt("lorsp")
 def lorsp(image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16, gates: int = 16,
-          beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol", **_: object) -> LowRankSpikePrompt:
+          beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol", sparsity_target: float | None = None,
+          **_: object) -> LowRankSpikePrompt:
     return LowRankSpikePrompt(image_size, rank=rank, time_steps=time_steps, pool=pool, hidden=hidden,
-                              gates=gates, beta=beta, threshold=threshold, gate=gate)
+                              gates=gates, beta=beta, threshold=threshold, gate=gate,
+                              sparsity_target=sparsity_target)

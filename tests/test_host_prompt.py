@@ -1,0 +1,47 @@
+"""The host's prompt addition: only the open block is touched, and it equals the dense prompt bit for bit."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hw_sim.host import add_prompt
+from lorsp.prompts import create_prompt
+
+
+def gated_prompt(gate: str):
+    torch.manual_seed(0)
+    prompt = create_prompt("lorsp", 32, gates=8, gate=gate).eval()
+    with torch.no_grad():
+        prompt.B.normal_()  # a trained-looking, nonzero B A
+    x = torch.rand(6, 3, 32, 32)
+    with torch.no_grad():
+        dense = prompt(x)
+    return prompt, x, dense, prompt.last_spikes[-1]
+
+
+def test_rowcol_gating_adds_only_the_open_block():
+    prompt, x, dense, gate_spikes = gated_prompt("rowcol")
+    out, entries = add_prompt(prompt, x, gate_spikes)
+    assert torch.equal(out, x + dense)
+    fired = gate_spikes.bool().any(0)
+    rows = fired[:, :8][:, prompt.group_of_line].sum(1)
+    cols = fired[:, 8:][:, prompt.group_of_line].sum(1)
+    assert entries == int((3 * rows * cols).sum())
+    assert 0 < entries < 3 * 32 * 32 * len(x)  # some gates open, some closed: the test means something
+    closed = dense == 0
+    assert torch.equal(out[closed], x[closed])
+
+
+def test_rank_gating_takes_the_dense_path():
+    prompt, x, dense, gate_spikes = gated_prompt("rank")
+    out, entries = add_prompt(prompt, x, gate_spikes)
+    assert torch.equal(out, x + dense) and entries == 3 * 32 * 32 * len(x)
+
+
+@pytest.mark.parametrize("fired", [False, True])
+def test_all_closed_or_all_open(fired):
+    prompt, x, dense, gate_spikes = gated_prompt("rowcol")
+    spikes = torch.full_like(gate_spikes, float(fired))
+    out, entries = add_prompt(prompt, x, spikes)
+    assert entries == (3 * 32 * 32 * len(x) if fired else 0)
+    assert torch.equal(out, x + prompt.prompt_from_rates(spikes.mean(0)))
