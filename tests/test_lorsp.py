@@ -79,6 +79,26 @@ def test_generator_is_in_the_exportable_form(trained_like_prompt):
             assert m.beta.shape == m.threshold.shape == (m.beta.numel(),) and m.beta.numel() > 1
 
 
+@pytest.mark.parametrize("gate", ["rowcol", "rank"])
+def test_sparsity_target_is_a_hinge_on_the_open_share(gate, images):
+    prompt = create_prompt("lorsp", image_size=L, gate=gate, sparsity_target=0.5).train()
+    prompt(images)
+    g = prompt.last_gates.detach()
+    if gate == "rowcol":
+        rows = g[:, : prompt.num_groups][:, prompt.group_of_line].mean(1)
+        cols = g[:, prompt.num_groups:][:, prompt.group_of_line].mean(1)
+        open_share = (rows * cols).mean()  # the share of pixels at open rows x open columns
+    else:
+        open_share = g.mean()
+    reg = prompt.regularizer()
+    assert torch.allclose(reg, torch.relu(open_share - 0.5))
+    prompt.sparsity_target = 0.99  # nearly everything must close: the term pushes the gates, by their gradient
+    reg = prompt.regularizer()
+    assert open_share > 0.01 and torch.allclose(reg, open_share - 0.01)
+    reg.backward()
+    assert prompt.spiking_generator[2].weight.grad.abs().sum() > 0
+
+
 def test_encoding_fires_exactly_k_times():
     counts = spike_counts(torch.rand(5, 3, 16, 16), pool=4, time_steps=8)
     assert torch.equal(spike_train(counts, 8).sum(0).long(), counts)
@@ -109,7 +129,8 @@ def test_checkpoint_round_trip_is_bit_identical(lite0, tmp_path, images):
 
 @pytest.mark.parametrize("kw,match", [({"rank": 0}, "--rank"), ({"rank": -2}, "--rank"),
                                       ({"rank": L + 1}, "--rank"), ({"time_steps": 0}, "--time-steps"),
-                                      ({"gate": "pixels"}, "--gate")])
+                                      ({"gate": "pixels"}, "--gate"), ({"sparsity_target": 1.0}, "--sparsity-target"),
+                                      ({"sparsity_target": -0.1}, "--sparsity-target")])
 def test_bad_options(kw, match):
     with pytest.raises(LorspError, match=match):
         create_prompt("lorsp", image_size=L, **kw)
@@ -117,7 +138,8 @@ def test_bad_options(kw, match):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args,fragment", [(["--rank", "0"], "--rank"), (["--rank", "-3"], "--rank"),
-                                           (["--rank", "999"], "--rank"), (["--time-steps", "0"], "--time-steps")])
+                                           (["--rank", "999"], "--rank"), (["--time-steps", "0"], "--time-steps"),
+                                           (["--sparsity-target", "1.5"], "--sparsity-target")])
 def test_bad_cli_options_are_one_line(tmp_path, args, fragment):
     proc = run_cli("lorsp.train", "--prompt", "lorsp", "--dataset", "sklearn-digits", "--image-size", "32",
                    "--epochs", "1", "--limit-train", "16", *args, "--out", str(tmp_path / "x"))
