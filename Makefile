@@ -51,7 +51,8 @@ results: bench
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets mnist-5k --methods $(METHODS) --json runs/robustness/mnist-5k.json
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets animal-shape --methods $(METHODS) --json runs/robustness/animal-shape.json
 	$(PY) benchmarks/deployment.py --runs runs/main --methods $(METHODS)
-	$(PY) benchmarks/few_shot.py --datasets sklearn-digits mnist-5k --methods none lorvp:prompt-lr=0.2 lorsp --steps 60 --limit-val 30
+	$(PY) benchmarks/few_shot.py --datasets sklearn-digits mnist-5k --methods none vp:prompt-lr=20 lorvp:prompt-lr=0.2 lorsp --steps 60 --limit-val 30
 	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2
 	$(PY) benchmarks/results_doc.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
-		--sweep runs/main-sweep/sweep.json --lite2 runs/baselines-lite2/results.json
+		--sweep runs/main-sweep/sweep.json \
+		--other-backbones runs/baselines-lite2/results.json runs/baselines-lite1/results.json

@@ -200,7 +200,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baselines", default="runs/main/results.json")
     p.add_argument("--lr-select", default="runs/lr-select/lr_select.json")
-    p.add_argument("--lite2", default="runs/baselines-lite2/results.json")
+    p.add_argument("--other-backbones", nargs="*", default=["runs/baselines-lite2/results.json",
+                                                              "runs/baselines-lite1/results.json"],
+                   help="accuracy tables of other backbones (baselines.py JSON), one section each")
     p.add_argument("--ablation", default="runs/main/ablation.json")
     p.add_argument("--sweep", default="runs/main-sweep/sweep.json")
     p.add_argument("--robustness", default="runs/robustness/*.json", help="glob")
@@ -213,7 +215,8 @@ def main() -> None:
     args = p.parse_args()
     figures = Path(args.figures)
     rel = lambda name: str((figures / name).relative_to(Path(args.out).parent))  # noqa: E731
-    main_table, lite2 = load(args.baselines), load(args.lite2)
+    main_table = load(args.baselines)
+    other_backbones = [t for t in map(load, args.other_backbones) if t]
     robustness = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(args.robustness))]
     few_shot, deployment = load(args.few_shot), load(args.deployment)
     bench = Path(args.speed_dir)
@@ -238,9 +241,9 @@ def main() -> None:
                   f"Machine: {lr_select['machine']}. Reproduce: `python benchmarks/lr_select.py --dataset {g['dataset']} "
                   f"--seed {g['seed']} --grid {' '.join(g['grid'])}`. The head keeps lr {g['lr']}; the prompt's "
                   "image parameters get their own rate (docs/protocol.md).", "", lr_select_markdown(lr_select)]
-    if lite2:
-        lines += baselines_section(lite2, f"Accuracy with {lite2['settings']['backbone']}")
-    else:
+    for table in other_backbones:
+        lines += baselines_section(table, f"Accuracy with {table['settings']['backbone']}")
+    if not other_backbones:
         missing.append(("EfficientNet-Lite2 table", "python benchmarks/baselines.py --backbone efficientnet_lite2 "
                         "--out runs/baselines-lite2"))
     ablation = load(args.ablation)

@@ -81,6 +81,8 @@ class TrainConfig:
     gate: str = "rowcol"
     sparsity_weight: float = 1.0
     sparsity_target: float | None = None
+    sparsity_warmup: float = 0.0
+    gate_bias: float = 0.2
     generator_lr_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +104,10 @@ class TrainConfig:
                                ("--generator-lr-scale", self.generator_lr_scale)):
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise LorspError(f"{option} must be a positive number, got {value}")
+        if not (self.sparsity_warmup >= 0 and math.isfinite(self.sparsity_warmup)):
+            raise LorspError(f"--sparsity-warmup must be a number of epochs >= 0, got {self.sparsity_warmup}")
+        if not math.isfinite(self.gate_bias):
+            raise LorspError(f"--gate-bias must be a finite number, got {self.gate_bias}")
         if self.shots is not None and self.shots < 1:
             raise LorspError(f"--shots must be a positive integer, got {self.shots}")
         if self.head not in HEADS:
@@ -177,6 +183,13 @@ def make_optimizer(model: PromptedClassifier, cfg: TrainConfig, steps: int):
     return opt, sched
 
 
+def sparsity_weight_at(cfg: TrainConfig, epoch: float) -> float:
+    """The sparsity term's weight at (fractional) ``epoch``: ramped up linearly over ``--sparsity-warmup`` epochs."""
+    if cfg.sparsity_warmup <= 0:
+        return cfg.sparsity_weight
+    return cfg.sparsity_weight * min(1.0, epoch / cfg.sparsity_warmup)
+
+
 def train_one_epoch(model: torch.nn.Module, splits: Splits, cfg: TrainConfig, epoch: int, d: Dist,
                     opt, sched, progress: bool = True) -> dict[str, float]:
     idx = epoch_indices(len(splits.train), cfg.seed, epoch, d)
@@ -192,7 +205,7 @@ def train_one_epoch(model: torch.nn.Module, splits: Splits, cfg: TrainConfig, ep
         loss = F.cross_entropy(logits, y)
         reg = prompt.regularizer() if cfg.sparsity_weight else None
         if reg is not None:
-            loss = loss + cfg.sparsity_weight * reg
+            loss = loss + sparsity_weight_at(cfg, epoch + step / len(loader)) * reg
         if not torch.isfinite(loss):
             raise LorspError(f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: "
                              f"lower --lr (now {cfg.lr})")
@@ -304,7 +317,8 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         **{k: cfg.to_dict()[k] for k in ("dataset", "backbone", "prompt", "head", "rank", "image_size",
                                          "epochs", "batch_size", "lr", "prompt_lr", "seed", "shots")},
         **({k: cfg.to_dict()[k] for k in ("time_steps", "pool", "hidden", "gates", "beta", "threshold", "gate",
-                                          "sparsity_weight", "sparsity_target", "generator_lr_scale")}
+                                          "sparsity_weight", "sparsity_target", "sparsity_warmup", "gate_bias",
+                                          "generator_lr_scale")}
            if cfg.prompt == "lorsp" else {}),
         "val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
@@ -359,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sparsity-target", type=float, default=None,
                    help="share of zero prompt pixels to reach: the sparsity term becomes a hinge on the open "
                         "share, zero once the target is met (default: no target, the mean gate firing rate)")
+    g.add_argument("--sparsity-warmup", type=float, default=dflt.sparsity_warmup,
+                   help="epochs over which the sparsity weight ramps up linearly from 0")
+    g.add_argument("--gate-bias", type=float, default=dflt.gate_bias,
+                   help="initial bias of the gate neurons (per step; >= --threshold opens every gate at start)")
     g.add_argument("--generator-lr-scale", type=float, default=dflt.generator_lr_scale,
                    help="the spiking generator's learning rate, as a multiple of --lr")
     p.add_argument("--epochs", type=int, default=dflt.epochs)

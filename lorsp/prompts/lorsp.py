@@ -177,7 +177,7 @@ class LowRankSpikePrompt(VisualPrompt):
 @register_prompt("lorsp")
 def lorsp(image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16, gates: int = 16,
           beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol", sparsity_target: float | None = None,
-          **_: object) -> LowRankSpikePrompt:
+          gate_bias: float = 0.2, **_: object) -> LowRankSpikePrompt:
     return LowRankSpikePrompt(image_size, rank=rank, time_steps=time_steps, pool=pool, hidden=hidden,
                               gates=gates, beta=beta, threshold=threshold, gate=gate,
-                              sparsity_target=sparsity_target)
+                              sparsity_target=sparsity_target, gate_bias=gate_bias)
