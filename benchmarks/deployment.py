@@ -79,9 +79,9 @@ def stage_nj(report: dict[str, Any], stage: str) -> float:
     return next(s["nj"] for s in report["energy"]["stages"] if s["stage"] == stage)
 
 
-def lorsp_row(reports: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> dict[str, Any]:
+def lorsp_row(spec: str, reports: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> dict[str, Any]:
     fixed = reports["fixed-fp32"]
-    row = {"method": "lorsp", "prompt_params": metrics["params"]["prompt"],
+    row = {"method": spec, "prompt_params": metrics["params"]["prompt"],
            "accuracy_pytorch": metrics["test_accuracy"],
            "accuracy": {k: r["accuracy"]["cosim"] for k, r in reports.items()},
            "agreement": {k: r["agreement"]["share"] for k, r in reports.items()},
@@ -118,7 +118,7 @@ def dense_row(method: str, metrics: dict[str, Any], lorsp: dict[str, Any], repor
 def markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
     rows = result["rows"]
-    lo = next(r for r in rows if r["method"] == "lorsp")
+    lo = next(r for r in rows if parse_method(r["method"])[0] == "lorsp")
     lines = [f"{s['dataset']}, seed {s['seed']} runs of `{s['runs']}`, first {lo['samples']} test images, "
              f"{result['image_size']} px. Energy per image in nJ (arithmetic only: Loihi tables for the chip, "
              "Horowitz 2014 45 nm for host and accelerator; hw_sim/stage_energy.py), latency per image on this CPU "
@@ -130,7 +130,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {mode} | {lo['spikes_per_image'][mode]:.1f} | {lo['synops_per_image'][mode]:.0f} | "
                      f"{lo['generator_nj'][mode]:.1f} | {100 * lo['agreement'][f'{mode}-fp32']:.1f}% |")
     lines += ["", f"The same generator as a dense fp32 network on the accelerator: {lo['generator_dense_nj']:.1f} nJ. "
-              f"LoRSP's host stages (encoding, gate mask and prompt): {lo['host_nj']:.1f} nJ.", "",
+              f"LoRSP's host stages (encoding; adding the prompt at the open rows x columns only): {lo['host_nj']:.1f} nJ.", "",
               "**End to end, per method** (backbone: "
               f"{lo['backbone_macs'] / 1e6:.1f} M MACs; fp32 / fp16 / int8 backbone)", "",
               "| method | prompt params | test accuracy (%, PyTorch) | prompt energy (nJ, fp32) | total energy (uJ) fp32 / fp16 / int8 "
@@ -159,16 +159,20 @@ def main() -> None:
     p.add_argument("--out", default="runs/deployment")
     args = p.parse_args()
     run_dir = lambda spec: Path(args.runs) / args.dataset / parse_method(spec)[2] / f"seed{args.seed}"  # noqa: E731
-    missing = [str(run_dir(m) / "model.pt") for m in args.methods + ["lorsp"] if not (run_dir(m) / "model.pt").exists()]
+    lorsp_spec = next((m for m in args.methods if parse_method(m)[0] == "lorsp"), None)
+    if lorsp_spec is None:
+        raise SystemExit("error: --methods needs a LoRSP spec (lorsp or lorsp:OPTIONS)")
+    missing = [str(run_dir(m) / "model.pt") for m in args.methods if not (run_dir(m) / "model.pt").exists()]
     if missing:
         raise SystemExit(f"error: {missing[0]} is missing: train it with benchmarks/baselines.py first")
     out = Path(args.out) / args.dataset
-    reports = lorsp_reports(run_dir("lorsp") / "model.pt", out / "lorsp", args.dataset, args.limit)
+    reports = lorsp_reports(run_dir(lorsp_spec) / "model.pt", out / parse_method(lorsp_spec)[2], args.dataset,
+                            args.limit)
     metrics = {m: json.loads((run_dir(m) / "metrics.json").read_text()) for m in args.methods}
-    lo = lorsp_row(reports, metrics["lorsp"])
-    image_size = int(metrics["lorsp"]["image_size"])
+    lo = lorsp_row(lorsp_spec, reports, metrics[lorsp_spec])
+    image_size = int(metrics[lorsp_spec]["image_size"])
     add_ms = prompt_add_ms(image_size)
-    rows = [lo if m == "lorsp" else dense_row(m, metrics[m], lo, reports, image_size, add_ms) for m in args.methods]
+    rows = [lo if m == lorsp_spec else dense_row(m, metrics[m], lo, reports, image_size, add_ms) for m in args.methods]
     result = run_record(args, image_size=image_size, prompt_add_ms_per_image=add_ms, rows=rows)
     write_tables(args.out, "deployment", result, markdown(result))
 

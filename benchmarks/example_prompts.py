@@ -26,6 +26,7 @@ def main() -> None:
     p.add_argument("--dataset", default="mnist-5k")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lorvp", default="lorvp", help="the LoR-VP run's folder name (its method tag)")
+    p.add_argument("--lorsp", default="lorsp", help="the LoRSP run's folder name (its method tag)")
     p.add_argument("--images", type=int, default=4)
     p.add_argument("--figure", default="docs/figures/example_prompts.png")
     args = p.parse_args()
@@ -36,7 +37,7 @@ def main() -> None:
     from lorsp.data import create_splits
 
     run = lambda m: Path(args.runs) / args.dataset / m / f"seed{args.seed}" / "model.pt"  # noqa: E731
-    lorvp, lorsp_model = lorsp.load(run(args.lorvp)), lorsp.load(run("lorsp"))
+    lorvp, lorsp_model = lorsp.load(run(args.lorvp)), lorsp.load(run(args.lorsp))
     test = create_splits(args.dataset, lorsp_model.config["image_size"], limit_test=args.images).test
     x = torch.stack([test[i][0] for i in range(len(test))])
     with torch.no_grad():

@@ -107,21 +107,21 @@ def baselines_section(res: dict, title: str, figure: str | None = None) -> list[
 def sweep_section(sw: dict, figure: str) -> list[str]:
     s = sw["settings"]
     lines = ["## Sparsity against accuracy", "",
-             f"LoRSP on {s['dataset']} (seed {s['seed']}) with the sparsity weight swept; LoR-VP's "
+             f"LoRSP on {s['dataset']} (seed {s['seed']}) with `--{s['option']}` swept from `{s['method']}`; LoR-VP's "
              f"mean +- std over seeds {sw['lorvp']['seeds']} as the line. Machine: {sw['machine']}. Reproduce: "
-             f"`python benchmarks/sparsity_sweep.py --dataset {s['dataset']} --weights "
-             f"{' '.join(format(w, 'g') for w in s['weights'])}"
-             + (f" --prompt-lr {s['prompt_lr']:g}" if s.get("prompt_lr") else "")
+             f"`python benchmarks/sparsity_sweep.py --dataset {s['dataset']} --option {s['option']} --values "
+             f"{' '.join(format(v, 'g') for v in s['values'])} --method {s['method']}"
              + (f" --out {s['out']}" if s.get("out", "runs/sweep") != "runs/sweep" else "")
              + (f" --baselines-out {s['baselines_out']}" if s.get("baselines_out", "runs/baselines") != "runs/baselines"
                 else "")
              + (f" --lorvp-method {s['lorvp_method']}" if s.get("lorvp_method", "lorvp") != "lorvp" else "") + "`.", "",
              f"![accuracy against prompt sparsity]({figure})", "",
-             "| sparsity weight | zero prompt pixels (%) | firing rate | test accuracy (%) |", "|---|---|---|---|"]
+             f"| {s['option']} | zero prompt pixels (%) | firing rate | val accuracy (%) | test accuracy (%) |",
+             "|---|---|---|---|---|"]
     for p in sw["points"]:
-        lines.append(f"| {p['sparsity_weight']:g} | {100 * p['prompt_sparsity']:.1f} | {p['firing_rate']:.3f} | "
-                     f"{100 * p['test_accuracy']:.1f} |")
-    lines.append(f"| LoR-VP (dense) | 0.0 | - | {100 * sw['lorvp']['mean']:.1f} +- {100 * sw['lorvp']['std']:.1f} |")
+        lines.append(f"| {p['value']:g} | {100 * p['prompt_sparsity']:.1f} | {p['firing_rate']:.3f} | "
+                     f"{100 * p['val_accuracy']:.1f} | {100 * p['test_accuracy']:.1f} |")
+    lines.append(f"| LoR-VP (dense) | 0.0 | - | - | {100 * sw['lorvp']['mean']:.1f} +- {100 * sw['lorvp']['std']:.1f} |")
     return lines + [""]
 
 

@@ -79,11 +79,11 @@ class TrainConfig:
     beta: float = 0.9
     threshold: float = 1.0
     gate: str = "rowcol"
-    sparsity_weight: float = 1.0
-    sparsity_target: float | None = None
+    sparsity_weight: float = 10.0
+    sparsity_target: float | None = 0.6
     sparsity_warmup: float = 0.0
-    gate_bias: float = 0.2
-    generator_lr_scale: float = 1.0
+    gate_bias: float = 1.0
+    generator_lr_scale: float = 10.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -370,9 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gate rows and columns of the factors (sparse) or whole rank-1 terms (ablation)")
     g.add_argument("--sparsity-weight", type=float, default=dflt.sparsity_weight,
                    help="weight of the sparsity term in the loss")
-    g.add_argument("--sparsity-target", type=float, default=None,
-                   help="share of zero prompt pixels to reach: the sparsity term becomes a hinge on the open "
-                        "share, zero once the target is met (default: no target, the mean gate firing rate)")
+    g.add_argument("--sparsity-target", type=float, default=dflt.sparsity_target,
+                   help="share of zero prompt pixels to aim at: per image, the sparsity term pushes down the rates "
+                        "of just enough of the weakest row and column gates")
     g.add_argument("--sparsity-warmup", type=float, default=dflt.sparsity_warmup,
                    help="epochs over which the sparsity weight ramps up linearly from 0")
     g.add_argument("--gate-bias", type=float, default=dflt.gate_bias,

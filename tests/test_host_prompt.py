@@ -10,7 +10,7 @@ from lorsp.prompts import create_prompt
 
 def gated_prompt(gate: str):
     torch.manual_seed(0)
-    prompt = create_prompt("lorsp", 32, gates=8, gate=gate).eval()
+    prompt = create_prompt("lorsp", 32, gates=8, gate=gate, gate_bias=0.2).eval()  # some gates stay silent
     with torch.no_grad():
         prompt.B.normal_()  # a trained-looking, nonzero B A
     x = torch.rand(6, 3, 32, 32)

@@ -23,9 +23,10 @@ def images():
 
 @pytest.fixture()
 def trained_like_prompt():
-    """A LoRSP prompt with nonzero factors (as after training): B = 0 at init gives an all-zero prompt."""
+    """A LoRSP prompt as after training: nonzero factors (B = 0 at init gives an all-zero prompt) and gates
+    that stay silent on part of each image (every gate fires at init, before the sparsity term acts)."""
     torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=L, rank=R).eval()
+    p = create_prompt("lorsp", image_size=L, rank=R, gate_bias=0.2).eval()
     with torch.no_grad():
         p.B.normal_()
     return p
@@ -79,24 +80,22 @@ def test_generator_is_in_the_exportable_form(trained_like_prompt):
             assert m.beta.shape == m.threshold.shape == (m.beta.numel(),) and m.beta.numel() > 1
 
 
-@pytest.mark.parametrize("gate", ["rowcol", "rank"])
-def test_sparsity_target_is_a_hinge_on_the_open_share(gate, images):
-    prompt = create_prompt("lorsp", image_size=L, gate=gate, sparsity_target=0.5).train()
-    prompt(images)
-    g = prompt.last_gates.detach()
-    if gate == "rowcol":
-        rows = g[:, : prompt.num_groups][:, prompt.group_of_line].mean(1)
-        cols = g[:, prompt.num_groups:][:, prompt.group_of_line].mean(1)
-        open_share = (rows * cols).mean()  # the share of pixels at open rows x open columns
-    else:
-        open_share = g.mean()
+@pytest.mark.parametrize("gate,quota", [("rowcol", 6), ("rank", 8)])
+def test_sparsity_target_pushes_only_the_weakest_gates(gate, quota, images):
+    prompt = create_prompt("lorsp", image_size=L, rank=R, gate=gate, sparsity_target=0.6).train()
+    assert prompt.closing_quota() == quota
+    if gate == "rowcol":  # closing 6 of 16 row and column groups zeroes 1 - (10/16)^2 >= 60% of the pixels
+        assert 1 - (1 - quota / prompt.num_groups) ** 2 >= 0.6 > 1 - (1 - (quota - 1) / prompt.num_groups) ** 2
+    rho = prompt.gate_rates(images)
+    rho.retain_grad()
+    prompt.prompt_from_rates(rho)
     reg = prompt.regularizer()
-    assert torch.allclose(reg, torch.relu(open_share - 0.5))
-    prompt.sparsity_target = 0.99  # nearly everything must close: the term pushes the gates, by their gradient
-    reg = prompt.regularizer()
-    assert open_share > 0.01 and torch.allclose(reg, open_share - 0.01)
+    sides = [rho] if gate == "rank" else [rho[:, : prompt.num_groups], rho[:, prompt.num_groups:]]
+    expected = torch.stack([s.sort(1).values[:, :quota].mean() for s in sides]).mean()
+    assert torch.allclose(reg, expected)
     reg.backward()
-    assert prompt.spiking_generator[2].weight.grad.abs().sum() > 0
+    pushed = (rho.grad != 0).sum(1)  # per image: exactly the quota of weakest gates, per side
+    assert torch.equal(pushed, torch.full_like(pushed, quota * len(sides)))
 
 
 def test_encoding_fires_exactly_k_times():

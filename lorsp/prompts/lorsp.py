@@ -36,6 +36,8 @@ with no pixel-level zeros.
 """
 from __future__ import annotations
 
+import math
+
 import snntorch as snn
 import torch
 from snntorch import surrogate
@@ -88,8 +90,8 @@ def run_generator(generator: nn.Module, spikes_in: torch.Tensor) -> list[torch.T
 class LowRankSpikePrompt(VisualPrompt):
     def __init__(self, image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16,
                  gates: int = 16, beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol",
-                 init_std: float = 0.01, init_gain: float = 4.0, gate_bias: float = 0.2,
-                 sparsity_target: float | None = None):
+                 init_std: float = 0.01, init_gain: float = 4.0, gate_bias: float = 1.0,
+                 sparsity_target: float | None = 0.6):
         super().__init__(image_size)
         check_rank(rank, image_size)
         if not isinstance(time_steps, int) or not 1 <= time_steps <= 1024:
@@ -111,7 +113,7 @@ class LowRankSpikePrompt(VisualPrompt):
         self.B = nn.Parameter(torch.zeros(3, image_size, rank))
         self.A = nn.Parameter(torch.randn(3, rank, image_size) * init_std)
         self.spiking_generator = make_spiking_generator(3 * pool * pool, hidden, n_out, beta, threshold)
-        with torch.no_grad():  # so that, at start, some gates fire and some stay silent for each image
+        with torch.no_grad():  # gate_bias = threshold: (nearly) every gate fires at start, as in LoR-VP
             for layer in (self.spiking_generator[0], self.spiking_generator[2]):
                 layer.weight.mul_(init_gain)
             self.spiking_generator[2].bias.fill_(gate_bias)
@@ -119,6 +121,7 @@ class LowRankSpikePrompt(VisualPrompt):
         self.register_buffer("group_of_line", group, persistent=False)
         self.last_spikes: list[torch.Tensor] | None = None
         self.last_gates: torch.Tensor | None = None
+        self.last_rates: torch.Tensor | None = None
 
     def gate_rates(self, x: torch.Tensor) -> torch.Tensor:
         """Spike rates ``rho`` of the gate neurons, ``(N, n_gates)`` in {0, 1/T, ..., 1}."""
@@ -132,14 +135,31 @@ class LowRankSpikePrompt(VisualPrompt):
         """The sparsity term of the last forward pass.
 
         Without a target: the mean gate firing rate (pushes every gate towards silence). With
-        ``sparsity_target`` ``s``: ``relu(open - (1 - s))``, where ``open`` is the batch's mean
-        share of prompt entries left open by the gates (pixels for row/column gating, rank-1
-        terms for rank gating); no pressure once the batch is ``s`` sparse, so the task decides
-        which gates open.
+        ``sparsity_target`` ``s``: per image, the mean rate of the ``k`` gates that fire least
+        (:meth:`closing_quota`), for the row gates and the column gates apart (rank gating: of
+        all gates). Only the weakest gates are pushed, exactly as many as ``s`` needs, so gates
+        close one by one instead of all at once; the task decides which, and the term is zero
+        once they are silent.
         """
         if self.sparsity_target is None:
             return self.last_spikes[-1].mean()
-        return torch.relu(self.open_share(self.last_gates).mean() - (1.0 - self.sparsity_target))
+        rho, k = self.last_rates, self.closing_quota()
+        if k == 0:
+            return rho.sum() * 0.0
+        parts = [rho] if self.gate == "rank" else [rho[:, : self.num_groups], rho[:, self.num_groups:]]
+        return torch.stack([torch.topk(part, k, dim=1, largest=False).values.mean() for part in parts]).mean()
+
+    def closing_quota(self) -> int:
+        """Gates to close per image (per side for row/column gating) so that a share ``s`` of the prompt is zero.
+
+        Row/column gating zeroes ``1 - (1 - k/G)^2`` of the pixels with ``k`` of ``G`` row
+        and column groups closed, so ``k = ceil(G (1 - sqrt(1 - s)))``; rank gating zeroes
+        ``k / 3r`` of the rank-1 terms, so ``k = ceil(3 r s)``.
+        """
+        s = self.sparsity_target or 0.0
+        if self.gate == "rank":
+            return math.ceil(3 * self.rank * s - 1e-9)
+        return math.ceil(self.num_groups * (1.0 - math.sqrt(1.0 - s)) - 1e-9)
 
     def open_share(self, g: torch.Tensor) -> torch.Tensor:
         """Per image, the share of prompt entries the binary gates ``g`` ``(N, n_gates)`` leave open."""
@@ -164,7 +184,7 @@ class LowRankSpikePrompt(VisualPrompt):
         Training gets ``rho`` from the generator; deployment from the chip's gate spikes.
         """
         g = self.gates_open(rho)
-        self.last_gates = g
+        self.last_gates, self.last_rates = g, rho
         if self.gate == "rank":
             gb = g.view(-1, 3, 1, self.rank)
             return torch.matmul(self.B.unsqueeze(0) * gb, self.A.unsqueeze(0))
@@ -176,8 +196,8 @@ class LowRankSpikePrompt(VisualPrompt):
 
 @register_prompt("lorsp")
 def lorsp(image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16, gates: int = 16,
-          beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol", sparsity_target: float | None = None,
-          gate_bias: float = 0.2, **_: object) -> LowRankSpikePrompt:
+          beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol", sparsity_target: float | None = 0.6,
+          gate_bias: float = 1.0, **_: object) -> LowRankSpikePrompt:
     return LowRankSpikePrompt(image_size, rank=rank, time_steps=time_steps, pool=pool, hidden=hidden,
                               gates=gates, beta=beta, threshold=threshold, gate=gate,
                               sparsity_target=sparsity_target, gate_bias=gate_bias)
