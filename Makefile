@@ -35,27 +35,28 @@ bench: $(STAMP)
 	$(PY) benchmarks/fastsim.py --samples 256 --json runs/bench/fastsim.json
 	$(PY) benchmarks/results_doc.py --out runs/bench/results.md --figures runs/bench/figures --readme ''
 
-# The whole of docs/results.md (hours on 2 cores; every finished run is reused, so it can
+# The whole of docs/results.md (about 2 h on 2 cores with JOBS=2; every finished run is reused, so it can
 # be stopped and restarted). Prompt learning rates: chosen on val by benchmarks/lr_select.py.
 DATASETS  := fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits
 METHODS   := none vp:prompt-lr=20 lorvp:prompt-lr=0.2 lorsp:prompt-lr=0.2
+JOBS      ?= 2
 results: bench
-	$(PY) benchmarks/lr_select.py --grid vp@0.02,0.2,2,20 lorvp@0.02,0.2,0.5 lorsp@0.02,0.2,0.5 \
+	$(PY) benchmarks/lr_select.py --jobs $(JOBS) --grid vp@0.02,0.2,2,20 lorvp@0.02,0.2,0.5 lorsp@0.02,0.2,0.5 \
 		lorsp:sparsity-weight=3@0.2 lorsp:sparsity-weight=30@0.2 lorsp:sparsity-target=0.5,sparsity-weight=3@0.2 \
 		lorsp:gate-bias=0.2@0.2 lorsp:sparsity-warmup=1@0.2 lorsp:generator-lr-scale=1@0.2
-	$(PY) benchmarks/baselines.py --out runs/main --datasets $(DATASETS) --methods $(METHODS)
-	$(PY) benchmarks/baselines.py --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets mnist-5k animal-shape \
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --methods $(METHODS)
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets mnist-5k animal-shape \
 		--methods $(METHODS)
-	$(PY) benchmarks/baselines.py --backbone efficientnet_lite1 --out runs/baselines-lite1 --datasets mnist-5k \
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite1 --out runs/baselines-lite1 --datasets mnist-5k \
 		--methods $(METHODS)
-	$(PY) benchmarks/baselines.py --out runs/main --datasets mnist-5k --methods lorsp:prompt-lr=0.2 lorsp:prompt-lr=0.2,gate=rank --table-name ablation
-	$(PY) benchmarks/sparsity_sweep.py --option sparsity-target --values 0.3 0.6 0.8 0.9 --method lorsp:prompt-lr=0.2 \
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k --methods lorsp:prompt-lr=0.2 lorsp:prompt-lr=0.2,gate=rank --table-name ablation
+	$(PY) benchmarks/sparsity_sweep.py --jobs $(JOBS) --option sparsity-target --values 0.3 0.6 0.8 0.9 --method lorsp:prompt-lr=0.2 \
 		--out runs/main-sweep --baselines-out runs/main \
 		--lorvp-method lorvp:prompt-lr=0.2
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets mnist-5k --methods $(METHODS) --json runs/robustness/mnist-5k.json
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets animal-shape --methods $(METHODS) --json runs/robustness/animal-shape.json
 	$(PY) benchmarks/deployment.py --runs runs/main --methods $(METHODS)
-	$(PY) benchmarks/few_shot.py --datasets sklearn-digits mnist-5k --methods $(METHODS) --steps 60 --limit-val 30
+	$(PY) benchmarks/few_shot.py --jobs $(JOBS) --datasets sklearn-digits mnist-5k --methods $(METHODS) --steps 60 --limit-val 30
 	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2 --lorsp lorsp-prompt-lr-0.2
 	$(PY) benchmarks/results_doc.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
 		--sweep runs/main-sweep/sweep.json \

@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import add_protocol_args, method_label, parse_method, run_one, summarise  # noqa: E402
+from benchmarks.baselines import add_protocol_args, map_runs, method_label, parse_method, run_one, summarise  # noqa: E402
 from benchmarks.output import run_record, write_tables  # noqa: E402
 
 
@@ -67,20 +67,26 @@ def main() -> None:
     add_protocol_args(p, default_out="runs/few-shot")
     p.set_defaults(limit_test=500)
     args = p.parse_args()
-    table: dict[str, dict[str, dict[str, Any]]] = {}
+    cells = [(dataset, spec, k) for dataset in args.datasets for spec in args.methods for k in args.shots]
+
+    run_args = {}  # per (dataset, K): the protocol with that many epochs (made here, not in the worker threads)
     for dataset in args.datasets:
-        classes = num_classes(dataset)
-        table[dataset] = {}
-        for spec in args.methods:
-            name, extra, tag = parse_method(spec)
-            table[dataset][spec] = {}
-            for k in args.shots:
-                run_args = copy.copy(args)
-                run_args.epochs = epochs_for(k, classes, args.batch_size, args.steps)
-                runs = [run_one(dataset, name, seed, run_args,
-                                (*extra, "--shots", str(k), "--limit-val", str(args.limit_val)),
-                                f"{tag}-{k}shot") for seed in args.seeds]
-                table[dataset][spec][str(k)] = {**summarise(runs), "epochs": run_args.epochs}
+        for k in args.shots:
+            run_args[dataset, k] = copy.copy(args)
+            run_args[dataset, k].epochs = epochs_for(k, num_classes(dataset), args.batch_size, args.steps)
+
+    def train(item: tuple[str, str, int, int]) -> dict[str, Any]:
+        dataset, spec, k, seed = item
+        name, extra, tag = parse_method(spec)
+        return run_one(dataset, name, seed, run_args[dataset, k],
+                       (*extra, "--shots", str(k), "--limit-val", str(args.limit_val)), f"{tag}-{k}shot")
+
+    done = iter(map_runs(train, [(*cell, seed) for cell in cells for seed in args.seeds], args.jobs))
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for dataset, spec, k in cells:
+        runs = [next(done) for _ in args.seeds]
+        table.setdefault(dataset, {}).setdefault(spec, {})[str(k)] = {**summarise(runs),
+                                                                       "epochs": run_args[dataset, k].epochs}
     result = run_record(args, table=table)
     write_tables(args.out, "few_shot", result, markdown(result))
 

@@ -24,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import add_protocol_args, method_label, parse_method, run_one  # noqa: E402
+from benchmarks.baselines import add_protocol_args, map_runs, method_label, parse_method, run_one  # noqa: E402
 from benchmarks.output import run_record, write_tables  # noqa: E402
 
 
@@ -69,15 +69,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="mnist-5k")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--grid", nargs="+", default=["vp@0.02,0.2,2", "lorvp@0.02,0.2,0.5", "lorsp@0.02,0.2,0.5",
-                                                  "lorsp:sparsity-weight=0.3@0.2",
-                                                  "lorsp:sparsity-weight=0.1@0.2"])
+    p.add_argument("--grid", nargs="+", default=["vp@0.02,0.2,2,20", "lorvp@0.02,0.2,0.5", "lorsp@0.02,0.2,0.5",
+                                                  "lorsp:sparsity-weight=3@0.2", "lorsp:sparsity-weight=30@0.2"])
     add_protocol_args(p, default_out="runs/lr-select")
     args = p.parse_args()
+    grid = [parse_grid(entry) for entry in args.grid]
+    done = iter(map_runs(lambda item: point(args.dataset, *item, args),
+                         [(spec, lr) for spec, lrs in grid for lr in lrs], args.jobs))
     table: dict[str, Any] = {}
-    for entry in args.grid:
-        spec, lrs = parse_grid(entry)
-        points = [point(args.dataset, spec, lr, args) for lr in lrs]
+    for spec, lrs in grid:
+        points = [next(done) for _ in lrs]
         ok = [q for q in points if not q["diverged"]]
         table[spec] = {"points": points,
                        "chosen_prompt_lr": max(ok, key=lambda q: q["val_accuracy"])["prompt_lr"] if ok else None}

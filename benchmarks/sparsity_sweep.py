@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import add_protocol_args, parse_method, run_one  # noqa: E402
+from benchmarks.baselines import add_protocol_args, map_runs, parse_method, run_one  # noqa: E402
 from benchmarks.output import run_record  # noqa: E402
 from benchmarks.results_plots import pyplot, save_figure  # noqa: E402
 from lorsp.fileio import write_json  # noqa: E402
@@ -56,10 +56,13 @@ def main() -> None:
     name, base, base_tag = parse_method(args.method)
     if name != "lorsp":
         raise SystemExit(f"error: --method must be a LoRSP spec, got {args.method!r}")
-    points = []
-    for v in args.values:
+
+    def train(v: float) -> dict:
         extra = (*base, f"--{args.option}", f"{v:g}")
-        m = run_one(args.dataset, "lorsp", args.seed, args, extra, tag=f"{base_tag}_{args.option}-{v:g}")
+        return run_one(args.dataset, "lorsp", args.seed, args, extra, tag=f"{base_tag}_{args.option}-{v:g}")
+
+    points = []
+    for v, m in zip(args.values, map_runs(train, args.values, args.jobs)):
         points.append({"option": args.option, "value": v, "test_accuracy": m["test_accuracy"],
                        "val_accuracy": m["val_accuracy"], "prompt_sparsity": m["prompt_sparsity"],
                        "firing_rate": m["firing_rate"]["overall"], "command": m["command"]})
