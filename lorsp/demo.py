@@ -23,7 +23,8 @@ from lorsp.cli import run_cli
 from lorsp.train import TrainConfig, train
 
 DEMO = TrainConfig(dataset="mnist-5k", backbone="efficientnet_lite0", prompt="lorsp", head="lp", rank=4,
-                   image_size=128, epochs=3, batch_size=32, lr=0.02, limit_train=1000, limit_test=500, seed=0)
+                   image_size=128, epochs=3, batch_size=32, lr=0.02, prompt_lr=0.2, limit_train=1000, limit_test=500,
+                   seed=0)
 
 
 def print_training(m: dict, out: Path) -> None:
