@@ -240,7 +240,9 @@ def main() -> None:
         lines += ["## Choosing the prompt learning rate (on val)", "",
                   f"Machine: {lr_select['machine']}. Reproduce: `python benchmarks/lr_select.py --dataset {g['dataset']} "
                   f"--seed {g['seed']} --grid {' '.join(g['grid'])}`. The head keeps lr {g['lr']}; the prompt's "
-                  "image parameters get their own rate (docs/protocol.md).", "", lr_select_markdown(lr_select)]
+                  "image parameters get their own rate (docs/protocol.md). LoRSP's defaults (the rows without "
+                  "options) are the best val accuracy among its rows with at least 50% zero prompt pixels "
+                  "(docs/method.md).", "", lr_select_markdown(lr_select)]
     for table in other_backbones:
         lines += baselines_section(table, f"Accuracy with {table['settings']['backbone']}")
     if not other_backbones:
