@@ -131,12 +131,13 @@ def prompt_from_gate_spikes(model: PromptedClassifier, gate_spikes: torch.Tensor
 def add_prompt(prompt: LowRankSpikePrompt, x: torch.Tensor, gate_spikes: torch.Tensor) -> tuple[torch.Tensor, int]:
     """``x + P(x)`` as the host computes it, and the number of prompt entries it added (whole batch).
 
-    Row/column gating: only the open block is touched. A row (column) is open when its gate
+    Row/column gating: only the open block changes. A row (column) is open when its gate
     neuron fired at least once in the ``T`` steps, and the fixed product ``B A`` (computed once
     per call) is added at the open rows x open columns of each channel; every other pixel is
     left as it is. This equals :func:`prompt_from_gate_spikes` added densely, bit for bit
-    (``x + 0 = x``), at ``3 |rows| |cols|`` adds per image instead of ``3 L^2``. Rank gating
-    has no pixel-level zeros and takes the dense path (``3 L^2`` entries).
+    (``x + 0 = x``); a host that visits only the open block needs ``3 |rows| |cols|`` adds
+    per image instead of ``3 L^2``, and that is the count returned. Rank gating has no
+    pixel-level zeros and takes the dense path (``3 L^2`` entries).
     """
     if prompt.gate != "rowcol":
         return x + prompt.prompt_from_rates(gate_spikes.float().mean(0)), 3 * x.shape[-2] * x.shape[-1] * len(x)
@@ -144,11 +145,8 @@ def add_prompt(prompt: LowRankSpikePrompt, x: torch.Tensor, gate_spikes: torch.T
     groups, line = prompt.num_groups, prompt.group_of_line
     rows, cols = fired[:, :groups][:, line], fired[:, groups:][:, line]  # (N, L) each
     low_rank = torch.bmm(prompt.B, prompt.A)  # (3, L, L)
-    out, entries = x.clone(), 0
-    for n in range(len(x)):
-        r, c = rows[n].nonzero().squeeze(1), cols[n].nonzero().squeeze(1)
-        if len(r) and len(c):
-            block = (slice(None), r[:, None], c[None, :])
-            out[n][block] += low_rank[block]
-            entries += 3 * len(r) * len(c)
-    return out, entries
+    open_block = rows[:, None, :, None] & cols[:, None, None, :]  # (N, 1, L, L)
+    # On a vector CPU, adding everywhere and selecting is faster than gathering the open
+    # entries (0.2 ms against 3.6 ms per batch of 64 at 32 px here); the result is the same,
+    # and the count is what a host that visits only the open block spends.
+    return torch.where(open_block, x + low_rank, x), 3 * int(open_block.sum())
