@@ -47,6 +47,8 @@ results: bench
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --methods $(METHODS)
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets mnist-5k animal-shape \
 		--methods $(METHODS)
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite1 --out runs/baselines-lite1 --datasets mnist-5k \
+		--methods $(METHODS)
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k --methods lorsp:prompt-lr=0.2 lorsp:prompt-lr=0.2,gate=rank --table-name ablation
 	$(PY) benchmarks/sparsity_sweep.py --jobs $(JOBS) --option sparsity-target --values 0.3 0.6 0.8 0.9 --method lorsp:prompt-lr=0.2 \
 		--out runs/main-sweep --baselines-out runs/main \
@@ -58,4 +60,4 @@ results: bench
 	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2 --lorsp lorsp-prompt-lr-0.2
 	$(PY) benchmarks/results_doc.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
 		--sweep runs/main-sweep/sweep.json \
-		--other-backbones runs/baselines-lite2/results.json
+		--other-backbones runs/baselines-lite2/results.json runs/baselines-lite1/results.json
