@@ -130,7 +130,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {mode} | {lo['spikes_per_image'][mode]:.1f} | {lo['synops_per_image'][mode]:.0f} | "
                      f"{lo['generator_nj'][mode]:.1f} | {100 * lo['agreement'][f'{mode}-fp32']:.1f}% |")
     lines += ["", f"The same generator as a dense fp32 network on the accelerator: {lo['generator_dense_nj']:.1f} nJ. "
-              f"LoRSP's host stages (encoding; adding the prompt at the open rows x columns only): {lo['host_nj']:.1f} nJ.", "",
+              "LoRSP's host stages (encoding; adding the prompt at the open rows x columns only): "
+              f"{lo['host_nj']:.1f} nJ.", "",
               "**End to end, per method** (backbone: "
               f"{lo['backbone_macs'] / 1e6:.1f} M MACs; fp32 / fp16 / int8 backbone)", "",
               "| method | prompt params | test accuracy (%, PyTorch) | prompt energy (nJ, fp32) | total energy (uJ) fp32 / fp16 / int8 "

@@ -207,6 +207,7 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
     equal = int(np.sum(logits.argmax(1) == logits_ref.argmax(1)))
     host, onnx = bundle.host, bundle.manifest["onnx"]
     seconds = {stage: sum(r.seconds[stage] for r in runs) for stage in STAGES}
+    prompt_entries = sum(r.prompt_entries for r in runs) / n
     return {
         "format": REPORT_FORMAT, "format_version": 1,
         "bundle": {"path": str(bundle.root), "artifacts_verified": len(bundle.manifest["artifacts"]),
@@ -225,10 +226,10 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
         "activity": {"input_spikes_per_image": counts.input_spikes, "spikes_per_image": counts.spikes,
                      "synops_per_image": counts.synops, "neuron_updates_per_image": counts.neuron_updates,
                      "dense_macs_per_image": counts.dense_macs,
-                     "prompt_entries_per_image": sum(r.prompt_entries for r in runs) / n},
+                     "prompt_entries_per_image": prompt_entries},
         "energy": stage_energy(counts, image_size=bundle.config["image_size"], pool=host.pool,
                                time_steps=host.time_steps, gates=pipeline.network.sizes[-1],
-                               prompt_entries=sum(r.prompt_entries for r in runs) / n,
+                               prompt_entries=prompt_entries,
                                rank_products=rank_products(bundle.config, host.gate),
                                backbone_macs=onnx["macs_per_image"], precision=precision, chip_table=chip_table),
         "latency": _latency(seconds, ref_seconds, n, pipeline.backend),

@@ -141,9 +141,7 @@ def add_prompt(prompt: LowRankSpikePrompt, x: torch.Tensor, gate_spikes: torch.T
     """
     if prompt.gate != "rowcol":
         return x + prompt.prompt_from_rates(gate_spikes.float().mean(0)), 3 * x.shape[-2] * x.shape[-1] * len(x)
-    fired = gate_spikes.bool().any(0)  # (N, 2G)
-    groups, line = prompt.num_groups, prompt.group_of_line
-    rows, cols = fired[:, :groups][:, line], fired[:, groups:][:, line]  # (N, L) each
+    rows, cols = prompt.line_gates(gate_spikes.bool().any(0))  # (N, L) each: fired at least once
     low_rank = torch.bmm(prompt.B, prompt.A)  # (3, L, L)
     open_block = rows[:, None, :, None] & cols[:, None, None, :]  # (N, 1, L, L)
     # On a vector CPU, adding everywhere and selecting is faster than gathering the open

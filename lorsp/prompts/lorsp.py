@@ -120,7 +120,6 @@ class LowRankSpikePrompt(VisualPrompt):
         group = (torch.arange(image_size) * gates) // image_size
         self.register_buffer("group_of_line", group, persistent=False)
         self.last_spikes: list[torch.Tensor] | None = None
-        self.last_gates: torch.Tensor | None = None
         self.last_rates: torch.Tensor | None = None
 
     def gate_rates(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,13 +160,9 @@ class LowRankSpikePrompt(VisualPrompt):
             return math.ceil(3 * self.rank * s - 1e-9)
         return math.ceil(self.num_groups * (1.0 - math.sqrt(1.0 - s)) - 1e-9)
 
-    def open_share(self, g: torch.Tensor) -> torch.Tensor:
-        """Per image, the share of prompt entries the binary gates ``g`` ``(N, n_gates)`` leave open."""
-        if self.gate == "rank":
-            return g.mean(1)
-        rows = g[:, : self.num_groups][:, self.group_of_line].mean(1)
-        cols = g[:, self.num_groups:][:, self.group_of_line].mean(1)
-        return rows * cols
+    def line_gates(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row and column gates ``(N, L)`` each from the group gates ``g`` ``(N, 2G)`` (row/column gating)."""
+        return g[:, : self.num_groups][:, self.group_of_line], g[:, self.num_groups:][:, self.group_of_line]
 
     @staticmethod
     def gates_open(rho: torch.Tensor) -> torch.Tensor:
@@ -184,12 +179,11 @@ class LowRankSpikePrompt(VisualPrompt):
         Training gets ``rho`` from the generator; deployment from the chip's gate spikes.
         """
         g = self.gates_open(rho)
-        self.last_gates, self.last_rates = g, rho
+        self.last_rates = rho
         if self.gate == "rank":
             gb = g.view(-1, 3, 1, self.rank)
             return torch.matmul(self.B.unsqueeze(0) * gb, self.A.unsqueeze(0))
-        rows = g[:, : self.num_groups][:, self.group_of_line]  # (N, L)
-        cols = g[:, self.num_groups:][:, self.group_of_line]
+        rows, cols = self.line_gates(g)  # (N, L) each
         low_rank = torch.bmm(self.B, self.A)  # (3, L, L), rank <= r per channel
         return low_rank.unsqueeze(0) * (rows[:, None, :, None] * cols[:, None, None, :])
 
