@@ -46,6 +46,30 @@ def score_run(model_path: Path, limit: int, corruption_seed: int, progress: bool
     return scores
 
 
+def cached_score_run(model_path: Path, limit: int, corruption_seed: int, progress: bool) -> dict[str, Any]:
+    """:func:`score_run`, kept next to the model (``robustness-limit<L>-seed<S>.json``).
+
+    The cache is used only while it names the sha256 of the very ``model.pt`` it scored, so a
+    retrained run is scored again and an unchanged one is not (``make results`` can restart).
+    """
+    import json
+
+    from lorsp.fileio import file_sha256
+
+    cache = model_path.parent / f"robustness-limit{limit}-seed{corruption_seed}.json"
+    sha = file_sha256(model_path)
+    if cache.exists():
+        try:
+            record = json.loads(cache.read_text())
+            if record.get("model_sha256") == sha:
+                return record["scores"]
+        except (ValueError, KeyError, AttributeError):
+            pass  # unreadable cache: score again and replace it
+    scores = score_run(model_path, limit, corruption_seed, progress)
+    write_json(cache, {"model_sha256": sha, "limit": limit, "corruption_seed": corruption_seed, "scores": scores})
+    return scores
+
+
 def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
@@ -109,7 +133,7 @@ def main() -> None:
                 if not path.exists():
                     raise SystemExit(f"error: {path} is missing: train it with benchmarks/baselines.py first")
                 print(f"{dataset} {tag} seed {seed}", flush=True)
-                per_seed.append(score_run(path, args.limit, args.corruption_seed, args.progress))
+                per_seed.append(cached_score_run(path, args.limit, args.corruption_seed, args.progress))
             table[dataset][spec] = {**summarise(per_seed), "per_seed": per_seed}
     result = run_record(args, table=table)
     write_json(args.json, result)

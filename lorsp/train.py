@@ -83,6 +83,7 @@ class TrainConfig:
     sparsity_target: float | None = 0.6
     sparsity_warmup: float = 0.0
     gate_bias: float = 1.0
+    surrogate_slope: float = 25.0
     generator_lr_scale: float = 10.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,7 +319,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
                                          "epochs", "batch_size", "lr", "prompt_lr", "seed", "shots")},
         **({k: cfg.to_dict()[k] for k in ("time_steps", "pool", "hidden", "gates", "beta", "threshold", "gate",
                                           "sparsity_weight", "sparsity_target", "sparsity_warmup", "gate_bias",
-                                          "generator_lr_scale")}
+                                          "surrogate_slope", "generator_lr_scale")}
            if cfg.prompt == "lorsp" else {}),
         "val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
@@ -377,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs over which the sparsity weight ramps up linearly from 0")
     g.add_argument("--gate-bias", type=float, default=dflt.gate_bias,
                    help="initial bias of the gate neurons (per step; >= --threshold opens every gate at start)")
+    g.add_argument("--surrogate-slope", type=float, default=dflt.surrogate_slope,
+                   help="slope k of the fast-sigmoid surrogate 1/(1+k|U-theta|)^2 (training only); smaller "
+                        "lets silent neurons feel the task's gradient and fire again")
     g.add_argument("--generator-lr-scale", type=float, default=dflt.generator_lr_scale,
                    help="the spiking generator's learning rate, as a multiple of --lr")
     p.add_argument("--epochs", type=int, default=dflt.epochs)

@@ -45,3 +45,31 @@ def test_robustness_summary_averages_severities_and_seeds():
     out = summarise([seed, seed])
     assert out["mean_drop"]["mean"] == pytest.approx(0.2) and out["mean_drop"]["std"] == 0.0
     assert out["per_corruption"]["contrast"]["mean"] == pytest.approx(0.7)
+
+
+def test_robustness_scores_are_cached_per_model_file(tmp_path, lite0):
+    import json
+
+    import torch
+
+    from benchmarks.robustness import cached_score_run
+    from lorsp.model import build_model
+
+    cfg = {"dataset": "sklearn-digits", "backbone": "efficientnet_lite0", "prompt": "lorvp", "head": "lp",
+           "rank": 2, "image_size": 32}
+    model = build_model(cfg, [str(i) for i in range(10)], backbone=lite0)
+    path = tmp_path / "seed0" / "model.pt"
+    path.parent.mkdir()
+    torch.save(model.checkpoint_state(), path)
+    first = cached_score_run(path, 4, 0, progress=False)
+    assert set(first) == {"clean"} | {f"{c}/{s}" for c in ("gaussian_noise", "gaussian_blur", "contrast")
+                                      for s in (1, 2, 3)}
+    cache = path.parent / "robustness-limit4-seed0.json"
+    record = json.loads(cache.read_text())
+    record["scores"]["clean"] = -1.0  # a mark: reused while model.pt is the same file
+    cache.write_text(json.dumps(record))
+    assert cached_score_run(path, 4, 0, progress=False)["clean"] == -1.0
+    with torch.no_grad():
+        model.head.weight.add_(1.0)  # a retrained model: scored again
+    torch.save(model.checkpoint_state(), path)
+    assert cached_score_run(path, 4, 0, progress=False)["clean"] >= 0.0
