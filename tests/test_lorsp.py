@@ -129,7 +129,9 @@ def test_checkpoint_round_trip_is_bit_identical(lite0, tmp_path, images):
 @pytest.mark.parametrize("kw,match", [({"rank": 0}, "--rank"), ({"rank": -2}, "--rank"),
                                       ({"rank": L + 1}, "--rank"), ({"time_steps": 0}, "--time-steps"),
                                       ({"gate": "pixels"}, "--gate"), ({"sparsity_target": 1.0}, "--sparsity-target"),
-                                      ({"sparsity_target": -0.1}, "--sparsity-target")])
+                                      ({"sparsity_target": -0.1}, "--sparsity-target"),
+                                      ({"surrogate_slope": 0.0}, "--surrogate-slope"),
+                                      ({"surrogate_slope": float("nan")}, "--surrogate-slope")])
 def test_bad_options(kw, match):
     with pytest.raises(LorspError, match=match):
         create_prompt("lorsp", image_size=L, **kw)
@@ -138,7 +140,8 @@ def test_bad_options(kw, match):
 @pytest.mark.slow
 @pytest.mark.parametrize("args,fragment", [(["--rank", "0"], "--rank"), (["--rank", "-3"], "--rank"),
                                            (["--rank", "999"], "--rank"), (["--time-steps", "0"], "--time-steps"),
-                                           (["--sparsity-target", "1.5"], "--sparsity-target")])
+                                           (["--sparsity-target", "1.5"], "--sparsity-target"),
+                                           (["--surrogate-slope", "-1"], "--surrogate-slope")])
 def test_bad_cli_options_are_one_line(tmp_path, args, fragment):
     proc = run_cli("lorsp.train", "--prompt", "lorsp", "--dataset", "sklearn-digits", "--image-size", "32",
                    "--epochs", "1", "--limit-train", "16", *args, "--out", str(tmp_path / "x"))
@@ -164,3 +167,19 @@ def test_evaluation_counts_spikes_and_synops_as_acs_over_several_batches(lite0):
     expected = (synops_per_sample(spikes_in, gen[0].weight) + synops_per_sample(layers[0], gen[2].weight)).mean()
     assert m["snn_synops_per_image"] == pytest.approx(float(expected))
     assert m["spikes_per_image"] == pytest.approx(float(sum(s.sum() for s in layers)) / 12)
+
+
+def test_surrogate_slope_changes_gradients_not_prompts(images):
+    """The slope is a training choice only: same weights give the same prompt (and export), other gradients."""
+    prompts, grads = [], []
+    for slope in (25.0, 2.0):
+        torch.manual_seed(5)
+        p = create_prompt("lorsp", image_size=L, rank=R, surrogate_slope=slope).train()
+        with torch.no_grad():
+            p.B.normal_()
+        out = p(images)
+        out.square().sum().backward()
+        prompts.append(out.detach())
+        grads.append(p.spiking_generator[0].weight.grad.clone())
+    assert torch.equal(prompts[0], prompts[1])
+    assert not torch.allclose(grads[0], grads[1])

@@ -59,10 +59,13 @@ def leaky_layer(width: int, beta: float, threshold: float, slope: float = 25.0) 
 
 
 def make_spiking_generator(in_features: int, hidden: int, gates: int, beta: float,
-                           threshold: float) -> nn.Sequential:
-    """``Linear -> Leaky -> Linear -> Leaky``: encoded spikes in, gate spikes out (one step per call)."""
-    return nn.Sequential(nn.Linear(in_features, hidden), leaky_layer(hidden, beta, threshold),
-                         nn.Linear(hidden, gates), leaky_layer(gates, beta, threshold))
+                           threshold: float, slope: float = 25.0) -> nn.Sequential:
+    """``Linear -> Leaky -> Linear -> Leaky``: encoded spikes in, gate spikes out (one step per call).
+
+    ``slope`` is the surrogate's (training only: the forward pass, and so every export, is the same).
+    """
+    return nn.Sequential(nn.Linear(in_features, hidden), leaky_layer(hidden, beta, threshold, slope),
+                         nn.Linear(hidden, gates), leaky_layer(gates, beta, threshold, slope))
 
 
 def reset_state(generator: nn.Module) -> None:
@@ -91,7 +94,7 @@ class LowRankSpikePrompt(VisualPrompt):
     def __init__(self, image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16,
                  gates: int = 16, beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol",
                  init_std: float = 0.01, init_gain: float = 4.0, gate_bias: float = 1.0,
-                 sparsity_target: float | None = 0.6):
+                 sparsity_target: float | None = 0.6, surrogate_slope: float = 25.0):
         super().__init__(image_size)
         check_rank(rank, image_size)
         if not isinstance(time_steps, int) or not 1 <= time_steps <= 1024:
@@ -106,13 +109,16 @@ class LowRankSpikePrompt(VisualPrompt):
             raise LorspError(f"need 0 <= beta < 1 and threshold > 0, got beta {beta}, threshold {threshold}")
         if sparsity_target is not None and not 0.0 <= sparsity_target < 1.0:
             raise LorspError(f"--sparsity-target must be in [0, 1), got {sparsity_target}")
+        if not (surrogate_slope > 0 and math.isfinite(surrogate_slope)):
+            raise LorspError(f"--surrogate-slope must be a positive number, got {surrogate_slope}")
         self.rank, self.time_steps, self.pool, self.gate = rank, time_steps, pool, gate
         self.sparsity_target = sparsity_target
         self.num_groups = gates
         n_out = 2 * gates if gate == "rowcol" else 3 * rank
         self.B = nn.Parameter(torch.zeros(3, image_size, rank))
         self.A = nn.Parameter(torch.randn(3, rank, image_size) * init_std)
-        self.spiking_generator = make_spiking_generator(3 * pool * pool, hidden, n_out, beta, threshold)
+        self.spiking_generator = make_spiking_generator(3 * pool * pool, hidden, n_out, beta, threshold,
+                                                        surrogate_slope)
         with torch.no_grad():  # gate_bias = threshold: (nearly) every gate fires at start, as in LoR-VP
             for layer in (self.spiking_generator[0], self.spiking_generator[2]):
                 layer.weight.mul_(init_gain)
@@ -191,7 +197,8 @@ class LowRankSpikePrompt(VisualPrompt):
 @register_prompt("lorsp")
 def lorsp(image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16, gates: int = 16,
           beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol", sparsity_target: float | None = 0.6,
-          gate_bias: float = 1.0, **_: object) -> LowRankSpikePrompt:
+          gate_bias: float = 1.0, surrogate_slope: float = 25.0, **_: object) -> LowRankSpikePrompt:
     return LowRankSpikePrompt(image_size, rank=rank, time_steps=time_steps, pool=pool, hidden=hidden,
                               gates=gates, beta=beta, threshold=threshold, gate=gate,
-                              sparsity_target=sparsity_target, gate_bias=gate_bias)
+                              sparsity_target=sparsity_target, gate_bias=gate_bias,
+                              surrogate_slope=surrogate_slope)
