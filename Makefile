@@ -47,14 +47,16 @@ results: bench
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --methods $(METHODS)
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets mnist-5k animal-shape \
 		--methods $(METHODS)
-	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite1 --out runs/baselines-lite1 --datasets mnist-5k \
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite1 --out runs/baselines-lite1 --datasets mnist-5k animal-shape \
 		--methods $(METHODS)
-	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k --methods lorsp:prompt-lr=0.2 lorsp:prompt-lr=0.2,gate=rank --table-name ablation
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k animal-shape \
+		--methods lorsp:prompt-lr=0.2 lorsp:prompt-lr=0.2,gate=rank lorsp:prompt-lr=0.2,sparsity-weight=0 --table-name ablation
 	$(PY) benchmarks/sparsity_sweep.py --jobs $(JOBS) --option sparsity-target --values 0.3 0.6 0.8 0.9 --method lorsp:prompt-lr=0.2 \
 		--out runs/main-sweep --baselines-out runs/main \
 		--lorvp-method lorvp:prompt-lr=0.2
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets mnist-5k --methods $(METHODS) --json runs/robustness/mnist-5k.json
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets animal-shape --methods $(METHODS) --json runs/robustness/animal-shape.json
+	$(PY) benchmarks/gate_usage.py --runs runs/main --datasets mnist-5k animal-shape --method lorsp-prompt-lr-0.2
 	$(PY) benchmarks/deployment.py --runs runs/main --methods $(METHODS)
 	$(PY) benchmarks/few_shot.py --jobs $(JOBS) --datasets sklearn-digits mnist-5k --methods $(METHODS) --steps 60 --limit-val 30
 	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2 --lorsp lorsp-prompt-lr-0.2

@@ -22,6 +22,7 @@ from benchmarks import results_plots  # noqa: E402
 from benchmarks.baselines import markdown as baselines_markdown, method_label  # noqa: E402
 from benchmarks.deployment import markdown as deployment_markdown  # noqa: E402
 from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
+from benchmarks.gate_usage import markdown as gate_usage_markdown  # noqa: E402
 from benchmarks.lr_select import markdown as lr_select_markdown  # noqa: E402
 from benchmarks.robustness import markdown as robustness_markdown  # noqa: E402
 from lorsp.fileio import atomic_write  # noqa: E402
@@ -207,6 +208,7 @@ def main() -> None:
     p.add_argument("--sweep", default="runs/main-sweep/sweep.json")
     p.add_argument("--robustness", default="runs/robustness/*.json", help="glob")
     p.add_argument("--few-shot", default="runs/few-shot/few_shot.json")
+    p.add_argument("--gate-usage", default="runs/gate-usage/gate_usage.json")
     p.add_argument("--deployment", default="runs/deployment/deployment.json")
     p.add_argument("--speed-dir", default="runs/bench")
     p.add_argument("--figures", default="docs/figures")
@@ -254,6 +256,13 @@ def main() -> None:
     sweep = load(args.sweep)
     if sweep:
         lines += sweep_section(sweep, rel("sparsity_accuracy.png"))
+    gates = load(args.gate_usage)
+    if gates:
+        g = gates["settings"]
+        lines += ["## How instance-specific are LoRSP's gates", "",
+                  f"Machine: {gates['machine']}. Reproduce: `python benchmarks/gate_usage.py --runs {g['runs']} "
+                  f"--datasets {' '.join(g['datasets'])} --method {g['method']} --limit {g['limit']}`.", "",
+                  gate_usage_markdown(gates)]
     if robustness:
         results_plots.robustness_drop(robustness, figures / "robustness.png")
         lines += robustness_section(robustness, rel("robustness.png"))

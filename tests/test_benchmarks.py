@@ -73,3 +73,25 @@ def test_robustness_scores_are_cached_per_model_file(tmp_path, lite0):
         model.head.weight.add_(1.0)  # a retrained model: scored again
     torch.save(model.checkpoint_state(), path)
     assert cached_score_run(path, 4, 0, progress=False)["clean"] >= 0.0
+
+
+def test_gate_usage_accounts_for_every_gate(tmp_path, lite0):
+    import torch
+
+    from benchmarks.gate_usage import gate_usage
+    from lorsp.model import build_model
+
+    cfg = {"dataset": "mnist-5k", "backbone": "efficientnet_lite0", "prompt": "lorsp", "head": "lp",
+           "rank": 2, "image_size": 32, "gates": 8, "gate_bias": 0.2}  # some gates silent, some switching
+    torch.manual_seed(0)
+    model = build_model(cfg, [str(i) for i in range(10)], backbone=lite0)
+    path = tmp_path / "model.pt"
+    torch.save(model.checkpoint_state(), path)
+    usage = gate_usage(path, 12)
+    assert usage["images"] == 12 and usage["gates_per_side"] == 8
+    assert usage["always_open"] + usage["always_closed"] + usage["switching"] == 16
+    for side in ("closed_rows", "closed_cols"):
+        assert usage[side]["min"] <= usage[side]["mean"] <= usage[side]["max"] <= 8
+    shares = usage["open_share_per_gate"]
+    assert sum(0 < s < 1 for s in shares) == usage["switching"]
+    assert 1 <= usage["distinct_gate_patterns"] <= 12
