@@ -44,6 +44,8 @@ results: bench
 	$(PY) benchmarks/lr_select.py --jobs $(JOBS) --grid vp@0.02,0.2,2,20 lorvp@0.02,0.2,0.5 lorsp@0.02,0.2,0.5 \
 		lorsp:sparsity-weight=0@0.2 lorsp:sparsity-weight=3@0.2 lorsp:sparsity-weight=30@0.2 lorsp:sparsity-target=0.5,sparsity-weight=3@0.2 \
 		lorsp:gate-bias=0.2@0.2 lorsp:sparsity-warmup=1@0.2 lorsp:generator-lr-scale=1@0.2
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k --table-name target-select \
+		--methods lorsp:prompt-lr=0.2 lorsp:prompt-lr=0.2,sparsity-target=0.3 lorsp:prompt-lr=0.2,sparsity-target=0.5
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --methods $(METHODS)
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets mnist-5k animal-shape \
 		--methods $(METHODS)

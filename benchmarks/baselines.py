@@ -101,14 +101,15 @@ def markdown(table: dict, args: argparse.Namespace) -> str:
     lines = [f"Backbone {args.backbone}, {args.image_size} px, {args.epochs} epochs, batch {args.batch_size}, "
              f"lr {args.lr}" + (f" (prompt {args.prompt_lr:g})" if getattr(args, "prompt_lr", None) else "")
              + f", {args.limit_train} training images, {args.limit_test} test images, "
-             f"seeds {args.seeds}; test accuracy of the val-selected model, mean +- std over seeds.",
-             "", "| dataset | method | test accuracy (%) | prompt params | head params | zero prompt pixels (%) "
-             "| firing rate |", "|---|---|---|---|---|---|---|"]
+             f"seeds {args.seeds}; test accuracy of the val-selected model, mean +- std over seeds; "
+             "val accuracy: the selected epoch's, mean over seeds.",
+             "", "| dataset | method | test accuracy (%) | val accuracy (%) | prompt params | head params "
+             "| zero prompt pixels (%) | firing rate |", "|---|---|---|---|---|---|---|---|"]
     for dataset, methods in table.items():
         for method, s in methods.items():
             lines.append(f"| {dataset} | {method_label(method)} | "
                          f"{100 * s['test_accuracy_mean']:.1f} +- {100 * s['test_accuracy_std']:.1f} | "
-                         f"{s['params']['prompt']:,} | {s['params']['head']:,} | "
+                         f"{100 * s['val_accuracy_mean']:.1f} | {s['params']['prompt']:,} | {s['params']['head']:,} | "
                          f"{'-' if method == 'none' else format(100 * s['prompt_sparsity_mean'], '.1f')} | "
                          f"{'-' if s['firing_rate_mean'] is None else format(s['firing_rate_mean'], '.3f')} |")
     lines += ["", "Commands (S = seed):", ""]

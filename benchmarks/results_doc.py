@@ -205,6 +205,7 @@ def main() -> None:
                                                               "runs/baselines-lite1/results.json"],
                    help="accuracy tables of other backbones (baselines.py JSON), one section each")
     p.add_argument("--ablation", default="runs/main/ablation.json")
+    p.add_argument("--target-select", default="runs/main/target-select.json")
     p.add_argument("--sweep", default="runs/main-sweep/sweep.json")
     p.add_argument("--robustness", default="runs/robustness/*.json", help="glob")
     p.add_argument("--few-shot", default="runs/few-shot/few_shot.json")
@@ -245,6 +246,11 @@ def main() -> None:
                   "image parameters get their own rate (docs/protocol.md). LoRSP's defaults (the rows without "
                   "options) are the best val accuracy among its rows with at least 50% zero prompt pixels "
                   "(docs/method.md).", "", lr_select_markdown(lr_select)]
+    target_select = load(args.target_select)
+    if target_select:
+        lines += baselines_section(target_select, "Choosing LoRSP's sparsity target (on val, 3 seeds)")
+        lines[-1:-1] = ["The target kept is the best mean val accuracy of these rows; every row has at least 50% "
+                        "zero prompt pixels (docs/method.md).", ""]
     for table in other_backbones:
         lines += baselines_section(table, f"Accuracy with {table['settings']['backbone']}")
     if not other_backbones:
