@@ -22,9 +22,17 @@ from typing import Callable, Iterable, TypeVar
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.output import run_record, write_tables  # noqa: E402
+from benchmarks.output import fail, run_record, write_tables  # noqa: E402
 
 METHOD_LABELS = {"none": "linear probe", "vp": "VP (Bahng et al.)", "lorvp": "LoR-VP", "lorsp": "LoRSP"}
+
+
+def trained_model(runs: str | Path, dataset: str, tag: str, seed: int) -> Path:
+    """``RUNS/<dataset>/<tag>/seed<k>/model.pt`` of a finished run, or a one-line exit if it is missing."""
+    path = Path(runs) / dataset / tag / f"seed{seed}" / "model.pt"
+    if not path.exists():
+        fail(f"{path} is missing: train it with benchmarks/baselines.py first")
+    return path
 
 
 def run_one(dataset: str, method: str, seed: int, args: argparse.Namespace,

@@ -20,6 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.baselines import trained_model  # noqa: E402
 from benchmarks.output import run_record, write_tables  # noqa: E402
 
 
@@ -89,10 +90,7 @@ def main() -> None:
     for dataset in args.datasets:
         table[dataset] = {}
         for seed in args.seeds:
-            path = Path(args.runs) / dataset / args.method / f"seed{seed}" / "model.pt"
-            if not path.exists():
-                raise SystemExit(f"error: {path} is missing: train it with benchmarks/baselines.py first")
-            table[dataset][str(seed)] = gate_usage(path, args.limit)
+            table[dataset][str(seed)] = gate_usage(trained_model(args.runs, dataset, args.method, seed), args.limit)
     result = run_record(args, table=table)
     out = Path(args.json)
     write_tables(out.parent, out.stem, result, markdown(result))

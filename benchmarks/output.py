@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lorsp.fileio import atomic_write, write_json
 from lorsp.provenance import git_commit, machine
@@ -20,3 +21,9 @@ def write_tables(directory: str | Path, name: str, result: dict[str, Any], text:
     write_json(directory / f"{name}.json", result)
     atomic_write(directory / f"{name}.md", lambda tmp: tmp.write_text(text))
     print(text)
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input to a benchmark: ``error: <message>`` on stderr, exit code 2 (the project's rule)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)

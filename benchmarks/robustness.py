@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import method_label, parse_method  # noqa: E402
+from benchmarks.baselines import method_label, parse_method, trained_model  # noqa: E402
 from benchmarks.output import run_record  # noqa: E402
 from lorsp.fileio import write_json  # noqa: E402
 
@@ -129,9 +129,7 @@ def main() -> None:
             _, _, tag = parse_method(spec)
             per_seed = []
             for seed in args.seeds:
-                path = Path(args.runs) / dataset / tag / f"seed{seed}" / "model.pt"
-                if not path.exists():
-                    raise SystemExit(f"error: {path} is missing: train it with benchmarks/baselines.py first")
+                path = trained_model(args.runs, dataset, tag, seed)
                 print(f"{dataset} {tag} seed {seed}", flush=True)
                 per_seed.append(cached_score_run(path, args.limit, args.corruption_seed, args.progress))
             table[dataset][spec] = {**summarise(per_seed), "per_seed": per_seed}
