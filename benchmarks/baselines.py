@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.output import fail, run_record, write_tables  # noqa: E402
+from lorsp.fileio import staging_dir  # noqa: E402
 
 METHOD_LABELS = {"none": "linear probe", "vp": "VP (Bahng et al.)", "lorvp": "LoR-VP", "lorsp": "LoRSP"}
 
@@ -33,6 +34,16 @@ def trained_model(runs: str | Path, dataset: str, tag: str, seed: int) -> Path:
     if not path.exists():
         fail(f"{path} is missing: train it with benchmarks/baselines.py first")
     return path
+
+
+def restart_options(out: Path) -> list[str]:
+    """How to go on where an interrupted benchmark left ``out``: resume its ``OUT.partial/last.pt``
+    (same result as an uninterrupted run, docs/protocol.md), or start again over a stage that
+    has no checkpoint yet; nothing for a fresh run."""
+    stage = staging_dir(out)
+    if (stage / "last.pt").exists():
+        return ["--resume", str(stage / "last.pt")]
+    return ["--force"] if stage.exists() else []
 
 
 def run_one(dataset: str, method: str, seed: int, args: argparse.Namespace,
@@ -48,8 +59,8 @@ def run_one(dataset: str, method: str, seed: int, args: argparse.Namespace,
     if not (out / "metrics.json").exists():
         print("$", " ".join(cmd), flush=True)
         single = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if getattr(args, "jobs", 1) > 1 else {}
-        subprocess.run([sys.executable, "-m", "lorsp.train", *cmd[1:]], check=True, cwd=ROOT,
-                       env={**os.environ, **single})
+        subprocess.run([sys.executable, "-m", "lorsp.train", *cmd[1:], *restart_options(out)], check=True,
+                       cwd=ROOT, env={**os.environ, **single})
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["command"] = " ".join(cmd)
     return metrics

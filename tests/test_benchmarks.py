@@ -95,3 +95,15 @@ def test_gate_usage_accounts_for_every_gate(tmp_path, lite0):
     shares = usage["open_share_per_gate"]
     assert sum(0 < s < 1 for s in shares) == usage["switching"]
     assert 1 <= usage["distinct_gate_patterns"] <= 12
+
+
+def test_an_interrupted_benchmark_run_is_resumed_or_restarted(tmp_path):
+    from benchmarks.baselines import restart_options
+
+    out = tmp_path / "mnist-5k" / "lorsp" / "seed0"
+    assert restart_options(out) == []  # fresh
+    stage = out.with_name("seed0.partial")
+    stage.mkdir(parents=True)
+    assert restart_options(out) == ["--force"]  # killed before its first checkpoint
+    (stage / "last.pt").write_bytes(b"")
+    assert restart_options(out) == ["--resume", str(stage / "last.pt")]
