@@ -460,3 +460,24 @@ def test_cli_fast_and_lava_reports_have_identical_spike_and_synop_fields(bundle,
         assert f["fidelity"]["spikes"] == r["fidelity"]["spikes"] and f["energy"] == r["energy"], mode
         assert fast["raster"][mode] == lava["raster"][mode], mode
         assert math.isclose(sum(f["activity"]["synops_per_image"]), f["activity"]["synops_total_per_image"])
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_compartments_are_built_once_per_network_and_give_the_same_spikes(mode):
+    from hw_sim.backends import fast
+
+    network = random_network(7, 2, "mixed", np.float32)
+    twin = SpikingNetwork(network.input_size, network.layers)  # equal, but another object
+    spikes = random_inputs(7, network)
+    run = get_backend("fast")
+    first = run(network, spikes, mode=mode, timeout=60)
+    again = run(network, spikes, mode=mode, timeout=60)
+    assert not first.details["build_reused"] and again.details["build_reused"]
+    assert fast.compiled_compartments(network, mode) is fast.compiled_compartments(network, mode)
+    assert fast.compiled_compartments(twin, mode) is not fast.compiled_compartments(network, mode)
+    fresh = fast.run_compartments(build_compartments(lava_layers(network, mode), mode, network.input_size), spikes)
+    for a, b, c in zip(first.layer_spikes, again.layer_spikes, fresh):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+    key = (id(twin), mode)
+    del twin
+    assert key not in fast._COMPILED  # the entry goes with its network
