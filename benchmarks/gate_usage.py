@@ -58,19 +58,20 @@ def gate_usage(model_path: Path, limit: int) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
+    records = [r for runs in result["table"].values() for r in runs.values()]
+    g = records[0]["gates_per_side"]
     lines = [f"LoRSP runs `{s['runs']}/<dataset>/{s['method']}/seed<k>`, first {s['limit']} test images. "
-             "Gates: 16 row and 16 column groups. Switching: open on some images and closed on others.", "",
+             f"Gates: {g} row and {g} column groups. Switching: open on some images and closed on others.", "",
              "| dataset | seed | closed rows per image | closed columns per image | always open | always closed "
              "| switching | distinct gate patterns |", "|---|---|---|---|---|---|---|---|"]
+    fmt = lambda d: f"{d['mean']:.2f} ({d['min']}-{d['max']})"  # noqa: E731
     for dataset, runs in result["table"].items():
         for seed, r in runs.items():
-            fmt = lambda d: f"{d['mean']:.2f} ({d['min']}-{d['max']})"  # noqa: E731
             lines.append(f"| {dataset} | {seed} | {fmt(r['closed_rows'])} | {fmt(r['closed_cols'])} | "
                          f"{r['always_open']} | {r['always_closed']} | {r['switching']} | "
                          f"{r['distinct_gate_patterns']} |")
-    switching = [r["switching"] for runs in result["table"].values() for r in runs.values()]
-    lines += ["", f"Switching gates per run: mean {statistics.mean(switching):.1f} of "
-                  f"{2 * next(iter(next(iter(result['table'].values())).values()))['gates_per_side']}."]
+    lines += ["", f"Switching gates per run: mean {statistics.mean(r['switching'] for r in records):.1f} of "
+                  f"{2 * g}."]
     return "\n".join(lines) + "\n"
 
 

@@ -95,6 +95,11 @@ def test_gate_usage_accounts_for_every_gate(tmp_path, lite0):
     shares = usage["open_share_per_gate"]
     assert sum(0 < s < 1 for s in shares) == usage["switching"]
     assert 1 <= usage["distinct_gate_patterns"] <= 12
+    from benchmarks.gate_usage import markdown
+
+    text = markdown({"settings": {"runs": "r", "method": "lorsp", "limit": 12}, "table": {"mnist-5k": {"0": usage}}})
+    assert "8 row and 8 column groups" in text and f"mean {usage['switching']:.1f} of 16." in text
+    assert text.count("| mnist-5k | 0 |") == 1
 
 
 def test_an_interrupted_benchmark_run_is_resumed_or_restarted(tmp_path):
