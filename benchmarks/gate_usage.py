@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import trained_model  # noqa: E402
-from benchmarks.output import run_record, write_tables  # noqa: E402
+from benchmarks.output import fail, run_record, write_tables  # noqa: E402
 
 
 def gate_usage(model_path: Path, limit: int) -> dict[str, Any]:
@@ -29,19 +29,15 @@ def gate_usage(model_path: Path, limit: int) -> dict[str, Any]:
     import torch
 
     import lorsp
-    from lorsp.data import create_splits
+    from hw_sim.simulate import load_test_images
 
     model = lorsp.load(model_path).eval()
     prompt, cfg = model.prompt, model.config
     if cfg["prompt"] != "lorsp" or prompt.gate != "rowcol":
-        raise SystemExit(f"error: {model_path} is not a LoRSP run with row/column gates")
-    test = create_splits(cfg["dataset"], cfg["image_size"], root=cfg.get("data_root"), limit_test=limit).test
-    rates = []
+        fail(f"{model_path} is not a LoRSP run with row/column gates")
+    x, _ = load_test_images(cfg["dataset"], cfg["image_size"], limit, cfg.get("data_root"))
     with torch.no_grad():
-        for start in range(0, len(test), 100):
-            x = torch.stack([test[i][0] for i in range(start, min(start + 100, len(test)))])
-            rates.append(prompt.gate_rates(x))
-    open_ = torch.cat(rates) > 0  # (N, 2G)
+        open_ = torch.cat([prompt.gate_rates(batch) for batch in x.split(100)]) > 0  # (N, 2G)
     g = prompt.num_groups
     closed_rows, closed_cols = (~open_[:, :g]).sum(1).float(), (~open_[:, g:]).sum(1).float()
     share = open_.float().mean(0)

@@ -97,9 +97,11 @@ def reproduce_baselines(res: dict[str, Any]) -> str:
             f"--seeds {' '.join(map(str, a['seeds']))}{extra} --table-name {a['table_name']}`")
 
 
-def baselines_section(res: dict, title: str, figure: str | None = None) -> list[str]:
+def baselines_section(res: dict, title: str, figure: str | None = None, note: str | None = None) -> list[str]:
     lines = [f"## {title}", "", f"Machine: {res['machine']}; assembled at commit {res['git_commit'][:12]} (each run "
              f"records its own commit in its metrics.json). Reproduce: {reproduce_baselines(res)}.", ""]
+    if note:
+        lines += [note, ""]
     if figure:
         lines += [f"![accuracy against trainable prompt parameters]({figure})", ""]
     return lines + [baselines_markdown(res["table"], argparse.Namespace(**res["settings"]))]
@@ -248,9 +250,9 @@ def main() -> None:
                   "(docs/method.md).", "", lr_select_markdown(lr_select)]
     target_select = load(args.target_select)
     if target_select:
-        lines += baselines_section(target_select, "Choosing LoRSP's sparsity target (on val, 3 seeds)")
-        lines[-1:-1] = ["The target kept is the best mean val accuracy of these rows; every row has at least 50% "
-                        "zero prompt pixels (docs/method.md).", ""]
+        lines += baselines_section(target_select, "Choosing LoRSP's sparsity target (on val, 3 seeds)",
+                                   note="The target kept is the best mean val accuracy of these rows; every row "
+                                        "has at least 50% zero prompt pixels (docs/method.md).")
     for table in other_backbones:
         lines += baselines_section(table, f"Accuracy with {table['settings']['backbone']}")
     if not other_backbones:

@@ -14,6 +14,7 @@ corrupted sets), with the per-severity figures in the JSON.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import method_label, parse_method, trained_model  # noqa: E402
 from benchmarks.output import run_record  # noqa: E402
-from lorsp.fileio import write_json  # noqa: E402
+from lorsp.fileio import file_sha256, write_json  # noqa: E402
 
 
 def score_run(model_path: Path, limit: int, corruption_seed: int, progress: bool) -> dict[str, Any]:
@@ -52,10 +53,6 @@ def cached_score_run(model_path: Path, limit: int, corruption_seed: int, progres
     The cache is used only while it names the sha256 of the very ``model.pt`` it scored, so a
     retrained run is scored again and an unchanged one is not (``make results`` can restart).
     """
-    import json
-
-    from lorsp.fileio import file_sha256
-
     cache = model_path.parent / f"robustness-limit{limit}-seed{corruption_seed}.json"
     sha = file_sha256(model_path)
     if cache.exists():
