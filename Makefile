@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/fastsim.py --samples 256 --json runs/bench/fastsim.json
 	$(PY) benchmarks/results_doc.py --out runs/bench/results.md --figures runs/bench/figures --readme ''
 
-# The whole of docs/results.md (about 3.5 h on 2 cores with JOBS=2; every finished run is reused, so it can
+# The whole of docs/results.md (about 4.5-5 h on 2 cores with JOBS=2; every finished run is reused, so it can
 # be stopped and restarted). Prompt learning rates: chosen on val by benchmarks/lr_select.py.
 DATASETS  := fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits
 METHODS   := none vp:prompt-lr=20 lorvp:prompt-lr=0.2 lorsp:prompt-lr=0.2
@@ -47,11 +47,11 @@ results: bench
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k --table-name target-select \
 		--methods lorsp:prompt-lr=0.2 lorsp:prompt-lr=0.2,sparsity-target=0.3 lorsp:prompt-lr=0.2,sparsity-target=0.5
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --methods $(METHODS)
-	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets mnist-5k animal-shape \
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets $(DATASETS) \
 		--methods $(METHODS)
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite1 --out runs/baselines-lite1 --datasets mnist-5k animal-shape \
 		--methods $(METHODS)
-	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k animal-shape \
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) \
 		--methods lorsp:prompt-lr=0.2 lorsp:prompt-lr=0.2,gate=rank lorsp:prompt-lr=0.2,sparsity-weight=0 --table-name ablation
 	$(PY) benchmarks/sparsity_sweep.py --jobs $(JOBS) --option sparsity-target --values 0.3 0.6 0.8 0.9 --method lorsp:prompt-lr=0.2 \
 		--out runs/main-sweep --baselines-out runs/main \
