@@ -319,3 +319,48 @@ def test_cli_refuses_an_existing_output_without_force(bundle, tmp_path):
     proc = run_cli("hw_sim.cli", str(bundle), "-o", str(out))
     assert_one_line_error(proc, "--force")
     assert list(out.iterdir()) == []
+
+
+LAVA_AFTER_A_PROGRESS_BAR = """
+import multiprocessing as mp
+from tqdm import tqdm
+for _ in tqdm(range(2)):       # a tqdm bar makes a multiprocessing lock, which fixes the start method
+    pass
+assert mp.get_start_method(allow_none=True) == "fork"
+import numpy as np
+from hw_sim.backends import get_backend
+from hw_sim.network import Layer, SpikingNetwork
+one = np.ones(1, dtype=np.float32)
+net = SpikingNetwork(8, (Layer("0", np.full((1, 8), 0.25, np.float32), 0 * one, 0 * one, one, 0 * one),))
+spikes = (np.arange(8)[None, None, :] < np.arange(9)[None, :, None]).astype(np.uint8)  # sample k: k inputs on
+result = get_backend("lava")(net, spikes, mode="float", timeout=120)
+print("spikes", result.layer_spikes[0][0, :, 0].tolist())
+"""
+
+
+@pytest.mark.slow
+def test_lava_runs_in_a_process_whose_start_method_is_already_set():
+    """Lava's first import calls mp.set_start_method("fork"), which raised once a progress bar had run."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", LAVA_AFTER_A_PROGRESS_BAR], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "spikes [0, 0, 0, 0, 0, 1, 1, 1, 1]" in done.stdout   # 5 or more inputs of 0.25 cross threshold 1
+
+
+def test_lava_refuses_a_process_that_spawns_with_one_line():
+    import subprocess
+    import sys
+
+    code = ("import multiprocessing as mp; mp.set_start_method('spawn')\n"
+            "from hw_sim.lava_runtime import import_lava_runtime\n"
+            "from lorsp.errors import LorspError\n"
+            "try:\n    import_lava_runtime()\nexcept LorspError as e:\n    print('refused:', e)\n")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("refused: Lava runs its processes with the 'fork' start method")
+    assert done.stdout.count("\n") == 1

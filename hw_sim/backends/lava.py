@@ -33,21 +33,24 @@ import math
 import time
 
 import numpy as np
-# Imported here, before any child is forked: importing lava calls mp.set_start_method("fork"),
-# which raises inside a multiprocessing child.
-from lava.magma.core.run_conditions import RunSteps
-from lava.magma.core.run_configs import Loihi2SimCfg
-from lava.proc.dense.process import Dense
-from lava.proc.io.sink import RingBuffer as SpikeSink
-from lava.proc.io.source import RingBuffer as SpikeSource
-from lava.proc.lif.process import LIFReset
 
 from hw_sim.backends import register_backend
 from hw_sim.backends.base import Progress, SimResult
 from hw_sim.backends.processes import LavaLayer, lava_layers
 from hw_sim.deadline import run_with_deadline
+from hw_sim.lava_runtime import import_lava_runtime
 from hw_sim.network import SpikingNetwork
 from lorsp.errors import LorspError
+
+# Lava is imported here, at module import, before any child is forked; its first import sets the
+# multiprocessing start method, which import_lava_runtime makes safe in a process that already has one.
+import_lava_runtime()
+from lava.magma.core.run_conditions import RunSteps  # noqa: E402
+from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
+from lava.proc.dense.process import Dense  # noqa: E402
+from lava.proc.io.sink import RingBuffer as SpikeSink  # noqa: E402
+from lava.proc.io.source import RingBuffer as SpikeSource  # noqa: E402
+from lava.proc.lif.process import LIFReset  # noqa: E402
 
 RUN_TAGS = {"float": "floating_pt", "fixed": "fixed_pt"}
 PROGRESS_UPDATES = 20
