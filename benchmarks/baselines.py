@@ -15,9 +15,12 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
+
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,7 +51,11 @@ def restart_options(out: Path) -> list[str]:
 
 def run_one(dataset: str, method: str, seed: int, args: argparse.Namespace,
             extra: tuple[str, ...] = (), tag: str | None = None) -> dict:
-    """Train (or reuse) one run; ``extra`` adds lorsp-train options, ``tag`` names the variant."""
+    """Train (or reuse) one run; ``extra`` adds lorsp-train options, ``tag`` names the variant.
+
+    Returns the run's metrics.json with ``command`` and ``reused`` (True when the run was already
+    complete) added.
+    """
     out = Path(args.out) / dataset / (tag or method) / f"seed{seed}"
     cmd = ["lorsp-train", "--dataset", dataset, "--backbone", args.backbone, "--prompt", method,
            "--head", "lp", "--rank", str(args.rank), "--image-size", str(args.image_size),
@@ -56,13 +63,15 @@ def run_one(dataset: str, method: str, seed: int, args: argparse.Namespace,
            "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
            "--seed", str(seed), *(["--prompt-lr", f"{args.prompt_lr:g}"] if args.prompt_lr else []),
            *extra, "--quiet", "--out", str(out)]
-    if not (out / "metrics.json").exists():
+    reused = (out / "metrics.json").exists()
+    if not reused:
         print("$", " ".join(cmd), flush=True)
         single = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if getattr(args, "jobs", 1) > 1 else {}
         subprocess.run([sys.executable, "-m", "lorsp.train", *cmd[1:], *restart_options(out)], check=True,
                        cwd=ROOT, env={**os.environ, **single})
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["command"] = " ".join(cmd)
+    metrics["reused"] = reused
     return metrics
 
 
@@ -70,18 +79,37 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def map_runs(fn: Callable[[T], R], items: Iterable[T], jobs: int) -> list[R]:
+def was_reused(result: Any) -> bool:
+    """Whether ``result`` (of :func:`run_one`, or a dict carrying its ``reused``) is a run found complete."""
+    return isinstance(result, dict) and bool(result.get("reused"))
+
+
+def map_runs(fn: Callable[[T], R], items: Iterable[T], jobs: int, desc: str = "runs") -> list[R]:
     """``[fn(item) for item in items]`` with ``jobs`` training runs at a time, results in order.
 
     With ``jobs > 1`` every run gets one thread (:func:`run_one`): on a 2-core machine two
     1-thread runs side by side are the fastest layout measured; two 2-thread runs oversubscribe
-    OpenMP and run 4-5x slower.
+    OpenMP and run 4-5x slower. A progress bar (stderr) counts the runs trained; a run found
+    complete (:func:`was_reused`) is taken off its total, so its rate and time left are those
+    of real training.
     """
     items = list(items)
-    if jobs <= 1:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(fn, items))
+    lock = threading.Lock()
+    with tqdm(total=len(items), desc=desc, unit="run", smoothing=0, dynamic_ncols=True) as bar:
+        def step(item: T) -> R:
+            result = fn(item)
+            with lock:
+                if was_reused(result):
+                    bar.total -= 1
+                    bar.refresh()
+                else:
+                    bar.update()
+            return result
+
+        if jobs <= 1:
+            return [step(item) for item in items]
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            return list(pool.map(step, items))
 
 
 def parse_method(spec: str) -> tuple[str, tuple[str, ...], str]:
@@ -168,7 +196,7 @@ def main() -> None:
         name, extra, tag = parse_method(spec)
         return run_one(d, name, seed, args, extra, tag)
 
-    done = iter(map_runs(train, todo, args.jobs))
+    done = iter(map_runs(train, todo, args.jobs, desc=f"{args.table_name} runs"))
     table: dict[str, dict[str, dict]] = {d: {} for d in args.datasets}
     for d, spec in cells:
         table[d][spec] = summarise([next(done) for _ in args.seeds])

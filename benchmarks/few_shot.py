@@ -81,7 +81,8 @@ def main() -> None:
         return run_one(dataset, name, seed, run_args[dataset, k],
                        (*extra, "--shots", str(k), "--limit-val", str(args.limit_val)), f"{tag}-{k}shot")
 
-    done = iter(map_runs(train, [(*cell, seed) for cell in cells for seed in args.seeds], args.jobs))
+    done = iter(map_runs(train, [(*cell, seed) for cell in cells for seed in args.seeds], args.jobs,
+                         desc="few-shot runs"))
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for dataset, spec, k in cells:
         runs = [next(done) for _ in args.seeds]

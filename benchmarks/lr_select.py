@@ -45,7 +45,8 @@ def point(dataset: str, spec: str, lr: float, args: argparse.Namespace) -> dict[
     except subprocess.CalledProcessError:
         return {"prompt_lr": lr, "diverged": True}
     return {"prompt_lr": lr, "diverged": False, "val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
-            "prompt_sparsity": m.get("prompt_sparsity", 0.0), "best_epoch": m["best_epoch"], "command": m["command"]}
+            "prompt_sparsity": m.get("prompt_sparsity", 0.0), "best_epoch": m["best_epoch"], "command": m["command"],
+            "reused": m["reused"]}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -75,10 +76,10 @@ def main() -> None:
     args = p.parse_args()
     grid = [parse_grid(entry) for entry in args.grid]
     done = iter(map_runs(lambda item: point(args.dataset, *item, args),
-                         [(spec, lr) for spec, lrs in grid for lr in lrs], args.jobs))
+                         [(spec, lr) for spec, lrs in grid for lr in lrs], args.jobs, desc="lr-select runs"))
     table: dict[str, Any] = {}
     for spec, lrs in grid:
-        points = [next(done) for _ in lrs]
+        points = [{k: v for k, v in next(done).items() if k != "reused"} for _ in lrs]
         ok = [q for q in points if not q["diverged"]]
         table[spec] = {"points": points,
                        "chosen_prompt_lr": max(ok, key=lambda q: q["val_accuracy"])["prompt_lr"] if ok else None}

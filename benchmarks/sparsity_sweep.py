@@ -62,7 +62,7 @@ def main() -> None:
         return run_one(args.dataset, "lorsp", args.seed, args, extra, tag=f"{base_tag}_{args.option}-{v:g}")
 
     points = []
-    for v, m in zip(args.values, map_runs(train, args.values, args.jobs)):
+    for v, m in zip(args.values, map_runs(train, args.values, args.jobs, desc="sweep runs")):
         points.append({"option": args.option, "value": v, "test_accuracy": m["test_accuracy"],
                        "val_accuracy": m["val_accuracy"], "prompt_sparsity": m["prompt_sparsity"],
                        "firing_rate": m["firing_rate"]["overall"], "command": m["command"]})

@@ -1,7 +1,7 @@
 """The pure parts of the benchmark scripts: verdicts, step budgets, grids, the README block."""
 import pytest
 
-from benchmarks.baselines import parse_method
+from benchmarks.baselines import map_runs, parse_method
 from benchmarks.few_shot import epochs_for
 from benchmarks.lr_select import parse_grid
 from benchmarks.results_doc import README_END, README_START, replace_block, verdict
@@ -112,3 +112,11 @@ def test_an_interrupted_benchmark_run_is_resumed_or_restarted(tmp_path):
     assert restart_options(out) == ["--force"]  # killed before its first checkpoint
     (stage / "last.pt").write_bytes(b"")
     assert restart_options(out) == ["--resume", str(stage / "last.pt")]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_map_runs_keeps_order_and_counts_only_trained_runs(jobs, capsys):
+    runs = [{"id": i, "reused": i % 3 == 0} for i in range(7)]   # runs 0, 3, 6 were already complete
+    assert map_runs(lambda r: r, runs, jobs, desc="test runs") == runs
+    last = capsys.readouterr().err.strip().split("\r")[-1]
+    assert last.startswith("test runs") and "4/4" in last
