@@ -17,8 +17,9 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, NoReturn, Sequence, TypeVar
 
 from tqdm import tqdm
 
@@ -26,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.output import fail, run_record, write_tables  # noqa: E402
+from lorsp.cli import run_cli  # noqa: E402
+from lorsp.errors import LorspError  # noqa: E402
 from lorsp.fileio import staging_dir  # noqa: E402
 
 METHOD_LABELS = {"none": "linear probe", "vp": "VP (Bahng et al.)", "lorvp": "LoR-VP", "lorsp": "LoRSP"}
@@ -49,28 +52,78 @@ def restart_options(out: Path) -> list[str]:
     return ["--force"] if stage.exists() else []
 
 
-def run_one(dataset: str, method: str, seed: int, args: argparse.Namespace,
-            extra: tuple[str, ...] = (), tag: str | None = None) -> dict:
-    """Train (or reuse) one run; ``extra`` adds lorsp-train options, ``tag`` names the variant.
+class RunFailed(LorspError):
+    """A ``lorsp-train`` subprocess exited with an error (its own message is printed above)."""
 
-    Returns the run's metrics.json with ``command`` and ``reused`` (True when the run was already
-    complete) added.
-    """
+
+@dataclass(frozen=True)
+class Run:
+    """One ``lorsp-train`` run of a benchmark: the folder it fills and its arguments."""
+
+    out: Path
+    argv: tuple[str, ...]  # lorsp-train's arguments, without the program name
+
+    @property
+    def command(self) -> str:
+        return " ".join(("lorsp-train", *self.argv))
+
+    @property
+    def complete(self) -> bool:
+        return (self.out / "metrics.json").exists()
+
+
+def check_train_argv(argv: Sequence[str]) -> None:
+    """Refuse what ``lorsp-train`` would refuse (an unknown dataset, backbone or option, a bad value) with a
+    :class:`LorspError`, without loading data: a benchmark checks all its runs before it trains any."""
+    from lorsp.backbones import list_backbones
+    from lorsp.data.registry import IMAGEFOLDER_PREFIX, get_entry
+    from lorsp.train import TrainConfig, build_parser
+
+    parser = build_parser()
+
+    def refuse(message: str) -> NoReturn:
+        raise LorspError(f"lorsp-train would refuse {' '.join(argv)!r}: {message}")
+
+    parser.error = refuse  # type: ignore[method-assign]  # argparse reports every bad option through error()
+    args = parser.parse_args(list(argv))
+    if not args.dataset.startswith(IMAGEFOLDER_PREFIX):
+        get_entry(args.dataset)
+    if args.backbone not in list_backbones() and args.weights is None:
+        raise LorspError(f"unknown backbone {args.backbone!r}; offline: {', '.join(list_backbones())}")
+    TrainConfig.from_dict(vars(args)).validate()
+
+
+def plan_run(dataset: str, method: str, seed: int, args: argparse.Namespace,
+             extra: tuple[str, ...] = (), tag: str | None = None) -> Run:
+    """The run of ``method`` (a prompt name; ``extra`` adds lorsp-train options, ``tag`` names the
+    variant) on ``dataset`` under the protocol in ``args``, checked by :func:`check_train_argv`."""
     out = Path(args.out) / dataset / (tag or method) / f"seed{seed}"
-    cmd = ["lorsp-train", "--dataset", dataset, "--backbone", args.backbone, "--prompt", method,
-           "--head", "lp", "--rank", str(args.rank), "--image-size", str(args.image_size),
-           "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-           "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
-           "--seed", str(seed), *(["--prompt-lr", f"{args.prompt_lr:g}"] if args.prompt_lr else []),
-           *extra, "--quiet", "--out", str(out)]
-    reused = (out / "metrics.json").exists()
+    argv = ("--dataset", dataset, "--backbone", args.backbone, "--prompt", method,
+            "--head", "lp", "--rank", str(args.rank), "--image-size", str(args.image_size),
+            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+            "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
+            "--seed", str(seed), *(["--prompt-lr", f"{args.prompt_lr:g}"] if args.prompt_lr else []),
+            *extra, "--quiet", "--out", str(out))
+    check_train_argv(argv)
+    return Run(out, argv)
+
+
+def train_run(run: Run, jobs: int = 1) -> dict:
+    """Train ``run`` in a subprocess (one thread when ``jobs > 1``), or reuse it if complete.
+
+    Returns its metrics.json with ``command`` and ``reused`` (True when it was already complete)
+    added; raises :class:`RunFailed` when lorsp-train exits with an error.
+    """
+    reused = run.complete
     if not reused:
-        print("$", " ".join(cmd), flush=True)
-        single = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if getattr(args, "jobs", 1) > 1 else {}
-        subprocess.run([sys.executable, "-m", "lorsp.train", *cmd[1:], *restart_options(out)], check=True,
-                       cwd=ROOT, env={**os.environ, **single})
-    metrics = json.loads((out / "metrics.json").read_text())
-    metrics["command"] = " ".join(cmd)
+        print("$", run.command, flush=True)
+        single = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if jobs > 1 else {}
+        code = subprocess.run([sys.executable, "-m", "lorsp.train", *run.argv, *restart_options(run.out)],
+                              cwd=ROOT, env={**os.environ, **single}).returncode
+        if code != 0:
+            raise RunFailed(f"lorsp-train exited with code {code} for {run.out} (its message is above)")
+    metrics = json.loads((run.out / "metrics.json").read_text())
+    metrics["command"] = run.command
     metrics["reused"] = reused
     return metrics
 
@@ -80,14 +133,14 @@ R = TypeVar("R")
 
 
 def was_reused(result: Any) -> bool:
-    """Whether ``result`` (of :func:`run_one`, or a dict carrying its ``reused``) is a run found complete."""
+    """Whether ``result`` (of :func:`train_run`, or a dict carrying its ``reused``) is a run found complete."""
     return isinstance(result, dict) and bool(result.get("reused"))
 
 
 def map_runs(fn: Callable[[T], R], items: Iterable[T], jobs: int, desc: str = "runs") -> list[R]:
     """``[fn(item) for item in items]`` with ``jobs`` training runs at a time, results in order.
 
-    With ``jobs > 1`` every run gets one thread (:func:`run_one`): on a 2-core machine two
+    With ``jobs > 1`` every run gets one thread (:func:`train_run`): on a 2-core machine two
     1-thread runs side by side are the fastest layout measured; two 2-thread runs oversubscribe
     OpenMP and run 4-5x slower. A progress bar (stderr) counts the runs trained; a run found
     complete (:func:`was_reused`) is taken off its total, so its rate and time left are those
@@ -108,8 +161,11 @@ def map_runs(fn: Callable[[T], R], items: Iterable[T], jobs: int, desc: str = "r
 
         if jobs <= 1:
             return [step(item) for item in items]
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
             return list(pool.map(step, items))
+        finally:  # after a failure, no queued run starts; the ones under way finish
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def parse_method(spec: str) -> tuple[str, tuple[str, ...], str]:
@@ -179,7 +235,8 @@ def add_protocol_args(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--jobs", type=int, default=1, help="training runs at a time (each with one thread when > 1)")
 
 
-def main() -> None:
+@run_cli
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["mnist-5k", "animal-shape"])
     p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"],
@@ -187,21 +244,19 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--table-name", default="results", help="writes OUT/<name>.json and OUT/<name>.md")
     add_protocol_args(p, default_out="runs/baselines")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     cells = [(d, spec) for d in args.datasets for spec in args.methods]
-    todo = [(d, spec, s) for d, spec in cells for s in args.seeds]
-
-    def train(item: tuple[str, str, int]) -> dict:
-        d, spec, seed = item
+    runs = []
+    for d, spec in cells:
         name, extra, tag = parse_method(spec)
-        return run_one(d, name, seed, args, extra, tag)
-
-    done = iter(map_runs(train, todo, args.jobs, desc=f"{args.table_name} runs"))
+        runs += [plan_run(d, name, seed, args, extra, tag) for seed in args.seeds]
+    done = iter(map_runs(lambda run: train_run(run, args.jobs), runs, args.jobs, desc=f"{args.table_name} runs"))
     table: dict[str, dict[str, dict]] = {d: {} for d in args.datasets}
     for d, spec in cells:
         table[d][spec] = summarise([next(done) for _ in args.seeds])
     write_tables(args.out, args.table_name, run_record(args, table=table), markdown(table, args))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

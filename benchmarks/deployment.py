@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import method_label, parse_method  # noqa: E402
-from benchmarks.output import run_record, write_tables  # noqa: E402
+from benchmarks.output import fail, run_record, write_tables  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "int8")
 COSIM_RUNS = (("float", "fp32"), ("fixed", "fp32"), ("fixed", "fp16"), ("fixed", "int8"))
@@ -165,7 +165,7 @@ def main() -> None:
         raise SystemExit("error: --methods needs a LoRSP spec (lorsp or lorsp:OPTIONS)")
     missing = [str(run_dir(m) / "model.pt") for m in args.methods if not (run_dir(m) / "model.pt").exists()]
     if missing:
-        raise SystemExit(f"error: {missing[0]} is missing: train it with benchmarks/baselines.py first")
+        fail(f"{missing[0]} is missing: train it with benchmarks/baselines.py first")
     out = Path(args.out) / args.dataset
     reports = lorsp_reports(run_dir(lorsp_spec) / "model.pt", out / parse_method(lorsp_spec)[2], args.dataset,
                             args.limit)

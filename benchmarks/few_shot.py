@@ -23,8 +23,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import add_protocol_args, map_runs, method_label, parse_method, run_one, summarise  # noqa: E402
+from benchmarks.baselines import (Run, add_protocol_args, map_runs, method_label, parse_method, plan_run,  # noqa: E402
+                                  summarise, train_run)
 from benchmarks.output import run_record, write_tables  # noqa: E402
+from lorsp.cli import run_cli  # noqa: E402
 
 
 def epochs_for(shots: int, classes: int, batch_size: int, steps: int) -> int:
@@ -56,7 +58,8 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+@run_cli
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["mnist-5k", "sklearn-digits"])
     p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"])
@@ -66,7 +69,7 @@ def main() -> None:
     p.add_argument("--limit-val", type=int, default=50)
     add_protocol_args(p, default_out="runs/few-shot")
     p.set_defaults(limit_test=500)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     cells = [(dataset, spec, k) for dataset in args.datasets for spec in args.methods for k in args.shots]
 
     run_args = {}  # per (dataset, K): the protocol with that many epochs (made here, not in the worker threads)
@@ -75,14 +78,13 @@ def main() -> None:
             run_args[dataset, k] = copy.copy(args)
             run_args[dataset, k].epochs = epochs_for(k, num_classes(dataset), args.batch_size, args.steps)
 
-    def train(item: tuple[str, str, int, int]) -> dict[str, Any]:
-        dataset, spec, k, seed = item
+    def plan(dataset: str, spec: str, k: int, seed: int) -> Run:
         name, extra, tag = parse_method(spec)
-        return run_one(dataset, name, seed, run_args[dataset, k],
-                       (*extra, "--shots", str(k), "--limit-val", str(args.limit_val)), f"{tag}-{k}shot")
+        return plan_run(dataset, name, seed, run_args[dataset, k],
+                        (*extra, "--shots", str(k), "--limit-val", str(args.limit_val)), f"{tag}-{k}shot")
 
-    done = iter(map_runs(train, [(*cell, seed) for cell in cells for seed in args.seeds], args.jobs,
-                         desc="few-shot runs"))
+    runs = [plan(*cell, seed) for cell in cells for seed in args.seeds]
+    done = iter(map_runs(lambda run: train_run(run, args.jobs), runs, args.jobs, desc="few-shot runs"))
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for dataset, spec, k in cells:
         runs = [next(done) for _ in args.seeds]
@@ -90,7 +92,8 @@ def main() -> None:
                                                                        "epochs": run_args[dataset, k].epochs}
     result = run_record(args, table=table)
     write_tables(args.out, "few_shot", result, markdown(result))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,26 +23,38 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import add_protocol_args, map_runs, method_label, parse_method, run_one  # noqa: E402
+from benchmarks.baselines import (Run, RunFailed, add_protocol_args, map_runs, method_label, parse_method,  # noqa: E402
+                                  plan_run, train_run)
 from benchmarks.output import run_record, write_tables  # noqa: E402
+from lorsp.cli import run_cli  # noqa: E402
+from lorsp.errors import LorspError  # noqa: E402
 
 
 def parse_grid(entry: str) -> tuple[str, list[float]]:
     spec, _, lrs = entry.rpartition("@")
     if not spec or not lrs:
-        raise SystemExit(f"error: grid entry {entry!r} is not METHOD[:options]@lr,lr,...")
-    return spec, [float(v) for v in lrs.split(",")]
+        raise LorspError(f"grid entry {entry!r} is not METHOD[:options]@lr,lr,...")
+    try:
+        return spec, [float(v) for v in lrs.split(",")]
+    except ValueError:
+        raise LorspError(f"grid entry {entry!r}: the learning rates after @ must be numbers") from None
 
 
-def point(dataset: str, spec: str, lr: float, args: argparse.Namespace) -> dict[str, Any]:
+def plan_point(dataset: str, spec: str, lr: float, args: argparse.Namespace) -> Run:
+    """The run of one grid point: ``spec`` with prompt learning rate ``lr``, under ``OUT/plr<lr>``."""
     name, extra, tag = parse_method(spec)
     run_args = copy.copy(args)
     run_args.prompt_lr = lr
     run_args.out = str(Path(args.out) / f"plr{lr:g}")
+    return plan_run(dataset, name, args.seed, run_args, extra, tag)
+
+
+def point(run: Run, lr: float, jobs: int) -> dict[str, Any]:
+    """Train (or reuse) one grid point; a run that fails (NaN loss) is a diverged point."""
     try:
-        m = run_one(dataset, name, args.seed, run_args, extra, tag)
-    except subprocess.CalledProcessError:
-        return {"prompt_lr": lr, "diverged": True}
+        m = train_run(run, jobs)
+    except RunFailed:
+        return {"prompt_lr": lr, "diverged": True, "reused": False}
     return {"prompt_lr": lr, "diverged": False, "val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
             "prompt_sparsity": m.get("prompt_sparsity", 0.0), "best_epoch": m["best_epoch"], "command": m["command"],
             "reused": m["reused"]}
@@ -66,17 +77,18 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+@run_cli
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="mnist-5k")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grid", nargs="+", default=["vp@0.02,0.2,2,20", "lorvp@0.02,0.2,0.5", "lorsp@0.02,0.2,0.5",
                                                   "lorsp:sparsity-weight=3@0.2", "lorsp:sparsity-weight=30@0.2"])
     add_protocol_args(p, default_out="runs/lr-select")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     grid = [parse_grid(entry) for entry in args.grid]
-    done = iter(map_runs(lambda item: point(args.dataset, *item, args),
-                         [(spec, lr) for spec, lrs in grid for lr in lrs], args.jobs, desc="lr-select runs"))
+    planned = [(plan_point(args.dataset, spec, lr, args), lr) for spec, lrs in grid for lr in lrs]
+    done = iter(map_runs(lambda item: point(*item, args.jobs), planned, args.jobs, desc="lr-select runs"))
     table: dict[str, Any] = {}
     for spec, lrs in grid:
         points = [{k: v for k, v in next(done).items() if k != "reused"} for _ in lrs]
@@ -86,7 +98,8 @@ def main() -> None:
     result = run_record(args, table=table)
     write_tables(args.out, "lr_select", result, markdown(result))
     print(json.dumps({k: v["chosen_prompt_lr"] for k, v in table.items()}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

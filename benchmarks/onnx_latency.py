@@ -34,6 +34,8 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.output import fail  # noqa: E402
+
 TARGETS = {  # name: (measured key, upper bound)
     "ort fp32 <= 0.25x torch, batch 1": ("fp32_vs_torch_b1", 0.25),
     "ort fp32 <= 0.5x torch, batch 32": ("fp32_vs_torch_b32", 0.5),
@@ -229,7 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     for p, f in paths.items()}
         images, _ = prompted_arrays(splits.val, model.prompted, limit=max(args.batches))
         if len(images) < max(args.batches):
-            raise SystemExit(f"batch {max(args.batches)} needs as many validation images, there are {len(images)}")
+            fail(f"batch {max(args.batches)} needs as many validation images, there are {len(images)}")
         load_before = os.getloadavg()[0]
         latency = measure_latency(model, sessions, torch.from_numpy(images), args.batches, args.rounds,
                                   args.min_time)

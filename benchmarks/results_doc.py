@@ -24,6 +24,7 @@ from benchmarks.deployment import markdown as deployment_markdown  # noqa: E402
 from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
 from benchmarks.gate_usage import markdown as gate_usage_markdown  # noqa: E402
 from benchmarks.lr_select import markdown as lr_select_markdown  # noqa: E402
+from benchmarks.output import fail  # noqa: E402
 from benchmarks.robustness import markdown as robustness_markdown  # noqa: E402
 from lorsp.fileio import atomic_write  # noqa: E402
 
@@ -195,7 +196,7 @@ def replace_block(text: str, block: str) -> str:
     """``text`` with the part between the README markers replaced by ``block``."""
     pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no {README_START} ... {README_END} block")
+        fail(f"README.md has no {README_START} ... {README_END} block")
     return pattern.sub(lambda _: f"{README_START}\n{block}\n{README_END}", text)
 
 

@@ -18,9 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import add_protocol_args, map_runs, parse_method, run_one  # noqa: E402
+from benchmarks.baselines import add_protocol_args, map_runs, parse_method, plan_run, train_run  # noqa: E402
 from benchmarks.output import run_record  # noqa: E402
 from benchmarks.results_plots import pyplot, save_figure  # noqa: E402
+from lorsp.cli import run_cli  # noqa: E402
+from lorsp.errors import LorspError  # noqa: E402
 from lorsp.fileio import write_json  # noqa: E402
 
 
@@ -40,7 +42,8 @@ def plot(points: list[dict], option: str, lorvp: dict, path: Path, title: str) -
     save_figure(fig, path)
 
 
-def main() -> None:
+@run_cli
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="mnist-5k")
     p.add_argument("--option", default="sparsity-target", help="the lorsp-train option to sweep")
@@ -52,23 +55,22 @@ def main() -> None:
     p.add_argument("--lorvp-method", default="lorvp", help="LoR-VP's method spec, e.g. lorvp:prompt-lr=0.2")
     p.add_argument("--figure", default="docs/figures/sparsity_accuracy.png")
     add_protocol_args(p, default_out="runs/sweep")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     name, base, base_tag = parse_method(args.method)
     if name != "lorsp":
-        raise SystemExit(f"error: --method must be a LoRSP spec, got {args.method!r}")
-
-    def train(v: float) -> dict:
-        extra = (*base, f"--{args.option}", f"{v:g}")
-        return run_one(args.dataset, "lorsp", args.seed, args, extra, tag=f"{base_tag}_{args.option}-{v:g}")
+        raise LorspError(f"--method must be a LoRSP spec, got {args.method!r}")
+    sweep = [plan_run(args.dataset, "lorsp", args.seed, args, (*base, f"--{args.option}", f"{v:g}"),
+                      tag=f"{base_tag}_{args.option}-{v:g}") for v in args.values]
+    baseline_args = argparse.Namespace(**{**vars(args), "out": args.baselines_out})
+    name, extra, tag = parse_method(args.lorvp_method)
+    lorvp_runs = [plan_run(args.dataset, name, s, baseline_args, extra, tag) for s in args.lorvp_seeds]
 
     points = []
-    for v, m in zip(args.values, map_runs(train, args.values, args.jobs, desc="sweep runs")):
+    for v, m in zip(args.values, map_runs(lambda run: train_run(run, args.jobs), sweep, args.jobs, desc="sweep runs")):
         points.append({"option": args.option, "value": v, "test_accuracy": m["test_accuracy"],
                        "val_accuracy": m["val_accuracy"], "prompt_sparsity": m["prompt_sparsity"],
                        "firing_rate": m["firing_rate"]["overall"], "command": m["command"]})
-    baseline_args = argparse.Namespace(**{**vars(args), "out": args.baselines_out})
-    name, extra, tag = parse_method(args.lorvp_method)
-    accs = [run_one(args.dataset, name, s, baseline_args, extra, tag)["test_accuracy"] for s in args.lorvp_seeds]
+    accs = [train_run(run)["test_accuracy"] for run in lorvp_runs]
     lorvp = {"mean": statistics.mean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
              "seeds": args.lorvp_seeds}
     write_json(Path(args.out) / "sweep.json", run_record(args, points=points, lorvp=lorvp))
@@ -77,7 +79,8 @@ def main() -> None:
     for pt in points:
         print(f"{args.option} {pt['value']:g}: sparsity {pt['prompt_sparsity']:.3f}  test {pt['test_accuracy']:.4f}")
     print(f"LoR-VP: {lorvp['mean']:.4f} +- {lorvp['std']:.4f}; figure {args.figure}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

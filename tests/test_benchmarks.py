@@ -1,7 +1,9 @@
-"""The pure parts of the benchmark scripts: verdicts, step budgets, grids, the README block."""
+"""The pure parts of the benchmark scripts: verdicts, step budgets, grids, run plans, the README block."""
 import pytest
 
-from benchmarks.baselines import map_runs, parse_method
+import argparse
+
+from benchmarks.baselines import check_train_argv, map_runs, parse_method, plan_run
 from benchmarks.few_shot import epochs_for
 from benchmarks.lr_select import parse_grid
 from benchmarks.results_doc import README_END, README_START, replace_block, verdict
@@ -28,8 +30,11 @@ def test_method_specs_and_grids_parse():
     assert parse_method("vp:prompt-lr=20") == ("vp", ("--prompt-lr", "20"), "vp-prompt-lr-20")
     assert parse_method("lorsp") == ("lorsp", (), "lorsp")
     assert parse_grid("lorsp:gate=rank@0.02,0.2") == ("lorsp:gate=rank", [0.02, 0.2])
-    with pytest.raises(SystemExit):
-        parse_grid("lorvp")
+    from lorsp.errors import LorspError
+
+    for bad in ("lorvp", "lorvp@0.2,x"):
+        with pytest.raises(LorspError, match="grid entry"):
+            parse_grid(bad)
 
 
 def test_readme_block_is_replaced_and_required():
@@ -120,3 +125,37 @@ def test_map_runs_keeps_order_and_counts_only_trained_runs(jobs, capsys):
     assert map_runs(lambda r: r, runs, jobs, desc="test runs") == runs
     last = capsys.readouterr().err.strip().split("\r")[-1]
     assert last.startswith("test runs") and "4/4" in last
+
+
+def protocol(**over) -> argparse.Namespace:
+    base = dict(backbone="efficientnet_lite0", rank=4, image_size=128, epochs=5, batch_size=32, lr=0.02,
+                limit_train=1000, limit_test=1000, prompt_lr=None, out="runs/x", jobs=2)
+    return argparse.Namespace(**{**base, **over})
+
+
+def test_a_run_plan_is_lorsp_train_options_and_a_folder():
+    run = plan_run("mnist-5k", "lorsp", 2, protocol(prompt_lr=0.2), ("--gate", "rank"), "lorsp-gate-rank")
+    assert str(run.out) == "runs/x/mnist-5k/lorsp-gate-rank/seed2" and not run.complete
+    assert run.command.startswith("lorsp-train --dataset mnist-5k --backbone efficientnet_lite0 --prompt lorsp")
+    assert "--seed 2 --prompt-lr 0.2 --gate rank --quiet --out runs/x/mnist-5k/lorsp-gate-rank/seed2" in run.command
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (dict(dataset="mnist5k"), "unknown dataset 'mnist5k'"),
+    (dict(extra=("--gates-per-row", "3")), "unrecognized arguments: --gates-per-row 3"),
+    (dict(extra=("--gate", "ranks")), "invalid choice: 'ranks'"),
+    (dict(extra=("--sparsity-warmup", "nan")), "--sparsity-warmup must be"),
+    (dict(protocol=protocol(backbone="resnet9000")), "unknown backbone 'resnet9000'"),
+    (dict(protocol=protocol(prompt_lr=-1.0)), "--prompt-lr must be a positive number"),
+])
+def test_bad_runs_are_refused_before_any_training(change, fragment):
+    from lorsp.errors import LorspError
+
+    with pytest.raises(LorspError) as err:
+        plan_run(change.get("dataset", "mnist-5k"), "lorsp", 0, change.get("protocol", protocol()),
+                 change.get("extra", ()))
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_good_lorsp_train_command_passes_the_check():
+    check_train_argv(["--dataset", "sklearn-digits", "--prompt", "vp", "--prompt-lr", "20", "--out", "x"])
