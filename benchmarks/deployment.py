@@ -162,7 +162,7 @@ def main() -> None:
     run_dir = lambda spec: Path(args.runs) / args.dataset / parse_method(spec)[2] / f"seed{args.seed}"  # noqa: E731
     lorsp_spec = next((m for m in args.methods if parse_method(m)[0] == "lorsp"), None)
     if lorsp_spec is None:
-        raise SystemExit("error: --methods needs a LoRSP spec (lorsp or lorsp:OPTIONS)")
+        fail("--methods needs a LoRSP spec (lorsp or lorsp:OPTIONS)")
     missing = [str(run_dir(m) / "model.pt") for m in args.methods if not (run_dir(m) / "model.pt").exists()]
     if missing:
         fail(f"{missing[0]} is missing: train it with benchmarks/baselines.py first")
