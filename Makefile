@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/fastsim.py --samples 256 --json runs/bench/fastsim.json
 	$(PY) benchmarks/results_doc.py --out runs/bench/results.md --figures runs/bench/figures --readme ''
 
-# The whole of docs/results.md (about 4.5-5 h on 2 cores with JOBS=2; every finished run is reused, so it can
+# The whole of docs/results.md (about 7 h on 2 cores with JOBS=2; every finished run is reused, so it can
 # be stopped and restarted). Prompt learning rates: chosen on val by benchmarks/lr_select.py.
 DATASETS  := fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits
 METHODS   := none vp:prompt-lr=20 lorvp:prompt-lr=0.2 lorsp:prompt-lr=0.2
