@@ -44,13 +44,34 @@ def verdict(lorsp: dict[str, Any], other: dict[str, Any]) -> tuple[str, float]:
     return ("ties" if abs(diff) <= noise else "wins" if diff > 0 else "loses"), diff
 
 
+def first_specs(by_spec: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Method name -> (spec, summary) of its first row: ``vp:prompt-lr=20`` answers for ``vp``."""
+    methods: dict[str, tuple[str, dict[str, Any]]] = {}
+    for spec, summary in by_spec.items():
+        methods.setdefault(spec.partition(":")[0], (spec, summary))
+    return methods
+
+
+def against_lorvp(res: dict[str, Any]) -> str | None:
+    """One line for a whole accuracy table: the datasets where LoRSP wins, ties and loses against LoR-VP."""
+    by_verdict: dict[str, list[str]] = {"wins": [], "ties": [], "loses": []}
+    for dataset, by_spec in res["table"].items():
+        methods = first_specs(by_spec)
+        if "lorsp" in methods and "lorvp" in methods:
+            v, d = verdict(methods["lorsp"][1], methods["lorvp"][1])
+            by_verdict[v].append(f"{dataset} ({d:+.1f})")
+    if not any(by_verdict.values()):
+        return None
+    parts = [f"{v} on {', '.join(where)}" for v, where in by_verdict.items() if where]
+    return (f"- **{res['settings']['backbone']}**, LoRSP against LoR-VP over {len(res['settings']['seeds'])} "
+            f"seeds (points): " + "; ".join(parts) + ".")
+
+
 def headline(res: dict[str, Any]) -> list[str]:
     """One line per dataset: LoRSP against LoR-VP and the linear probe, with its sparsity."""
     lines = []
     for dataset, by_spec in res["table"].items():
-        methods = {}  # the first spec of each method name: "vp:prompt-lr=20" answers for "vp"
-        for spec, summary in by_spec.items():
-            methods.setdefault(spec.partition(":")[0], (spec, summary))
+        methods = first_specs(by_spec)
         if "lorsp" not in methods or "lorvp" not in methods:
             continue
         lo = methods["lorsp"][1]
@@ -223,6 +244,7 @@ def main() -> None:
     rel = lambda name: str((figures / name).relative_to(Path(args.out).parent))  # noqa: E731
     main_table = load(args.baselines)
     other_backbones = [t for t in map(load, args.other_backbones) if t]
+    backbone_lines = [line for line in map(against_lorvp, other_backbones) if line]
     robustness = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(args.robustness))]
     few_shot, deployment = load(args.few_shot), load(args.deployment)
     bench = Path(args.speed_dir)
@@ -235,7 +257,7 @@ def main() -> None:
              ""]
     missing = []
     if main_table:
-        lines += ["## Headline", ""] + headline(main_table) + [""]
+        lines += ["## Headline", ""] + headline(main_table) + backbone_lines + [""]
         results_plots.accuracy_vs_params(main_table["table"], figures / "accuracy_params.png")
         lines += baselines_section(main_table, "Accuracy, parameters and sparsity", rel("accuracy_params.png"))
     else:
@@ -300,7 +322,7 @@ def main() -> None:
     print(f"wrote {args.out}")
     if args.readme and main_table:
         readme = Path(args.readme)
-        block = "\n".join(headline(main_table) + extra_headline(robustness, deployment)) + f"\n\nEverything else, with the commands: [{args.out}]({args.out})."
+        block = "\n".join(headline(main_table) + backbone_lines + extra_headline(robustness, deployment)) + f"\n\nEverything else, with the commands: [{args.out}]({args.out})."
         new = replace_block(readme.read_text(), block)
         atomic_write(readme, lambda tmp: tmp.write_text(new))
         print(f"updated the results block of {readme}")

@@ -6,7 +6,7 @@ import argparse
 from benchmarks.baselines import check_train_argv, map_runs, parse_method, plan_run
 from benchmarks.few_shot import epochs_for
 from benchmarks.lr_select import parse_grid
-from benchmarks.results_doc import README_END, README_START, replace_block, verdict
+from benchmarks.results_doc import README_END, README_START, against_lorvp, replace_block, verdict
 from benchmarks.robustness import summarise
 
 
@@ -159,3 +159,14 @@ def test_bad_runs_are_refused_before_any_training(change, fragment):
 
 def test_a_good_lorsp_train_command_passes_the_check():
     check_train_argv(["--dataset", "sklearn-digits", "--prompt", "vp", "--prompt-lr", "20", "--out", "x"])
+
+
+def test_one_line_says_where_lorsp_wins_ties_and_loses_against_lorvp():
+    table = {"a": {"lorvp:prompt-lr=0.2": row(0.90, 0.01), "lorsp:prompt-lr=0.2": row(0.93, 0.01)},
+             "b": {"lorvp": row(0.90, 0.01), "lorsp": row(0.905, 0.01), "lorsp:gate=rank": row(0.5, 0.0)},
+             "c": {"none": row(0.9, 0.0), "lorvp": row(0.90, 0.005), "lorsp": row(0.88, 0.005)},
+             "d": {"none": row(0.9, 0.0), "lorsp": row(0.99, 0.0)}}   # no LoR-VP row: not counted
+    line = against_lorvp({"table": table, "settings": {"backbone": "efficientnet_lite2", "seeds": [0, 1, 2]}})
+    assert line == ("- **efficientnet_lite2**, LoRSP against LoR-VP over 3 seeds (points): wins on a (+3.0); "
+                    "ties on b (+0.5); loses on c (-2.0).")
+    assert against_lorvp({"table": {"d": table["d"]}, "settings": {"backbone": "x", "seeds": [0]}}) is None
