@@ -15,6 +15,7 @@ processes here, and the user gets a one-line :class:`~lorsp.errors.LorspError`.
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 
 from lorsp.errors import LorspError
 
@@ -23,8 +24,6 @@ _LAVA_MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 def import_lava_runtime() -> None:
     """Import Lava's multiprocessing layer so that its ``set_start_method("fork")`` cannot raise."""
-    import sys
-
     if _LAVA_MP in sys.modules:
         return
     current = mp.get_start_method(allow_none=True)
