@@ -24,6 +24,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -ra
 
+# Fashion-MNIST and OpenCV digits come from Debian packages; this unpacks them
+# without root into ~/.cache/lorsp/debian (or $$LORSP_DEBIAN_DIR).
+data:
+	scripts/fetch_debian_data.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not slow"
 
@@ -40,7 +48,7 @@ bench: $(STAMP)
 DATASETS  := fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits
 METHODS   := none vp:prompt-lr=20 lorvp:prompt-lr=0.2 lorsp:prompt-lr=0.2
 JOBS      ?= 2
-results: bench
+results: bench data
 	$(PY) benchmarks/lr_select.py --jobs $(JOBS) --grid vp@0.02,0.2,2,20 lorvp@0.02,0.2,0.5 lorsp@0.02,0.2,0.5 \
 		lorsp:sparsity-weight=0@0.2 lorsp:sparsity-weight=3@0.2 lorsp:sparsity-weight=30@0.2 lorsp:sparsity-target=0.5,sparsity-weight=3@0.2 \
 		lorsp:gate-bias=0.2@0.2 lorsp:sparsity-warmup=1@0.2 lorsp:generator-lr-scale=1@0.2
