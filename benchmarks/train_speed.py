@@ -1,18 +1,23 @@
 """Training-step throughput per method, with and without the allocator fix, in one run.
 
-    python benchmarks/train_speed.py [--image-size 128] [--batch-size 64] [--steps 20]
+    python benchmarks/train_speed.py [--image-size 128] [--batch-size 64] [--steps 4] [--rounds 5]
 
-Each measurement runs in a fresh subprocess (the allocator setting is process-wide and
-cannot be undone): real mnist-5k images, EfficientNet-Lite0, one full training step
-(forward, backward to the prompt and head, SGD update), timed over ``--steps`` steps after
-two warm-up steps. "without" clears LORSP_MALLOC_TUNING and glibc's MALLOC_* variables;
-"with" applies :func:`lorsp.runtime.tune_allocator`. Prints images/s and the ratios, and
-writes JSON with ``--json FILE``.
+Real mnist-5k images, EfficientNet-Lite0, one full training step (forward, backward to
+the prompt and head, SGD update). One fresh subprocess per allocator setting (the setting
+is process-wide and cannot be undone): "without" clears LORSP_MALLOC_TUNING and glibc's
+MALLOC_* variables, "with" applies :func:`lorsp.runtime.tune_allocator`. Inside it every
+method's model is built and warmed up (two steps), then the methods are timed in
+``--rounds`` interleaved rounds of ``--steps`` steps, the order rotated each round, so a
+slow spell of the machine falls on all methods alike. Reported: the median images/s over
+rounds, and LoRSP's step time against LoR-VP's as the ratio of the medians with the range
+of the per-round ratios. Writes JSON with ``--json FILE``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -22,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def measure(prompt: str, image_size: int, batch_size: int, steps: int) -> float:
-    """Images per second of training steps, in this process."""
+def measure_rounds(methods: list[str], image_size: int, batch_size: int, steps: int,
+                   rounds: int) -> dict[str, list[float]]:
+    """Images per second of training steps, per method and round, in this process."""
     import torch
     import torch.nn.functional as F
 
@@ -35,33 +41,59 @@ def measure(prompt: str, image_size: int, batch_size: int, steps: int) -> float:
     splits = create_splits("mnist-5k", image_size, limit_train=batch_size)
     x = torch.stack([splits.train[i][0] for i in range(batch_size)])
     y = torch.tensor(splits.train.targets[:batch_size])
-    cfg = TrainConfig(prompt=prompt, image_size=image_size)
-    model = build_model(cfg.to_dict(), splits.classes).train()
-    opt = torch.optim.SGD(model.trainable_parameters(), lr=0.01, momentum=0.9)
+    steppers = {}
+    for method in methods:
+        model = build_model(TrainConfig(prompt=method, image_size=image_size).to_dict(), splits.classes).train()
+        opt = torch.optim.SGD(model.trainable_parameters(), lr=0.01, momentum=0.9)
 
-    def step() -> None:
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        def step(model=model, opt=opt) -> None:
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
-    for _ in range(2):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch_size / (time.perf_counter() - start)
+        for _ in range(2):
+            step()
+        steppers[method] = step
+    rates: dict[str, list[float]] = {m: [] for m in methods}
+    for r in range(rounds):
+        for method in methods[r % len(methods):] + methods[:r % len(methods)]:
+            start = time.perf_counter()
+            for _ in range(steps):
+                steppers[method]()
+            rates[method].append(steps * batch_size / (time.perf_counter() - start))
+    return rates
 
 
-def measure_in_subprocess(prompt: str, tuned: bool, args: argparse.Namespace) -> float:
+def measure_in_subprocess(tuned: bool, args: argparse.Namespace) -> dict[str, list[float]]:
+    """:func:`measure_rounds` in a fresh process with the allocator fix on or off."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["LORSP_MALLOC_TUNING"] = "1" if tuned else "0"
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from lorsp.runtime import tune_allocator; "
-            f"tune_allocator(); from benchmarks.train_speed import measure; "
-            f"print(measure({prompt!r}, {args.image_size}, {args.batch_size}, {args.steps}))")
+    code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); from lorsp.runtime import tune_allocator; "
+            f"tune_allocator(); from benchmarks.train_speed import measure_rounds; "
+            f"print(json.dumps(measure_rounds({list(args.methods)!r}, {args.image_size}, {args.batch_size}, "
+            f"{args.steps}, {args.rounds})))")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                          check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summarise(without: dict[str, list[float]], with_fix: dict[str, list[float]]) -> dict[str, dict]:
+    """Per method: median images/s with and without the fix, their ratio, the rounds; LoRSP vs LoR-VP."""
+    methods = list(with_fix)
+    base = statistics.median(with_fix[methods[0]])
+    rows: dict[str, dict] = {}
+    for method in methods:
+        r = {"without_fix": statistics.median(without[method]), "with_fix": statistics.median(with_fix[method]),
+             "without_fix_rounds": without[method], "with_fix_rounds": with_fix[method]}
+        r["fix_gain"] = r["with_fix"] / r["without_fix"]
+        r["ratio_to_" + methods[0]] = r["with_fix"] / base
+        rows[method] = r
+    if "lorsp" in rows and "lorvp" in rows:
+        per_round = [a / b for a, b in zip(with_fix["lorvp"], with_fix["lorsp"])]
+        rows["lorsp"]["step_time_vs_lorvp"] = rows["lorvp"]["with_fix"] / rows["lorsp"]["with_fix"]
+        rows["lorsp"]["step_time_vs_lorvp_range"] = [min(per_round), max(per_round)]
+    return rows
 
 
 def main() -> None:
@@ -69,28 +101,24 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"])
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=4, help="timed steps per method per round")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     from lorsp.provenance import machine
 
-    rows = {}
-    for method in args.methods:
-        rows[method] = {"without_fix": measure_in_subprocess(method, False, args),
-                        "with_fix": measure_in_subprocess(method, True, args)}
-    base = rows[args.methods[0]]["with_fix"]
+    rows = summarise(measure_in_subprocess(False, args), measure_in_subprocess(True, args))
+    first = args.methods[0]
     print(f"training step, EfficientNet-Lite0, {args.image_size} px, batch {args.batch_size}, "
-          f"{args.steps} steps; {machine()}")
-    print(f"{'method':8s} {'without fix':>12s} {'with fix':>10s} {'fix gain':>9s} {'vs ' + args.methods[0]:>9s}")
+          f"median of {args.rounds} interleaved rounds of {args.steps} steps; {machine()}")
+    print(f"{'method':8s} {'without fix':>12s} {'with fix':>10s} {'fix gain':>9s} {'vs ' + first:>9s}")
     for method, r in rows.items():
-        r["fix_gain"] = r["with_fix"] / r["without_fix"]
-        r["ratio_to_" + args.methods[0]] = r["with_fix"] / base
         print(f"{method:8s} {r['without_fix']:10.1f}/s {r['with_fix']:8.1f}/s {r['fix_gain']:8.2f}x "
-              f"{r['ratio_to_' + args.methods[0]]:8.2f}x")
-    if "lorsp" in rows and "lorvp" in rows:
-        ratio = rows["lorvp"]["with_fix"] / rows["lorsp"]["with_fix"]
-        print(f"LoRSP step time / LoR-VP step time: {ratio:.3f} (target <= 1.1)")
-        rows["lorsp"]["step_time_vs_lorvp"] = ratio
+              f"{r['ratio_to_' + first]:8.2f}x")
+    if "step_time_vs_lorvp" in rows.get("lorsp", {}):
+        lo, hi = rows["lorsp"]["step_time_vs_lorvp_range"]
+        print(f"LoRSP step time / LoR-VP step time: {rows['lorsp']['step_time_vs_lorvp']:.3f} "
+              f"(rounds {lo:.3f}-{hi:.3f}; target <= 1.1)")
     if args.json:
         from lorsp.fileio import write_json
 

@@ -170,3 +170,62 @@ def test_one_line_says_where_lorsp_wins_ties_and_loses_against_lorvp():
     assert line == ("- **efficientnet_lite2**, LoRSP against LoR-VP over 3 seeds (points): wins on a (+3.0); "
                     "ties on b (+0.5); loses on c (-2.0).")
     assert against_lorvp({"table": {"d": table["d"]}, "settings": {"backbone": "x", "seeds": [0]}}) is None
+
+
+def test_train_speed_summary_takes_medians_over_rounds():
+    from benchmarks.train_speed import summarise
+
+    without = {"lorvp": [40.0, 50.0, 45.0], "lorsp": [30.0, 40.0, 35.0]}
+    with_fix = {"lorvp": [100.0, 80.0, 90.0], "lorsp": [100.0, 50.0, 90.0]}
+    rows = summarise(without, with_fix)
+    assert rows["lorvp"]["with_fix"] == 90.0 and rows["lorsp"]["without_fix"] == 35.0
+    assert rows["lorsp"]["fix_gain"] == pytest.approx(90 / 35)
+    assert rows["lorsp"]["ratio_to_lorvp"] == pytest.approx(1.0)
+    assert rows["lorsp"]["step_time_vs_lorvp"] == pytest.approx(1.0)          # median 90 / median 90
+    assert rows["lorsp"]["step_time_vs_lorvp_range"] == pytest.approx([1.0, 1.6])  # rounds: 1.0, 1.6, 1.0
+    assert "step_time_vs_lorvp" not in rows["lorvp"]
+
+
+@pytest.mark.slow
+def test_train_speed_times_every_method_in_every_round():
+    from benchmarks.train_speed import measure_rounds
+
+    rates = measure_rounds(["lorvp", "lorsp"], image_size=32, batch_size=4, steps=1, rounds=3)
+    assert set(rates) == {"lorvp", "lorsp"}
+    assert all(len(r) == 3 and all(v > 0 for v in r) for r in rates.values())
+
+
+def test_speed_section_is_replaced_in_place():
+    from benchmarks.results_doc import replace_section
+
+    text = "# R\n\n## Ablation\n\nA\n\n## Speed\n\nold 1\nold 2\n\n## Not in this document yet\n\nx\n"
+    new = replace_section(text, ["## Speed", "", "new", ""])
+    assert new == "# R\n\n## Ablation\n\nA\n\n## Speed\n\nnew\n\n## Not in this document yet\n\nx\n"
+    assert replace_section("# R\n\n## Speed\n\nold\n", ["## Speed", "", "new", ""]) == "# R\n\n## Speed\n\nnew\n\n"
+    with pytest.raises(SystemExit):
+        replace_section("# R\n\n## Ablation\n", ["## Speed", "", "new", ""])
+
+
+def test_only_speed_rewrites_one_section_from_the_bench_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    rows = {"lorvp": {"fix_gain": 2.0}, "lorsp": {"fix_gain": 2.5, "step_time_vs_lorvp": 1.04,
+                                                  "step_time_vs_lorvp_range": [0.98, 1.07]}}
+    (bench / "train_speed.json").write_text(json.dumps({"machine": "test machine", "images_per_s": rows}))
+    out = tmp_path / "results.md"
+    out.write_text("# Results\n\n## Few-shot\n\nkept\n\n## Speed\n\nstale\n")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "results_doc.py"
+    cmd = [sys.executable, str(script), "--only-speed", "--speed-dir", str(bench), "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "## Few-shot\n\nkept\n" in text and "stale" not in text
+    assert "Machine: test machine." in text and "| 1.040x (rounds 0.98-1.07) | <= 1.1x |" in text
+    empty = subprocess.run(cmd[:-4] + ["--speed-dir", str(tmp_path / "none"), "--out", str(out)],
+                           capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 2 and empty.stderr.startswith("error: no benchmark JSON")
