@@ -3,14 +3,19 @@
     python benchmarks/train_speed.py [--image-size 128] [--batch-size 64] [--steps 4] [--rounds 5]
 
 Real mnist-5k images, EfficientNet-Lite0, one full training step (forward, backward to
-the prompt and head, SGD update). One fresh subprocess per allocator setting (the setting
-is process-wide and cannot be undone): "without" clears LORSP_MALLOC_TUNING and glibc's
-MALLOC_* variables, "with" applies :func:`lorsp.runtime.tune_allocator`. Inside it every
-method's model is built and warmed up (two steps), then the methods are timed in
-``--rounds`` interleaved rounds of ``--steps`` steps, the order rotated each round, so a
-slow spell of the machine falls on all methods alike. Reported: the median images/s over
-rounds, and LoRSP's step time against LoR-VP's as the ratio of the medians with the range
-of the per-round ratios. Writes JSON with ``--json FILE``.
+the prompt and head, SGD update), two warm-up steps, then ``--rounds`` rounds of
+``--steps`` timed steps; the median round is reported. Two kinds of fresh subprocess:
+
+- the allocator fix: one process per method and setting, since glibc's setting is
+  process-wide and, without the fix, its mmap threshold moves with what the process
+  allocated before ("without" clears LORSP_MALLOC_TUNING and glibc's MALLOC_* variables;
+  "with" applies :func:`lorsp.runtime.tune_allocator`);
+- LoRSP's step time against LoR-VP's: one process with the fix that builds every method
+  and times them in interleaved rounds, the order rotated each round, so a slow spell of
+  the machine falls on all methods alike (the ratio of the medians, with the range of the
+  per-round ratios).
+
+Writes JSON with ``--json FILE``.
 """
 from __future__ import annotations
 
@@ -65,33 +70,38 @@ def measure_rounds(methods: list[str], image_size: int, batch_size: int, steps: 
     return rates
 
 
-def measure_in_subprocess(tuned: bool, args: argparse.Namespace) -> dict[str, list[float]]:
+def measure_in_subprocess(methods: list[str], tuned: bool, args: argparse.Namespace) -> dict[str, list[float]]:
     """:func:`measure_rounds` in a fresh process with the allocator fix on or off."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["LORSP_MALLOC_TUNING"] = "1" if tuned else "0"
     code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); from lorsp.runtime import tune_allocator; "
             f"tune_allocator(); from benchmarks.train_speed import measure_rounds; "
-            f"print(json.dumps(measure_rounds({list(args.methods)!r}, {args.image_size}, {args.batch_size}, "
+            f"print(json.dumps(measure_rounds({list(methods)!r}, {args.image_size}, {args.batch_size}, "
             f"{args.steps}, {args.rounds})))")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def summarise(without: dict[str, list[float]], with_fix: dict[str, list[float]]) -> dict[str, dict]:
-    """Per method: median images/s with and without the fix, their ratio, the rounds; LoRSP vs LoR-VP."""
+def summarise(without: dict[str, list[float]], with_fix: dict[str, list[float]],
+              interleaved: dict[str, list[float]]) -> dict[str, dict]:
+    """Per method: median images/s with and without the fix (each alone in its process), their
+    ratio, the ratio to the first method; LoRSP against LoR-VP from the interleaved rounds."""
     methods = list(with_fix)
     base = statistics.median(with_fix[methods[0]])
     rows: dict[str, dict] = {}
     for method in methods:
         r = {"without_fix": statistics.median(without[method]), "with_fix": statistics.median(with_fix[method]),
-             "without_fix_rounds": without[method], "with_fix_rounds": with_fix[method]}
+             "interleaved_with_fix": statistics.median(interleaved[method]),
+             "rounds": {"without_fix": without[method], "with_fix": with_fix[method],
+                        "interleaved_with_fix": interleaved[method]}}
         r["fix_gain"] = r["with_fix"] / r["without_fix"]
         r["ratio_to_" + methods[0]] = r["with_fix"] / base
         rows[method] = r
     if "lorsp" in rows and "lorvp" in rows:
-        per_round = [a / b for a, b in zip(with_fix["lorvp"], with_fix["lorsp"])]
-        rows["lorsp"]["step_time_vs_lorvp"] = rows["lorvp"]["with_fix"] / rows["lorsp"]["with_fix"]
+        per_round = [a / b for a, b in zip(interleaved["lorvp"], interleaved["lorsp"])]
+        lorvp, lorsp = rows["lorvp"]["interleaved_with_fix"], rows["lorsp"]["interleaved_with_fix"]
+        rows["lorsp"]["step_time_vs_lorvp"] = lorvp / lorsp
         rows["lorsp"]["step_time_vs_lorvp_range"] = [min(per_round), max(per_round)]
     return rows
 
@@ -107,10 +117,14 @@ def main() -> None:
     args = p.parse_args()
     from lorsp.provenance import machine
 
-    rows = summarise(measure_in_subprocess(False, args), measure_in_subprocess(True, args))
+    without, with_fix = {}, {}
+    for method in args.methods:
+        without.update(measure_in_subprocess([method], False, args))
+        with_fix.update(measure_in_subprocess([method], True, args))
+    rows = summarise(without, with_fix, measure_in_subprocess(args.methods, True, args))
     first = args.methods[0]
     print(f"training step, EfficientNet-Lite0, {args.image_size} px, batch {args.batch_size}, "
-          f"median of {args.rounds} interleaved rounds of {args.steps} steps; {machine()}")
+          f"median of {args.rounds} rounds of {args.steps} steps; {machine()}")
     print(f"{'method':8s} {'without fix':>12s} {'with fix':>10s} {'fix gain':>9s} {'vs ' + first:>9s}")
     for method, r in rows.items():
         print(f"{method:8s} {r['without_fix']:10.1f}/s {r['with_fix']:8.1f}/s {r['fix_gain']:8.2f}x "

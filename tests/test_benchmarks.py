@@ -177,12 +177,15 @@ def test_train_speed_summary_takes_medians_over_rounds():
 
     without = {"lorvp": [40.0, 50.0, 45.0], "lorsp": [30.0, 40.0, 35.0]}
     with_fix = {"lorvp": [100.0, 80.0, 90.0], "lorsp": [100.0, 50.0, 90.0]}
-    rows = summarise(without, with_fix)
+    interleaved = {"lorvp": [100.0, 80.0, 80.0], "lorsp": [100.0, 50.0, 100.0]}
+    rows = summarise(without, with_fix, interleaved)
     assert rows["lorvp"]["with_fix"] == 90.0 and rows["lorsp"]["without_fix"] == 35.0
     assert rows["lorsp"]["fix_gain"] == pytest.approx(90 / 35)
     assert rows["lorsp"]["ratio_to_lorvp"] == pytest.approx(1.0)
-    assert rows["lorsp"]["step_time_vs_lorvp"] == pytest.approx(1.0)          # median 90 / median 90
-    assert rows["lorsp"]["step_time_vs_lorvp_range"] == pytest.approx([1.0, 1.6])  # rounds: 1.0, 1.6, 1.0
+    # LoRSP against LoR-VP comes from the interleaved rounds: medians 80 and 100, rounds 1.0, 1.6, 0.8
+    assert rows["lorsp"]["step_time_vs_lorvp"] == pytest.approx(0.8)
+    assert rows["lorsp"]["step_time_vs_lorvp_range"] == pytest.approx([0.8, 1.6])
+    assert rows["lorsp"]["rounds"]["interleaved_with_fix"] == [100.0, 50.0, 100.0]
     assert "step_time_vs_lorvp" not in rows["lorvp"]
 
 
