@@ -112,13 +112,13 @@ def main() -> None:
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()
     from hw_sim.bundle import open_bundle
-    from lorsp.provenance import machine, versions
+    from lorsp.provenance import git_commit, machine, versions
 
     with tempfile.TemporaryDirectory(prefix="cosim-bench-") as tmp:
         bundle = open_bundle(args.bundle or make_bundle(Path(tmp)))
         result = {"bundle": args.bundle or "trained for this run (sklearn-digits, 32 px, 1 epoch)",
                   "dataset": bundle.config["dataset"], "image_size": bundle.config["image_size"],
-                  "machine": machine(), "load_average": os.getloadavg(),
+                  "machine": machine(), "git_commit": git_commit(), "load_average": os.getloadavg(),
                   "versions": {k: v for k, v in versions().items() if k in ("python", "torch", "onnxruntime", "numpy")},
                   "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), **measure(bundle, args)}
     print(f"{result['samples']} images, batch {result['batch_size']}, {result['backend']} {result['mode']}, "

@@ -232,7 +232,7 @@ def main() -> None:
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()
     from hw_sim.bundle import open_bundle
-    from lorsp.provenance import machine, versions
+    from lorsp.provenance import git_commit, machine, versions
 
     with tempfile.TemporaryDirectory(prefix="fastsim-") as tmp:
         bundle = open_bundle(args.bundle or make_bundle(Path(tmp)))
@@ -241,7 +241,7 @@ def main() -> None:
         result = {"bundle": args.bundle or "trained for this run (sklearn-digits, 32 px, 1 epoch)",
                   "dataset": bundle.config["dataset"], "samples": int(spikes.shape[1]),
                   "time_steps": int(spikes.shape[0]), "network": [network.input_size, *network.sizes],
-                  "input_density": float(spikes.mean()), "machine": machine(),
+                  "input_density": float(spikes.mean()), "machine": machine(), "git_commit": git_commit(),
                   "versions": {k: v for k, v in versions().items() if k in ("numpy", "lava-nc", "python")},
                   "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                   "compare": compare_backends(network, spikes, args.repeats),

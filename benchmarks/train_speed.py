@@ -134,9 +134,10 @@ def main() -> None:
         print(f"LoRSP step time / LoR-VP step time: {rows['lorsp']['step_time_vs_lorvp']:.3f} "
               f"(rounds {lo:.3f}-{hi:.3f}; target <= 1.1)")
     if args.json:
+        from benchmarks.output import run_record
         from lorsp.fileio import write_json
 
-        write_json(args.json, {"settings": vars(args), "machine": machine(), "images_per_s": rows})
+        write_json(args.json, run_record(args, images_per_s=rows))
 
 
 if __name__ == "__main__":

@@ -219,7 +219,8 @@ def test_only_speed_rewrites_one_section_from_the_bench_json(tmp_path):
     bench.mkdir()
     rows = {"lorvp": {"fix_gain": 2.0}, "lorsp": {"fix_gain": 2.5, "step_time_vs_lorvp": 1.04,
                                                   "step_time_vs_lorvp_range": [0.98, 1.07]}}
-    (bench / "train_speed.json").write_text(json.dumps({"machine": "test machine", "images_per_s": rows}))
+    (bench / "train_speed.json").write_text(json.dumps({"machine": "test machine", "git_commit": "0123456789abcdef",
+                                                        "images_per_s": rows}))
     out = tmp_path / "results.md"
     out.write_text("# Results\n\n## Few-shot\n\nkept\n\n## Speed\n\nstale\n")
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "results_doc.py"
@@ -228,7 +229,7 @@ def test_only_speed_rewrites_one_section_from_the_bench_json(tmp_path):
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert "## Few-shot\n\nkept\n" in text and "stale" not in text
-    assert "Machine: test machine." in text and "| 1.040x (rounds 0.98-1.07) | <= 1.1x |" in text
+    assert "Machine: test machine; measured at commit 0123456789ab." in text and "| 1.040x (rounds 0.98-1.07) | <= 1.1x: met |" in text
     empty = subprocess.run(cmd[:-4] + ["--speed-dir", str(tmp_path / "none"), "--out", str(out)],
                            capture_output=True, text=True, timeout=120)
     assert empty.returncode == 2 and empty.stderr.startswith("error: no benchmark JSON")
