@@ -31,6 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.output import fail  # noqa: E402
+from lorsp.prompts import list_prompts  # noqa: E402
+
 
 def measure_rounds(methods: list[str], image_size: int, batch_size: int, steps: int,
                    rounds: int) -> dict[str, list[float]]:
@@ -108,13 +111,16 @@ def summarise(without: dict[str, list[float]], with_fix: dict[str, list[float]],
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"])
+    p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"], choices=list_prompts())
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=4, help="timed steps per method per round")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
     p.add_argument("--json", default=None)
     args = p.parse_args()
+    for name in ("image_size", "batch_size", "steps", "rounds"):
+        if getattr(args, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     from lorsp.provenance import machine
 
     without, with_fix = {}, {}

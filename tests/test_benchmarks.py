@@ -233,3 +233,15 @@ def test_only_speed_rewrites_one_section_from_the_bench_json(tmp_path):
     empty = subprocess.run(cmd[:-4] + ["--speed-dir", str(tmp_path / "none"), "--out", str(out)],
                            capture_output=True, text=True, timeout=120)
     assert empty.returncode == 2 and empty.stderr.startswith("error: no benchmark JSON")
+
+
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--rounds", "-1"], ["--methods", "lorsp", "nope"]])
+def test_train_speed_refuses_bad_options_before_timing(argv):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
+    done = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1].count("error") == 1
