@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m lorsp.demo
+	$(PY) -m pipeline.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra

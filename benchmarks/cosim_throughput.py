@@ -44,7 +44,7 @@ def make_bundle(workdir: Path) -> Path:
     """Train a LoRSP checkpoint briefly and export it with ``--target all`` (no simulation) into ``workdir``."""
     run, bundle = workdir / "run", workdir / "bundle"
     subprocess.run([sys.executable, "-m", "lorsp.train", *TRAIN, "--out", str(run)], cwd=ROOT, check=True)
-    subprocess.run([sys.executable, "-m", "export.cli", "--target", "all", str(run / "model.pt"), "-o", str(bundle),
+    subprocess.run([sys.executable, "-m", "pipeline.export_cli", "--target", "all", str(run / "model.pt"), "-o", str(bundle),
                     "--precision", "fp16", "int8", "--no-simulate", "--quiet"], cwd=ROOT, check=True)
     return bundle
 
@@ -53,10 +53,10 @@ def images(bundle, limit: int):
     """The first ``limit`` test images of the bundle's dataset, tiled when the split holds fewer."""
     import torch
 
-    from hw_sim.simulate import load_test_images
+    from lorsp.data import load_split_images
 
     config = bundle.config
-    x, _ = load_test_images(config["dataset"], config["image_size"], limit, config.get("data_root"))
+    x, _ = load_split_images(config["dataset"], config["image_size"], limit, config.get("data_root"))
     return torch.cat([x] * -(-limit // len(x)))[:limit]
 
 
@@ -69,7 +69,7 @@ def timed(fn: Callable[[], object]) -> float:
 def measure(bundle, args: argparse.Namespace) -> dict:
     import numpy as np
 
-    from export.onnx import run_logits
+    from deploy.onnx_runtime import run_logits
     from hw_sim.cosim import host_threads, open_pipeline, reference
 
     pipeline = open_pipeline(bundle, precision=args.precision, backend=args.backend, mode=args.mode,
@@ -111,7 +111,7 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()
-    from hw_sim.bundle import open_bundle
+    from deploy.bundle import open_bundle
     from lorsp.provenance import git_commit, machine, versions
 
     with tempfile.TemporaryDirectory(prefix="cosim-bench-") as tmp:

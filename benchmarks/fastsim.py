@@ -54,17 +54,17 @@ def make_bundle(workdir: Path) -> Path:
 
     run = workdir / "run"
     subprocess.run([sys.executable, "-m", "lorsp.train", *TRAIN, "--out", str(run)], cwd=ROOT, check=True)
-    export_loihi(run / "model.pt", workdir / "bundle", run_simulation=False, progress=False)
+    export_loihi(run / "model.pt", workdir / "bundle")
     return workdir / "bundle"
 
 
 def input_spikes(bundle, samples: int) -> np.ndarray:
     """``(T, N, D)`` uint8 input spikes of the first ``samples`` test images, as lorsp-hwsim encodes them."""
-    from hw_sim.simulate import load_test_images
+    from lorsp.data import load_split_images
     from lorsp.encoding import encode
 
     config = bundle.config
-    x, _ = load_test_images(config["dataset"], config["image_size"], samples, config.get("data_root"))
+    x, _ = load_split_images(config["dataset"], config["image_size"], samples, config.get("data_root"))
     return encode(x, bundle.host.pool, bundle.host.time_steps).numpy().astype(np.uint8)
 
 
@@ -172,7 +172,7 @@ def fast_seconds(network, spikes: np.ndarray, repeats: int) -> dict[str, float]:
 
 def random_generator(d: int, hidden: int, out: int, seed: int = 0):
     """``D -> hidden -> out`` Leaky layers (beta 0.9, threshold 1) with weights of a trained generator's spread."""
-    from hw_sim.network import Layer, SpikingNetwork
+    from deploy.network import Layer, SpikingNetwork
 
     rng = np.random.default_rng(seed)
 
@@ -231,7 +231,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="fast runs per figure (the best counts)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()
-    from hw_sim.bundle import open_bundle
+    from deploy.bundle import open_bundle
     from lorsp.provenance import git_commit, machine, versions
 
     with tempfile.TemporaryDirectory(prefix="fastsim-") as tmp:

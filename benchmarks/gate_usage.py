@@ -29,13 +29,13 @@ def gate_usage(model_path: Path, limit: int) -> dict[str, Any]:
     import torch
 
     import lorsp
-    from hw_sim.simulate import load_test_images
+    from lorsp.data import load_split_images
 
     model = lorsp.load(model_path).eval()
     prompt, cfg = model.prompt, model.config
     if cfg["prompt"] != "lorsp" or prompt.gate != "rowcol":
         fail(f"{model_path} is not a LoRSP run with row/column gates")
-    x, _ = load_test_images(cfg["dataset"], cfg["image_size"], limit, cfg.get("data_root"))
+    x, _ = load_split_images(cfg["dataset"], cfg["image_size"], limit, cfg.get("data_root"))
     with torch.no_grad():
         open_ = torch.cat([prompt.gate_rates(batch) for batch in x.split(100)]) > 0  # (N, 2G)
     g = prompt.num_groups

@@ -2,7 +2,7 @@
 
     python benchmarks/onnx_latency.py [--checkpoint MODEL.pt] [--image-size 128] [--json FILE]
 
-The graph is :func:`export.onnx.export_backbone_onnx`'s (prompted image -> logits):
+The graph is :func:`export.onnx_graph.export_backbone_onnx`'s (prompted image -> logits):
 EfficientNet-Lite0 and a linear (lp) head, trained here on mnist-5k features for a few
 seconds (prompt ``none``) unless ``--checkpoint`` gives a trained model. Both engines
 get the same threads (``--threads``, default 2: ``torch.set_num_threads`` and
@@ -147,7 +147,7 @@ def measure_latency(model: Any, sessions: dict[str, Any], images: Any, batches: 
     """
     import torch
 
-    from export.onnx import INPUT_NAME, OUTPUT_NAME
+    from deploy.onnx_runtime import INPUT_NAME, OUTPUT_NAME
 
     out: dict[str, dict[str, dict[str, float]]] = {"min": {}, "median": {}}
     for batch in batches:
@@ -211,8 +211,10 @@ def print_report(result: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from export.onnx import (FP32_TOLERANCE, export_backbone_onnx, make_session, precision_accuracy,
-                             prompted_arrays, verify_onnx, write_int8)
+    from deploy.onnx_runtime import make_session
+    from export.onnx_checks import FP32_TOLERANCE, precision_accuracy, prompted_arrays, verify_onnx
+    from export.onnx_convert import write_int8
+    from export.onnx_graph import export_backbone_onnx
     from lorsp.provenance import git_commit, machine, versions
 
     torch.set_num_threads(args.threads)

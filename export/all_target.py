@@ -5,8 +5,8 @@
 One directory, one ``manifest.json`` listing every file: what ``lorsp-hwsim`` and
 ``lorsp-cosim`` open. The Loihi section (:func:`export.loihi.write_loihi_artifacts`) and the
 ONNX section (:func:`export.onnx_target.write_onnx_artifacts`, under ``onnx``) are checked on
-the same first ``N`` test images; unless told not to, the staged bundle is then simulated and
-its report written into ``DIR/hw_sim`` as ``--target loihi`` does.
+the same first ``N`` test images; a ``finish`` step (``lorsp-export``'s chip simulation) then
+runs on the staged bundle as for ``--target loihi``.
 """
 from __future__ import annotations
 
@@ -14,17 +14,16 @@ import functools
 from pathlib import Path
 from typing import Any, Sequence
 
-from export.bundle_writer import read_source, write_export
-from export.loihi import simulation_step, write_loihi_artifacts
-from export.onnx import resolve_providers
+from export.bundle_writer import Finish, read_source, write_export
+from export.loihi import write_loihi_artifacts
+from deploy.onnx_runtime import resolve_providers
 from export.onnx_target import load_check_images, write_onnx_artifacts
 from lorsp.fileio import check_output_dir
 
 
 def export_all(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[str] = ("fp32",),
-               providers: Sequence[str] = ("cpu",), samples: int = 64, run_simulation: bool = True,
-               force: bool = False, dataset: str | None = None, timeout: float = 600.0,
-               progress: bool = True) -> dict[str, Any]:
+               providers: Sequence[str] = ("cpu",), samples: int = 64, force: bool = False,
+               dataset: str | None = None, finish: Finish | None = None) -> dict[str, Any]:
     """Write the Loihi and ONNX artifacts of ``checkpoint`` to ``out`` under one manifest; returns it."""
     providers = resolve_providers(providers)
     out = check_output_dir(out, force)
@@ -33,6 +32,4 @@ def export_all(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[
     sections = [functools.partial(write_loihi_artifacts, source.model, images=images.test, dataset=images.dataset),
                 functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
                                   providers=providers)]
-    finish = simulation_step(out, dataset=images.dataset, samples=samples, timeout=timeout,
-                             progress=progress) if run_simulation else None
     return write_export(out, "all", source, sections, finish)

@@ -1,12 +1,12 @@
-"""``host.safetensors``: the parts of a LoRSP model the chip does not run (format: :mod:`hw_sim.host`)."""
+"""``host.safetensors``: the parts of a LoRSP model the chip does not run (format: :mod:`deploy.host`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from safetensors.torch import save_file
 
-from hw_sim.fixed_point import FixedPointLayer
-from hw_sim.host import HOST_FORMAT, host_tensors
+from deploy.fixed_point import FixedPointLayer
+from deploy.host import HOST_FORMAT, host_tensors
 from lorsp.fileio import atomic_write
 from lorsp.model import PromptedClassifier
 

@@ -1,14 +1,14 @@
 """``manifest.json``: what an export holds and where it came from.
 
 Every file of the export directory (but the manifest itself) is listed with its sha256
-and size; :func:`hw_sim.bundle.open_bundle` refuses a directory that does not match.
+and size; :func:`deploy.bundle.open_bundle` refuses a directory that does not match.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from hw_sim.bundle import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION
+from deploy.bundle import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION
 from lorsp.fileio import file_sha256
 from lorsp.fileio import write_json
 

@@ -8,7 +8,7 @@ Layout (as read by lava-dl 0.6.0, ``lava/lib/dl/netx/hdf5.py``)::
 
 netx builds ``Dense(weight)`` -> ``LIF(vth=vThMant, du=iDecay - 1, dv=vDecay,
 bias_mant=bias, bias_exp=6)`` from it, so the integers are those of
-:mod:`hw_sim.fixed_point` (``iDecay = du + 1``) and the file runs like the fixed-mode
+:mod:`deploy.fixed_point` (``iDecay = du + 1``) and the file runs like the fixed-mode
 simulation. netx holds one ``vth``, ``du`` and ``dv`` per layer: a layer whose neurons
 differ in them is refused.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hw_sim.fixed_point import BIAS_EXP, FixedPointLayer
-from hw_sim.network import SpikingNetwork
+from deploy.fixed_point import BIAS_EXP, FixedPointLayer
+from deploy.network import SpikingNetwork
 from lorsp.errors import LorspError
 from lorsp.fileio import atomic_write
 
@@ -39,7 +39,7 @@ def write_netx(network: SpikingNetwork, fixed: list[FixedPointLayer], path: str 
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
-            f.attrs["writer"] = "lorsp export (hw_sim.fixed_point)"
+            f.attrs["writer"] = "lorsp export (deploy.fixed_point)"
             f.attrs["scales"] = np.array([fx.scale for fx in fixed])
             layers = f.create_group("layer")
             inp = layers.create_group("0")

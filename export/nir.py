@@ -9,7 +9,7 @@ export is checked three ways:
 2. spike by spike (:func:`check_round_trip`): the file read back (``nir.read``) and
    imported (``snntorch.import_nir.import_from_nir``), stepped ``T`` times on real input
    encodings, gives exactly the generator's spikes in every layer;
-3. the chip's description (:func:`check_description`): :mod:`hw_sim.nir_import` reads
+3. the chip's description (:func:`check_description`): :mod:`deploy.nir_reader` reads
    the same parameters, bit for bit.
 
 Any difference is a :class:`~lorsp.errors.LorspError`; nothing is written then.
@@ -28,9 +28,9 @@ from snntorch.export_nir import export_to_nir
 from snntorch.import_nir import import_from_nir
 from torch import nn
 
-from hw_sim.host import generator_state
-from hw_sim.network import SpikingNetwork
-from hw_sim.nir_import import SNNTORCH_DT
+from deploy.host import generator_state
+from deploy.network import SpikingNetwork
+from deploy.nir_reader import SNNTORCH_DT
 from lorsp.errors import LorspError
 from lorsp.prompts.lorsp import reset_state, run_generator
 

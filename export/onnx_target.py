@@ -8,7 +8,7 @@ end; removed on any error):
 
 1. resolve the execution providers (an unavailable one stops here, before anything is read);
 2. read the checkpoint (``weights_only``);
-3. write ``backbone.onnx`` and the other precisions (:func:`export.onnx.export_onnx_files`):
+3. write ``backbone.onnx`` and the other precisions (:func:`export_onnx_files`):
    parity of every file against PyTorch on the first ``N`` test images (fp32 within 1e-4 or
    the export fails), the accuracy of every precision on the validation split and its drop
    against fp32, int8 calibrated on the training split, MACs per image;
@@ -21,14 +21,17 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
+from deploy.onnx_runtime import INPUT_NAME, ONNX_FILES, OUTPUT_NAME, PRECISIONS, resolve_providers
 from export.bundle_writer import read_source, write_export
-from export.onnx import export_onnx_files, resolve_providers
-from hw_sim.simulate import load_test_images
-from lorsp.data import Splits, create_splits
+from export.onnx_checks import FP32_TOLERANCE, Dataset, precision_accuracy, prompted_arrays, verify_onnx
+from export.onnx_convert import int8_scheme, write_fp16, write_int8
+from export.onnx_graph import export_backbone_onnx
+from export.onnx_macs import count_macs
+from lorsp.data import Splits, create_splits, load_split_images
 from lorsp.fileio import check_output_dir
 from lorsp.model import PromptedClassifier
 
@@ -48,7 +51,7 @@ class CheckImages:
 def load_check_images(config: dict[str, Any], dataset: str | None, samples: int) -> CheckImages:
     """The first ``samples`` test images of ``dataset`` (default: the model's) and its seeded splits."""
     dataset = dataset or config["dataset"]
-    test, _ = load_test_images(dataset, config["image_size"], samples, config.get("data_root"))
+    test, _ = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
     return CheckImages(dataset, test, create_splits(dataset, config["image_size"], root=config.get("data_root")))
 
 
@@ -72,3 +75,45 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, precisions: Sequence
     section = functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
                                 providers=providers)
     return write_export(out, "onnx", source, [section])
+
+
+
+def export_onnx_files(model: PromptedClassifier, directory: str | Path, precisions: Iterable[str] = ("fp32",), *,
+                      check_images: torch.Tensor, calibration: Dataset | None = None, validation: Dataset | None = None,
+                      providers: Iterable[str] | None = ("cpu",), calibration_count: int = 128,
+                      validation_limit: int | None = None, batch_size: int = 32) -> dict[str, Any]:
+    """Write the ONNX files of ``precisions`` into ``directory`` and check them; returns the checks.
+
+    fp32 is always written (the source of the others and the reference). Each file's
+    logits are compared with PyTorch on ``check_images`` (raw images in [0, 1]; fp32
+    must be within 1e-4); with ``validation`` (a split of (image, label)), each
+    precision's accuracy and drop vs fp32 are measured; int8 needs ``calibration``
+    (training split), of which the first ``calibration_count`` images are used.
+    """
+    precisions = list(dict.fromkeys(["fp32", *precisions]))
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad:
+        raise LorspError(f"unknown precision {bad[0]!r}; choose from {', '.join(PRECISIONS)}")
+    if "int8" in precisions and calibration is None:
+        raise LorspError("int8 needs calibration images (the training split)")
+    providers = resolve_providers(providers)
+    directory = Path(directory)
+    paths = {"fp32": export_backbone_onnx(model, directory / ONNX_FILES["fp32"])}
+    if "fp16" in precisions:
+        paths["fp16"] = write_fp16(paths["fp32"], directory / ONNX_FILES["fp16"])
+    if "int8" in precisions:
+        images, _ = prompted_arrays(calibration, model.prompted, limit=calibration_count)
+        paths["int8"] = write_int8(paths["fp32"], directory / ONNX_FILES["int8"], images,
+                                   activations=int8_scheme(providers))
+    image_size = int(model.config["image_size"])
+    result: dict[str, Any] = {
+        "files": {p: f.name for p, f in paths.items()}, "input": INPUT_NAME, "output": OUTPUT_NAME,
+        "image_size": image_size, "providers": providers, "macs_per_image": count_macs(paths["fp32"], image_size),
+        "parity": {p: verify_onnx(f, model, check_images, providers, FP32_TOLERANCE if p == "fp32" else None)
+                   for p, f in paths.items()}}
+    if "int8" in paths:
+        result["int8_activations"] = int8_scheme(providers)
+    if validation is not None:
+        result["accuracy"] = precision_accuracy(paths, validation, providers, batch_size, prompt=model.prompted,
+                                                limit=validation_limit)
+    return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from hw_sim.backends import MODES, default_backend, list_backends
-from hw_sim.bundle import open_bundle
+from deploy.bundle import open_bundle
 from hw_sim.report import write_report
 from hw_sim.simulate import simulate
 from lorsp.cli import run_cli

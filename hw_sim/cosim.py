@@ -8,11 +8,11 @@ Each batch of images goes through the split as it would be deployed (docs/method
 1. host: :func:`lorsp.encoding.encode` -> binary input spikes ``(T, N, D)``;
 2. chip: the spiking generator of ``prompt_generator.nir`` on a simulator backend
    (:mod:`hw_sim.backends`) -> gate spikes;
-3. host: the prompt from the gate spikes (:func:`hw_sim.host.prompt_from_gate_spikes`), added
+3. host: the prompt from the gate spikes (:func:`deploy.host.prompt_from_gate_spikes`), added
    to the image;
 4. accelerator: ``backbone.onnx`` (or its fp16 or int8 file) in onnxruntime -> logits.
 
-Beside it, the PyTorch model rebuilt from the bundle (:func:`hw_sim.host.rebuild_model`)
+Beside it, the PyTorch model rebuilt from the bundle (:func:`deploy.host.rebuild_model`)
 classifies the same images. The report (a plain dict, written by :mod:`hw_sim.cosim_report`)
 holds the agreement of the two predictions, both accuracies, the largest logit
 difference, energy per image per stage (:mod:`hw_sim.stage_energy`) and the wall time per
@@ -33,14 +33,15 @@ import onnxruntime as ort
 import torch
 from tqdm import tqdm
 
-from export.onnx import PRECISIONS, make_session, run_logits
+from deploy.onnx_runtime import PRECISIONS, make_session, run_logits
 from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend
-from hw_sim.bundle import Bundle
+from deploy.bundle import Bundle
 from hw_sim.fidelity import spike_agreement
-from hw_sim.host import add_prompt, rebuild_model
-from hw_sim.network import SpikingNetwork
-from hw_sim.simulate import chip_weights, load_test_images
+from deploy.host import add_prompt, rebuild_model
+from deploy.network import SpikingNetwork
+from hw_sim.simulate import chip_weights
+from lorsp.data import load_split_images
 from hw_sim.stage_energy import STAGES, WHERE, stage_energy
 from lorsp.encoding import encode
 from lorsp.errors import LorspError
@@ -176,7 +177,7 @@ def cosimulate(bundle: Bundle, *, dataset: str | None = None, split: str = "test
     backbone_file(bundle, precision)
     config = bundle.config
     dataset = dataset or config["dataset"]
-    x, y = load_test_images(dataset, config["image_size"], limit, config.get("data_root"), split=split)
+    x, y = load_split_images(dataset, config["image_size"], limit, config.get("data_root"), split=split)
     pipeline = open_pipeline(bundle, precision=precision, backend=backend, mode=mode, timeout=timeout)
     runs, refs, ref_seconds = [], [], 0.0
     with host_threads(), tqdm(total=len(x), desc=f"cosim {pipeline.backend} {mode} {precision}", unit="img",

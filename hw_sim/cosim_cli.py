@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.onnx import PRECISIONS
+from deploy.onnx_runtime import PRECISIONS
 from lorsp.fileio import staged_output
 from hw_sim.backends import MODES
-from hw_sim.bundle import MANIFEST_FILE, open_bundle
+from deploy.bundle import MANIFEST_FILE, open_bundle
 from hw_sim.cli import add_run_options
 from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_tables, cosimulate
 from hw_sim.cosim_report import agreement_line, energy_line, latency_line, write_cosim_report
-from hw_sim.simulate import SPLITS
+from lorsp.data import SPLITS
 from lorsp.cli import run_cli
 from lorsp.data import list_datasets
 from lorsp.fileio import check_output_dir

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hw_sim.host import prompt_from_gate_spikes
+from deploy.host import prompt_from_gate_spikes
 from lorsp.model import PromptedClassifier
 
 

@@ -17,31 +17,18 @@ from tqdm import tqdm
 
 from hw_sim import energy
 from hw_sim.backends import MODES, SimResult, get_backend
-from hw_sim.bundle import Bundle
+from deploy.bundle import Bundle
 from hw_sim.fidelity import end_to_end, spike_agreement
-from hw_sim.fixed_point import quantise
-from hw_sim.host import rebuild_model
-from hw_sim.network import SpikingNetwork
-from lorsp.data import create_splits
+from deploy.fixed_point import quantise
+from deploy.host import rebuild_model
+from deploy.network import SpikingNetwork
+from lorsp.data import load_split_images
 from lorsp.encoding import encode
 from lorsp.errors import LorspError
 from lorsp.provenance import git_commit, machine, versions
 
 REPORT_FORMAT = "lorsp-hwsim-report"
 RASTER_SAMPLE = 0
-SPLITS = ("test", "val", "train")
-
-
-def load_test_images(dataset: str, image_size: int, samples: int, root: str | None = None,
-                     split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``samples`` images of the seeded ``split`` (:data:`SPLITS`), ``(N, 3, L, L)``, and their labels."""
-    if samples < 1:
-        raise LorspError(f"--samples must be at least 1, got {samples}")
-    if split not in SPLITS:
-        raise LorspError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    part = getattr(create_splits(dataset, image_size, root=root, **{f"limit_{split}": samples}), split)
-    items = [part[i] for i in range(len(part))]
-    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
 
 
 def chip_weights(network: SpikingNetwork, mode: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -63,7 +50,7 @@ def simulate(bundle: Bundle, *, dataset: str | None = None, samples: int = 64, m
     dataset = dataset or config["dataset"]
     model = rebuild_model(config, bundle.manifest["classes"], bundle.manifest.get("backbone_weights_sha256"),
                           network, host)
-    x, y = load_test_images(dataset, config["image_size"], samples, config.get("data_root"))
+    x, y = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
     spikes_in = encode(x, host.pool, host.time_steps)
     with torch.no_grad():
         prompt_ref = model.prompt(x)

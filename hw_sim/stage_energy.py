@@ -10,11 +10,11 @@ counted and what prices it:
   simulated spikes (:func:`hw_sim.energy.count_operations`); a Loihi table of :mod:`hw_sim.energy`;
 * ``prompt`` (host): ``2G T`` adds (gate spike counts; a gate is open when its count is
   nonzero), then one add per prompt entry: ``B A`` is fixed and computed once, and a host
-  that adds it at the open rows x open columns only (:func:`hw_sim.host.add_prompt`) needs
+  that adds it at the open rows x open columns only (:func:`deploy.host.add_prompt`) needs
   ``3 |rows| |cols|`` adds per image, measured on the co-simulated gate spikes (``3 L^2``
   for rank gating, which also pays ``3 L^2 r`` multiplies and adds for ``B diag(g) A``);
   Horowitz fp32 add and multiply;
-* ``backbone`` (accelerator): MACs of backbone and head (:func:`export.onnx.count_macs`,
+* ``backbone`` (accelerator): MACs of backbone and head (:func:`export.onnx_macs.count_macs`,
   stored in the manifest); the Horowitz MAC of the backbone's precision.
 
 .. math::

@@ -21,7 +21,7 @@ def shared_all_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, s
     root = tmp_path_factory.getbasetemp() / "all-shared"
     out, stdout = root / "bundle", root / "export-stdout.txt"
     if not out.exists():
-        proc = run_cli("export.cli", "--target", "all", str(shared_checkpoint(tmp_path_factory)), "-o", str(out),
+        proc = run_cli("pipeline.export_cli", "--target", "all", str(shared_checkpoint(tmp_path_factory)), "-o", str(out),
                        "--precision", *PRECISIONS, "--samples", str(CHECK_SAMPLES), "--quiet")
         assert proc.returncode == 0, proc.stderr[-2000:]
         stdout.write_text(proc.stdout)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hw_sim import energy
-from hw_sim.bundle import MANIFEST_FILE, NIR_FILE, open_bundle
+from deploy.bundle import MANIFEST_FILE, NIR_FILE, open_bundle
 from hw_sim.cosim import cosimulate, default_backend
 from hw_sim.cosim_cli import main as cosim_main
 from hw_sim.stage_energy import STAGES

@@ -11,11 +11,12 @@ import torch
 from torch import nn
 
 from export.loihi import export_loihi
+from pipeline.export_cli import export
 from export.nir import check_nodes, check_round_trip, export_generator
-from hw_sim.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bundle
-from hw_sim.fixed_point import quantise
-from hw_sim.host import read_host
-from hw_sim.simulate import load_test_images
+from deploy.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bundle
+from deploy.fixed_point import quantise
+from deploy.host import read_host
+from lorsp.data import load_split_images
 from lorsp.fileio import file_sha256
 from lorsp.encoding import encode
 from lorsp.errors import LorspError
@@ -40,7 +41,7 @@ def shared_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Its Loihi bundle with the simulation report, exported once per session."""
     out = tmp_path_factory.getbasetemp() / "loihi-shared" / "bundle"
     if not out.exists():
-        export_loihi(shared_checkpoint(tmp_path_factory), out, samples=SAMPLES, progress=False)
+        export("loihi", shared_checkpoint(tmp_path_factory), out, samples=SAMPLES, progress=False)
     return out
 
 
@@ -76,7 +77,7 @@ def test_bundle_holds_every_artifact_with_matching_hashes(bundle, checkpoint):
 @pytest.mark.slow
 def test_nir_round_trip_gives_the_same_spikes(checkpoint, tmp_path):
     model = load(checkpoint)
-    x, _ = load_test_images("sklearn-digits", 32, 24)
+    x, _ = load_split_images("sklearn-digits", 32, 24)
     spikes = encode(x, model.prompt.pool, model.prompt.time_steps)
     graph = export_generator(model.spiking_generator, spikes.shape[-1])
     assert len(check_nodes(model.spiking_generator, graph)) == 4
@@ -114,7 +115,7 @@ def test_netx_file_opens_in_lava_dl_and_runs_like_the_fixed_point_simulation(bun
         assert (block.neuron.vth.init, block.neuron.du.init, block.neuron.dv.init) == \
                (fx.vth[0], fx.du[0], fx.dv[0])
         assert np.array_equal(block.neuron.bias_mant.init, fx.bias_mant)
-    x, _ = load_test_images("sklearn-digits", 32, 6)
+    x, _ = load_split_images("sklearn-digits", 32, 6)
     spikes = encode(x, b.host.pool, T).numpy().astype(np.int32)
     _, n, d = spikes.shape
     data = np.concatenate([spikes.transpose(2, 1, 0).reshape(d, n * T), np.zeros((d, len(net)), np.int32)], 1)
@@ -146,9 +147,9 @@ def test_force_replaces_and_no_simulate_skips_the_report(checkpoint, tmp_path):
     out.mkdir()
     (out / "old.txt").write_text("old")
     with pytest.raises(LorspError, match="--force"):
-        export_loihi(checkpoint, out, samples=4, run_simulation=False, progress=False)
+        export_loihi(checkpoint, out, samples=4)
     assert (out / "old.txt").exists()
-    manifest = export_loihi(checkpoint, out, samples=4, run_simulation=False, force=True, progress=False)
+    manifest = export_loihi(checkpoint, out, samples=4, force=True)
     assert sorted(p.name for p in out.iterdir()) == sorted([NIR_FILE, NETX_FILE, HOST_FILE, MANIFEST_FILE])
     assert "simulation" not in manifest
 
@@ -172,7 +173,7 @@ def bad_checkpoints(checkpoint, tmp_path_factory) -> dict[str, Path]:
                                            ("text", "not a readable lorsp checkpoint")])
 def test_cli_refuses_bad_checkpoints_in_one_line_writing_nothing(bad_checkpoints, tmp_path, case, fragment):
     out = tmp_path / "out"
-    proc = run_cli("export.cli", "--target", "loihi", str(bad_checkpoints[case]), "-o", str(out), "--samples", "4")
+    proc = run_cli("pipeline.export_cli", "--target", "loihi", str(bad_checkpoints[case]), "-o", str(out), "--samples", "4")
     assert_one_line_error(proc, fragment)
     assert not out.exists() and not out.with_name("out.partial").exists()
 
@@ -182,6 +183,6 @@ def test_cli_refuses_an_existing_output_without_force(checkpoint, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("keep")
-    proc = run_cli("export.cli", "--target", "loihi", str(checkpoint), "-o", str(out), "--no-simulate")
+    proc = run_cli("pipeline.export_cli", "--target", "loihi", str(checkpoint), "-o", str(out), "--no-simulate")
     assert_one_line_error(proc, "--force")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]

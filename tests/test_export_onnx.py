@@ -11,10 +11,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from export.onnx import (FP32_TOLERANCE, INPUT_NAME, OUTPUT_NAME, count_macs, export_backbone_onnx,
-                         export_onnx_files, load_onnx_checked, make_session, measure_accuracy,
-                         precision_accuracy, prompted_arrays, run_logits, verify_onnx, write_checked, write_fp16,
-                         write_int8)
+from deploy.onnx_runtime import INPUT_NAME, OUTPUT_NAME, load_onnx_checked, make_session, run_logits
+from export.onnx_checks import FP32_TOLERANCE, precision_accuracy, prompted_arrays, verify_onnx
+from export.onnx_convert import write_fp16, write_int8
+from export.onnx_graph import export_backbone_onnx, write_checked
+from export.onnx_macs import count_macs
+from export.onnx_target import export_onnx_files
 from lorsp.data import create_splits
 from lorsp.errors import LorspError
 from lorsp.model import build_model
@@ -144,7 +146,10 @@ def test_fp16_and_int8_run_and_stay_close_to_fp32(model, digits, fp32_file):
     assert abs(accuracy["fp16"]["drop_vs_fp32"]) <= 0.02
     assert accuracy["int8"]["drop_vs_fp32"] <= 0.1
     assert accuracy["int8"]["samples"] == len(digits.val)
-    assert measure_accuracy(int8, digits.val, prompt=model.prompted) == accuracy["int8"]["accuracy"]
+    # the same figure computed independently: one session, every val image prompted in PyTorch
+    images, labels = prompted_arrays(digits.val, model.prompted)
+    own = float((run_logits(make_session(int8), images).argmax(1) == labels).mean())
+    assert own == pytest.approx(accuracy["int8"]["accuracy"], abs=1e-12)
 
 
 @pytest.mark.slow

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from export.cli import main as export_main
-from export.onnx import FP32_TOLERANCE, ONNX_FILES
+from pipeline.export_cli import main as export_main
+from deploy.onnx_runtime import ONNX_FILES
+from export.onnx_checks import FP32_TOLERANCE
 from export.onnx_target import export_onnx
-from hw_sim.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bundle
+from deploy.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bundle
 from lorsp.data import create_splits
 from lorsp.fileio import file_sha256
 from lorsp.model import build_model
@@ -83,7 +84,7 @@ def test_onnx_target_takes_a_prompt_without_spiking_generator(lorvp_checkpoint, 
 @pytest.mark.slow
 def test_an_unavailable_provider_is_one_line_and_writes_nothing(checkpoint, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("export.cli", "--target", "onnx", str(checkpoint), "-o", str(out), "--providers", "tensorrt")
+    proc = run_cli("pipeline.export_cli", "--target", "onnx", str(checkpoint), "-o", str(out), "--providers", "tensorrt")
     assert_one_line_error(proc, "TensorrtExecutionProvider", "not available", "CPUExecutionProvider")
     assert not out.exists() and not out.with_name("out.partial").exists()
 

@@ -21,11 +21,12 @@ from hw_sim.backends import get_backend, list_backends
 from hw_sim.backends.fast import (FixedCompartments, FloatCompartments, build_compartments, dense_weights,
                                   exact_sum_rows, lava_timeline, run_compartments)
 from hw_sim.backends.processes import LavaLayer, NeuronGroup, lava_layers
-from hw_sim.bundle import open_bundle
+from deploy.bundle import open_bundle
 from hw_sim.cli import build_parser
-from hw_sim.fixed_point import quantise
-from hw_sim.network import Layer, SpikingNetwork
-from hw_sim.simulate import load_test_images, simulate
+from deploy.fixed_point import quantise
+from deploy.network import Layer, SpikingNetwork
+from hw_sim.simulate import simulate
+from lorsp.data import load_split_images
 from lorsp.encoding import encode
 from lorsp.errors import LorspError
 from tests.conftest import run_cli
@@ -310,7 +311,7 @@ def test_fast_refuses_what_lava_refuses_in_one_line():
 @pytest.mark.slow
 def test_generator_bundle_fast_equals_lava_in_both_modes(bundle):
     b = open_bundle(bundle)
-    x, _ = load_test_images("sklearn-digits", 32, 12)
+    x, _ = load_split_images("sklearn-digits", 32, 12)
     spikes = encode(x, b.host.pool, b.host.time_steps).numpy().astype(np.uint8)
     for mode in ("float", "fixed"):
         fast, lava = fast_and_lava(b.network, spikes, mode)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hw_sim.host import add_prompt
+from deploy.host import add_prompt
 from lorsp.prompts import create_prompt
 
 

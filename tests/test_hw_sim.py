@@ -17,12 +17,12 @@ from torch import nn
 from export.manifest import write_manifest
 from hw_sim import energy
 from hw_sim.backends import get_backend, list_backends
-from hw_sim.bundle import MANIFEST_FILE, NIR_FILE, open_bundle
-from hw_sim.fixed_point import quantise
-from hw_sim.host import rebuild_model
-from hw_sim.network import Layer, SpikingNetwork
-from hw_sim.nir_import import load_network, network_from_nir
-from hw_sim.simulate import load_test_images
+from deploy.bundle import MANIFEST_FILE, NIR_FILE, open_bundle
+from deploy.fixed_point import quantise
+from deploy.host import rebuild_model
+from deploy.network import Layer, SpikingNetwork
+from deploy.nir_reader import load_network, network_from_nir
+from lorsp.data import load_split_images
 from lorsp.encoding import encode
 from lorsp.errors import LorspError
 from lorsp.metrics import spiking_layer_stats
@@ -159,7 +159,7 @@ def test_lava_float_spikes_equal_pytorch_on_every_neuron_and_step(bundle):
     b = open_bundle(bundle)
     m = b.manifest
     model = rebuild_model(m["config"], m["classes"], m["backbone_weights_sha256"], b.network, b.host)
-    x, _ = load_test_images("sklearn-digits", 32, 24)
+    x, _ = load_split_images("sklearn-digits", 32, 24)
     spikes = encode(x, b.host.pool, b.host.time_steps)
     with torch.no_grad():
         reference = [s.numpy() for s in run_generator(model.spiking_generator, spikes)]
@@ -329,7 +329,7 @@ for _ in tqdm(range(2)):       # a tqdm bar makes a multiprocessing lock, which 
 assert mp.get_start_method(allow_none=True) == "fork"
 import numpy as np
 from hw_sim.backends import get_backend
-from hw_sim.network import Layer, SpikingNetwork
+from deploy.network import Layer, SpikingNetwork
 one = np.ones(1, dtype=np.float32)
 net = SpikingNetwork(8, (Layer("0", np.full((1, 8), 0.25, np.float32), 0 * one, 0 * one, one, 0 * one),))
 spikes = (np.arange(8)[None, None, :] < np.arange(9)[None, :, None]).astype(np.uint8)  # sample k: k inputs on

@@ -1,6 +1,6 @@
 """Simulator backends by name: ``get_backend("lava")(network, spikes, mode="fixed", timeout=60)``.
 
-Every backend runs the same :class:`~hw_sim.network.SpikingNetwork` with the signature of
+Every backend runs the same :class:`~deploy.network.SpikingNetwork` with the signature of
 :class:`~hw_sim.backends.base.Backend` and returns a :class:`~hw_sim.backends.base.SimResult`;
 no backend knows of another. A new one is a module here with ``@register_backend`` and
 one import below.

@@ -4,7 +4,7 @@ A backend is a name in :mod:`hw_sim.backends` and a callable with one signature:
 
     run(network, spikes_in, *, mode, timeout, progress=None) -> SimResult
 
-``network`` is the :class:`~hw_sim.network.SpikingNetwork`, ``spikes_in`` the binary input
+``network`` is the :class:`~deploy.network.SpikingNetwork`, ``spikes_in`` the binary input
 spikes ``(T, N, D)`` of :mod:`lorsp.encoding`, ``mode`` one of :data:`MODES`. The result
 holds every layer's spikes aligned to the input steps (a backend removes its own
 pipeline delays), so results of different backends compare element for element.
@@ -16,10 +16,10 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from hw_sim.network import SpikingNetwork
+from deploy.network import SpikingNetwork
 
 MODES = ("float", "fixed")
-"""``float``: the float model of the chip; ``fixed``: bit-accurate Loihi integers (:mod:`hw_sim.fixed_point`)."""
+"""``float``: the float model of the chip; ``fixed``: bit-accurate Loihi integers (:mod:`deploy.fixed_point`)."""
 
 Progress = Callable[[int], None]
 """Called with the number of samples finished so far."""

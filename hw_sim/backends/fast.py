@@ -62,8 +62,8 @@ import numpy as np
 from hw_sim.backends import register_backend
 from hw_sim.backends.base import MODES, Progress, SimResult
 from hw_sim.backends.processes import LavaLayer, lava_layers
-from hw_sim.fixed_point import DECAY_UNITY, STATE_SHIFT
-from hw_sim.network import SpikingNetwork
+from deploy.fixed_point import DECAY_UNITY, STATE_SHIFT
+from deploy.network import SpikingNetwork
 from lorsp.errors import LorspError
 
 CHUNK_SAMPLES = 4096

@@ -1,7 +1,7 @@
 r"""Lava backend (lava-nc 0.10.0, CPU): the network as Loihi 2 processes.
 
 Per layer ``k`` (0-based) and per group of neurons sharing ``du, dv, vth``
-(:func:`hw_sim.network.neuron_groups`; one group when a layer's neurons are alike):
+(:func:`deploy.network.neuron_groups`; one group when a layer's neurons are alike):
 ``Dense(W)`` from every group of the layer before into ``LIFReset`` of the group; a
 ``RingBuffer`` source plays the input spikes, a ``RingBuffer`` sink per group records
 the output spikes. Parameters per mode:
@@ -9,7 +9,7 @@ the output spikes. Parameters per mode:
 =========  ====================================  =========================================
            ``float`` (``floating_pt``)            ``fixed`` (``select_tag="fixed_pt"``)
 =========  ====================================  =========================================
-weights    ``W`` (float64)                       :mod:`hw_sim.fixed_point` integers
+weights    ``W`` (float64)                       :mod:`deploy.fixed_point` integers
 bias       ``bias_mant = b``                     ``bias_mant = round(s b)``, ``bias_exp = 6``
 ``du``     ``1 - alpha`` (1: no current state)   ``4095 - round(4096 alpha)`` (4095)
 ``dv``     ``1 - beta``                          ``round(4096 (1 - beta))``
@@ -39,7 +39,7 @@ from hw_sim.backends.base import Progress, SimResult
 from hw_sim.backends.processes import LavaLayer, lava_layers
 from hw_sim.deadline import run_with_deadline
 from hw_sim.lava_runtime import import_lava_runtime
-from hw_sim.network import SpikingNetwork
+from deploy.network import SpikingNetwork
 from lorsp.errors import LorspError
 
 # Lava is imported here, at module import, before any child is forked; its first import sets the

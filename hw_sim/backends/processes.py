@@ -3,7 +3,7 @@
 Defined once for every backend that runs Lava's neuron and synapse models: the Lava
 backend builds its processes from them, the fast backend steps the same equations on the
 same numbers. The table of values is in :mod:`hw_sim.backends.lava`; the integers of
-``fixed`` mode come from :mod:`hw_sim.fixed_point`.
+``fixed`` mode come from :mod:`deploy.fixed_point`.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw_sim.backends.base import MODES
-from hw_sim.fixed_point import BIAS_EXP, quantise
-from hw_sim.network import SpikingNetwork, neuron_groups
+from deploy.fixed_point import BIAS_EXP, quantise
+from deploy.network import SpikingNetwork, neuron_groups
 from lorsp.errors import LorspError
 
 

@@ -10,10 +10,10 @@ dataset is one loader function decorated with :func:`register_dataset`.
 """
 from lorsp.data.base import ArrayDataset, SourceData
 from lorsp.data.registry import list_datasets, load_source, register_dataset
-from lorsp.data.splits import Splits, create_splits, make_splits
+from lorsp.data.splits import SPLITS, Splits, create_splits, load_split_images, make_splits
 from lorsp.data.transforms import ToModelInput
 from lorsp.data import offline as _offline  # noqa: F401  (registers loaders)
 from lorsp.data import user_sets as _user_sets  # noqa: F401
 
-__all__ = ["ArrayDataset", "SourceData", "Splits", "ToModelInput", "create_splits",
-           "list_datasets", "load_source", "make_splits", "register_dataset"]
+__all__ = ["SPLITS", "ArrayDataset", "SourceData", "Splits", "ToModelInput", "create_splits", "list_datasets",
+           "load_source", "load_split_images", "make_splits", "register_dataset"]

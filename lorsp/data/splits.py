@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from lorsp.data.base import SourceData
@@ -24,6 +25,7 @@ from lorsp.errors import LorspError
 SPLIT_SEED = 0
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.2
+SPLITS = ("test", "val", "train")
 
 
 class SplitView(Dataset):
@@ -131,3 +133,19 @@ def create_splits(name: str, image_size: int, *, root: str | Path | None = None,
     source = load_source(name, root=root, download=download)
     return make_splits(source, image_size, limit_train=limit_train, limit_val=limit_val,
                        limit_test=limit_test, shots=shots, shot_seed=shot_seed)
+
+
+def load_split_images(dataset: str, image_size: int, samples: int, root: str | Path | None = None,
+                      split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``samples`` images of the seeded ``split`` (:data:`SPLITS`), ``(N, 3, L, L)``, and their labels.
+
+    The images every evaluation outside training reads: the export checks, the chip
+    simulation and the co-simulation all take the same first ``N`` of a split.
+    """
+    if samples < 1:
+        raise LorspError(f"--samples must be at least 1, got {samples}")
+    if split not in SPLITS:
+        raise LorspError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    part = getattr(create_splits(dataset, image_size, root=root, **{f"limit_{split}": samples}), split)
+    items = [part[i] for i in range(len(part))]
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])

@@ -3,7 +3,7 @@
     DIR/
       prompt_generator.nir    the spiking generator, NIR (HDF5)
       prompt_generator.net    the same network in lava-dl netx HDF5, Loihi integers
-      host.safetensors        the host side (:mod:`hw_sim.host`)
+      host.safetensors        the host side (:mod:`deploy.host`)
       manifest.json           sha256 of every file, source checkpoint, config, versions
       hw_sim/                 the simulation report, when the export ran it
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hw_sim.host import HostParts, read_host
-from hw_sim.network import SpikingNetwork
-from hw_sim.nir_import import load_network
+from deploy.host import HostParts, read_host
+from deploy.network import SpikingNetwork
+from deploy.nir_reader import load_network
 from lorsp.fileio import file_sha256
 from lorsp.errors import LorspError
 

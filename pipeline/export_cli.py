@@ -5,7 +5,9 @@
     lorsp-export --target all runs/x/model.pt -o runs/x/deploy --precision fp32 fp16 int8
 
 A target is one function ``(checkpoint, out, **options) -> manifest`` and one line in
-:data:`TARGETS`; it receives the options its signature names.
+:mod:`export.targets`; it receives the options its signature names. A target that takes
+``finish`` writes a bundle a chip simulator opens: unless ``--no-simulate``, the staged
+bundle is then simulated (:mod:`pipeline.chip_check`) before it is published.
 """
 from __future__ import annotations
 
@@ -13,25 +15,52 @@ import argparse
 import inspect
 from typing import Any, Iterator
 
-from export.all_target import export_all
-from export.loihi import export_loihi
-from export.onnx import PRECISIONS, PROVIDER_NAMES
-from export.onnx_target import export_onnx
+from pathlib import Path
+
+from deploy.onnx_runtime import PRECISIONS, PROVIDER_NAMES
+from export.targets import get_target, list_targets
 from lorsp.cli import run_cli
 from lorsp.data import list_datasets
 from lorsp.errors import LorspError
+from pipeline.chip_check import DEFAULT_TIMEOUT, simulation_step
 
-TARGETS = {"loihi": export_loihi, "onnx": export_onnx, "all": export_all}
 TARGET_FLAGS = {"run_simulation": "--no-simulate", "timeout": "--timeout", "precisions": "--precision",
                 "providers": "--providers"}
 """Options some targets take, and the flag that sets each; giving one to a target without it is an error."""
+SIMULATION_OPTIONS = ("run_simulation", "timeout")
+"""Options of the chip simulation, taken by the targets whose signature has ``finish``."""
+
+
+def target_parameters(target: str) -> set[str]:
+    """The options ``target`` takes: its keyword parameters, with the simulation's where it takes ``finish``."""
+    names = set(inspect.signature(get_target(target)).parameters)
+    return names | set(SIMULATION_OPTIONS) if "finish" in names else names
+
+
+def export(target: str, checkpoint: str | Path, out: str | Path, *, run_simulation: bool = True,
+           timeout: float = DEFAULT_TIMEOUT, progress: bool = True, **options: Any) -> dict[str, Any]:
+    """Run export ``target`` on ``checkpoint`` into ``out`` and, where it applies, the chip simulation; the manifest.
+
+    ``options`` go to the target as its signature names them (``samples``, ``force``,
+    ``dataset``, ``precisions``, ``providers``); the simulation reads the same ``samples``
+    and ``dataset``.
+    """
+    write = get_target(target)
+    accepted = inspect.signature(write).parameters
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise LorspError(f"--target {target} takes no option {unknown[0]!r}")
+    if "finish" in accepted and run_simulation:
+        options["finish"] = simulation_step(Path(out), dataset=options.get("dataset"),
+                                            samples=options.get("samples", 64), timeout=timeout, progress=progress)
+    return write(checkpoint, out, **options)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lorsp-export", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("checkpoint", metavar="MODEL.pt", help="a lorsp checkpoint (lorsp-train's model.pt)")
-    p.add_argument("--target", required=True, choices=sorted(TARGETS),
+    p.add_argument("--target", required=True, choices=list_targets(),
                    help="loihi: the spiking generator for Loihi (LoRSP only); onnx: backbone and head as ONNX "
                         "(any prompt); all: both in one directory under one manifest (LoRSP only)")
     p.add_argument("-o", "--out", required=True, help="directory to create")
@@ -55,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def target_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword options for ``TARGETS[args.target]``; LorspError for a flag the target does not take."""
-    accepted = inspect.signature(TARGETS[args.target]).parameters
+    """The keyword options of :func:`export` for ``args.target``; LorspError for a flag the target does not take."""
+    accepted = target_parameters(args.target)
     given = {"run_simulation": False if args.no_simulate else None, "timeout": getattr(args, "timeout", None),
              "precisions": getattr(args, "precision", None), "providers": getattr(args, "providers", None)}
     refused = [name for name, value in given.items() if value is not None and name not in accepted]
@@ -64,7 +93,7 @@ def target_options(args: argparse.Namespace) -> dict[str, Any]:
         raise LorspError(f"{TARGET_FLAGS[refused[0]]} does not apply to --target {args.target}")
     options = {"samples": args.samples, "force": args.force, "dataset": args.dataset, "progress": not args.quiet,
                **{name: value for name, value in given.items() if value is not None}}
-    return {name: value for name, value in options.items() if name in accepted}
+    return {name: value for name, value in options.items() if name in accepted or name == "progress"}
 
 
 def summary_lines(manifest: dict[str, Any]) -> Iterator[str]:
@@ -95,7 +124,7 @@ def summary_lines(manifest: dict[str, Any]) -> Iterator[str]:
 @run_cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    manifest = TARGETS[args.target](args.checkpoint, args.out, **target_options(args))
+    manifest = export(args.target, args.checkpoint, args.out, **target_options(args))
     for line in summary_lines(manifest):
         print(line)
     print(f"{args.target} bundle -> {args.out}")

@@ -20,7 +20,7 @@ with ``u[0] = v[0] = 0`` at the start of every sample. ``alpha = 0`` (NIR ``LIF`
 ``alpha > 0`` is NIR ``CubaLIF`` (snnTorch ``Synaptic``) without a bias.
 
 Parameters are float32 numpy arrays, one value per neuron. Reading NIR into this form is
-:mod:`hw_sim.nir_import`; the integer form for Loihi is :mod:`hw_sim.fixed_point`.
+:mod:`deploy.nir_reader`; the integer form for Loihi is :mod:`deploy.fixed_point`.
 """
 from __future__ import annotations
 

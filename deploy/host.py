@@ -13,7 +13,7 @@ The chip runs the spiking generator ``S`` only. The host
 ``host.safetensors`` holds what steps 1 and 3-4 need beyond the backbone's own weights
 file (named by sha256 in the manifest): tensors ``encoding.pool``, ``encoding.time_steps``,
 ``prompt.B``, ``prompt.A``, ``prompt.group_of_line``, ``head.*`` and ``fixed_point.scale``
-(one scale per chip layer, :mod:`hw_sim.fixed_point`); metadata ``format`` and ``gate``.
+(one scale per chip layer, :mod:`deploy.fixed_point`); metadata ``format`` and ``gate``.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open
 
-from hw_sim.network import SpikingNetwork
+from deploy.network import SpikingNetwork
 from lorsp.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
 from lorsp.prompts.lorsp import LowRankSpikePrompt

@@ -1,6 +1,6 @@
 """The built-in demo (``make demo``): train LoRSP, deploy it, simulate the chip, check end to end.
 
-    python -m lorsp.demo [--out runs/demo]
+    python -m pipeline.demo [--out runs/demo]
 
 1. trains LoRSP on mnist-5k with the frozen EfficientNet-Lite0 (128 px), selects on val,
    scores the test split once (``OUT/train``);
@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hw_sim.cosim_cli import main as cosim_main
 from lorsp.cli import run_cli
 from lorsp.train import TrainConfig, train
+from pipeline.export_cli import main as export_main
 
 DEMO = TrainConfig(dataset="mnist-5k", backbone="efficientnet_lite0", prompt="lorsp", head="lp", rank=4,
                    image_size=128, epochs=3, batch_size=32, lr=0.02, prompt_lr=0.2, limit_train=1000, limit_test=500,
@@ -40,10 +42,7 @@ def print_training(m: dict, out: Path) -> None:
 
 @run_cli
 def main(argv: list[str] | None = None) -> int:
-    from export.cli import main as export_main
-    from hw_sim.cosim_cli import main as cosim_main
-
-    p = argparse.ArgumentParser(prog="python -m lorsp.demo", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo")
     args = p.parse_args(argv)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw_sim.network import Layer, SpikingNetwork
+from deploy.network import Layer, SpikingNetwork
 from lorsp.errors import LorspError
 
 DECAY_UNITY = 4096          # 12-bit decays: factor (4096 - d) / 4096

@@ -1,4 +1,4 @@
-r"""NIR graph -> :class:`hw_sim.network.SpikingNetwork`, refusing what Loihi cannot run.
+r"""NIR graph -> :class:`deploy.network.SpikingNetwork`, refusing what Loihi cannot run.
 
 The graph must be one chain ``Input -> ... -> Output``. Linear nodes between two neuron
 nodes are composed into one dense synapse block (Lava ``Dense``), each neuron node closes
@@ -34,7 +34,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from hw_sim.network import Layer, SpikingNetwork
+from deploy.network import Layer, SpikingNetwork
 from lorsp.errors import LorspError
 
 SNNTORCH_DT = 1e-4

@@ -1,0 +1,126 @@
+"""The ONNX runtime that writers and readers share: file contract, providers, checked loading, sessions.
+
+The backbone file's contract (docs/onnx.md)::
+
+    prompted_image (N, 3, L, L) float32 = x + prompt(x), x in [0, 1]  ->  logits (N, classes)
+
+:func:`load_onnx_checked` reads a file and runs ``onnx.checker`` with the full check;
+:func:`make_session` opens it on named execution providers and never falls back
+silently to another one; :func:`run_logits` runs it in batches.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from lorsp.errors import LorspError
+
+INPUT_NAME = "prompted_image"
+OUTPUT_NAME = "logits"
+PRECISIONS = ("fp32", "fp16", "int8")
+ONNX_FILES = {"fp32": "backbone.onnx", "fp16": "backbone.fp16.onnx", "int8": "backbone.int8.onnx"}
+DEFAULT_THREADS = 2
+PROVIDER_NAMES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "migraphx": "MIGraphXExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+}
+
+ImageSource = torch.Tensor | np.ndarray
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters), for one-line errors."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
+
+
+def check_onnx_model(proto: onnx.ModelProto, source: str | Path) -> None:
+    """``onnx.checker`` with the full check (shape inference included); LorspError if it fails."""
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise LorspError(f"{source} fails the ONNX check: {first_line(exc)}") from None
+
+
+def load_onnx_checked(path: str | Path) -> onnx.ModelProto:
+    """Read an ONNX file and check it; a missing, truncated or non-ONNX file is one LorspError."""
+    path = Path(path)
+    if not path.is_file():
+        raise LorspError(f"ONNX file not found: {path}")
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # protobuf decode errors have no common public base class
+        raise LorspError(f"{path} is not a readable ONNX file (truncated or corrupt): {first_line(exc)}") from None
+    if not proto.graph.node or proto.ir_version <= 0:
+        raise LorspError(f"{path} is not an ONNX model (no graph or IR version)")
+    check_onnx_model(proto, path)
+    return proto
+
+
+def resolve_providers(providers: Iterable[str] | None) -> list[str]:
+    """Short or full provider names -> onnxruntime's names, each available here, in order."""
+    names = [PROVIDER_NAMES.get(p.lower(), p) for p in (providers or ["cpu"])]
+    unknown = [p for p in names if not p.endswith("ExecutionProvider")]
+    if unknown:
+        raise LorspError(f"unknown execution provider {unknown[0]!r}; short names: {', '.join(PROVIDER_NAMES)}")
+    available = ort.get_available_providers()
+    missing = [p for p in names if p not in available]
+    if missing:
+        raise LorspError(f"execution provider {missing[0]} is not available in this onnxruntime "
+                         f"{ort.__version__} build; available: {', '.join(available)}")
+    return list(dict.fromkeys(names))
+
+
+def make_session(path: str | Path, providers: Iterable[str] | None = ("cpu",),
+                 threads: int = DEFAULT_THREADS, spinning: bool = True) -> ort.InferenceSession:
+    """An onnxruntime session on ``providers`` (tried in order), never falling back silently.
+
+    ``threads``: intra-op threads of the CPU provider. ``spinning=False`` makes idle
+    worker threads sleep instead of busy-waiting for the next run (fairer on a shared
+    CPU, and to other work in the same process). Raises LorspError when a provider is
+    not available, or when the session does not end up with the requested providers
+    (the first one first).
+    """
+    names = resolve_providers(providers)
+    load_onnx_checked(path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    try:
+        session = ort.InferenceSession(str(path), options, providers=names)
+    except Exception as exc:  # onnxruntime raises its own exception types per failure
+        raise LorspError(f"onnxruntime cannot open {path} with {', '.join(names)}: {first_line(exc)}") from None
+    session.disable_fallback()
+    used = session.get_providers()
+    if used[0] != names[0] or not set(names) <= set(used):
+        raise LorspError(f"onnxruntime session for {path} uses {', '.join(used)} instead of {', '.join(names)}")
+    return session
+
+
+def as_array(images: ImageSource) -> np.ndarray:
+    """``images`` as a C-contiguous float32 numpy array (what onnxruntime reads)."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    return np.ascontiguousarray(images, dtype=np.float32)
+
+
+def run_logits(session: ort.InferenceSession, images: ImageSource, batch_size: int = 32) -> np.ndarray:
+    """Logits of prompted ``images`` (N, 3, L, L), run in batches of ``batch_size``."""
+    images = as_array(images)
+    out = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch_size]})[0]
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out).astype(np.float32, copy=False)
