@@ -32,6 +32,7 @@ from export.onnx_convert import int8_scheme, write_fp16, write_int8
 from export.onnx_graph import export_backbone_onnx
 from export.onnx_macs import count_macs
 from lorsp.data import Splits, create_splits, load_split_images
+from lorsp.errors import LorspError
 from lorsp.fileio import check_output_dir
 from lorsp.model import PromptedClassifier
 

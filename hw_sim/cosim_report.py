@@ -1,6 +1,6 @@
 """The co-simulation report: ``cosim.json``, ``cosim.md`` and ``cosim.html`` with its figures.
 
-Built from the dict of :func:`hw_sim.cosim.cosimulate` as blocks of :mod:`hw_sim.report`
+Built from the dict of :func:`hw_sim.cosim.cosimulate` as blocks of :mod:`hw_sim.render`
 (rendered there, figures inline in the HTML). Figures: energy per image by stage, the split
 stacked against the dense alternatives; wall time per image by stage.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hw_sim.report import Block, Figure, Heading, Paragraph, Table, _figure_png, _num, _pct, _pyplot, write_documents
+from hw_sim.render import Block, Figure, Heading, Paragraph, Table, figure_png, fmt_num, fmt_pct, pyplot, write_documents
 from hw_sim.stage_energy import STAGES
 
 STEM = "cosim"
@@ -41,7 +41,7 @@ def latency_line(r: dict[str, Any]) -> str:
     lat = r["latency"]
     stages = ", ".join(f"{s['stage']} {s['ms_per_image']:.3f}" for s in lat["stages"])
     return (f"wall time per image on this CPU, ms (batch {r['batch_size']}): {stages}; pipeline "
-            f"{lat['pipeline_ms_per_image']:.3f} ({_num(lat['pipeline_images_per_s'])} images/s), "
+            f"{lat['pipeline_ms_per_image']:.3f} ({fmt_num(lat['pipeline_images_per_s'])} images/s), "
             f"PyTorch {lat['pytorch_ms_per_image']:.3f}")
 
 
@@ -62,33 +62,33 @@ def cosim_blocks(r: dict[str, Any]) -> list[Block]:
         Paragraph(f"Machine: {prov['machine']}. Commit {prov['git_commit']}. Command: `{prov['command']}`."),
         Heading("Against the PyTorch model"),
         Table(["", "value"], [
-            ["same prediction", f"{_pct(r['agreement']['share'])} ({r['agreement']['equal']}/{r['samples']})"],
-            ["accuracy, split pipeline", _pct(r["accuracy"]["cosim"])],
-            ["accuracy, PyTorch", _pct(r["accuracy"]["pytorch"])],
-            ["largest abs logit difference", _num(r["max_abs_logit_diff"])],
-            ["largest abs difference of the prompted image", _num(r["prompted_max_abs_diff"])],
-            ["spike agreement per layer", " / ".join(_pct(l["agreement"]) for l in r["spikes"]["per_layer"])],
+            ["same prediction", f"{fmt_pct(r['agreement']['share'])} ({r['agreement']['equal']}/{r['samples']})"],
+            ["accuracy, split pipeline", fmt_pct(r["accuracy"]["cosim"])],
+            ["accuracy, PyTorch", fmt_pct(r["accuracy"]["pytorch"])],
+            ["largest abs logit difference", fmt_num(r["max_abs_logit_diff"])],
+            ["largest abs difference of the prompted image", fmt_num(r["prompted_max_abs_diff"])],
+            ["spike agreement per layer", " / ".join(fmt_pct(l["agreement"]) for l in r["spikes"]["per_layer"])],
             ["images with every spike equal", f"{r['spikes']['samples_all_equal']} / {r['samples']}"]]),
         Heading("Energy per image, by stage"),
         Table(["stage", "where", "operations", "priced with", "nJ", "share of total"],
-              [[TITLES[s["stage"]], s["where"], ", ".join(f"{k} {_num(v)}" for k, v in s["operations"].items()),
-                s["priced_with"], _num(s["nj"]), _pct(s["pj"] / split_total)] for s in e["stages"]]
-              + [["**total**", "", "", "", f"**{_num(e['total_pj'] / 1e3)}**", "100.00%"]]),
+              [[TITLES[s["stage"]], s["where"], ", ".join(f"{k} {fmt_num(v)}" for k, v in s["operations"].items()),
+                s["priced_with"], fmt_num(s["nj"]), fmt_pct(s["pj"] / split_total)] for s in e["stages"]]
+              + [["**total**", "", "", "", f"**{fmt_num(e['total_pj'] / 1e3)}**", "100.00%"]]),
         Table(["alternative", *[TITLES[s] for s in STAGES], "total nJ", "vs split"],
-              [[s["title"], *[_num(s["stages_pj"][st] / 1e3) if st in s["stages_pj"] else "" for st in STAGES],
-                _num(s["total_nj"]), f"{s['total_pj'] / split_total:.4f}x"] for s in e["scenarios"]]),
+              [[s["title"], *[fmt_num(s["stages_pj"][st] / 1e3) if st in s["stages_pj"] else "" for st in STAGES],
+                fmt_num(s["total_nj"]), f"{s['total_pj'] / split_total:.4f}x"] for s in e["scenarios"]]),
         Paragraph(f"Host operations are priced as {e['host_precision']} arithmetic "
                   f"(add {e['host_pj_per_op']['add']:g} pJ, multiply {e['host_pj_per_op']['mult']:g} pJ; "
                   f"{e['host_source']}). Left out of every total (no table prices them):"),
         Table(["line", "count per image", "why"],
-              [[x["line"], "n/a" if x["count"] is None else _num(x["count"]), x["why"]] for x in e["left_out"]]),
+              [[x["line"], "n/a" if x["count"] is None else fmt_num(x["count"]), x["why"]] for x in e["left_out"]]),
         Heading("Wall time per image, by stage"),
         Table(["stage", "where", "ms per image", "share"],
-              [[TITLES[s["stage"]], s["where"], _num(s["ms_per_image"]), _pct(s["share"])] for s in lat["stages"]]
-              + [["**split pipeline**", "", f"**{_num(lat['pipeline_ms_per_image'])}**", "100.00%"],
-                 ["PyTorch model (reference)", "this CPU", _num(lat["pytorch_ms_per_image"]), ""]]),
-        Paragraph(f"Throughput: split pipeline {_num(lat['pipeline_images_per_s'])} images/s; the backbone stage "
-                  f"alone {_num(lat['backbone_only_images_per_s'])} images/s. {lat['note']}."),
+              [[TITLES[s["stage"]], s["where"], fmt_num(s["ms_per_image"]), fmt_pct(s["share"])] for s in lat["stages"]]
+              + [["**split pipeline**", "", f"**{fmt_num(lat['pipeline_ms_per_image'])}**", "100.00%"],
+                 ["PyTorch model (reference)", "this CPU", fmt_num(lat["pytorch_ms_per_image"]), ""]]),
+        Paragraph(f"Throughput: split pipeline {fmt_num(lat['pipeline_images_per_s'])} images/s; the backbone stage "
+                  f"alone {fmt_num(lat['backbone_only_images_per_s'])} images/s. {lat['note']}."),
         Heading("Figures"),
         Figure("cosim_energy.png", plot_stage_energy(r), "Energy per image by stage: the split against the "
                "dense alternatives (data movement and static power left out)."),
@@ -102,7 +102,7 @@ def cosim_blocks(r: dict[str, Any]) -> list[Block]:
 
 def plot_stage_energy(r: dict[str, Any]) -> bytes:
     """Stacked energy per stage of each scenario: all of it (uJ), and all but the backbone (nJ), side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     scenarios = r["energy"]["scenarios"]
     panels = [(STAGES, 1e6, "uJ", "per image"), (STAGES[:-1], 1e3, "nJ", "per image, backbone left out")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 1.2 + 0.6 * len(scenarios)), sharey=True)
@@ -120,11 +120,11 @@ def plot_stage_energy(r: dict[str, Any]) -> bytes:
     axes[0].invert_yaxis()
     axes[1].legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="lower right")  # its last bar is empty
     fig.suptitle(f"backbone {r['precision']}; data movement and static power not included", fontsize=9)
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def plot_stage_latency(r: dict[str, Any]) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     stages = r["latency"]["stages"]
     fig, ax = plt.subplots(figsize=(7, 2.8))
     values = [s["ms_per_image"] for s in stages]
@@ -135,4 +135,4 @@ def plot_stage_latency(r: dict[str, Any]) -> bytes:
     ax.invert_yaxis()
     ax.set_xlim(0, 1.25 * max(values))
     ax.set(xlabel=f"ms per image, wall time on this CPU (batch {r['batch_size']}, {r['backend']} simulator)")
-    return _figure_png(fig)
+    return figure_png(fig)
