@@ -70,7 +70,8 @@ def measure(bundle, args: argparse.Namespace) -> dict:
     import numpy as np
 
     from deploy.onnx_runtime import run_logits
-    from hw_sim.cosim import host_threads, open_pipeline, reference
+    from hw_sim.cosim import host_threads, open_pipeline
+    from hw_sim.run import reference
 
     pipeline = open_pipeline(bundle, precision=args.precision, backend=args.backend, mode=args.mode,
                              timeout=args.timeout)
@@ -84,7 +85,7 @@ def measure(bundle, args: argparse.Namespace) -> dict:
             seconds["backbone_only"].append(timed(lambda: [run_logits(pipeline.session, b, len(b))
                                                            for b in batches]))
         predicted = np.concatenate([r.logits for r in runs]).argmax(1)
-        expected = np.concatenate([reference(pipeline.model, b).logits for b in batches]).argmax(1)
+        expected = np.concatenate([reference(pipeline.model, b).logits.numpy() for b in batches]).argmax(1)
     n = len(x)
     rates = {name: {"images_per_s_best": n / min(s), "images_per_s_median": n / statistics.median(s),
                     "seconds": s} for name, s in seconds.items()}

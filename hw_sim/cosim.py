@@ -12,7 +12,7 @@ Each batch of images goes through the split as it would be deployed (docs/method
    to the image;
 4. accelerator: ``backbone.onnx`` (or its fp16 or int8 file) in onnxruntime -> logits.
 
-Beside it, the PyTorch model rebuilt from the bundle (:func:`deploy.host.rebuild_model`)
+Beside it, the PyTorch model rebuilt from the bundle (:func:`hw_sim.run.rebuild`)
 classifies the same images. The report (a plain dict, written by :mod:`hw_sim.cosim_report`)
 holds the agreement of the two predictions, both accuracies, the largest logit
 difference, energy per image per stage (:mod:`hw_sim.stage_energy`) and the wall time per
@@ -20,8 +20,6 @@ image per stage, measured here.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,15 +36,15 @@ from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend
 from deploy.bundle import Bundle
 from hw_sim.fidelity import spike_agreement
-from deploy.host import add_prompt, rebuild_model
+from deploy.host import add_prompt
 from deploy.network import SpikingNetwork
-from hw_sim.simulate import chip_weights
+from hw_sim.run import Reference, bundle_fields, chip_weights, provenance, rebuild, reference
 from lorsp.data import load_split_images
 from hw_sim.stage_energy import STAGES, WHERE, stage_energy
 from lorsp.encoding import encode
 from lorsp.errors import LorspError
 from lorsp.model import PromptedClassifier
-from lorsp.provenance import git_commit, machine, versions
+from lorsp.provenance import machine
 
 REPORT_FORMAT = "lorsp-cosim-report"
 DEFAULT_CHIP_TABLE = "loihi-davies2018"
@@ -140,27 +138,9 @@ def open_pipeline(bundle: Bundle, *, precision: str = "fp32", backend: str | Non
     if not timeout > 0:
         raise LorspError(f"--timeout must be positive, got {timeout}")
     path = backbone_file(bundle, precision)
-    model = rebuild_model(bundle.config, bundle.manifest["classes"], bundle.manifest.get("backbone_weights_sha256"),
-                          bundle.network, bundle.host)
+    model = rebuild(bundle)
     session = make_session(path, PROVIDERS, threads=ONNX_THREADS, spinning=False)
     return SplitPipeline(model, bundle.network, session, backend, mode, timeout)
-
-
-@dataclass(frozen=True)
-class Reference:
-    """What the PyTorch model gives for one batch."""
-
-    logits: np.ndarray
-    prompted: torch.Tensor
-    layer_spikes: list[np.ndarray]
-
-
-@torch.no_grad()
-def reference(model: PromptedClassifier, x: torch.Tensor) -> Reference:
-    """PyTorch's logits, prompted images and generator spikes for ``x``."""
-    prompted = x + model.prompt(x)
-    return Reference(model.classify(prompted).numpy(), prompted,
-                     [s.numpy().astype(np.uint8) for s in model.prompt.last_spikes])
 
 
 def cosimulate(bundle: Bundle, *, dataset: str | None = None, split: str = "test", limit: int = 64,
@@ -196,7 +176,7 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
             ref_seconds: float, y: torch.Tensor, *, dataset: str, split: str, precision: str, batch_size: int,
             chip_table: str) -> dict[str, Any]:
     logits = np.concatenate([r.logits for r in runs])
-    logits_ref = np.concatenate([r.logits for r in refs])
+    logits_ref = np.concatenate([r.logits.numpy() for r in refs])
     spikes_in = np.concatenate([r.spikes_in for r in runs], axis=1)
     layers = range(len(pipeline.network.layers))
     sim = [np.concatenate([r.layer_spikes[k] for r in runs], axis=1) for k in layers]
@@ -211,9 +191,7 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
     prompt_entries = sum(r.prompt_entries for r in runs) / n
     return {
         "format": REPORT_FORMAT, "format_version": 1,
-        "bundle": {"path": str(bundle.root), "artifacts_verified": len(bundle.manifest["artifacts"]),
-                   "source_checkpoint": bundle.manifest.get("source_checkpoint"),
-                   "git_commit": bundle.manifest.get("git_commit")},
+        "bundle": {**bundle_fields(bundle), "artifacts_verified": len(bundle.manifest["artifacts"])},
         "dataset": dataset, "split": split, "samples": n, "image_size": bundle.config["image_size"],
         "time_steps": host.time_steps, "pool": host.pool, "backend": pipeline.backend, "mode": pipeline.mode,
         "precision": precision, "onnx_file": onnx["files"][precision],
@@ -234,8 +212,7 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
                                rank_products=rank_products(bundle.config, host.gate),
                                backbone_macs=onnx["macs_per_image"], precision=precision, chip_table=chip_table),
         "latency": _latency(seconds, ref_seconds, n, pipeline.backend),
-        "provenance": {"versions": versions(), "git_commit": git_commit(), "machine": machine(),
-                       "command": " ".join(sys.argv), "created": _dt.datetime.now().isoformat(timespec="seconds")},
+        "provenance": provenance(),
     }
 
 

@@ -1,42 +1,30 @@
 """The chip side end to end: a bundle and test images in, a report (a plain dict) out.
 
 For ``N`` test images: encode them on the host, run the generator in PyTorch (the
-reference) and on the simulated chip in each mode, count operations, price them with
-every energy table, and compare spikes, prompts and accuracy (:mod:`hw_sim.fidelity`).
-:mod:`hw_sim.report` writes the dict out.
+reference, :mod:`hw_sim.run`) and on the simulated chip in each mode, count operations,
+price them with every energy table, and compare spikes, prompts and accuracy
+(:mod:`hw_sim.fidelity`). :mod:`hw_sim.report` writes the dict out.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import sys
 from typing import Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from deploy.bundle import Bundle
+from deploy.fixed_point import quantise
+from deploy.network import SpikingNetwork
 from hw_sim import energy
 from hw_sim.backends import MODES, SimResult, get_backend
-from deploy.bundle import Bundle
 from hw_sim.fidelity import end_to_end, spike_agreement
-from deploy.fixed_point import quantise
-from deploy.host import rebuild_model
-from deploy.network import SpikingNetwork
+from hw_sim.run import bundle_fields, chip_weights, provenance, rebuild, reference
 from lorsp.data import load_split_images
 from lorsp.encoding import encode
 from lorsp.errors import LorspError
-from lorsp.provenance import git_commit, machine, versions
 
 REPORT_FORMAT = "lorsp-hwsim-report"
 RASTER_SAMPLE = 0
-
-
-def chip_weights(network: SpikingNetwork, mode: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The synapses and biases the chip holds in ``mode`` (zeros decide which synops exist)."""
-    if mode == "fixed":
-        fixed = quantise(network)
-        return [f.weight for f in fixed], [f.bias_mant for f in fixed]
-    return [l.weight for l in network.layers], [l.bias for l in network.layers]
 
 
 def simulate(bundle: Bundle, *, dataset: str | None = None, samples: int = 64, modes: Sequence[str] = MODES,
@@ -48,21 +36,17 @@ def simulate(bundle: Bundle, *, dataset: str | None = None, samples: int = 64, m
     run = get_backend(backend)
     config, network, host = bundle.config, bundle.network, bundle.host
     dataset = dataset or config["dataset"]
-    model = rebuild_model(config, bundle.manifest["classes"], bundle.manifest.get("backbone_weights_sha256"),
-                          network, host)
+    model = rebuild(bundle)
     x, y = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
     spikes_in = encode(x, host.pool, host.time_steps)
-    with torch.no_grad():
-        prompt_ref = model.prompt(x)
-        ref_spikes = [s.numpy().astype(np.uint8) for s in model.prompt.last_spikes]
-        logits_ref = model.classify(x + prompt_ref)
+    ref = reference(model, x)
+    prompt_ref, ref_spikes, logits_ref = ref.prompt, ref.layer_spikes, ref.logits
     spikes_np = spikes_in.numpy().astype(np.uint8)
     names = [layer.name for layer in network.layers]
     ref_counts = energy.count_operations(*chip_weights(network, "float"), spikes_np, ref_spikes)
     report = {
         "format": REPORT_FORMAT, "format_version": 1,
-        "bundle": {"path": str(bundle.root), "source_checkpoint": bundle.manifest.get("source_checkpoint"),
-                   "git_commit": bundle.manifest.get("git_commit")},
+        "bundle": bundle_fields(bundle),
         "dataset": dataset, "split": "test", "samples": int(x.shape[0]), "image_size": config["image_size"],
         "time_steps": host.time_steps, "pool": host.pool, "backend": backend, "modes": list(modes),
         "network": network.summary(),
@@ -83,8 +67,7 @@ def simulate(bundle: Bundle, *, dataset: str | None = None, samples: int = 64, m
         report["runs"][mode] = _run_report(result, network, model, x, y, spikes_np, ref_spikes, prompt_ref,
                                            logits_ref, names)
         report["raster"][mode] = [_events(s) for s in result.layer_spikes]
-    report["provenance"] = {"versions": versions(), "git_commit": git_commit(), "machine": machine(),
-                            "command": " ".join(sys.argv), "created": _dt.datetime.now().isoformat(timespec="seconds")}
+    report["provenance"] = provenance()
     return report
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from hw_sim import energy
 from deploy.bundle import MANIFEST_FILE, NIR_FILE, open_bundle
-from hw_sim.cosim import cosimulate, default_backend
+from hw_sim.cosim import cosimulate, default_backend, open_pipeline
 from hw_sim.cosim_cli import main as cosim_main
 from hw_sim.stage_energy import STAGES
 from lorsp.data import create_splits
@@ -37,8 +37,12 @@ def float_run(bundle, tmp_path_factory) -> tuple[dict, str, Path]:
     return json.loads((out / "cosim.json").read_text()), stdout.getvalue(), out
 
 
-def test_the_default_backend_is_fast_where_registered():
+@pytest.mark.slow
+def test_a_run_without_backend_uses_the_fast_simulator(bundle):
+    """README and docs/cosim.md: lorsp-cosim runs the generator on ``fast`` unless told otherwise."""
     assert default_backend() == "fast"
+    assert open_pipeline(open_bundle(bundle)).backend == "fast"
+    assert cosimulate(open_bundle(bundle), limit=2, progress=False)["backend"] == "fast"
 
 
 @pytest.mark.slow
@@ -47,11 +51,11 @@ def test_float_mode_agrees_with_pytorch_on_every_test_image(float_run):
     n = len(create_splits("sklearn-digits", 32).test)
     agreement = report["agreement"]
     assert report["samples"] == agreement["samples"] == n
-    assert agreement["share"] >= 0.999 and agreement["share"] == agreement["equal"] / n
+    assert agreement["equal"] == n and agreement["share"] == 1.0  # float mode: every prediction (docs/cosim.md)
     assert f"agreement {100 * agreement['share']:.2f}% ({agreement['equal']}/{n})" in stdout
     assert report["spikes"]["overall"] == 1.0 and report["prompted_max_abs_diff"] == 0.0  # float mode: exact
     assert report["max_abs_logit_diff"] <= 1e-4  # fp32 ONNX parity
-    assert abs(report["accuracy"]["cosim"] - report["accuracy"]["pytorch"]) <= 1 - agreement["share"]
+    assert report["accuracy"]["cosim"] == report["accuracy"]["pytorch"]
     assert report["backend"] == "fast" and report["mode"] == "float" and report["onnx_file"] == BACKBONE
     assert report["bundle"]["artifacts_verified"] >= 8 and stdout.startswith("verified ")
 
@@ -98,13 +102,25 @@ def test_report_files_and_latency(float_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision,mac_pj", [("fp16", 1.5), ("int8", 0.23)])
-def test_fp16_and_int8_files_run_through_the_split_in_fixed_point(bundle, precision, mac_pj):
+def test_fixed_point_fp32_agrees_on_the_whole_test_split(bundle):
+    """The fidelity targets of docs/cosim.md at fp32: >= 99.9% equal predictions, >= 99% equal spikes.
+
+    Measured on this tiny 32 px model (2026-12-01): 359/359 predictions, 99.38% of spikes."""
+    report = cosimulate(open_bundle(bundle), dataset="sklearn-digits", limit=1000, mode="fixed", progress=False)
+    assert report["samples"] == len(create_splits("sklearn-digits", 32).test)
+    assert report["agreement"]["share"] >= 0.999
+    assert report["spikes"]["overall"] >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision,mac_pj,agreement", [("fp16", 1.5, 1.0), ("int8", 0.23, 0.9)])
+def test_fp16_and_int8_files_run_through_the_split_in_fixed_point(bundle, precision, mac_pj, agreement):
+    """Measured on 32 images (2026-12-01): fp16 32/32 equal predictions, int8 31/32; 98.7% of spikes equal."""
     report = cosimulate(open_bundle(bundle), limit=32, precision=precision, progress=False)
     assert report["mode"] == "fixed" and report["onnx_file"] == f"backbone.{precision}.onnx"
-    assert report["samples"] == 32 and report["agreement"]["share"] >= 0.8
-    assert 0 < report["max_abs_logit_diff"] < 0.5
-    assert report["spikes"]["overall"] >= 0.95  # fixed point: a few spikes move (docs/loihi.md)
+    assert report["samples"] == 32 and report["agreement"]["share"] >= agreement
+    assert 0 < report["max_abs_logit_diff"] < (0.01 if precision == "fp16" else 0.5)
+    assert report["spikes"]["overall"] >= 0.98  # fixed point: a few spikes move (docs/loihi.md)
     backbone = next(s for s in report["energy"]["stages"] if s["stage"] == "backbone")
     assert backbone["pj"] == pytest.approx(backbone["operations"]["mac"] * mac_pj)
 
