@@ -77,7 +77,7 @@ def check_train_argv(argv: Sequence[str]) -> None:
     :class:`LorspError`, without loading data: a benchmark checks all its runs before it trains any."""
     from lorsp.backbones import list_backbones
     from lorsp.data.registry import IMAGEFOLDER_PREFIX, get_entry
-    from lorsp.train import TrainConfig, build_parser
+    from lorsp.train import build_parser, config_from_args
 
     parser = build_parser()
 
@@ -90,16 +90,20 @@ def check_train_argv(argv: Sequence[str]) -> None:
         get_entry(args.dataset)
     if args.backbone not in list_backbones() and args.weights is None:
         raise LorspError(f"unknown backbone {args.backbone!r}; offline: {', '.join(list_backbones())}")
-    TrainConfig.from_dict(vars(args)).validate()
+    config_from_args(args).validate()
 
 
 def plan_run(dataset: str, method: str, seed: int, args: argparse.Namespace,
              extra: tuple[str, ...] = (), tag: str | None = None) -> Run:
     """The run of ``method`` (a prompt name; ``extra`` adds lorsp-train options, ``tag`` names the
-    variant) on ``dataset`` under the protocol in ``args``, checked by :func:`check_train_argv`."""
+    variant) on ``dataset`` under the protocol in ``args``, checked by :func:`check_train_argv`; ``--rank``
+    is passed only to methods that take it."""
+    from lorsp.prompts import option_names
+
     out = Path(args.out) / dataset / (tag or method) / f"seed{seed}"
     argv = ("--dataset", dataset, "--backbone", args.backbone, "--prompt", method,
-            "--head", "lp", "--rank", str(args.rank), "--image-size", str(args.image_size),
+            "--head", "lp", *(["--rank", str(args.rank)] if "rank" in option_names(method) else []),
+            "--image-size", str(args.image_size),
             "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
             "--seed", str(seed), *(["--prompt-lr", f"{args.prompt_lr:g}"] if args.prompt_lr else []),

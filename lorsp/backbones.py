@@ -27,6 +27,7 @@ from torch import nn
 
 from lorsp.errors import LorspError
 from lorsp.fileio import file_sha256
+from lorsp.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,12 @@ class BackboneSpec:
     description: str
 
 
-_REGISTRY: dict[str, BackboneSpec] = {}
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
 
 def register_backbone(spec: BackboneSpec) -> None:
-    if spec.name in _REGISTRY:
-        raise ValueError(f"backbone {spec.name!r} registered twice")
-    _REGISTRY[spec.name] = spec
+    """Register a packaged backbone under ``spec.name``."""
+    BACKBONES.add(spec.name, spec)
 
 
 for _n, _file in (("0", "efficientnet-lite0-57934424.pth"), ("1", "efficientnet-lite1-77cc7160.pth"),
@@ -78,7 +78,7 @@ for _n, _file in (("0", "efficientnet-lite0-57934424.pth"), ("1", "efficientnet-
 
 def list_backbones() -> list[str]:
     """Backbones with weights available offline; any timm name works with ``weights=FILE``."""
-    return sorted(_REGISTRY)
+    return BACKBONES.names()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -193,7 +193,7 @@ def create_backbone(name: str, weights: str | Path | None = None) -> FrozenBackb
     """
     import timm
 
-    spec = _REGISTRY.get(name)
+    spec = BACKBONES.get(name) if name in BACKBONES else None
     arch = spec.timm_arch if spec else name
     if spec is None and not timm.is_model(name):
         raise LorspError(f"unknown backbone {name!r}; offline: {', '.join(list_backbones())}; "

@@ -13,14 +13,23 @@ A head declares which output of the backbone it reads (``input_kind``).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import nn
 
 from lorsp.errors import LorspError
+from lorsp.registry import Registry
 
-HEADS = ("lp", "flm")
+HeadFactory = Callable[[int, int], nn.Module]
+"""``factory(num_features, num_classes) -> head``."""
+HEADS: Registry[HeadFactory] = Registry("head", sort_names=False)
+register_head = HEADS.register
+
+
+def list_heads() -> list[str]:
+    """Registered head names, in registration order (``lp`` first: the default)."""
+    return HEADS.names()
 
 
 class LinearHead(nn.Linear):
@@ -57,9 +66,18 @@ class FrequencyLabelMapping(nn.Module):
         self.mapping.copy_(mapping)
 
 
+@register_head("lp")
+def linear_probe(num_features: int, num_classes: int) -> LinearHead:
+    """A new linear layer on the pooled features."""
+    return LinearHead(num_features, num_classes)
+
+
+@register_head("flm")
+def frequency_label_mapping(num_features: int, num_classes: int) -> FrequencyLabelMapping:
+    """The frozen ImageNet classifier with a frequency label mapping (``num_features`` unused)."""
+    return FrequencyLabelMapping(num_classes)
+
+
 def create_head(name: str, num_features: int, num_classes: int) -> nn.Module:
-    if name == "lp":
-        return LinearHead(num_features, num_classes)
-    if name == "flm":
-        return FrequencyLabelMapping(num_classes)
-    raise LorspError(f"unknown head {name!r}; choose one of: {', '.join(HEADS)}")
+    """Build head ``name`` for ``num_features`` backbone features and ``num_classes`` classes."""
+    return HEADS.get(name)(num_features, num_classes)

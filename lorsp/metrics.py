@@ -42,8 +42,9 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
     correct, total, loss_sum, zeros, entries = 0, 0, 0.0, 0, 0
     sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.tensor(0.0, dtype=torch.float64))
     generator = getattr(model.prompt, "spiking_generator", None)
+    n_layers = 0
     for x, y in tqdm(loader, desc=desc, leave=False, disable=not progress):
-        prompt = model.prompt(x)
+        prompt, trace = model.prompt.trace(x)
         logits = model.classify(x + prompt)
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
@@ -51,13 +52,12 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
         zeros += int((prompt == 0).sum())
         entries += prompt.numel()
         if generator is not None:
-            for k, v in spiking_layer_stats(generator, model.prompt.last_input_spikes,
-                                            model.prompt.last_spikes).items():
+            for k, v in spiking_layer_stats(generator, trace.input_spikes, list(trace.layer_spikes)).items():
                 sums[k] += v
+            n_layers = len(trace.layer_spikes)
     result = {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total,
               "prompt_sparsity": zeros / max(entries, 1)}
     if generator is not None:
-        n_layers = len(model.prompt.last_spikes)
         rates = [float(sums[f"spikes/{k}"] / sums[f"neuron_steps/{k}"]) for k in range(n_layers)]
         spikes = sum(float(sums[f"spikes/{k}"]) for k in range(n_layers))
         steps = sum(float(sums[f"neuron_steps/{k}"]) for k in range(n_layers))

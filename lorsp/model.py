@@ -20,7 +20,7 @@ from lorsp.backbones import FrozenBackbone, create_backbone
 from lorsp.errors import LorspError
 from lorsp.fileio import load_torch_safely
 from lorsp.heads import create_head
-from lorsp.prompts import VisualPrompt, create_prompt
+from lorsp.prompts import VisualPrompt, create_prompt, options_from_config
 
 CHECKPOINT_FORMAT = "lorsp-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -84,9 +84,9 @@ class PromptedClassifier(nn.Module):
 
 
 def build_prompt(config: dict[str, Any]) -> VisualPrompt:
-    """The prompt a config describes (keys the method does not use are ignored)."""
-    options = {k: v for k, v in config.items() if k not in ("prompt", "image_size")}
-    return create_prompt(config["prompt"], image_size=config["image_size"], **options)
+    """The prompt a flat config describes: its method's declared options are taken from it, the rest left."""
+    name = config["prompt"]
+    return create_prompt(name, image_size=config["image_size"], **options_from_config(name, config))
 
 
 def build_model(config: dict[str, Any], classes: list[str],

@@ -5,6 +5,7 @@
     def lorvp(...): ...
     PROMPTS.get("lorvp"); PROMPTS.names()
 
+Prompts, heads, backbones, datasets, energy tables and backends are all one of these.
 An unknown name is a :class:`~lorsp.errors.LorspError` listing the valid ones.
 """
 from __future__ import annotations
@@ -17,12 +18,16 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, *, sort_names: bool = True):
+    """Named items of one ``kind``; ``also`` names a further choice the unknown-name error offers."""
+
+    def __init__(self, kind: str, *, sort_names: bool = True, also: str | None = None):
         self.kind = kind
         self.sort_names = sort_names
+        self.also = also
         self._items: dict[str, T] = {}
 
     def add(self, name: str, item: T) -> T:
+        """Register ``item`` under ``name`` (a name registers once); returns ``item``."""
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} registered twice")
         self._items[name] = item
@@ -33,10 +38,16 @@ class Registry(Generic[T]):
         return lambda item: self.add(name, item)
 
     def names(self) -> list[str]:
+        """Registered names, sorted unless the registry keeps registration order."""
         return sorted(self._items) if self.sort_names else list(self._items)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
     def get(self, name: str) -> T:
+        """The item registered as ``name``; a :class:`LorspError` naming the choices otherwise."""
         try:
             return self._items[name]
         except KeyError:
-            raise LorspError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}") from None
+            also = f", or {self.also}" if self.also else ""
+            raise LorspError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}{also}") from None

@@ -19,9 +19,11 @@ DistributedDataParallel (gloo on CPU); rank 0 evaluates and writes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import time
+import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -37,14 +39,20 @@ from lorsp.cli import run_cli
 from lorsp.data import Splits, create_splits, list_datasets
 from lorsp.errors import LorspError
 from lorsp.fileio import check_output_dir, load_torch_safely, publish_dir, save_torch, staging_dir, write_json
-from lorsp.heads import HEADS, FrequencyLabelMapping
+from lorsp.heads import HEADS, FrequencyLabelMapping, list_heads
 from lorsp.metrics import evaluate
 from lorsp.model import PromptedClassifier, build_model, build_prompt
 from lorsp.plots import plot_training_curves
-from lorsp.prompts import list_prompts
+from lorsp.prompts import (LorspOptions, LorvpOptions, check_options, list_prompts, option_flag, option_names,
+                           options_class, prompt_options)
 from lorsp.provenance import git_commit, machine, versions
 
 RESUME_FORMAT = "lorsp-resume"
+RUN_KEYS = ("dataset", "backbone", "prompt", "head", "rank", "image_size", "epochs", "batch_size", "lr",
+            "prompt_lr", "seed", "shots")
+"""Config keys every run's metrics.json holds (``rank`` too, as results tables have always read it);
+the prompt's own declared options follow (:func:`metrics_config`)."""
+_LORVP, _LORSP = LorvpOptions(), LorspOptions()
 
 
 @dataclass
@@ -55,7 +63,9 @@ class TrainConfig:
     backbone: str = "efficientnet_lite0"
     prompt: str = "lorvp"
     head: str = "lp"
-    rank: int = 4
+    # the prompts' declared options (lorsp.prompts.*Options, whose defaults these are; ignored by
+    # methods that do not declare them)
+    rank: int = _LORVP.rank
     image_size: int = 128
     epochs: int = 20
     batch_size: int = 256
@@ -71,20 +81,19 @@ class TrainConfig:
     data_root: str | None = None
     download: bool = False
     weights: str | None = None
-    # LoRSP (ignored by other prompts)
-    time_steps: int = 8
-    pool: int = 4
-    hidden: int = 16
-    gates: int = 16
-    beta: float = 0.9
-    threshold: float = 1.0
-    gate: str = "rowcol"
-    sparsity_weight: float = 10.0
-    sparsity_target: float | None = 0.6
-    sparsity_warmup: float = 0.0
-    gate_bias: float = 1.0
-    surrogate_slope: float = 25.0
-    generator_lr_scale: float = 10.0
+    time_steps: int = _LORSP.time_steps
+    pool: int = _LORSP.pool
+    hidden: int = _LORSP.hidden
+    gates: int = _LORSP.gates
+    beta: float = _LORSP.beta
+    threshold: float = _LORSP.threshold
+    gate: str = _LORSP.gate
+    sparsity_weight: float = _LORSP.sparsity_weight
+    sparsity_target: float | None = _LORSP.sparsity_target
+    sparsity_warmup: float = _LORSP.sparsity_warmup
+    gate_bias: float = _LORSP.gate_bias
+    surrogate_slope: float = _LORSP.surrogate_slope
+    generator_lr_scale: float = _LORSP.generator_lr_scale
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,11 +120,17 @@ class TrainConfig:
             raise LorspError(f"--gate-bias must be a finite number, got {self.gate_bias}")
         if self.shots is not None and self.shots < 1:
             raise LorspError(f"--shots must be a positive integer, got {self.shots}")
-        if self.head not in HEADS:
-            raise LorspError(f"unknown head {self.head!r}; choose one of: {', '.join(HEADS)}")
+        HEADS.get(self.head)  # an unknown head is refused, naming the registered ones
         build_prompt(self.to_dict())  # checks the prompt's own options before any data is loaded
         if self.prompt == "none" and self.head == "flm":
             raise LorspError("--prompt none with --head flm trains nothing: use --head lp (linear probe)")
+
+
+def metrics_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The config keys of ``metrics.json``: :data:`RUN_KEYS`, then the options ``cfg.prompt`` declares."""
+    config = cfg.to_dict()
+    keys = [*RUN_KEYS, *(k for k in option_names(cfg.prompt) if k not in RUN_KEYS)]
+    return {k: config[k] for k in keys}
 
 
 # --------------------------------------------------------------------------- distributed
@@ -315,12 +330,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     save_torch(stage / "model.pt", model.checkpoint_state())
     test = evaluate(model, splits.test, desc="test", progress=progress)
     metrics = {
-        **{k: cfg.to_dict()[k] for k in ("dataset", "backbone", "prompt", "head", "rank", "image_size",
-                                         "epochs", "batch_size", "lr", "prompt_lr", "seed", "shots")},
-        **({k: cfg.to_dict()[k] for k in ("time_steps", "pool", "hidden", "gates", "beta", "threshold", "gate",
-                                          "sparsity_weight", "sparsity_target", "sparsity_warmup", "gate_bias",
-                                          "surrogate_slope", "generator_lr_scale")}
-           if cfg.prompt == "lorsp" else {}),
+        **metrics_config(cfg),
         "val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
         **{k: v for k, v in test.items() if k not in ("accuracy", "loss", "n")},
@@ -342,12 +352,74 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
 
 
 # --------------------------------------------------------------------------- CLI
+def _argument_type(options: type, field: dataclasses.Field) -> type:
+    """The command-line type of a declared option: its annotation, ``X | None`` read as ``X``."""
+    hint = typing.get_type_hints(options)[field.name]
+    kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    if len(kinds) != 1 or kinds[0] not in (int, float, str):
+        raise TypeError(f"option {field.name!r} of {options.__name__}: no command-line form for {hint}")
+    return kinds[0]
+
+
+def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
+    """One argument group per prompt method (``lorsp options``), derived from its declared options.
+
+    An option two methods share (``--rank``) is listed once, with the first method that declares
+    it (methods with fewer options first). Every default is ``argparse.SUPPRESS``: only what the
+    user typed reaches the namespace (:func:`config_from_args` checks it; TrainConfig fills the rest).
+    """
+    methods = sorted(list_prompts(), key=lambda name: len(prompt_options(name)))
+    takers: dict[str, list[str]] = {}
+    for name in methods:
+        for f in prompt_options(name):
+            takers.setdefault(f.name, []).append(name)
+    listed: dict[str, tuple[str, dataclasses.Field]] = {}
+    for name in methods:
+        declared = prompt_options(name)
+        shared = [f for f in declared if f.name in listed]
+        for f in shared:
+            if f.default != listed[f.name][1].default:
+                raise TypeError(f"option {f.name!r}: --prompt {name} and --prompt {listed[f.name][0]} "
+                                f"declare different defaults")
+        description = ("takes no options" if not declared else
+                       "; ".join(f"also takes {option_flag(f.name)} (under {listed[f.name][0]} options)"
+                                 for f in shared) or None)
+        group = p.add_argument_group(f"{name} options", description)
+        for f in declared:
+            if f.name in listed:
+                continue
+            listed[f.name] = (name, f)
+            notes = [f"default: {f.default}"]
+            if len(takers[f.name]) > 1:
+                notes.append(f"--prompt {', '.join(takers[f.name])}")
+            notes += [f"only with {option_flag(other)} {'|'.join(allowed)}"
+                      for other, allowed in f.metadata.get("applies_when", {}).items()]
+            help_text = f"{f.metadata['help']} ({'; '.join(notes)})".replace("%", "%%")
+            group.add_argument(option_flag(f.name), type=_argument_type(options_class(name), f),
+                               choices=f.metadata.get("choices"), default=argparse.SUPPRESS, help=help_text)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's config from parsed ``lorsp-train`` arguments, before anything is loaded.
+
+    A prompt option the user typed that ``--prompt`` does not take, or that its chosen mode does
+    not use (``--gates`` under ``--gate rank``), is a :class:`LorspError`; options not typed take
+    TrainConfig's defaults.
+    """
+    values = vars(args)
+    every_option = {k for name in list_prompts() for k in option_names(name)}
+    check_options(values["prompt"], {k: v for k, v in values.items() if k in every_option})
+    return TrainConfig.from_dict(values)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``lorsp-train`` parser: the run's options, then one group per prompt method."""
     dflt = TrainConfig()
     p = argparse.ArgumentParser(
         prog="lorsp-train",
         description="Train a visual prompt (and head) on a frozen backbone under one protocol: "
-                    "SGD + cosine, best-on-val selection, test scored once.",
+                    "SGD + cosine, best-on-val selection, test scored once. A prompt option that "
+                    "--prompt does not take is refused.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default=dflt.dataset,
                    help=f"one of {', '.join(list_datasets())}, or imagefolder:PATH")
@@ -356,33 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default=dflt.backbone,
                    help=f"offline: {', '.join(list_backbones())}; any timm name with --weights")
     p.add_argument("--weights", default=None, help="backbone weights (.safetensors or state dict)")
-    p.add_argument("--prompt", default=dflt.prompt, choices=list_prompts())
-    p.add_argument("--head", default=dflt.head, choices=HEADS)
-    p.add_argument("--rank", type=int, default=dflt.rank, help="rank r of low-rank prompts")
+    p.add_argument("--prompt", default=dflt.prompt, choices=list_prompts(),
+                   help="the prompt method (its options: the groups below)")
+    p.add_argument("--head", default=dflt.head, choices=list_heads(), help="the classification head")
     p.add_argument("--image-size", type=int, default=dflt.image_size, help="L: images resize to L x L")
-    g = p.add_argument_group("LoRSP (--prompt lorsp)")
-    g.add_argument("--time-steps", type=int, default=dflt.time_steps, help="T: SNN steps per image")
-    g.add_argument("--pool", type=int, default=dflt.pool, help="instance encoding: pooled to 3 x p x p")
-    g.add_argument("--hidden", type=int, default=dflt.hidden, help="hidden spiking neurons")
-    g.add_argument("--gates", type=int, default=dflt.gates, help="G: row (and column) gate groups")
-    g.add_argument("--beta", type=float, default=dflt.beta, help="membrane decay of every Leaky neuron")
-    g.add_argument("--threshold", type=float, default=dflt.threshold, help="firing threshold")
-    g.add_argument("--gate", default=dflt.gate, choices=["rowcol", "rank"],
-                   help="gate rows and columns of the factors (sparse) or whole rank-1 terms (ablation)")
-    g.add_argument("--sparsity-weight", type=float, default=dflt.sparsity_weight,
-                   help="weight of the sparsity term in the loss")
-    g.add_argument("--sparsity-target", type=float, default=dflt.sparsity_target,
-                   help="share of zero prompt pixels to aim at: per image, the sparsity term pushes down the rates "
-                        "of just enough of the weakest row and column gates")
-    g.add_argument("--sparsity-warmup", type=float, default=dflt.sparsity_warmup,
-                   help="epochs over which the sparsity weight ramps up linearly from 0")
-    g.add_argument("--gate-bias", type=float, default=dflt.gate_bias,
-                   help="initial bias of the gate neurons (per step; >= --threshold opens every gate at start)")
-    g.add_argument("--surrogate-slope", type=float, default=dflt.surrogate_slope,
-                   help="slope k of the fast-sigmoid surrogate 1/(1+k|U-theta|)^2 (training only); smaller "
-                        "lets silent neurons feel the task's gradient and fire again")
-    g.add_argument("--generator-lr-scale", type=float, default=dflt.generator_lr_scale,
-                   help="the spiking generator's learning rate, as a multiple of --lr")
     p.add_argument("--epochs", type=int, default=dflt.epochs)
     p.add_argument("--batch-size", type=int, default=dflt.batch_size)
     p.add_argument("--lr", type=float, default=dflt.lr, help="learning rate of the head (and of the prompt "
@@ -401,13 +450,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--resume", default=None, help="continue from a run's last.pt (its config is used)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_prompt_arguments(p)
     return p
 
 
 @run_cli
 def main(argv: list[str] | None = None) -> int:
+    """``lorsp-train``: parse, check the options against the prompt, train, print one summary line."""
     args = build_parser().parse_args(argv)
-    cfg = TrainConfig.from_dict({k: v for k, v in vars(args).items()})
+    cfg = config_from_args(args)
     metrics = train(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
     if metrics:
         p = metrics["params"]

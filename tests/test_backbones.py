@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from skimage import data as skdata
 
-from lorsp.backbones import create_backbone, list_backbones
+from lorsp.backbones import BACKBONES, create_backbone, list_backbones
 from lorsp.errors import LorspError
 
 EGYPTIAN_CAT, TABBY, TIGER_CAT = 285, 281, 282
@@ -93,7 +93,7 @@ def test_weights_file_with_pickled_code_never_runs_it(tmp_path, monkeypatch):
 
 
 def test_truncated_weights_file(tmp_path):
-    src = Path(create_backbone.__globals__["_REGISTRY"]["efficientnet_lite0"].weights.path())
+    src = Path(BACKBONES.get("efficientnet_lite0").weights.path())
     bad = tmp_path / "trunc.pth"
     bad.write_bytes(src.read_bytes()[:100_000])
     with pytest.raises(LorspError):

@@ -15,8 +15,8 @@ def gated_prompt(gate: str):
         prompt.B.normal_()  # a trained-looking, nonzero B A
     x = torch.rand(6, 3, 32, 32)
     with torch.no_grad():
-        dense = prompt(x)
-    return prompt, x, dense, prompt.last_spikes[-1]
+        dense, trace = prompt.trace(x)
+    return prompt, x, dense, trace.gate_spikes
 
 
 def test_rowcol_gating_adds_only_the_open_block():

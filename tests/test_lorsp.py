@@ -86,9 +86,9 @@ def test_sparsity_target_pushes_only_the_weakest_gates(gate, quota, images):
     assert prompt.closing_quota() == quota
     if gate == "rowcol":  # closing 6 of 16 row and column groups zeroes 1 - (10/16)^2 >= 60% of the pixels
         assert 1 - (1 - quota / prompt.num_groups) ** 2 >= 0.6 > 1 - (1 - (quota - 1) / prompt.num_groups) ** 2
-    rho = prompt.gate_rates(images)
+    _, trace = prompt.trace(images)
+    rho = trace.rates
     rho.retain_grad()
-    prompt.prompt_from_rates(rho)
     reg = prompt.regularizer()
     sides = [rho] if gate == "rank" else [rho[:, : prompt.num_groups], rho[:, prompt.num_groups:]]
     expected = torch.stack([s.sort(1).values[:, :quota].mean() for s in sides]).mean()
@@ -161,8 +161,8 @@ def test_evaluation_counts_spikes_and_synops_as_acs_over_several_batches(lite0):
     assert m["snn_synops_kind"] == "AC" and m["n"] == 12
     x = torch.stack([test[i][0] for i in range(12)])
     with torch.no_grad():
-        model.prompt(x)
-    spikes_in, layers = model.prompt.last_input_spikes, model.prompt.last_spikes
+        _, trace = model.prompt.trace(x)
+    spikes_in, layers = trace.input_spikes, trace.layer_spikes
     gen = model.spiking_generator
     expected = (synops_per_sample(spikes_in, gen[0].weight) + synops_per_sample(layers[0], gen[2].weight)).mean()
     assert m["snn_synops_per_image"] == pytest.approx(float(expected))

@@ -128,3 +128,26 @@ def test_generator_learning_rate_scale_applies_to_the_generator_only():
     assert by_lr[cfg.lr] == {id(p) for p in model.head.parameters()}
     with pytest.raises(LorspError, match="generator-lr-scale"):
         tiny_config(prompt="lorsp", generator_lr_scale=0.0).validate()
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--prompt", "vp", "--rank", "8"], ("--rank", "--prompt vp")),
+    (["--prompt", "lorsp", "--gate", "rank", "--gates", "8"], ("--gates", "--gate rank")),
+    (["--prompt", "none", "--time-steps", "4"], ("--time-steps", "--prompt none")),
+])
+def test_an_option_the_method_does_not_take_is_one_line_before_any_data(tmp_path, args, fragments):
+    # a dataset that cannot load: the refusal must come before anything is loaded or trained
+    data = tmp_path / "no-such-folder"
+    proc = run_cli("lorsp.train", *TINY, "--dataset", f"imagefolder:{data}", "--epochs", "1", *args,
+                   "--out", str(tmp_path / "x"))
+    assert_one_line_error(proc, "does not apply", *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_default_lorsp_metrics_keep_their_keys(tmp_path):
+    m = train(tiny_config(prompt="lorsp", epochs=1, limit_train=16, limit_test=16), tmp_path / "l", progress=False)
+    for key in ("rank", "time_steps", "pool", "hidden", "gates", "beta", "threshold", "gate", "sparsity_weight",
+                "sparsity_target", "sparsity_warmup", "gate_bias", "surrogate_slope", "generator_lr_scale"):
+        assert key in m, key
+    assert json.loads((tmp_path / "l" / "config.json").read_text()) == tiny_config(
+        prompt="lorsp", epochs=1, limit_train=16, limit_test=16).to_dict()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from lorsp.data.base import SourceData
-from lorsp.errors import LorspError
+from lorsp.registry import Registry
 
 Loader = Callable[[Path | None, bool], SourceData]
 """``loader(root, download) -> SourceData``; ``root`` is the user's data folder."""
@@ -25,17 +25,15 @@ class DatasetEntry:
     description: str
 
 
-_REGISTRY: dict[str, DatasetEntry] = {}
 IMAGEFOLDER_PREFIX = "imagefolder:"
+DATASETS: Registry[DatasetEntry] = Registry("dataset", also=f"{IMAGEFOLDER_PREFIX}PATH")
 
 
 def register_dataset(name: str, *, offline: bool, description: str) -> Callable[[Loader], Loader]:
     """Decorator: register ``loader`` under ``name``."""
 
     def wrap(loader: Loader) -> Loader:
-        if name in _REGISTRY:
-            raise ValueError(f"dataset {name!r} registered twice")
-        _REGISTRY[name] = DatasetEntry(name, loader, offline, description)
+        DATASETS.add(name, DatasetEntry(name, loader, offline, description))
         return loader
 
     return wrap
@@ -43,16 +41,12 @@ def register_dataset(name: str, *, offline: bool, description: str) -> Callable[
 
 def list_datasets(offline_only: bool = False) -> list[str]:
     """Registered dataset names (plus ``imagefolder:PATH``, which is not listed)."""
-    return sorted(n for n, e in _REGISTRY.items() if e.offline or not offline_only)
+    return [n for n in DATASETS.names() if DATASETS.get(n).offline or not offline_only]
 
 
 def get_entry(name: str) -> DatasetEntry:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise LorspError(
-            f"unknown dataset {name!r}; choose one of: {', '.join(list_datasets())}, or imagefolder:PATH"
-        ) from None
+    """The registry entry of dataset ``name`` (``imagefolder:PATH`` is not one)."""
+    return DATASETS.get(name)
 
 
 def load_source(name: str, root: str | Path | None = None, download: bool = False) -> SourceData:

@@ -37,6 +37,7 @@ with no pixel-level zeros.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import snntorch as snn
 import torch
@@ -45,10 +46,43 @@ from torch import nn
 
 from lorsp.encoding import encode
 from lorsp.errors import LorspError
-from lorsp.prompts.base import VisualPrompt, register_prompt
-from lorsp.prompts.lorvp import check_rank
+from lorsp.prompts.base import GeneratorTrace, VisualPrompt, register_prompt
+from lorsp.prompts.lorvp import LorvpOptions, check_rank
 
 GATE_MODES = ("rowcol", "rank")
+
+
+@dataclass(frozen=True)
+class LorspOptions(LorvpOptions):
+    """The options of LoRSP: LoR-VP's ``rank``, the spiking generator's and the sparsity term's.
+
+    ``sparsity_weight``, ``sparsity_warmup`` and ``generator_lr_scale`` are read by the training
+    protocol (:mod:`lorsp.train`), the others by :class:`LowRankSpikePrompt`.
+    """
+
+    time_steps: int = field(default=8, metadata={"help": "T: SNN steps per image"})
+    pool: int = field(default=4, metadata={"help": "instance encoding: pooled to 3 x p x p"})
+    hidden: int = field(default=16, metadata={"help": "hidden spiking neurons"})
+    gates: int = field(default=16, metadata={"help": "G: row (and column) gate groups",
+                                             "applies_when": {"gate": ("rowcol",)}})
+    beta: float = field(default=0.9, metadata={"help": "membrane decay of every Leaky neuron"})
+    threshold: float = field(default=1.0, metadata={"help": "firing threshold"})
+    gate: str = field(default="rowcol", metadata={
+        "help": "gate rows and columns of the factors (sparse) or whole rank-1 terms (ablation)",
+        "choices": GATE_MODES})
+    sparsity_weight: float = field(default=10.0, metadata={"help": "weight of the sparsity term in the loss"})
+    sparsity_target: float | None = field(default=0.6, metadata={
+        "help": "share of zero prompt pixels to aim at: per image, the sparsity term pushes down the rates "
+                "of just enough of the weakest row and column gates"})
+    sparsity_warmup: float = field(default=0.0, metadata={
+        "help": "epochs over which the sparsity weight ramps up linearly from 0"})
+    gate_bias: float = field(default=1.0, metadata={
+        "help": "initial bias of the gate neurons (per step; >= --threshold opens every gate at start)"})
+    surrogate_slope: float = field(default=25.0, metadata={
+        "help": "slope k of the fast-sigmoid surrogate 1/(1+k|U-theta|)^2 (training only); smaller "
+                "lets silent neurons feel the task's gradient and fire again"})
+    generator_lr_scale: float = field(default=10.0, metadata={
+        "help": "the spiking generator's learning rate, as a multiple of --lr"})
 
 
 def leaky_layer(width: int, beta: float, threshold: float, slope: float = 25.0) -> snn.Leaky:
@@ -125,16 +159,18 @@ class LowRankSpikePrompt(VisualPrompt):
             self.spiking_generator[2].bias.fill_(gate_bias)
         group = (torch.arange(image_size) * gates) // image_size
         self.register_buffer("group_of_line", group, persistent=False)
-        self.last_spikes: list[torch.Tensor] | None = None
-        self.last_rates: torch.Tensor | None = None
+        # the trace of the last forward pass, for regularizer() only: readers call trace(x) instead
+        self.last_trace: GeneratorTrace | None = None
+
+    def run_generator(self, x: torch.Tensor) -> GeneratorTrace:
+        """Encode ``x`` and step the spiking generator over it (keeps no state)."""
+        spikes_in = encode(x, self.pool, self.time_steps)
+        spikes = run_generator(self.spiking_generator, spikes_in)
+        return GeneratorTrace(spikes_in, tuple(spikes), spikes[-1].mean(0))
 
     def gate_rates(self, x: torch.Tensor) -> torch.Tensor:
         """Spike rates ``rho`` of the gate neurons, ``(N, n_gates)`` in {0, 1/T, ..., 1}."""
-        spikes_in = encode(x, self.pool, self.time_steps)
-        spikes = run_generator(self.spiking_generator, spikes_in)
-        self.last_spikes = spikes
-        self.last_input_spikes = spikes_in
-        return spikes[-1].mean(0)
+        return self.run_generator(x).rates
 
     def regularizer(self) -> torch.Tensor:
         """The sparsity term of the last forward pass.
@@ -146,9 +182,11 @@ class LowRankSpikePrompt(VisualPrompt):
         close one by one instead of all at once; the task decides which, and the term is zero
         once they are silent.
         """
+        if self.last_trace is None:
+            raise RuntimeError("regularizer() needs a forward pass first")
         if self.sparsity_target is None:
-            return self.last_spikes[-1].mean()
-        rho, k = self.last_rates, self.closing_quota()
+            return self.last_trace.gate_spikes.mean()
+        rho, k = self.last_trace.rates, self.closing_quota()
         if k == 0:
             return rho.sum() * 0.0
         parts = [rho] if self.gate == "rank" else [rho[:, : self.num_groups], rho[:, self.num_groups:]]
@@ -176,8 +214,14 @@ class LowRankSpikePrompt(VisualPrompt):
         return (rho > 0).to(rho.dtype) + rho - rho.detach()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trace(x)[0]
+
+    def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, GeneratorTrace]:
+        """The prompt for ``x`` and the generator's trace that made it (also kept as :attr:`last_trace`)."""
         self.check_input(x)
-        return self.prompt_from_rates(self.gate_rates(x))
+        trace = self.run_generator(x)
+        self.last_trace = trace
+        return self.prompt_from_rates(trace.rates), trace
 
     def prompt_from_rates(self, rho: torch.Tensor) -> torch.Tensor:
         """The prompt ``(N, 3, L, L)`` from gate rates ``(N, n_gates)``: the host's side of the split.
@@ -185,7 +229,6 @@ class LowRankSpikePrompt(VisualPrompt):
         Training gets ``rho`` from the generator; deployment from the chip's gate spikes.
         """
         g = self.gates_open(rho)
-        self.last_rates = rho
         if self.gate == "rank":
             gb = g.view(-1, 3, 1, self.rank)
             return torch.matmul(self.B.unsqueeze(0) * gb, self.A.unsqueeze(0))
@@ -194,11 +237,11 @@ class LowRankSpikePrompt(VisualPrompt):
         return low_rank.unsqueeze(0) * (rows[:, None, :, None] * cols[:, None, None, :])
 
 
-@register_prompt("lorsp")
-def lorsp(image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16, gates: int = 16,
-          beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol", sparsity_target: float | None = 0.6,
-          gate_bias: float = 1.0, surrogate_slope: float = 25.0, **_: object) -> LowRankSpikePrompt:
-    return LowRankSpikePrompt(image_size, rank=rank, time_steps=time_steps, pool=pool, hidden=hidden,
-                              gates=gates, beta=beta, threshold=threshold, gate=gate,
-                              sparsity_target=sparsity_target, gate_bias=gate_bias,
-                              surrogate_slope=surrogate_slope)
+@register_prompt("lorsp", LorspOptions)
+def lorsp(image_size: int, options: LorspOptions) -> LowRankSpikePrompt:
+    """LoRSP's prompt (the training-protocol options are read by :mod:`lorsp.train`, not here)."""
+    o = options
+    return LowRankSpikePrompt(image_size, rank=o.rank, time_steps=o.time_steps, pool=o.pool, hidden=o.hidden,
+                              gates=o.gates, beta=o.beta, threshold=o.threshold, gate=o.gate,
+                              sparsity_target=o.sparsity_target, gate_bias=o.gate_bias,
+                              surrogate_slope=o.surrogate_slope)

@@ -10,6 +10,8 @@ jincan333/LoR-VP). Parameters: ``3 * 2 * L * r`` (5,376 at L = 224, r = 4).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
@@ -17,7 +19,15 @@ from lorsp.errors import LorspError
 from lorsp.prompts.base import VisualPrompt, register_prompt
 
 
+@dataclass(frozen=True)
+class LorvpOptions:
+    """The options of LoR-VP."""
+
+    rank: int = field(default=4, metadata={"help": "rank r of the low-rank prompt factors"})
+
+
 def check_rank(rank: int, image_size: int) -> None:
+    """Refuse a rank that is not an integer in ``1..image_size``."""
     if not isinstance(rank, int) or not 1 <= rank <= image_size:
         raise LorspError(f"--rank must be an integer in 1..{image_size} (the image size), got {rank}")
 
@@ -35,6 +45,7 @@ class LowRankPrompt(VisualPrompt):
         return torch.bmm(self.B, self.A).unsqueeze(0).expand_as(x)
 
 
-@register_prompt("lorvp")
-def lorvp(image_size: int, rank: int = 4, **_: object) -> LowRankPrompt:
-    return LowRankPrompt(image_size, rank=rank)
+@register_prompt("lorvp", LorvpOptions)
+def lorvp(image_size: int, options: LorvpOptions) -> LowRankPrompt:
+    """LoR-VP's shared low-rank prompt."""
+    return LowRankPrompt(image_size, rank=options.rank)

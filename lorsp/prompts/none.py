@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lorsp.prompts.base import VisualPrompt, register_prompt
+from lorsp.prompts.base import NoOptions, VisualPrompt, register_prompt
 
 
 class NoPrompt(VisualPrompt):
@@ -13,5 +13,6 @@ class NoPrompt(VisualPrompt):
 
 
 @register_prompt("none")
-def none(image_size: int, **_: object) -> NoPrompt:
+def none(image_size: int, options: NoOptions) -> NoPrompt:
+    """No prompt; takes no options."""
     return NoPrompt(image_size)

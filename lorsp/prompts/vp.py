@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from lorsp.errors import LorspError
-from lorsp.prompts.base import VisualPrompt, register_prompt
+from lorsp.prompts.base import NoOptions, VisualPrompt, register_prompt
 
 
 def border_width(image_size: int) -> int:
@@ -47,5 +47,6 @@ class BorderPrompt(VisualPrompt):
 
 
 @register_prompt("vp")
-def vp(image_size: int, **_: object) -> BorderPrompt:
+def vp(image_size: int, options: NoOptions) -> BorderPrompt:
+    """VP's frame at Bahng et al.'s width (scaled to ``image_size``); takes no options."""
     return BorderPrompt(image_size)
