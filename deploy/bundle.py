@@ -11,28 +11,28 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deploy.host import HostParts, read_host
+from deploy.manifest import MANIFEST_FILE, read_manifest, verify_artifacts
 from deploy.network import SpikingNetwork
 from deploy.nir_reader import load_network
-from lorsp.fileio import file_sha256
 from lorsp.errors import LorspError
 
 NIR_FILE = "prompt_generator.nir"
 NETX_FILE = "prompt_generator.net"
 HOST_FILE = "host.safetensors"
-MANIFEST_FILE = "manifest.json"
 REPORT_DIR = "hw_sim"
-MANIFEST_FORMAT = "lorsp-export"
-MANIFEST_VERSION = 1
+LAYOUT = (NIR_FILE, NETX_FILE, HOST_FILE, MANIFEST_FILE, REPORT_DIR)
+"""The names a Loihi bundle holds (the report directory only when the export simulated it)."""
 
 
 @dataclass(frozen=True)
 class Bundle:
+    """An opened bundle: its directory, its checked manifest, the chip's network and the host's tensors."""
+
     root: Path
     manifest: dict[str, Any]
     network: SpikingNetwork
@@ -43,35 +43,8 @@ class Bundle:
         return self.manifest["config"]
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
-    path = root / MANIFEST_FILE
-    if not path.is_file():
-        raise LorspError(f"{root} is not an exported bundle: no {MANIFEST_FILE}")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LorspError(f"{path} is not readable JSON: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise LorspError(f"{path} is not a lorsp export manifest")
-    if manifest.get("format_version") != MANIFEST_VERSION:
-        raise LorspError(f"{path}: manifest version {manifest.get('format_version')} is not supported")
-    for key in ("artifacts", "config", "classes"):
-        if key not in manifest:
-            raise LorspError(f"{path} lacks {key!r}")
-    return manifest
-
-
-def verify_artifacts(root: Path, manifest: dict[str, Any]) -> None:
-    """Every file the manifest lists exists and has its sha256."""
-    for name, entry in manifest["artifacts"].items():
-        path = root / name
-        if not path.is_file():
-            raise LorspError(f"{path} is listed in the manifest but missing")
-        if file_sha256(path) != entry["sha256"]:
-            raise LorspError(f"{path} does not match its sha256 in the manifest (modified or truncated)")
-
-
 def open_bundle(path: str | Path) -> Bundle:
+    """Open the bundle at ``path``: its manifest read, every file checked by sha256, then NIR and host file read."""
     root = Path(path)
     if not root.is_dir():
         raise LorspError(f"bundle directory not found: {root}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from export.manifest import write_manifest
+from deploy.manifest import write_manifest
 from lorsp.fileio import staged_output
 from lorsp.errors import LorspError
 from lorsp.fileio import file_sha256
