@@ -19,7 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, NoReturn, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence, TypeVar
 
 from tqdm import tqdm
 
@@ -30,6 +30,9 @@ from benchmarks.output import fail, run_record, write_tables  # noqa: E402
 from lorsp.cli import run_cli  # noqa: E402
 from lorsp.errors import LorspError  # noqa: E402
 from lorsp.fileio import staging_dir  # noqa: E402
+
+if TYPE_CHECKING:
+    from lorsp.train import TrainConfig
 
 METHOD_LABELS = {"none": "linear probe", "vp": "VP (Bahng et al.)", "lorvp": "LoR-VP", "lorsp": "LoRSP"}
 
@@ -72,9 +75,11 @@ class Run:
         return (self.out / "metrics.json").exists()
 
 
-def check_train_argv(argv: Sequence[str]) -> None:
+def check_train_argv(argv: Sequence[str]) -> "TrainConfig":
     """Refuse what ``lorsp-train`` would refuse (an unknown dataset, backbone or option, a bad value) with a
-    :class:`LorspError`, without loading data: a benchmark checks all its runs before it trains any."""
+    :class:`LorspError`, without loading data: a benchmark checks all its runs before it trains any.
+
+    Returns the run's config, as lorsp-train would build it."""
     from lorsp.backbones import list_backbones
     from lorsp.data.registry import IMAGEFOLDER_PREFIX, get_entry
     from lorsp.train import build_parser, config_from_args
@@ -90,7 +95,9 @@ def check_train_argv(argv: Sequence[str]) -> None:
         get_entry(args.dataset)
     if args.backbone not in list_backbones() and args.weights is None:
         raise LorspError(f"unknown backbone {args.backbone!r}; offline: {', '.join(list_backbones())}")
-    config_from_args(args).validate()
+    config = config_from_args(args)
+    config.validate()
+    return config
 
 
 def plan_run(dataset: str, method: str, seed: int, args: argparse.Namespace,

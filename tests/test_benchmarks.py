@@ -157,8 +157,26 @@ def test_bad_runs_are_refused_before_any_training(change, fragment):
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_good_lorsp_train_command_passes_the_check():
-    check_train_argv(["--dataset", "sklearn-digits", "--prompt", "vp", "--prompt-lr", "20", "--out", "x"])
+@pytest.mark.parametrize("prompt, options, expected", [
+    ("vp", ("--prompt-lr", "20"), {"prompt_lr": 20.0}),
+    ("lorvp", ("--rank", "8"), {"rank": 8}),
+    ("lorsp", ("--gate", "rank", "--time-steps", "4"), {"gate": "rank", "time_steps": 4, "gates": 16}),
+])
+def test_good_lorsp_train_commands_pass_the_check_with_their_options(prompt, options, expected):
+    config = check_train_argv(["--dataset", "sklearn-digits", "--prompt", prompt, *options, "--out", "x"])
+    assert config.dataset == "sklearn-digits" and config.prompt == prompt
+    assert {k: getattr(config, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (("--prompt", "vp", "--rank", "8"), "--rank does not apply to --prompt vp"),
+    (("--prompt", "lorsp", "--gate", "rank", "--gates", "8"), "--gates does not apply to --gate rank"),
+])
+def test_the_check_refuses_options_the_method_does_not_take(argv, fragment):
+    from lorsp.errors import LorspError
+
+    with pytest.raises(LorspError, match=fragment):
+        check_train_argv(["--dataset", "sklearn-digits", *argv, "--out", "x"])
 
 
 def test_one_line_says_where_lorsp_wins_ties_and_loses_against_lorvp():
