@@ -3,14 +3,16 @@
     lorsp-hwsim DIR --samples 64 --mode both --backend fast -o OUT
 
 ``OUT`` is built as ``OUT.partial`` and renamed when complete (``report.json``,
-``report.md``, ``report.html``, PNG figures).
+``report.md``, ``report.html``, PNG figures). ``--help`` lists the backends and the
+energy tables from their registries; the ``lava`` backend imports Lava only when chosen.
 """
 from __future__ import annotations
 
 import argparse
 
-from hw_sim.backends import MODES, default_backend, list_backends
 from deploy.bundle import open_bundle
+from hw_sim import energy
+from hw_sim.backends import MODES, default_backend, get_backend, list_backends
 from hw_sim.report import write_report
 from hw_sim.simulate import simulate
 from lorsp.cli import run_cli
@@ -19,6 +21,12 @@ from lorsp.fileio import check_output_dir, staged_output
 
 MODE_CHOICES = (*MODES, "both")
 DEFAULT_TIMEOUT_S = 600.0
+
+
+def registries_epilog() -> str:
+    """The backends and energy tables, as registered, for the end of a ``--help``."""
+    return (f"backends: {', '.join(list_backends())}. "
+            f"energy tables: {', '.join(energy.list_tables())}.")
 
 
 def add_run_options(p: argparse.ArgumentParser, backend_help: str) -> None:
@@ -35,7 +43,7 @@ def modes_of(choice: str) -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lorsp-hwsim", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                epilog=registries_epilog(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("bundle", metavar="DIR", help="directory written by lorsp-export --target loihi")
     p.add_argument("--dataset", default=None,
                    help=f"test images from ({', '.join(list_datasets())}); default: the model's dataset")
@@ -50,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 @run_cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    get_backend(args.backend)  # a backend that cannot load (lava without Lava) is refused before any work
     out = check_output_dir(args.out, args.force)
     bundle = open_bundle(args.bundle)
     report = simulate(bundle, dataset=args.dataset, samples=args.samples, modes=modes_of(args.mode),

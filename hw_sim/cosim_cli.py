@@ -16,7 +16,7 @@ from deploy.onnx_runtime import PRECISIONS
 from lorsp.fileio import staged_output
 from hw_sim.backends import MODES
 from deploy.bundle import MANIFEST_FILE, open_bundle
-from hw_sim.cli import add_run_options
+from hw_sim.cli import add_run_options, registries_epilog
 from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_tables, cosimulate
 from hw_sim.cosim_report import agreement_line, energy_line, latency_line, write_cosim_report
 from lorsp.data import SPLITS
@@ -29,7 +29,7 @@ DEFAULT_OUT = "cosim"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lorsp-cosim", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                epilog=registries_epilog(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("bundle", metavar="DIR", help="directory written by lorsp-export --target all")
     p.add_argument("--dataset", default=None,
                    help=f"images from ({', '.join(list_datasets())}); default: the model's dataset")

@@ -10,6 +10,7 @@ The child is forked (Lava itself forks its workers, and a fork needs no re-impor
 """
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -23,6 +24,17 @@ POLL_S = 0.2
 GRACE_S = 3.0
 
 
+def check_timeout(timeout: float) -> float:
+    """``timeout`` in seconds, or a one-line :class:`LorspError` unless it is a finite number above 0."""
+    try:
+        ok = math.isfinite(timeout) and timeout > 0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise LorspError(f"--timeout must be positive and finite (seconds), got {timeout!r}")
+    return timeout
+
+
 def run_with_deadline(target: Callable[..., Any], args: tuple, *, timeout: float, what: str,
                       on_progress: Callable[[Any], None] | None = None) -> Any:
     """``target(*args, progress=send)`` in a child; its return value, or LorspError after ``timeout`` s.
@@ -31,8 +43,7 @@ def run_with_deadline(target: Callable[..., Any], args: tuple, *, timeout: float
     the child is raised again here; any other exception becomes a RuntimeError carrying the
     child's traceback.
     """
-    if not timeout > 0:
-        raise LorspError(f"--timeout must be positive, got {timeout}")
+    check_timeout(timeout)
     ctx = mp.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_child_main, args=(sender, target, args), name=f"lorsp {what}", daemon=False)

@@ -51,8 +51,16 @@ class EnergyTable:
 
 
 TABLES: Registry[EnergyTable] = Registry("energy table", sort_names=False)  # reports keep this order
-list_tables = TABLES.names
-get_table = TABLES.get
+
+
+def list_tables() -> list[str]:
+    """The names of every energy table, in registration order (the order reports show them)."""
+    return TABLES.names()
+
+
+def get_table(name: str) -> EnergyTable:
+    """The table ``name``; a one-line LorspError listing the tables otherwise."""
+    return TABLES.get(name)
 
 
 def register_table(table: EnergyTable) -> EnergyTable:
@@ -69,11 +77,14 @@ register_table(EnergyTable(
          "synaptic update 120 pJ is learning only and not used"))
 register_table(EnergyTable(
     name="loihi-sanafe", title="Loihi, calibrated (SANA-FE)",
-    source="SANA-FE arch/loihi.yaml (Boyle et al., IEEE TCAD 2025; calibrated against Loihi measurements)",
+    source="SANA-FE arch/loihi.yaml, github.com/SLAM-Lab/SANA-FE (Boyle et al., IEEE TCAD 2025; "
+           "calibrated against Loihi measurements)",
     pj={"synop": 35.5, "neuron_update_active": 72.8, "neuron_update_inactive": 51.2, "spike": 69.3,
-        "spike_packet": 76.8},
-    note="soma inactive / active / spiking 51.2 / 72.8 / 69.3 pJ; synapse 35.5 pJ per spike op; "
-         "axon out 76.8 pJ per packet"))
+        "spike_packet": 111.0},
+    note="soma: energy_access_neuron 51.2 pJ every neuron every step (inactive), + energy_update_neuron 21.6 = "
+         "72.8 pJ when updated (active), energy_spike_out 69.3 pJ per spike; loihi_dense_synapse "
+         "energy_process_spike 35.5 pJ per synop; axon out energy_message_out 111.0 pJ per packet "
+         "(76.8 pJ before SANA-FE commit 95a76c0, January 2024)"))
 
 HOROWITZ_SOURCE = "M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, 45 nm"
 HOROWITZ_PJ: dict[str, dict[str, float]] = {

@@ -77,7 +77,7 @@ def report_blocks(r: dict) -> list[Block]:
     blocks += [
         Heading("Simulator speed"),
         Table(["mode", "wall s (all)", "first chunk s (incl. compile)", "run s", "images/s (all)",
-               "images/s (after the first chunk)", "steps"],
+               "images/s (after the first chunk)", "steps per sample"],
               [[m, fmt_num(p["seconds"]), fmt_num(p.get("first_chunk_seconds")), fmt_num(p["run_seconds"]),
                 fmt_num(p["images_per_s"]), fmt_num(p.get("steady_images_per_s")), p["steps"]]
                for m, p in ((m, runs[m]["performance"]) for m in runs)]),

@@ -48,7 +48,8 @@ matrix product is exact. Other rows are summed per step and image in Lava's own 
 Lava, so even an int32 overflow would wrap the same way.
 
 No child process is needed: ``timeout`` is checked between chunks of :data:`CHUNK_SAMPLES`
-images, with the Lava backend's message.
+images, with the Lava backend's message. Input, mode and timeout are checked before, for
+every backend alike (:func:`hw_sim.backends.base.checked`).
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from hw_sim.backends import register_backend
-from hw_sim.backends.base import MODES, Progress, SimResult
+from hw_sim.backends.base import Progress, SimResult, check_mode
 from hw_sim.backends.processes import LavaLayer, lava_layers
 from deploy.fixed_point import DECAY_UNITY, STATE_SHIFT
 from deploy.network import SpikingNetwork
@@ -261,9 +262,7 @@ def per_neuron(layer: LavaLayer, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------- running
 def build_compartments(layers: Sequence[LavaLayer], mode: str, input_size: int) -> list[Compartments]:
     """Every layer in ``mode``; Dense blocks follow the neuron groups of the layer before."""
-    if mode not in MODES:
-        raise LorspError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-    kind = FloatCompartments if mode == "float" else FixedCompartments
+    kind = FloatCompartments if check_mode(mode) == "float" else FixedCompartments
     sources: Sequence[np.ndarray] = [np.arange(input_size)]
     out: list[Compartments] = []
     for layer in layers:
@@ -321,36 +320,14 @@ def lava_timeline(spikes: np.ndarray, layer: int, n_layers: int) -> np.ndarray:
     return out
 
 
-def check_input(network: SpikingNetwork, spikes_in: np.ndarray) -> np.ndarray:
-    """``spikes_in`` as an array, refused in one line unless ``(T, N, D)`` and binary (as the Lava backend does)."""
-    spikes_in = np.asarray(spikes_in)
-    if spikes_in.ndim != 3 or spikes_in.shape[2] != network.input_size:
-        raise LorspError(f"input spikes must be (T, N, {network.input_size}), got {spikes_in.shape}")
-    if not is_binary(spikes_in):
-        raise LorspError("input spikes must be binary (0 or 1)")
-    return spikes_in
-
-
-def is_binary(x: np.ndarray) -> bool:
-    """Every value 0 or 1 (for integers two reductions, much cheaper than ``np.isin``)."""
-    if x.dtype == bool or x.size == 0:
-        return True
-    if np.issubdtype(x.dtype, np.integer):
-        return bool(x.min() >= 0 and x.max() <= 1)
-    return bool(((x == 0) | (x == 1)).all())
-
-
 @register_backend("fast")
 def run_fast(network: SpikingNetwork, spikes_in: np.ndarray, *, mode: str, timeout: float,
              progress: Progress | None = None) -> SimResult:
     """Run ``spikes_in`` ``(T, N, D)`` with Lava's arithmetic, all images at once; spikes aligned to the input steps."""
     start = time.perf_counter()
-    if not timeout > 0:
-        raise LorspError(f"--timeout must be positive, got {timeout}")
-    spikes_in = check_input(network, spikes_in)
     T, N, _ = spikes_in.shape
     build_reused = (id(network), mode) in _COMPILED
-    layers = compiled_compartments(network, mode)  # lava_layers refuses an unknown mode in one line
+    layers = compiled_compartments(network, mode)
     spikes = [np.empty((T, N, layer.size), dtype=np.uint8) for layer in network.layers]
     t_run = time.perf_counter()
     first_chunk = None
@@ -376,4 +353,4 @@ def run_fast(network: SpikingNetwork, spikes_in: np.ndarray, *, mode: str, timeo
         details["float_sums"] = ["Lava's order, per step" if layer.blocks else "exact (any order)"
                                  for layer in layers]
     return SimResult(layer_spikes=spikes, mode=mode, backend="fast", seconds=time.perf_counter() - start,
-                     run_seconds=run_seconds, steps=T, details=details)
+                     run_seconds=run_seconds, details=details)

@@ -25,7 +25,10 @@ reset_offset=k + 2)``, the pipelined reset lava-dl's netx uses). A run of ``N`` 
 is ``N T + L`` steps for ``L`` layers, and the output of layer ``k`` is read from index
 ``k + 1`` on: no padding between samples, and nothing of one sample reaches the next.
 
-Each run happens in a child process under a deadline (:mod:`hw_sim.deadline`).
+Each run happens in a child process under a deadline (:mod:`hw_sim.deadline`). Input,
+mode and timeout are checked before, for every backend alike
+(:func:`hw_sim.backends.base.checked`). This module imports Lava; :mod:`hw_sim.backends`
+imports it only when the ``lava`` backend is first asked for.
 """
 from __future__ import annotations
 
@@ -40,7 +43,6 @@ from hw_sim.backends.processes import LavaLayer, lava_layers
 from hw_sim.deadline import run_with_deadline
 from hw_sim.lava_runtime import import_lava_runtime
 from deploy.network import SpikingNetwork
-from lorsp.errors import LorspError
 
 # Lava is imported here, at module import, before any child is forked; its first import sets the
 # multiprocessing start method, which import_lava_runtime makes safe in a process that already has one.
@@ -56,16 +58,13 @@ RUN_TAGS = {"float": "floating_pt", "fixed": "fixed_pt"}
 PROGRESS_UPDATES = 20
 
 
-
 @register_backend("lava")
 def run_lava(network: SpikingNetwork, spikes_in: np.ndarray, *, mode: str, timeout: float,
              progress: Progress | None = None) -> SimResult:
-    """Run ``spikes_in`` ``(T, N, D)`` through Lava; spikes aligned to the input steps."""
-    spikes_in = np.asarray(spikes_in)
-    if spikes_in.ndim != 3 or spikes_in.shape[2] != network.input_size:
-        raise LorspError(f"input spikes must be (T, N, {network.input_size}), got {spikes_in.shape}")
-    if not np.isin(spikes_in, (0, 1)).all():
-        raise LorspError("input spikes must be binary (0 or 1)")
+    """Run ``spikes_in`` ``(T, N, D)`` through Lava; spikes aligned to the input steps.
+
+    ``details["simulated_steps"]`` is the steps Lava ran, ``N T + L``; ``SimResult.steps`` is ``T``.
+    """
     T, N, D = spikes_in.shape
     layers = lava_layers(network, mode)
     n_layers = len(layers)
@@ -85,6 +84,7 @@ def run_lava(network: SpikingNetwork, spikes_in: np.ndarray, *, mode: str, timeo
             out[group.index] = recorded[:, k + 1: k + 1 + N * T] != 0
         spikes.append(np.ascontiguousarray(out.reshape(layer.size, N, T).transpose(2, 1, 0)))
     details = {**timing, "run_config": f"Loihi2SimCfg(select_tag={RUN_TAGS[mode]!r})",
+               "simulated_steps": N * T + n_layers,
                "delay_steps_removed": [k + 1 for k in range(n_layers)],
                "reset": "LIFReset(reset_interval=T, reset_offset=k+2) per layer k",
                "processes": {"LIFReset": sum(len(l.groups) for l in layers),
@@ -92,7 +92,7 @@ def run_lava(network: SpikingNetwork, spikes_in: np.ndarray, *, mode: str, timeo
                                           for k, l in enumerate(layers)),
                              "RingBuffer": 1 + sum(len(l.groups) for l in layers)}}
     return SimResult(layer_spikes=spikes, mode=mode, backend="lava", seconds=seconds,
-                     run_seconds=timing["run_seconds"], steps=N * T + n_layers, details=details)
+                     run_seconds=timing["run_seconds"], details=details)
 
 
 def _simulate(layers: list[LavaLayer], data: np.ndarray, T: int, N: int, chunk: int, tag: str,

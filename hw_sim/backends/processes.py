@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw_sim.backends.base import MODES
+from hw_sim.backends.base import check_mode
 from deploy.fixed_point import BIAS_EXP, quantise
 from deploy.network import SpikingNetwork, neuron_groups
-from lorsp.errors import LorspError
 
 
 @dataclass(frozen=True)
@@ -39,10 +38,8 @@ class LavaLayer:
 
 def lava_layers(network: SpikingNetwork, mode: str) -> list[LavaLayer]:
     """The parameters every Lava process gets, per layer (the table of :mod:`hw_sim.backends.lava`)."""
-    if mode not in MODES:
-        raise LorspError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     out = []
-    if mode == "float":
+    if check_mode(mode) == "float":
         for layer in network.layers:
             du = 1.0 - layer.alpha.astype(np.float64)
             dv = 1.0 - layer.beta.astype(np.float64)
