@@ -10,6 +10,7 @@ from lorsp.prompts import none as _none  # noqa: F401  (registers)
 from lorsp.prompts import vp as _vp  # noqa: F401
 from lorsp.prompts import lorvp as _lorvp  # noqa: F401
 from lorsp.prompts import lorsp as _lorsp  # noqa: F401
+from lorsp.prompts import smm as _smm  # noqa: F401
 
 from lorsp.prompts.lorsp import LorspOptions
 from lorsp.prompts.lorvp import LorvpOptions
