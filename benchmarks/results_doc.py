@@ -11,6 +11,8 @@ import argparse
 import glob
 import json
 import re
+import shlex
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import results_plots  # noqa: E402
-from benchmarks.baselines import markdown as baselines_markdown, method_label  # noqa: E402
+from benchmarks.baselines import markdown as baselines_markdown, method_label, parse_method  # noqa: E402
 from benchmarks.deployment import markdown as deployment_markdown  # noqa: E402
 from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
 from benchmarks.gate_usage import markdown as gate_usage_markdown  # noqa: E402
@@ -28,6 +30,7 @@ from benchmarks.output import fail  # noqa: E402
 from benchmarks.robustness import markdown as robustness_markdown  # noqa: E402
 from benchmarks.train_speed import TARGET_STEP_RATIO  # noqa: E402
 from lorsp.fileio import atomic_write  # noqa: E402
+from lorsp.metrics import FLIP_PAIRS, INSTANCE_IMAGES  # noqa: E402
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -120,6 +123,69 @@ def reproduce_baselines(res: dict[str, Any]) -> str:
             f"--seeds {' '.join(map(str, a['seeds']))}{extra} --table-name {a['table_name']}`")
 
 
+# --------------------------------------------------------------------------- per-instance columns
+INSTANCE_COLUMNS = (("prompt_unique_mask_share", "unique zero masks (%)"),
+                    ("prompt_mask_flip_share", "zero-mask flips (%)"))
+"""The per-instance figures of each run's metrics.json (issue 16) and their accuracy-table columns."""
+
+INSTANCE_NOTE = (f"Unique zero masks: the share of the first {INSTANCE_IMAGES} test images whose zero mask (the "
+                 "pixels where the prompt is exactly zero) no other of them has; zero-mask flips: the mean share "
+                 "of pixels whose zero/non-zero state differs between two of those images "
+                 f"({FLIP_PAIRS:,} seeded pairs). A prompt shared by all images scores 0 on both. Means over "
+                 "seeds; n/a where a run predates these figures.")
+
+
+def instance_means(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The mean over seeds of each per-instance figure of the runs' metrics.json; None (shown "n/a")
+    unless every run has it: runs from before the figures, or whose metrics.json is missing ({})."""
+    means: dict[str, float | None] = {}
+    for key, _ in INSTANCE_COLUMNS:
+        values = [r.get(key) for r in runs]
+        means[key] = statistics.mean(values) if values and all(v is not None for v in values) else None
+    return means
+
+
+def run_dir(summary: dict[str, Any], settings: dict[str, Any], dataset: str, spec: str, seed: int) -> Path:
+    """The folder of one seed's run of a table cell: the ``--out`` of its recorded command (``seedS``
+    for the seed), else ``OUT/<dataset>/<tag>/seed<k>`` of the table's settings."""
+    argv = shlex.split(summary.get("command", ""))
+    if "--out" in argv[:-1]:
+        out = argv[argv.index("--out") + 1]
+        return Path(out[: -len("seedS")] + f"seed{seed}" if out.endswith("seedS") else out)
+    return Path(settings.get("out", "runs/baselines")) / dataset / parse_method(spec)[2] / f"seed{seed}"
+
+
+def seed_metrics(table: dict[str, dict[str, Any]], settings: dict[str, Any]) -> dict[tuple[str, str], list[dict]]:
+    """(dataset, method spec) -> the metrics.json of each seed's run ({} where it is missing)."""
+    found: dict[tuple[str, str], list[dict]] = {}
+    for dataset, by_spec in table.items():
+        for spec, summary in by_spec.items():
+            paths = [run_dir(summary, settings, dataset, spec, seed) / "metrics.json"
+                     for seed in summary.get("seeds", [])]
+            found[(dataset, spec)] = [load(str(path)) or {} for path in paths]
+    return found
+
+
+def accuracy_markdown(table: dict[str, dict[str, Any]], settings: dict[str, Any],
+                      runs: dict[tuple[str, str], list[dict]] | None = None) -> str:
+    """benchmarks/baselines.py's accuracy table with the per-instance columns added, each the mean over
+    the seeds' metrics.json in ``runs`` (read from the runs' folders when None); "n/a" where absent."""
+    runs = seed_metrics(table, settings) if runs is None else runs
+    cells = [instance_means(runs.get((dataset, spec), [])) for dataset, by_spec in table.items() for spec in by_spec]
+    lines = baselines_markdown(table, argparse.Namespace(**settings)).split("\n")
+    header = next(k for k, line in enumerate(lines) if line.startswith("| dataset | method |"))
+    lines[header] += " " + " | ".join(label for _, label in INSTANCE_COLUMNS) + " |"
+    lines[header + 1] += "---|" * len(INSTANCE_COLUMNS)
+    end = header + 2 + len(cells)
+    if any(not line.startswith("| ") for line in lines[header + 2:end]) or lines[end].startswith("| "):
+        raise ValueError("the accuracy table's rows do not match its cells")  # baselines.markdown changed
+    for k, means in enumerate(cells):
+        lines[header + 2 + k] += " " + " | ".join("n/a" if means[key] is None else f"{100 * means[key]:.1f}"
+                                                  for key, _ in INSTANCE_COLUMNS) + " |"
+    lines[end:end] = ["", INSTANCE_NOTE]
+    return "\n".join(lines)
+
+
 def baselines_section(res: dict, title: str, figure: str | None = None, note: str | None = None) -> list[str]:
     lines = [f"## {title}", "", f"Machine: {res['machine']}; assembled at commit {res['git_commit'][:12]} (each run "
              f"records its own commit in its metrics.json). Reproduce: {reproduce_baselines(res)}.", ""]
@@ -127,7 +193,7 @@ def baselines_section(res: dict, title: str, figure: str | None = None, note: st
         lines += [note, ""]
     if figure:
         lines += [f"![accuracy against trainable prompt parameters]({figure})", ""]
-    return lines + [baselines_markdown(res["table"], argparse.Namespace(**res["settings"]))]
+    return lines + [accuracy_markdown(res["table"], res["settings"])]
 
 
 def sweep_section(sw: dict, figure: str) -> list[str]:

@@ -40,7 +40,7 @@ from lorsp.data import Splits, create_splits, list_datasets
 from lorsp.errors import LorspError
 from lorsp.fileio import check_output_dir, load_torch_safely, publish_dir, save_torch, staging_dir, write_json
 from lorsp.heads import HEADS, FrequencyLabelMapping, list_heads
-from lorsp.metrics import evaluate
+from lorsp.metrics import INSTANCE_IMAGES, evaluate
 from lorsp.model import PromptedClassifier, build_model, build_prompt
 from lorsp.plots import plot_training_curves
 from lorsp.prompts import (LorspOptions, LorvpOptions, check_options, list_prompts, option_flag, option_names,
@@ -328,7 +328,8 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         return {}
     load_trainable_state(model, best["state"])
     save_torch(stage / "model.pt", model.checkpoint_state())
-    test = evaluate(model, splits.test, desc="test", progress=progress)
+    test = evaluate(model, splits.test, desc="test", progress=progress,
+                    instance_images=INSTANCE_IMAGES)  # zero-mask figures of the first test images
     metrics = {
         **metrics_config(cfg),
         "val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],

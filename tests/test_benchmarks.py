@@ -263,3 +263,53 @@ def test_train_speed_refuses_bad_options_before_timing(argv):
     done = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines()[-1].count("error") == 1
+
+
+def test_accuracy_tables_show_the_per_instance_figures_as_means_over_seeds_or_na():
+    from benchmarks.results_doc import accuracy_markdown
+
+    def summary(method, seeds=(0, 1)):
+        return {**row(0.9, 0.01), "val_accuracy_mean": 0.9, "params": {"prompt": 10, "head": 20},
+                "prompt_sparsity_mean": 0.5, "firing_rate_mean": None, "seeds": list(seeds),
+                "command": f"lorsp-train --prompt {method} --quiet --out runs/x/a/{method}/seedS"}
+
+    table = {"a": {"lorsp": summary("lorsp"), "lorvp": summary("lorvp"), "none": summary("none")}}
+    settings = dict(backbone="efficientnet_lite0", image_size=32, epochs=1, batch_size=16, lr=0.02,
+                    limit_train=64, limit_test=32, seeds=[0, 1])
+    runs = {("a", "lorsp"): [{"prompt_unique_mask_share": 0.5, "prompt_mask_flip_share": 0.2},
+                             {"prompt_unique_mask_share": 0.7, "prompt_mask_flip_share": 0.3}],
+            ("a", "lorvp"): [{"prompt_unique_mask_share": 0.0, "prompt_mask_flip_share": 0.0},
+                             {"test_accuracy": 0.9}],   # a seed from before the figures
+            ("a", "none"): [{}, {}]}                     # metrics.json missing
+    text = accuracy_markdown(table, settings, runs)
+    lines = text.splitlines()
+    header = next(k for k, line in enumerate(lines) if line.startswith("| dataset |"))
+    assert lines[header].endswith("| firing rate | unique zero masks (%) | zero-mask flips (%) |")
+    assert lines[header + 1] == "|" + "---|" * 10
+    assert lines[header + 2].startswith("| a | LoRSP |") and lines[header + 2].endswith("| - | 60.0 | 25.0 |")
+    assert lines[header + 3].endswith("| - | n/a | n/a |") and lines[header + 4].endswith("| - | n/a | n/a |")
+    assert lines[header + 5] == "" and lines[header + 6].startswith("Unique zero masks:")
+    assert "    lorsp-train --prompt lorsp --quiet --out runs/x/a/lorsp/seedS" in lines
+
+
+def test_accuracy_tables_read_the_figures_from_the_runs_metrics_json(tmp_path):
+    import json
+
+    from benchmarks.results_doc import accuracy_markdown, seed_metrics
+
+    for seed, share in ((0, 0.25), (1, 0.75)):
+        run = tmp_path / "a" / "lorsp-gate-rank" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"prompt_unique_mask_share": share,
+                                                      "prompt_mask_flip_share": share / 10}))
+    cell = {**row(0.9, 0.0), "val_accuracy_mean": 0.9, "params": {"prompt": 1, "head": 1},
+            "prompt_sparsity_mean": 0.0, "firing_rate_mean": 0.1, "seeds": [0, 1],
+            "command": f"lorsp-train --gate rank --out {tmp_path}/a/lorsp-gate-rank/seedS"}
+    table = {"a": {"lorsp:gate=rank": cell, "vp": {**cell, "command": "lorsp-train --prompt vp"}}}
+    settings = dict(backbone="b", image_size=32, epochs=1, batch_size=16, lr=0.02, limit_train=64,
+                    limit_test=32, seeds=[0, 1], out=str(tmp_path))
+    found = seed_metrics(table, settings)
+    assert [m["prompt_unique_mask_share"] for m in found[("a", "lorsp:gate=rank")]] == [0.25, 0.75]
+    assert found[("a", "vp")] == [{}, {}]   # OUT/a/vp/seed<k> has no metrics.json
+    rows = [line for line in accuracy_markdown(table, settings).splitlines() if line.startswith("| a |")]
+    assert rows[0].endswith("| 0.100 | 50.0 | 5.0 |") and rows[1].endswith("| 0.100 | n/a | n/a |")
