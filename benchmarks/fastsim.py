@@ -61,11 +61,10 @@ def make_bundle(workdir: Path) -> Path:
 def input_spikes(bundle, samples: int) -> np.ndarray:
     """``(T, N, D)`` uint8 input spikes of the first ``samples`` test images, as lorsp-hwsim encodes them."""
     from lorsp.data import load_split_images
-    from lorsp.encoding import encode
 
     config = bundle.config
     x, _ = load_split_images(config["dataset"], config["image_size"], samples, config.get("data_root"))
-    return encode(x, bundle.host.pool, bundle.host.time_steps).numpy().astype(np.uint8)
+    return bundle.host.encoding(x).numpy().astype(np.uint8)
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:

@@ -2,18 +2,22 @@ r"""The host side of a LoRSP prompt: what runs around the chip, and the file tha
 
 The chip runs the spiking generator ``S`` only. The host
 
-1. encodes each image into input spikes (:func:`lorsp.encoding.encode`, pool ``p``, ``T`` steps);
+1. encodes each image into input spikes (:class:`lorsp.encoding.Encoding`: its name, size
+   and ``T`` steps);
 2. receives the gate spikes and forms their rates ``rho = (1/T) sum_t s_t``;
 3. builds the prompt from the rates with the prompt's own code
-   (:class:`lorsp.prompts.lorsp.LowRankSpikePrompt`: gates from ``rho``, then
-   ``P_c = diag(g_row) B_c A_c diag(g_col)``, rows and columns reading their gate
+   (:meth:`lorsp.prompts.lorsp.LowRankSpikePrompt.prompt_from_rates`: a gate is open when
+   its neuron fired at least once; the gate mode's formula, lines reading their band's gate
    through ``group_of_line``), so host and training cannot drift apart;
 4. classifies ``x + P(x)`` with the frozen backbone and the head.
 
-``host.safetensors`` holds what steps 1 and 3-4 need beyond the backbone's own weights
-file (named by sha256 in the manifest): tensors ``encoding.pool``, ``encoding.time_steps``,
-``prompt.B``, ``prompt.A``, ``prompt.group_of_line``, ``head.*`` and ``fixed_point.scale``
-(one scale per chip layer, :mod:`deploy.fixed_point`); metadata ``format`` and ``gate``.
+``host.safetensors`` (format ``lorsp-host-v2``) holds what steps 1 and 3-4 need beyond the
+backbone's own weights file (named by sha256 in the manifest): tensors ``encoding.size``,
+``encoding.time_steps``, ``prompt.B``, ``prompt.A``, ``prompt.mix`` (shared factors only),
+``prompt.group_of_line``, ``head.*`` and ``fixed_point.scale`` (one scale per chip layer,
+:mod:`deploy.fixed_point`); metadata ``format``, ``gate``, ``encoding`` (its name) and
+``factors``. A ``lorsp-host-v1`` file (``encoding.pool``, per-channel factors, from before
+the band gating) is still read.
 """
 from __future__ import annotations
 
@@ -26,34 +30,49 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open
 
 from deploy.network import SpikingNetwork
+from lorsp.encoding import Encoding
 from lorsp.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
 from lorsp.prompts.lorsp import LowRankSpikePrompt
 
-HOST_FORMAT = "lorsp-host-v1"
+HOST_FORMAT = "lorsp-host-v2"
+READABLE_FORMATS = ("lorsp-host-v1", HOST_FORMAT)
 
 
 @dataclass(frozen=True)
 class HostParts:
-    pool: int
-    time_steps: int
+    """What the host runs around the chip, as read from ``host.safetensors``."""
+
+    encoding: Encoding
     gate: str
+    factors: str
     B: torch.Tensor
     A: torch.Tensor
+    mix: torch.Tensor | None
     group_of_line: torch.Tensor
     head: dict[str, torch.Tensor]
     fixed_point_scale: torch.Tensor
 
+    @property
+    def time_steps(self) -> int:
+        """``T``, the steps per image."""
+        return self.encoding.time_steps
 
-def host_tensors(pool: int, time_steps: int, B: torch.Tensor, A: torch.Tensor, group_of_line: torch.Tensor,
-                 head: dict[str, torch.Tensor], fixed_point_scale: list[float]) -> dict[str, torch.Tensor]:
-    """The tensors of ``host.safetensors`` (contiguous CPU copies)."""
-    tensors = {"encoding.pool": torch.tensor([pool], dtype=torch.int64),
-               "encoding.time_steps": torch.tensor([time_steps], dtype=torch.int64),
-               "prompt.B": B, "prompt.A": A, "prompt.group_of_line": group_of_line.to(torch.int64),
+
+def host_tensors(prompt: LowRankSpikePrompt, head: dict[str, torch.Tensor],
+                 fixed_point_scale: list[float]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors (contiguous CPU copies) and metadata of ``host.safetensors`` for ``prompt``."""
+    tensors = {"encoding.size": torch.tensor([prompt.encoding.size], dtype=torch.int64),
+               "encoding.time_steps": torch.tensor([prompt.encoding.time_steps], dtype=torch.int64),
+               "prompt.B": prompt.B, "prompt.A": prompt.A,
+               "prompt.group_of_line": prompt.group_of_line.to(torch.int64),
                "fixed_point.scale": torch.tensor(fixed_point_scale, dtype=torch.float64),
                **{f"head.{k}": v for k, v in head.items()}}
-    return {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    if prompt.mix is not None:
+        tensors["prompt.mix"] = prompt.mix
+    metadata = {"format": HOST_FORMAT, "gate": prompt.gate, "encoding": prompt.encoding.name,
+                "factors": prompt.factors}
+    return {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, metadata
 
 
 def read_host(path: str | Path) -> HostParts:
@@ -66,11 +85,16 @@ def read_host(path: str | Path) -> HostParts:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise LorspError(f"{path} is not a readable safetensors file: {str(exc).splitlines()[0][:160]}") from None
-    if meta.get("format") != HOST_FORMAT:
+    if meta.get("format") not in READABLE_FORMATS:
         raise LorspError(f"{path} is not a lorsp host file (format {meta.get('format')!r}, expected {HOST_FORMAT!r})")
+    legacy = meta["format"] == "lorsp-host-v1"
     try:
-        return HostParts(pool=int(tensors["encoding.pool"][0]), time_steps=int(tensors["encoding.time_steps"][0]),
-                         gate=meta.get("gate", "rowcol"), B=tensors["prompt.B"], A=tensors["prompt.A"],
+        size = tensors["encoding.pool" if legacy else "encoding.size"]
+        encoding = Encoding("pool" if legacy else meta.get("encoding", ""), int(size[0]),
+                            int(tensors["encoding.time_steps"][0]))
+        return HostParts(encoding=encoding, gate=meta.get("gate", "rowcol"),
+                         factors="per-channel" if legacy else meta.get("factors", ""),
+                         B=tensors["prompt.B"], A=tensors["prompt.A"], mix=tensors.get("prompt.mix"),
                          group_of_line=tensors["prompt.group_of_line"],
                          head={k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")},
                          fixed_point_scale=tensors["fixed_point.scale"])
@@ -106,16 +130,19 @@ def rebuild_model(config: dict[str, Any], classes: list[str], backbone_sha256: s
             raise LorspError(f"the NIR network does not fit this model's spiking generator ({full} "
                              f"{tuple(value.shape)})")
         state[full] = value
-    if host.B.shape != state["B"].shape or host.A.shape != state["A"].shape:
+    if host.B.shape != state["B"].shape or host.A.shape != state["A"].shape or \
+            (host.mix is None) != ("mix" not in state) or (host.mix is not None and host.mix.shape != state["mix"].shape):
         raise LorspError(f"host factors B {tuple(host.B.shape)}, A {tuple(host.A.shape)} do not fit the config")
     state["B"], state["A"] = host.B, host.A
+    if host.mix is not None:
+        state["mix"] = host.mix
     model.prompt.load_state_dict(state)
     try:
         model.head.load_state_dict(host.head)
     except RuntimeError as exc:
         raise LorspError(f"host head tensors do not fit the config: {str(exc).splitlines()[0]}") from None
     prompt = model.prompt
-    if (host.pool, host.time_steps, host.gate) != (prompt.pool, prompt.time_steps, prompt.gate) or \
+    if (host.encoding, host.gate, host.factors) != (prompt.encoding, prompt.gate, prompt.factors) or \
             not torch.equal(host.group_of_line, prompt.group_of_line.cpu()):
         raise LorspError("host encoding or gate mapping differs from the config's")
     return model.eval()
@@ -136,15 +163,27 @@ def add_prompt(prompt: LowRankSpikePrompt, x: torch.Tensor, gate_spikes: torch.T
     per call) is added at the open rows x open columns of each channel; every other pixel is
     left as it is. This equals :func:`prompt_from_gate_spikes` added densely, bit for bit
     (``x + 0 = x``); a host that visits only the open block needs ``3 |rows| |cols|`` adds
-    per image instead of ``3 L^2``, and that is the count returned. Rank gating has no
-    pixel-level zeros and takes the dense path (``3 L^2`` entries).
+    per image instead of ``3 L^2``, and that is the count returned. Band gating: the prompt
+    of the open terms, added where at least one term is open (``3`` entries per open pixel;
+    :func:`open_pixels`). Rank gating has no pixel-level zeros and takes the dense path
+    (``3 L^2`` entries).
     """
+    if prompt.gate == "band":
+        added = x + prompt.prompt_from_rates(gate_spikes.float().mean(0))
+        return added, 3 * int(open_pixels(prompt, gate_spikes).sum())
     if prompt.gate != "rowcol":
         return x + prompt.prompt_from_rates(gate_spikes.float().mean(0)), 3 * x.shape[-2] * x.shape[-1] * len(x)
     rows, cols = prompt.line_gates(gate_spikes.bool().any(0))  # (N, L) each: fired at least once
-    low_rank = torch.bmm(prompt.B, prompt.A)  # (3, L, L)
+    low_rank = torch.matmul(*prompt.channel_factors())  # (3, L, L)
     open_block = rows[:, None, :, None] & cols[:, None, None, :]  # (N, 1, L, L)
     # On a vector CPU, adding everywhere and selecting is faster than gathering the open
     # entries (0.2 ms against 3.6 ms per batch of 64 at 32 px here); the result is the same,
     # and the count is what a host that visits only the open block spends.
     return torch.where(open_block, x + low_rank, x), 3 * int(open_block.sum())
+
+
+@torch.no_grad()
+def open_pixels(prompt: LowRankSpikePrompt, gate_spikes: torch.Tensor) -> torch.Tensor:
+    """Band gating: ``(N, L, L)`` True where some term has both its row's and its column's gate open."""
+    rows, cols = prompt.line_gates(gate_spikes.bool().any(0).to(torch.float32))  # (N, r, L) each
+    return torch.einsum("nki,nkj->nij", rows, cols) > 0

@@ -29,7 +29,6 @@ from export.host import write_host
 from export.netx import write_netx
 from export.nir import check_description, check_nodes, check_round_trip, export_generator
 from lorsp.data import load_split_images
-from lorsp.encoding import encode
 from lorsp.fileio import check_output_dir
 from lorsp.model import PromptedClassifier
 
@@ -57,7 +56,7 @@ def write_loihi_artifacts(model: PromptedClassifier, stage: Path, *, images: tor
     Returns the manifest section (network, fixed point, checks, what runs where).
     """
     generator, prompt = model.spiking_generator, model.prompt
-    spikes_in = encode(images, prompt.pool, prompt.time_steps)
+    spikes_in = prompt.encode(images)
     graph = export_generator(generator, spikes_in.shape[-1])
     nir.write(stage / NIR_FILE, graph)
     checks = {"nodes": check_nodes(generator, graph),

@@ -5,7 +5,7 @@
 
 Each batch of images goes through the split as it would be deployed (docs/method.md):
 
-1. host: :func:`lorsp.encoding.encode` -> binary input spikes ``(T, N, D)``;
+1. host: the prompt's encoding (:class:`lorsp.encoding.Encoding`) -> binary input spikes ``(T, N, D)``;
 2. chip: the spiking generator of ``prompt_generator.nir`` on a simulator backend
    (:mod:`hw_sim.backends`) -> gate spikes;
 3. host: the prompt from the gate spikes (:func:`deploy.host.prompt_from_gate_spikes`), added
@@ -38,10 +38,9 @@ from deploy.bundle import Bundle
 from hw_sim.fidelity import spike_agreement
 from deploy.host import add_prompt
 from deploy.network import SpikingNetwork
-from hw_sim.run import Reference, bundle_fields, chip_weights, provenance, rebuild, reference
+from hw_sim.run import Reference, bundle_fields, chip_weights, encoding_fields, provenance, rebuild, reference
 from lorsp.data import load_split_images
 from hw_sim.stage_energy import STAGES, WHERE, stage_energy
-from lorsp.encoding import encode
 from lorsp.errors import LorspError
 from lorsp.model import PromptedClassifier
 from lorsp.provenance import machine
@@ -116,7 +115,7 @@ class SplitPipeline:
     def __call__(self, x: torch.Tensor) -> StageRun:
         prompt = self.model.prompt
         t0 = time.perf_counter()
-        spikes_in = encode(x, prompt.pool, prompt.time_steps).numpy().astype(np.uint8)
+        spikes_in = prompt.encode(x).numpy().astype(np.uint8)
         t1 = time.perf_counter()
         chip = get_backend(self.backend)(self.network, spikes_in, mode=self.mode, timeout=self.timeout)
         t2 = time.perf_counter()
@@ -193,7 +192,8 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
         "format": REPORT_FORMAT, "format_version": 1,
         "bundle": {**bundle_fields(bundle), "artifacts_verified": len(bundle.manifest["artifacts"])},
         "dataset": dataset, "split": split, "samples": n, "image_size": bundle.config["image_size"],
-        "time_steps": host.time_steps, "pool": host.pool, "backend": pipeline.backend, "mode": pipeline.mode,
+        "time_steps": host.time_steps, "encoding": encoding_fields(host), "backend": pipeline.backend,
+        "mode": pipeline.mode,
         "precision": precision, "onnx_file": onnx["files"][precision],
         "providers": pipeline.session.get_providers(), "batch_size": batch_size,
         "agreement": {"equal": equal, "samples": n, "share": equal / n},
@@ -206,19 +206,25 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
                      "synops_per_image": counts.synops, "neuron_updates_per_image": counts.neuron_updates,
                      "dense_macs_per_image": counts.dense_macs,
                      "prompt_entries_per_image": prompt_entries},
-        "energy": stage_energy(counts, image_size=bundle.config["image_size"], pool=host.pool,
-                               time_steps=host.time_steps, gates=pipeline.network.sizes[-1],
-                               prompt_entries=prompt_entries,
-                               rank_products=rank_products(bundle.config, host.gate),
+        "energy": stage_energy(counts, image_size=bundle.config["image_size"], encoding=host.encoding,
+                               gates=pipeline.network.sizes[-1], prompt_entries=prompt_entries,
+                               rank_products=rank_products(bundle.config, host.gate, prompt_entries),
                                backbone_macs=onnx["macs_per_image"], precision=precision, chip_table=chip_table),
         "latency": _latency(seconds, ref_seconds, n, pipeline.backend),
         "provenance": provenance(),
     }
 
 
-def rank_products(config: dict[str, Any], gate: str) -> int:
-    """Host multiply-adds per image to form ``B diag(g) A`` (rank gating); 0 for row/column gating."""
-    return 3 * config["image_size"] ** 2 * config["rank"] if gate == "rank" else 0
+def rank_products(config: dict[str, Any], gate: str, prompt_entries: float) -> float:
+    """Host multiply-adds per image to form the prompt's entries from the factors.
+
+    Rank gating: ``3 L^2 r`` (``B diag(g) A`` densely); band gating: ``r`` per entry added (the
+    sum of the open rank-1 terms at each open pixel); row/column gating: 0 (``B A`` is fixed,
+    computed once).
+    """
+    if gate == "rank":
+        return 3 * config["image_size"] ** 2 * config["rank"]
+    return config["rank"] * prompt_entries if gate == "band" else 0
 
 
 def _latency(seconds: dict[str, float], ref_seconds: float, n: int, backend: str) -> dict[str, Any]:

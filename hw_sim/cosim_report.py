@@ -56,7 +56,7 @@ def cosim_blocks(r: dict[str, Any]) -> list[Block]:
         Heading("Co-simulation of the deployment split", 1),
         Paragraph(f"Bundle `{r['bundle']['path']}` ({r['bundle']['artifacts_verified']} artifacts verified "
                   f"against manifest.json); {r['samples']} images of the {r['dataset']} {r['split']} split at "
-                  f"{r['image_size']} px; T = {r['time_steps']} steps, pool {r['pool']}. Generator on the "
+                  f"{r['image_size']} px; T = {r['time_steps']} steps, encoding {r['encoding']['name']} ({r['encoding']['inputs']} inputs). Generator on the "
                   f"`{r['backend']}` simulator in {r['mode']} mode; backbone `{r['onnx_file']}` ({r['precision']}) "
                   f"in onnxruntime on {', '.join(r['providers'])}; batches of {r['batch_size']}."),
         Paragraph(f"Machine: {prov['machine']}. Commit {prov['git_commit']}. Command: `{prov['command']}`."),

@@ -32,7 +32,7 @@ def report_blocks(r: dict) -> list[Block]:
     blocks: list[Block] = [
         Heading("Loihi simulation report", 1),
         Paragraph(f"Bundle `{r['bundle']['path']}`; {r['samples']} images of the {r['dataset']} {r['split']} split "
-                  f"at {r['image_size']} px; T = {r['time_steps']} steps, pool {r['pool']}; backend "
+                  f"at {r['image_size']} px; T = {r['time_steps']} steps, encoding {r['encoding']['name']} ({r['encoding']['inputs']} inputs); backend "
                   f"`{r['backend']}`, modes {', '.join(r['modes'])}."),
         Paragraph(f"Machine: {prov['machine']}. Commit {prov['git_commit']}. Command: `{prov['command']}`."),
         Heading("Network on the chip"),

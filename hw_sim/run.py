@@ -19,7 +19,7 @@ import torch
 
 from deploy.bundle import Bundle
 from deploy.fixed_point import quantise
-from deploy.host import rebuild_model
+from deploy.host import HostParts, rebuild_model
 from deploy.network import SpikingNetwork
 from lorsp.model import PromptedClassifier
 from lorsp.provenance import git_commit, machine, versions
@@ -60,6 +60,12 @@ def chip_weights(network: SpikingNetwork, mode: str) -> tuple[list[np.ndarray], 
         fixed = quantise(network)
         return [f.weight for f in fixed], [f.bias_mant for f in fixed]
     return [l.weight for l in network.layers], [l.bias for l in network.layers]
+
+
+def encoding_fields(host: HostParts) -> dict[str, Any]:
+    """The report's ``encoding`` block: the instance encoding's name, size and ``D``."""
+    e = host.encoding
+    return {"name": e.name, "size": e.size, "inputs": e.inputs}
 
 
 def bundle_fields(bundle: Bundle) -> dict[str, Any]:

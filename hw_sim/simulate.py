@@ -18,9 +18,8 @@ from deploy.network import SpikingNetwork
 from hw_sim import energy
 from hw_sim.backends import MODES, SimResult, get_backend
 from hw_sim.fidelity import end_to_end, spike_agreement
-from hw_sim.run import bundle_fields, chip_weights, provenance, rebuild, reference
+from hw_sim.run import bundle_fields, chip_weights, encoding_fields, provenance, rebuild, reference
 from lorsp.data import load_split_images
-from lorsp.encoding import encode
 from lorsp.errors import LorspError
 
 REPORT_FORMAT = "lorsp-hwsim-report"
@@ -38,7 +37,7 @@ def simulate(bundle: Bundle, *, dataset: str | None = None, samples: int = 64, m
     dataset = dataset or config["dataset"]
     model = rebuild(bundle)
     x, y = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
-    spikes_in = encode(x, host.pool, host.time_steps)
+    spikes_in = model.prompt.encode(x)
     ref = reference(model, x)
     prompt_ref, ref_spikes, logits_ref = ref.prompt, ref.layer_spikes, ref.logits
     spikes_np = spikes_in.numpy().astype(np.uint8)
@@ -48,7 +47,7 @@ def simulate(bundle: Bundle, *, dataset: str | None = None, samples: int = 64, m
         "format": REPORT_FORMAT, "format_version": 1,
         "bundle": bundle_fields(bundle),
         "dataset": dataset, "split": "test", "samples": int(x.shape[0]), "image_size": config["image_size"],
-        "time_steps": host.time_steps, "pool": host.pool, "backend": backend, "modes": list(modes),
+        "time_steps": host.time_steps, "encoding": encoding_fields(host), "backend": backend, "modes": list(modes),
         "network": network.summary(),
         "pytorch": {"accuracy": float((logits_ref.argmax(1) == y).float().mean()),
                     "activity": _activity(network, ref_counts, host.time_steps)},

@@ -1,19 +1,22 @@
 r"""Energy per image of each stage of the deployment split, and of the dense alternatives.
 
-The split (docs/method.md, "Where the work happens"), per image of ``L x L`` pixels, pool
-``p`` (``D = 3 p^2`` inputs), ``T`` steps and ``2G`` gate neurons; each stage with what is
-counted and what prices it:
+The split (docs/method.md, "Where the work happens"), per image of ``L x L`` pixels, ``D``
+encoded inputs, ``T`` steps and ``n`` gate neurons; each stage with what is counted and
+what prices it:
 
-* ``encode`` (host): ``3 L^2`` adds (pool sums), ``D`` multiplies (scale to counts), ``T D``
-  adds (spike-train accumulators); Horowitz fp32 add and multiply;
+* ``encode`` (host): the encoding's own reduction (:meth:`lorsp.encoding.Encoding.host_operations`:
+  ``3 L^2`` adds for the pooled image; for the band profiles ``8 L^2`` adds and ``L^2 + 2G``
+  multiplies), ``D`` multiplies (scale to counts), ``T D`` adds (spike-train accumulators);
+  Horowitz fp32 add and multiply;
 * ``generator`` (chip): synops, neuron updates, spikes and spike packets counted on the
   simulated spikes (:func:`hw_sim.energy.count_operations`); a Loihi table of :mod:`hw_sim.energy`;
-* ``prompt`` (host): ``2G T`` adds (gate spike counts; a gate is open when its count is
-  nonzero), then one add per prompt entry: ``B A`` is fixed and computed once, and a host
-  that adds it at the open rows x open columns only (:func:`deploy.host.add_prompt`) needs
-  ``3 |rows| |cols|`` adds per image, measured on the co-simulated gate spikes (``3 L^2``
-  for rank gating, which also pays ``3 L^2 r`` multiplies and adds for ``B diag(g) A``);
-  Horowitz fp32 add and multiply;
+* ``prompt`` (host): ``n T`` adds (gate spike counts; a gate is open when its count is
+  nonzero), then one add per prompt entry, measured on the co-simulated gate spikes
+  (:func:`deploy.host.add_prompt`): row/column gating adds the fixed ``B A`` at the open rows
+  x open columns only (``3 |rows| |cols|``); band gating adds at every pixel where a term is
+  open and pays ``r`` multiply-adds per such entry for the sum of the open terms; rank gating
+  is dense (``3 L^2``, plus ``3 L^2 r`` multiply-adds for ``B diag(g) A``); Horowitz fp32 add
+  and multiply;
 * ``backbone`` (accelerator): MACs of backbone and head (:func:`export.onnx_macs.count_macs`,
   stored in the manifest); the Horowitz MAC of the backbone's precision.
 
@@ -24,7 +27,7 @@ counted and what prices it:
 Alternatives, with the same per-operation tables:
 
 * ``dense prompt``: the same generator run as a conventional (non-spiking) network on the
-  accelerator, ``T (D H + H 2G)`` MACs plus one per neuron update, at the backbone's
+  accelerator, ``T (D H + H n)`` MACs plus one per neuron update, at the backbone's
   precision; the host stages stay;
 * ``no prompt``: the backbone alone.
 
@@ -37,6 +40,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hw_sim import energy
+from lorsp.encoding import Encoding
 
 STAGES = ("encode", "generator", "prompt", "backbone")
 WHERE = {"encode": "host", "generator": "neuromorphic chip", "prompt": "host", "backbone": "accelerator"}
@@ -55,23 +59,23 @@ class HostOperations:
         return self.adds * ops["add"] + self.mults * ops["mult"]
 
 
-def host_operations(image_size: int, pool: int, time_steps: int, gates: int, prompt_entries: float | None = None,
-                    rank_products: int = 0) -> dict[str, HostOperations]:
+def host_operations(image_size: int, encoding: Encoding, gates: int, prompt_entries: float | None = None,
+                    rank_products: float = 0) -> dict[str, HostOperations]:
     """The host's work per image: ``{"encode": ..., "prompt": ...}``.
 
     ``gates``: the chip's outputs (``2G``); ``prompt_entries``: prompt entries added per image
     (default: all ``3 L^2``, a dense add); ``rank_products``: multiply-adds per image to form
     the prompt itself (``3 L^2 r`` for rank gating, 0 for row/column gating).
     """
-    pixels, inputs = 3 * image_size ** 2, 3 * pool ** 2
-    entries = pixels if prompt_entries is None else prompt_entries
-    return {"encode": HostOperations(adds=pixels + time_steps * inputs, mults=inputs),
-            "prompt": HostOperations(adds=gates * time_steps + entries + rank_products, mults=rank_products)}
+    entries = 3 * image_size ** 2 if prompt_entries is None else prompt_entries
+    adds, mults = encoding.host_operations(image_size)
+    return {"encode": HostOperations(adds=adds, mults=mults),
+            "prompt": HostOperations(adds=gates * encoding.time_steps + entries + rank_products, mults=rank_products)}
 
 
-def stage_energy(counts: energy.OperationCounts, *, image_size: int, pool: int, time_steps: int, gates: int,
+def stage_energy(counts: energy.OperationCounts, *, image_size: int, encoding: Encoding, gates: int,
                  backbone_macs: int, precision: str, chip_table: str, prompt_entries: float | None = None,
-                 rank_products: int = 0) -> dict[str, Any]:
+                 rank_products: float = 0) -> dict[str, Any]:
     """Energy per image of every stage (pJ) and of the split against the dense alternatives.
 
     ``counts``: the generator's operations per image on the chip; ``gates``: its outputs
@@ -82,7 +86,7 @@ def stage_energy(counts: energy.OperationCounts, *, image_size: int, pool: int, 
     dense_table = energy.get_table(energy.DENSE_TABLES[precision])
     chip = energy.energy_per_image(counts, energy.get_table(chip_table))
     dense_generator = energy.energy_per_image(counts, dense_table)
-    host = host_operations(image_size, pool, time_steps, gates, prompt_entries, rank_products)
+    host = host_operations(image_size, encoding, gates, prompt_entries, rank_products)
     backbone_pj = backbone_macs * dense_table.pj["mac"]
     stages = [
         _stage("encode", host["encode"].pj(), {"add": host["encode"].adds, "mult": host["encode"].mults},

@@ -1,13 +1,24 @@
-"""The instance encoding that feeds the spiking generator; defined once, used everywhere.
+"""The instance encodings that feed the spiking generator; defined once, used everywhere.
 
 Host side, per image ``x`` (``3 x L x L`` in [0, 1]):
 
-1. average-pool to ``3 x p x p`` and flatten to ``D = 3 p^2`` values ``v_i`` in [0, 1];
+1. reduce the image to ``D`` values ``v_i`` in [0, 1] (the encoding's own step, below);
 2. quantise to spike counts ``k_i = round(v_i T)`` in ``{0, ..., T}``;
 3. emit a deterministic integrate-and-fire spike train per input: an integer
    accumulator ``a_i(0) = 0``, ``a_i(t) = a_i(t-1) + k_i``; input ``i`` spikes at step
    ``t`` when ``a_i(t) >= T``, and then ``a_i(t) -= T``. Input ``i`` fires exactly ``k_i``
    times in ``T`` steps, evenly spread.
+
+Step 1, by encoding (:data:`ENCODINGS`, its ``size`` in brackets):
+
+* ``pool`` (``p``): average-pool to ``3 x p x p`` and flatten, ``D = 3 p^2``;
+* ``bands`` (``G``): where the image's content lies, band by band. The grey image
+  ``y = mean_c x_c`` and its deviation ``d = |y - mean(y)|`` from its own mean;
+  ``d`` averaged over ``G`` bands of rows and over ``G`` bands of columns (band ``b``
+  holds rows ``floor(b L / G)`` to ``floor((b + 1) L / G) - 1``, as adaptive average
+  pooling cuts them), both divided by the largest of the ``2 G`` values (an image
+  with no content gives zeros): ``D = 2 G``, rows first. A gate that reads its own
+  band is told how much of the image's content is in it.
 
 Everything after step 1 is integer arithmetic, so PyTorch, the exporters and every
 simulator produce the same binary spikes bit for bit: the chip receives binary events
@@ -16,9 +27,15 @@ simulator produce the same binary spikes bit for bit: the chip receives binary e
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from lorsp.errors import LorspError
+from lorsp.registry import Registry
 
 
 def pooled_values(x: torch.Tensor, pool: int) -> torch.Tensor:
@@ -26,9 +43,82 @@ def pooled_values(x: torch.Tensor, pool: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(x, pool).flatten(1).clamp(0.0, 1.0)
 
 
+def band_values(x: torch.Tensor, bands: int) -> torch.Tensor:
+    """``(N, 3, L, L)`` images -> ``(N, 2 * bands)``: content per row band, then per column band, in [0, 1]."""
+    grey = x.mean(1, keepdim=True)
+    deviation = (grey - grey.mean((2, 3), keepdim=True)).abs()
+    rows = F.adaptive_avg_pool2d(deviation, (bands, 1)).flatten(1)
+    cols = F.adaptive_avg_pool2d(deviation, (1, bands)).flatten(1)
+    profile = torch.cat([rows, cols], 1)
+    peak = profile.amax(1, keepdim=True)
+    return torch.where(peak > 0, profile / peak.clamp_min(torch.finfo(profile.dtype).tiny), 0.0).clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class EncodingKind:
+    """One way to reduce an image to the generator's input values (step 1 above)."""
+
+    values: Callable[[torch.Tensor, int], torch.Tensor]
+    """``(images (N, 3, L, L), size) -> (N, D)`` in [0, 1]."""
+    inputs: Callable[[int], int]
+    """``size -> D``."""
+    host_operations: Callable[[int, int], tuple[int, int]]
+    """``(image size L, size) -> (adds, multiplies)`` per image of step 1 (step 2 adds ``D`` multiplies)."""
+
+
+ENCODINGS: Registry[EncodingKind] = Registry("encoding", sort_names=False)
+ENCODINGS.add("pool", EncodingKind(pooled_values, lambda p: 3 * p * p, lambda L, p: (3 * L * L, 0)))
+# grey 3L^2 adds and L^2 multiplies, mean L^2 adds, deviation and |.| 2 L^2, row and column sums 2 L^2,
+# 2G divisions counted as multiplies
+ENCODINGS.add("bands", EncodingKind(band_values, lambda g: 2 * g, lambda L, g: (8 * L * L, L * L + 2 * g)))
+
+
+def list_encodings() -> list[str]:
+    """The names of the instance encodings."""
+    return ENCODINGS.names()
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """An instance encoding: its ``name`` (:data:`ENCODINGS`), ``size`` (``p`` or ``G``) and ``time_steps`` ``T``."""
+
+    name: str
+    size: int
+    time_steps: int
+
+    def __post_init__(self) -> None:
+        ENCODINGS.get(self.name)
+        if not isinstance(self.size, int) or self.size < 1:
+            raise LorspError(f"encoding size must be a positive integer, got {self.size!r}")
+        if not isinstance(self.time_steps, int) or not 1 <= self.time_steps <= 1024:
+            raise LorspError(f"--time-steps must be an integer in 1..1024, got {self.time_steps}")
+
+    @property
+    def inputs(self) -> int:
+        """``D``, the generator's input width."""
+        return ENCODINGS.get(self.name).inputs(self.size)
+
+    def values(self, x: torch.Tensor) -> torch.Tensor:
+        """Step 1: ``(N, 3, L, L)`` -> ``(N, D)`` in [0, 1]."""
+        return ENCODINGS.get(self.name).values(x, self.size)
+
+    def counts(self, x: torch.Tensor) -> torch.Tensor:
+        """Step 2: integer spike counts ``k = round(v T)`` per input, ``(N, D)`` int64."""
+        return torch.round(self.values(x) * self.time_steps).to(torch.int64)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``(N, 3, L, L)`` -> input spikes ``(T, N, D)`` in {0, 1}."""
+        return spike_train(self.counts(x), self.time_steps)
+
+    def host_operations(self, image_size: int) -> tuple[int, int]:
+        """``(adds, multiplies)`` per image of steps 1-3 on the host (fp32 arithmetic, counted once)."""
+        adds, mults = ENCODINGS.get(self.name).host_operations(image_size, self.size)
+        return adds + self.time_steps * self.inputs, mults + self.inputs
+
+
 def spike_counts(x: torch.Tensor, pool: int, time_steps: int) -> torch.Tensor:
-    """Integer spike counts ``k = round(v T)`` per input, shape ``(N, 3 * pool^2)``, int64."""
-    return torch.round(pooled_values(x, pool) * time_steps).to(torch.int64)
+    """Integer spike counts of the ``pool`` encoding, ``(N, 3 * pool^2)``, int64."""
+    return Encoding("pool", pool, time_steps).counts(x)
 
 
 def spike_train(counts: torch.Tensor | np.ndarray, time_steps: int) -> torch.Tensor | np.ndarray:
@@ -43,5 +133,5 @@ def spike_train(counts: torch.Tensor | np.ndarray, time_steps: int) -> torch.Ten
 
 
 def encode(x: torch.Tensor, pool: int, time_steps: int) -> torch.Tensor:
-    """Images ``(N, 3, L, L)`` -> input spikes ``(T, N, 3 * pool^2)`` in {0, 1}."""
-    return spike_train(spike_counts(x, pool, time_steps), time_steps)
+    """Images ``(N, 3, L, L)`` -> input spikes ``(T, N, 3 * pool^2)`` of the ``pool`` encoding."""
+    return Encoding("pool", pool, time_steps)(x)

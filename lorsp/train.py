@@ -43,7 +43,7 @@ from lorsp.heads import HEADS, FrequencyLabelMapping, list_heads
 from lorsp.metrics import INSTANCE_IMAGES, evaluate
 from lorsp.model import PromptedClassifier, build_model, build_prompt
 from lorsp.plots import plot_training_curves
-from lorsp.prompts import (LorspOptions, LorvpOptions, check_options, list_prompts, option_flag, option_names,
+from lorsp.prompts import (LorspOptions, LorvpOptions, SmmOptions, check_options, list_prompts, option_flag, option_names,
                            options_class, prompt_options)
 from lorsp.provenance import git_commit, machine, versions
 
@@ -52,7 +52,7 @@ RUN_KEYS = ("dataset", "backbone", "prompt", "head", "rank", "image_size", "epoc
             "prompt_lr", "seed", "shots")
 """Config keys every run's metrics.json holds (``rank`` too, as results tables have always read it);
 the prompt's own declared options follow (:func:`metrics_config`)."""
-_LORVP, _LORSP = LorvpOptions(), LorspOptions()
+_LORVP, _LORSP, _SMM = LorvpOptions(), LorspOptions(), SmmOptions()
 
 
 @dataclass
@@ -82,9 +82,12 @@ class TrainConfig:
     download: bool = False
     weights: str | None = None
     time_steps: int = _LORSP.time_steps
+    encoding: str = _LORSP.encoding
     pool: int = _LORSP.pool
     hidden: int = _LORSP.hidden
     gates: int = _LORSP.gates
+    factors: str = _LORSP.factors
+    train_generator: str = _LORSP.train_generator
     beta: float = _LORSP.beta
     threshold: float = _LORSP.threshold
     gate: str = _LORSP.gate
@@ -94,6 +97,9 @@ class TrainConfig:
     gate_bias: float = _LORSP.gate_bias
     surrogate_slope: float = _LORSP.surrogate_slope
     generator_lr_scale: float = _LORSP.generator_lr_scale
+    mask_width: int = _SMM.mask_width
+    patch: int = _SMM.patch
+    mask_layers: int = _SMM.mask_layers
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,6 +205,17 @@ def make_optimizer(model: PromptedClassifier, cfg: TrainConfig, steps: int):
     return opt, sched
 
 
+def calibrate_prompt(model: PromptedClassifier, splits: Splits, batch_size: int) -> None:
+    """A fresh run's data-dependent start: the prompt's ``calibrate`` on the first training images.
+
+    The first ``max(batch_size, 64)`` images of the (seeded, fixed) training split; a prompt
+    without a data-dependent start ignores them (:meth:`VisualPrompt.calibrate`).
+    """
+    count = min(len(splits.train), max(batch_size, 64))
+    x = torch.stack([splits.train[i][0] for i in range(count)])
+    model.prompt.calibrate(x)
+
+
 def sparsity_weight_at(cfg: TrainConfig, epoch: float) -> float:
     """The sparsity term's weight at (fractional) ``epoch``: ramped up linearly over ``--sparsity-warmup`` epochs."""
     if cfg.sparsity_warmup <= 0:
@@ -295,8 +312,10 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         history, start_epoch = list(state["history"]), int(state["epoch"])
         best = {"val_accuracy": float(state["best_val_accuracy"]), "epoch": int(state["best_epoch"]),
                 "state": state["best_state"]}
-    elif isinstance(model.head, FrequencyLabelMapping):
-        fit_label_mapping(model, splits, cfg.batch_size)
+    else:
+        calibrate_prompt(model, splits, cfg.batch_size)
+        if isinstance(model.head, FrequencyLabelMapping):
+            fit_label_mapping(model, splits, cfg.batch_size)
 
     net: torch.nn.Module = model
     if d.world > 1:

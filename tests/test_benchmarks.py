@@ -87,7 +87,8 @@ def test_gate_usage_accounts_for_every_gate(tmp_path, lite0):
     from lorsp.model import build_model
 
     cfg = {"dataset": "mnist-5k", "backbone": "efficientnet_lite0", "prompt": "lorsp", "head": "lp",
-           "rank": 2, "image_size": 32, "gates": 8, "gate_bias": 0.2}  # some gates silent, some switching
+           "rank": 2, "image_size": 32, "gates": 8, "gate_bias": 0.2,  # some gates silent, some switching
+           "gate": "rowcol", "encoding": "pool", "factors": "per-channel", "train_generator": "all"}
     torch.manual_seed(0)
     model = build_model(cfg, [str(i) for i in range(10)], backbone=lite0)
     path = tmp_path / "model.pt"

@@ -70,13 +70,15 @@ def test_energy_per_stage_adds_up_against_the_alternatives(float_run, bundle):
     assert stages["generator"]["pj"] == pytest.approx(e["generator_on_chip"]["total_pj"])
     assert stages["generator"]["operations"]["synop"] == pytest.approx(sum(activity["synops_per_image"]))
     assert stages["generator"]["operations"]["synop"] > 0
-    # host: 3 L^2 pool adds + T D accumulator adds, D scale multiplies (L = 32, D = 48, T = 8)
-    assert stages["encode"]["operations"] == {"add": 3 * 32 ** 2 + 8 * 48, "mult": 48}
-    assert stages["encode"]["pj"] == pytest.approx(3456 * 0.9 + 48 * 3.7)
-    # host prompt: 2G T spike-count adds, then one add per entry of the open block (measured), no multiply
+    # host, bands encoding (L = 32, G = 16, D = 2G = 32, T = 8): grey 3 L^2 adds and L^2 multiplies, mean,
+    # deviation, |.| and the row and column sums 5 L^2 adds, 2G divisions; then D scale multiplies, T D adds
+    assert stages["encode"]["operations"] == {"add": 8 * 32 ** 2 + 8 * 32, "mult": 32 ** 2 + 2 * 16 + 32}
+    assert stages["encode"]["pj"] == pytest.approx(8448 * 0.9 + 1088 * 3.7)
+    # host prompt: n T spike-count adds (n = 2 G r = 128 gates), then per entry at an open pixel (measured) one
+    # add and r = 4 multiply-adds for the sum of the open rank-1 terms
     entries = activity["prompt_entries_per_image"]
     assert 0 < entries < 3 * 32 ** 2
-    assert stages["prompt"]["operations"] == {"add": 32 * 8 + entries, "mult": 0}
+    assert stages["prompt"]["operations"] == {"add": 128 * 8 + entries + 4 * entries, "mult": 4 * entries}
     split, dense, none = e["scenarios"]
     assert split["total_pj"] == pytest.approx(sum(s["pj"] for s in e["stages"])) == pytest.approx(e["total_pj"])
     assert dense["stages_pj"]["generator"] == pytest.approx(e["generator_dense"]["total_pj"])

@@ -18,7 +18,6 @@ from deploy.fixed_point import quantise
 from deploy.host import read_host
 from lorsp.data import load_split_images
 from lorsp.fileio import file_sha256
-from lorsp.encoding import encode
 from lorsp.errors import LorspError
 from lorsp.model import build_model, load
 from tests.conftest import assert_one_line_error, run_cli
@@ -78,7 +77,7 @@ def test_bundle_holds_every_artifact_with_matching_hashes(bundle, checkpoint):
 def test_nir_round_trip_gives_the_same_spikes(checkpoint, tmp_path):
     model = load(checkpoint)
     x, _ = load_split_images("sklearn-digits", 32, 24)
-    spikes = encode(x, model.prompt.pool, model.prompt.time_steps)
+    spikes = model.prompt.encode(x)
     graph = export_generator(model.spiking_generator, spikes.shape[-1])
     assert len(check_nodes(model.spiking_generator, graph)) == 4
     nir.write(tmp_path / "g.nir", graph)
@@ -91,11 +90,14 @@ def test_a_module_snntorch_drops_is_caught(checkpoint):
     gen = load(checkpoint).spiking_generator
     with_dropout = nn.Sequential(gen[0], gen[1], nn.Dropout(0.0), gen[2], gen[3])
     with pytest.raises(LorspError, match="Dropout"):  # snnTorch prints a warning and leaves the node out
-        check_nodes(with_dropout, export_generator(with_dropout, 48))
+        check_nodes(with_dropout, export_generator(with_dropout, gen[0].in_features))
 
 
 @pytest.mark.slow
 def test_netx_file_opens_in_lava_dl_and_runs_like_the_fixed_point_simulation(bundle):
+    from hw_sim.lava_runtime import import_lava_runtime
+
+    import_lava_runtime()  # Lava's first import sets the fork start method; whichever test imports it first
     from lava.lib.dl.netx.hdf5 import Network
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -116,7 +118,7 @@ def test_netx_file_opens_in_lava_dl_and_runs_like_the_fixed_point_simulation(bun
                (fx.vth[0], fx.du[0], fx.dv[0])
         assert np.array_equal(block.neuron.bias_mant.init, fx.bias_mant)
     x, _ = load_split_images("sklearn-digits", 32, 6)
-    spikes = encode(x, b.host.pool, T).numpy().astype(np.int32)
+    spikes = b.host.encoding(x).numpy().astype(np.int32)
     _, n, d = spikes.shape
     data = np.concatenate([spikes.transpose(2, 1, 0).reshape(d, n * T), np.zeros((d, len(net)), np.int32)], 1)
     source, sink = Source(data=data), Sink(shape=net.out.shape, buffer=data.shape[1])
@@ -134,7 +136,7 @@ def test_netx_file_opens_in_lava_dl_and_runs_like_the_fixed_point_simulation(bun
 def test_host_file_holds_what_the_chip_does_not_run(bundle, checkpoint):
     model = load(checkpoint)
     host = read_host(bundle / HOST_FILE)
-    assert (host.pool, host.time_steps, host.gate) == (model.prompt.pool, model.prompt.time_steps, "rowcol")
+    assert (host.encoding, host.gate, host.factors) == (model.prompt.encoding, model.prompt.gate, model.prompt.factors)
     assert torch.equal(host.B, model.prompt.B) and torch.equal(host.A, model.prompt.A)
     assert torch.equal(host.group_of_line, model.prompt.group_of_line)
     assert all(torch.equal(host.head[k], v) for k, v in model.head.state_dict().items())

@@ -66,7 +66,8 @@ def test_all_writes_both_targets_under_one_manifest_that_lists_every_file(export
     assert f"{onnx['parity']['fp32']['max_abs_logit_diff']:.3g}" in fp32_line and "allowed 0.0001" in fp32_line
     assert "NIR round trip: 100.00%" in stdout and "ONNX int8 accuracy" in stdout
     opened = open_bundle(bundle)  # what lorsp-hwsim and lorsp-cosim read
-    assert opened.network.sizes[-1] == 2 * manifest["config"]["gates"]
+    c = manifest["config"]  # band gating: row and column gates per term and band
+    assert opened.network.sizes[-1] == 2 * c["gates"] * c["rank"] and c["gate"] == "band"
 
 
 @pytest.mark.slow

@@ -27,7 +27,6 @@ from deploy.fixed_point import quantise
 from deploy.network import Layer, SpikingNetwork
 from hw_sim.simulate import simulate
 from lorsp.data import load_split_images
-from lorsp.encoding import encode
 from lorsp.errors import LorspError
 from tests.conftest import run_cli
 from tests.test_export_loihi import shared_bundle
@@ -307,7 +306,7 @@ def test_fast_stops_a_run_past_its_timeout_with_the_lava_backends_message():
 def test_generator_bundle_fast_equals_lava_in_both_modes(bundle):
     b = open_bundle(bundle)
     x, _ = load_split_images("sklearn-digits", 32, 12)
-    spikes = encode(x, b.host.pool, b.host.time_steps).numpy().astype(np.uint8)
+    spikes = b.host.encoding(x).numpy().astype(np.uint8)
     for mode in ("float", "fixed"):
         fast, lava = fast_and_lava(b.network, spikes, mode)
         assert_identical(fast, lava, mode)

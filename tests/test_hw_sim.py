@@ -23,7 +23,6 @@ from deploy.host import rebuild_model
 from deploy.network import Layer, SpikingNetwork
 from deploy.nir_reader import load_network, network_from_nir
 from lorsp.data import load_split_images
-from lorsp.encoding import encode
 from lorsp.errors import LorspError
 from lorsp.metrics import spiking_layer_stats
 from lorsp.prompts.lorsp import leaky_layer, run_generator
@@ -204,7 +203,7 @@ def test_lava_float_spikes_equal_pytorch_on_every_neuron_and_step(bundle):
     m = b.manifest
     model = rebuild_model(m["config"], m["classes"], m["backbone_weights_sha256"], b.network, b.host)
     x, _ = load_split_images("sklearn-digits", 32, 24)
-    spikes = encode(x, b.host.pool, b.host.time_steps)
+    spikes = b.host.encoding(x)
     with torch.no_grad():
         reference = [s.numpy() for s in run_generator(model.spiking_generator, spikes)]
     result = get_backend("lava")(b.network, spikes.numpy().astype(np.uint8), mode="float", timeout=120)
@@ -271,7 +270,7 @@ def test_fixed_mode_report_figures_equal_a_recount_from_the_bundle_and_a_lava_ru
     b = open_bundle(bundle)
     T, N = b.host.time_steps, report["samples"]
     x, y = load_split_images(report["dataset"], b.config["image_size"], N, b.config.get("data_root"))
-    spikes_in = encode(x, b.host.pool, T)
+    spikes_in = b.host.encoding(x)
     model = rebuild_model(b.config, b.manifest["classes"], b.manifest["backbone_weights_sha256"], b.network, b.host)
     with torch.no_grad():
         reference = [s.numpy() for s in run_generator(model.spiking_generator, spikes_in)]

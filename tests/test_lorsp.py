@@ -22,11 +22,23 @@ def images():
 
 
 @pytest.fixture()
-def trained_like_prompt():
-    """A LoRSP prompt as after training: nonzero factors (B = 0 at init gives an all-zero prompt) and gates
-    that stay silent on part of each image (every gate fires at init, before the sparsity term acts)."""
+def trained_like_prompt(images):
+    """The default LoRSP prompt as after its start and some training: gates calibrated on real images (part of
+    every image closed) and nonzero factors (B = 0 at init gives an all-zero prompt)."""
     torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=L, rank=R, gate_bias=0.2).eval()
+    p = create_prompt("lorsp", image_size=L, rank=R).eval()
+    p.calibrate(images)
+    with torch.no_grad():
+        p.B.normal_()
+    return p
+
+
+@pytest.fixture()
+def rowcol_prompt():
+    """The row/column-gating ablation as after training (some gates silent on part of each image)."""
+    torch.manual_seed(0)
+    p = create_prompt("lorsp", image_size=L, rank=R, gate="rowcol", gates=16, encoding="pool",
+                      factors="per-channel", gate_bias=0.2).eval()
     with torch.no_grad():
         p.B.normal_()
     return p
@@ -41,16 +53,60 @@ def test_rank_is_at_most_r_for_every_image_and_channel(trained_like_prompt, imag
             assert torch.linalg.matrix_rank(out[n, c]) <= R
 
 
-def test_exact_zeros_follow_silent_gates(trained_like_prompt, images):
+def test_exact_zeros_are_where_no_term_has_both_gates_open(trained_like_prompt, images):
+    p = trained_like_prompt
     with torch.no_grad():
-        out = trained_like_prompt(images)
-        g = trained_like_prompt.gate_rates(images)
+        out = p(images)
+        g = p.gate_rates(images).view(len(images), 2, R, p.num_groups)
+    rows, cols = g[:, 0][..., p.group_of_line], g[:, 1][..., p.group_of_line]  # (N, r, L) per term
+    closed = ~((rows[:, :, :, None] > 0) & (cols[:, :, None, :] > 0)).any(1)  # (N, L, L)
+    assert 0.3 < closed.float().mean() < 0.9  # the calibrated start closes a large share
+    assert torch.all(out.abs().amax(1)[closed] == 0)
+    assert torch.all(out.abs().amax(1)[~closed] > 0)
+
+
+def test_rowcol_zeros_follow_silent_rows_and_columns(rowcol_prompt, images):
+    with torch.no_grad():
+        out = rowcol_prompt(images)
+        g = rowcol_prompt.gate_rates(images)
     assert (out == 0).float().mean() > 0.2  # a large share of exact zeros
-    rows = g[:, :16][:, trained_like_prompt.group_of_line]
-    cols = g[:, 16:][:, trained_like_prompt.group_of_line]
+    rows = g[:, :16][:, rowcol_prompt.group_of_line]
+    cols = g[:, 16:][:, rowcol_prompt.group_of_line]
     silent = (rows[:, :, None] == 0) | (cols[:, None, :] == 0)  # (N, L, L)
     assert torch.all(out.abs().amax(1)[silent] == 0)
     assert torch.all(out.abs().amax(1)[~silent] > 0)
+
+
+def test_calibrated_start_closes_the_target_share_and_follows_each_image():
+    """The start the sparsity figure relies on: at least the target share closed before the first step, on the
+    calibration batch and on images it never saw, with a zero mask of its own for (nearly) every image."""
+    from lorsp.metrics import instance_figures, zero_masks
+
+    splits = create_splits("mnist-5k", 128, limit_train=64, limit_test=200)
+    train = torch.stack([splits.train[i][0] for i in range(64)])
+    test = torch.stack([splits.test[i][0] for i in range(200)])
+    torch.manual_seed(0)
+    p = create_prompt("lorsp", image_size=128, sparsity_target=0.6).eval()
+    reached = p.calibrate(train)
+    assert 0.55 <= reached <= 0.65
+    with torch.no_grad():
+        p.B.normal_()
+        masks = zero_masks(p(test))
+    assert 0.5 <= float(masks.float().mean()) <= 0.7
+    figures = instance_figures(masks)
+    assert figures["prompt_unique_mask_share"] >= 0.5 and figures["prompt_mask_flip_share"] >= 0.1
+
+
+@pytest.mark.parametrize("target", [0.3, 0.6])
+def test_band_sparsity_term_pulls_each_image_to_the_target(target, images):
+    p = create_prompt("lorsp", image_size=L, rank=R, sparsity_target=target).train()
+    _, trace = p.trace(images)
+    closed = p.closed_share(p.gates_open(trace.rates))
+    assert torch.allclose(p.regularizer(), (closed - target).abs().mean())
+    g = (trace.rates > 0).float().view(len(images), 2, R, -1)
+    rows, cols = g[:, 0][..., p.group_of_line], g[:, 1][..., p.group_of_line]
+    open_px = ((rows[:, :, :, None] > 0) & (cols[:, :, None, :] > 0)).any(1).float().mean((1, 2))
+    assert torch.allclose(closed.detach(), 1 - open_px)  # the band-level formula is the pixel share
 
 
 def test_prompts_differ_across_images_and_eval_is_deterministic(trained_like_prompt, images):
@@ -62,7 +118,7 @@ def test_prompts_differ_across_images_and_eval_is_deterministic(trained_like_pro
 
 
 def test_generator_spikes_are_binary_and_inputs_too(trained_like_prompt, images):
-    spikes_in = encode(images, trained_like_prompt.pool, trained_like_prompt.time_steps)
+    spikes_in = trained_like_prompt.encode(images)
     assert set(spikes_in.unique().tolist()) <= {0.0, 1.0}
     with torch.no_grad():
         layers = run_generator(trained_like_prompt.spiking_generator, spikes_in)
@@ -82,7 +138,8 @@ def test_generator_is_in_the_exportable_form(trained_like_prompt):
 
 @pytest.mark.parametrize("gate,quota", [("rowcol", 6), ("rank", 8)])
 def test_sparsity_target_pushes_only_the_weakest_gates(gate, quota, images):
-    prompt = create_prompt("lorsp", image_size=L, rank=R, gate=gate, sparsity_target=0.6).train()
+    prompt = create_prompt("lorsp", image_size=L, rank=R, gate=gate, sparsity_target=0.6, gates=16,
+                           encoding="pool", factors="per-channel", train_generator="all").train()
     assert prompt.closing_quota() == quota
     if gate == "rowcol":  # closing 6 of 16 row and column groups zeroes 1 - (10/16)^2 >= 60% of the pixels
         assert 1 - (1 - quota / prompt.num_groups) ** 2 >= 0.6 > 1 - (1 - (quota - 1) / prompt.num_groups) ** 2
@@ -104,12 +161,21 @@ def test_encoding_fires_exactly_k_times():
 
 
 def test_parameter_count_matches_the_formula_in_docs():
-    # 6 L r + (D H + H) + (2 G H + 2 G), D = 3 p^2  (docs/method.md)
-    L_, r, p, H, G = 128, 4, 4, 16, 16
-    D = 3 * p * p
-    prompt = create_prompt("lorsp", image_size=L_, rank=r, pool=p, hidden=H, gates=G)
-    assert prompt.num_params() == 6 * L_ * r + (D * H + H) + (2 * G * H + 2 * G) == 4400
-    assert prompt.num_params() <= 1.5 * 6 * L_ * r  # within 1.5x LoR-VP's budget
+    # default: 2 L r + 3 r trained (shared factors, channel mix); the generator, (D H + H) + (n H + n) with
+    # D = 2 G inputs and n = 2 G r gates, keeps its start (docs/method.md)
+    L_, r, H, G = 128, 4, 32, 16
+    D, n = 2 * G, 2 * G * r
+    prompt = create_prompt("lorsp", image_size=L_, rank=r)
+    assert prompt.num_params() == 2 * L_ * r + 3 * r == 1036
+    assert prompt.num_params() <= 6 * L_ * r  # at most LoR-VP's 3,072 at the same L and r
+    assert sum(p.numel() for p in prompt.spiking_generator.parameters()) == (D * H + H) + (n * H + n) == 5280
+    trained = create_prompt("lorsp", image_size=L_, rank=r, train_generator="all")
+    assert trained.num_params() == 1036 + 5280
+    # the earlier design: per-channel factors, pooled encoding D = 3 p^2, row/column gates n = 2 G
+    p_, G_, H_ = 4, 16, 16
+    old = create_prompt("lorsp", image_size=L_, rank=r, pool=p_, hidden=H_, gates=G_, gate="rowcol", encoding="pool",
+                        factors="per-channel", train_generator="all")
+    assert old.num_params() == 6 * L_ * r + (3 * p_ * p_ * H_ + H_) + (2 * G_ * H_ + 2 * G_) == 4400
 
 
 def test_checkpoint_round_trip_is_bit_identical(lite0, tmp_path, images):
@@ -174,7 +240,7 @@ def test_surrogate_slope_changes_gradients_not_prompts(images):
     prompts, grads = [], []
     for slope in (25.0, 2.0):
         torch.manual_seed(5)
-        p = create_prompt("lorsp", image_size=L, rank=R, surrogate_slope=slope).train()
+        p = create_prompt("lorsp", image_size=L, rank=R, surrogate_slope=slope, train_generator="all").train()
         with torch.no_grad():
             p.B.normal_()
         out = p(images)

@@ -9,7 +9,7 @@ from lorsp.prompts import (check_options, create_prompt, list_prompts, option_fl
 
 
 def test_registry():
-    assert list_prompts() == ["lorsp", "lorvp", "none", "vp"]
+    assert list_prompts() == ["lorsp", "lorvp", "none", "smm", "vp"]
     with pytest.raises(LorspError, match="lorvp"):
         create_prompt("nope", image_size=32)
 
@@ -92,9 +92,11 @@ def test_check_options_takes_what_applies():
 def test_metrics_keys_of_each_method_are_the_run_keys_and_its_declaration():
     from lorsp.train import RUN_KEYS, TrainConfig, metrics_config
 
-    lorsp_keys = ["time_steps", "pool", "hidden", "gates", "beta", "threshold", "gate", "sparsity_weight",
-                  "sparsity_target", "sparsity_warmup", "gate_bias", "surrogate_slope", "generator_lr_scale"]
-    assert list(metrics_config(TrainConfig(prompt="lorsp"))) == [*RUN_KEYS, *lorsp_keys]  # as before the declaration
+    lorsp_keys = ["time_steps", "encoding", "pool", "hidden", "gates", "factors", "train_generator", "beta",
+                  "threshold", "gate", "sparsity_weight", "sparsity_target", "sparsity_warmup", "gate_bias",
+                  "surrogate_slope", "generator_lr_scale"]
+    assert list(metrics_config(TrainConfig(prompt="lorsp"))) == [*RUN_KEYS, *lorsp_keys]  # in declaration order
+    assert list(metrics_config(TrainConfig(prompt="smm"))) == [*RUN_KEYS, "mask_width", "patch", "mask_layers"]
     for name in ("lorvp", "vp", "none"):
         assert list(metrics_config(TrainConfig(prompt=name))) == list(RUN_KEYS)
     assert "rank" in RUN_KEYS

@@ -117,15 +117,21 @@ def test_generator_learning_rate_scale_applies_to_the_generator_only():
     from lorsp.model import build_model
     from lorsp.train import make_optimizer
 
-    cfg = tiny_config(prompt="lorsp", generator_lr_scale=10.0, prompt_lr=0.5)
+    cfg = tiny_config(prompt="lorsp", generator_lr_scale=10.0, prompt_lr=0.5, train_generator="all")
     model = build_model(cfg.to_dict(), create_splits("sklearn-digits", 32, limit_train=8).classes)
     opt, _ = make_optimizer(model, cfg, steps=4)
     generator = {id(p) for p in model.prompt.spiking_generator.parameters()}
     by_lr = {g["lr"]: {id(p) for p in g["params"]} for g in opt.param_groups}
-    factors = {id(model.prompt.A), id(model.prompt.B)}
+    factors = {id(model.prompt.A), id(model.prompt.B), id(model.prompt.mix)}
     assert by_lr[cfg.lr * 10.0] == generator
     assert by_lr[0.5] == factors
     assert by_lr[cfg.lr] == {id(p) for p in model.head.parameters()}
+    # the default generator keeps its start: no group trains it
+    frozen = tiny_config(prompt="lorsp", prompt_lr=0.5)
+    model = build_model(frozen.to_dict(), create_splits("sklearn-digits", 32, limit_train=8).classes)
+    opt, _ = make_optimizer(model, frozen, steps=4)
+    trained = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert not trained & {id(p) for p in model.prompt.spiking_generator.parameters()}
     with pytest.raises(LorspError, match="generator-lr-scale"):
         tiny_config(prompt="lorsp", generator_lr_scale=0.0).validate()
 

@@ -14,7 +14,8 @@ from lorsp.prompts import smm as _smm  # noqa: F401
 
 from lorsp.prompts.lorsp import LorspOptions
 from lorsp.prompts.lorvp import LorvpOptions
+from lorsp.prompts.smm import SmmOptions
 
-__all__ = ["GeneratorTrace", "LorspOptions", "LorvpOptions", "NoOptions", "VisualPrompt", "check_options",
+__all__ = ["GeneratorTrace", "LorspOptions", "LorvpOptions", "NoOptions", "SmmOptions", "VisualPrompt", "check_options",
            "create_prompt", "list_prompts", "option_flag", "option_names", "options_class", "options_from_config",
            "prompt_options", "register_prompt"]

@@ -14,9 +14,10 @@ the registry: a factory and the frozen dataclass of the options it takes,
 
 That one declaration is the method's ``lorsp-train`` argument group, the
 prompt keys of its ``metrics.json`` and what :func:`create_prompt` accepts.
-A field's ``metadata`` holds ``help``, optionally ``choices`` and ``applies_when``
+A field's ``metadata`` holds ``help``, optionally ``choices``, ``applies_when``
 (``{"gate": ("rowcol",)}``: the option is used only when option ``gate`` has one
-of those values; :func:`check_options` refuses it otherwise).
+of those values; :func:`check_options` refuses it otherwise) and ``legacy`` (the value
+a stored config that predates the option meant; :func:`options_from_config`).
 """
 from __future__ import annotations
 
@@ -68,6 +69,10 @@ class VisualPrompt(nn.Module):
     def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, GeneratorTrace | None]:
         """The prompt for ``x`` and what its spiking generator did (None: a prompt without one)."""
         return self(x), None
+
+    def calibrate(self, x: torch.Tensor) -> float | None:
+        """A data-dependent start from training images ``x``, before the first step (default: none)."""
+        return None
 
     def regularizer(self) -> torch.Tensor | None:
         """A term the method adds to the loss (weighted by ``--sparsity-weight``), if any."""
@@ -140,8 +145,13 @@ def option_names(name: str) -> tuple[str, ...]:
 
 
 def options_from_config(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """The options of method ``name`` that a flat config (a whole ``TrainConfig`` dict) holds."""
-    return {k: config[k] for k in option_names(name) if k in config}
+    """The options of method ``name`` that a flat config (a whole ``TrainConfig`` dict) holds.
+
+    An option added after the config was written takes its field's ``legacy`` value when it
+    declares one (what the method did before the option existed), not today's default.
+    """
+    legacy = {f.name: f.metadata["legacy"] for f in prompt_options(name) if "legacy" in f.metadata}
+    return {k: config[k] if k in config else legacy[k] for k in option_names(name) if k in config or k in legacy}
 
 
 def _refuse_undeclared(name: str, options: Mapping[str, Any]) -> None:

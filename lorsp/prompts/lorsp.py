@@ -1,38 +1,54 @@
 r"""LoRSP: Low-Rank visual Spike Prompting (our reading of arXiv 2606.01945; docs/method.md).
 
-Per channel ``c``, low-rank prompt factors ``B_c`` (L x r) and ``A_c`` (r x L), as in
-LoR-VP, whose rows and columns are gated per image by the spike rates of a small
-feed-forward spiking network ``S``:
+Low-rank prompt factors, as in LoR-VP, whose pieces a small feed-forward spiking network
+``S`` switches on and off per image. ``S`` reads a binary encoding ``e_t(x)`` of the
+image (:mod:`lorsp.encoding`) for ``T`` steps; a gate is open when its neuron fired at
+least once:
 
 .. math::
 
-    \rho(x) = \frac{1}{T} \sum_{t=1}^{T} S(e_t(x)) \in [0, 1]^{2G}, \qquad
-    g(x) = \mathbb{1}[\rho(x) > 0] \in \{0, 1\}^{2G}
+    \rho(x) = \frac{1}{T} \sum_{t=1}^{T} S(e_t(x)), \qquad g(x) = \mathbb{1}[\rho(x) > 0]
 
-    P_c(x) = \mathrm{diag}(g^{row}(x))\, B_c A_c\, \mathrm{diag}(g^{col}(x))
-
-``e_t(x)`` is the binary instance encoding of :mod:`lorsp.encoding` (pooled image,
-integer rate code). A gate is open when its neuron fired at least once in the ``T``
-steps; training passes the gradient of the rate ``rho`` straight through the step
+Training passes the gradient of the rate ``rho`` straight through the step
 (``g = 1[rho > 0] + rho - stopgrad(rho)``), so the surrogate gradient of the spikes
-reaches the generator while the forward pass keeps LoR-VP's prompt scale on open rows. ``g^{row}`` spreads the first ``G`` gates over the ``L`` rows
-(row ``i`` reads gate ``floor(i G / L)``), ``g^{col}`` the last ``G`` over columns.
-Hence, for every image and channel, exactly:
+reaches the generator while the forward pass keeps LoR-VP's prompt scale.
 
-* ``rank P_c(x) <= r`` (diagonal scaling cannot raise the rank);
-* ``P_c(x)[i, j] = 0`` wherever row ``i``'s or column ``j``'s gate neuron stayed silent
-  (exact zeros, at pixel level);
-* ``P(x)`` depends on the image, and is deterministic (no noise anywhere).
+``gate="band"`` (the default): rank-1 terms gated band by band. Factors ``b_k``, ``a_k``
+in ``R^L`` (``k = 1..r``) shared by the three channels, mixed per channel by ``m_{c,k}``;
+``G`` bands of rows and ``G`` of columns; term ``k`` has its own row gates
+``g^{row}_k`` and column gates ``g^{col}_k`` (``2 G r`` gate neurons, row ``i`` reading
+band ``floor(i G / L)``):
 
-``S`` is ``Linear(D, H) -> Leaky -> Linear(H, 2G) -> Leaky`` with ``D = 3 p^2``, snnTorch
-``Leaky`` neurons with ``reset_mechanism="zero"``, ``reset_delay=False`` and per-neuron
-``beta`` and ``threshold`` tensors: the form that survives NIR export and Lava unchanged.
+.. math::
 
-Trainable parameters: ``6 L r`` (factors) ``+ (D H + H) + (2 G H + 2 G)`` (generator).
+    P_c(x) = \sum_{k=1}^{r} m_{c,k}\, (g^{row}_k(x) \odot b_k)\, (g^{col}_k(x) \odot a_k)^\top
 
-``gate="rank"`` is the ablation that gates whole rank-1 terms instead (``r`` gate
-neurons per channel, ``P_c = B_c diag(g_c) A_c``): low-rank, instance-specific, but
-with no pixel-level zeros.
+so ``rank P_c(x) <= r``, and ``P_c(x)[i, j] = 0`` exactly wherever no term has both row
+``i``'s and column ``j``'s gate open: the non-zero pixels are a union of at most ``r``
+rectangles of bands, chosen per image. The encoding is ``bands``: how much of the
+image's content lies in each row band and each column band, so each gate is told about
+its own band. The generator relays each band's value to that band's gates (layer 1 the
+identity, layer 2 band to band, small random cross-talk), and before the first step
+:meth:`LowRankSpikePrompt.calibrate` shifts the gate biases until the first training
+batch has the target share of closed pixels: the prompt starts sparse, and follows each
+image's content. By default (``train_generator="none"``) the generator keeps that start
+and only the factors and the mix learn: trained generators (``all``, ``weights``) were
+measured to collapse to one mask for every image within the protocol's 160 steps
+(docs/method.md). The sparsity term (:meth:`LowRankSpikePrompt.regularizer`) pulls each
+image's closed share to the target; it acts only where the generator learns.
+
+Ablations: ``gate="rowcol"`` gates the rows and columns of the whole product
+(``P_c = diag(g^{row}) B_c A_c diag(g^{col})``, ``2 G`` gates), ``gate="rank"`` whole
+rank-1 terms with no pixel-level zeros (``P_c = B_c diag(g_c) A_c``, ``3 r`` gates);
+``factors="per-channel"`` gives each channel its own ``B_c`` (L x r) and ``A_c`` (r x L),
+as LoR-VP; ``encoding="pool"`` feeds the ``3 x p x p`` pooled image.
+
+``S`` is ``Linear(D, H) -> Leaky -> Linear(H, n_gates) -> Leaky``, snnTorch ``Leaky``
+neurons with ``reset_mechanism="zero"``, ``reset_delay=False`` and per-neuron ``beta`` and
+``threshold`` tensors: the form that survives NIR export and Lava unchanged. Parameters:
+factors ``2 L r + 3 r`` (shared) or ``6 L r`` (per channel), generator
+``D H + H + n_gates H + n_gates``; at L = 128, r = 4, G = 16, H = 32 the default trains
+1,036 (the factors and the mix) and holds 5,280 fixed generator parameters.
 """
 from __future__ import annotations
 
@@ -44,12 +60,14 @@ import torch
 from snntorch import surrogate
 from torch import nn
 
-from lorsp.encoding import encode
+from lorsp.encoding import Encoding, list_encodings
 from lorsp.errors import LorspError
 from lorsp.prompts.base import GeneratorTrace, VisualPrompt, register_prompt
 from lorsp.prompts.lorvp import LorvpOptions, check_rank
 
-GATE_MODES = ("rowcol", "rank")
+GATE_MODES = ("band", "rowcol", "rank")
+GENERATOR_TRAINING = ("all", "weights", "none")
+FACTOR_MODES = ("shared", "per-channel")
 
 
 @dataclass(frozen=True)
@@ -61,23 +79,35 @@ class LorspOptions(LorvpOptions):
     """
 
     time_steps: int = field(default=8, metadata={"help": "T: SNN steps per image"})
-    pool: int = field(default=4, metadata={"help": "instance encoding: pooled to 3 x p x p"})
-    hidden: int = field(default=16, metadata={"help": "hidden spiking neurons"})
-    gates: int = field(default=16, metadata={"help": "G: row (and column) gate groups",
-                                             "applies_when": {"gate": ("rowcol",)}})
+    encoding: str = field(default="bands", metadata={
+        "help": "the generator's input: content per row and column band (bands) or the pooled image (pool)",
+        "choices": tuple(list_encodings()), "legacy": "pool"})
+    pool: int = field(default=4, metadata={"help": "pool encoding: the image pooled to 3 x p x p",
+                                           "applies_when": {"encoding": ("pool",)}})
+    hidden: int = field(default=32, metadata={"help": "hidden spiking neurons (band start: 2 G relays)"})
+    gates: int = field(default=16, metadata={"help": "G: bands of rows (and of columns); bands encoding: its size too",
+                                            "applies_when": {"gate": ("band", "rowcol")}})
+    factors: str = field(default="shared", metadata={
+        "help": "low-rank factors shared by the channels with a per-channel mix, or one pair per channel",
+        "choices": FACTOR_MODES, "legacy": "per-channel"})
+    train_generator: str = field(default="none", metadata={
+        "help": "what of the spiking generator learns: all, its weights only (the biases keep their start), "
+                "or nothing (it stays the relay it starts as)", "choices": GENERATOR_TRAINING, "legacy": "all"})
     beta: float = field(default=0.9, metadata={"help": "membrane decay of every Leaky neuron"})
     threshold: float = field(default=1.0, metadata={"help": "firing threshold"})
-    gate: str = field(default="rowcol", metadata={
-        "help": "gate rows and columns of the factors (sparse) or whole rank-1 terms (ablation)",
+    gate: str = field(default="band", metadata={
+        "help": "gate every rank-1 term band by band (band), the rows and columns of the product (rowcol), "
+                "or whole rank-1 terms (rank, no pixel zeros)",
         "choices": GATE_MODES})
     sparsity_weight: float = field(default=10.0, metadata={"help": "weight of the sparsity term in the loss"})
     sparsity_target: float | None = field(default=0.6, metadata={
-        "help": "share of zero prompt pixels to aim at: per image, the sparsity term pushes down the rates "
-                "of just enough of the weakest row and column gates"})
+        "help": "share of zero prompt pixels to aim at (band: the calibrated start and the hinge's floor; "
+                "rowcol/rank: per image, the term pushes down just enough of the weakest gates)"})
     sparsity_warmup: float = field(default=0.0, metadata={
         "help": "epochs over which the sparsity weight ramps up linearly from 0"})
     gate_bias: float = field(default=1.0, metadata={
-        "help": "initial bias of the gate neurons (per step; >= --threshold opens every gate at start)"})
+        "help": "initial bias of the gate neurons (per step; >= --threshold opens every gate at start; "
+                "band gates are calibrated instead)", "applies_when": {"gate": ("rowcol", "rank")}})
     surrogate_slope: float = field(default=25.0, metadata={
         "help": "slope k of the fast-sigmoid surrogate 1/(1+k|U-theta|)^2 (training only); smaller "
                 "lets silent neurons feel the task's gradient and fire again"})
@@ -125,46 +155,126 @@ def run_generator(generator: nn.Module, spikes_in: torch.Tensor) -> list[torch.T
 
 
 class LowRankSpikePrompt(VisualPrompt):
-    def __init__(self, image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 16,
-                 gates: int = 16, beta: float = 0.9, threshold: float = 1.0, gate: str = "rowcol",
-                 init_std: float = 0.01, init_gain: float = 4.0, gate_bias: float = 1.0,
-                 sparsity_target: float | None = 0.6, surrogate_slope: float = 25.0):
+    """LoRSP's prompt: low-rank factors gated per image by a spiking generator (module docstring)."""
+
+    def __init__(self, image_size: int, rank: int = 4, time_steps: int = 8, pool: int = 4, hidden: int = 32,
+                 gates: int = 16, beta: float = 0.9, threshold: float = 1.0, gate: str = "band",
+                 encoding: str = "bands", factors: str = "shared", init_std: float = 0.01, init_gain: float = 4.0,
+                 gate_bias: float = 1.0, sparsity_target: float | None = 0.6, surrogate_slope: float = 25.0,
+                 train_generator: str = "none"):
         super().__init__(image_size)
         check_rank(rank, image_size)
-        if not isinstance(time_steps, int) or not 1 <= time_steps <= 1024:
-            raise LorspError(f"--time-steps must be an integer in 1..1024, got {time_steps}")
-        if not 1 <= pool <= image_size:
+        if encoding == "pool" and not 1 <= pool <= image_size:
             raise LorspError(f"--pool must be in 1..{image_size}, got {pool}")
-        if not 1 <= gates <= image_size:
-            raise LorspError(f"--gates must be in 1..{image_size} (the image size), got {gates}")
+        if not isinstance(gates, int) or not 1 <= gates <= image_size:
+            raise LorspError(f"--gates must be an integer in 1..{image_size} (the image size), got {gates}")
         if gate not in GATE_MODES:
             raise LorspError(f"unknown --gate {gate!r}; choose one of: {', '.join(GATE_MODES)}")
+        if factors not in FACTOR_MODES:
+            raise LorspError(f"unknown --factors {factors!r}; choose one of: {', '.join(FACTOR_MODES)}")
+        if not isinstance(hidden, int) or hidden < 1:
+            raise LorspError(f"--hidden must be a positive integer, got {hidden}")
         if not 0.0 <= beta < 1.0 or not threshold > 0:
             raise LorspError(f"need 0 <= beta < 1 and threshold > 0, got beta {beta}, threshold {threshold}")
         if sparsity_target is not None and not 0.0 <= sparsity_target < 1.0:
             raise LorspError(f"--sparsity-target must be in [0, 1), got {sparsity_target}")
         if not (surrogate_slope > 0 and math.isfinite(surrogate_slope)):
             raise LorspError(f"--surrogate-slope must be a positive number, got {surrogate_slope}")
-        self.rank, self.time_steps, self.pool, self.gate = rank, time_steps, pool, gate
+        self.encoding = Encoding(encoding, pool if encoding == "pool" else gates, time_steps)
+        self.rank, self.time_steps, self.gate, self.factors = rank, time_steps, gate, factors
+        self.pool = pool
         self.sparsity_target = sparsity_target
         self.num_groups = gates
-        n_out = 2 * gates if gate == "rowcol" else 3 * rank
-        self.B = nn.Parameter(torch.zeros(3, image_size, rank))
-        self.A = nn.Parameter(torch.randn(3, rank, image_size) * init_std)
-        self.spiking_generator = make_spiking_generator(3 * pool * pool, hidden, n_out, beta, threshold,
+        n_out = {"band": 2 * gates * rank, "rowcol": 2 * gates, "rank": 3 * rank}[gate]
+        copies = 1 if factors == "shared" else 3
+        self.B = nn.Parameter(torch.zeros(copies, image_size, rank))
+        self.A = nn.Parameter(torch.randn(copies, rank, image_size) * init_std)
+        self.mix = nn.Parameter(torch.ones(3, rank)) if factors == "shared" else None
+        self.spiking_generator = make_spiking_generator(self.encoding.inputs, hidden, n_out, beta, threshold,
                                                         surrogate_slope)
-        with torch.no_grad():  # gate_bias = threshold: (nearly) every gate fires at start, as in LoR-VP
-            for layer in (self.spiking_generator[0], self.spiking_generator[2]):
-                layer.weight.mul_(init_gain)
-            self.spiking_generator[2].bias.fill_(gate_bias)
+        if gate == "band":
+            self._relay_bands(threshold)
+        else:
+            with torch.no_grad():  # gate_bias = threshold: (nearly) every gate fires at start, as in LoR-VP
+                for layer in (self.spiking_generator[0], self.spiking_generator[2]):
+                    layer.weight.mul_(init_gain)
+                self.spiking_generator[2].bias.fill_(gate_bias)
+        if train_generator not in GENERATOR_TRAINING:
+            raise LorspError(f"unknown --train-generator {train_generator!r}; choose one of: "
+                             f"{', '.join(GENERATOR_TRAINING)}")
+        self.train_generator = train_generator
+        for name, param in self.spiking_generator.named_parameters():
+            learns = train_generator == "all" or (train_generator == "weights" and name.endswith("weight"))
+            param.requires_grad_(learns and param.requires_grad)
         group = (torch.arange(image_size) * gates) // image_size
         self.register_buffer("group_of_line", group, persistent=False)
         # the trace of the last forward pass, for regularizer() only: readers call trace(x) instead
         self.last_trace: GeneratorTrace | None = None
 
+    # ------------------------------------------------------------------ start
+    @torch.no_grad()
+    def _relay_bands(self, threshold: float, noise: float = 0.05) -> None:
+        """Band gating's start: each gate listens to its own band (module docstring).
+
+        With the bands encoding, hidden neuron ``j`` relays input ``j`` (weight ``1.5 theta``
+        fires on every input spike) and gate ``(side, k, b)`` reads hidden ``(side, b)``; small
+        noise elsewhere lets training mix bands. With another encoding (or ``H != 2 G``) both
+        layers keep snnTorch's default start, scaled as the other gate modes do.
+        """
+        first, second = self.spiking_generator[0], self.spiking_generator[2]
+        d, h, g, r = first.in_features, first.out_features, self.num_groups, self.rank
+        if self.encoding.name != "bands" or h != d:
+            for layer in (first, second):
+                layer.weight.mul_(4.0)
+            second.bias.zero_()
+            return
+        first.weight.normal_(0.0, noise * threshold).add_(1.5 * threshold * torch.eye(d))
+        first.bias.zero_()
+        second.weight.normal_(0.0, noise * threshold)
+        band = torch.arange(g)
+        for side in range(2):
+            for k in range(r):
+                second.weight[self._gate_index(side, k, band), side * g + band] += 0.5 * threshold
+        second.bias.zero_()
+
+    def _gate_index(self, side: int, k: int, band: torch.Tensor | int) -> torch.Tensor | int:
+        """Band gating: the gate neuron of ``side`` (0 rows, 1 columns), term ``k`` and ``band``."""
+        return side * self.rank * self.num_groups + k * self.num_groups + band
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor, steps: int = 40) -> float:
+        """Shift the gate biases until the prompt of images ``x`` has the target share of closed pixels.
+
+        Band gating only (other modes return their share unchanged): bisection on one offset
+        added to every gate bias, so each image keeps its own pattern and the batch as a whole
+        starts at ``sparsity_target`` (0.5 without a target). Returns the share reached.
+        """
+        if self.gate != "band":
+            return float(self.closed_share(self.gates_open(self.gate_rates(x))).mean())
+        target = 0.5 if self.sparsity_target is None else self.sparsity_target
+        bias = self.spiking_generator[2].bias
+        base = bias.clone()
+        low, high = -4.0 * self.spiking_generator[3].threshold.max().item(), 0.0
+        share = 0.0
+        for _ in range(steps):  # the closed share falls as the offset rises
+            mid = 0.5 * (low + high)
+            bias.copy_(base + mid)
+            share = float(self.closed_share(self.gates_open(self.gate_rates(x))).mean())
+            if share > target:
+                low = mid
+            else:
+                high = mid
+        bias.copy_(base + low)
+        return float(self.closed_share(self.gates_open(self.gate_rates(x))).mean())
+
+    # ------------------------------------------------------------------ the generator
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The generator's input spikes ``(T, N, D)`` for images ``x`` (:mod:`lorsp.encoding`)."""
+        return self.encoding(x)
+
     def run_generator(self, x: torch.Tensor) -> GeneratorTrace:
         """Encode ``x`` and step the spiking generator over it (keeps no state)."""
-        spikes_in = encode(x, self.pool, self.time_steps)
+        spikes_in = self.encode(x)
         spikes = run_generator(self.spiking_generator, spikes_in)
         return GeneratorTrace(spikes_in, tuple(spikes), spikes[-1].mean(0))
 
@@ -172,21 +282,45 @@ class LowRankSpikePrompt(VisualPrompt):
         """Spike rates ``rho`` of the gate neurons, ``(N, n_gates)`` in {0, 1/T, ..., 1}."""
         return self.run_generator(x).rates
 
+    # ------------------------------------------------------------------ sparsity
+    def band_sizes(self) -> torch.Tensor:
+        """Lines per band, ``(G,)``: rows (and columns) that read each band's gate."""
+        return torch.bincount(self.group_of_line, minlength=self.num_groups).to(self.B.dtype)
+
+    def closed_share(self, g: torch.Tensor) -> torch.Tensor:
+        """Per image, the share of pixels that gates ``g`` ``(N, n_gates)`` close, ``(N,)`` (differentiable).
+
+        band: ``mean_ij prod_k (1 - g^row_k(i) g^col_k(j))``, computed band by band; rowcol:
+        ``1 - (open rows / L)(open columns / L)``; rank gating closes no pixel (0).
+        """
+        if self.gate == "rank":
+            return g.sum(1) * 0.0
+        w = self.band_sizes() / self.image_size  # (G,)
+        if self.gate == "rowcol":
+            rows, cols = g[:, : self.num_groups], g[:, self.num_groups:]
+            return 1.0 - (rows @ w) * (cols @ w)
+        rows, cols = self.band_gates(g)  # (N, r, G) each
+        closed = torch.prod(1.0 - rows[:, :, :, None] * cols[:, :, None, :], dim=1)  # (N, G, G)
+        return torch.einsum("nab,a,b->n", closed, w, w)
+
     def regularizer(self) -> torch.Tensor:
         """The sparsity term of the last forward pass.
 
-        Without a target: the mean gate firing rate (pushes every gate towards silence). With
-        ``sparsity_target`` ``s``: per image, the mean rate of the ``k`` gates that fire least
-        (:meth:`closing_quota`), for the row gates and the column gates apart (rank gating: of
-        all gates). Only the weakest gates are pushed, exactly as many as ``s`` needs, so gates
-        close one by one instead of all at once; the task decides which, and the term is zero
-        once they are silent.
+        band: the mean over images of ``max(0, s - closed share)``, zero for every image that
+        already closes the target share ``s`` of its pixels (no target: the mean gate rate).
+        rowcol and rank, without a target: the mean gate firing rate; with target ``s``: per
+        image, the mean rate of the ``k`` gates that fire least (:meth:`closing_quota`), for
+        the row gates and the column gates apart (rank gating: of all gates), so gates close
+        one by one; the task decides which, and the term is zero once they are silent.
         """
         if self.last_trace is None:
             raise RuntimeError("regularizer() needs a forward pass first")
         if self.sparsity_target is None:
             return self.last_trace.gate_spikes.mean()
-        rho, k = self.last_trace.rates, self.closing_quota()
+        rho = self.last_trace.rates
+        if self.gate == "band":
+            return (self.closed_share(self.gates_open(rho)) - self.sparsity_target).abs().mean()
+        k = self.closing_quota()
         if k == 0:
             return rho.sum() * 0.0
         parts = [rho] if self.gate == "rank" else [rho[:, : self.num_groups], rho[:, self.num_groups:]]
@@ -197,16 +331,33 @@ class LowRankSpikePrompt(VisualPrompt):
 
         Row/column gating zeroes ``1 - (1 - k/G)^2`` of the pixels with ``k`` of ``G`` row
         and column groups closed, so ``k = ceil(G (1 - sqrt(1 - s)))``; rank gating zeroes
-        ``k / 3r`` of the rank-1 terms, so ``k = ceil(3 r s)``.
+        ``k / 3r`` of the rank-1 terms, so ``k = ceil(3 r s)``. Band gating has no quota (0).
         """
         s = self.sparsity_target or 0.0
         if self.gate == "rank":
             return math.ceil(3 * self.rank * s - 1e-9)
+        if self.gate == "band":
+            return 0
         return math.ceil(self.num_groups * (1.0 - math.sqrt(1.0 - s)) - 1e-9)
 
+    # ------------------------------------------------------------------ the prompt
+    def band_gates(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Band gating: row and column gates per term and band, ``(N, r, G)`` each, from ``g`` ``(N, 2 G r)``."""
+        rows, cols = g.view(-1, 2, self.rank, self.num_groups).unbind(1)
+        return rows, cols
+
     def line_gates(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row and column gates ``(N, L)`` each from the group gates ``g`` ``(N, 2G)`` (row/column gating)."""
+        """Gates per line: ``(N, L)`` rows and columns (rowcol), or ``(N, r, L)`` per term (band)."""
+        if self.gate == "band":
+            rows, cols = self.band_gates(g)
+            return rows[..., self.group_of_line], cols[..., self.group_of_line]
         return g[:, : self.num_groups][:, self.group_of_line], g[:, self.num_groups:][:, self.group_of_line]
+
+    def channel_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``B_c diag(m_c)`` ``(3, L, r)`` and ``A_c`` (``(3, r, L)``, or ``(1, r, L)`` shared) of every channel."""
+        if self.mix is None:
+            return self.B, self.A
+        return self.B * self.mix[:, None, :], self.A
 
     @staticmethod
     def gates_open(rho: torch.Tensor) -> torch.Tensor:
@@ -229,11 +380,17 @@ class LowRankSpikePrompt(VisualPrompt):
         Training gets ``rho`` from the generator; deployment from the chip's gate spikes.
         """
         g = self.gates_open(rho)
+        B, A = self.channel_factors()
+        if self.gate == "band":
+            rows, cols = self.line_gates(g)  # (N, r, L) each
+            left = B.unsqueeze(0) * rows.transpose(1, 2)[:, None]  # (N, 3, L, r)
+            right = A.unsqueeze(0) * cols[:, None]  # (N, 1 or 3, r, L)
+            return torch.matmul(left, right)
         if self.gate == "rank":
             gb = g.view(-1, 3, 1, self.rank)
-            return torch.matmul(self.B.unsqueeze(0) * gb, self.A.unsqueeze(0))
+            return torch.matmul(B.unsqueeze(0) * gb, A.unsqueeze(0))
         rows, cols = self.line_gates(g)  # (N, L) each
-        low_rank = torch.bmm(self.B, self.A)  # (3, L, L), rank <= r per channel
+        low_rank = torch.matmul(B, A)  # (3, L, L), rank <= r per channel
         return low_rank.unsqueeze(0) * (rows[:, None, :, None] * cols[:, None, None, :])
 
 
@@ -243,5 +400,6 @@ def lorsp(image_size: int, options: LorspOptions) -> LowRankSpikePrompt:
     o = options
     return LowRankSpikePrompt(image_size, rank=o.rank, time_steps=o.time_steps, pool=o.pool, hidden=o.hidden,
                               gates=o.gates, beta=o.beta, threshold=o.threshold, gate=o.gate,
+                              encoding=o.encoding, factors=o.factors, train_generator=o.train_generator,
                               sparsity_target=o.sparsity_target, gate_bias=o.gate_bias,
                               surrogate_slope=o.surrogate_slope)

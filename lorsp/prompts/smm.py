@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from lorsp.errors import LorspError
-from lorsp.prompts.base import NoOptions, VisualPrompt, register_prompt
+from lorsp.prompts.base import VisualPrompt, register_prompt
 
 LAYER_CHOICES = (5, 6)
 """SMM's generator depths: 5 (four conv blocks, SMM's default for ResNets) or 6 (a fifth, for ViT)."""
@@ -145,12 +145,8 @@ def smm_params(image_size: int, mask_width: int = 8, mask_layers: int = 5) -> in
     return 3 * image_size ** 2 + generator_params(mask_width, mask_layers)
 
 
-# Registered with SMM's defaults and no command-line options: lorsp-train's TrainConfig holds one
-# field per declared option, and has none for SmmOptions' yet. Once it has (mask_width = 8,
-# patch = 8, mask_layers = 5), register with ``register_prompt("smm", SmmOptions)``.
-@register_prompt("smm")
-def smm(image_size: int, options: NoOptions | SmmOptions) -> SampleSpecificMaskPrompt:
-    """SMM's sample-specific mask prompt at SMM's defaults (width 8, 5 layers, 8 px patches)."""
-    chosen = options if isinstance(options, SmmOptions) else SmmOptions()
-    return SampleSpecificMaskPrompt(image_size, mask_width=chosen.mask_width, patch=chosen.patch,
-                                    mask_layers=chosen.mask_layers)
+@register_prompt("smm", SmmOptions)
+def smm(image_size: int, options: SmmOptions) -> SampleSpecificMaskPrompt:
+    """SMM's sample-specific mask prompt (defaults: SMM's, width 8, 5 layers, 8 px patches)."""
+    return SampleSpecificMaskPrompt(image_size, mask_width=options.mask_width, patch=options.patch,
+                                    mask_layers=options.mask_layers)
