@@ -7,7 +7,8 @@ For each run (``RUNS/<dataset>/<method>/seed<k>/model.pt``), on the first ``--li
 images: how many row and column gates are closed per image (mean, min, max), and how the
 gates split into *always open*, *always closed* and *switching* (open on some images, closed
 on others). Only switching gates make one image's prompt differ from another's; a gate that
-is always closed is a fixed zero band, the same for every image. Reads runs, never trains.
+is always closed is a fixed zero band, the same for every image. Band gating has ``G r`` row
+and ``G r`` column gates (one per term and band), row/column gating ``G`` of each. Reads runs, never trains.
 """
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ from benchmarks.output import fail, run_record, write_tables  # noqa: E402
 
 
 def gate_usage(model_path: Path, limit: int) -> dict[str, Any]:
-    """Gate statistics of one LoRSP run (row/column gating) on its first ``limit`` test images."""
+    """Gate statistics of one LoRSP run (band or row/column gating) on its first ``limit`` test images.
+
+    The first half of the gate neurons gate rows, the second half columns: ``G`` each for
+    row/column gating, ``G r`` each (one per term and band) for band gating.
+    """
     import torch
 
     import lorsp
@@ -33,12 +38,12 @@ def gate_usage(model_path: Path, limit: int) -> dict[str, Any]:
 
     model = lorsp.load(model_path).eval()
     prompt, cfg = model.prompt, model.config
-    if cfg["prompt"] != "lorsp" or prompt.gate != "rowcol":
-        fail(f"{model_path} is not a LoRSP run with row/column gates")
+    if cfg["prompt"] != "lorsp" or prompt.gate not in ("band", "rowcol"):
+        fail(f"{model_path} is not a LoRSP run with band or row/column gates")
     x, _ = load_split_images(cfg["dataset"], cfg["image_size"], limit, cfg.get("data_root"))
     with torch.no_grad():
         open_ = torch.cat([prompt.gate_rates(batch) for batch in x.split(100)]) > 0  # (N, 2G)
-    g = prompt.num_groups
+    g = open_.shape[1] // 2
     closed_rows, closed_cols = (~open_[:, :g]).sum(1).float(), (~open_[:, g:]).sum(1).float()
     share = open_.float().mean(0)
     return {
@@ -57,7 +62,7 @@ def markdown(result: dict[str, Any]) -> str:
     records = [r for runs in result["table"].values() for r in runs.values()]
     g = records[0]["gates_per_side"]
     lines = [f"LoRSP runs `{s['runs']}/<dataset>/{s['method']}/seed<k>`, first {s['limit']} test images. "
-             f"Gates: {g} row and {g} column groups. Switching: open on some images and closed on others.", "",
+             f"Gates: {g} row and {g} column gates. Switching: open on some images and closed on others.", "",
              "| dataset | seed | closed rows per image | closed columns per image | always open | always closed "
              "| switching | distinct gate patterns |", "|---|---|---|---|---|---|---|---|"]
     fmt = lambda d: f"{d['mean']:.2f} ({d['min']}-{d['max']})"  # noqa: E731

@@ -88,6 +88,7 @@ class TrainConfig:
     gates: int = _LORSP.gates
     factors: str = _LORSP.factors
     train_generator: str = _LORSP.train_generator
+    relay: str = _LORSP.relay
     beta: float = _LORSP.beta
     threshold: float = _LORSP.threshold
     gate: str = _LORSP.gate

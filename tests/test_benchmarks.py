@@ -104,7 +104,7 @@ def test_gate_usage_accounts_for_every_gate(tmp_path, lite0):
     from benchmarks.gate_usage import markdown
 
     text = markdown({"settings": {"runs": "r", "method": "lorsp", "limit": 12}, "table": {"mnist-5k": {"0": usage}}})
-    assert "8 row and 8 column groups" in text and f"mean {usage['switching']:.1f} of 16." in text
+    assert "8 row and 8 column gates" in text and f"mean {usage['switching']:.1f} of 16." in text
     assert text.count("| mnist-5k | 0 |") == 1
 
 

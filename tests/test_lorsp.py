@@ -97,6 +97,26 @@ def test_calibrated_start_closes_the_target_share_and_follows_each_image():
     assert figures["prompt_unique_mask_share"] >= 0.5 and figures["prompt_mask_flip_share"] >= 0.1
 
 
+def test_content_relay_prompts_where_the_content_is_and_background_relay_around_it():
+    """The two band starts on the same images: the pixels each leaves open hold more (content) or less
+    (background) of the image's deviation from its mean grey than the pixels it closes."""
+    splits = create_splits("sklearn-digits", 64, limit_train=64)
+    x = torch.stack([splits.train[i][0] for i in range(64)])
+    grey = x.mean(1)
+    deviation = (grey - grey.mean((1, 2), keepdim=True)).abs()  # (N, L, L), what the bands encoding averages
+    for relay, sign in (("content", 1), ("background", -1)):
+        torch.manual_seed(0)
+        p = create_prompt("lorsp", image_size=64, relay=relay, sparsity_target=0.5)
+        p.calibrate(x)
+        with torch.no_grad():
+            p.B.normal_()
+            open_ = (p(x) != 0).any(1)
+        assert 0.2 < open_.float().mean() < 0.8
+        assert sign * (deviation[open_].mean() - deviation[~open_].mean()) > 0
+    with pytest.raises(LorspError, match="--relay"):
+        create_prompt("lorsp", image_size=32, relay="edges")
+
+
 @pytest.mark.parametrize("target", [0.3, 0.6])
 def test_band_sparsity_term_pulls_each_image_to_the_target(target, images):
     p = create_prompt("lorsp", image_size=L, rank=R, sparsity_target=target).train()

@@ -67,6 +67,7 @@ from lorsp.prompts.lorvp import LorvpOptions, check_rank
 
 GATE_MODES = ("band", "rowcol", "rank")
 GENERATOR_TRAINING = ("all", "weights", "none")
+BAND_RELAYS = ("content", "background")
 FACTOR_MODES = ("shared", "per-channel")
 
 
@@ -93,6 +94,10 @@ class LorspOptions(LorvpOptions):
     train_generator: str = field(default="none", metadata={
         "help": "what of the spiking generator learns: all, its weights only (the biases keep their start), "
                 "or nothing (it stays the relay it starts as)", "choices": GENERATOR_TRAINING, "legacy": "all"})
+    relay: str = field(default="content", metadata={
+        "help": "band gating's start: a gate opens on bands with much of the image's content (excitatory "
+                "relay) or little (inhibitory relay, a per-image frame)", "choices": BAND_RELAYS,
+        "applies_when": {"gate": ("band",)}, "legacy": "content"})
     beta: float = field(default=0.9, metadata={"help": "membrane decay of every Leaky neuron"})
     threshold: float = field(default=1.0, metadata={"help": "firing threshold"})
     gate: str = field(default="band", metadata={
@@ -161,7 +166,7 @@ class LowRankSpikePrompt(VisualPrompt):
                  gates: int = 16, beta: float = 0.9, threshold: float = 1.0, gate: str = "band",
                  encoding: str = "bands", factors: str = "shared", init_std: float = 0.01, init_gain: float = 4.0,
                  gate_bias: float = 1.0, sparsity_target: float | None = 0.6, surrogate_slope: float = 25.0,
-                 train_generator: str = "none"):
+                 train_generator: str = "none", relay: str = "content"):
         super().__init__(image_size)
         check_rank(rank, image_size)
         if encoding == "pool" and not 1 <= pool <= image_size:
@@ -192,8 +197,11 @@ class LowRankSpikePrompt(VisualPrompt):
         self.mix = nn.Parameter(torch.ones(3, rank)) if factors == "shared" else None
         self.spiking_generator = make_spiking_generator(self.encoding.inputs, hidden, n_out, beta, threshold,
                                                         surrogate_slope)
+        if relay not in BAND_RELAYS:
+            raise LorspError(f"unknown --relay {relay!r}; choose one of: {', '.join(BAND_RELAYS)}")
+        self.relay = relay
         if gate == "band":
-            self._relay_bands(threshold)
+            self._relay_bands(threshold, sign=1.0 if relay == "content" else -1.0)
         else:
             with torch.no_grad():  # gate_bias = threshold: (nearly) every gate fires at start, as in LoR-VP
                 for layer in (self.spiking_generator[0], self.spiking_generator[2]):
@@ -213,11 +221,12 @@ class LowRankSpikePrompt(VisualPrompt):
 
     # ------------------------------------------------------------------ start
     @torch.no_grad()
-    def _relay_bands(self, threshold: float, noise: float = 0.05) -> None:
+    def _relay_bands(self, threshold: float, noise: float = 0.05, sign: float = 1.0) -> None:
         """Band gating's start: each gate listens to its own band (module docstring).
 
         With the bands encoding, hidden neuron ``j`` relays input ``j`` (weight ``1.5 theta``
-        fires on every input spike) and gate ``(side, k, b)`` reads hidden ``(side, b)``; small
+        fires on every input spike) and gate ``(side, k, b)`` reads hidden ``(side, b)`` (excited,
+        ``sign`` 1, or inhibited, ``sign`` -1, when the gate should open on empty bands); small
         noise elsewhere lets training mix bands. With another encoding (or ``H != 2 G``) both
         layers keep snnTorch's default start, scaled as the other gate modes do.
         """
@@ -234,7 +243,7 @@ class LowRankSpikePrompt(VisualPrompt):
         band = torch.arange(g)
         for side in range(2):
             for k in range(r):
-                second.weight[self._gate_index(side, k, band), side * g + band] += 0.5 * threshold
+                second.weight[self._gate_index(side, k, band), side * g + band] += sign * 0.5 * threshold
         second.bias.zero_()
 
     def _gate_index(self, side: int, k: int, band: torch.Tensor | int) -> torch.Tensor | int:
@@ -254,7 +263,8 @@ class LowRankSpikePrompt(VisualPrompt):
         target = 0.5 if self.sparsity_target is None else self.sparsity_target
         bias = self.spiking_generator[2].bias
         base = bias.clone()
-        low, high = -4.0 * self.spiking_generator[3].threshold.max().item(), 0.0
+        reach = 4.0 * self.spiking_generator[3].threshold.max().item()
+        low, high = -reach, reach
         share = 0.0
         for _ in range(steps):  # the closed share falls as the offset rises
             mid = 0.5 * (low + high)
@@ -401,5 +411,6 @@ def lorsp(image_size: int, options: LorspOptions) -> LowRankSpikePrompt:
     return LowRankSpikePrompt(image_size, rank=o.rank, time_steps=o.time_steps, pool=o.pool, hidden=o.hidden,
                               gates=o.gates, beta=o.beta, threshold=o.threshold, gate=o.gate,
                               encoding=o.encoding, factors=o.factors, train_generator=o.train_generator,
+                              relay=o.relay,
                               sparsity_target=o.sparsity_target, gate_bias=o.gate_bias,
                               surrogate_slope=o.surrogate_slope)
