@@ -57,3 +57,11 @@ def test_the_check_sees_an_upward_import(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("import os\n\ndef f():\n    from hw_sim.report import write_report\n    import export.nir\n")
     assert imported_packages(module) == [(4, "hw_sim"), (5, "export")]
+
+
+def test_every_layer_is_a_package_setuptools_installs():
+    """pyproject's packages.find takes directories with an __init__.py: a layer without one is left out of a wheel."""
+    from setuptools import find_packages
+
+    found = set(find_packages(str(ROOT), include=[f"{p}*" for p in PACKAGES]))
+    assert set(PACKAGES) <= found
