@@ -89,6 +89,7 @@ class TrainConfig:
     factors: str = _LORSP.factors
     train_generator: str = _LORSP.train_generator
     relay: str = _LORSP.relay
+    relay_noise: float = _LORSP.relay_noise
     beta: float = _LORSP.beta
     threshold: float = _LORSP.threshold
     gate: str = _LORSP.gate

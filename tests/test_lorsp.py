@@ -117,6 +117,16 @@ def test_content_relay_prompts_where_the_content_is_and_background_relay_around_
         create_prompt("lorsp", image_size=32, relay="edges")
 
 
+def test_relay_noise_zero_is_an_exact_sparse_relay():
+    p = create_prompt("lorsp", image_size=64, relay_noise=0.0)
+    first, second = p.spiking_generator[0].weight, p.spiking_generator[2].weight
+    g, r = p.num_groups, p.rank
+    assert torch.equal(first, 1.5 * torch.eye(2 * g))  # every input relayed by its own hidden neuron
+    assert int((second != 0).sum()) == 2 * g * r and set(second[second != 0].tolist()) == {0.5}
+    with pytest.raises(LorspError, match="--relay-noise"):
+        create_prompt("lorsp", image_size=32, relay_noise=-0.1)
+
+
 @pytest.mark.parametrize("target", [0.3, 0.6])
 def test_band_sparsity_term_pulls_each_image_to_the_target(target, images):
     p = create_prompt("lorsp", image_size=L, rank=R, sparsity_target=target).train()

@@ -98,6 +98,9 @@ class LorspOptions(LorvpOptions):
         "help": "band gating's start: a gate opens on bands with much of the image's content (excitatory "
                 "relay) or little (inhibitory relay, a per-image frame)", "choices": BAND_RELAYS,
         "applies_when": {"gate": ("band",)}, "legacy": "content"})
+    relay_noise: float = field(default=0.05, metadata={
+        "help": "band gating's start: std of the random cross-talk between bands, in thresholds (0: an exact "
+                "sparse relay)", "applies_when": {"gate": ("band",)}, "legacy": 0.05})
     beta: float = field(default=0.9, metadata={"help": "membrane decay of every Leaky neuron"})
     threshold: float = field(default=1.0, metadata={"help": "firing threshold"})
     gate: str = field(default="band", metadata={
@@ -166,7 +169,7 @@ class LowRankSpikePrompt(VisualPrompt):
                  gates: int = 16, beta: float = 0.9, threshold: float = 1.0, gate: str = "band",
                  encoding: str = "bands", factors: str = "shared", init_std: float = 0.01, init_gain: float = 4.0,
                  gate_bias: float = 1.0, sparsity_target: float | None = 0.6, surrogate_slope: float = 25.0,
-                 train_generator: str = "none", relay: str = "content"):
+                 train_generator: str = "none", relay: str = "content", relay_noise: float = 0.05):
         super().__init__(image_size)
         check_rank(rank, image_size)
         if encoding == "pool" and not 1 <= pool <= image_size:
@@ -199,9 +202,11 @@ class LowRankSpikePrompt(VisualPrompt):
                                                         surrogate_slope)
         if relay not in BAND_RELAYS:
             raise LorspError(f"unknown --relay {relay!r}; choose one of: {', '.join(BAND_RELAYS)}")
+        if not (relay_noise >= 0 and math.isfinite(relay_noise)):
+            raise LorspError(f"--relay-noise must be a number >= 0, got {relay_noise}")
         self.relay = relay
         if gate == "band":
-            self._relay_bands(threshold, sign=1.0 if relay == "content" else -1.0)
+            self._relay_bands(threshold, noise=relay_noise, sign=1.0 if relay == "content" else -1.0)
         else:
             with torch.no_grad():  # gate_bias = threshold: (nearly) every gate fires at start, as in LoR-VP
                 for layer in (self.spiking_generator[0], self.spiking_generator[2]):
@@ -411,6 +416,6 @@ def lorsp(image_size: int, options: LorspOptions) -> LowRankSpikePrompt:
     return LowRankSpikePrompt(image_size, rank=o.rank, time_steps=o.time_steps, pool=o.pool, hidden=o.hidden,
                               gates=o.gates, beta=o.beta, threshold=o.threshold, gate=o.gate,
                               encoding=o.encoding, factors=o.factors, train_generator=o.train_generator,
-                              relay=o.relay,
+                              relay=o.relay, relay_noise=o.relay_noise,
                               sparsity_target=o.sparsity_target, gate_bias=o.gate_bias,
                               surrogate_slope=o.surrogate_slope)
