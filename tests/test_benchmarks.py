@@ -314,3 +314,17 @@ def test_accuracy_tables_read_the_figures_from_the_runs_metrics_json(tmp_path):
     assert found[("a", "vp")] == [{}, {}]   # OUT/a/vp/seed<k> has no metrics.json
     rows = [line for line in accuracy_markdown(table, settings).splitlines() if line.startswith("| a |")]
     assert rows[0].endswith("| 0.100 | 50.0 | 5.0 |") and rows[1].endswith("| 0.100 | n/a | n/a |")
+
+
+def test_results_band_rebuilds_its_doc_byte_for_byte_from_the_committed_json(tmp_path):
+    """docs/results-band.md is generated from docs/data/results-band/ and docs/results.md alone."""
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "results-band.md"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "results_band.py"), "--out", str(out)], check=True,
+                   capture_output=True)
+    assert out.read_text() == (root / "docs" / "results-band.md").read_text()
