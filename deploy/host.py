@@ -89,9 +89,11 @@ def read_host(path: str | Path) -> HostParts:
         raise LorspError(f"{path} is not a lorsp host file (format {meta.get('format')!r}, expected {HOST_FORMAT!r})")
     legacy = meta["format"] == "lorsp-host-v1"
     try:
-        size = tensors["encoding.pool" if legacy else "encoding.size"]
-        encoding = Encoding("pool" if legacy else meta.get("encoding", ""), int(size[0]),
-                            int(tensors["encoding.time_steps"][0]))
+        size, steps = tensors["encoding.pool" if legacy else "encoding.size"], tensors["encoding.time_steps"]
+        if size.numel() != 1 or steps.numel() != 1:
+            raise ValueError("encoding.size and encoding.time_steps must hold one value each")
+        encoding = Encoding("pool" if legacy else meta.get("encoding", ""), int(size.reshape(-1)[0]),
+                            int(steps.reshape(-1)[0]))
         return HostParts(encoding=encoding, gate=meta.get("gate", "rowcol"),
                          factors="per-channel" if legacy else meta.get("factors", ""),
                          B=tensors["prompt.B"], A=tensors["prompt.A"], mix=tensors.get("prompt.mix"),
@@ -100,6 +102,8 @@ def read_host(path: str | Path) -> HostParts:
                          fixed_point_scale=tensors["fixed_point.scale"])
     except KeyError as exc:
         raise LorspError(f"{path} lacks tensor {exc.args[0]!r}") from None
+    except (IndexError, ValueError, TypeError) as exc:
+        raise LorspError(f"{path}: the encoding tensors are malformed ({type(exc).__name__}: {exc})") from None
 
 
 def generator_state(network: SpikingNetwork) -> dict[str, torch.Tensor]:
@@ -169,10 +173,10 @@ def add_prompt(prompt: LowRankSpikePrompt, x: torch.Tensor, gate_spikes: torch.T
     (``3 L^2`` entries).
     """
     if prompt.gate == "band":
-        added = x + prompt.prompt_from_rates(gate_spikes.float().mean(0))
-        return added, 3 * int(open_pixels(prompt, gate_spikes).sum())
+        return x + prompt.prompt_from_rates(gate_spikes.float().mean(0)), 3 * int(open_pixels(prompt, gate_spikes).sum())
     if prompt.gate != "rowcol":
-        return x + prompt.prompt_from_rates(gate_spikes.float().mean(0)), 3 * x.shape[-2] * x.shape[-1] * len(x)
+        dense = x.shape[-2] * x.shape[-1] * len(x)
+        return x + prompt.prompt_from_rates(gate_spikes.float().mean(0)), 3 * dense
     rows, cols = prompt.line_gates(gate_spikes.bool().any(0))  # (N, L) each: fired at least once
     low_rank = torch.matmul(*prompt.channel_factors())  # (3, L, L)
     open_block = rows[:, None, :, None] & cols[:, None, None, :]  # (N, 1, L, L)

@@ -63,9 +63,10 @@ def host_operations(image_size: int, encoding: Encoding, gates: int, prompt_entr
                     rank_products: float = 0) -> dict[str, HostOperations]:
     """The host's work per image: ``{"encode": ..., "prompt": ...}``.
 
-    ``gates``: the chip's outputs (``2G``); ``prompt_entries``: prompt entries added per image
-    (default: all ``3 L^2``, a dense add); ``rank_products``: multiply-adds per image to form
-    the prompt itself (``3 L^2 r`` for rank gating, 0 for row/column gating).
+    ``gates``: the chip's outputs (``2 G r`` for band gating, ``2G`` row/column, ``3 r`` rank);
+    ``prompt_entries``: prompt entries added per image (default: all ``3 L^2``, a dense add);
+    ``rank_products``: multiply-adds per image to form the prompt itself (``r`` per entry for
+    band gating, ``3 L^2 r`` for rank gating, 0 for row/column gating).
     """
     entries = 3 * image_size ** 2 if prompt_entries is None else prompt_entries
     adds, mults = encoding.host_operations(image_size)

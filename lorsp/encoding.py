@@ -16,8 +16,9 @@ Step 1, by encoding (:data:`ENCODINGS`, its ``size`` in brackets):
   ``y = mean_c x_c`` and its deviation ``d = |y - mean(y)|`` from its own mean;
   ``d`` averaged over ``G`` bands of rows and over ``G`` bands of columns (band ``b``
   holds rows ``floor(b L / G)`` to ``floor((b + 1) L / G) - 1``, as adaptive average
-  pooling cuts them), both divided by the largest of the ``2 G`` values (an image
-  with no content gives zeros): ``D = 2 G``, rows first. A gate that reads its own
+  pooling cuts them; band gating needs ``G`` to divide ``L``), both divided by the
+  largest of the ``2 G`` values (an image whose largest value is at most 1e-6, no
+  content, gives zeros): ``D = 2 G``, rows first. A gate that reads its own
   band is told how much of the image's content is in it.
 
 Everything after step 1 is integer arithmetic, so PyTorch, the exporters and every
@@ -43,6 +44,10 @@ def pooled_values(x: torch.Tensor, pool: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(x, pool).flatten(1).clamp(0.0, 1.0)
 
 
+NO_CONTENT = 1e-6
+"""The bands encoding's floor: a largest band deviation at or below it (pixel values in [0, 1]) is no content."""
+
+
 def band_values(x: torch.Tensor, bands: int) -> torch.Tensor:
     """``(N, 3, L, L)`` images -> ``(N, 2 * bands)``: content per row band, then per column band, in [0, 1]."""
     grey = x.mean(1, keepdim=True)
@@ -51,7 +56,8 @@ def band_values(x: torch.Tensor, bands: int) -> torch.Tensor:
     cols = F.adaptive_avg_pool2d(deviation, (1, bands)).flatten(1)
     profile = torch.cat([rows, cols], 1)
     peak = profile.amax(1, keepdim=True)
-    return torch.where(peak > 0, profile / peak.clamp_min(torch.finfo(profile.dtype).tiny), 0.0).clamp(0.0, 1.0)
+    # an image with no content (constant, up to float rounding of its mean) encodes as zeros, not as noise
+    return torch.where(peak > NO_CONTENT, profile / peak.clamp_min(NO_CONTENT), 0.0).clamp(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -116,11 +122,6 @@ class Encoding:
         return adds + self.time_steps * self.inputs, mults + self.inputs
 
 
-def spike_counts(x: torch.Tensor, pool: int, time_steps: int) -> torch.Tensor:
-    """Integer spike counts of the ``pool`` encoding, ``(N, 3 * pool^2)``, int64."""
-    return Encoding("pool", pool, time_steps).counts(x)
-
-
 def spike_train(counts: torch.Tensor | np.ndarray, time_steps: int) -> torch.Tensor | np.ndarray:
     """Binary spike trains ``(T, N, D)`` from counts ``(N, D)`` (torch or numpy, same type back)."""
     is_numpy = isinstance(counts, np.ndarray)
@@ -130,8 +131,3 @@ def spike_train(counts: torch.Tensor | np.ndarray, time_steps: int) -> torch.Ten
     fired = (t * k) // time_steps - ((t - 1) * k) // time_steps
     out = fired.to(torch.float32)
     return out.numpy() if is_numpy else out
-
-
-def encode(x: torch.Tensor, pool: int, time_steps: int) -> torch.Tensor:
-    """Images ``(N, 3, L, L)`` -> input spikes ``(T, N, 3 * pool^2)`` of the ``pool`` encoding."""
-    return Encoding("pool", pool, time_steps)(x)

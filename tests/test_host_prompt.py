@@ -45,3 +45,18 @@ def test_all_closed_or_all_open(fired):
     out, entries = add_prompt(prompt, x, spikes)
     assert entries == (3 * 32 * 32 * len(x) if fired else 0)
     assert torch.equal(out, x + prompt.prompt_from_rates(spikes.mean(0)))
+
+
+@pytest.mark.parametrize("size", [torch.tensor([], dtype=torch.int64), torch.tensor([16, 16])])
+def test_a_host_file_with_a_malformed_encoding_size_is_one_error(tmp_path, size):
+    from safetensors.torch import save_file
+
+    from deploy.host import host_tensors, read_host
+    from lorsp.errors import LorspError
+
+    prompt = create_prompt("lorsp", 32)
+    tensors, metadata = host_tensors(prompt, {"weight": torch.zeros(2, 4)}, [1.0, 1.0])
+    tensors["encoding.size"] = size
+    save_file(tensors, str(tmp_path / "host.safetensors"), metadata=metadata)
+    with pytest.raises(LorspError, match="malformed"):
+        read_host(tmp_path / "host.safetensors")

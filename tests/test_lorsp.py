@@ -5,7 +5,7 @@ import torch
 
 import lorsp
 from lorsp.data import create_splits
-from lorsp.encoding import encode, spike_counts, spike_train
+from lorsp.encoding import Encoding, spike_train
 from lorsp.errors import LorspError
 from lorsp.model import build_model
 from lorsp.prompts import create_prompt
@@ -117,6 +117,18 @@ def test_content_relay_prompts_where_the_content_is_and_background_relay_around_
         create_prompt("lorsp", image_size=32, relay="edges")
 
 
+@pytest.mark.parametrize("kw,match", [({"gates": 8}, "--hidden 2 x --gates"), ({"gates": 12, "hidden": 24}, "divide")])
+def test_band_start_refuses_shapes_it_cannot_relay(kw, match):
+    with pytest.raises(LorspError, match=match):
+        create_prompt("lorsp", image_size=128, **kw)
+
+
+def test_an_image_without_content_encodes_as_zeros():
+    for value in (0.1, 0.3, 0.7):
+        x = torch.full((2, 3, 32, 32), value)
+        assert torch.equal(Encoding("bands", 16, 8).counts(x), torch.zeros(2, 32, dtype=torch.int64))
+
+
 def test_relay_noise_zero_is_an_exact_sparse_relay():
     p = create_prompt("lorsp", image_size=64, relay_noise=0.0)
     first, second = p.spiking_generator[0].weight, p.spiking_generator[2].weight
@@ -129,7 +141,10 @@ def test_relay_noise_zero_is_an_exact_sparse_relay():
 
 @pytest.mark.parametrize("target", [0.3, 0.6])
 def test_band_sparsity_term_pulls_each_image_to_the_target(target, images):
-    p = create_prompt("lorsp", image_size=L, rank=R, sparsity_target=target).train()
+    frozen = create_prompt("lorsp", image_size=L, rank=R, sparsity_target=target).train()
+    frozen.trace(images)
+    assert frozen.regularizer() is None  # the default generator does not learn: nothing for the term to move
+    p = create_prompt("lorsp", image_size=L, rank=R, sparsity_target=target, train_generator="all").train()
     _, trace = p.trace(images)
     closed = p.closed_share(p.gates_open(trace.rates))
     assert torch.allclose(p.regularizer(), (closed - target).abs().mean())
@@ -186,7 +201,7 @@ def test_sparsity_target_pushes_only_the_weakest_gates(gate, quota, images):
 
 
 def test_encoding_fires_exactly_k_times():
-    counts = spike_counts(torch.rand(5, 3, 16, 16), pool=4, time_steps=8)
+    counts = Encoding("pool", 4, 8).counts(torch.rand(5, 3, 16, 16))
     assert torch.equal(spike_train(counts, 8).sum(0).long(), counts)
 
 

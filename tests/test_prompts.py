@@ -65,7 +65,7 @@ def test_a_whole_config_builds_each_prompt_with_its_own_options():
     from lorsp.train import TrainConfig
 
     for name in list_prompts():
-        config = TrainConfig(prompt=name, image_size=32, rank=3, gates=8).to_dict()
+        config = TrainConfig(prompt=name, image_size=32, rank=3, gates=8, hidden=16).to_dict()
         assert set(options_from_config(name, config)) == set(option_names(name))
         prompt = build_prompt(config)
         assert getattr(prompt, "rank", 3) == 3

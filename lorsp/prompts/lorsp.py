@@ -29,13 +29,13 @@ rectangles of bands, chosen per image. The encoding is ``bands``: how much of th
 image's content lies in each row band and each column band, so each gate is told about
 its own band. The generator relays each band's value to that band's gates (layer 1 the
 identity, layer 2 band to band, small random cross-talk), and before the first step
-:meth:`LowRankSpikePrompt.calibrate` shifts the gate biases until the first training
-batch has the target share of closed pixels: the prompt starts sparse, and follows each
+:meth:`LowRankSpikePrompt.calibrate` shifts the gate biases until the first
+``max(batch size, 64)`` images of the training split close the target share of pixels: the prompt starts sparse, and follows each
 image's content. By default (``train_generator="none"``) the generator keeps that start
 and only the factors and the mix learn: trained generators (``all``, ``weights``) were
 measured to collapse to one mask for every image within the protocol's 160 steps
 (docs/method.md). The sparsity term (:meth:`LowRankSpikePrompt.regularizer`) pulls each
-image's closed share to the target; it acts only where the generator learns.
+image's closed share to the target; it exists only where the generator learns.
 
 Ablations: ``gate="rowcol"`` gates the rows and columns of the whole product
 (``P_c = diag(g^{row}) B_c A_c diag(g^{col})``, ``2 G`` gates), ``gate="rank"`` whole
@@ -86,7 +86,8 @@ class LorspOptions(LorvpOptions):
     pool: int = field(default=4, metadata={"help": "pool encoding: the image pooled to 3 x p x p",
                                            "applies_when": {"encoding": ("pool",)}})
     hidden: int = field(default=32, metadata={"help": "hidden spiking neurons (band start: 2 G relays)"})
-    gates: int = field(default=16, metadata={"help": "G: bands of rows (and of columns); bands encoding: its size too",
+    gates: int = field(default=16, metadata={"help": "G: bands of rows (and of columns); the bands encoding's size "
+                                                     "too (fixed at 16 under --gate rank)",
                                             "applies_when": {"gate": ("band", "rowcol")}})
     factors: str = field(default="shared", metadata={
         "help": "low-rank factors shared by the channels with a per-channel mix, or one pair per channel",
@@ -109,8 +110,9 @@ class LorspOptions(LorvpOptions):
         "choices": GATE_MODES})
     sparsity_weight: float = field(default=10.0, metadata={"help": "weight of the sparsity term in the loss"})
     sparsity_target: float | None = field(default=0.6, metadata={
-        "help": "share of zero prompt pixels to aim at (band: the calibrated start and the hinge's floor; "
-                "rowcol/rank: per image, the term pushes down just enough of the weakest gates)"})
+        "help": "share of zero prompt pixels to aim at (band: the calibrated start, and with a learning "
+                "generator the value each image's closed share is pulled to; rowcol/rank: per image, the term "
+                "pushes down just enough of the weakest gates)"})
     sparsity_warmup: float = field(default=0.0, metadata={
         "help": "epochs over which the sparsity weight ramps up linearly from 0"})
     gate_bias: float = field(default=1.0, metadata={
@@ -182,6 +184,12 @@ class LowRankSpikePrompt(VisualPrompt):
             raise LorspError(f"unknown --factors {factors!r}; choose one of: {', '.join(FACTOR_MODES)}")
         if not isinstance(hidden, int) or hidden < 1:
             raise LorspError(f"--hidden must be a positive integer, got {hidden}")
+        if gate == "band" and encoding == "bands":
+            if hidden != 2 * gates:
+                raise LorspError(f"band gating's relay start needs --hidden 2 x --gates = {2 * gates}, got {hidden}")
+            if image_size % gates:
+                raise LorspError(f"band gating with the bands encoding needs --gates to divide the image size "
+                                 f"{image_size}, got {gates}")
         if not 0.0 <= beta < 1.0 or not threshold > 0:
             raise LorspError(f"need 0 <= beta < 1 and threshold > 0, got beta {beta}, threshold {threshold}")
         if sparsity_target is not None and not 0.0 <= sparsity_target < 1.0:
@@ -318,11 +326,12 @@ class LowRankSpikePrompt(VisualPrompt):
         closed = torch.prod(1.0 - rows[:, :, :, None] * cols[:, :, None, :], dim=1)  # (N, G, G)
         return torch.einsum("nab,a,b->n", closed, w, w)
 
-    def regularizer(self) -> torch.Tensor:
+    def regularizer(self) -> torch.Tensor | None:
         """The sparsity term of the last forward pass.
 
-        band: the mean over images of ``max(0, s - closed share)``, zero for every image that
-        already closes the target share ``s`` of its pixels (no target: the mean gate rate).
+        band: the mean over images of ``|closed share - s|``, which pulls each image's closed
+        share to the target ``s``; ``None`` when the generator does not learn
+        (``train_generator="none"``: nothing the term could move). No target: the mean gate rate.
         rowcol and rank, without a target: the mean gate firing rate; with target ``s``: per
         image, the mean rate of the ``k`` gates that fire least (:meth:`closing_quota`), for
         the row gates and the column gates apart (rank gating: of all gates), so gates close
@@ -330,6 +339,8 @@ class LowRankSpikePrompt(VisualPrompt):
         """
         if self.last_trace is None:
             raise RuntimeError("regularizer() needs a forward pass first")
+        if not any(p.requires_grad for p in self.spiking_generator.parameters()):
+            return None
         if self.sparsity_target is None:
             return self.last_trace.gate_spikes.mean()
         rho = self.last_trace.rates
