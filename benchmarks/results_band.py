@@ -86,6 +86,15 @@ def markdown(tables: dict[str, dict[str, Any]], baselines: dict[str, dict[str, d
                   "pixels of LoRSP per data set: "
                   + ", ".join(f"{d} {100 * r[lorsp_spec]['prompt_sparsity_mean']:.1f}%"
                               for d, r in tables["lorsp"]["table"].items()) + "."]
+    speed = tables.get("train_speed")
+    if speed:
+        rates = speed["images_per_s"]
+        lines += ["", f"Training step (`python benchmarks/train_speed.py --methods lorvp lorsp smm`, default LoRSP "
+                      f"at rank 4, batch {speed['settings']['batch_size']}, {speed['settings']['image_size']} px, "
+                      f"commit {speed['git_commit'][:7]}): interleaved images/s with the allocator fix "
+                      + ", ".join(f"{m} {r['interleaved_with_fix']:.1f}" for m, r in rates.items())
+                      + f"; LoRSP's step time over LoR-VP's {rates['lorvp']['interleaved_with_fix'] / rates['lorsp']['interleaved_with_fix']:.3f} "
+                        "(target <= 1.1)."]
     return "\n".join(lines) + "\n"
 
 
@@ -94,6 +103,8 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "docs" / "results-band.md"))
     args = p.parse_args()
     tables = {name: json.loads((DATA / f"{name}.json").read_text()) for name in ("lorsp", "smm")}
+    if (DATA / "train_speed.json").exists():
+        tables["train_speed"] = json.loads((DATA / "train_speed.json").read_text())
     text = markdown(tables, baseline_rows(ROOT / "docs" / "results.md"))
     atomic_write(Path(args.out), lambda tmp: tmp.write_text(text))
     print(f"-> {args.out}")
