@@ -29,10 +29,11 @@ BASELINE_LABELS = {"linear probe": "linear probe", "VP (Bahng et al.) (prompt-lr
 ROW = re.compile(r"^\| (?P<dataset>[\w-]+) \| (?P<method>[^|]+?) \| (?P<mean>[\d.]+) \+- (?P<std>[\d.]+) \|")
 
 
-def baseline_rows(results_md: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """``{dataset: {label: {test_accuracy_mean, test_accuracy_std}}}`` from the first accuracy table of results.md."""
+def baseline_rows(results_md: Path, section: str = "## Accuracy, parameters and sparsity"
+                  ) -> dict[str, dict[str, dict[str, float]]]:
+    """``{dataset: {label: {test_accuracy_mean, test_accuracy_std}}}`` from the accuracy table of ``section``."""
     rows: dict[str, dict[str, dict[str, float]]] = {}
-    table = results_md.read_text().split("## Accuracy, parameters and sparsity", 1)[1].split("\n## ", 1)[0]
+    table = results_md.read_text().split(section, 1)[1].split("\n## ", 1)[0]
     for line in table.splitlines():
         m = ROW.match(line)
         if m and m["method"] in BASELINE_LABELS:
@@ -41,9 +42,9 @@ def baseline_rows(results_md: Path) -> dict[str, dict[str, dict[str, float]]]:
     return rows
 
 
-def per_instance(dataset: str, tag: str) -> dict[str, float]:
-    """Mean over seeds of the per-instance figures in the committed metrics.json files."""
-    runs = [json.loads(p.read_text()) for p in sorted((DATA / dataset / tag).glob("seed*.json"))]
+def per_instance(dataset: str, tag: str, root: Path = DATA) -> dict[str, float]:
+    """Lowest and mean over seeds of the per-instance figures in the committed metrics.json files."""
+    runs = [json.loads(p.read_text()) for p in sorted((root / dataset / tag).glob("seed*.json"))]
     keys = ("prompt_unique_mask_share", "prompt_mask_flip_share")
     return {k: min(r[k] for r in runs) for k in keys} | {f"{k}_mean": sum(r[k] for r in runs) / len(runs) for k in keys}
 
@@ -95,6 +96,24 @@ def markdown(tables: dict[str, dict[str, Any]], baselines: dict[str, dict[str, d
                       + ", ".join(f"{m} {r['interleaved_with_fix']:.1f}" for m, r in rates.items())
                       + f"; LoRSP's step time over LoR-VP's {rates['lorvp']['interleaved_with_fix'] / rates['lorsp']['interleaved_with_fix']:.3f} "
                         "(target <= 1.1)."]
+    lite2 = tables.get("lite2")
+    if lite2:
+        base2 = baseline_rows(ROOT / "docs" / "results.md", "## Accuracy with efficientnet_lite2")
+        spec2 = next(iter(lite2["table"]["mnist-5k"]))
+        lines += ["", "## EfficientNet-Lite2", "",
+                  f"`python benchmarks/baselines.py --jobs 2 --backbone efficientnet_lite2 --out runs/baselines-lite2 "
+                  f"--datasets fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits --methods {spec2} "
+                  f"--table-name lorsp-band` at {lite2['git_commit'][:7]}; baseline rows: docs/results.md "
+                  "(\"Accuracy with efficientnet_lite2\"). SMM was not run on Lite2.", "",
+                  "| dataset | LoRSP (band, r = 8) | unique / flip | LoR-VP | VP | linear probe | earlier LoRSP | "
+                  "LoRSP vs LoR-VP / linear probe |", "|---|---|---|---|---|---|---|---|"]
+        for dataset, by_spec in lite2["table"].items():
+            lo, base = by_spec[spec2], base2[dataset]
+            li = per_instance(dataset, "lorsp", DATA / "lite2")
+            calls = [f"{w} ({d:+.1f})" for w, d in (verdict(lo, base["LoR-VP"]), verdict(lo, base["linear probe"]))]
+            lines.append(f"| {dataset} | {fmt(lo)} | {100 * li['prompt_unique_mask_share']:.1f}% / "
+                         f"{100 * li['prompt_mask_flip_share_mean']:.1f}% | {fmt(base['LoR-VP'])} | {fmt(base['VP'])} | "
+                         f"{fmt(base['linear probe'])} | {fmt(base['earlier LoRSP'])} | {' / '.join(calls)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -103,8 +122,9 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "docs" / "results-band.md"))
     args = p.parse_args()
     tables = {name: json.loads((DATA / f"{name}.json").read_text()) for name in ("lorsp", "smm")}
-    if (DATA / "train_speed.json").exists():
-        tables["train_speed"] = json.loads((DATA / "train_speed.json").read_text())
+    for name, path in (("train_speed", DATA / "train_speed.json"), ("lite2", DATA / "lite2" / "lorsp.json")):
+        if path.exists():
+            tables[name] = json.loads(path.read_text())
     text = markdown(tables, baseline_rows(ROOT / "docs" / "results.md"))
     atomic_write(Path(args.out), lambda tmp: tmp.write_text(text))
     print(f"-> {args.out}")
