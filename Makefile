@@ -69,6 +69,8 @@ results: bench data
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets animal-shape --methods $(METHODS) --json runs/robustness/animal-shape.json
 	$(PY) benchmarks/gate_usage.py --runs runs/main --datasets mnist-5k animal-shape --method lorsp-prompt-lr-0.2_rank-8
 	$(PY) benchmarks/deployment.py --runs runs/main --methods $(filter-out smm%,$(METHODS))  # SMM: no chip path
+	$(PY) benchmarks/energy_sweep.py --dataset mnist-5k --seed 0 --time-steps 4 8 16 --relay-noise 0.05 0 \
+		--out runs/energy-sweep --json runs/energy-sweep/energy_sweep.json --figure runs/energy-sweep/energy_sweep.png
 	$(PY) benchmarks/few_shot.py --jobs $(JOBS) --datasets sklearn-digits mnist-5k --methods $(METHODS) --steps 60 --limit-val 30
 	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2 --lorsp lorsp-prompt-lr-0.2_rank-8
 	$(PY) benchmarks/results_doc.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
