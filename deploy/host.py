@@ -172,11 +172,10 @@ def add_prompt(prompt: LowRankSpikePrompt, x: torch.Tensor, gate_spikes: torch.T
     :func:`open_pixels`). Rank gating has no pixel-level zeros and takes the dense path
     (``3 L^2`` entries).
     """
-    if prompt.gate == "band":
-        return x + prompt.prompt_from_rates(gate_spikes.float().mean(0)), 3 * int(open_pixels(prompt, gate_spikes).sum())
     if prompt.gate != "rowcol":
-        dense = x.shape[-2] * x.shape[-1] * len(x)
-        return x + prompt.prompt_from_rates(gate_spikes.float().mean(0)), 3 * dense
+        added = x + prompt.prompt_from_rates(gate_spikes.float().mean(0))
+        pixels = int(open_pixels(prompt, gate_spikes).sum()) if prompt.gate == "band" else x[:, 0].numel()
+        return added, 3 * pixels
     rows, cols = prompt.line_gates(gate_spikes.bool().any(0))  # (N, L) each: fired at least once
     low_rank = torch.matmul(*prompt.channel_factors())  # (3, L, L)
     open_block = rows[:, None, :, None] & cols[:, None, None, :]  # (N, 1, L, L)

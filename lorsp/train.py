@@ -210,9 +210,11 @@ def make_optimizer(model: PromptedClassifier, cfg: TrainConfig, steps: int):
 def calibrate_prompt(model: PromptedClassifier, splits: Splits, batch_size: int) -> None:
     """A fresh run's data-dependent start: the prompt's ``calibrate`` on the first training images.
 
-    The first ``max(batch_size, 64)`` images of the (seeded, fixed) training split; a prompt
-    without a data-dependent start ignores them (:meth:`VisualPrompt.calibrate`).
+    The first ``max(batch_size, 64)`` images of the (seeded, fixed) training split, loaded only
+    for a prompt that has a data-dependent start (:attr:`VisualPrompt.calibrates`).
     """
+    if not model.prompt.calibrates:
+        return
     count = min(len(splits.train), max(batch_size, 64))
     x = torch.stack([splits.train[i][0] for i in range(count)])
     model.prompt.calibrate(x)

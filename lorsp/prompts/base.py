@@ -70,6 +70,11 @@ class VisualPrompt(nn.Module):
         """The prompt for ``x`` and what its spiking generator did (None: a prompt without one)."""
         return self(x), None
 
+    @property
+    def calibrates(self) -> bool:
+        """Whether :meth:`calibrate` does anything (the trainer loads its images only then)."""
+        return False
+
     def calibrate(self, x: torch.Tensor) -> float | None:
         """A data-dependent start from training images ``x``, before the first step (default: none)."""
         return None

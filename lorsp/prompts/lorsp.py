@@ -263,16 +263,21 @@ class LowRankSpikePrompt(VisualPrompt):
         """Band gating: the gate neuron of ``side`` (0 rows, 1 columns), term ``k`` and ``band``."""
         return side * self.rank * self.num_groups + k * self.num_groups + band
 
+    @property
+    def calibrates(self) -> bool:
+        """Band gating starts from a calibration; the other modes do not."""
+        return self.gate == "band"
+
     @torch.no_grad()
-    def calibrate(self, x: torch.Tensor, steps: int = 40) -> float:
+    def calibrate(self, x: torch.Tensor, steps: int = 40) -> float | None:
         """Shift the gate biases until the prompt of images ``x`` has the target share of closed pixels.
 
-        Band gating only (other modes return their share unchanged): bisection on one offset
+        Band gating only (other modes: nothing to do, None): bisection on one offset
         added to every gate bias, so each image keeps its own pattern and the batch as a whole
         starts at ``sparsity_target`` (0.5 without a target). Returns the share reached.
         """
-        if self.gate != "band":
-            return float(self.closed_share(self.gates_open(self.gate_rates(x))).mean())
+        if not self.calibrates:
+            return None
         target = 0.5 if self.sparsity_target is None else self.sparsity_target
         bias = self.spiking_generator[2].bias
         base = bias.clone()
