@@ -47,9 +47,9 @@ bench: $(STAMP)
 # be stopped and restarted). Prompt learning rates and LoRSP's rank: chosen on val by benchmarks/lr_select.py.
 DATASETS  := fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits
 METHODS   := none vp:prompt-lr=20 lorvp:prompt-lr=0.2 lorsp:prompt-lr=0.2,rank=8 smm:prompt-lr=$(SMM_LR)
-SMM_LR    ?= 0.2
+SMM_LR    ?= 0.02
 # the earlier LoRSP (row/column gates of per-channel factors, pooled encoding, trained generator), for the ablation
-OLD_LORSP := lorsp:prompt-lr=0.2,gate=rowcol,encoding=pool,factors=per-channel,gates=16,hidden=16,train-generator=all
+OLD_LORSP := lorsp:prompt-lr=0.2,gate=rowcol,encoding=pool,factors=per-channel,gates=16,hidden=16,train-generator=all,beta=0.9
 JOBS      ?= 2
 results: bench data
 	$(PY) benchmarks/lr_select.py --jobs $(JOBS) --grid vp@0.02,0.2,2,20 lorvp@0.02,0.2,0.5 lorsp@0.02,0.2,0.5 \

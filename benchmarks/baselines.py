@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence, TypeVar
 
@@ -65,6 +65,7 @@ class Run:
 
     out: Path
     argv: tuple[str, ...]  # lorsp-train's arguments, without the program name
+    config: dict | None = field(default=None, compare=False)  # the config lorsp-train will save, as JSON
 
     @property
     def command(self) -> str:
@@ -72,7 +73,29 @@ class Run:
 
     @property
     def complete(self) -> bool:
-        return (self.out / "metrics.json").exists()
+        """Finished, with the planned config (a run trained before a default changed is :attr:`stale`)."""
+        return (self.out / "metrics.json").exists() and not self.stale
+
+    @property
+    def stale(self) -> bool:
+        """Finished under another config than the planned one (or with no readable config.json)."""
+        if not (self.out / "metrics.json").exists() or self.config is None:
+            return False
+        try:
+            saved = json.loads((self.out / "config.json").read_text())
+            return what_defines(saved) != what_defines(self.config)
+        except (OSError, ValueError, TypeError, KeyError, LorspError):
+            return True
+
+
+def what_defines(config: dict) -> dict:
+    """The part of a lorsp-train config that defines its run: every general field, and of the prompts'
+    options only the method's own (an option added later takes its declared ``legacy`` value)."""
+    from lorsp.prompts import list_prompts, option_names, options_from_config
+
+    every_option = {name for prompt in list_prompts() for name in option_names(prompt)}
+    general = {k: v for k, v in config.items() if k not in every_option}
+    return {**general, **options_from_config(config["prompt"], config)}
 
 
 def check_train_argv(argv: Sequence[str]) -> "TrainConfig":
@@ -115,8 +138,8 @@ def plan_run(dataset: str, method: str, seed: int, args: argparse.Namespace,
             "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
             "--seed", str(seed), *(["--prompt-lr", f"{args.prompt_lr:g}"] if args.prompt_lr else []),
             *extra, "--quiet", "--out", str(out))
-    check_train_argv(argv)
-    return Run(out, argv)
+    config = check_train_argv(argv)
+    return Run(out, argv, json.loads(json.dumps(config.to_dict())))
 
 
 def train_run(run: Run, jobs: int = 1) -> dict:
@@ -129,7 +152,10 @@ def train_run(run: Run, jobs: int = 1) -> dict:
     if not reused:
         print("$", run.command, flush=True)
         single = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if jobs > 1 else {}
-        code = subprocess.run([sys.executable, "-m", "lorsp.train", *run.argv, *restart_options(run.out)],
+        restart = ["--force"] if run.stale else restart_options(run.out)  # a stale run is trained again
+        if run.stale:
+            print(f"{run.out} was trained under another config: training it again", flush=True)
+        code = subprocess.run([sys.executable, "-m", "lorsp.train", *run.argv, *restart],
                               cwd=ROOT, env={**os.environ, **single}).returncode
         if code != 0:
             raise RunFailed(f"lorsp-train exited with code {code} for {run.out} (its message is above)")

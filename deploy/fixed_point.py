@@ -31,6 +31,7 @@ an integer: the largest threshold is exact and the weights take the rounding.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,7 +100,30 @@ def quantise_layer(layer: Layer) -> FixedPointLayer:
 
 
 def choose_scale(layer: Layer, mixed: bool) -> float:
-    """The largest ``s`` with every integer in range, lowered to make ``s max(theta)`` whole."""
+    """The scale of ``layer``: exact where it can be, else the largest that fits.
+
+    Exact: the largest power of two that fits every register and turns every weight (into an
+    even integer when signs are mixed), bias and threshold into an integer, so that nothing
+    is rounded (band gating's start lies on such a grid: ``lorsp.prompts.lorsp.GRID_STEP``).
+    Otherwise the largest ``s`` with every integer in range, lowered to make ``s max(theta)``
+    whole.
+    """
+    largest = largest_scale(layer, mixed)
+    exact = 2.0 ** math.floor(math.log2(largest)) if largest >= 1 else 0.0
+    if exact and all(_is_integer(exact * a, even=even) for a, even in
+                     ((layer.weight, mixed), (layer.bias, False), (layer.threshold, False))):
+        return exact
+    theta = float(layer.threshold.max())
+    return float(np.floor(largest * theta) / theta)
+
+
+def _is_integer(values: np.ndarray, even: bool) -> bool:
+    v = values.astype(np.float64) / (2.0 if even else 1.0)
+    return bool(np.all(v == np.round(v)))
+
+
+def largest_scale(layer: Layer, mixed: bool) -> float:
+    """The largest ``s`` with every integer in range; a LorspError when even ``s max(theta) = 1`` does not fit."""
     w = np.abs(layer.weight.astype(np.float64))
     limits = [VTH_MAX / float(layer.threshold.max())]
     if w.max() > 0:
@@ -108,8 +132,50 @@ def choose_scale(layer: Layer, mixed: bool) -> float:
     if np.abs(layer.bias).max() > 0:
         limits.append(BIAS_MANT_MAX / float(np.abs(layer.bias).max()))
     theta = float(layer.threshold.max())
-    vth = np.floor(min(limits) * theta)
-    if vth < 1:
+    if np.floor(min(limits) * theta) < 1:
         raise LorspError(f"layer {layer.name}: no fixed-point scale fits (threshold {theta:g} against "
                          f"weights up to {w.max():g} and bias up to {np.abs(layer.bias).max():g})")
-    return float(vth / theta)
+    return float(min(limits))
+
+
+def _two_adic(values: np.ndarray) -> int | None:
+    """The largest ``k`` with ``2^k`` dividing every nonzero integer of ``values`` (None: all zero)."""
+    nonzero = np.abs(values[values != 0].astype(np.int64))
+    if nonzero.size == 0:
+        return None
+    return int(min((int(v) & -int(v)).bit_length() - 1 for v in np.unique(nonzero)))
+
+
+def exactness(network: SpikingNetwork, fixed: list[FixedPointLayer], time_steps: int) -> dict:
+    """Whether the fixed-point network computes the float network's spikes bit for bit, for every input.
+
+    It does when, in every layer, (1) each weight, bias and threshold times the scale is the
+    integer the chip holds (no rounding); (2) the current is cleared every step
+    (``alpha = 0``) and ``beta`` is the chip's decay ``c / 4096`` exactly; (3) the decay,
+    which divides the voltage by ``2^l`` (``c = c' 2^(12 - l)``, ``c'`` odd) and rounds
+    towards zero, never drops a bit within ``T`` steps: every input to the voltage is a
+    multiple of ``2^h`` (the 6-bit shift plus the trailing zeros of the integers) and
+    ``h >= (T - 1) l``. The float model's sums are then exact in float32 as well (every value
+    is a chip integer over a power of two). Returns ``{"exact": bool, "layers": [...]}``.
+    """
+    rows = []
+    for fx, layer in zip(fixed, network.layers):
+        reasons = []
+        for what, ints, values in (("weights", fx.weight, layer.weight), ("biases", fx.bias_mant, layer.bias),
+                                   ("thresholds", fx.vth, layer.threshold)):
+            if not np.array_equal(ints.astype(np.float64) / fx.scale, values.astype(np.float64)):
+                reasons.append(f"{what} rounded at scale {fx.scale:g}")
+        if np.any(layer.alpha != 0):
+            reasons.append("synaptic current decays (alpha > 0)")
+        c = (DECAY_UNITY - fx.dv).astype(np.int64)
+        if not np.array_equal(c.astype(np.float64) / DECAY_UNITY, layer.beta.astype(np.float64)):
+            reasons.append("beta is not a multiple of 1/4096")
+        lost = max((0 if v == 0 else 12 - ((int(v) & -int(v)).bit_length() - 1)) for v in np.unique(c))
+        trailing = [k for k in (_two_adic(fx.weight), _two_adic(fx.bias_mant)) if k is not None]
+        headroom = STATE_SHIFT + (min(trailing) if trailing else 0)
+        if lost * (time_steps - 1) > headroom:
+            reasons.append(f"the decay drops {lost} bit(s) a step: {lost * (time_steps - 1)} over {time_steps} "
+                           f"steps against {headroom} bits of headroom")
+        rows.append({"name": fx.name, "scale": fx.scale, "decay_bits_per_step": lost, "headroom_bits": headroom,
+                     "exact": not reasons, "why_not": reasons})
+    return {"exact": all(r["exact"] for r in rows), "time_steps": int(time_steps), "layers": rows}

@@ -22,7 +22,7 @@ import nir
 import torch
 
 from deploy.bundle import HOST_FILE, NETX_FILE, NIR_FILE
-from deploy.fixed_point import quantise
+from deploy.fixed_point import exactness, quantise
 from deploy.nir_reader import load_network
 from export.bundle_writer import Finish, read_source, write_export
 from export.host import write_host
@@ -69,6 +69,7 @@ def write_loihi_artifacts(model: PromptedClassifier, stage: Path, *, images: tor
     return {
         "network": network.summary(),
         "fixed_point": [fx.summary(layer) for fx, layer in zip(fixed, network.layers)],
+        "fixed_point_exact": exactness(network, fixed, prompt.time_steps),
         "checks": checks,
         "on_chip": "the spiking generator (prompt_generator.nir / .net)",
         "on_host": "input encoding, gate rates -> low-rank prompt, backbone and head (host.safetensors)",

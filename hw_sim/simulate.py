@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from deploy.bundle import Bundle
-from deploy.fixed_point import quantise
+from deploy.fixed_point import exactness, quantise
 from deploy.network import SpikingNetwork
 from hw_sim import energy
 from hw_sim.backends import MODES, SimResult, get_backend
@@ -88,7 +88,9 @@ def _run_report(result: SimResult, network: SpikingNetwork, model, x, y, spikes_
                         result.samples > chunk else None, **result.details},
     }
     if result.mode == "fixed":
-        out["fixed_point"] = [f.summary(l) for f, l in zip(quantise(network), network.layers)]
+        fixed = quantise(network)
+        out["fixed_point"] = [f.summary(l) for f, l in zip(fixed, network.layers)]
+        out["fixed_point_exact"] = exactness(network, fixed, spikes_np.shape[0])
     return out
 
 

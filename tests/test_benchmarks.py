@@ -141,6 +141,24 @@ def test_a_run_plan_is_lorsp_train_options_and_a_folder():
     assert "--seed 2 --prompt-lr 0.2 --gate rank --quiet --out runs/x/mnist-5k/lorsp-gate-rank/seed2" in run.command
 
 
+def test_a_finished_run_is_reused_only_under_the_config_it_was_trained_with(tmp_path):
+    """A run finished before a default changed (LoRSP's beta 0.9 -> 0.5) is stale and trained again; options the
+    method does not declare, and options added later that take their legacy value, do not make it stale."""
+    import json
+
+    run = plan_run("mnist-5k", "lorsp", 0, protocol(out=str(tmp_path), prompt_lr=0.2), ("--rank", "8"), "lorsp")
+    run.out.mkdir(parents=True)
+    (run.out / "metrics.json").write_text("{}")
+    saved = dict(run.config, mask_width=run.config["mask_width"] + 1)  # an SMM option: not LoRSP's
+    del saved["relay_noise"]  # added later; its legacy value is the default
+    (run.out / "config.json").write_text(json.dumps(saved))
+    assert run.complete and not run.stale
+    (run.out / "config.json").write_text(json.dumps(dict(saved, beta=0.9)))
+    assert run.stale and not run.complete
+    (run.out / "config.json").write_text("{not json")
+    assert run.stale
+
+
 @pytest.mark.parametrize("change, fragment", [
     (dict(dataset="mnist5k"), "unknown dataset 'mnist5k'"),
     (dict(extra=("--gates-per-row", "3")), "unrecognized arguments: --gates-per-row 3"),

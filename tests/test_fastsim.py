@@ -340,12 +340,12 @@ def test_random_network_fast_equals_lava_in_both_modes(seed, depth, sign, dtype)
 
 @pytest.mark.slow
 def test_threshold_compare_is_strict_v_equal_to_vth_does_not_spike():
-    """8 inputs of weight 0.25, threshold 1 (fixed: w = 255, vth = 1020): 4 spiking inputs put v exactly on
-    the threshold and do not fire; 5 do. One step per sample, so nothing is carried over."""
+    """8 inputs of weight 0.25, threshold 1 (fixed, at the exact scale 512: w = 128, vth = 512): 4 spiking inputs
+    put v exactly on the threshold and do not fire; 5 do. One step per sample, so nothing is carried over."""
     net = SpikingNetwork(8, (make_layer("0", np.full((1, 8), 0.25), beta=0.0, threshold=1.0),))
     spikes = (np.arange(8)[None, None, :] < np.arange(9)[None, :, None]).astype(np.uint8)  # sample k: k inputs
     fx = quantise(net)[0]
-    assert fx.weight.max() == 255 and fx.vth[0] == 4 * 255
+    assert fx.scale == 512 and fx.weight.max() == 128 and fx.vth[0] == 4 * 128
     for mode in ("float", "fixed"):
         fast, lava = fast_and_lava(net, spikes, mode)
         assert_identical(fast, lava, mode)
@@ -369,13 +369,13 @@ def test_fixed_current_wraps_around_at_24_bits_like_lava():
 
 @pytest.mark.slow
 def test_fixed_voltage_saturates_at_24_bits_like_lava():
-    """beta = 1 (dv = 0) and 15 steps of 50 inhibitory inputs: v stops at -(2^23 - 1); 50 excitatory inputs
-    then reach the threshold sooner than in the float model, which has no floor."""
+    """beta = 1 (dv = 0) and 30 steps of 50 inhibitory inputs (fixed, scale 128: -409,600 a step): v stops at
+    -(2^23 - 1); 50 excitatory inputs then reach the threshold sooner than in the float model, which has no floor."""
     weight = np.concatenate([-np.ones((1, 50)), np.ones((1, 50))], axis=1)
     net = SpikingNetwork(100, (make_layer("0", weight, beta=1.0, threshold=100.0),))
-    spikes = np.zeros((40, 1, 100), np.uint8)
-    spikes[:15, :, :50] = 1
-    spikes[15:, :, 50:] = 1
+    spikes = np.zeros((70, 1, 100), np.uint8)
+    spikes[:30, :, :50] = 1
+    spikes[30:, :, 50:] = 1
     fast, lava = fast_and_lava(net, spikes, "fixed")
     assert_identical(fast, lava, "fixed")
     _, v = fixed_trace(net, spikes)

@@ -102,7 +102,9 @@ class LorspOptions(LorvpOptions):
     relay_noise: float = field(default=0.05, metadata={
         "help": "band gating's start: std of the random cross-talk between bands, in thresholds (0: an exact "
                 "sparse relay)", "applies_when": {"gate": ("band",)}, "legacy": 0.05})
-    beta: float = field(default=0.9, metadata={"help": "membrane decay of every Leaky neuron"})
+    beta: float = field(default=0.5, metadata={
+        "help": "membrane decay of every Leaky neuron (0.5: the chip's integer decay is exact for T <= 8, "
+                "see docs/method.md)", "legacy": 0.9})
     threshold: float = field(default=1.0, metadata={"help": "firing threshold"})
     gate: str = field(default="band", metadata={
         "help": "gate every rank-1 term band by band (band), the rows and columns of the product (rowcol), "
@@ -123,6 +125,21 @@ class LorspOptions(LorvpOptions):
                 "lets silent neurons feel the task's gradient and fire again"})
     generator_lr_scale: float = field(default=10.0, metadata={
         "help": "the spiking generator's learning rate, as a multiple of --lr"})
+
+
+GRID_STEP = 2.0 ** -5
+"""Band gating's start (relay weights, calibrated gate biases) lies on multiples of this step.
+
+Dyadic values with few bits survive every stage unrounded: float32 sums and products by a
+dyadic ``beta`` are exact, and :func:`deploy.fixed_point.choose_scale` finds a power-of-two
+scale that turns each of them into an (even) integer. With ``beta = 0.5`` and ``T <= 8``
+Loihi's integer decay is exact as well, so the fixed-point chip gives PyTorch's spikes bit
+for bit (docs/method.md, "Exact on the chip")."""
+
+
+def snap_to_grid(values: torch.Tensor, step: float = GRID_STEP) -> torch.Tensor:
+    """``values`` rounded to the nearest multiple of ``step``."""
+    return torch.round(values / step) * step
 
 
 def leaky_layer(width: int, beta: float, threshold: float, slope: float = 25.0) -> snn.Leaky:
@@ -258,6 +275,8 @@ class LowRankSpikePrompt(VisualPrompt):
             for k in range(r):
                 second.weight[self._gate_index(side, k, band), side * g + band] += sign * 0.5 * threshold
         second.bias.zero_()
+        for layer in (first, second):
+            layer.weight.copy_(snap_to_grid(layer.weight))
 
     def _gate_index(self, side: int, k: int, band: torch.Tensor | int) -> torch.Tensor | int:
         """Band gating: the gate neuron of ``side`` (0 rows, 1 columns), term ``k`` and ``band``."""
@@ -292,7 +311,9 @@ class LowRankSpikePrompt(VisualPrompt):
                 low = mid
             else:
                 high = mid
-        bias.copy_(base + low)
+        # the offset rounded down onto the grid: the share stays at or above the target, and the biases
+        # stay integers on the chip (snap_to_grid)
+        bias.copy_(base + math.floor(low / GRID_STEP) * GRID_STEP)
         return float(self.closed_share(self.gates_open(self.gate_rates(x))).mean())
 
     # ------------------------------------------------------------------ the generator
