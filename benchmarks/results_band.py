@@ -96,6 +96,24 @@ def markdown(tables: dict[str, dict[str, Any]], baselines: dict[str, dict[str, d
                       + ", ".join(f"{m} {r['interleaved_with_fix']:.1f}" for m, r in rates.items())
                       + f"; LoRSP's step time over LoR-VP's {rates['lorvp']['interleaved_with_fix'] / rates['lorsp']['interleaved_with_fix']:.3f} "
                         "(target <= 1.1)."]
+    before = tables.get("before_exact")
+    if before:
+        spec0 = next(iter(before["table"]["mnist-5k"]))
+        lines += ["", "## The start before it was exact on the chip", "",
+                  f"The same runs at commit {before['git_commit'][:7]}, before the start was put on the fixed-point "
+                  "grid with `beta = 0.5` (docs/method.md, \"Exact on the chip\"): `beta = 0.9`, weights not rounded, "
+                  "fixed point flipping near-threshold gates (97.6% of the demo's predictions). Data: "
+                  "docs/data/results-band/before-exact/.", "",
+                  "| dataset | LoRSP, exact start | unique / flip | LoRSP, beta 0.9 start | unique / flip | "
+                  "exact vs beta 0.9 |", "|---|---|---|---|---|---|"]
+        for dataset, by_spec in tables["lorsp"]["table"].items():
+            now, old = by_spec[lorsp_spec], before["table"][dataset][spec0]
+            ni, oi = per_instance(dataset, "lorsp"), per_instance(dataset, "lorsp", DATA / "before-exact")
+            word, diff = verdict(now, old)
+            lines.append(f"| {dataset} | {fmt(now)} | {100 * ni['prompt_unique_mask_share']:.1f}% / "
+                         f"{100 * ni['prompt_mask_flip_share_mean']:.1f}% | {fmt(old)} | "
+                         f"{100 * oi['prompt_unique_mask_share']:.1f}% / {100 * oi['prompt_mask_flip_share_mean']:.1f}% "
+                         f"| {word} ({diff:+.1f}) |")
     lite2 = tables.get("lite2")
     if lite2:
         base2 = baseline_rows(ROOT / "docs" / "results.md", "## Accuracy with efficientnet_lite2")
@@ -104,7 +122,8 @@ def markdown(tables: dict[str, dict[str, Any]], baselines: dict[str, dict[str, d
                   f"`python benchmarks/baselines.py --jobs 2 --backbone efficientnet_lite2 --out runs/baselines-lite2 "
                   f"--datasets fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits --methods {spec2} "
                   f"--table-name lorsp-band` at {lite2['git_commit'][:7]}; baseline rows: docs/results.md "
-                  "(\"Accuracy with efficientnet_lite2\"). SMM was not run on Lite2.", "",
+                  "(\"Accuracy with efficientnet_lite2\"). These runs are of the start before it was exact "
+                  "(`beta = 0.9`, see above); SMM was not run on Lite2.", "",
                   "| dataset | LoRSP (band, r = 8) | unique / flip | LoR-VP | VP | linear probe | earlier LoRSP | "
                   "LoRSP vs LoR-VP / linear probe |", "|---|---|---|---|---|---|---|---|"]
         for dataset, by_spec in lite2["table"].items():
@@ -122,7 +141,8 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "docs" / "results-band.md"))
     args = p.parse_args()
     tables = {name: json.loads((DATA / f"{name}.json").read_text()) for name in ("lorsp", "smm")}
-    for name, path in (("train_speed", DATA / "train_speed.json"), ("lite2", DATA / "lite2" / "lorsp.json")):
+    for name, path in (("train_speed", DATA / "train_speed.json"), ("lite2", DATA / "lite2" / "lorsp.json"),
+                       ("before_exact", DATA / "before-exact" / "lorsp.json")):
         if path.exists():
             tables[name] = json.loads(path.read_text())
     text = markdown(tables, baseline_rows(ROOT / "docs" / "results.md"))
