@@ -16,6 +16,7 @@ from hw_sim.backends import MODES, default_backend, get_backend, list_backends
 from hw_sim.report import write_report
 from hw_sim.simulate import simulate
 from lorsp.cli import run_cli
+from lorsp.cli_options import OptionParser, count, seconds
 from lorsp.data import list_datasets
 from lorsp.fileio import check_output_dir, staged_output
 
@@ -33,7 +34,7 @@ def add_run_options(p: argparse.ArgumentParser, backend_help: str) -> None:
     """The options every simulator command shares: --backend, --force, --timeout and --quiet."""
     p.add_argument("--backend", default=default_backend(), choices=list_backends(), help=backend_help)
     p.add_argument("--force", action="store_true", help="replace an existing --out")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run")
+    p.add_argument("--timeout", type=seconds(), default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -42,12 +43,12 @@ def modes_of(choice: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lorsp-hwsim", description=__doc__.splitlines()[0],
-                                epilog=registries_epilog(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OptionParser(prog="lorsp-hwsim", description=__doc__.splitlines()[0],
+                     epilog=registries_epilog(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("bundle", metavar="DIR", help="directory written by lorsp-export --target loihi")
     p.add_argument("--dataset", default=None,
                    help=f"test images from ({', '.join(list_datasets())}); default: the model's dataset")
-    p.add_argument("--samples", type=int, default=64, help="N: the first N images of the test split")
+    p.add_argument("--samples", type=count(), default=64, help="N: the first N images of the test split")
     p.add_argument("--mode", default="both", choices=MODE_CHOICES,
                    help="float: Lava's float models; fixed: bit-accurate Loihi integers; both")
     p.add_argument("-o", "--out", required=True, help="report directory to create")

@@ -21,6 +21,7 @@ from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_
 from hw_sim.cosim_report import agreement_line, energy_line, latency_line, write_cosim_report
 from lorsp.data import SPLITS
 from lorsp.cli import run_cli
+from lorsp.cli_options import OptionParser, count
 from lorsp.data import list_datasets
 from lorsp.fileio import check_output_dir
 
@@ -28,19 +29,19 @@ DEFAULT_OUT = "cosim"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lorsp-cosim", description=__doc__.splitlines()[0],
-                                epilog=registries_epilog(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OptionParser(prog="lorsp-cosim", description=__doc__.splitlines()[0],
+                     epilog=registries_epilog(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("bundle", metavar="DIR", help="directory written by lorsp-export --target all")
     p.add_argument("--dataset", default=None,
                    help=f"images from ({', '.join(list_datasets())}); default: the model's dataset")
     p.add_argument("--split", default="test", choices=SPLITS)
-    p.add_argument("--limit", type=int, default=64, help="N: the first N images of the split")
+    p.add_argument("--limit", type=count(), default=64, help="N: the first N images of the split")
     p.add_argument("--mode", default="fixed", choices=MODES,
                    help="fixed: bit-accurate Loihi integers (what the chip computes); float: the float model")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="which ONNX file runs the backbone")
     p.add_argument("--chip-table", default=DEFAULT_CHIP_TABLE, choices=chip_tables(),
                    help="energy table that prices the generator")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="images per pass through the stages")
+    p.add_argument("--batch-size", type=count(maximum=65_536), default=DEFAULT_BATCH, help="images per pass through the stages")
     p.add_argument("-o", "--out", default=None, help=f"report directory to create; default: DIR/{DEFAULT_OUT}")
     add_run_options(p, "the simulator that plays the chip")
     return p

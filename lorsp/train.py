@@ -26,7 +26,7 @@ import time
 import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from lorsp.backbones import list_backbones
 from lorsp.cli import run_cli
+from lorsp.cli_options import OptionParser, count, integer, number, seed
 from lorsp.data import Splits, create_splits, list_datasets
 from lorsp.errors import LorspError
 from lorsp.fileio import check_output_dir, load_torch_safely, publish_dir, save_torch, staging_dir, write_json
@@ -48,6 +49,10 @@ from lorsp.prompts import (LorspOptions, LorvpOptions, SmmOptions, check_options
 from lorsp.provenance import git_commit, machine, versions
 
 RESUME_FORMAT = "lorsp-resume"
+MAX_IMAGE_SIZE = 2048
+"""The largest ``--image-size`` (a 2048 x 2048 batch of one already needs gigabytes in the backbone)."""
+MAX_EPOCHS = 100_000
+MAX_BATCH = 65_536
 RUN_KEYS = ("dataset", "backbone", "prompt", "head", "rank", "image_size", "epochs", "batch_size", "lr",
             "prompt_lr", "seed", "shots")
 """Config keys every run's metrics.json holds (``rank`` too, as results tables have always read it);
@@ -376,13 +381,19 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
 
 
 # --------------------------------------------------------------------------- CLI
-def _argument_type(options: type, field: dataclasses.Field) -> type:
-    """The command-line type of a declared option: its annotation, ``X | None`` read as ``X``."""
+def _argument_type(options: type, field: dataclasses.Field) -> Callable[[str], Any]:
+    """The command-line type of a declared option: its ``parse`` metadata (a range-checked
+    :mod:`lorsp.cli_options` type), else its annotation, ``X | None`` read as ``X``.
+
+    A number without a declared range is still refused when it is NaN or infinite.
+    """
     hint = typing.get_type_hints(options)[field.name]
     kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     if len(kinds) != 1 or kinds[0] not in (int, float, str):
         raise TypeError(f"option {field.name!r} of {options.__name__}: no command-line form for {hint}")
-    return kinds[0]
+    if "parse" in field.metadata:
+        return field.metadata["parse"]
+    return {int: integer(), float: number()}.get(kinds[0], kinds[0])
 
 
 def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
@@ -439,7 +450,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def build_parser() -> argparse.ArgumentParser:
     """The ``lorsp-train`` parser: the run's options, then one group per prompt method."""
     dflt = TrainConfig()
-    p = argparse.ArgumentParser(
+    p = OptionParser(
         prog="lorsp-train",
         description="Train a visual prompt (and head) on a frozen backbone under one protocol: "
                     "SGD + cosine, best-on-val selection, test scored once. A prompt option that "
@@ -455,21 +466,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=dflt.prompt, choices=list_prompts(),
                    help="the prompt method (its options: the groups below)")
     p.add_argument("--head", default=dflt.head, choices=list_heads(), help="the classification head")
-    p.add_argument("--image-size", type=int, default=dflt.image_size, help="L: images resize to L x L")
-    p.add_argument("--epochs", type=int, default=dflt.epochs)
-    p.add_argument("--batch-size", type=int, default=dflt.batch_size)
-    p.add_argument("--lr", type=float, default=dflt.lr, help="learning rate of the head (and of the prompt "
+    p.add_argument("--image-size", type=integer(16, MAX_IMAGE_SIZE), default=dflt.image_size, help="L: images resize to L x L")
+    p.add_argument("--epochs", type=count(maximum=MAX_EPOCHS), default=dflt.epochs)
+    p.add_argument("--batch-size", type=count(maximum=MAX_BATCH), default=dflt.batch_size)
+    p.add_argument("--lr", type=number(0.0, above=True), default=dflt.lr, help="learning rate of the head (and of the prompt "
                    "unless --prompt-lr is given)")
-    p.add_argument("--prompt-lr", type=float, default=None,
+    p.add_argument("--prompt-lr", type=number(0.0, above=True), default=None,
                    help="learning rate of the prompt's image parameters (VP's pad, the low-rank factors)")
-    p.add_argument("--momentum", type=float, default=dflt.momentum)
-    p.add_argument("--weight-decay", type=float, default=dflt.weight_decay)
-    p.add_argument("--limit-train", type=int, default=None, help="use the first K training images")
-    p.add_argument("--limit-val", type=int, default=None, help="first K val images (default: --limit-test)")
-    p.add_argument("--limit-test", type=int, default=None, help="use the first K test images")
-    p.add_argument("--shots", type=int, default=None,
+    p.add_argument("--momentum", type=number(0.0, 1.0, below=True), default=dflt.momentum)
+    p.add_argument("--weight-decay", type=number(0.0), default=dflt.weight_decay)
+    p.add_argument("--limit-train", type=count(), default=None, help="use the first K training images")
+    p.add_argument("--limit-val", type=count(), default=None, help="first K val images (default: --limit-test)")
+    p.add_argument("--limit-test", type=count(), default=None, help="use the first K test images")
+    p.add_argument("--shots", type=count(), default=None,
                    help="few-shot: K training images per class (drawn with --seed, after --limit-train)")
-    p.add_argument("--seed", type=int, default=dflt.seed)
+    p.add_argument("--seed", type=seed(), default=dflt.seed)
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--resume", default=None, help="continue from a run's last.pt (its config is used)")
