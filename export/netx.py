@@ -14,6 +14,7 @@ differ in them is refused.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import h5py
@@ -22,7 +23,7 @@ import numpy as np
 from deploy.fixed_point import BIAS_EXP, FixedPointLayer
 from deploy.network import SpikingNetwork
 from lorsp.errors import LorspError
-from lorsp.fileio import atomic_write
+from deploy.hdf5_files import write_hdf5
 
 
 def _text(value: str) -> np.ndarray:
@@ -37,8 +38,8 @@ def write_netx(network: SpikingNetwork, fixed: list[FixedPointLayer], path: str 
         if fx.bias_exp != BIAS_EXP:
             raise LorspError(f"layer {fx.name}: netx fixes bias_exp at {BIAS_EXP}")
 
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
+    def write(buffer: io.BytesIO) -> None:
+        with h5py.File(buffer, "w") as f:
             f.attrs["writer"] = "lorsp export (deploy.fixed_point)"
             f.attrs["scales"] = np.array([fx.scale for fx in fixed])
             layers = f.create_group("layer")
@@ -59,4 +60,4 @@ def write_netx(network: SpikingNetwork, fixed: list[FixedPointLayer], path: str 
                 neuron.create_dataset("refDelay", data=1)
                 neuron.create_dataset("gradedSpike", data=False)
 
-    return atomic_write(path, write)
+    return write_hdf5(path, write)

@@ -2,7 +2,7 @@
 
     lorsp-hwsim DIR --samples 64 --mode both --backend fast -o OUT
 
-``OUT`` is built as ``OUT.partial`` and renamed when complete (``report.json``,
+``OUT`` is claimed before the simulation (:mod:`lorsp.publish`), staged and renamed when complete (``report.json``,
 ``report.md``, ``report.html``, PNG figures). ``--help`` lists the backends and the
 energy tables from their registries; the ``lava`` backend imports Lava only when chosen.
 """
@@ -18,7 +18,7 @@ from hw_sim.simulate import simulate
 from lorsp.cli import run_cli
 from lorsp.cli_options import OptionParser, count, seconds
 from lorsp.data import list_datasets
-from lorsp.fileio import check_output_dir, staged_output
+from lorsp.publish import claim_output
 
 MODE_CHOICES = (*MODES, "both")
 DEFAULT_TIMEOUT_S = 600.0
@@ -60,12 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     get_backend(args.backend)  # a backend that cannot load (lava without Lava) is refused before any work
-    out = check_output_dir(args.out, args.force)
-    bundle = open_bundle(args.bundle)
-    report = simulate(bundle, dataset=args.dataset, samples=args.samples, modes=modes_of(args.mode),
-                      backend=args.backend, timeout=args.timeout, progress=not args.quiet)
-    with staged_output(out) as stage:
-        write_report(report, stage)
+    out = args.out
+    with claim_output(out, args.force, sources=[args.bundle]) as claim:  # checked and locked before the simulation
+        bundle = open_bundle(args.bundle)
+        report = simulate(bundle, dataset=args.dataset, samples=args.samples, modes=modes_of(args.mode),
+                          backend=args.backend, timeout=args.timeout, progress=not args.quiet)
+        with claim.staged() as stage:
+            write_report(report, stage)
     for mode, run in report["runs"].items():
         f, a = run["fidelity"], run["activity"]
         print(f"{mode}: spike agreement {100 * f['spikes']['overall']:.2f}%  accuracy {f['accuracy_chip']:.4f} "

@@ -3,8 +3,8 @@
     lorsp-cosim DIR --dataset sklearn-digits --split test --limit 256 --backend fast --mode fixed --precision fp32
 
 ``DIR`` is a ``lorsp-export --target all`` directory. Every file is checked against
-``manifest.json`` before anything runs. ``OUT`` (default ``DIR/cosim``) is built as
-``OUT.partial`` and renamed when complete: ``cosim.json``, ``cosim.md``, ``cosim.html`` and
+``manifest.json`` before anything runs. ``OUT`` (default ``DIR/cosim``) is claimed before the run
+(:mod:`lorsp.publish`), staged and renamed when complete: ``cosim.json``, ``cosim.md``, ``cosim.html`` and
 PNG figures.
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ import argparse
 from pathlib import Path
 
 from deploy.onnx_runtime import PRECISIONS
-from lorsp.fileio import staged_output
 from hw_sim.backends import MODES
 from deploy.bundle import MANIFEST_FILE, open_bundle
 from hw_sim.cli import add_run_options, registries_epilog
@@ -23,7 +22,7 @@ from lorsp.data import SPLITS
 from lorsp.cli import run_cli
 from lorsp.cli_options import OptionParser, count
 from lorsp.data import list_datasets
-from lorsp.fileio import check_output_dir
+from lorsp.publish import claim_output
 
 DEFAULT_OUT = "cosim"
 
@@ -51,14 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bundle = open_bundle(args.bundle)
-    backbone_file(bundle, args.precision)
-    print(f"verified {len(bundle.manifest['artifacts'])} files of {bundle.root} against {MANIFEST_FILE}")
-    out = check_output_dir(args.out or Path(args.bundle) / DEFAULT_OUT, args.force)
-    report = cosimulate(bundle, dataset=args.dataset, split=args.split, limit=args.limit, backend=args.backend,
-                        mode=args.mode, precision=args.precision, timeout=args.timeout, batch_size=args.batch_size,
-                        chip_table=args.chip_table, progress=not args.quiet)
-    with staged_output(out) as stage:
-        write_cosim_report(report, stage)
+    out = args.out or Path(args.bundle) / DEFAULT_OUT
+    protected = [bundle.root / name for name in (*bundle.manifest["artifacts"], MANIFEST_FILE)]
+    with claim_output(out, args.force, sources=protected) as claim:  # may lie in DIR, never over its files
+        backbone_file(bundle, args.precision)
+        print(f"verified {len(bundle.manifest['artifacts'])} files of {bundle.root} against {MANIFEST_FILE}")
+        report = cosimulate(bundle, dataset=args.dataset, split=args.split, limit=args.limit, backend=args.backend,
+                            mode=args.mode, precision=args.precision, timeout=args.timeout,
+                            batch_size=args.batch_size, chip_table=args.chip_table, progress=not args.quiet)
+        with claim.staged() as stage:
+            write_cosim_report(report, stage)
     for line in (agreement_line(report), energy_line(report), latency_line(report)):
         print(line)
     print(f"report -> {out}/cosim.html")

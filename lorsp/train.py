@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import math
 import os
+import shutil
 import time
 import typing
 from dataclasses import asdict, dataclass, fields
@@ -39,7 +40,7 @@ from lorsp.cli import run_cli
 from lorsp.cli_options import OptionParser, count, integer, number, seed
 from lorsp.data import Splits, create_splits, list_datasets
 from lorsp.errors import LorspError
-from lorsp.fileio import check_output_dir, load_torch_safely, publish_dir, save_torch, staging_dir, write_json
+from lorsp.fileio import load_torch_safely, save_torch, staging_dir, write_json
 from lorsp.heads import HEADS, FrequencyLabelMapping, list_heads
 from lorsp.metrics import INSTANCE_IMAGES, evaluate
 from lorsp.model import PromptedClassifier, build_model, build_prompt
@@ -47,6 +48,7 @@ from lorsp.plots import plot_training_curves
 from lorsp.prompts import (LorspOptions, LorvpOptions, SmmOptions, check_options, list_prompts, option_flag, option_names,
                            options_class, prompt_options)
 from lorsp.provenance import git_commit, machine, versions
+from lorsp.publish import claim_output, write_failure
 
 RESUME_FORMAT = "lorsp-resume"
 MAX_IMAGE_SIZE = 2048
@@ -286,6 +288,10 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
           stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the protocol; returns the metrics written to ``OUT/metrics.json``.
 
+    ``OUT`` is claimed first (:func:`lorsp.publish.claim_output`: refused when it exists
+    without ``force``, resumed or not, and always when it is or holds an input); the run is
+    staged in ``OUT.partial`` and published whole. A run that fails before its first epoch is
+    saved leaves nothing; one that fails later leaves ``OUT.partial/last.pt`` to resume.
     ``stop_after_epoch`` ends the run early, leaving ``OUT.partial/last.pt`` as an
     interruption would (used to test ``resume``).
     """
@@ -295,14 +301,40 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     if state is not None:
         cfg = TrainConfig.from_dict(state["config"])
     cfg.validate()
-    if state is None:
-        check_output_dir(out, force)
     stage = staging_dir(out)
-    if d.main:
-        if stage.exists() and state is None and not force:
-            raise LorspError(f"an interrupted run is in {stage}: --resume {stage / 'last.pt'} or --force")
+    if not d.main:
+        return run_protocol(cfg, stage, state, d, stop_after_epoch=stop_after_epoch, progress=progress)
+    inputs = [resume, cfg.weights, cfg.data_root, cfg.dataset.partition(":")[2] or None]
+    with claim_output(out, force, sources=inputs) as claim:
+        resuming_stage = state is not None and Path(resume).resolve().parent == stage.resolve()
+        if stage.exists() and not resuming_stage:
+            if (stage / "last.pt").exists() and not force:
+                raise LorspError(f"an interrupted run is in {stage}: --resume {stage / 'last.pt'} or --force")
+            shutil.rmtree(stage)  # nothing to resume in it, or --force: we hold the lock, it is no one's
         stage.mkdir(parents=True, exist_ok=True)
+        try:
+            metrics = run_protocol(cfg, stage, state, d, stop_after_epoch=stop_after_epoch, progress=progress)
+            if "stopped_after_epoch" not in metrics:
+                claim.publish(stage)
+        except OSError as exc:
+            _drop_unresumable(stage)
+            raise LorspError(write_failure(out, exc)) from None
+        except BaseException:
+            _drop_unresumable(stage)
+            raise
+    barrier(d)
+    return metrics
 
+
+def _drop_unresumable(stage: Path) -> None:
+    """Remove a failed run's stage unless it holds a ``last.pt`` to resume from."""
+    if not (stage / "last.pt").exists():
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def run_protocol(cfg: TrainConfig, stage: Path, state: dict[str, Any] | None, d: Dist, *,
+                 stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """The protocol itself, writing into ``stage`` (rank 0); ``state``: a resume checkpoint or None."""
     torch.manual_seed(cfg.seed)
     splits = create_splits(cfg.dataset, cfg.image_size, root=cfg.data_root, download=cfg.download,
                            limit_train=cfg.limit_train, limit_val=cfg.limit_val or cfg.limit_test,
@@ -375,8 +407,6 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     write_json(stage / "config.json", cfg.to_dict())
     plot_training_curves(history, stage / "curves.png",
                          f"{cfg.prompt}/{cfg.head} on {cfg.dataset}, {cfg.backbone} {cfg.image_size}px")
-    publish_dir(stage, out)
-    barrier(d)
     return metrics
 
 
