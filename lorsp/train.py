@@ -49,8 +49,12 @@ from lorsp.prompts import (LorspOptions, LorvpOptions, SmmOptions, check_options
                            options_class, prompt_options)
 from lorsp.provenance import git_commit, machine, versions
 from lorsp.publish import claim_output, write_failure
+from lorsp.stored_config import check_stored_config
+from lorsp.tensor_checks import check_array, check_state
 
 RESUME_FORMAT = "lorsp-resume"
+RESUME_KEYS = ("config", "epoch", "model", "optimizer", "scheduler", "history", "best_val_accuracy",
+               "best_epoch", "best_state")
 MAX_IMAGE_SIZE = 2048
 """The largest ``--image-size`` (a 2048 x 2048 batch of one already needs gigabytes in the backbone)."""
 MAX_EPOCHS = 100_000
@@ -281,7 +285,42 @@ def read_resume(path: str | Path) -> dict[str, Any]:
     state = load_torch_safely(path, "resume checkpoint")
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise LorspError(f"{path} is not a lorsp resume checkpoint (use the run's last.pt)")
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise LorspError(f"{path}: resume checkpoint lacks {missing[0]!r}")
+    config = check_stored_config(state["config"], str(path))
+    epoch, best_epoch = state["epoch"], state["best_epoch"]
+    epochs = config.get("epochs", TrainConfig.epochs)
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= epochs):
+        raise LorspError(f"{path}: resume epoch {epoch!r:.40} is not a finished epoch of the {epochs}")
+    if not (isinstance(best_epoch, int) and 1 <= best_epoch <= epoch) or \
+            not isinstance(state["best_val_accuracy"], (int, float)) or \
+            not 0.0 <= state["best_val_accuracy"] <= 1.0:
+        raise LorspError(f"{path}: best_epoch or best_val_accuracy is out of range")
+    history = state["history"]
+    if not isinstance(history, list) or len(history) != epoch or not all(isinstance(h, dict) for h in history):
+        raise LorspError(f"{path}: history must hold one record per finished epoch ({epoch})")
     return state
+
+
+def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any], source: str) -> None:
+    """Load a resume checkpoint's tensors into ``model``, ``opt`` and ``sched``, each checked first."""
+    for part in ("model", "best_state"):
+        if not isinstance(state[part], dict) or set(state[part]) != {"prompt", "head"}:
+            raise LorspError(f"{source}: {part} must hold 'prompt' and 'head'")
+        for name, module in (("prompt", model.prompt), ("head", model.head)):
+            check_state(state[part][name], module.state_dict(), source, f"{part} {name}")
+    load_trainable_state(model, state["model"])
+    try:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        raise LorspError(f"{source}: the optimizer or scheduler state does not fit this run: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}") from None
+    for group in opt.state.values():
+        for key, value in group.items():
+            if isinstance(value, torch.Tensor):
+                check_array(value, f"optimizer state {key!r}", source)
 
 
 def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str | Path | None = None,
@@ -347,9 +386,7 @@ def run_protocol(cfg: TrainConfig, stage: Path, state: dict[str, Any] | None, d:
     best = {"val_accuracy": -1.0, "epoch": -1, "state": None}
     start_epoch = 0
     if state is not None:
-        load_trainable_state(model, state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        restore_resume(model, opt, sched, state, "resume checkpoint")
         history, start_epoch = list(state["history"]), int(state["epoch"])
         best = {"val_accuracy": float(state["best_val_accuracy"]), "epoch": int(state["best_epoch"]),
                 "state": state["best_state"]}
