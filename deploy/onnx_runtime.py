@@ -15,6 +15,7 @@ from typing import Iterable
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import torch
 
@@ -61,13 +62,65 @@ def load_onnx_checked(path: str | Path) -> onnx.ModelProto:
     if not path.is_file():
         raise LorspError(f"ONNX file not found: {path}")
     try:
-        proto = onnx.load(str(path))
+        proto = onnx.load(str(path), load_external_data=False)  # data outside the file is refused below
     except Exception as exc:  # protobuf decode errors have no common public base class
         raise LorspError(f"{path} is not a readable ONNX file (truncated or corrupt): {first_line(exc)}") from None
     if not proto.graph.node or proto.ir_version <= 0:
         raise LorspError(f"{path} is not an ONNX model (no graph or IR version)")
+    check_onnx_tensors(proto, path)
     check_onnx_model(proto, path)
     return proto
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in value.type.tensor_type.shape.dim]
+
+
+def check_onnx_contract(proto: onnx.ModelProto, image_size: int, classes: int, source: str | Path) -> None:
+    """The file contract (module docstring) with the bundle's sizes: one input ``prompted_image``
+    ``(N, 3, L, L)`` float32 and one output ``logits`` ``(N, classes)``; LorspError naming what differs."""
+    weights = {t.name for t in proto.graph.initializer}
+    inputs = [v for v in proto.graph.input if v.name not in weights]
+    outputs = list(proto.graph.output)
+    if [v.name for v in inputs] != [INPUT_NAME] or [v.name for v in outputs] != [OUTPUT_NAME]:
+        raise LorspError(f"{source}: inputs {[v.name for v in inputs]} and outputs {[v.name for v in outputs]}, "
+                         f"expected [{INPUT_NAME!r}] and [{OUTPUT_NAME!r}]")
+    for value, expected in ((inputs[0], [3, image_size, image_size]), (outputs[0], [classes])):
+        dims = _dims(value)
+        if value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT or len(dims) != len(expected) + 1 or \
+                dims[1:] != expected:
+            raise LorspError(f"{source}: {value.name} is {onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)} "
+                             f"{dims}, expected FLOAT [N, {', '.join(map(str, expected))}] for this bundle")
+
+
+def _graph_tensors(graph: onnx.GraphProto) -> Iterable[tuple[str, onnx.TensorProto]]:
+    """Every tensor a graph holds: its initialisers and the values of its Constant nodes, sub-graphs too."""
+    for t in graph.initializer:
+        yield t.name, t
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield f"{node.name or node.op_type}.{attr.name}", attr.t
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                yield from _graph_tensors(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _graph_tensors(g)
+
+
+def check_onnx_tensors(proto: onnx.ModelProto, source: str | Path) -> None:
+    """Refuse tensors stored outside the file (external data) and floating tensors holding NaN or infinity."""
+    for name, tensor in _graph_tensors(proto.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            raise LorspError(f"{source}: tensor {name!r} keeps its data in an external file; a bundle's ONNX file "
+                             f"must hold all its weights itself")
+        try:
+            array = onnx.numpy_helper.to_array(tensor)
+        except Exception as exc:  # malformed raw data has no common exception type
+            raise LorspError(f"{source}: tensor {name!r} cannot be read: {first_line(exc)}") from None
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise LorspError(f"{source}: tensor {name!r} holds NaN or infinite values")
 
 
 def resolve_providers(providers: Iterable[str] | None) -> list[str]:

@@ -33,7 +33,7 @@ from export.onnx_graph import export_backbone_onnx
 from export.onnx_macs import count_macs
 from lorsp.data import Splits, create_splits, load_split_images
 from lorsp.errors import LorspError
-from lorsp.fileio import check_output_dir
+from lorsp.publish import claim_output
 from lorsp.model import PromptedClassifier
 
 ON_ACCELERATOR = ("backbone and head (backbone*.onnx); input prompted_image = image + prompt, "
@@ -70,12 +70,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, precisions: Sequence
                 dataset: str | None = None) -> dict[str, Any]:
     """Write the ONNX export of ``checkpoint`` to ``out``; returns the manifest."""
     providers = resolve_providers(providers)
-    out = check_output_dir(out, force)
-    source = read_source(checkpoint)
-    images = load_check_images(source.config, dataset, samples)
-    section = functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
-                                providers=providers)
-    return write_export(out, "onnx", source, [section])
+    with claim_output(out, force, sources=[checkpoint]) as claim:
+        source = read_source(checkpoint)
+        images = load_check_images(source.config, dataset, samples)
+        section = functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
+                                    providers=providers)
+        return write_export(claim, "onnx", source, [section])
 
 
 

@@ -31,7 +31,7 @@ import onnxruntime as ort
 import torch
 from tqdm import tqdm
 
-from deploy.onnx_runtime import PRECISIONS, make_session, run_logits
+from deploy.onnx_runtime import PRECISIONS, check_onnx_contract, load_onnx_checked, make_session, run_logits
 from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend
 from deploy.bundle import Bundle
@@ -76,7 +76,8 @@ def chip_tables() -> list[str]:
 
 
 def backbone_file(bundle: Bundle, precision: str) -> Path:
-    """The bundle's ONNX file of ``precision``; LorspError when the export did not write it."""
+    """The bundle's ONNX file of ``precision``, checked against the bundle (its contract, sizes, class count,
+    finite weights) before anything runs; LorspError when the export did not write it or it does not fit."""
     if precision not in PRECISIONS:
         raise LorspError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     files = (bundle.manifest.get("onnx") or {}).get("files", {})
@@ -85,7 +86,9 @@ def backbone_file(bundle: Bundle, precision: str) -> Path:
         have = ", ".join(p for p in files if files[p] in bundle.manifest["artifacts"]) or "none"
         raise LorspError(f"{bundle.root} holds no {precision} ONNX backbone (ONNX precisions in it: {have}); "
                          f"export one with lorsp-export --target all --precision {precision}")
-    return bundle.root / name
+    path = bundle.root / name
+    check_onnx_contract(load_onnx_checked(path), bundle.config["image_size"], len(bundle.manifest["classes"]), path)
+    return path
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Lava runs every process model in worker processes; an exception inside one (for 
 a float threshold under ``fixed_pt``) can leave the runtime waiting forever. So each
 simulation runs in a child process that leads its own process group. The parent waits
 for progress messages and the result until the deadline, then stops the whole group
-(SIGTERM, then SIGKILL): Lava's workers go with it and nothing is left running.
+(SIGTERM, then SIGKILL): Lava's workers go with it and nothing is left running. Should the
+parent die first, by any signal, the child's watchdog stops the group itself (:func:`_watch_parent`).
 
 The child is forked (Lava itself forks its workers, and a fork needs no re-import).
 """
@@ -14,6 +15,7 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -22,6 +24,8 @@ from lorsp.errors import LorspError
 
 POLL_S = 0.2
 GRACE_S = 3.0
+WATCH_S = 0.2
+"""How often a child checks that its parent is alive (seconds)."""
 
 
 def check_timeout(timeout: float) -> float:
@@ -46,7 +50,8 @@ def run_with_deadline(target: Callable[..., Any], args: tuple, *, timeout: float
     check_timeout(timeout)
     ctx = mp.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child_main, args=(sender, target, args), name=f"lorsp {what}", daemon=False)
+    child = ctx.Process(target=_child_main, args=(sender, target, args, os.getpid()), name=f"lorsp {what}",
+                        daemon=False)
     child.start()
     sender.close()
     deadline = time.monotonic() + timeout
@@ -80,8 +85,9 @@ def run_with_deadline(target: Callable[..., Any], args: tuple, *, timeout: float
         _stop_group(child, wait=GRACE_S if finished else 0.0)
 
 
-def _child_main(conn, target: Callable[..., Any], args: tuple) -> None:
+def _child_main(conn, target: Callable[..., Any], args: tuple, parent: int) -> None:
     os.setpgrp()  # lead a process group: the parent can stop Lava's workers with us
+    _watch_parent(parent)
     try:
         result = target(*args, progress=lambda x: conn.send(("progress", x)))
         conn.send(("ok", result))
@@ -91,6 +97,21 @@ def _child_main(conn, target: Callable[..., Any], args: tuple) -> None:
         conn.send(("error", traceback.format_exc()))
     finally:
         conn.close()
+
+
+def _watch_parent(parent: int) -> None:
+    """Stop this process group the moment ``parent`` is gone (killed by any signal, even SIGKILL).
+
+    A death signal (``prctl(PR_SET_PDEATHSIG)``) would reach this process only, and Lava's
+    workers, which it forks, would run on as orphans; so a thread polls the parent instead and
+    kills the whole group, itself included, once this process has been re-parented.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_S)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="lorsp parent watchdog", daemon=True).start()
 
 
 def _stop_group(child: mp.Process, wait: float) -> None:

@@ -22,11 +22,12 @@ import argparse
 import dataclasses
 import math
 import os
+import shutil
 import time
 import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -36,9 +37,10 @@ from tqdm import tqdm
 
 from lorsp.backbones import list_backbones
 from lorsp.cli import run_cli
+from lorsp.cli_options import OptionParser, count, integer, number, seed
 from lorsp.data import Splits, create_splits, list_datasets
 from lorsp.errors import LorspError
-from lorsp.fileio import check_output_dir, load_torch_safely, publish_dir, save_torch, staging_dir, write_json
+from lorsp.fileio import load_torch_safely, save_torch, staging_dir, write_json
 from lorsp.heads import HEADS, FrequencyLabelMapping, list_heads
 from lorsp.metrics import INSTANCE_IMAGES, evaluate
 from lorsp.model import PromptedClassifier, build_model, build_prompt
@@ -46,8 +48,17 @@ from lorsp.plots import plot_training_curves
 from lorsp.prompts import (LorspOptions, LorvpOptions, SmmOptions, check_options, list_prompts, option_flag, option_names,
                            options_class, prompt_options)
 from lorsp.provenance import git_commit, machine, versions
+from lorsp.publish import claim_output, write_failure
+from lorsp.stored_config import check_stored_config
+from lorsp.tensor_checks import check_array, check_state
 
 RESUME_FORMAT = "lorsp-resume"
+RESUME_KEYS = ("config", "epoch", "model", "optimizer", "scheduler", "history", "best_val_accuracy",
+               "best_epoch", "best_state")
+MAX_IMAGE_SIZE = 2048
+"""The largest ``--image-size`` (a 2048 x 2048 batch of one already needs gigabytes in the backbone)."""
+MAX_EPOCHS = 100_000
+MAX_BATCH = 65_536
 RUN_KEYS = ("dataset", "backbone", "prompt", "head", "rank", "image_size", "epochs", "batch_size", "lr",
             "prompt_lr", "seed", "shots")
 """Config keys every run's metrics.json holds (``rank`` too, as results tables have always read it);
@@ -274,13 +285,52 @@ def read_resume(path: str | Path) -> dict[str, Any]:
     state = load_torch_safely(path, "resume checkpoint")
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise LorspError(f"{path} is not a lorsp resume checkpoint (use the run's last.pt)")
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise LorspError(f"{path}: resume checkpoint lacks {missing[0]!r}")
+    config = check_stored_config(state["config"], str(path))
+    epoch, best_epoch = state["epoch"], state["best_epoch"]
+    epochs = config.get("epochs", TrainConfig.epochs)
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= epochs):
+        raise LorspError(f"{path}: resume epoch {epoch!r:.40} is not a finished epoch of the {epochs}")
+    if not (isinstance(best_epoch, int) and 1 <= best_epoch <= epoch) or \
+            not isinstance(state["best_val_accuracy"], (int, float)) or \
+            not 0.0 <= state["best_val_accuracy"] <= 1.0:
+        raise LorspError(f"{path}: best_epoch or best_val_accuracy is out of range")
+    history = state["history"]
+    if not isinstance(history, list) or len(history) != epoch or not all(isinstance(h, dict) for h in history):
+        raise LorspError(f"{path}: history must hold one record per finished epoch ({epoch})")
     return state
+
+
+def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any], source: str) -> None:
+    """Load a resume checkpoint's tensors into ``model``, ``opt`` and ``sched``, each checked first."""
+    for part in ("model", "best_state"):
+        if not isinstance(state[part], dict) or set(state[part]) != {"prompt", "head"}:
+            raise LorspError(f"{source}: {part} must hold 'prompt' and 'head'")
+        for name, module in (("prompt", model.prompt), ("head", model.head)):
+            check_state(state[part][name], module.state_dict(), source, f"{part} {name}")
+    load_trainable_state(model, state["model"])
+    try:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        raise LorspError(f"{source}: the optimizer or scheduler state does not fit this run: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}") from None
+    for group in opt.state.values():
+        for key, value in group.items():
+            if isinstance(value, torch.Tensor):
+                check_array(value, f"optimizer state {key!r}", source)
 
 
 def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str | Path | None = None,
           stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the protocol; returns the metrics written to ``OUT/metrics.json``.
 
+    ``OUT`` is claimed first (:func:`lorsp.publish.claim_output`: refused when it exists
+    without ``force``, resumed or not, and always when it is or holds an input); the run is
+    staged in ``OUT.partial`` and published whole. A run that fails before its first epoch is
+    saved leaves nothing; one that fails later leaves ``OUT.partial/last.pt`` to resume.
     ``stop_after_epoch`` ends the run early, leaving ``OUT.partial/last.pt`` as an
     interruption would (used to test ``resume``).
     """
@@ -290,14 +340,40 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     if state is not None:
         cfg = TrainConfig.from_dict(state["config"])
     cfg.validate()
-    if state is None:
-        check_output_dir(out, force)
     stage = staging_dir(out)
-    if d.main:
-        if stage.exists() and state is None and not force:
-            raise LorspError(f"an interrupted run is in {stage}: --resume {stage / 'last.pt'} or --force")
+    if not d.main:
+        return run_protocol(cfg, stage, state, d, stop_after_epoch=stop_after_epoch, progress=progress)
+    inputs = [resume, cfg.weights, cfg.data_root, cfg.dataset.partition(":")[2] or None]
+    with claim_output(out, force, sources=inputs) as claim:
+        resuming_stage = state is not None and Path(resume).resolve().parent == stage.resolve()
+        if stage.exists() and not resuming_stage:
+            if (stage / "last.pt").exists() and not force:
+                raise LorspError(f"an interrupted run is in {stage}: --resume {stage / 'last.pt'} or --force")
+            shutil.rmtree(stage)  # nothing to resume in it, or --force: we hold the lock, it is no one's
         stage.mkdir(parents=True, exist_ok=True)
+        try:
+            metrics = run_protocol(cfg, stage, state, d, stop_after_epoch=stop_after_epoch, progress=progress)
+            if "stopped_after_epoch" not in metrics:
+                claim.publish(stage)
+        except OSError as exc:
+            _drop_unresumable(stage)
+            raise LorspError(write_failure(out, exc)) from None
+        except BaseException:
+            _drop_unresumable(stage)
+            raise
+    barrier(d)
+    return metrics
 
+
+def _drop_unresumable(stage: Path) -> None:
+    """Remove a failed run's stage unless it holds a ``last.pt`` to resume from."""
+    if not (stage / "last.pt").exists():
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def run_protocol(cfg: TrainConfig, stage: Path, state: dict[str, Any] | None, d: Dist, *,
+                 stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """The protocol itself, writing into ``stage`` (rank 0); ``state``: a resume checkpoint or None."""
     torch.manual_seed(cfg.seed)
     splits = create_splits(cfg.dataset, cfg.image_size, root=cfg.data_root, download=cfg.download,
                            limit_train=cfg.limit_train, limit_val=cfg.limit_val or cfg.limit_test,
@@ -310,9 +386,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     best = {"val_accuracy": -1.0, "epoch": -1, "state": None}
     start_epoch = 0
     if state is not None:
-        load_trainable_state(model, state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        restore_resume(model, opt, sched, state, "resume checkpoint")
         history, start_epoch = list(state["history"]), int(state["epoch"])
         best = {"val_accuracy": float(state["best_val_accuracy"]), "epoch": int(state["best_epoch"]),
                 "state": state["best_state"]}
@@ -370,19 +444,23 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     write_json(stage / "config.json", cfg.to_dict())
     plot_training_curves(history, stage / "curves.png",
                          f"{cfg.prompt}/{cfg.head} on {cfg.dataset}, {cfg.backbone} {cfg.image_size}px")
-    publish_dir(stage, out)
-    barrier(d)
     return metrics
 
 
 # --------------------------------------------------------------------------- CLI
-def _argument_type(options: type, field: dataclasses.Field) -> type:
-    """The command-line type of a declared option: its annotation, ``X | None`` read as ``X``."""
+def _argument_type(options: type, field: dataclasses.Field) -> Callable[[str], Any]:
+    """The command-line type of a declared option: its ``parse`` metadata (a range-checked
+    :mod:`lorsp.cli_options` type), else its annotation, ``X | None`` read as ``X``.
+
+    A number without a declared range is still refused when it is NaN or infinite.
+    """
     hint = typing.get_type_hints(options)[field.name]
     kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     if len(kinds) != 1 or kinds[0] not in (int, float, str):
         raise TypeError(f"option {field.name!r} of {options.__name__}: no command-line form for {hint}")
-    return kinds[0]
+    if "parse" in field.metadata:
+        return field.metadata["parse"]
+    return {int: integer(), float: number()}.get(kinds[0], kinds[0])
 
 
 def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
@@ -439,7 +517,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def build_parser() -> argparse.ArgumentParser:
     """The ``lorsp-train`` parser: the run's options, then one group per prompt method."""
     dflt = TrainConfig()
-    p = argparse.ArgumentParser(
+    p = OptionParser(
         prog="lorsp-train",
         description="Train a visual prompt (and head) on a frozen backbone under one protocol: "
                     "SGD + cosine, best-on-val selection, test scored once. A prompt option that "
@@ -455,21 +533,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=dflt.prompt, choices=list_prompts(),
                    help="the prompt method (its options: the groups below)")
     p.add_argument("--head", default=dflt.head, choices=list_heads(), help="the classification head")
-    p.add_argument("--image-size", type=int, default=dflt.image_size, help="L: images resize to L x L")
-    p.add_argument("--epochs", type=int, default=dflt.epochs)
-    p.add_argument("--batch-size", type=int, default=dflt.batch_size)
-    p.add_argument("--lr", type=float, default=dflt.lr, help="learning rate of the head (and of the prompt "
+    p.add_argument("--image-size", type=integer(16, MAX_IMAGE_SIZE), default=dflt.image_size, help="L: images resize to L x L")
+    p.add_argument("--epochs", type=count(maximum=MAX_EPOCHS), default=dflt.epochs)
+    p.add_argument("--batch-size", type=count(maximum=MAX_BATCH), default=dflt.batch_size)
+    p.add_argument("--lr", type=number(0.0, above=True), default=dflt.lr, help="learning rate of the head (and of the prompt "
                    "unless --prompt-lr is given)")
-    p.add_argument("--prompt-lr", type=float, default=None,
+    p.add_argument("--prompt-lr", type=number(0.0, above=True), default=None,
                    help="learning rate of the prompt's image parameters (VP's pad, the low-rank factors)")
-    p.add_argument("--momentum", type=float, default=dflt.momentum)
-    p.add_argument("--weight-decay", type=float, default=dflt.weight_decay)
-    p.add_argument("--limit-train", type=int, default=None, help="use the first K training images")
-    p.add_argument("--limit-val", type=int, default=None, help="first K val images (default: --limit-test)")
-    p.add_argument("--limit-test", type=int, default=None, help="use the first K test images")
-    p.add_argument("--shots", type=int, default=None,
+    p.add_argument("--momentum", type=number(0.0, 1.0, below=True), default=dflt.momentum)
+    p.add_argument("--weight-decay", type=number(0.0), default=dflt.weight_decay)
+    p.add_argument("--limit-train", type=count(), default=None, help="use the first K training images")
+    p.add_argument("--limit-val", type=count(), default=None, help="first K val images (default: --limit-test)")
+    p.add_argument("--limit-test", type=count(), default=None, help="use the first K test images")
+    p.add_argument("--shots", type=count(), default=None,
                    help="few-shot: K training images per class (drawn with --seed, after --limit-train)")
-    p.add_argument("--seed", type=int, default=dflt.seed)
+    p.add_argument("--seed", type=seed(), default=dflt.seed)
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--resume", default=None, help="continue from a run's last.pt (its config is used)")

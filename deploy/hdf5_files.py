@@ -1,0 +1,71 @@
+"""HDF5 files (NIR, netx) written safely, and opened without following anything out of the file.
+
+Writing: HDF5's C library can crash the process when a write fails half-way (a full disk, a
+file-size limit), so a file is built in memory and its bytes written by Python
+(:func:`lorsp.fileio.atomic_write`): a failed write is an ``OSError`` and no file.
+
+Reading: an HDF5 file can point outside itself, through external links (``h5py.ExternalLink``,
+a group or dataset that lives in another file), soft links and datasets with external storage
+(their bytes read from any named file, e.g. ``/etc/passwd``). A bundle's integrity rests on the
+sha256 of its own files, so :func:`check_self_contained` refuses all of them before a reader
+looks at a value.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Callable
+
+import h5py
+
+from lorsp.errors import LorspError
+from lorsp.fileio import atomic_write
+
+
+def write_hdf5(path: str | Path, write: Callable[[io.BytesIO], None]) -> Path:
+    """Call ``write(buffer)`` (which opens ``h5py.File(buffer, "w")``, or ``nir.write(buffer, graph)``) and
+    write the bytes to ``path`` atomically."""
+    buffer = io.BytesIO()
+    write(buffer)
+    data = buffer.getvalue()
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def check_self_contained(path: str | Path, what: str) -> None:
+    """Refuse an HDF5 file with external or soft links, or a dataset stored outside the file.
+
+    LorspError (one line) naming the first such object; also when ``path`` is not HDF5.
+    """
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            problem = _first_outside_reference(f)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise LorspError(f"{path} is not a readable {what} (truncated or another format): "
+                         f"{type(exc).__name__}: {first}") from None
+    if problem:
+        raise LorspError(f"{path}: {problem}; a {what} must hold all its data itself (refused, nothing read)")
+
+
+def _first_outside_reference(group: h5py.Group, prefix: str = "", depth: int = 0) -> str | None:
+    if depth > 64:
+        return f"groups nested deeper than 64 at {prefix or '/'}"
+    for name in group.keys():
+        full = f"{prefix}/{name}"
+        link = group.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            return f"{full} is an external link to {link.filename}:{link.path}"
+        if isinstance(link, h5py.SoftLink):
+            return f"{full} is a soft link to {link.path}"
+        obj = group.get(name)
+        if isinstance(obj, h5py.Dataset):
+            if obj.external:
+                return f"dataset {full} is stored in external file(s) {', '.join(str(e[0]) for e in obj.external)}"
+            if obj.is_virtual:
+                return f"dataset {full} is a virtual dataset (its data lives in other files)"
+        elif isinstance(obj, h5py.Group):
+            found = _first_outside_reference(obj, full, depth + 1)
+            if found:
+                return found
+    return None
