@@ -17,6 +17,10 @@ from lorsp.fileio import file_sha256, write_json
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "lorsp-export"
 MANIFEST_VERSION = 1
+SPEC_FORMAT = "lorsp-bundle-spec"
+SPEC_VERSION = 1
+"""The bundle spec's version (manifest ``spec``, built by :mod:`deploy.spec`): raised whenever a field
+changes meaning; every reader refuses another version."""
 
 
 def artifact_entries(root: Path) -> dict[str, dict[str, Any]]:
@@ -49,7 +53,17 @@ def read_manifest(root: Path) -> dict[str, Any]:
     for key in ("artifacts", "config", "classes"):
         if key not in manifest:
             raise LorspError(f"{path} lacks {key!r}")
+    check_spec_version(manifest.get("spec"), path)
     return manifest
+
+
+def check_spec_version(spec: Any, source: str | Path) -> None:
+    """LorspError naming both versions unless ``spec`` is a bundle spec of :data:`SPEC_VERSION`."""
+    found = spec.get("version") if isinstance(spec, dict) and spec.get("format") == SPEC_FORMAT else None
+    if found != SPEC_VERSION:
+        shown = "none (written before the spec)" if found is None else found
+        raise LorspError(f"{source}: bundle spec version {shown} is not supported; this reader reads spec version "
+                         f"{SPEC_VERSION} (export the checkpoint again)")
 
 
 def verify_artifacts(root: Path, manifest: dict[str, Any]) -> None:

@@ -6,7 +6,8 @@
 A *section* writes its files into the staging directory and returns its manifest fields;
 ``finish`` runs once the manifest of every section exists (a simulation opens the staged
 bundle as a reader would) and returns more fields, after which the manifest is written
-again. The directory is ``OUT.partial`` until the end (:func:`lorsp.fileio.staged_output`).
+again. Every bundle gets the spec (:mod:`deploy.spec`): in the manifest under ``spec`` and as
+``README.md``. The directory is ``OUT.partial`` until the end (:func:`lorsp.fileio.staged_output`).
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from deploy.manifest import write_manifest
-from lorsp.fileio import staged_output
+from deploy.spec import README_FILE, bundle_spec
+from deploy.spec_readme import render_readme
 from lorsp.errors import LorspError
-from lorsp.fileio import file_sha256
+from lorsp.fileio import atomic_write, file_sha256, staged_output
 from lorsp.model import PromptedClassifier, model_from_state, read_checkpoint
 from lorsp.provenance import git_commit, machine, versions
 
@@ -65,6 +67,13 @@ def provenance_fields() -> dict[str, Any]:
     return {"versions": versions(), "git_commit": git_commit(), "machine": machine()}
 
 
+def write_spec(stage: Path, model: PromptedClassifier, fields: dict[str, Any]) -> dict[str, Any]:
+    """The bundle spec of the staged files (:mod:`deploy.spec`), also written as ``README.md``; returns it."""
+    spec = bundle_spec(stage, model, fields)
+    atomic_write(stage / README_FILE, lambda tmp: tmp.write_text(render_readme(spec)))
+    return spec
+
+
 def write_export(out: Path, target: str, source: Source, sections: Sequence[Section],
                  finish: Finish | None = None) -> dict[str, Any]:
     """Write ``sections`` into ``OUT.partial`` with one manifest, run ``finish``, publish; returns the manifest."""
@@ -72,6 +81,7 @@ def write_export(out: Path, target: str, source: Source, sections: Sequence[Sect
         fields: dict[str, Any] = {"target": target, **source.fields()}
         for write in sections:
             fields.update(write(stage))
+        fields["spec"] = write_spec(stage, source.model, fields)
         fields.update(provenance_fields())
         manifest = write_manifest(stage, fields)
         if finish is not None:
