@@ -5,7 +5,8 @@
 ``DIR`` is a ``lorsp-export --target all`` directory. Every file is checked against
 ``manifest.json`` before anything runs. ``OUT`` (default ``DIR/cosim``) is built as
 ``OUT.partial`` and renamed when complete: ``cosim.json``, ``cosim.md``, ``cosim.html`` and
-PNG figures.
+PNG figures, and ``cosim_images.safetensors`` (:mod:`hw_sim.cosim_images`: per image its
+index in the dataset, label, both predictions, logits, gates and a digest of the prompted image).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from lorsp.fileio import staged_output
 from hw_sim.backends import MODES
 from deploy.bundle import MANIFEST_FILE, open_bundle
 from hw_sim.cli import add_run_options, registries_epilog
-from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_tables, cosimulate
+from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_tables, cosimulate_images
+from hw_sim.cosim_images import IMAGES_FILE, write_images
 from hw_sim.cosim_report import agreement_line, energy_line, latency_line, write_cosim_report
 from lorsp.data import SPLITS
 from lorsp.cli import run_cli
@@ -53,14 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     backbone_file(bundle, args.precision)
     print(f"verified {len(bundle.manifest['artifacts'])} files of {bundle.root} against {MANIFEST_FILE}")
     out = check_output_dir(args.out or Path(args.bundle) / DEFAULT_OUT, args.force)
-    report = cosimulate(bundle, dataset=args.dataset, split=args.split, limit=args.limit, backend=args.backend,
-                        mode=args.mode, precision=args.precision, timeout=args.timeout, batch_size=args.batch_size,
-                        chip_table=args.chip_table, progress=not args.quiet)
+    report, arrays = cosimulate_images(bundle, dataset=args.dataset, split=args.split, limit=args.limit,
+                                       backend=args.backend, mode=args.mode, precision=args.precision,
+                                       timeout=args.timeout, batch_size=args.batch_size, chip_table=args.chip_table,
+                                       progress=not args.quiet)
     with staged_output(out) as stage:
         write_cosim_report(report, stage)
+        write_images(arrays, report["per_image"]["metadata"], stage)
     for line in (agreement_line(report), energy_line(report), latency_line(report)):
         print(line)
-    print(f"report -> {out}/cosim.html")
+    print(f"report -> {out}/cosim.html, per image -> {out}/{IMAGES_FILE}")
     return 0
 
 
