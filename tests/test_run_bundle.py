@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import runpy
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,44 +16,16 @@ from hw_sim.cosim_cli import main as cosim_main
 from hw_sim.cosim_images import IMAGES_FILE
 from lorsp.data import load_split_images
 from tests.conftest import ROOT, assert_one_line_error
-from tests.deploy_helpers import call_cli, linked_copy, rewrite, shared_all_bundle
+from tests.deploy_helpers import LORSP_PACKAGES, call_cli, linked_copy, rewrite, run_isolated, shared_all_bundle
 
 RUNNER = ROOT / "examples" / "run_bundle.py"
 SAMPLES = 128
-BLOCKED = ("lorsp", "deploy", "export", "hw_sim", "pipeline", "benchmarks", "tests", "torch", "lava", "snntorch",
-           "nir", "nirtorch", "torchvision")
-# Runs the runner in an isolated interpreter (-I: no PYTHONPATH, no working directory on sys.path) with an
-# import hook that refuses lorsp's packages (installed editable in the venv), PyTorch and Lava, then checks
-# that none of them was imported.
-WITHOUT_LORSP = f"""
-import runpy, sys
-BLOCKED = {BLOCKED!r}
-class Refuse:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"{{name}} is blocked in this test")
-        return None
-sys.meta_path.insert(0, Refuse())
-try:
-    import lorsp
-except ModuleNotFoundError:
-    pass
-else:
-    raise SystemExit("lorsp is importable")
-script, sys.argv = sys.argv[1], sys.argv[1:]
-try:
-    runpy.run_path(script, run_name="__main__")
-finally:
-    leaked = sorted({{m.split(".")[0] for m in sys.modules}} & set(BLOCKED))
-    if leaked:
-        print("imported:", leaked, file=sys.stderr)
-        raise SystemExit(3)
-"""
 
 
 def run_without_lorsp(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-I", "-c", WITHOUT_LORSP, str(RUNNER), *args], capture_output=True,
-                          text=True, timeout=timeout, cwd="/")
+    """The runner in an interpreter where lorsp's packages, PyTorch and Lava cannot be imported."""
+    return run_isolated(RUNNER, *args, blocked=LORSP_PACKAGES + ("torch", "torchvision", "lava", "snntorch", "nir",
+                                                               "nirtorch"), timeout=timeout)
 
 
 @pytest.fixture(scope="session")
