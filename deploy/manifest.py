@@ -20,6 +20,10 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "lorsp-export"
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 16 << 20
+SPEC_FORMAT = "lorsp-bundle-spec"
+SPEC_VERSION = 1
+"""The bundle spec's version (manifest ``spec``, built by :mod:`deploy.spec`): raised whenever a field
+changes meaning; every reader refuses another version."""
 
 
 def artifact_entries(root: Path) -> dict[str, dict[str, Any]]:
@@ -54,7 +58,17 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise LorspError(f"{path} is not a lorsp export manifest")
     if manifest.get("format_version") != MANIFEST_VERSION:
         raise LorspError(f"{path}: manifest version {manifest.get('format_version')} is not supported")
+    check_spec_version(manifest.get("spec"), path)  # first: an older bundle is told so, by version
     return check_manifest(manifest, str(path))
+
+
+def check_spec_version(spec: Any, source: str | Path) -> None:
+    """LorspError naming both versions unless ``spec`` is a bundle spec of :data:`SPEC_VERSION`."""
+    found = spec.get("version") if isinstance(spec, dict) and spec.get("format") == SPEC_FORMAT else None
+    if found != SPEC_VERSION:
+        shown = "none (written before the spec)" if found is None else found
+        raise LorspError(f"{source}: bundle spec version {shown} is not supported; this reader reads spec version "
+                         f"{SPEC_VERSION} (export the checkpoint again)")
 
 
 def verify_artifacts(root: Path, manifest: dict[str, Any]) -> None:

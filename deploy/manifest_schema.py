@@ -141,7 +141,7 @@ SCHEMA: dict[str, Check] = {
     "backbone_weights_sha256": sha256,
     "network": plain, "fixed_point": list_of(plain), "fixed_point_exact": plain, "checks": plain, "on_chip": text,
     "on_host": text,
-    "onnx": ONNX, "simulation": plain,
+    "onnx": ONNX, "simulation": plain, "spec": plain,
     "versions": mapping(text, optional_text), "git_commit": optional_text, "machine": plain,
     "integrity": obj({"sha256": sha256}, required=("sha256",)),
 }

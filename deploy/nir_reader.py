@@ -16,7 +16,8 @@ NIR node           becomes
 ``CubaLIF``        ``alpha = 1 - dt/tau_syn``, ``beta = 1 - dt/tau_mem``
 =================  ==========================================================
 
-NIR carries no time step; ``dt = 1e-4`` is snnTorch's (``export_nir``), so
+NIR carries no time step of its own; lorsp's export writes it into the graph's metadata
+(``dt``, read by :func:`load_network`), and without it ``dt = 1e-4`` is snnTorch's (``export_nir``), so
 ``beta = 1 - dt/tau`` recovers snnTorch's ``beta`` exactly. The input gain of a neuron,
 ``g = r dt/tau`` (``LIF``) or ``g = (w_in dt/tau_syn)(r dt/tau_mem)`` (``CubaLIF``), is 1
 for snnTorch exports; any other value is folded into the incoming ``W`` and ``b``. Reset
@@ -70,8 +71,16 @@ def read_nir(path: str | Path) -> nir.NIRGraph:
 
 
 def load_network(path: str | Path) -> SpikingNetwork:
-    """Read ``path`` and import it (:func:`network_from_nir`)."""
-    return network_from_nir(read_nir(path), source=str(path))
+    """Read ``path`` and import it (:func:`network_from_nir`), with the ``dt`` of its metadata (default 1e-4)."""
+    graph = read_nir(path)
+    dt = (graph.metadata or {}).get("dt", SNNTORCH_DT)
+    try:
+        dt = float(np.asarray(dt))
+    except (TypeError, ValueError):
+        raise LorspError(f"{path}: the graph metadata's dt is not a number: {dt!r}") from None
+    if not dt > 0:
+        raise LorspError(f"{path}: the graph metadata's dt must be positive, got {dt}")
+    return network_from_nir(graph, dt=dt, source=str(path))
 
 
 def network_from_nir(graph: nir.NIRGraph, dt: float = SNNTORCH_DT, source: str = "NIR graph") -> SpikingNetwork:

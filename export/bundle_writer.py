@@ -8,7 +8,8 @@ A *section* writes its files into the staging directory and returns its manifest
 ``finish`` runs once the manifest of every section exists (a simulation opens the staged
 bundle as a reader would) and returns more fields, after which the manifest is written
 again. The output is claimed (checked and locked) before any work and staged under a
-per-process name until the end (:mod:`lorsp.publish`).
+per-process name until the end (:mod:`lorsp.publish`). Every bundle gets the spec
+(:mod:`deploy.spec`): in the manifest under ``spec`` and as ``README.md``.
 """
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from deploy.manifest import write_manifest
+from deploy.spec import README_FILE, bundle_spec
+from deploy.spec_readme import render_readme
 from lorsp.errors import LorspError
-from lorsp.fileio import file_sha256
+from lorsp.fileio import atomic_write, file_sha256
 from lorsp.model import PromptedClassifier, model_from_state, read_checkpoint
 from lorsp.provenance import git_commit, machine, versions
 from lorsp.publish import OutputClaim
@@ -67,6 +70,13 @@ def provenance_fields() -> dict[str, Any]:
     return {"versions": versions(), "git_commit": git_commit(), "machine": machine()}
 
 
+def write_spec(stage: Path, model: PromptedClassifier, fields: dict[str, Any]) -> dict[str, Any]:
+    """The bundle spec of the staged files (:mod:`deploy.spec`), also written as ``README.md``; returns it."""
+    spec = bundle_spec(stage, model, fields)
+    atomic_write(stage / README_FILE, lambda tmp: tmp.write_text(render_readme(spec)))
+    return spec
+
+
 def write_export(claim: OutputClaim, target: str, source: Source, sections: Sequence[Section],
                  finish: Finish | None = None) -> dict[str, Any]:
     """Write ``sections`` into the claimed output's staging directory with one manifest, run ``finish``,
@@ -75,6 +85,7 @@ def write_export(claim: OutputClaim, target: str, source: Source, sections: Sequ
         fields: dict[str, Any] = {"target": target, **source.fields()}
         for write in sections:
             fields.update(write(stage))
+        fields["spec"] = write_spec(stage, source.model, fields)
         fields.update(provenance_fields())
         manifest = write_manifest(stage, fields)
         if finish is not None:

@@ -26,6 +26,7 @@ from deploy.bundle import HOST_FILE, NETX_FILE, NIR_FILE
 from deploy.fixed_point import exactness, quantise
 from deploy.hdf5_files import write_hdf5
 from deploy.nir_reader import load_network
+from deploy.spec import netx_attributes, nir_metadata
 from export.bundle_writer import Finish, read_source, write_export
 from export.host import write_host
 from export.netx import write_netx
@@ -60,13 +61,14 @@ def write_loihi_artifacts(model: PromptedClassifier, stage: Path, *, images: tor
     generator, prompt = model.spiking_generator, model.prompt
     spikes_in = prompt.encode(images)
     graph = export_generator(generator, spikes_in.shape[-1])
+    graph.metadata.update(nir_metadata(prompt.encoding))
     write_hdf5(stage / NIR_FILE, functools.partial(nir.write, graph=graph))
     checks = {"nodes": check_nodes(generator, graph),
               "round_trip": {"dataset": dataset, **check_round_trip(stage / NIR_FILE, generator, spikes_in)}}
     network = load_network(stage / NIR_FILE)
     checks["description"] = check_description(generator, network)
     fixed = quantise(network)
-    write_netx(network, fixed, stage / NETX_FILE)
+    write_netx(network, fixed, stage / NETX_FILE, netx_attributes(prompt.encoding.time_steps, len(fixed)))
     write_host(model, fixed, stage / HOST_FILE)
     return {
         "network": network.summary(),

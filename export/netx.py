@@ -10,12 +10,14 @@ netx builds ``Dense(weight)`` -> ``LIF(vth=vThMant, du=iDecay - 1, dv=vDecay,
 bias_mant=bias, bias_exp=6)`` from it, so the integers are those of
 :mod:`deploy.fixed_point` (``iDecay = du + 1``) and the file runs like the fixed-mode
 simulation. netx holds one ``vth``, ``du`` and ``dv`` per layer: a layer whose neurons
-differ in them is refused.
+differ in them is refused. The root's attributes carry the scales and the run settings a
+lava-dl user needs (``T``, ``reset_interval``, ``reset_offset``, delay, ``fixed_pt``).
 """
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any, Mapping
 
 import h5py
 import numpy as np
@@ -27,7 +29,9 @@ from deploy.hdf5_files import write_hdf5
 from deploy.netx_layout import WRITER, netx_datasets
 
 
-def write_netx(network: SpikingNetwork, fixed: list[FixedPointLayer], path: str | Path) -> Path:
+def write_netx(network: SpikingNetwork, fixed: list[FixedPointLayer], path: str | Path,
+               attributes: Mapping[str, Any] | None = None) -> Path:
+    """Write the netx file; ``attributes`` (the run settings, :func:`deploy.spec.netx_attributes`) go on its root."""
     for fx in fixed:
         for key in ("vth", "du", "dv"):
             if len(np.unique(getattr(fx, key))) != 1:
@@ -39,6 +43,8 @@ def write_netx(network: SpikingNetwork, fixed: list[FixedPointLayer], path: str 
         with h5py.File(buffer, "w") as f:
             f.attrs["writer"] = WRITER
             f.attrs["scales"] = np.array([fx.scale for fx in fixed])
+            for key, value in (attributes or {}).items():
+                f.attrs[key] = value
             for key, value in netx_datasets(network, fixed).items():
                 f.create_dataset(key, data=value)
 

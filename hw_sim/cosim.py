@@ -39,7 +39,8 @@ from hw_sim.fidelity import spike_agreement
 from deploy.host import add_prompt
 from deploy.network import SpikingNetwork
 from hw_sim.run import Reference, bundle_fields, chip_weights, encoding_fields, provenance, rebuild, reference
-from lorsp.data import load_split_images
+from hw_sim.cosim_images import describe, per_image_arrays
+from lorsp.data.splits import load_split_images_indexed
 from hw_sim.stage_energy import STAGES, WHERE, stage_energy
 from lorsp.errors import LorspError
 from lorsp.model import PromptedClassifier
@@ -145,11 +146,20 @@ def open_pipeline(bundle: Bundle, *, precision: str = "fp32", backend: str | Non
     return SplitPipeline(model, bundle.network, session, backend, mode, timeout)
 
 
-def cosimulate(bundle: Bundle, *, dataset: str | None = None, split: str = "test", limit: int = 64,
-               backend: str | None = None, mode: str = "fixed", precision: str = "fp32", timeout: float = 600.0,
-               batch_size: int = DEFAULT_BATCH, chip_table: str = DEFAULT_CHIP_TABLE,
-               progress: bool = True) -> dict[str, Any]:
-    """Run the first ``limit`` images of ``split`` through the split pipeline and PyTorch; the report dict."""
+def cosimulate(bundle: Bundle, **options: Any) -> dict[str, Any]:
+    """Run the first ``limit`` images of ``split`` through the split pipeline and PyTorch; the report dict.
+
+    Options as :func:`cosimulate_images`, which also returns the per-image tensors.
+    """
+    return cosimulate_images(bundle, **options)[0]
+
+
+def cosimulate_images(bundle: Bundle, *, dataset: str | None = None, split: str = "test", limit: int = 64,
+                      backend: str | None = None, mode: str = "fixed", precision: str = "fp32",
+                      timeout: float = 600.0, batch_size: int = DEFAULT_BATCH, chip_table: str = DEFAULT_CHIP_TABLE,
+                      progress: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The report and the tensors of ``cosim_images.safetensors`` (:mod:`hw_sim.cosim_images`), described
+    in the report under ``per_image``."""
     if limit < 1:
         raise LorspError(f"--limit must be at least 1, got {limit}")
     if batch_size < 1:
@@ -159,7 +169,8 @@ def cosimulate(bundle: Bundle, *, dataset: str | None = None, split: str = "test
     backbone_file(bundle, precision)
     config = bundle.config
     dataset = dataset or config["dataset"]
-    x, y = load_split_images(dataset, config["image_size"], limit, config.get("data_root"), split=split)
+    x, y, indices = load_split_images_indexed(dataset, config["image_size"], limit, config.get("data_root"),
+                                              split=split)
     pipeline = open_pipeline(bundle, precision=precision, backend=backend, mode=mode, timeout=timeout)
     runs, refs, ref_seconds = [], [], 0.0
     with host_threads(), tqdm(total=len(x), desc=f"cosim {pipeline.backend} {mode} {precision}", unit="img",
@@ -170,8 +181,15 @@ def cosimulate(bundle: Bundle, *, dataset: str | None = None, split: str = "test
             refs.append(reference(pipeline.model, batch))
             ref_seconds += time.perf_counter() - start
             bar.update(len(batch))
-    return _report(bundle, pipeline, runs, refs, ref_seconds, y, dataset=dataset, split=split, precision=precision,
-                   batch_size=batch_size, chip_table=chip_table)
+    report = _report(bundle, pipeline, runs, refs, ref_seconds, y, dataset=dataset, split=split, precision=precision,
+                     batch_size=batch_size, chip_table=chip_table)
+    arrays = per_image_arrays(indices=indices, labels=y.numpy(), logits=np.concatenate([r.logits for r in runs]),
+                              logits_ref=np.concatenate([r.logits.numpy() for r in refs]),
+                              gate_spikes=np.concatenate([r.layer_spikes[-1] for r in runs], axis=1),
+                              prompted=[r.prompted for r in runs])
+    report["per_image"] = describe(arrays, {"dataset": dataset, "split": split, "backend": pipeline.backend,
+                                            "mode": pipeline.mode, "precision": precision})
+    return report, arrays
 
 
 def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs: list[Reference],

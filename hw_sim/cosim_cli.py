@@ -5,7 +5,8 @@
 ``DIR`` is a ``lorsp-export --target all`` directory. Every file is checked against
 ``manifest.json`` before anything runs. ``OUT`` (default ``DIR/cosim``) is claimed before the run
 (:mod:`lorsp.publish`), staged and renamed when complete: ``cosim.json``, ``cosim.md``, ``cosim.html`` and
-PNG figures.
+PNG figures, and ``cosim_images.safetensors`` (:mod:`hw_sim.cosim_images`: per image its
+index in the dataset, label, both predictions, logits, gates and a digest of the prompted image).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from deploy.onnx_runtime import PRECISIONS
 from hw_sim.backends import MODES
 from deploy.bundle import MANIFEST_FILE, open_bundle
 from hw_sim.cli import add_run_options, registries_epilog
-from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_tables, cosimulate
+from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_tables, cosimulate_images
+from hw_sim.cosim_images import IMAGES_FILE, write_images
 from hw_sim.cosim_report import agreement_line, energy_line, latency_line, write_cosim_report
 from lorsp.data import SPLITS
 from lorsp.cli import run_cli
@@ -55,14 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     with claim_output(out, args.force, sources=protected) as claim:  # may lie in DIR, never over its files
         backbone_file(bundle, args.precision)
         print(f"verified {len(bundle.manifest['artifacts'])} files of {bundle.root} against {MANIFEST_FILE}")
-        report = cosimulate(bundle, dataset=args.dataset, split=args.split, limit=args.limit, backend=args.backend,
-                            mode=args.mode, precision=args.precision, timeout=args.timeout,
-                            batch_size=args.batch_size, chip_table=args.chip_table, progress=not args.quiet)
+        report, arrays = cosimulate_images(bundle, dataset=args.dataset, split=args.split, limit=args.limit,
+                                           backend=args.backend, mode=args.mode, precision=args.precision,
+                                           timeout=args.timeout, batch_size=args.batch_size,
+                                           chip_table=args.chip_table, progress=not args.quiet)
         with claim.staged() as stage:
             write_cosim_report(report, stage)
+            write_images(arrays, report["per_image"]["metadata"], stage)
     for line in (agreement_line(report), energy_line(report), latency_line(report)):
         print(line)
-    print(f"report -> {out}/cosim.html")
+    print(f"report -> {out}/cosim.html, per image -> {out}/{IMAGES_FILE}")
     return 0
 
 

@@ -417,8 +417,12 @@ class LowRankSpikePrompt(VisualPrompt):
 
     @staticmethod
     def gates_open(rho: torch.Tensor) -> torch.Tensor:
-        """Binary gates ``1[rho > 0]`` from rates ``rho``, the rate's gradient passed straight through."""
-        return (rho > 0).to(rho.dtype) + rho - rho.detach()
+        """Binary gates ``1[rho > 0]`` from rates ``rho``, the rate's gradient passed straight through.
+
+        ``rho - rho.detach()`` is exactly 0 in the forward pass, so the gates are exactly 0 or 1
+        whatever ``T`` (``(1 + rho) - rho`` would round for ``T`` not a power of two).
+        """
+        return (rho > 0).to(rho.dtype) + (rho - rho.detach())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trace(x)[0]
