@@ -82,6 +82,7 @@ def check_train_argv(argv: Sequence[str]) -> "TrainConfig":
     Returns the run's config, as lorsp-train would build it."""
     from lorsp.backbones import list_backbones
     from lorsp.data.registry import IMAGEFOLDER_PREFIX, get_entry
+    from lorsp.device import resolve_device
     from lorsp.train import build_parser, config_from_args
 
     parser = build_parser()
@@ -97,6 +98,7 @@ def check_train_argv(argv: Sequence[str]) -> "TrainConfig":
         raise LorspError(f"unknown backbone {args.backbone!r}; offline: {', '.join(list_backbones())}")
     config = config_from_args(args)
     config.validate()
+    resolve_device(args.device)  # CUDA asked for where there is none: refused before any run trains
     return config
 
 
@@ -114,9 +116,16 @@ def plan_run(dataset: str, method: str, seed: int, args: argparse.Namespace,
             "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
             "--seed", str(seed), *(["--prompt-lr", f"{args.prompt_lr:g}"] if args.prompt_lr else []),
-            *extra, "--quiet", "--out", str(out))
+            *device_options(args), *extra, "--quiet", "--out", str(out))
     check_train_argv(argv)
     return Run(out, argv)
+
+
+def device_options(args: argparse.Namespace) -> list[str]:
+    """``--device`` for lorsp-train where the benchmark was given one other than ``auto`` (where a run
+    computes is not part of its folder: a finished run is reused wherever it was trained)."""
+    device = getattr(args, "device", "auto")
+    return [] if device == "auto" else ["--device", device]
 
 
 def train_run(run: Run, jobs: int = 1) -> dict:
@@ -243,6 +252,7 @@ def add_protocol_args(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--limit-train", type=int, default=1000)
     p.add_argument("--limit-test", type=int, default=1000)
     p.add_argument("--out", default=default_out)
+    p.add_argument("--device", default="auto", help="lorsp-train's --device for every run (auto|cpu|cuda|cuda:N)")
     p.add_argument("--jobs", type=int, default=1, help="training runs at a time (each with one thread when > 1)")
 
 

@@ -111,6 +111,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
     row/column gates, VP's centre, no prompt), not under LoRSP's ``gate="rank"``, which zeroes channels apart.
     """
     model.eval()
+    device = next(model.parameters()).device  # the batches go where the model is
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     correct, total, loss_sum, zeros, entries = 0, 0, 0.0, 0, 0
     sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.tensor(0.0, dtype=torch.float64))
@@ -119,6 +120,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
     masks: list[torch.Tensor] = []
     kept = 0
     for x, y in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        x, y = x.to(device), y.to(device)
         prompt, trace = model.prompt.trace(x)
         logits = model.classify(x + prompt)
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
@@ -131,7 +133,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
             kept += len(masks[-1])
         if generator is not None:
             for k, v in spiking_layer_stats(generator, trace.input_spikes, list(trace.layer_spikes)).items():
-                sums[k] += v
+                sums[k] += v.detach().cpu()
             n_layers = len(trace.layer_spikes)
     result = {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total,
               "prompt_sparsity": zeros / max(entries, 1)}

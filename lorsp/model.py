@@ -78,8 +78,8 @@ class PromptedClassifier(nn.Module):
             "config": dict(self.config),
             "classes": list(self.classes),
             "backbone_weights_sha256": self.backbone.weights_sha256,
-            "prompt": {k: v.detach().clone() for k, v in self.prompt.state_dict().items()},
-            "head": {k: v.detach().clone() for k, v in self.head.state_dict().items()},
+            "prompt": {k: v.detach().cpu().clone() for k, v in self.prompt.state_dict().items()},
+            "head": {k: v.detach().cpu().clone() for k, v in self.head.state_dict().items()},
         }
 
 

@@ -13,8 +13,9 @@ to ``OUT`` when complete:
 * ``metrics.json``, ``config.json``, ``curves.png``.
 
 Data order depends only on ``(seed, epoch)``, so a resumed run ends with the
-same numbers as an uninterrupted one. Under ``torchrun`` it trains with
-DistributedDataParallel (gloo on CPU); rank 0 evaluates and writes.
+same numbers as an uninterrupted one. ``--device`` (:mod:`lorsp.device`) says where it
+computes. Under ``torchrun`` it trains with DistributedDataParallel (gloo on the CPU, NCCL on
+CUDA, each rank on ``cuda:LOCAL_RANK``); rank 0 evaluates and writes, once.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from tqdm import tqdm
 from lorsp.backbones import list_backbones
 from lorsp.cli import run_cli
 from lorsp.data import Splits, create_splits, list_datasets
+from lorsp.device import DEVICE_CHOICES, describe_device, local_rank, process_group_backend, resolve_device
 from lorsp.errors import LorspError
 from lorsp.fileio import check_output_dir, load_torch_safely, publish_dir, save_torch, staging_dir, write_json
 from lorsp.heads import HEADS, FrequencyLabelMapping, list_heads
@@ -144,22 +146,32 @@ def metrics_config(cfg: TrainConfig) -> dict[str, Any]:
 # --------------------------------------------------------------------------- distributed
 @dataclass(frozen=True)
 class Dist:
+    """This process's place in the run: its rank, the number of ranks and its device."""
+
     rank: int = 0
     world: int = 1
+    device: torch.device = torch.device("cpu")
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
 
-def init_distributed() -> Dist:
-    """Join the process group torchrun set up (gloo on CPU), or run alone."""
+def init_distributed(device: str = "auto") -> Dist:
+    """Resolve ``--device`` for this rank and join the process group torchrun set up, or run alone.
+
+    The group's backend follows the device (:func:`lorsp.device.process_group_backend`); a CUDA
+    rank is made the current device before the group starts.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    chosen = resolve_device(device, world=world, local_rank=local_rank())
     if world <= 1:
-        return Dist()
+        return Dist(device=chosen)
+    if chosen.type == "cuda":
+        torch.cuda.set_device(chosen)
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
+        dist.init_process_group(process_group_backend(chosen))
+    return Dist(dist.get_rank(), dist.get_world_size(), chosen)
 
 
 def barrier(d: Dist) -> None:
@@ -178,14 +190,15 @@ def epoch_indices(n: int, seed: int, epoch: int, d: Dist) -> list[int]:
 
 # --------------------------------------------------------------------------- protocol
 @torch.no_grad()
-def fit_label_mapping(model: PromptedClassifier, splits: Splits, batch_size: int) -> None:
+def fit_label_mapping(model: PromptedClassifier, splits: Splits, batch_size: int,
+                      device: torch.device = torch.device("cpu")) -> None:
     """ILM-VP's frequency label mapping on the training split, under the initial prompt."""
     head = model.head
     assert isinstance(head, FrequencyLabelMapping)
     counts = torch.zeros(splits.num_classes, head.num_source_classes)
     model.eval()
     for x, y in DataLoader(splits.train, batch_size=batch_size):
-        pred = model.backbone(model.prompted(x)).argmax(1)
+        pred = model.backbone(model.prompted(x.to(device))).argmax(1).cpu()
         counts.index_put_((y, pred), torch.ones(len(y)), accumulate=True)
     head.fit(counts)
 
@@ -207,7 +220,8 @@ def make_optimizer(model: PromptedClassifier, cfg: TrainConfig, steps: int):
     return opt, sched
 
 
-def calibrate_prompt(model: PromptedClassifier, splits: Splits, batch_size: int) -> None:
+def calibrate_prompt(model: PromptedClassifier, splits: Splits, batch_size: int,
+                     device: torch.device = torch.device("cpu")) -> None:
     """A fresh run's data-dependent start: the prompt's ``calibrate`` on the first training images.
 
     The first ``max(batch_size, 64)`` images of the (seeded, fixed) training split, loaded only
@@ -217,7 +231,7 @@ def calibrate_prompt(model: PromptedClassifier, splits: Splits, batch_size: int)
         return
     count = min(len(splits.train), max(batch_size, 64))
     x = torch.stack([splits.train[i][0] for i in range(count)])
-    model.prompt.calibrate(x)
+    model.prompt.calibrate(x.to(device))
 
 
 def sparsity_weight_at(cfg: TrainConfig, epoch: float) -> float:
@@ -238,6 +252,7 @@ def train_one_epoch(model: torch.nn.Module, splits: Splits, cfg: TrainConfig, ep
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                 disable=not (d.main and progress))
     for step, (x, y) in enumerate(bar):
+        x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         reg = prompt.regularizer() if cfg.sparsity_weight else None
@@ -260,8 +275,8 @@ def train_one_epoch(model: torch.nn.Module, splits: Splits, cfg: TrainConfig, ep
 
 
 def trainable_state(model: PromptedClassifier) -> dict[str, dict[str, torch.Tensor]]:
-    return {"prompt": {k: v.detach().clone() for k, v in model.prompt.state_dict().items()},
-            "head": {k: v.detach().clone() for k, v in model.head.state_dict().items()}}
+    return {"prompt": {k: v.detach().cpu().clone() for k, v in model.prompt.state_dict().items()},
+            "head": {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()}}
 
 
 def load_trainable_state(model: PromptedClassifier, state: dict[str, dict[str, torch.Tensor]]) -> None:
@@ -278,13 +293,14 @@ def read_resume(path: str | Path) -> dict[str, Any]:
 
 
 def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str | Path | None = None,
-          stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
+          stop_after_epoch: int | None = None, progress: bool = True, device: str = "auto") -> dict[str, Any]:
     """Run the protocol; returns the metrics written to ``OUT/metrics.json``.
 
-    ``stop_after_epoch`` ends the run early, leaving ``OUT.partial/last.pt`` as an
-    interruption would (used to test ``resume``).
+    ``device`` is ``--device`` (:func:`lorsp.device.resolve_device`); where the run computes is not
+    part of its config (a resumed run may continue elsewhere). ``stop_after_epoch`` ends the run
+    early, leaving ``OUT.partial/last.pt`` as an interruption would (used to test ``resume``).
     """
-    d = init_distributed()
+    d = init_distributed(device)
     out = Path(out)
     state = read_resume(resume) if resume else None
     if state is not None:
@@ -303,7 +319,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
                            limit_train=cfg.limit_train, limit_val=cfg.limit_val or cfg.limit_test,
                            limit_test=cfg.limit_test,
                            shots=cfg.shots, shot_seed=cfg.seed)
-    model = build_model(cfg.to_dict(), splits.classes)
+    model = build_model(cfg.to_dict(), splits.classes).to(d.device)
     steps_per_epoch = math.ceil(math.ceil(len(splits.train) / d.world) / max(1, cfg.batch_size // d.world))
     opt, sched = make_optimizer(model, cfg, cfg.epochs * steps_per_epoch)
     history: list[dict[str, Any]] = []
@@ -317,13 +333,14 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         best = {"val_accuracy": float(state["best_val_accuracy"]), "epoch": int(state["best_epoch"]),
                 "state": state["best_state"]}
     else:
-        calibrate_prompt(model, splits, cfg.batch_size)
+        calibrate_prompt(model, splits, cfg.batch_size, d.device)
         if isinstance(model.head, FrequencyLabelMapping):
-            fit_label_mapping(model, splits, cfg.batch_size)
+            fit_label_mapping(model, splits, cfg.batch_size, d.device)
 
     net: torch.nn.Module = model
     if d.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[d.device.index] if d.device.type == "cuda" else None, broadcast_buffers=False)
 
     for epoch in range(start_epoch, cfg.epochs):
         row = {"epoch": epoch + 1, **train_one_epoch(net, splits, cfg, epoch, d, opt, sched, progress)}
@@ -362,7 +379,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         "params": model.num_trainable_params(),
         "train_images_per_s": sum(h["train_images_per_s"] * h["train_seconds"] for h in history)
         / max(sum(h["train_seconds"] for h in history), 1e-9),
-        "world_size": d.world,
+        "world_size": d.world, "device": describe_device(d.device),
         "history": history,
         "versions": versions(), "git_commit": git_commit(), "machine": machine(),
     }
@@ -470,6 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=None,
                    help="few-shot: K training images per class (drawn with --seed, after --limit-train)")
     p.add_argument("--seed", type=int, default=dflt.seed)
+    p.add_argument("--device", default="auto", metavar=DEVICE_CHOICES,
+                   help="auto: the first GPU when torch sees CUDA, else the CPU; under torchrun each rank "
+                        "takes cuda:LOCAL_RANK")
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--resume", default=None, help="continue from a run's last.pt (its config is used)")
@@ -483,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     """``lorsp-train``: parse, check the options against the prompt, train, print one summary line."""
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
-    metrics = train(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
+    metrics = train(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet,
+                    device=args.device)
     if metrics:
         p = metrics["params"]
         print(f"{cfg.prompt}/{cfg.head} on {cfg.dataset}: val {metrics['val_accuracy']:.4f} "

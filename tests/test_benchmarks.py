@@ -141,6 +141,19 @@ def test_a_run_plan_is_lorsp_train_options_and_a_folder():
     assert "--seed 2 --prompt-lr 0.2 --gate rank --quiet --out runs/x/mnist-5k/lorsp-gate-rank/seed2" in run.command
 
 
+def test_a_run_plan_passes_the_device_and_refuses_cuda_where_there_is_none():
+    import torch
+
+    from lorsp.errors import LorspError
+
+    assert "--device" not in plan_run("mnist-5k", "vp", 0, protocol(device="auto")).command
+    run = plan_run("mnist-5k", "vp", 0, protocol(device="cpu"))
+    assert "--seed 0 --device cpu --quiet" in run.command and str(run.out) == "runs/x/mnist-5k/vp/seed0"
+    if not torch.cuda.is_available():
+        with pytest.raises(LorspError, match="--device cuda:1: torch was built without CUDA|no CUDA device"):
+            plan_run("mnist-5k", "vp", 0, protocol(device="cuda:1"))
+
+
 @pytest.mark.parametrize("change, fragment", [
     (dict(dataset="mnist5k"), "unknown dataset 'mnist5k'"),
     (dict(extra=("--gates-per-row", "3")), "unrecognized arguments: --gates-per-row 3"),
