@@ -45,13 +45,14 @@ from lorsp.heads import HEADS, FrequencyLabelMapping, list_heads
 from lorsp.metrics import INSTANCE_IMAGES, evaluate
 from lorsp.model import PromptedClassifier, build_model, build_prompt
 from lorsp.plots import plot_training_curves
+from lorsp.precision import PRECISIONS, Precision, check_precision_name, precision_for
 from lorsp.prompts import (LorspOptions, LorvpOptions, SmmOptions, check_options, list_prompts, option_flag, option_names,
                            options_class, prompt_options)
 from lorsp.provenance import git_commit, machine, versions
 
 RESUME_FORMAT = "lorsp-resume"
 RUN_KEYS = ("dataset", "backbone", "prompt", "head", "rank", "image_size", "epochs", "batch_size", "lr",
-            "prompt_lr", "seed", "shots")
+            "prompt_lr", "seed", "shots", "precision")
 """Config keys every run's metrics.json holds (``rank`` too, as results tables have always read it);
 the prompt's own declared options follow (:func:`metrics_config`)."""
 _LORVP, _LORSP, _SMM = LorvpOptions(), LorspOptions(), SmmOptions()
@@ -83,6 +84,7 @@ class TrainConfig:
     data_root: str | None = None
     download: bool = False
     weights: str | None = None
+    precision: str = "fp32"
     time_steps: int = _LORSP.time_steps
     encoding: str = _LORSP.encoding
     pool: int = _LORSP.pool
@@ -128,6 +130,7 @@ class TrainConfig:
             raise LorspError(f"--sparsity-warmup must be a number of epochs >= 0, got {self.sparsity_warmup}")
         if not math.isfinite(self.gate_bias):
             raise LorspError(f"--gate-bias must be a finite number, got {self.gate_bias}")
+        check_precision_name(self.precision)
         if self.shots is not None and self.shots < 1:
             raise LorspError(f"--shots must be a positive integer, got {self.shots}")
         HEADS.get(self.head)  # an unknown head is refused, naming the registered ones
@@ -242,7 +245,12 @@ def sparsity_weight_at(cfg: TrainConfig, epoch: float) -> float:
 
 
 def train_one_epoch(model: torch.nn.Module, splits: Splits, cfg: TrainConfig, epoch: int, d: Dist,
-                    opt, sched, progress: bool = True) -> dict[str, float]:
+                    opt, sched, progress: bool = True, precision: Precision | None = None,
+                    scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+    """One epoch of training steps; the forward pass and the loss run under ``precision``'s autocast,
+    the backward pass and the step through ``scaler`` (a disabled one, i.e. plain steps, unless fp16)."""
+    precision = precision or Precision("fp32", d.device.type)
+    scaler = scaler or precision.scaler()
     idx = epoch_indices(len(splits.train), cfg.seed, epoch, d)
     loader = DataLoader(Subset(splits.train, idx), batch_size=max(1, cfg.batch_size // d.world))
     model.train()
@@ -253,17 +261,19 @@ def train_one_epoch(model: torch.nn.Module, splits: Splits, cfg: TrainConfig, ep
                 disable=not (d.main and progress))
     for step, (x, y) in enumerate(bar):
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        reg = prompt.regularizer() if cfg.sparsity_weight else None
-        if reg is not None:
-            loss = loss + sparsity_weight_at(cfg, epoch + step / len(loader)) * reg
+        with precision.autocast():
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            reg = prompt.regularizer() if cfg.sparsity_weight else None
+            if reg is not None:
+                loss = loss + sparsity_weight_at(cfg, epoch + step / len(loader)) * reg.float()
         if not torch.isfinite(loss):
             raise LorspError(f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: "
                              f"lower --lr (now {cfg.lr})")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)  # skipped, under fp16, when the scaled gradients overflowed
+        scaler.update()
         sched.step()
         loss_sum += float(loss) * len(y)
         correct += int((logits.argmax(1) == y).sum())
@@ -306,6 +316,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     if state is not None:
         cfg = TrainConfig.from_dict(state["config"])
     cfg.validate()
+    precision = precision_for(cfg.precision, d.device)  # refused before anything is written or loaded
     if state is None:
         check_output_dir(out, force)
     stage = staging_dir(out)
@@ -322,6 +333,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     model = build_model(cfg.to_dict(), splits.classes).to(d.device)
     steps_per_epoch = math.ceil(math.ceil(len(splits.train) / d.world) / max(1, cfg.batch_size // d.world))
     opt, sched = make_optimizer(model, cfg, cfg.epochs * steps_per_epoch)
+    scaler = precision.scaler()
     history: list[dict[str, Any]] = []
     best = {"val_accuracy": -1.0, "epoch": -1, "state": None}
     start_epoch = 0
@@ -329,6 +341,8 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         load_trainable_state(model, state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         history, start_epoch = list(state["history"]), int(state["epoch"])
         best = {"val_accuracy": float(state["best_val_accuracy"]), "epoch": int(state["best_epoch"]),
                 "state": state["best_state"]}
@@ -343,7 +357,8 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
             model, device_ids=[d.device.index] if d.device.type == "cuda" else None, broadcast_buffers=False)
 
     for epoch in range(start_epoch, cfg.epochs):
-        row = {"epoch": epoch + 1, **train_one_epoch(net, splits, cfg, epoch, d, opt, sched, progress)}
+        row = {"epoch": epoch + 1, **train_one_epoch(net, splits, cfg, epoch, d, opt, sched, progress,
+                                                     precision, scaler)}
         if d.main:
             val = evaluate(model, splits.val, desc="val", progress=progress)
             row["val_accuracy"], row["val_prompt_sparsity"] = val["accuracy"], val["prompt_sparsity"]
@@ -353,7 +368,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
             save_torch(stage / "last.pt", {
                 "format": RESUME_FORMAT, "config": cfg.to_dict(), "epoch": epoch + 1,
                 "model": trainable_state(model), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "history": history,
+                "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "history": history,
                 "best_val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
                 "best_state": best["state"]})
             print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
@@ -469,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default=dflt.backbone,
                    help=f"offline: {', '.join(list_backbones())}; any timm name with --weights")
     p.add_argument("--weights", default=None, help="backbone weights (.safetensors or state dict)")
+    p.add_argument("--precision", default=dflt.precision, choices=list(PRECISIONS),
+                   help="training steps' arithmetic: fp32; bf16 or fp16 autocast (fp16 with a gradient "
+                        "scaler); val and test are scored in fp32")
     p.add_argument("--prompt", default=dflt.prompt, choices=list_prompts(),
                    help="the prompt method (its options: the groups below)")
     p.add_argument("--head", default=dflt.head, choices=list_heads(), help="the classification head")

@@ -1,0 +1,160 @@
+"""What ``--precision`` does to visual prompting: the input-image gradient, the protocol's accuracy, the speed.
+
+    python benchmarks/precision.py --dataset mnist-5k --methods lorsp:prompt-lr=0.2,rank=8 lorvp:prompt-lr=0.2 \
+        --precisions fp32 bf16 fp16 --seeds 0 1 2 --out runs/precision --json docs/data/precision.json
+
+1. **Accuracy and speed**: every method, precision and seed is one ``lorsp-train --precision P`` run
+   under ``benchmarks/baselines.py``'s protocol (options below; runs go to
+   ``OUT/<dataset>/<tag>_precision-P/seed<k>`` and are reused when complete). Reported: test accuracy
+   of the val-selected model, mean +- std over seeds, and training images/s (the runs' own figure).
+2. **The gradient prompts learn from**: on the seed-0 fp32 model of each method (trained in step 1)
+   and the first ``--grad-images`` test images, the gradient of the cross-entropy with respect to the
+   input image under each precision, against fp32: the relative error ``||g_P - g_fp32|| / ||g_fp32||``
+   over the batch, its median and largest value per image, the cosine of the two, and the share of
+   entries that are zero under P but not under fp32 (underflow). fp16 is measured as training runs
+   it (the loss multiplied by the gradient scaler's starting scale, 2^16, then divided back) and
+   without the scaler. (No fp64 row: LoRSP's spike encoding computes in fp32 by design.)
+
+``--device`` is lorsp-train's (the gradient is measured there too). JSON with ``--json FILE``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.baselines import add_protocol_args, map_runs, method_label, parse_method, plan_run, train_run  # noqa: E402
+from benchmarks.output import run_record, write_tables  # noqa: E402
+from lorsp.cli import run_cli  # noqa: E402
+from lorsp.errors import LorspError  # noqa: E402
+from lorsp.fileio import write_json  # noqa: E402
+from lorsp.precision import PRECISIONS  # noqa: E402
+
+FP16_START_SCALE = 2.0 ** 16
+"""torch.amp.GradScaler's default ``init_scale``: what multiplies an fp16 run's first losses."""
+GRADIENT_ROWS = ("bf16", "fp16", "fp16-unscaled")
+"""The precisions the input-image gradient is compared under, each against fp32."""
+
+
+def input_gradient(model: Any, x: Any, y: Any, row: str) -> Any:
+    """d(cross-entropy)/d(image) of ``model`` on ``(x, y)`` computed as ``row`` says (an fp32 tensor back)."""
+    import torch
+    import torch.nn.functional as F
+
+    from lorsp.precision import Precision
+
+    name = "fp16" if row.startswith("fp16") else row
+    scale = FP16_START_SCALE if row == "fp16" else 1.0
+    image = x.clone().requires_grad_(True)
+    with Precision(name, x.device.type).autocast():
+        loss = F.cross_entropy(model(image).float(), y)
+    (grad,) = torch.autograd.grad(loss * scale, image)
+    return (grad / scale).float()
+
+
+def gradient_error(reference: Any, grad: Any) -> dict[str, float]:
+    """How far ``grad`` is from ``reference`` (both ``(N, C, L, L)``): relative L2 error over the batch and per
+    image (median, max), cosine, and the share of entries zero in ``grad`` but not in ``reference``."""
+    import torch
+
+    diff = (grad - reference).flatten(1).norm(dim=1)
+    per_image = (diff / reference.flatten(1).norm(dim=1).clamp_min(1e-30)).tolist()
+    return {"relative_error": float((grad - reference).norm() / reference.norm()),
+            "per_image_median": statistics.median(per_image), "per_image_max": max(per_image),
+            "cosine": float(torch.nn.functional.cosine_similarity(grad.flatten(), reference.flatten(), dim=0)),
+            "underflow_share": float(((grad == 0) & (reference != 0)).float().mean())}
+
+
+def measure_gradients(model_path: Path, dataset: str, image_size: int, images: int, device: str) -> dict[str, Any]:
+    """:func:`gradient_error` of every :data:`GRADIENT_ROWS` row against fp32, for one trained model."""
+    import torch
+
+    import lorsp
+    from lorsp.data import load_split_images
+    from lorsp.device import resolve_device
+
+    where = resolve_device(device)
+    model = lorsp.load(model_path).to(where).eval()
+    x, y = load_split_images(dataset, image_size, images)
+    x, y = x.to(where), y.to(where)
+    torch.manual_seed(0)
+    reference = input_gradient(model, x, y, "fp32")
+    return {"model": str(model_path), "images": len(x),
+            "reference_norm": float(reference.norm()),
+            "rows": {row: gradient_error(reference, input_gradient(model, x, y, row)) for row in GRADIENT_ROWS}}
+
+
+def summarise_runs(runs: list[dict]) -> dict[str, Any]:
+    acc = [r["test_accuracy"] for r in runs]
+    return {"test_accuracy_mean": statistics.mean(acc), "test_accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+            "test_accuracy": acc, "seeds": [r["seed"] for r in runs],
+            "train_images_per_s": statistics.mean(r["train_images_per_s"] for r in runs),
+            "device": runs[0].get("device", "cpu"), "command": runs[0]["command"]}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    lines = [f"{s['dataset']}, {s['backbone']}, {s['image_size']} px, {s['epochs']} epochs, batch {s['batch_size']}, "
+             f"{s['limit_train']} training and {s['limit_test']} test images, seeds {s['seeds']}; "
+             f"{result['machine']}.", "",
+             "| method | precision | test accuracy (%) | per seed | training images/s |", "|---|---|---|---|---|"]
+    for spec, by_precision in result["accuracy"].items():
+        for name, r in by_precision.items():
+            lines.append(f"| {method_label(spec)} | {name} | {100 * r['test_accuracy_mean']:.1f} +- "
+                         f"{100 * r['test_accuracy_std']:.1f} | "
+                         f"{', '.join(f'{100 * a:.1f}' for a in r['test_accuracy'])} | {r['train_images_per_s']:.0f} |")
+    lines += ["", f"Input-image gradient against fp32 (seed-0 fp32 model, first {s['grad_images']} test images):", "",
+              "| method | computed in | relative error | per image: median | per image: max | cosine | "
+              "zero where fp32 is not |", "|---|---|---|---|---|---|---|"]
+    for spec, g in result["gradient"].items():
+        for row, e in g["rows"].items():
+            lines.append(f"| {method_label(spec)} | {row} | {e['relative_error']:.2e} | {e['per_image_median']:.2e} | "
+                         f"{e['per_image_max']:.2e} | {e['cosine']:.6f} | {100 * e['underflow_share']:.2f}% |")
+    return "\n".join(lines) + "\n"
+
+
+@run_cli
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="mnist-5k")
+    p.add_argument("--methods", nargs="+", default=["lorsp:prompt-lr=0.2,rank=8", "lorvp:prompt-lr=0.2"])
+    p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--grad-images", type=int, default=64, help="test images the gradient is measured on")
+    p.add_argument("--json", default=None, help="also write the result here")
+    add_protocol_args(p, default_out="runs/precision")
+    p.set_defaults(image_size=64, epochs=3, limit_train=500, limit_test=500)
+    args = p.parse_args(argv)
+    if args.grad_images < 1:
+        raise LorspError(f"--grad-images must be at least 1, got {args.grad_images}")
+    precisions = ["fp32", *(q for q in args.precisions if q != "fp32")]  # fp32: the reference, always run
+    planned = []
+    for spec in args.methods:
+        name, extra, tag = parse_method(spec)
+        for q in precisions:
+            planned += [(spec, q, plan_run(args.dataset, name, seed, args, (*extra, "--precision", q),
+                                           f"{tag}_precision-{q}")) for seed in args.seeds]
+    done = map_runs(lambda item: train_run(item[2], args.jobs), planned, args.jobs, desc="precision runs")
+    accuracy: dict[str, dict[str, Any]] = {spec: {} for spec in args.methods}
+    for spec in args.methods:
+        for q in precisions:
+            accuracy[spec][q] = summarise_runs([m for (s, pq, _), m in zip(planned, done) if s == spec and pq == q])
+    gradient = {}
+    for spec in args.methods:
+        first = next(run for s, q, run in planned if s == spec and q == "fp32")
+        gradient[spec] = measure_gradients(first.out / "model.pt", args.dataset, args.image_size, args.grad_images,
+                                           args.device)
+    result = run_record(args, accuracy=accuracy, gradient=gradient)
+    write_tables(args.out, "precision", result, markdown(result))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
