@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lorsp.backbones import list_backbones
@@ -42,6 +42,7 @@ from lorsp.device import DEVICE_CHOICES, describe_device, local_rank, process_gr
 from lorsp.errors import LorspError
 from lorsp.fileio import check_output_dir, load_torch_safely, publish_dir, save_torch, staging_dir, write_json
 from lorsp.heads import HEADS, FrequencyLabelMapping, list_heads
+from lorsp.loading import EpochSampler, check_workers, make_loader
 from lorsp.metrics import INSTANCE_IMAGES, evaluate
 from lorsp.model import PromptedClassifier, build_model, build_prompt
 from lorsp.plots import plot_training_curves
@@ -182,15 +183,6 @@ def barrier(d: Dist) -> None:
         dist.barrier()
 
 
-def epoch_indices(n: int, seed: int, epoch: int, d: Dist) -> list[int]:
-    """This rank's share of a permutation that depends only on (seed, epoch)."""
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    perm = torch.randperm(n, generator=g).tolist()
-    per_rank = math.ceil(n / d.world)
-    perm += perm[: per_rank * d.world - n]  # pad so every rank takes the same number of steps
-    return perm[d.rank::d.world]
-
-
 # --------------------------------------------------------------------------- protocol
 @torch.no_grad()
 def fit_label_mapping(model: PromptedClassifier, splits: Splits, batch_size: int,
@@ -244,15 +236,15 @@ def sparsity_weight_at(cfg: TrainConfig, epoch: float) -> float:
     return cfg.sparsity_weight * min(1.0, epoch / cfg.sparsity_warmup)
 
 
-def train_one_epoch(model: torch.nn.Module, splits: Splits, cfg: TrainConfig, epoch: int, d: Dist,
+def train_one_epoch(model: torch.nn.Module, loader: DataLoader, cfg: TrainConfig, epoch: int, d: Dist,
                     opt, sched, progress: bool = True, precision: Precision | None = None,
                     scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
-    """One epoch of training steps; the forward pass and the loss run under ``precision``'s autocast,
-    the backward pass and the step through ``scaler`` (a disabled one, i.e. plain steps, unless fp16)."""
+    """One epoch of training steps over ``loader`` (its :class:`EpochSampler` set to ``epoch``); the forward
+    pass and the loss run under ``precision``'s autocast, the backward pass and the step through
+    ``scaler`` (a disabled one, i.e. plain steps, unless fp16)."""
     precision = precision or Precision("fp32", d.device.type)
     scaler = scaler or precision.scaler()
-    idx = epoch_indices(len(splits.train), cfg.seed, epoch, d)
-    loader = DataLoader(Subset(splits.train, idx), batch_size=max(1, cfg.batch_size // d.world))
+    loader.sampler.set_epoch(epoch)
     model.train()
     prompt = (model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model).prompt
     loss_sum, correct, seen = 0.0, 0, 0
@@ -303,13 +295,16 @@ def read_resume(path: str | Path) -> dict[str, Any]:
 
 
 def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str | Path | None = None,
-          stop_after_epoch: int | None = None, progress: bool = True, device: str = "auto") -> dict[str, Any]:
+          stop_after_epoch: int | None = None, progress: bool = True, device: str = "auto",
+          workers: int = 0) -> dict[str, Any]:
     """Run the protocol; returns the metrics written to ``OUT/metrics.json``.
 
-    ``device`` is ``--device`` (:func:`lorsp.device.resolve_device`); where the run computes is not
-    part of its config (a resumed run may continue elsewhere). ``stop_after_epoch`` ends the run
+    ``device`` is ``--device`` (:func:`lorsp.device.resolve_device`) and ``workers`` the loader
+    processes (:mod:`lorsp.loading`; results do not depend on it); neither is part of the run's
+    config (a resumed run may continue elsewhere). ``stop_after_epoch`` ends the run
     early, leaving ``OUT.partial/last.pt`` as an interruption would (used to test ``resume``).
     """
+    check_workers(workers)
     d = init_distributed(device)
     out = Path(out)
     state = read_resume(resume) if resume else None
@@ -334,6 +329,8 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     steps_per_epoch = math.ceil(math.ceil(len(splits.train) / d.world) / max(1, cfg.batch_size // d.world))
     opt, sched = make_optimizer(model, cfg, cfg.epochs * steps_per_epoch)
     scaler = precision.scaler()
+    loader = make_loader(splits.train, max(1, cfg.batch_size // d.world), seed=cfg.seed, workers=workers,
+                         device=d.device, sampler=EpochSampler(len(splits.train), cfg.seed, d.rank, d.world))
     history: list[dict[str, Any]] = []
     best = {"val_accuracy": -1.0, "epoch": -1, "state": None}
     start_epoch = 0
@@ -357,10 +354,10 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
             model, device_ids=[d.device.index] if d.device.type == "cuda" else None, broadcast_buffers=False)
 
     for epoch in range(start_epoch, cfg.epochs):
-        row = {"epoch": epoch + 1, **train_one_epoch(net, splits, cfg, epoch, d, opt, sched, progress,
+        row = {"epoch": epoch + 1, **train_one_epoch(net, loader, cfg, epoch, d, opt, sched, progress,
                                                      precision, scaler)}
         if d.main:
-            val = evaluate(model, splits.val, desc="val", progress=progress)
+            val = evaluate(model, splits.val, desc="val", progress=progress, workers=workers)
             row["val_accuracy"], row["val_prompt_sparsity"] = val["accuracy"], val["prompt_sparsity"]
             history.append(row)
             if row["val_accuracy"] > best["val_accuracy"]:
@@ -383,7 +380,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         return {}
     load_trainable_state(model, best["state"])
     save_torch(stage / "model.pt", model.checkpoint_state())
-    test = evaluate(model, splits.test, desc="test", progress=progress,
+    test = evaluate(model, splits.test, desc="test", progress=progress, workers=workers,
                     instance_images=INSTANCE_IMAGES)  # zero-mask figures of the first test images
     metrics = {
         **metrics_config(cfg),
@@ -511,6 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--resume", default=None, help="continue from a run's last.pt (its config is used)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="data-loading processes (persistent; pinned memory on CUDA); results do not depend on it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_prompt_arguments(p)
     return p
@@ -522,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     metrics = train(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet,
-                    device=args.device)
+                    device=args.device, workers=args.workers)
     if metrics:
         p = metrics["params"]
         print(f"{cfg.prompt}/{cfg.head} on {cfg.dataset}: val {metrics['val_accuracy']:.4f} "
