@@ -93,7 +93,7 @@ def build_model(config: dict[str, Any], classes: list[str],
                 backbone: FrozenBackbone | None = None) -> PromptedClassifier:
     """Build an untrained model from a config (keys: backbone, weights, prompt, head, rank, image_size, ...)."""
     if backbone is None:
-        backbone = create_backbone(config["backbone"], config.get("weights"))
+        backbone = create_backbone(config["backbone"], config.get("weights"), image_size=config.get("image_size"))
     prompt = build_prompt(config)
     head = create_head(config["head"], backbone.num_features, len(classes))
     return PromptedClassifier(prompt, backbone, head, config, classes)
