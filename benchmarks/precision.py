@@ -89,6 +89,11 @@ def measure_gradients(model_path: Path, dataset: str, image_size: int, images: i
             "rows": {row: gradient_error(reference, input_gradient(model, x, y, row)) for row in GRADIENT_ROWS}}
 
 
+def seeds_of(precision: str, args: argparse.Namespace) -> list[int]:
+    """The seeds ``precision`` is run with: ``--fp16-seeds`` for fp16 where given, else ``--seeds``."""
+    return args.fp16_seeds if precision == "fp16" and args.fp16_seeds else args.seeds
+
+
 def summarise_runs(runs: list[dict]) -> dict[str, Any]:
     acc = [r["test_accuracy"] for r in runs]
     return {"test_accuracy_mean": statistics.mean(acc), "test_accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
@@ -100,7 +105,8 @@ def summarise_runs(runs: list[dict]) -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [f"{s['dataset']}, {s['backbone']}, {s['image_size']} px, {s['epochs']} epochs, batch {s['batch_size']}, "
-             f"{s['limit_train']} training and {s['limit_test']} test images, seeds {s['seeds']}; "
+             f"{s['limit_train']} training and {s['limit_test']} test images, seeds {s['seeds']}"
+             + (f" (fp16: {s['fp16_seeds']})" if s.get("fp16_seeds") else "") + "; "
              f"{result['machine']}.", "",
              "| method | precision | test accuracy (%) | per seed | training images/s |", "|---|---|---|---|---|"]
     for spec, by_precision in result["accuracy"].items():
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=["lorsp:prompt-lr=0.2,rank=8", "lorvp:prompt-lr=0.2"])
     p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--fp16-seeds", nargs="+", type=int, default=None,
+                   help="seeds of the fp16 runs (default: --seeds); a CPU runs fp16 some 20x slower than fp32")
     p.add_argument("--grad-images", type=int, default=64, help="test images the gradient is measured on")
     p.add_argument("--json", default=None, help="also write the result here")
     add_protocol_args(p, default_out="runs/precision")
@@ -138,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         name, extra, tag = parse_method(spec)
         for q in precisions:
             planned += [(spec, q, plan_run(args.dataset, name, seed, args, (*extra, "--precision", q),
-                                           f"{tag}_precision-{q}")) for seed in args.seeds]
+                                           f"{tag}_precision-{q}")) for seed in seeds_of(q, args)]
     done = map_runs(lambda item: train_run(item[2], args.jobs), planned, args.jobs, desc="precision runs")
     accuracy: dict[str, dict[str, Any]] = {spec: {} for spec in args.methods}
     for spec in args.methods:

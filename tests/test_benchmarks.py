@@ -341,3 +341,21 @@ def test_results_band_rebuilds_its_doc_byte_for_byte_from_the_committed_json(tmp
     subprocess.run([sys.executable, str(root / "benchmarks" / "results_band.py"), "--out", str(out)], check=True,
                    capture_output=True)
     assert out.read_text() == (root / "docs" / "results-band.md").read_text()
+
+
+def test_precision_benchmark_measures_gradient_error_and_picks_its_seeds():
+    import torch
+
+    from benchmarks.precision import gradient_error, seeds_of
+
+    ref = torch.tensor([[[[3.0, 4.0]]], [[[1.0, 0.0]]]])  # two images, norms 5 and 1
+    moved = ref.clone()
+    moved[0, 0, 0, 0] = 0.0  # image 0 off by 3 (relative 0.6), one entry flushed to zero
+    e = gradient_error(ref, moved)
+    assert e["relative_error"] == pytest.approx(3 / 26 ** 0.5)
+    assert e["per_image_max"] == pytest.approx(0.6) and e["per_image_median"] == pytest.approx(0.3)
+    assert e["underflow_share"] == pytest.approx(0.25)
+    assert gradient_error(ref, ref)["relative_error"] == 0.0
+    args = argparse.Namespace(seeds=[0, 1, 2], fp16_seeds=[0])
+    assert seeds_of("fp16", args) == [0] and seeds_of("bf16", args) == [0, 1, 2]
+    assert seeds_of("fp16", argparse.Namespace(seeds=[4], fp16_seeds=None)) == [4]
