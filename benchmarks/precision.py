@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import add_protocol_args, map_runs, method_label, parse_method, plan_run, train_run  # noqa: E402
+from benchmarks.engine import engine_options  # noqa: E402
 from benchmarks.output import run_record, write_tables  # noqa: E402
 from lorsp.cli import run_cli  # noqa: E402
 from lorsp.errors import LorspError  # noqa: E402
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         for q in precisions:
             planned += [(spec, q, plan_run(args.dataset, name, seed, args, (*extra, "--precision", q),
                                            f"{tag}_precision-{q}")) for seed in seeds_of(q, args)]
-    done = map_runs(lambda item: train_run(item[2], args.jobs), planned, args.jobs, desc="precision runs")
+    done = map_runs(lambda item: train_run(item[2], args.jobs), planned, args.jobs, desc="precision runs",
+                    engine=engine_options(args))
     accuracy: dict[str, dict[str, Any]] = {spec: {} for spec in args.methods}
     for spec in args.methods:
         for q in precisions:
