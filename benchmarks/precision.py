@@ -15,7 +15,12 @@
    it (the loss multiplied by the gradient scaler's starting scale, 2^16, then divided back) and
    without the scaler. (No fp64 row: LoRSP's spike encoding computes in fp32 by design.)
 
-``--device`` is lorsp-train's (the gradient is measured there too). JSON with ``--json FILE``.
+3. **Speed** (``--speed``): training steps per second of each method and precision on one batch of
+   ``--speed-batch`` real images at ``--speed-image-size`` px (lorsp-train's own step:
+   :func:`lorsp.train.step_loss` and :func:`lorsp.train.apply_step`), after 3 warm-up steps, the
+   median of 5 rounds of ``--speed-steps`` steps, as images/s.
+
+``--device`` is lorsp-train's (the gradient and the speed are measured there too). JSON with ``--json FILE``.
 """
 from __future__ import annotations
 
@@ -90,6 +95,48 @@ def measure_gradients(model_path: Path, dataset: str, image_size: int, images: i
             "rows": {row: gradient_error(reference, input_gradient(model, x, y, row)) for row in GRADIENT_ROWS}}
 
 
+def measure_speed(spec: str, precision: str, args: argparse.Namespace, rounds: int = 5) -> dict[str, Any]:
+    """Training images/s of ``spec`` under ``precision`` on ``args.device`` (see the module's point 3)."""
+    import time
+
+    import torch
+
+    from benchmarks.baselines import check_train_argv
+    from lorsp.data import load_source, load_split_images
+    from lorsp.device import describe_device, resolve_device
+    from lorsp.model import build_model
+    from lorsp.precision import precision_for
+    from lorsp.train import apply_step, step_loss
+
+    name, extra, _ = parse_method(spec)
+    cfg = check_train_argv(["--dataset", args.dataset, "--backbone", args.backbone, "--prompt", name, *extra,
+                            "--image-size", str(args.speed_image_size), "--precision", precision, "--out", "-"])
+    where = resolve_device(args.device)
+    torch.manual_seed(0)
+    x, y = load_split_images(args.dataset, args.speed_image_size, args.speed_batch, split="train")
+    model = build_model(cfg.to_dict(), list(load_source(args.dataset).classes)).to(where)
+    x, y = x.to(where), y.to(where)
+    if model.prompt.calibrates:
+        model.prompt.calibrate(x)
+    model.train()
+    arithmetic = precision_for(precision, where)
+    opt = torch.optim.SGD(model.trainable_parameters(), lr=1e-3, momentum=0.9)
+    scaler = arithmetic.scaler()
+
+    def steps(n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            apply_step(step_loss(model, model.prompt, x, y, cfg.sparsity_weight or None, arithmetic)[0], opt, scaler)
+        if where.type == "cuda":
+            torch.cuda.synchronize(where)
+        return time.perf_counter() - start
+
+    steps(3)
+    rates = [args.speed_steps * len(x) / steps(args.speed_steps) for _ in range(rounds)]
+    return {"images_per_s": statistics.median(rates), "rounds": rates, "device": describe_device(where),
+            "batch": len(x), "image_size": args.speed_image_size}
+
+
 def seeds_of(precision: str, args: argparse.Namespace) -> list[int]:
     """The seeds ``precision`` is run with: ``--fp16-seeds`` for fp16 where given, else ``--seeds``."""
     return args.fp16_seeds if precision == "fp16" and args.fp16_seeds else args.seeds
@@ -122,7 +169,20 @@ def markdown(result: dict[str, Any]) -> str:
         for row, e in g["rows"].items():
             lines.append(f"| {method_label(spec)} | {row} | {e['relative_error']:.2e} | {e['per_image_median']:.2e} | "
                          f"{e['per_image_max']:.2e} | {e['cosine']:.6f} | {100 * e['underflow_share']:.2f}% |")
+    if result.get("speed"):
+        first = next(iter(next(iter(result["speed"].values())).values()))
+        lines += ["", f"Training speed, images/s (batch {first['batch']}, {first['image_size']} px, median of 5 rounds; "
+                  f"{first['device']}):", "", "| method | " + " | ".join(precisions_of(result)) + " |",
+                  "|---|" + "---|" * len(precisions_of(result))]
+        for spec, by_precision in result["speed"].items():
+            lines.append(f"| {method_label(spec)} | " + " | ".join(f"{by_precision[q]['images_per_s']:.0f}"
+                                                               for q in precisions_of(result)) + " |")
     return "\n".join(lines) + "\n"
+
+
+def precisions_of(result: dict[str, Any]) -> list[str]:
+    """The precisions of a result, in the order they were run."""
+    return list(next(iter(result["accuracy"].values())))
 
 
 @run_cli
@@ -136,11 +196,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="seeds of the fp16 runs (default: --seeds); a CPU runs fp16 some 20x slower than fp32")
     p.add_argument("--grad-images", type=int, default=64, help="test images the gradient is measured on")
     p.add_argument("--json", default=None, help="also write the result here")
+    p.add_argument("--speed", action="store_true", help="also time training steps per method and precision")
+    p.add_argument("--speed-image-size", type=int, default=224)
+    p.add_argument("--speed-batch", type=int, default=128)
+    p.add_argument("--speed-steps", type=int, default=10, help="timed steps per round (5 rounds, median)")
     add_protocol_args(p, default_out="runs/precision")
     p.set_defaults(image_size=64, epochs=3, limit_train=500, limit_test=500)
     args = p.parse_args(argv)
-    if args.grad_images < 1:
-        raise LorspError(f"--grad-images must be at least 1, got {args.grad_images}")
+    for option in ("grad_images", "speed_image_size", "speed_batch", "speed_steps"):
+        if getattr(args, option) < 1:
+            raise LorspError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
     precisions = ["fp32", *(q for q in args.precisions if q != "fp32")]  # fp32: the reference, always run
     planned = []
     for spec in args.methods:
@@ -159,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         first = next(run for s, q, run in planned if s == spec and q == "fp32")
         gradient[spec] = measure_gradients(first.out / "model.pt", args.dataset, args.image_size, args.grad_images,
                                            args.device)
-    result = run_record(args, accuracy=accuracy, gradient=gradient)
+    speed = ({spec: {q: measure_speed(spec, q, args) for q in precisions} for spec in args.methods}
+             if args.speed else None)
+    result = run_record(args, accuracy=accuracy, gradient=gradient, **({"speed": speed} if speed else {}))
     write_tables(args.out, "precision", result, markdown(result))
     if args.json:
         write_json(args.json, result)

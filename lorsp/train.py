@@ -236,6 +236,27 @@ def sparsity_weight_at(cfg: TrainConfig, epoch: float) -> float:
     return cfg.sparsity_weight * min(1.0, epoch / cfg.sparsity_warmup)
 
 
+def step_loss(model: torch.nn.Module, prompt: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+              sparsity_weight: float | None, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of one training batch and its logits, under ``precision``'s autocast: cross-entropy in fp32,
+    plus ``sparsity_weight`` times the prompt's regularizer (none when ``sparsity_weight`` is None)."""
+    with precision.autocast():
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        reg = prompt.regularizer() if sparsity_weight is not None else None
+        if reg is not None:
+            loss = loss + sparsity_weight * reg.float()
+    return loss, logits
+
+
+def apply_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """Backward and optimizer step through ``scaler`` (under fp16 a step whose gradients overflowed is skipped)."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
 def train_one_epoch(model: torch.nn.Module, loader: DataLoader, cfg: TrainConfig, epoch: int, d: Dist,
                     opt, sched, progress: bool = True, precision: Precision | None = None,
                     scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
@@ -253,19 +274,12 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, cfg: TrainConfig
                 disable=not (d.main and progress))
     for step, (x, y) in enumerate(bar):
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-        with precision.autocast():
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), y)
-            reg = prompt.regularizer() if cfg.sparsity_weight else None
-            if reg is not None:
-                loss = loss + sparsity_weight_at(cfg, epoch + step / len(loader)) * reg.float()
+        weight = sparsity_weight_at(cfg, epoch + step / len(loader)) if cfg.sparsity_weight else None
+        loss, logits = step_loss(model, prompt, x, y, weight, precision)
         if not torch.isfinite(loss):
             raise LorspError(f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: "
                              f"lower --lr (now {cfg.lr})")
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)  # skipped, under fp16, when the scaled gradients overflowed
-        scaler.update()
+        apply_step(loss, opt, scaler)
         sched.step()
         loss_sum += float(loss) * len(y)
         correct += int((logits.argmax(1) == y).sum())
