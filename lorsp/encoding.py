@@ -137,7 +137,7 @@ def spike_train(counts: torch.Tensor | np.ndarray, time_steps: int) -> torch.Ten
     """Binary spike trains ``(T, N, D)`` from counts ``(N, D)`` (torch or numpy, same type back)."""
     is_numpy = isinstance(counts, np.ndarray)
     k = torch.from_numpy(np.asarray(counts, dtype=np.int64)) if is_numpy else counts.to(torch.int64)
-    t = torch.arange(1, time_steps + 1, dtype=torch.int64).view(-1, *([1] * k.ndim))
+    t = torch.arange(1, time_steps + 1, dtype=torch.int64, device=k.device).view(-1, *([1] * k.ndim))
     # a spike at step t (1-based) iff floor(t k / T) increases: the accumulator above in closed form
     fired = (t * k) // time_steps - ((t - 1) * k) // time_steps
     out = fired.to(torch.float32)

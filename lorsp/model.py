@@ -80,8 +80,8 @@ class PromptedClassifier(nn.Module):
             "config": dict(self.config),
             "classes": list(self.classes),
             "backbone_weights_sha256": self.backbone.weights_sha256,
-            "prompt": {k: v.detach().clone() for k, v in self.prompt.state_dict().items()},
-            "head": {k: v.detach().clone() for k, v in self.head.state_dict().items()},
+            "prompt": {k: v.detach().cpu().clone() for k, v in self.prompt.state_dict().items()},
+            "head": {k: v.detach().cpu().clone() for k, v in self.head.state_dict().items()},
         }
 
 
@@ -95,7 +95,7 @@ def build_model(config: dict[str, Any], classes: list[str],
                 backbone: FrozenBackbone | None = None) -> PromptedClassifier:
     """Build an untrained model from a config (keys: backbone, weights, prompt, head, rank, image_size, ...)."""
     if backbone is None:
-        backbone = create_backbone(config["backbone"], config.get("weights"))
+        backbone = create_backbone(config["backbone"], config.get("weights"), image_size=config.get("image_size"))
     prompt = build_prompt(config)
     head = create_head(config["head"], backbone.num_features, len(classes))
     return PromptedClassifier(prompt, backbone, head, config, classes)

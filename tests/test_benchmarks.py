@@ -2,6 +2,7 @@
 import pytest
 
 import argparse
+from pathlib import Path
 
 from benchmarks.baselines import check_train_argv, map_runs, parse_method, plan_run
 from benchmarks.few_shot import epochs_for
@@ -121,11 +122,61 @@ def test_an_interrupted_benchmark_run_is_resumed_or_restarted(tmp_path):
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_map_runs_keeps_order_and_counts_only_trained_runs(jobs, capsys):
+def test_map_runs_keeps_order_and_counts_only_trained_runs(jobs, capsys, tmp_path):
+    from benchmarks.engine import EngineOptions
+
     runs = [{"id": i, "reused": i % 3 == 0} for i in range(7)]   # runs 0, 3, 6 were already complete
-    assert map_runs(lambda r: r, runs, jobs, desc="test runs") == runs
+    engine = EngineOptions(folder=tmp_path / "jobs", jobs=jobs, poll_s=0.2)
+    assert map_runs(lambda r: r, runs, jobs, desc="test runs", engine=engine) == runs
     last = capsys.readouterr().err.strip().split("\r")[-1]
     assert last.startswith("test runs") and "4/4" in last
+    # with 2 at a time every item was a submitit job of its own (7 job folders); with 1, none
+    assert len(list((tmp_path / "jobs").glob("*/*_result.pkl"))) == (7 if jobs > 1 else 0)
+
+
+def _fails_on_two(x: int) -> int:
+    if x == 2:
+        raise ValueError("two is refused")
+    return x
+
+
+def test_a_failed_job_stops_the_grid_with_one_line_naming_its_log(tmp_path):
+    from benchmarks.engine import EngineOptions, run_jobs
+    from lorsp.errors import LorspError
+
+    engine = EngineOptions(folder=tmp_path / "jobs", jobs=1, poll_s=0.2)
+    seen = []
+    with pytest.raises(LorspError) as err:
+        run_jobs(_fails_on_two, [0, 1, 2, 3, 4], engine, lambda i, r: seen.append(r))
+    message = str(err.value)
+    assert "\n" not in message and "ValueError: two is refused" in message and "its log: " in message
+    assert Path(message.split("its log: ")[1]).is_file()
+    assert seen == [0, 1]  # in order, one at a time; nothing after the failure was submitted
+    assert len([d for d in (tmp_path / "jobs").iterdir() if d.name.isdigit()]) == 3  # jobs 0, 1 and 2
+
+
+@pytest.mark.slow
+def test_a_tiny_grid_fans_out_as_submitit_jobs_and_a_rerun_reuses_every_run(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "grid"
+    argv = [sys.executable, "benchmarks/baselines.py", "--datasets", "sklearn-digits", "--methods", "vp", "lorvp",
+            "--seeds", "0", "--image-size", "32", "--epochs", "1", "--batch-size", "16", "--limit-train", "32",
+            "--limit-test", "16", "--jobs", "2", "--device", "cpu", "--out", str(out)]
+    first = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    table = json.loads((out / "results.json").read_text())["table"]["sklearn-digits"]
+    assert set(table) == {"vp", "lorvp"} and all(0 <= t["test_accuracy_mean"] <= 1 for t in table.values())
+    jobs = sorted(p.name for p in (out / ".submitit").iterdir() if p.name.isdigit())
+    assert len(jobs) == 2  # one job per run
+    again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(p.name for p in (out / ".submitit").iterdir() if p.name.isdigit()) == jobs  # none submitted again
+    assert json.loads((out / "results.json").read_text())["table"]["sklearn-digits"] == table
 
 
 def protocol(**over) -> argparse.Namespace:
@@ -157,6 +208,19 @@ def test_a_finished_run_is_reused_only_under_the_config_it_was_trained_with(tmp_
     assert run.stale and not run.complete
     (run.out / "config.json").write_text("{not json")
     assert run.stale
+
+
+def test_a_run_plan_passes_the_device_and_refuses_cuda_where_there_is_none():
+    import torch
+
+    from lorsp.errors import LorspError
+
+    assert "--device" not in plan_run("mnist-5k", "vp", 0, protocol(device="auto")).command
+    run = plan_run("mnist-5k", "vp", 0, protocol(device="cpu"))
+    assert "--seed 0 --device cpu --quiet" in run.command and str(run.out) == "runs/x/mnist-5k/vp/seed0"
+    if not torch.cuda.is_available():
+        with pytest.raises(LorspError, match="--device cuda:1: torch was built without CUDA|no CUDA device"):
+            plan_run("mnist-5k", "vp", 0, protocol(device="cuda:1"))
 
 
 @pytest.mark.parametrize("change, fragment", [
@@ -346,3 +410,21 @@ def test_results_band_rebuilds_its_doc_byte_for_byte_from_the_committed_json(tmp
     subprocess.run([sys.executable, str(root / "benchmarks" / "results_band.py"), "--out", str(out)], check=True,
                    capture_output=True)
     assert out.read_text() == (root / "docs" / "results-band.md").read_text()
+
+
+def test_precision_benchmark_measures_gradient_error_and_picks_its_seeds():
+    import torch
+
+    from benchmarks.precision import gradient_error, seeds_of
+
+    ref = torch.tensor([[[[3.0, 4.0]]], [[[1.0, 0.0]]]])  # two images, norms 5 and 1
+    moved = ref.clone()
+    moved[0, 0, 0, 0] = 0.0  # image 0 off by 3 (relative 0.6), one entry flushed to zero
+    e = gradient_error(ref, moved)
+    assert e["relative_error"] == pytest.approx(3 / 26 ** 0.5)
+    assert e["per_image_max"] == pytest.approx(0.6) and e["per_image_median"] == pytest.approx(0.3)
+    assert e["underflow_share"] == pytest.approx(0.25)
+    assert gradient_error(ref, ref)["relative_error"] == 0.0
+    args = argparse.Namespace(seeds=[0, 1, 2], fp16_seeds=[0])
+    assert seeds_of("fp16", args) == [0] and seeds_of("bf16", args) == [0, 1, 2]
+    assert seeds_of("fp16", argparse.Namespace(seeds=[4], fp16_seeds=None)) == [4]
