@@ -83,8 +83,10 @@ def measure_gradients(model_path: Path, dataset: str, image_size: int, images: i
     import lorsp
     from lorsp.data import load_split_images
     from lorsp.device import resolve_device
+    from lorsp.precision import precision_for
 
     where = resolve_device(device)
+    precision_for("fp32", where)  # the reference in IEEE fp32 on CUDA too (TensorFloat-32 off)
     model = lorsp.load(model_path).to(where).eval()
     x, y = load_split_images(dataset, image_size, images)
     x, y = x.to(where), y.to(where)

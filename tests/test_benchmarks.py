@@ -410,3 +410,22 @@ def test_precision_benchmark_measures_gradient_error_and_picks_its_seeds():
     args = argparse.Namespace(seeds=[0, 1, 2], fp16_seeds=[0])
     assert seeds_of("fp16", args) == [0] and seeds_of("bf16", args) == [0, 1, 2]
     assert seeds_of("fp16", argparse.Namespace(seeds=[4], fp16_seeds=None)) == [4]
+
+
+@pytest.mark.slow
+def test_device_compare_finds_no_difference_between_two_cpu_runs_and_refuses_unlike_ones(tmp_path):
+    from benchmarks.device_compare import compare
+    from lorsp.errors import LorspError
+    from lorsp.train import TrainConfig, train
+
+    cfg = dict(dataset="sklearn-digits", image_size=32, limit_train=32, limit_test=16, batch_size=16, epochs=1,
+               prompt="lorsp")
+    for name in ("a", "b"):
+        train(TrainConfig(**cfg), tmp_path / name, progress=False, device="cpu")
+    train(TrainConfig(**{**cfg, "seed": 1}), tmp_path / "c", progress=False, device="cpu")
+    pair = compare(tmp_path / "a", tmp_path / "b")
+    assert pair["a"]["device"] == pair["b"]["device"] == "cpu" and pair["prompt"] == "lorsp"
+    assert pair["test_accuracy_difference"] == 0 and pair["train_loss_largest_difference"] == 0
+    assert pair["prompt_tensors_largest_difference"] == 0 and pair["head_tensors_largest_difference"] == 0
+    with pytest.raises(LorspError, match="configs differ in seed"):
+        compare(tmp_path / "a", tmp_path / "c")
