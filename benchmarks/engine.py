@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
         raise LorspError(f"--timeout-min must be at least 1, got {args.timeout_min}")
     if args.slurm_gpus < 0:
         raise LorspError(f"--slurm-gpus must be >= 0, got {args.slurm_gpus}")
+    if args.engine == "slurm" and shutil.which("srun") is None:
+        raise LorspError("--engine slurm: no SLURM here (srun is not on PATH); use --engine local")
     gpus = args.slurm_gpus if args.engine == "slurm" else local_gpus(getattr(args, "device", "auto"))
     folder = Path(args.engine_folder) if args.engine_folder else Path(args.out) / ".submitit"
     return EngineOptions(folder=folder, engine=args.engine, jobs=args.jobs, gpus=gpus,

@@ -429,3 +429,30 @@ def test_device_compare_finds_no_difference_between_two_cpu_runs_and_refuses_unl
     assert pair["prompt_tensors_largest_difference"] == 0 and pair["head_tensors_largest_difference"] == 0
     with pytest.raises(LorspError, match="configs differ in seed"):
         compare(tmp_path / "a", tmp_path / "c")
+
+
+def test_slurm_is_refused_in_one_line_where_there_is_none_and_its_job_script_carries_the_options(tmp_path,
+                                                                                                  monkeypatch):
+    import shutil as sh
+
+    from benchmarks.engine import EngineOptions, _executor, engine_options
+    from lorsp.errors import LorspError
+
+    args = argparse.Namespace(jobs=8, timeout_min=90, slurm_gpus=1, engine="slurm", engine_folder=None,
+                              out=str(tmp_path), slurm_partition="gpu", device="cuda")
+    if sh.which("srun") is None:
+        with pytest.raises(LorspError, match="--engine slurm: no SLURM here"):
+            engine_options(args)
+    # no SLURM here to submit to: an executable named srun on PATH only gets past submitit's check for
+    # one, so that the sbatch script it would submit can be read; nothing is submitted
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{__import__('os').environ['PATH']}")
+    options = engine_options(args)
+    assert options == EngineOptions(folder=tmp_path / ".submitit", engine="slurm", jobs=8, gpus=1, timeout_min=90,
+                                    slurm_partition="gpu")
+    script = _executor(options)._make_submission_file_text("python -m x", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=1"):
+        assert line in script
