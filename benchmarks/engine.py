@@ -10,6 +10,10 @@ at most ``--jobs`` at a time, SLURM's own ``%`` limit) on ``slurm``. Its logs an
 in ``--engine-folder`` (default ``OUT/.submitit``), one folder per job. Dask or Ray would need a
 scheduler process or a cluster of their own for the same fan-out; joblib has no cluster side.
 
+submitit hands each job its function, and the job hands back its result, as pickles in that folder:
+files this grid writes and reads itself, never a user's input (runs, checkpoints and weights are read
+by lorsp's own safe loaders inside the jobs).
+
 A run that is already complete (its ``metrics.json`` exists) is read here and never submitted: a
 restarted grid submits only what is left. submitit's local executor starts every job it is given at
 once, so the local engine keeps a window of ``--jobs`` submitted jobs (the next starts when one
