@@ -10,6 +10,10 @@ at most ``--jobs`` at a time, SLURM's own ``%`` limit) on ``slurm``. Its logs an
 in ``--engine-folder`` (default ``OUT/.submitit``), one folder per job. Dask or Ray would need a
 scheduler process or a cluster of their own for the same fan-out; joblib has no cluster side.
 
+submitit hands each job its function, and the job hands back its result, as pickles in that folder:
+files this grid writes and reads itself, never a user's input (runs, checkpoints and weights are read
+by lorsp's own safe loaders inside the jobs).
+
 A run that is already complete (its ``metrics.json`` exists) is read here and never submitted: a
 restarted grid submits only what is left. submitit's local executor starts every job it is given at
 once, so the local engine keeps a window of ``--jobs`` submitted jobs (the next starts when one
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -67,6 +72,8 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
         raise LorspError(f"--timeout-min must be at least 1, got {args.timeout_min}")
     if args.slurm_gpus < 0:
         raise LorspError(f"--slurm-gpus must be >= 0, got {args.slurm_gpus}")
+    if args.engine == "slurm" and shutil.which("srun") is None:
+        raise LorspError("--engine slurm: no SLURM here (srun is not on PATH); use --engine local")
     gpus = args.slurm_gpus if args.engine == "slurm" else local_gpus(getattr(args, "device", "auto"))
     folder = Path(args.engine_folder) if args.engine_folder else Path(args.out) / ".submitit"
     return EngineOptions(folder=folder, engine=args.engine, jobs=args.jobs, gpus=gpus,

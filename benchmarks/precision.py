@@ -9,11 +9,12 @@
    of the val-selected model, mean +- std over seeds, and training images/s (the runs' own figure).
 2. **The gradient prompts learn from**: on the seed-0 fp32 model of each method (trained in step 1)
    and the first ``--grad-images`` test images, the gradient of the cross-entropy with respect to the
-   input image under each precision, against fp32: the relative error ``||g_P - g_fp32|| / ||g_fp32||``
+   input image (and, below it, to the prompt's trainable parameters) under each precision, against fp32: the relative error ``||g_P - g_fp32|| / ||g_fp32||``
    over the batch, its median and largest value per image, the cosine of the two, and the share of
    entries that are zero under P but not under fp32 (underflow). fp16 is measured as training runs
    it (the loss multiplied by the gradient scaler's starting scale, 2^16, then divided back) and
-   without the scaler. (No fp64 row: LoRSP's spike encoding computes in fp32 by design.)
+   without the scaler. An fp64 row (the model and the images in float64) gives the floor: how far fp32
+   itself is from exact; LoRSP's spike encoding computes in fp32 by design, so it has no fp64 row.
 
 3. **Speed** (``--speed``): training steps per second of each method and precision on one batch of
    ``--speed-batch`` real images at ``--speed-image-size`` px (lorsp-train's own step:
@@ -25,6 +26,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 from pathlib import Path
@@ -43,24 +45,32 @@ from lorsp.precision import PRECISIONS  # noqa: E402
 
 FP16_START_SCALE = 2.0 ** 16
 """torch.amp.GradScaler's default ``init_scale``: what multiplies an fp16 run's first losses."""
-GRADIENT_ROWS = ("bf16", "fp16", "fp16-unscaled")
+GRADIENT_ROWS = ("fp64", "bf16", "fp16", "fp16-unscaled")
 """The precisions the input-image gradient is compared under, each against fp32."""
 
 
-def input_gradient(model: Any, x: Any, y: Any, row: str) -> Any:
-    """d(cross-entropy)/d(image) of ``model`` on ``(x, y)`` computed as ``row`` says (an fp32 tensor back)."""
+def input_gradient(model: Any, x: Any, y: Any, row: str) -> tuple[Any, Any]:
+    """The gradients of the cross-entropy of ``model`` on ``(x, y)``, computed as ``row`` says, as fp32 tensors:
+    with respect to the input images (``(N, C, L, L)``) and to the prompt's trainable parameters (one flat row
+    ``(1, P)``: what the optimizer steps with, the image gradient summed through the prompt)."""
     import torch
     import torch.nn.functional as F
 
     from lorsp.precision import Precision
 
-    name = "fp16" if row.startswith("fp16") else row
+    if row == "fp64":
+        model, x = copy.deepcopy(model).double(), x.double()
+    name = "fp16" if row.startswith("fp16") else ("fp32" if row == "fp64" else row)
     scale = FP16_START_SCALE if row == "fp16" else 1.0
     image = x.clone().requires_grad_(True)
+    params = [p for p in model.prompt.parameters() if p.requires_grad]
     with Precision(name, x.device.type).autocast():
         loss = F.cross_entropy(model(image).float(), y)
-    (grad,) = torch.autograd.grad(loss * scale, image)
-    return (grad / scale).float()
+    grad, *param_grads = torch.autograd.grad(loss * scale, [image, *params], allow_unused=True)
+    flat = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(param_grads, params)])
+    if row == "fp64":  # the exact side is the reference here: fp32's error against it
+        return grad, flat[None]
+    return (grad / scale).float(), (flat / scale).float()[None]
 
 
 def gradient_error(reference: Any, grad: Any) -> dict[str, float]:
@@ -83,16 +93,31 @@ def measure_gradients(model_path: Path, dataset: str, image_size: int, images: i
     import lorsp
     from lorsp.data import load_split_images
     from lorsp.device import resolve_device
+    from lorsp.precision import precision_for
 
     where = resolve_device(device)
+    precision_for("fp32", where)  # the reference in IEEE fp32 on CUDA too (TensorFloat-32 off)
     model = lorsp.load(model_path).to(where).eval()
     x, y = load_split_images(dataset, image_size, images)
     x, y = x.to(where), y.to(where)
     torch.manual_seed(0)
-    reference = input_gradient(model, x, y, "fp32")
-    return {"model": str(model_path), "images": len(x),
-            "reference_norm": float(reference.norm()),
-            "rows": {row: gradient_error(reference, input_gradient(model, x, y, row)) for row in GRADIENT_ROWS}}
+    reference, reference_params = input_gradient(model, x, y, "fp32")
+    rows, param_rows = {}, {}
+    for row in GRADIENT_ROWS:
+        try:
+            grad, param_grad = input_gradient(model, x, y, row)
+        except RuntimeError as exc:  # fp64 only: a prompt that computes in fp32 inside (LoRSP's encoding)
+            if row != "fp64":
+                raise
+            rows[row] = param_rows[row] = {"unavailable": str(exc).splitlines()[0][:120]}
+            continue
+        if row == "fp64":  # fp32 against the exact gradient
+            rows[row] = gradient_error(grad, reference.double())
+            param_rows[row] = gradient_error(param_grad, reference_params.double())
+        else:
+            rows[row], param_rows[row] = gradient_error(reference, grad), gradient_error(reference_params, param_grad)
+    return {"model": str(model_path), "images": len(x), "reference_norm": float(reference.norm()),
+            "prompt_parameters": int(reference_params.numel()), "rows": rows, "prompt_parameter_rows": param_rows}
 
 
 def measure_speed(spec: str, precision: str, args: argparse.Namespace, rounds: int = 5) -> dict[str, Any]:
@@ -162,13 +187,26 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {method_label(spec)} | {name} | {100 * r['test_accuracy_mean']:.1f} +- "
                          f"{100 * r['test_accuracy_std']:.1f} | "
                          f"{', '.join(f'{100 * a:.1f}' for a in r['test_accuracy'])} | {r['train_images_per_s']:.0f} |")
-    lines += ["", f"Input-image gradient against fp32 (seed-0 fp32 model, first {s['grad_images']} test images):", "",
+    lines += ["", f"Input-image gradient against fp32 (seed-0 fp32 model, first {s['grad_images']} test images; "
+              "the fp64 row: fp32 against float64):", "",
               "| method | computed in | relative error | per image: median | per image: max | cosine | "
               "zero where fp32 is not |", "|---|---|---|---|---|---|---|"]
     for spec, g in result["gradient"].items():
         for row, e in g["rows"].items():
+            if "unavailable" in e:
+                lines.append(f"| {method_label(spec)} | {row} | n/a: the prompt computes in fp32 | | | | |")
+                continue
             lines.append(f"| {method_label(spec)} | {row} | {e['relative_error']:.2e} | {e['per_image_median']:.2e} | "
                          f"{e['per_image_max']:.2e} | {e['cosine']:.6f} | {100 * e['underflow_share']:.2f}% |")
+    lines += ["", "Gradient of the prompt's trainable parameters (what SGD steps with) against fp32, same batch:", "",
+              "| method | parameters | computed in | relative error | cosine | zero where fp32 is not |",
+              "|---|---|---|---|---|---|"]
+    for spec, g in result["gradient"].items():
+        for row, e in g["prompt_parameter_rows"].items():
+            if "unavailable" in e:
+                continue
+            lines.append(f"| {method_label(spec)} | {g['prompt_parameters']:,} | {row} | {e['relative_error']:.2e} | "
+                         f"{e['cosine']:.6f} | {100 * e['underflow_share']:.2f}% |")
     if result.get("speed"):
         first = next(iter(next(iter(result["speed"].values())).values()))
         lines += ["", f"Training speed, images/s (batch {first['batch']}, {first['image_size']} px, median of 5 rounds; "

@@ -10,7 +10,9 @@
 Parameters, optimizer state and the exported model stay fp32; validation and test are scored in
 fp32 (what the ONNX and chip exports compute). torch 2.3.1 runs both autocast types on the CPU
 as well as on CUDA (checked here: EfficientNet-Lite0 forward and backward to the input under
-each); a CUDA device without bfloat16 (before Ampere) is refused for ``bf16``.
+each); a CUDA device without bfloat16 (before Ampere) is refused for ``bf16``. On CUDA, what runs
+in fp32 runs in IEEE fp32: TensorFloat-32 (cuDNN's default for convolutions on Ampere and later,
+a 10-bit mantissa) is turned off, so that ``fp32`` means the same arithmetic on a GPU as on a CPU.
 """
 from __future__ import annotations
 
@@ -60,4 +62,7 @@ def precision_for(name: str, device: torch.device) -> Precision:
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise LorspError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 "
                          f"arithmetic; use --precision fp16 or fp32")
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     return Precision(name, device.type)

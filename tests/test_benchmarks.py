@@ -428,3 +428,49 @@ def test_precision_benchmark_measures_gradient_error_and_picks_its_seeds():
     args = argparse.Namespace(seeds=[0, 1, 2], fp16_seeds=[0])
     assert seeds_of("fp16", args) == [0] and seeds_of("bf16", args) == [0, 1, 2]
     assert seeds_of("fp16", argparse.Namespace(seeds=[4], fp16_seeds=None)) == [4]
+
+
+@pytest.mark.slow
+def test_device_compare_finds_no_difference_between_two_cpu_runs_and_refuses_unlike_ones(tmp_path):
+    from benchmarks.device_compare import compare
+    from lorsp.errors import LorspError
+    from lorsp.train import TrainConfig, train
+
+    cfg = dict(dataset="sklearn-digits", image_size=32, limit_train=32, limit_test=16, batch_size=16, epochs=1,
+               prompt="lorsp")
+    for name in ("a", "b"):
+        train(TrainConfig(**cfg), tmp_path / name, progress=False, device="cpu")
+    train(TrainConfig(**{**cfg, "seed": 1}), tmp_path / "c", progress=False, device="cpu")
+    pair = compare(tmp_path / "a", tmp_path / "b")
+    assert pair["a"]["device"] == pair["b"]["device"] == "cpu" and pair["prompt"] == "lorsp"
+    assert pair["test_accuracy_difference"] == 0 and pair["train_loss_largest_difference"] == 0
+    assert pair["prompt_tensors_largest_difference"] == 0 and pair["head_tensors_largest_difference"] == 0
+    with pytest.raises(LorspError, match="configs differ in seed"):
+        compare(tmp_path / "a", tmp_path / "c")
+
+
+def test_slurm_is_refused_in_one_line_where_there_is_none_and_its_job_script_carries_the_options(tmp_path,
+                                                                                                  monkeypatch):
+    import shutil as sh
+
+    from benchmarks.engine import EngineOptions, _executor, engine_options
+    from lorsp.errors import LorspError
+
+    args = argparse.Namespace(jobs=8, timeout_min=90, slurm_gpus=1, engine="slurm", engine_folder=None,
+                              out=str(tmp_path), slurm_partition="gpu", device="cuda")
+    if sh.which("srun") is None:
+        with pytest.raises(LorspError, match="--engine slurm: no SLURM here"):
+            engine_options(args)
+    # no SLURM here to submit to: an executable named srun on PATH only gets past submitit's check for
+    # one, so that the sbatch script it would submit can be read; nothing is submitted
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{__import__('os').environ['PATH']}")
+    options = engine_options(args)
+    assert options == EngineOptions(folder=tmp_path / ".submitit", engine="slurm", jobs=8, gpus=1, timeout_min=90,
+                                    slurm_partition="gpu")
+    script = _executor(options)._make_submission_file_text("python -m x", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=1"):
+        assert line in script

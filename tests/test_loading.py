@@ -43,6 +43,8 @@ def test_a_loader_with_workers_yields_the_batches_of_one_without():
         batches[workers] = [[b.tolist() for b in batch] for epoch in (0, 1)
                             for batch in (sampler.set_epoch(epoch), loader)[1]]
     assert batches[0] == batches[2]
+    # batches for a GPU come in pinned memory (the loader is only built here: pinning needs CUDA to iterate)
+    assert make_loader(data, 6, seed=1, workers=2, device=torch.device("cuda", 0)).pin_memory
     before = torch.get_rng_state()
     list(make_loader(data, 6, seed=1, workers=0))
     assert torch.equal(torch.get_rng_state(), before)  # the global generator is not drawn from
