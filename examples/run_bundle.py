@@ -245,7 +245,7 @@ def run(root: Path, images: Path, mode: str, precision: str, batch: int) -> dict
     host_path = root / spec["prompt"]["tensors"]["file"]
     host = load_file(str(host_path))
     with safe_open(str(host_path), framework="np") as f:
-        if f.metadata().get("encoding") != spec["encode"]["name"]:
+        if (f.metadata() or {}).get("encoding") != spec["encode"]["name"]:
             raise BundleError(f"{host_path} and the spec name different encodings")
     spikes = encode(x, spec["encode"])
     gen = spec["generator"]

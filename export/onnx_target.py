@@ -20,17 +20,20 @@ end; removed on any error):
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import onnx
 import torch
 
 from deploy.onnx_runtime import INPUT_NAME, ONNX_FILES, OUTPUT_NAME, PRECISIONS, resolve_providers
 from export.bundle_writer import read_source, write_export
 from export.onnx_checks import (PARITY_TOLERANCES, RELATIVE_PARITY, Dataset, check_accuracy_drop, precision_accuracy,
                                 prompted_arrays, verify_onnx)
-from export.onnx_convert import int8_scheme, quantisation_scheme, write_fp16, write_int8
+from export.onnx_convert import int8_scheme, write_fp16, write_int8
+from export.onnx_metadata import metadata
 from export.onnx_graph import export_backbone_onnx
 from export.onnx_macs import count_macs
 from lorsp.data import Splits, create_splits, load_split_images
@@ -121,7 +124,7 @@ def export_onnx_files(model: PromptedClassifier, directory: str | Path, precisio
         "image_size": image_size, "providers": providers, "macs_per_image": count_macs(paths["fp32"], image_size),
         "parity": {p: verify_onnx(f, model, check_images, providers, PARITY_TOLERANCES[p] if enforce else None,
                                   relative=RELATIVE_PARITY[p]) for p, f in paths.items()},
-        "quantisation": {p: quantisation_scheme(a, True, len(images)) for p, a in int8.items()}}
+        "quantisation": {p: json.loads(metadata(onnx.load(str(paths[p])))["lorsp.quantisation"]) for p in int8}}
     if "int8" in paths:
         result["int8_activations"] = int8["int8"]
     if "int8-trt" in paths:
