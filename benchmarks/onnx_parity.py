@@ -41,7 +41,8 @@ def main() -> int:
     for precision in PRECISIONS:
         parity, accuracy = report["parity"][precision], report["accuracy"][precision]
         rows[precision] = {"max_abs_logit_diff": parity["max_abs_logit_diff"],
-                           "relative_logit_diff": parity["relative_logit_diff"], "max_abs_logit": parity["max_abs_logit"],
+                           "relative_logit_diff": parity["relative_logit_diff"],
+                           "max_abs_logit": parity["max_abs_logit"],
                            "prediction_agreement": parity["prediction_agreement"], "accuracy": accuracy["accuracy"],
                            "drop_vs_fp32": accuracy["drop_vs_fp32"], "tolerance": PARITY_TOLERANCES[precision],
                            "drop_limit": ACCURACY_DROP_LIMITS[precision]}

@@ -38,7 +38,8 @@ def qdq_graph(zero_point: int = 0, zero_type: int = TensorProto.INT8, scale: lis
              helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], name="dq_w", axis=0),
              helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("GlobalAveragePool", ["c"], ["p"]),
              helper.make_node("Flatten", ["p"], [OUTPUT_NAME]), *(extra or [])]
-    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [1, 3, 4, 4])],
+    graph = helper.make_graph(nodes, "qdq",
+                              [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [1, 3, 4, 4])],
                               [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [1, 2])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
