@@ -25,7 +25,10 @@ def layer_reset_offset(layer: int) -> int:
 
 
 def output_lag(layer: int) -> int:
-    """Steps by which layer ``layer``'s (0-based) spikes lag the input in a Lava run: ``(layer + 1) DENSE_DELAY_STEPS``."""
+    """Steps by which layer ``layer``'s (0-based) spikes lag the input in a Lava run.
+
+    ``(layer + 1) DENSE_DELAY_STEPS``.
+    """
     return (layer + 1) * DENSE_DELAY_STEPS
 
 

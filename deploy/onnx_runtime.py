@@ -23,8 +23,12 @@ from lorsp.errors import LorspError
 
 INPUT_NAME = "prompted_image"
 OUTPUT_NAME = "logits"
-PRECISIONS = ("fp32", "fp16", "int8")
-ONNX_FILES = {"fp32": "backbone.onnx", "fp16": "backbone.fp16.onnx", "int8": "backbone.int8.onnx"}
+PRECISIONS = ("fp32", "fp16", "int8", "int8-trt")
+ONNX_FILES = {"fp32": "backbone.onnx", "fp16": "backbone.fp16.onnx", "int8": "backbone.int8.onnx",
+              "int8-trt": "backbone.int8-trt.onnx"}
+NUMBER_FORMATS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8", "int8-trt": "int8"}
+"""The arithmetic each precision's file runs in (``int8``: the CPU-tuned file, uint8 activations;
+``int8-trt``: symmetric S8S8 QDQ for TensorRT)."""
 DEFAULT_THREADS = 2
 PROVIDER_NAMES = {
     "cpu": "CPUExecutionProvider",

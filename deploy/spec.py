@@ -112,7 +112,9 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
     L = int(config["image_size"])
     spec: dict[str, Any] = {
         "format": SPEC_FORMAT, "version": SPEC_VERSION, "target": fields.get("target"), "classes": classes,
-        "preprocess": {"where": "host", "output": {"shape": ["N", 3, L, L], "dtype": "float32", "range": [0, 1]},
+        "preprocess": {"where": "host",
+                       "input": "an image: uint8 pixels (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, any size",
+                       "output": {"shape": ["N", 3, L, L], "dtype": "float32", "range": [0, 1]},
                        "rule": ("uint8 pixels / 255; grayscale repeated to 3 channels, RGBA drops alpha; resized to "
                                 f"{L} x {L} with torch.nn.functional.interpolate(**resize) when the size differs, "
                                 "then clipped to [0, 1]; no normalisation (it is inside the ONNX graph)"),
@@ -135,7 +137,8 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
         raise LorspError(f"no spec for encoding {e.name!r} with gate mode {host.gate!r}")
     n_gates = network.sizes[-1]
     rank = int(host.A.shape[-2])
-    spec["encode"] = {"where": "host", "name": e.name, "version": ENCODING_VERSION, "size": e.size,
+    spec["encode"] = {"where": "host", "input": {"shape": ["N", 3, L, L], "dtype": "float32", "name": "x"},
+                      "name": e.name, "version": ENCODING_VERSION, "size": e.size,
                       "inputs": e.inputs, "time_steps": T, "values": ENCODING_FORMULAS[e.name],
                       "counts": COUNT_RULE, "spike_train": SPIKE_TRAIN,
                       "output": {"shape": [T, "N", e.inputs], "dtype": "uint8", "values": [0, 1]}}
@@ -159,7 +162,11 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
                         "layers": [{"scale": fx.scale, "vth": int(fx.vth[0]), "iDecay": int(fx.du[0]) + 1,
                                     "vDecay": int(fx.dv[0])} for fx in fixed]},
     }
-    spec["prompt"] = {"where": "host", "gate": host.gate, "factors": host.factors, "gates": n_gates,
+    spec["prompt"] = {"where": "host",
+                      "input": [{"name": "gate spikes", "shape": [T, "N", n_gates], "dtype": "uint8"},
+                                {"name": "x", "shape": ["N", 3, L, L], "dtype": "float32"}],
+                      "output": {"name": "prompted", "shape": ["N", 3, L, L], "dtype": "float32"},
+                      "gate": host.gate, "factors": host.factors, "gates": n_gates,
                       "rank": rank, "bands": int(config.get("gates", 0)) if host.gate != "rank" else None,
                       "gate_rule": GATE_RULE, "gate_layout": GATE_LAYOUTS[host.gate],
                       "formula": PROMPT_FORMULAS[host.gate], "prompted": PROMPTED_RULE,

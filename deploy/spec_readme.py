@@ -59,6 +59,7 @@ def render_readme(spec: dict[str, Any]) -> str:
         if key == "backbone":
             files = stage["files"]
             lines += ["Open it on a GPU and check that the provider you asked for is the one in use:", "",
-                      CUDA_SNIPPET.format(file=files.get("fp32", ""), file_trt=files.get("int8-trt", "the int8-trt file"),
+                      CUDA_SNIPPET.format(file=files.get("fp32", ""),
+                                          file_trt=files.get("int8-trt", "the int8-trt file"),
                                           input=stage["input"]["name"], output=stage["output"]["name"]), ""]
     return "\n".join(lines) + "\n"

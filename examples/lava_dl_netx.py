@@ -53,7 +53,8 @@ def run_netx(path: Path, spikes: np.ndarray, settings: dict) -> np.ndarray:
     if T != int(settings["time_steps"]):
         raise BundleError(f"the spikes have {T} steps, the netx file {settings['time_steps']}")
     lag = int(settings["output_lag"])
-    net = Network(net_config=str(path), reset_interval=int(settings["reset_interval"]),
+    interval = settings["reset_interval"]
+    net = Network(net_config=str(path), reset_interval=None if interval is None else int(interval),
                   reset_offset=int(settings["reset_offset"]))
     data = np.concatenate([spikes.transpose(2, 1, 0).reshape(D, N * T), np.zeros((D, lag))], axis=1).astype(np.int32)
     source, sink = Source(data=data), Sink(shape=net.out.shape, buffer=data.shape[1])

@@ -245,7 +245,7 @@ def run(root: Path, images: Path, mode: str, precision: str, batch: int) -> dict
     host_path = root / spec["prompt"]["tensors"]["file"]
     host = load_file(str(host_path))
     with safe_open(str(host_path), framework="np") as f:
-        if f.metadata().get("encoding") != spec["encode"]["name"]:
+        if (f.metadata() or {}).get("encoding") != spec["encode"]["name"]:
             raise BundleError(f"{host_path} and the spec name different encodings")
     spikes = encode(x, spec["encode"])
     gen = spec["generator"]
@@ -256,6 +256,21 @@ def run(root: Path, images: Path, mode: str, precision: str, batch: int) -> dict
     counts = gate_spikes.astype(np.int32).sum(0)
     return {"pred": logits.argmax(1).astype(np.int64), "logits": logits.astype(np.float32), "gate_counts": counts,
             "gates": (counts > 0).astype(np.uint8), "prompted_sha256": digests(prompted)}
+
+
+def compare(arrays: dict[str, np.ndarray], cosim_file: Path) -> list[str]:
+    """Lines saying how many images agree with ``lorsp-cosim``'s ``cosim_images.safetensors`` (same images)."""
+    try:
+        cosim = load_file(str(cosim_file))
+    except Exception as exc:  # safetensors raises its own error types
+        raise BundleError(f"{cosim_file} is not a readable safetensors file: {exc}") from None
+    n = len(arrays["pred"])
+    if len(cosim.get("pred_pipeline", [])) != n:
+        raise BundleError(f"{cosim_file} holds {len(cosim.get('pred_pipeline', []))} images, these results {n}")
+    same = {"gates": (arrays["gate_counts"] == cosim["gate_counts"]).all(1),
+            "prompted images": (arrays["prompted_sha256"] == cosim["prompted_sha256"]).all(1),
+            "predictions": arrays["pred"] == cosim["pred_pipeline"]}
+    return [f"{name} equal to lorsp-cosim's: {int(ok.sum())}/{n} images" for name, ok in same.items()]
 
 
 def write(out: Path, arrays: dict[str, np.ndarray], force: bool) -> None:
@@ -283,18 +298,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", required=True, help="per-image results (.safetensors) to create")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--compare", default=None, metavar="COSIM_IMAGES",
+                   help="lorsp-cosim's cosim_images.safetensors for the same images: print what agrees "
+                        "(exit code 1 when anything differs)")
     args = p.parse_args(argv)
     try:
         if args.batch_size < 1:
             raise BundleError(f"--batch-size must be at least 1, got {args.batch_size}")
         arrays = run(Path(args.bundle), Path(args.images), args.mode, args.precision, args.batch_size)
+        lines = compare(arrays, Path(args.compare)) if args.compare else []
         write(Path(args.out), arrays, args.force)
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{len(arrays['pred'])} images, {args.mode} generator, {args.precision} backbone: "
           f"{100 * arrays['gates'].mean():.1f}% of gates open -> {args.out}")
-    return 0
+    for line in lines:
+        print(line)
+    n = len(arrays["pred"])
+    return 1 if any(not line.endswith(f" {n}/{n} images") for line in lines) else 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """fp16 and int8 versions of an exported fp32 ONNX file (float16 conversion, static QDQ quantisation).
 
 fp16: weights and activations float16, inputs and outputs float32. int8: static QDQ
-quantisation calibrated on real prompted training images (docs/onnx.md).
+quantisation calibrated on real prompted training images, in two variants (docs/onnx.md):
+``int8`` tuned for onnxruntime's CPU provider (uint8 activations) and ``int8-trt`` for TensorRT
+(symmetric S8S8, every zero point 0, checked by :mod:`export.onnx_tensorrt`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from deploy.onnx_runtime import (INPUT_NAME, PROVIDER_NAMES, ImageSource, as_arr
                                  load_onnx_checked, resolve_providers)
 from export.onnx_graph import write_checked
 from export.onnx_metadata import drop_unused_opsets, update_metadata
+from export.onnx_tensorrt import check_tensorrt_rules
 from lorsp.errors import LorspError
 
 INT8_SCHEMES = ("uint8", "int8-symmetric")
@@ -104,7 +107,9 @@ def _quantize_options(activations: str) -> dict[str, Any]:
     if activations == "uint8":
         return {"activation_type": QuantType.QUInt8}
     if activations == "int8-symmetric":
-        return {"activation_type": QuantType.QInt8, "extra_options": {"ActivationSymmetric": True}}
+        # TensorRT takes int8 Q/DQ only: biases stay float32 (it folds them into its int8 kernels itself)
+        return {"activation_type": QuantType.QInt8,
+                "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}}
     raise LorspError(f"unknown int8 activation scheme {activations!r}; choose from {', '.join(INT8_SCHEMES)}")
 
 
@@ -137,7 +142,8 @@ def write_int8(src: str | Path, dst: str | Path, calibration_images: ImageSource
     QLinear ops) or ``int8-symmetric`` (what TensorRT expects; on CPU the depthwise
     convolutions would stay float, see docs/onnx.md). The file's metadata names
     ``precision`` and the scheme (:func:`quantisation_scheme`); opset domains no node uses
-    (the quantiser declares eight) are dropped.
+    (the quantiser declares eight) are dropped. An ``int8-symmetric`` file must pass
+    TensorRT's graph rules (:mod:`export.onnx_tensorrt`) or nothing is written.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -161,6 +167,8 @@ def write_int8(src: str | Path, dst: str | Path, calibration_images: ImageSource
         update_metadata(proto, {"lorsp.precision": precision, "lorsp.quantisation": json.dumps(
             quantisation_scheme(activations, per_channel, len(images)))})
         drop_unused_opsets(proto)
+        if activations == "int8-symmetric":
+            check_tensorrt_rules(proto, dst)
         onnx.save(proto, str(tmp))
 
     return write_checked(dst, write)

@@ -31,7 +31,8 @@ import onnxruntime as ort
 import torch
 from tqdm import tqdm
 
-from deploy.onnx_runtime import PRECISIONS, check_onnx_contract, load_onnx_checked, make_session, run_logits
+from deploy.onnx_runtime import (NUMBER_FORMATS, PRECISIONS, check_onnx_contract, load_onnx_checked, make_session,
+                                 run_logits)
 from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend
 from deploy.bundle import Bundle
@@ -230,7 +231,8 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
         "energy": stage_energy(counts, image_size=bundle.config["image_size"], encoding=host.encoding,
                                gates=pipeline.network.sizes[-1], prompt_entries=prompt_entries,
                                rank_products=rank_products(bundle.config, host.gate, prompt_entries),
-                               backbone_macs=onnx["macs_per_image"], precision=precision, chip_table=chip_table),
+                               backbone_macs=onnx["macs_per_image"], precision=NUMBER_FORMATS[precision],
+                               chip_table=chip_table),
         "latency": _latency(seconds, ref_seconds, n, pipeline.backend),
         "provenance": provenance(),
     }

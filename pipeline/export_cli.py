@@ -112,7 +112,9 @@ def summary_lines(manifest: dict[str, Any]) -> Iterator[str]:
     onnx = manifest.get("onnx")
     if onnx:
         for precision, parity in onnx["parity"].items():
-            bound = f" (allowed {parity['tolerance']:g})" if parity["tolerance"] is not None else ""
+            bound = "" if parity["tolerance"] is None else f" (allowed {parity['tolerance']:g})"
+            if parity["tolerance"] is not None and parity.get("tolerance_kind") == "relative":
+                bound = f" (allowed {parity['tolerance']:g} x max |logit| {parity['max_abs_logit']:.3g})"
             yield (f"ONNX {precision} parity: max |logit diff| {parity['max_abs_logit_diff']:.3g}{bound} vs PyTorch "
                    f"on {parity['samples']} {onnx['dataset']} test images, "
                    f"{100 * parity['prediction_agreement']:.2f}% of predictions equal")

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import run_cli
 from tests.test_export_loihi import shared_checkpoint
 
-PRECISIONS = ("fp16", "int8")
+PRECISIONS = ("fp16", "int8", "int8-trt")
 CHECK_SAMPLES = 16
 
 

@@ -65,8 +65,9 @@ def test_every_bundle_has_a_readme_listed_in_the_manifest(bundle, manifest):
     assert README_FILE in manifest["artifacts"]
     spec = manifest["spec"]
     assert f"bundle spec version {SPEC_VERSION}" in text
+    scale = spec["generator"]["fixed_point"]["layers"][0]["scale"]
     for fragment in ("reset_interval", "\"reset_offset\": 1", "at least once", "get_providers()",
-                     f"| dt | {SNNTORCH_DT} |", "\"scale\": " + str(spec["generator"]["fixed_point"]["layers"][0]["scale"])):
+                     f"| dt | {SNNTORCH_DT} |", f"\"scale\": {scale}"):
         assert fragment in text, fragment
 
 

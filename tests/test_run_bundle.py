@@ -51,8 +51,10 @@ def test_the_runner_reproduces_cosim_bit_for_bit_without_lorsp(bundle, images, t
     cosim = load_file(str(tmp_path / "cosim" / IMAGES_FILE))
     out = tmp_path / "runner.safetensors"
     run = run_without_lorsp(str(bundle), "--images", str(images), "--mode", mode, "--precision", precision,
-                            "--out", str(out))
+                            "--out", str(out), "--compare", str(tmp_path / "cosim" / IMAGES_FILE))
     assert run.returncode == 0, run.stderr[-3000:]
+    for what in ("gates", "prompted images", "predictions"):
+        assert f"{what} equal to lorsp-cosim's: {SAMPLES}/{SAMPLES} images" in run.stdout
     ours = load_file(str(out))
     assert len(ours["pred"]) == len(cosim["index"]) == SAMPLES
     assert np.array_equal(ours["gate_counts"], cosim["gate_counts"])

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 RESIZE = {"mode": "bilinear", "align_corners": False, "antialias": True}
-"""How every image is resized to ``L x L`` (``torch.nn.functional.interpolate``'s options; the bundle spec names them)."""
+"""How every image is resized to ``L x L``: the options of ``torch.nn.functional.interpolate`` (named by the spec)."""
 
 
 def to_tensor_image(image: object) -> torch.Tensor:
