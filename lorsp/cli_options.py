@@ -23,6 +23,8 @@ MAX_SECONDS = 7 * 24 * 3600.0
 """The longest time limit: a week (larger values overflow the waits of Python's process tools)."""
 MAX_SEED = 2 ** 32 - 1
 """Seeds are 32-bit: every generator of torch and numpy takes them."""
+MAX_WORKERS = 1024
+"""The most loader processes ``--workers`` starts (far beyond any machine's cores; each is a process)."""
 
 
 class OptionParser(argparse.ArgumentParser):
@@ -86,6 +88,28 @@ def seconds(maximum: float = MAX_SECONDS) -> Callable[[str], float]:
 def seed() -> Callable[[str], int]:
     """An argparse type: a random seed, 0 to 2**32 - 1."""
     return integer(0, MAX_SEED)
+
+
+def worker_count() -> Callable[[str], int]:
+    """An argparse type: how many loader processes, 0 (load in the main process) to :data:`MAX_WORKERS`."""
+    return integer(0, MAX_WORKERS)
+
+
+def device_name() -> Callable[[str], str]:
+    """An argparse type: a ``--device`` name as written (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
+
+    Only the spelling is checked here; whether this machine has that device is
+    :func:`lorsp.device.resolve_device`'s check, made when the run starts.
+    """
+    from lorsp.device import DEVICE_CHOICES, device_spelling_ok
+
+    def parse(text: str) -> str:
+        if not device_spelling_ok(text):
+            raise argparse.ArgumentTypeError(f"must be one of {DEVICE_CHOICES}, got {text!r}")
+        return text.strip()
+
+    parse.__name__ = "device"
+    return parse
 
 
 def _interval(minimum: int | None, maximum: int | None, kind: str) -> str:

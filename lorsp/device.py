@@ -21,6 +21,12 @@ DEVICE_CHOICES = "auto|cpu|cuda|cuda:N"
 _SPEC = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 
 
+def device_spelling_ok(spec: str) -> bool:
+    """Whether ``spec`` is spelt as ``--device`` takes it (:data:`DEVICE_CHOICES`), present here or not."""
+    match = _SPEC.match(str(spec).strip())
+    return match is not None and (match.group(1) == "cuda" or match.group(2) is None)
+
+
 def _cuda_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
@@ -32,7 +38,7 @@ def resolve_device(spec: str, *, world: int = 1, local_rank: int = 0) -> torch.d
     for a device index beyond those present, or for ``cuda:N`` under more than one process.
     """
     match = _SPEC.match(str(spec).strip())
-    if match is None or (match.group(1) != "cuda" and match.group(2) is not None):
+    if not device_spelling_ok(spec):
         raise LorspError(f"--device must be one of {DEVICE_CHOICES}, got {spec!r}")
     kind, index = match.group(1), match.group(2)
     count = _cuda_count()

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from lorsp.backbones import list_backbones
 from lorsp.cli import run_cli
-from lorsp.cli_options import OptionParser, count, integer, number, seed
+from lorsp.cli_options import OptionParser, count, device_name, integer, number, seed, worker_count
 from lorsp.data import Splits, create_splits, list_datasets
 from lorsp.device import DEVICE_CHOICES, describe_device, local_rank, process_group_backend, resolve_device
 from lorsp.errors import LorspError
@@ -598,13 +598,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=count(), default=None,
                    help="few-shot: K training images per class (drawn with --seed, after --limit-train)")
     p.add_argument("--seed", type=seed(), default=dflt.seed)
-    p.add_argument("--device", default="auto", metavar=DEVICE_CHOICES,
+    p.add_argument("--device", type=device_name(), default="auto", metavar=DEVICE_CHOICES,
                    help="auto: the first GPU when torch sees CUDA, else the CPU; under torchrun each rank "
                         "takes cuda:LOCAL_RANK")
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--resume", default=None, help="continue from a run's last.pt (its config is used)")
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--workers", type=worker_count(), default=0,
                    help="data-loading processes (persistent; pinned memory on CUDA); results do not depend on it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_prompt_arguments(p)

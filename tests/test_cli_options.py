@@ -7,7 +7,7 @@ import pytest
 
 from hw_sim.cli import main as hwsim_main
 from hw_sim.cosim_cli import main as cosim_main
-from lorsp.cli_options import count, integer, number, seconds, seed
+from lorsp.cli_options import count, device_name, integer, number, seconds, seed, worker_count
 from lorsp.train import main as train_main
 from pipeline.export_cli import main as export_main
 from tests.conftest import assert_one_line_error
@@ -23,6 +23,8 @@ BAD_TRAIN = [
     ("--shots", "0"), ("--time-steps", "0"), ("--beta", "1"), ("--threshold", "0"), ("--rank", "0"),
     ("--sparsity-target", "1.5"), ("--surrogate-slope", "nan"), ("--generator-lr-scale", "-inf"),
     ("--gate-bias", "nan"), ("--relay-noise", "-0.1"), ("--sparsity-warmup", "-1"), ("--gates", "0"),
+    ("--workers", "-2"), ("--workers", "1e9"), ("--workers", "two"), ("--device", "gpu"), ("--device", "cpu:0"),
+    ("--precision", "fp8"),
 ]
 
 
@@ -61,8 +63,11 @@ def test_argparse_errors_of_every_script_are_one_line(capsys):
 def test_the_types_accept_their_range_and_nothing_else():
     assert integer(0, 3)("3") == 3 and count()(" 7 ") == 7 and seed()(str(2 ** 32 - 1)) == 2 ** 32 - 1
     assert number(0.0, 1.0, below=True)("0") == 0.0 and seconds()("0.5") == 0.5
+    assert worker_count()("0") == 0 and device_name()("cuda:1") == "cuda:1" and device_name()("auto") == "auto"
     for parse, text in ((integer(0, 3), "4"), (integer(0, 3), "2.0"), (count(), "0"), (seed(), str(2 ** 32)),
                         (number(0.0, 1.0, below=True), "1"), (number(0.0, above=True), "0"), (number(), "nan"),
-                        (number(), "-inf"), (seconds(), "0"), (seconds(), "1e9")):
+                        (number(), "-inf"), (seconds(), "0"), (seconds(), "1e9"),
+                       (worker_count(), "-1"), (worker_count(), "1025"), (device_name(), "cuda:x"),
+                       (device_name(), "auto:0")):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(text)
