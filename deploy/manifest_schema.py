@@ -30,6 +30,9 @@ MAX_DEPTH = 16
 """Deepest nesting of lists and objects any field may have."""
 SHA256 = re.compile(r"[0-9a-f]{64}")
 TARGETS = ("loihi", "onnx", "all")
+ONNX_PRECISIONS = ("fp32", "fp16", "int8", "int8-trt")
+"""The keys of ``onnx.files`` (:data:`deploy.onnx_runtime.PRECISIONS`, spelt out here so that reading a
+manifest does not import onnxruntime; tests/test_hostile_readers.py keeps the two equal)."""
 Check = Callable[[Any, str], None]
 
 
@@ -128,7 +131,7 @@ def one_of(*choices: str) -> Check:
 
 
 ARTIFACT = obj({"sha256": sha256, "bytes": whole}, required=("sha256", "bytes"))
-ONNX = obj({"files": mapping(one_of("fp32", "fp16", "int8"), relative_path), "input": text, "output": text,
+ONNX = obj({"files": mapping(one_of(*ONNX_PRECISIONS), relative_path), "input": text, "output": text,
             "image_size": whole, "providers": list_of(text), "macs_per_image": whole, "dataset": text},
            required=("files", "input", "output", "image_size", "macs_per_image"), rest=plain)
 SCHEMA: dict[str, Check] = {

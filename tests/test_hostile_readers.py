@@ -153,6 +153,16 @@ def test_an_edited_manifest_is_refused_in_one_line(bundle, tmp_path, case):
         open_bundle(root)
 
 
+def test_the_schema_takes_every_onnx_precision_an_export_writes():
+    from deploy.manifest_schema import ONNX, ONNX_PRECISIONS
+    from deploy.onnx_runtime import ONNX_FILES, PRECISIONS
+    assert ONNX_PRECISIONS == PRECISIONS
+    ONNX({"files": dict(ONNX_FILES), "input": "prompted_image", "output": "logits", "image_size": 32,
+          "macs_per_image": 1}, "manifest.onnx")
+    with pytest.raises(LorspError, match="files key must be one of"):
+        ONNX({"files": {"int4": "b.onnx"}, "input": "i", "output": "o", "image_size": 32, "macs_per_image": 1}, "m")
+
+
 @pytest.mark.slow
 def test_manifest_errors_reach_the_user_as_one_line(bundle, tmp_path):
     root = edit_manifest(bundle, tmp_path / "b", MANIFEST_EDITS["deep nesting"][0], False)
