@@ -52,6 +52,10 @@ FIXED_POINT_RULE = (f"Lava bit-accurate LIF: u = rz(u (4096 - iDecay) / 2^12) + 
                     f"v = rz(v (4096 - vDecay) / 2^12) + u + bias 2^{fp.BIAS_EXP}; spike when v > vThMant 2^"
                     f"{fp.STATE_SHIFT}, then v = 0; u, v 24-bit (rz: rounding towards zero); integer = "
                     "round(scale x float), one scale per layer")
+EXACT_RULE = ("exact: the integers give the float network's spikes bit for bit, for every input (each weight, "
+              "bias and threshold times the scale is an integer, alpha = 0, beta = (4096 - vDecay) / 4096 and the "
+              "decay drops no bit within T steps; deploy.fixed_point.exactness); when false, fixed and float "
+              "spikes may differ and each layer's why_not says why")
 GATE_RULE = "a gate is open when its neuron fired at least once in the T steps (rate > 0)"
 GATE_LAYOUTS = {
     "band": ("2 G r gates: index = side r G + k G + b, side 0 = rows, 1 = columns, term k = 0..r-1, band "
@@ -133,6 +137,7 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
     network = load_network(root / NIR_FILE)
     fixed = fp.quantise(network)
     e, T = host.encoding, host.time_steps
+    exact = fp.exactness(network, fixed, T)  # the manifest's fixed_point_exact, from the bundle's own files
     if e.name not in ENCODING_FORMULAS or host.gate not in PROMPT_FORMULAS:
         raise LorspError(f"no spec for encoding {e.name!r} with gate mode {host.gate!r}")
     n_gates = network.sizes[-1]
@@ -158,9 +163,11 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
                  "stream": ("samples back to back, T columns each, then output_lag empty columns; the gates "
                             "of sample n, step t (0-based) are read at column n T + t + output_lag")},
         "fixed_point": {"rule": FIXED_POINT_RULE, "state_shift": fp.STATE_SHIFT, "bias_exp": fp.BIAS_EXP,
-                        "decay_unity": fp.DECAY_UNITY,
+                        "decay_unity": fp.DECAY_UNITY, "exact": exact["exact"], "exact_rule": EXACT_RULE,
                         "layers": [{"scale": fx.scale, "vth": int(fx.vth[0]), "iDecay": int(fx.du[0]) + 1,
-                                    "vDecay": int(fx.dv[0])} for fx in fixed]},
+                                    "vDecay": int(fx.dv[0]), "exact": row["exact"],
+                                    **({"why_not": row["why_not"]} if row["why_not"] else {})}
+                                   for fx, row in zip(fixed, exact["layers"])]},
     }
     spec["prompt"] = {"where": "host",
                       "input": [{"name": "gate spikes", "shape": [T, "N", n_gates], "dtype": "uint8"},

@@ -48,6 +48,8 @@ def test_spec_carries_the_numbers_the_code_runs_on(bundle, manifest):
     assert [l["scale"] for l in fixed["layers"]] == [f["scale"] for f in manifest["fixed_point"]]
     assert [l["scale"] for l in fixed["layers"]] == opened.host.fixed_point_scale.tolist()
     assert fixed["state_shift"] == fixed_point.STATE_SHIFT and fixed["bias_exp"] == fixed_point.BIAS_EXP
+    assert fixed["exact"] is True is manifest["fixed_point_exact"]["exact"]  # the default model: the chip is exact
+    assert [l["exact"] for l in fixed["layers"]] == [l["exact"] for l in manifest["fixed_point_exact"]["layers"]]
     assert [l["neurons"] for l in gen["layers"]] == opened.network.sizes
     prompt = spec["prompt"]
     assert prompt["gates"] == opened.network.sizes[-1] == 2 * 16 * 4 and prompt["gate"] == "band"
@@ -67,7 +69,7 @@ def test_every_bundle_has_a_readme_listed_in_the_manifest(bundle, manifest):
     assert f"bundle spec version {SPEC_VERSION}" in text
     scale = spec["generator"]["fixed_point"]["layers"][0]["scale"]
     for fragment in ("reset_interval", "\"reset_offset\": 1", "at least once", "get_providers()",
-                     f"| dt | {SNNTORCH_DT} |", f"\"scale\": {scale}"):
+                     f"| dt | {SNNTORCH_DT} |", f"\"scale\": {scale}", "| exact | true |", "bit for bit"):
         assert fragment in text, fragment
 
 
