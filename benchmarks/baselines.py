@@ -88,13 +88,19 @@ class Run:
             return True
 
 
+GENERAL_LEGACY = {"precision": "fp32"}
+"""General lorsp-train fields added after runs were trained, with the value those runs had (``--precision``:
+every run before it was fp32)."""
+
+
 def what_defines(config: dict) -> dict:
-    """The part of a lorsp-train config that defines its run: every general field, and of the prompts'
-    options only the method's own (an option added later takes its declared ``legacy`` value)."""
+    """The part of a lorsp-train config that defines its run: every general field (one added later takes its
+    :data:`GENERAL_LEGACY` value), and of the prompts' options only the method's own (an option added later takes
+    its declared ``legacy`` value)."""
     from lorsp.prompts import list_prompts, option_names, options_from_config
 
     every_option = {name for prompt in list_prompts() for name in option_names(prompt)}
-    general = {k: v for k, v in config.items() if k not in every_option}
+    general = {**GENERAL_LEGACY, **{k: v for k, v in config.items() if k not in every_option}}
     return {**general, **options_from_config(config["prompt"], config)}
 
 

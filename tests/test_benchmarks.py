@@ -202,10 +202,13 @@ def test_a_finished_run_is_reused_only_under_the_config_it_was_trained_with(tmp_
     (run.out / "metrics.json").write_text("{}")
     saved = dict(run.config, mask_width=run.config["mask_width"] + 1)  # an SMM option: not LoRSP's
     del saved["relay_noise"]  # added later; its legacy value is the default
+    del saved["precision"]  # added by --precision; every run before it was fp32
     (run.out / "config.json").write_text(json.dumps(saved))
     assert run.complete and not run.stale
     (run.out / "config.json").write_text(json.dumps(dict(saved, beta=0.9)))
     assert run.stale and not run.complete
+    (run.out / "config.json").write_text(json.dumps(dict(saved, precision="bf16")))
+    assert run.stale
     (run.out / "config.json").write_text("{not json")
     assert run.stale
 
