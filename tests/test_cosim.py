@@ -149,10 +149,11 @@ def test_fixed_point_fp32_agrees_on_the_whole_test_split(bundle):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision,mac_pj,agreement", [("fp16", 1.5, 1.0), ("int8", 0.23, 0.9),
-                                                      ("int8-trt", 0.23, 0.85)])
+                                                      ("int8-trt", 0.23, 0.8)])
 def test_fp16_and_int8_files_run_through_the_split_in_fixed_point(bundle, precision, mac_pj, agreement):
     """Measured on 32 images (2026-12-01, beta 0.9): fp16 32/32 equal predictions, int8 31/32, int8-trt 28/32 (the
-    symmetric file on the CPU, this weak 32 px model)."""
+    symmetric file on the CPU, this weak 32 px model); at beta 0.5 (the default since the band gating start is exact,
+    integration branch, same day): fp16 32/32, int8 29/32, int8-trt 27/32."""
     report = cosimulate(open_bundle(bundle), limit=32, precision=precision, progress=False)
     assert report["mode"] == "fixed" and report["onnx_file"] == f"backbone.{precision}.onnx"
     assert report["samples"] == 32 and report["agreement"]["share"] >= agreement
