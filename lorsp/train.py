@@ -410,6 +410,32 @@ def _drop_unresumable(stage: Path) -> None:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+SCALER_FIELDS = {"scale": (float, 0.0), "growth_factor": (float, 1.0), "backoff_factor": (float, 0.0),
+                 "growth_interval": (int, 1), "_growth_tracker": (int, 0)}
+"""A GradScaler's state_dict: each field's kind and its lower bound (the scale and the backoff factor must be above
+it, the others at least it)."""
+
+
+def restore_scaler(scaler: torch.amp.GradScaler, saved: Any, source: str) -> None:
+    """Load a resume checkpoint's fp16 GradScaler state into ``scaler``, checked first (one-line LorspError).
+
+    ``saved`` is empty or None for a run without fp16 (a disabled scaler saves ``{}``); it is ignored there and
+    by a disabled ``scaler``.
+    """
+    if not saved or not scaler.is_enabled():
+        return
+    if not isinstance(saved, dict) or set(saved) != set(SCALER_FIELDS):
+        raise LorspError(f"{source}: scaler must hold {', '.join(SCALER_FIELDS)}")
+    for key, (kind, low) in SCALER_FIELDS.items():
+        value = saved[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
+            (kind is float or float(value).is_integer())
+        if not ok or (value <= low if key in ("scale", "backoff_factor") else value < low) or \
+                (key == "backoff_factor" and value >= 1.0):
+            raise LorspError(f"{source}: scaler {key} {value!r:.40} is out of range")
+    scaler.load_state_dict(saved)
+
+
 def run_protocol(cfg: TrainConfig, stage: Path, state: dict[str, Any] | None, d: Dist, precision: Precision,
                  workers: int = 0, *, stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
     """The protocol itself, writing into ``stage`` (rank 0); ``state``: a resume checkpoint or None; ``precision``
@@ -430,8 +456,7 @@ def run_protocol(cfg: TrainConfig, stage: Path, state: dict[str, Any] | None, d:
     start_epoch = 0
     if state is not None:
         restore_resume(model, opt, sched, state, "resume checkpoint")
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+        restore_scaler(scaler, state.get("scaler"), "resume checkpoint")
         history, start_epoch = list(state["history"]), int(state["epoch"])
         best = {"val_accuracy": float(state["best_val_accuracy"]), "epoch": int(state["best_epoch"]),
                 "state": state["best_state"]}

@@ -63,3 +63,23 @@ def test_bf16_moves_the_training_loss_and_fp32_is_the_default(tmp_path):
     assert a != b and abs(a - b) < 0.05 * a  # computed in another type, close to it
     state = torch.load(tmp_path / "bf16" / "last.pt", weights_only=True)
     assert state["scaler"] == {}  # no scaler without fp16
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda s: s.pop("scale"), "scaler must hold"),
+    (lambda s: s.update(scale=float("nan")), "scaler scale"),
+    (lambda s: s.update(scale=-1.0), "scaler scale"),
+    (lambda s: s.update(growth_interval="2000"), "scaler growth_interval"),
+    (lambda s: s.update(backoff_factor=2.0), "scaler backoff_factor"),
+    (lambda s: s.update(run="os.system"), "scaler must hold"),
+])
+def test_a_resume_scaler_state_out_of_range_is_one_line(edit, fragment):
+    from lorsp.train import restore_scaler
+    good = Precision("fp16", "cpu").scaler().state_dict()
+    restore_scaler(Precision("fp16", "cpu").scaler(), dict(good), "r.pt")
+    restore_scaler(Precision("fp32", "cpu").scaler(), {}, "r.pt")  # no fp16: nothing to restore
+    bad = dict(good)
+    edit(bad)
+    with pytest.raises(LorspError, match=fragment) as info:
+        restore_scaler(Precision("fp16", "cpu").scaler(), bad, "r.pt")
+    assert "\n" not in str(info.value)
