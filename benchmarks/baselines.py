@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.engine import EngineOptions, add_engine_args, engine_options, run_jobs  # noqa: E402
 from benchmarks.output import fail, run_record, write_tables  # noqa: E402
 from lorsp.cli import run_cli  # noqa: E402
+from lorsp.cli_options import count, device_name  # noqa: E402
 from lorsp.errors import LorspError  # noqa: E402
 from lorsp.fileio import staging_dir  # noqa: E402
 
@@ -283,6 +284,10 @@ def markdown(table: dict, args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+MAX_JOBS = 4096
+"""The most training runs ``--jobs`` keeps going at once (a SLURM array's slots or local processes)."""
+
+
 def add_protocol_args(p: argparse.ArgumentParser, default_out: str) -> None:
     """The options every benchmark run shares (one protocol for every table)."""
     p.add_argument("--backbone", default="efficientnet_lite0")
@@ -295,8 +300,9 @@ def add_protocol_args(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--limit-train", type=int, default=1000)
     p.add_argument("--limit-test", type=int, default=1000)
     p.add_argument("--out", default=default_out)
-    p.add_argument("--device", default="auto", help="lorsp-train's --device for every run (auto|cpu|cuda|cuda:N)")
-    p.add_argument("--jobs", type=int, default=1, help="training runs at a time (each with one thread when > 1; "
+    p.add_argument("--device", type=device_name(), default="auto",
+                   help="lorsp-train's --device for every run (auto|cpu|cuda|cuda:N)")
+    p.add_argument("--jobs", type=count(maximum=MAX_JOBS), default=1, help="training runs at a time (each with one thread when > 1; "
                    "more than 1: submitit jobs, see --engine)")
     add_engine_args(p)
 

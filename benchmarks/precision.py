@@ -39,6 +39,7 @@ from benchmarks.baselines import add_protocol_args, map_runs, method_label, pars
 from benchmarks.engine import engine_options  # noqa: E402
 from benchmarks.output import run_record, write_tables  # noqa: E402
 from lorsp.cli import run_cli  # noqa: E402
+from lorsp.cli_options import seed as seed_number  # noqa: E402
 from lorsp.errors import LorspError  # noqa: E402
 from lorsp.fileio import write_json  # noqa: E402
 from lorsp.precision import PRECISIONS  # noqa: E402
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=["lorsp:prompt-lr=0.2,rank=8", "lorvp:prompt-lr=0.2"])
     p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--fp16-seeds", nargs="+", type=int, default=None,
+    p.add_argument("--fp16-seeds", nargs="+", type=seed_number(), default=None,
                    help="seeds of the fp16 runs (default: --seeds); a CPU runs fp16 some 20x slower than fp32")
     p.add_argument("--grad-images", type=int, default=64, help="test images the gradient is measured on")
     p.add_argument("--json", default=None, help="also write the result here")

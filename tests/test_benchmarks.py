@@ -477,3 +477,16 @@ def test_slurm_is_refused_in_one_line_where_there_is_none_and_its_job_script_car
     script = _executor(options)._make_submission_file_text("python -m x", "uid")
     for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=1"):
         assert line in script
+
+
+@pytest.mark.parametrize("script,args,fragment", [
+    ("baselines.py", ["--jobs", "0"], "argument --jobs: must be an integer from 1 to"),
+    ("baselines.py", ["--device", "gpu"], "argument --device: must be one of auto|cpu|cuda|cuda:N"),
+    ("precision.py", ["--fp16-seeds", "-1"], "argument --fp16-seeds: must be an integer from 0 to"),
+])
+def test_issue18s_benchmark_options_are_range_checked_while_parsed(script, args, fragment, capsys):
+    import importlib
+    module = importlib.import_module(f"benchmarks.{script[:-3]}")
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(args)
+    assert exit_info.value.code == 2 and fragment in capsys.readouterr().err
