@@ -46,7 +46,8 @@ def test_nir_carries_dt_T_reset_and_encoding_and_opens_in_nir_and_snntorch(bundl
 def test_the_reader_takes_dt_from_the_metadata(bundle, tmp_path):
     graph = nir.read(bundle / NIR_FILE)
     tau = np.asarray(graph.nodes["1"].tau, dtype=np.float64)
-    for dt, ok in ((2e-4, True), (-1.0, False), ("x", False)):
+    assert tau.min() > 1.5e-4  # beta 0.5 (tau = 2e-4) and the legacy 0.9 (1e-3): the new dt keeps 0 < beta < 1
+    for dt, ok in ((1.5e-4, True), (-1.0, False), ("x", False)):
         graph.metadata["dt"] = dt
         nir.write(tmp_path / "g.nir", graph)
         if ok:
