@@ -18,10 +18,10 @@ from safetensors.torch import load_file, save_file
 
 from deploy.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bundle
 from deploy.manifest import write_manifest
-from deploy.nir_reader import load_network, network_from_nir, read_nir
+from deploy.nir_reader import network_from_nir, read_nir
 from deploy.onnx_runtime import check_onnx_contract, load_onnx_checked
 from lorsp.errors import LorspError
-from lorsp.model import load, read_checkpoint
+from lorsp.model import load
 from lorsp.train import read_resume
 from tests.conftest import assert_one_line_error, run_cli
 from tests.test_export_loihi import shared_bundle, shared_checkpoint
@@ -211,7 +211,6 @@ def test_a_host_scale_that_differs_from_the_nir_network_is_refused_even_resealed
 # --------------------------------------------------------------------------- host file values and dtypes
 def host_variant(bundle: Path, tmp_path: Path, change) -> Path:
     from safetensors import safe_open
-    from deploy.host import read_host
     tensors = load_file(bundle / HOST_FILE)
     with safe_open(str(bundle / HOST_FILE), framework="pt") as f:
         meta = f.metadata()
@@ -228,9 +227,10 @@ def host_variant(bundle: Path, tmp_path: Path, change) -> Path:
     (lambda t, m: t.__setitem__("prompt.A", t["prompt.A"] > 0), "torch.bool, expected torch.float32"),
     (lambda t, m: t.__setitem__("prompt.A", t["prompt.A"].half()), "torch.float16, expected torch.float32"),
     (lambda t, m: t.__setitem__("fixed_point.scale", t["fixed_point.scale"].float()), "expected torch.float64"),
-    (lambda t, m: t.__setitem__("encoding.time_steps", torch.tensor([0])), "encoding.time_steps must hold"),
+    (lambda t, m: t.__setitem__("encoding.time_steps", torch.tensor([0])),
+     "encoding.time_steps is malformed: it must hold"),
     (lambda t, m: (t.__setitem__("encoding.pool", torch.zeros(0, dtype=torch.int64)), t.pop("encoding.size"),
-                   m.__setitem__("format", "lorsp-host-v1")), "encoding.pool must hold"),
+                   m.__setitem__("format", "lorsp-host-v1")), "encoding.pool is malformed: it must hold"),
 ])
 def test_host_tensors_that_are_not_finite_or_of_another_dtype_are_refused(bundle, tmp_path, change, fragment):
     from deploy.host import read_host
