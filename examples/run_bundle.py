@@ -273,6 +273,21 @@ def compare(arrays: dict[str, np.ndarray], cosim_file: Path) -> list[str]:
     return [f"{name} equal to lorsp-cosim's: {int(ok.sum())}/{n} images" for name, ok in same.items()]
 
 
+def check_out(out: Path, root: Path, inputs: list[Path]) -> None:
+    """Refuse an ``out`` that is an input of this run: the images, the compared file, the manifest or a bundle file
+    (``--force`` replaces an earlier result, never what the run reads)."""
+    target = out.resolve()
+    names = ["manifest.json"]
+    try:
+        names += list(json.loads((root / "manifest.json").read_text()).get("artifacts", {}))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        pass  # open_spec reports an unreadable manifest
+    protected = [p.resolve() for p in inputs] + [(root / str(n)).resolve() for n in names]
+    if target in protected or target.is_dir():
+        raise BundleError(f"--out {out} is {'a directory' if target.is_dir() else 'an input of this run'}: "
+                          f"name a new .safetensors file")
+
+
 def write(out: Path, arrays: dict[str, np.ndarray], force: bool) -> None:
     """Write ``out`` atomically (a temporary file renamed), never over an existing file without ``force``."""
     if out.exists() and not force:
@@ -305,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.batch_size < 1:
             raise BundleError(f"--batch-size must be at least 1, got {args.batch_size}")
+        check_out(Path(args.out), Path(args.bundle),
+                  [Path(args.images), *([Path(args.compare)] if args.compare else [])])
+        if Path(args.out).exists() and not args.force:
+            raise BundleError(f"output {args.out} already exists: pass --force to overwrite it")
         arrays = run(Path(args.bundle), Path(args.images), args.mode, args.precision, args.batch_size)
         lines = compare(arrays, Path(args.compare)) if args.compare else []
         write(Path(args.out), arrays, args.force)

@@ -97,3 +97,8 @@ def test_the_runner_refuses_another_spec_version_and_bad_input_with_one_line(bun
         assert not out.exists()
     assert_one_line_error(run_without_lorsp(str(bundle), "--images", str(images), "--out", str(existing)), "--force")
     assert existing.read_bytes() == b"keep"
+    for out in (bundle / "host.safetensors", bundle / MANIFEST_FILE, images):
+        before = out.read_bytes()
+        assert_one_line_error(run_without_lorsp(str(bundle), "--images", str(images), "--out", str(out), "--force"),
+                              "an input of this run")
+        assert out.read_bytes() == before
