@@ -232,7 +232,7 @@ def test_a_run_plan_passes_the_device_and_refuses_cuda_where_there_is_none():
     (dict(extra=("--gate", "ranks")), "invalid choice: 'ranks'"),
     (dict(extra=("--sparsity-warmup", "nan")), "--sparsity-warmup: must be a finite number >= 0"),
     (dict(protocol=protocol(backbone="resnet9000")), "unknown backbone 'resnet9000'"),
-    (dict(protocol=protocol(prompt_lr=-1.0)), "--prompt-lr must be a positive number"),
+    (dict(protocol=protocol(prompt_lr=-1.0)), "--prompt-lr: must be a finite number > 0"),
 ])
 def test_bad_runs_are_refused_before_any_training(change, fragment):
     from lorsp.errors import LorspError
