@@ -52,7 +52,7 @@ from lorsp.precision import PRECISIONS, Precision, check_precision_name, precisi
 from lorsp.prompts import (LorspOptions, LorvpOptions, SmmOptions, check_options, list_prompts, option_flag, option_names,
                            options_class, prompt_options)
 from lorsp.provenance import git_commit, machine, versions
-from lorsp.publish import claim_output, write_failure
+from lorsp.publish import check_output_path, claim_output, write_failure
 from lorsp.stored_config import check_stored_config
 from lorsp.tensor_checks import check_array, check_state
 
@@ -378,10 +378,11 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     cfg.validate()
     precision = precision_for(cfg.precision, d.device)  # refused before anything is written or loaded
     stage = staging_dir(out)
-    if not d.main:
+    inputs = [resume, cfg.weights, cfg.data_root, cfg.dataset.partition(":")[2] or None]
+    if not d.main:  # rank 0 claims and writes; the others refuse what it will refuse, then train
+        check_output_path(out, force=force, sources=inputs)
         return run_protocol(cfg, stage, state, d, precision, workers, stop_after_epoch=stop_after_epoch,
                             progress=progress)
-    inputs = [resume, cfg.weights, cfg.data_root, cfg.dataset.partition(":")[2] or None]
     with claim_output(out, force, sources=inputs) as claim:
         resuming_stage = state is not None and Path(resume).resolve().parent == stage.resolve()
         if stage.exists() and not resuming_stage:
@@ -400,7 +401,8 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         except BaseException:
             _drop_unresumable(stage)
             raise
-    barrier(d)
+    if "stopped_after_epoch" not in metrics:
+        barrier(d)  # the other ranks wait for the published run
     return metrics
 
 
