@@ -110,6 +110,22 @@ def test_torchrun_trains_with_two_processes(tmp_path):
     shutil.rmtree(out)
 
 
+def test_torchrun_refuses_an_existing_output_on_every_rank_without_hanging(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    out.mkdir()
+    (out / "keep.txt").write_text("keep")
+    import subprocess
+
+    proc = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "lorsp.train", *TINY,
+                           "--epochs", "1", "--device", "cpu", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode != 0 and proc.stderr.count("error: ") == 2, proc.stderr[-3000:]  # one line per rank
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert all("already exists" in line for line in errors)  # (the Traceback after them is torchrun's own)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"] and sorted(tmp_path.iterdir()) == [out]
+
+
 def test_few_shot_run_trains_on_k_images_per_class(tmp_path):
     out = tmp_path / "fs"
     proc = run_cli("lorsp.train", *TINY, "--prompt", "lorvp", "--epochs", "1", "--shots", "2", "--out", str(out))
