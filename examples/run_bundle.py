@@ -56,9 +56,15 @@ def open_spec(root: Path) -> dict:
         shown = "none (written before the spec)" if found is None else found
         raise BundleError(f"{path}: bundle spec version {shown} is not supported; this runner reads spec "
                           f"version {SPEC_VERSION}")
-    for name, entry in manifest["artifacts"].items():
+    artifacts = manifest.get("artifacts")
+    if not isinstance(artifacts, dict) or not all(isinstance(e, dict) for e in artifacts.values()):
+        raise BundleError(f"{path}: artifacts must map file names to their sha256")
+    inside = root.resolve()
+    for name, entry in artifacts.items():
+        if not isinstance(name, str) or inside not in (root / name).resolve().parents:  # no "..", no link out
+            raise BundleError(f"{path}: artifact {str(name)[:80]!r} is not a file inside the bundle")
         digest = hashlib.sha256((root / name).read_bytes()).hexdigest() if (root / name).is_file() else None
-        if digest != entry["sha256"]:
+        if digest != entry.get("sha256"):
             raise BundleError(f"{root / name} is missing or does not match its sha256 in the manifest")
     if "generator" not in spec or spec["prompt"].get("gate") is None:
         raise BundleError(f"{root} holds no spiking generator (an ONNX-only bundle): nothing for this runner")
@@ -329,6 +335,10 @@ def main(argv: list[str] | None = None) -> int:
         write(Path(args.out), arrays, args.force)
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:  # a spec field missing or of another type
+        print(f"error: {args.bundle}: the manifest's spec is malformed ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0][:120] if str(exc) else ''})", file=sys.stderr)
         return 2
     print(f"{len(arrays['pred'])} images, {args.mode} generator, {args.precision} backbone: "
           f"{100 * arrays['gates'].mean():.1f}% of gates open -> {args.out}")

@@ -102,3 +102,27 @@ def test_the_runner_refuses_another_spec_version_and_bad_input_with_one_line(bun
         assert_one_line_error(run_without_lorsp(str(bundle), "--images", str(images), "--out", str(out), "--force"),
                               "an input of this run")
         assert out.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_the_runner_refuses_a_hostile_manifest_in_one_line(bundle, images, tmp_path):
+    good = json.loads((bundle / MANIFEST_FILE).read_text())
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not the bundle's")
+
+    def escape(m):
+        m["artifacts"]["../secret.txt"] = {"sha256": "0" * 64, "bytes": 1}
+
+    def no_prompt(m):
+        del m["spec"]["prompt"]
+
+    for k, (edit, fragment) in enumerate(((escape, "is not a file inside the bundle"),
+                                          (lambda m: m.__setitem__("artifacts", "all"), "artifacts must map"),
+                                          (no_prompt, "spec is malformed"))):
+        root = linked_copy(bundle, tmp_path / f"b{k}")
+        manifest = json.loads(json.dumps(good))
+        edit(manifest)
+        rewrite(root / MANIFEST_FILE, json.dumps(manifest).encode())
+        out = tmp_path / f"out{k}.safetensors"
+        assert_one_line_error(run_without_lorsp(str(root), "--images", str(images), "--out", str(out)), fragment)
+        assert not out.exists()
