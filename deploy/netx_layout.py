@@ -58,8 +58,9 @@ def check_netx(path: str | Path, network: SpikingNetwork, host_scale: np.ndarray
                          f"the netx file does not hold the bundle's NIR network")
     for key, value in expected.items():
         given = np.asarray(found[key])
-        if given.dtype.kind not in "biuSO" or given.shape != value.shape or \
-                not np.array_equal(given.astype(value.dtype) if value.dtype.kind != "S" else given, value):
+        numeric = value.dtype.kind != "S"
+        if given.dtype.kind not in ("biu" if numeric else "SO") or given.shape != value.shape or \
+                not np.array_equal(given.astype(value.dtype) if numeric else given, value):
             raise LorspError(f"{path}: {key} differs from the fixed-point form of the bundle's NIR network")
     if file_scales.dtype.kind != "f" or not np.array_equal(file_scales, scales):
         raise LorspError(f"{path}: its fixed-point scales differ from those of the bundle's NIR network")
