@@ -26,7 +26,7 @@ from deploy.bundle import HOST_FILE, NETX_FILE, NIR_FILE
 from deploy.fixed_point import quantise
 from deploy.hdf5_files import write_hdf5
 from deploy.nir_reader import load_network
-from export.bundle_writer import Finish, read_source, write_export
+from export.bundle_writer import Finish, check_dataset, read_source, write_export
 from export.host import write_host
 from export.netx import write_netx
 from export.nir import check_description, check_nodes, check_round_trip, export_generator
@@ -45,7 +45,7 @@ def export_loihi(checkpoint: str | Path, out: str | Path, *, samples: int = 64, 
     with claim_output(out, force, sources=[checkpoint]) as claim:
         source = read_source(checkpoint, generator_for="loihi")
         config = source.config
-        dataset = dataset or config["dataset"]
+        dataset = check_dataset(config, dataset)
         x, _ = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
         section = functools.partial(write_loihi_artifacts, source.model, images=x, dataset=dataset)
         return write_export(claim, "loihi", source, [section], finish)

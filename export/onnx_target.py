@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from deploy.onnx_runtime import INPUT_NAME, ONNX_FILES, OUTPUT_NAME, PRECISIONS, resolve_providers
-from export.bundle_writer import read_source, write_export
+from export.bundle_writer import check_dataset, read_source, write_export
 from export.onnx_checks import FP32_TOLERANCE, Dataset, precision_accuracy, prompted_arrays, verify_onnx
 from export.onnx_convert import int8_scheme, write_fp16, write_int8
 from export.onnx_graph import export_backbone_onnx
@@ -51,7 +51,7 @@ class CheckImages:
 
 def load_check_images(config: dict[str, Any], dataset: str | None, samples: int) -> CheckImages:
     """The first ``samples`` test images of ``dataset`` (default: the model's) and its seeded splits."""
-    dataset = dataset or config["dataset"]
+    dataset = check_dataset(config, dataset)
     test, _ = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
     return CheckImages(dataset, test, create_splits(dataset, config["image_size"], root=config.get("data_root")))
 

@@ -334,3 +334,14 @@ def test_a_resume_file_whose_tensors_do_not_fit_is_one_line(checkpoint, tmp_path
     proc = run_cli("lorsp.train", "--resume", str(path), "--out", str(tmp_path / "run"), "--quiet")
     assert_one_line_error(proc, fragment)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+@pytest.mark.slow
+def test_an_export_of_a_checkpoint_whose_config_names_no_dataset_is_one_line(checkpoint, tmp_path):
+    from export.loihi import export_loihi
+
+    state = torch.load(checkpoint, weights_only=True)
+    del state["config"]["dataset"]
+    with pytest.raises(LorspError, match="names no dataset: pass --dataset"):
+        export_loihi(saved(tmp_path, state), tmp_path / "out", samples=4)
+    assert not (tmp_path / "out").exists()
