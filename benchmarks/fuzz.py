@@ -242,6 +242,8 @@ def mutate_hdf5(src: Path, dst: Path, rng: np.random.Generator) -> str:
         try:
             f.create_dataset(name, data=new)
         except (TypeError, ValueError):
+            if name in f:
+                del f[name]
             f.create_dataset(name, data=np.asarray(value))
             return f"{what} at {name} (not storable: unchanged)"
         return f"{what} at {name}"
@@ -446,9 +448,8 @@ def mutate_checkpoint(src: Path, dst: Path, base_state: dict, rng: np.random.Gen
         state[part][key] = torch.from_numpy(np.ascontiguousarray(new))
         what = f"{what} at {part}.{key}"
     elif kind <= 8:
-        target = state["config"] if rng.random() < 0.7 else state
-        what = edit_json(target, rng)
-        what = ("config: " if target is state["config"] else "") + what
+        in_config = rng.random() < 0.7
+        what = ("config: " if in_config else "") + edit_json(state["config"] if in_config else state, rng)
     else:
         state["classes"] = [["a"], [], [1, 2], ["a", "a"], "abc", None][int(rng.integers(6))]
         what = f"classes {state['classes']!r}"

@@ -174,6 +174,10 @@ def as_array(images: ImageSource) -> np.ndarray:
 def run_logits(session: ort.InferenceSession, images: ImageSource, batch_size: int = 32) -> np.ndarray:
     """Logits of prompted ``images`` (N, 3, L, L), run in batches of ``batch_size``."""
     images = as_array(images)
-    out = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch_size]})[0]
-           for i in range(0, len(images), batch_size)]
+    try:
+        out = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch_size]})[0]
+               for i in range(0, len(images), batch_size)]
+    except Exception as exc:  # onnxruntime's own exception types: a graph that fails on real input
+        raise LorspError(f"the ONNX model failed on a batch of {len(images[:batch_size])} images "
+                         f"{tuple(images.shape[1:])}: {first_line(exc)}") from None
     return np.concatenate(out).astype(np.float32, copy=False)

@@ -345,3 +345,19 @@ def test_an_export_of_a_checkpoint_whose_config_names_no_dataset_is_one_line(che
     with pytest.raises(LorspError, match="names no dataset: pass --dataset"):
         export_loihi(saved(tmp_path, state), tmp_path / "out", samples=4)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_onnx_model_that_fails_on_real_input_is_one_line(tmp_path):
+    """Found by benchmarks/fuzz.py: a bias of shape (10, 1) passes the checker and fails only when run."""
+    from deploy.onnx_runtime import make_session, run_logits
+
+    path = tiny_onnx(tmp_path / "m.onnx", np.ones((3, 10), np.float32))
+    model = onnx.load(str(path))
+    model.ir_version = 8
+    bias = onnx.numpy_helper.from_array(np.ones((10, 1), np.float32), "b")
+    model.graph.initializer.append(bias)
+    model.graph.node[-1].output[0] = "mm"
+    model.graph.node.append(helper.make_node("Add", ["mm", "b"], ["logits"]))
+    onnx.save(model, str(path))
+    with pytest.raises(LorspError, match="the ONNX model failed on a batch of 2 images"):
+        run_logits(make_session(path), np.zeros((2, 3, 32, 32), np.float32))
