@@ -218,7 +218,8 @@ def mutate_hdf5(src: Path, dst: Path, rng: np.random.Generator) -> str:
             del f[name]
             return f"delete {name}"
         if kind == 1:
-            extra = f"{name.rsplit('/', 1)[0]}/extra_{int(rng.integers(100))}"
+            parent = name.rsplit("/", 1)[0] if "/" in name else ""
+            extra = f"{parent}/extra_{int(rng.integers(100))}".lstrip("/")
             if extra in f:
                 del f[extra]
             f.create_dataset(extra, data=np.ones(3))
