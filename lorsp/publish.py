@@ -16,7 +16,7 @@
   ``OUT`` is refused at once, in one line naming the holder's pid, while the first works.
 
 :meth:`OutputClaim.staged` yields a fresh staging directory with a per-process name
-(``.OUT.<random>.partial``, or the caller's resumable one) and publishes it with
+(``.OUT.<random>.partial``) and publishes it (:meth:`OutputClaim.publish`) with
 ``renameat2(RENAME_NOREPLACE)``: a directory that appeared meanwhile is never replaced, and
 with ``force`` the old ``OUT`` is moved aside first, then deleted. Any error, a full disk
 included, removes the staging directory and what the claim created (parent folders, the lock);
@@ -214,17 +214,12 @@ class OutputClaim:
 
     # ------------------------------------------------------------------ staging and publishing
     @contextmanager
-    def staged(self, stage: Path | None = None, keep_on_error: bool = False) -> Iterator[Path]:
-        """Yield a staging directory; publish it as ``OUT`` when the block ends, remove it on any error.
+    def staged(self) -> Iterator[Path]:
+        """Yield a fresh ``.OUT.<random>.partial``; publish it as ``OUT`` when the block ends, remove it on any error.
 
-        ``stage``: a caller-named directory (a training run's resumable ``OUT.partial``), used as
-        it is when it exists; by default a fresh ``.OUT.<random>.partial``. ``keep_on_error``:
-        a failed block leaves the caller's ``stage`` in place (for ``--resume``).
+        (A training run stages in its resumable ``OUT.partial`` and calls :meth:`publish` itself.)
         """
-        if stage is None:
-            stage = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
-        else:
-            stage.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
         try:
             try:
                 yield stage
@@ -232,8 +227,7 @@ class OutputClaim:
             except OSError as exc:
                 raise LorspError(write_failure(self.out, exc)) from None
         except BaseException:
-            if not (keep_on_error and stage.exists()):
-                shutil.rmtree(stage, ignore_errors=True)
+            shutil.rmtree(stage, ignore_errors=True)
             raise
 
     def publish(self, stage: Path) -> None:
