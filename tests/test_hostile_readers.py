@@ -296,6 +296,7 @@ def saved(tmp_path: Path, state: dict, name: str = "x.pt") -> Path:
     (lambda s: s["config"].__setitem__("image_size", 100000), "config 'image_size' must be"),
     (lambda s: s["config"].__setitem__("hidden", -1), "config 'hidden' must be"),
     (lambda s: s["config"].__setitem__("momentum", float("nan")), "config 'momentum' must be"),
+    (lambda s: s["config"].__setitem__("threshold", 1e308), "config 'threshold' must be"),
     (lambda s: s.__setitem__("classes", [1, 2]), "classes must be"),
     (lambda s: s.__setitem__("backbone_weights_sha256", 7), "backbone_weights_sha256"),
 ])
@@ -361,3 +362,18 @@ def test_an_onnx_model_that_fails_on_real_input_is_one_line(tmp_path):
     onnx.save(model, str(path))
     with pytest.raises(LorspError, match="the ONNX model failed on a batch of 2 images"):
         run_logits(make_session(path), np.zeros((2, 3, 32, 32), np.float32))
+
+
+def test_a_nir_file_that_sends_hdf5_into_an_endless_loop_is_stopped_in_one_line(tmp_path, monkeypatch):
+    """Found by benchmarks/fuzz.py (seed 1, NIR case 298): with its global heap zeroed, every string read spins."""
+    import deploy.hdf5_files
+
+    path = nir_file(tmp_path / "g.nir")
+    data = bytearray(path.read_bytes())
+    at = data.find(b"GCOL")  # the global heap collection that holds the variable-length strings
+    assert at > 0
+    data[at + 16:at + 112] = bytes(96)  # its first objects' headers: HDF5 then loops reading any string
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(deploy.hdf5_files, "READ_TIMEOUT_S", 3.0)
+    with pytest.raises(LorspError, match="took more than 3 s and was stopped: a corrupt NIR graph"):
+        read_nir(path)
