@@ -644,7 +644,7 @@ def fuzz(base: Base, formats: tuple[str, ...], cases: int, seed: int = 0, case_t
 
     def start():
         parent_end, child_end = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(child_end, base, seed, scratch), daemon=True)
+        proc = ctx.Process(target=_worker, args=(child_end, base, seed, scratch), daemon=False)  # readers fork
         proc.start()
         child_end.close()
         return proc, parent_end

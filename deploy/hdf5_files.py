@@ -13,6 +13,7 @@ looks at a value.
 from __future__ import annotations
 
 import io
+import multiprocessing as mp
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,8 +43,12 @@ def read_bounded(read: Callable[..., Any], path: Path, what: str, timeout: float
     A corrupt HDF5 file can send the C library into an endless loop that no signal handler
     interrupts (a zeroed global heap: every variable-length string read spins); the child is
     stopped after ``timeout`` s (default :data:`READ_TIMEOUT_S`) and the read is one LorspError line.
+    In a daemonic process (a ``multiprocessing.Pool`` worker), which may not start children, the
+    read runs in place, without the limit.
     """
     timeout = READ_TIMEOUT_S if timeout is None else timeout
+    if mp.current_process().daemon:  # multiprocessing lets a daemonic process (a Pool worker) have no children
+        return read(path)
     return run_with_deadline(_read_for_child, (read, path), timeout=timeout, what=f"reading {path}",
                              late=f"reading {path} took more than {timeout:g} s and was stopped: a corrupt "
                                   f"{what}")

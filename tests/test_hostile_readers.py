@@ -377,3 +377,16 @@ def test_a_nir_file_that_sends_hdf5_into_an_endless_loop_is_stopped_in_one_line(
     monkeypatch.setattr(deploy.hdf5_files, "READ_TIMEOUT_S", 3.0)
     with pytest.raises(LorspError, match="took more than 3 s and was stopped: a corrupt NIR graph"):
         read_nir(path)
+
+
+def _count_layers(path: str) -> int:
+    return len(load_network(path).layers)
+
+
+def test_a_nir_file_is_read_in_a_pool_worker_too(tmp_path):
+    """A daemonic process may not start the reader's child: there the read runs in place."""
+    import multiprocessing as mp
+
+    path = nir_file(tmp_path / "g.nir")
+    with mp.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_count_layers, (str(path),)) == 1
