@@ -48,7 +48,7 @@ from lorsp.plots import plot_training_curves
 from lorsp.prompts import (LorspOptions, LorvpOptions, SmmOptions, check_options, list_prompts, option_flag, option_names,
                            options_class, prompt_options)
 from lorsp.provenance import git_commit, machine, versions
-from lorsp.publish import claim_output, write_failure
+from lorsp.publish import check_output_path, claim_output, write_failure
 from lorsp.stored_config import check_stored_config
 from lorsp.tensor_checks import check_array, check_state
 
@@ -341,9 +341,10 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         cfg = TrainConfig.from_dict(state["config"])
     cfg.validate()
     stage = staging_dir(out)
-    if not d.main:
-        return run_protocol(cfg, stage, state, d, stop_after_epoch=stop_after_epoch, progress=progress)
     inputs = [resume, cfg.weights, cfg.data_root, cfg.dataset.partition(":")[2] or None]
+    if not d.main:  # rank 0 claims and writes; the others refuse what it will refuse, then train
+        check_output_path(out, force=force, sources=inputs)
+        return run_protocol(cfg, stage, state, d, stop_after_epoch=stop_after_epoch, progress=progress)
     with claim_output(out, force, sources=inputs) as claim:
         resuming_stage = state is not None and Path(resume).resolve().parent == stage.resolve()
         if stage.exists() and not resuming_stage:
@@ -361,7 +362,8 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
         except BaseException:
             _drop_unresumable(stage)
             raise
-    barrier(d)
+    if "stopped_after_epoch" not in metrics:
+        barrier(d)  # the other ranks wait for the published run
     return metrics
 
 
