@@ -145,9 +145,9 @@ def test_a_run_plan_is_lorsp_train_options_and_a_folder():
     (dict(dataset="mnist5k"), "unknown dataset 'mnist5k'"),
     (dict(extra=("--gates-per-row", "3")), "unrecognized arguments: --gates-per-row 3"),
     (dict(extra=("--gate", "ranks")), "invalid choice: 'ranks'"),
-    (dict(extra=("--sparsity-warmup", "nan")), "--sparsity-warmup must be"),
+    (dict(extra=("--sparsity-warmup", "nan")), "argument --sparsity-warmup: must be"),
     (dict(protocol=protocol(backbone="resnet9000")), "unknown backbone 'resnet9000'"),
-    (dict(protocol=protocol(prompt_lr=-1.0)), "--prompt-lr must be a positive number"),
+    (dict(protocol=protocol(prompt_lr=-1.0)), "argument --prompt-lr: must be a finite number > 0"),
 ])
 def test_bad_runs_are_refused_before_any_training(change, fragment):
     from lorsp.errors import LorspError
