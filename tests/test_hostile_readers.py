@@ -218,9 +218,9 @@ def host_variant(bundle: Path, tmp_path: Path, change) -> Path:
     (lambda t, m: t.__setitem__("prompt.A", t["prompt.A"] > 0), "torch.bool, expected torch.float32"),
     (lambda t, m: t.__setitem__("prompt.A", t["prompt.A"].half()), "torch.float16, expected torch.float32"),
     (lambda t, m: t.__setitem__("fixed_point.scale", t["fixed_point.scale"].float()), "expected torch.float64"),
-    (lambda t, m: t.__setitem__("encoding.time_steps", torch.tensor([0])), "encoding.time_steps must hold"),
+    (lambda t, m: t.__setitem__("encoding.time_steps", torch.tensor([0])), "encoding.time_steps is malformed"),
     (lambda t, m: (t.__setitem__("encoding.pool", torch.zeros(0, dtype=torch.int64)), t.pop("encoding.size"),
-                   m.__setitem__("format", "lorsp-host-v1")), "encoding.pool must hold"),
+                   m.__setitem__("format", "lorsp-host-v1")), "encoding.pool is malformed"),
 ])
 def test_host_tensors_that_are_not_finite_or_of_another_dtype_are_refused(bundle, tmp_path, change, fragment):
     from deploy.host import read_host
