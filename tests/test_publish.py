@@ -189,3 +189,20 @@ def test_hwsim_and_cosim_refuse_an_unwritable_output_before_simulating(tmp_path_
         proc = run_cli(module, str(bundle), "-o", str(bundle / "hw_sim"), "--force")
         assert_one_line_error(proc, "the input")
     assert open_bundle(bundle)
+
+
+@pytest.mark.slow
+def test_every_console_script_refuses_an_output_another_run_is_writing(tmp_path_factory, tmp_path):
+    bundle, checkpoint = shared_bundle(tmp_path_factory), shared_checkpoint(tmp_path_factory)
+    out = tmp_path / "out"
+    commands = {
+        "lorsp.train": ["--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1", "--out", str(out)],
+        "pipeline.export_cli": ["--target", "loihi", str(checkpoint), "-o", str(out), "--no-simulate"],
+        "hw_sim.cli": [str(bundle), "-o", str(out)],
+        "hw_sim.cosim_cli": [str(bundle), "-o", str(out)],
+    }
+    with claim_output(out, False):  # this test process is the run that holds it
+        for module, args in commands.items():
+            proc = run_cli(module, *args, "--quiet", timeout=300)
+            assert_one_line_error(proc, f"is being written by another run (pid {os.getpid()})")
+    assert leftovers(tmp_path) == [] and not out.exists()
