@@ -390,3 +390,12 @@ def test_a_nir_file_is_read_in_a_pool_worker_too(tmp_path):
     path = nir_file(tmp_path / "g.nir")
     with mp.get_context("fork").Pool(1) as pool:
         assert pool.apply(_count_layers, (str(path),)) == 1
+
+
+@pytest.mark.slow
+def test_a_resealed_manifest_naming_a_kernel_folder_as_dataset_is_one_line_not_a_hang(bundle, tmp_path):
+    root = edit_manifest(bundle, tmp_path / "b", lambda m: m["config"].__setitem__("dataset", "imagefolder:/proc/self"),
+                         True)
+    proc = run_cli("hw_sim.cli", str(root), "-o", str(tmp_path / "r"), "--quiet", timeout=120)
+    assert_one_line_error(proc, "kernel file system")
+    assert not (tmp_path / "r").exists()
