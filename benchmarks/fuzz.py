@@ -592,7 +592,8 @@ def check_base(base: Base, scratch: Path) -> None:
     shutil.copytree(base.bundle, bundle, copy_function=os.link)
     for name, broken in (("nir", read_nir_case(base, base.bundle / NIR_FILE)),
                          ("netx", read_netx_case(base, base.bundle / NETX_FILE)),
-                         ("onnx", read_onnx_case(base, base.onnx)), ("host", read_host_case(base, base.bundle / HOST_FILE)),
+                         ("onnx", read_onnx_case(base, base.onnx)),
+                         ("host", read_host_case(base, base.bundle / HOST_FILE)),
                          ("manifest", read_manifest_case(base, bundle, False)),
                          ("checkpoint", read_checkpoint_case(base, base.checkpoint))):
         if broken:

@@ -90,7 +90,8 @@ def check_onnx_contract(proto: onnx.ModelProto, image_size: int, classes: int, s
         dims = _dims(value)
         if value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT or len(dims) != len(expected) + 1 or \
                 dims[1:] != expected:
-            raise LorspError(f"{source}: {value.name} is {onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)} "
+            kind = onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)
+            raise LorspError(f"{source}: {value.name} is {kind} "
                              f"{dims}, expected FLOAT [N, {', '.join(map(str, expected))}] for this bundle")
 
 

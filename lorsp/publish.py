@@ -142,7 +142,8 @@ class OutputClaim:
                 self.created_parents.append(directory)
         except OSError as exc:
             self.release()
-            raise LorspError(f"cannot create the folder of output {_display(self.out)}: {exc.strerror or exc}") from None
+            raise LorspError(f"cannot create the folder of output {_display(self.out)}: "
+                             f"{exc.strerror or exc}") from None
         if not parent.is_dir():
             self.release()
             raise LorspError(f"the parent of output {_display(self.out)} is not a directory")
@@ -231,7 +232,8 @@ class OutputClaim:
             raise
 
     def publish(self, stage: Path) -> None:
-        """Rename ``stage`` to ``OUT``: never over a directory that appeared meanwhile, over an old one only with force."""
+        """Rename ``stage`` to ``OUT``: never over a directory that appeared meanwhile, over an old one only
+        with force."""
         old = None
         if os.path.lexists(self.path):
             if not self.force:
@@ -243,7 +245,8 @@ class OutputClaim:
         try:
             rename_noreplace(stage, self.path)
         except FileExistsError:
-            raise LorspError(f"output {_display(self.out)} appeared while this run worked; it was not replaced") from None
+            raise LorspError(f"output {_display(self.out)} appeared while this run worked; it was not "
+                             f"replaced") from None
         self.published = True
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
