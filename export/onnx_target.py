@@ -65,6 +65,17 @@ def write_onnx_artifacts(model: PromptedClassifier, stage: Path, *, images: Chec
                      "on_accelerator": ON_ACCELERATOR, **checks}}
 
 
+ONNX_BYTES_PER_PARAMETER = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+def onnx_bytes(model: PromptedClassifier, precisions: Sequence[str]) -> int:
+    """About how many bytes the ONNX files of ``precisions`` take: the backbone's and head's weights in each,
+    and 1 MiB for graphs and the manifest."""
+    parameters = sum(p.numel() for p in model.backbone.parameters()) + sum(p.numel() for p in model.head.parameters())
+    chosen = {"fp32", *precisions}
+    return parameters * sum(ONNX_BYTES_PER_PARAMETER[p] for p in chosen if p in ONNX_BYTES_PER_PARAMETER) + (1 << 20)
+
+
 def export_onnx(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[str] = ("fp32",),
                 providers: Sequence[str] = ("cpu",), samples: int = 64, force: bool = False,
                 dataset: str | None = None) -> dict[str, Any]:
@@ -72,6 +83,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, precisions: Sequence
     providers = resolve_providers(providers)
     with claim_output(out, force, sources=[checkpoint]) as claim:
         source = read_source(checkpoint)
+        claim.require_space(onnx_bytes(source.model, precisions))
         images = load_check_images(source.config, dataset, samples)
         section = functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
                                     providers=providers)

@@ -178,12 +178,20 @@ class OutputClaim:
         if os.path.lexists(self.path) and not self.force:  # published while we waited for the lock
             self.release()
             raise LorspError(f"output {_display(self.out)} already exists: pass --force to overwrite it")
-        free = shutil.disk_usage(parent).free
-        if free < self.min_free:
+        try:
+            self.require_space(self.min_free)
+        except LorspError:
             self.release()
-            raise LorspError(f"only {free >> 20} MiB free in {_display(parent)}; output {_display(self.out)} "
-                             f"needs at least {self.min_free >> 20} MiB")
+            raise
         self.remove_stale_stages()
+
+    def require_space(self, nbytes: int) -> None:
+        """Refuse (one line) when the output's file system has less than ``nbytes`` free: a caller that
+        learns the size of what it will write calls this before writing it."""
+        free = shutil.disk_usage(self.path.parent).free
+        if free < nbytes:
+            raise LorspError(f"only {free >> 20} MiB free in {_display(self.path.parent)}; output "
+                             f"{_display(self.out)} needs about {-(-nbytes >> 20)} MiB")
 
     def remove_stale_stages(self) -> None:
         """Staging directories of earlier runs for this output that died (we hold the lock: none is live)."""
