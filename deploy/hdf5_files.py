@@ -13,13 +13,19 @@ looks at a value.
 from __future__ import annotations
 
 import io
+import multiprocessing as mp
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import h5py
 
+from lorsp.deadline import run_with_deadline
 from lorsp.errors import LorspError
 from lorsp.fileio import atomic_write
+
+
+READ_TIMEOUT_S = 20.0
+"""The longest an HDF5 read may take (the files lorsp reads are kilobytes to a few megabytes)."""
 
 
 def write_hdf5(path: str | Path, write: Callable[[io.BytesIO], None]) -> Path:
@@ -29,6 +35,27 @@ def write_hdf5(path: str | Path, write: Callable[[io.BytesIO], None]) -> Path:
     write(buffer)
     data = buffer.getvalue()
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def read_bounded(read: Callable[..., Any], path: Path, what: str, timeout: float | None = None) -> Any:
+    """``read(path)`` in a child process (:func:`lorsp.deadline.run_with_deadline`); its result.
+
+    A corrupt HDF5 file can send the C library into an endless loop that no signal handler
+    interrupts (a zeroed global heap: every variable-length string read spins); the child is
+    stopped after ``timeout`` s (default :data:`READ_TIMEOUT_S`) and the read is one LorspError line.
+    In a daemonic process (a ``multiprocessing.Pool`` worker), which may not start children, the
+    read runs in place, without the limit.
+    """
+    timeout = READ_TIMEOUT_S if timeout is None else timeout
+    if mp.current_process().daemon:  # multiprocessing lets a daemonic process (a Pool worker) have no children
+        return read(path)
+    return run_with_deadline(_read_for_child, (read, path), timeout=timeout, what=f"reading {path}",
+                             late=f"reading {path} took more than {timeout:g} s and was stopped: a corrupt "
+                                  f"{what}")
+
+
+def _read_for_child(read: Callable[..., Any], path: Path, progress: Callable[[Any], None]) -> Any:
+    return read(path)
 
 
 def check_self_contained(path: str | Path, what: str) -> None:

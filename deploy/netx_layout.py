@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from deploy.fixed_point import FixedPointLayer, quantise
-from deploy.hdf5_files import check_self_contained
+from deploy.hdf5_files import check_self_contained, read_bounded
 from deploy.network import SpikingNetwork
 from lorsp.errors import LorspError
 
@@ -38,28 +38,34 @@ def netx_datasets(network: SpikingNetwork, fixed: list[FixedPointLayer]) -> dict
     return data
 
 
-def check_netx(path: str | Path, network: SpikingNetwork, host_scale: np.ndarray | None = None) -> None:
-    """Refuse a netx file that differs from ``network``'s fixed-point form, or whose scales differ from the host's."""
-    path = Path(path)
+def _read_netx(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every dataset of a netx file and its ``scales`` attribute (run in a child, :func:`read_bounded`)."""
     check_self_contained(path, "netx file")
-    fixed = quantise(network)
-    expected = netx_datasets(network, fixed)
-    scales = np.array([fx.scale for fx in fixed], dtype=np.float64)
-    found: dict[str, h5py.Dataset] = {}
+    found: dict[str, np.ndarray] = {}
     try:
         with h5py.File(path, "r") as f:
             f.visititems(lambda name, obj: found.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-            file_scales = np.asarray(f.attrs.get("scales", []))
+            return found, np.asarray(f.attrs.get("scales", []))
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise LorspError(f"{path} is not a readable netx file: {type(exc).__name__}") from None
+
+
+def check_netx(path: str | Path, network: SpikingNetwork, host_scale: np.ndarray | None = None) -> None:
+    """Refuse a netx file that differs from ``network``'s fixed-point form, or whose scales differ from the host's."""
+    path = Path(path)
+    fixed = quantise(network)
+    expected = netx_datasets(network, fixed)
+    scales = np.array([fx.scale for fx in fixed], dtype=np.float64)
+    found, file_scales = read_bounded(_read_netx, path, "netx file")
     differ = sorted(set(found) ^ set(expected))
     if differ:
         raise LorspError(f"{path}: dataset {differ[0]!r} is {'not expected' if differ[0] in found else 'missing'}; "
                          f"the netx file does not hold the bundle's NIR network")
     for key, value in expected.items():
         given = np.asarray(found[key])
-        if given.dtype.kind not in "biuSO" or given.shape != value.shape or \
-                not np.array_equal(given.astype(value.dtype) if value.dtype.kind != "S" else given, value):
+        numeric = value.dtype.kind != "S"
+        if given.dtype.kind not in ("biu" if numeric else "SO") or given.shape != value.shape or \
+                not np.array_equal(given.astype(value.dtype) if numeric else given, value):
             raise LorspError(f"{path}: {key} differs from the fixed-point form of the bundle's NIR network")
     if file_scales.dtype.kind != "f" or not np.array_equal(file_scales, scales):
         raise LorspError(f"{path}: its fixed-point scales differ from those of the bundle's NIR network")

@@ -35,7 +35,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from deploy.hdf5_files import check_self_contained
+from deploy.hdf5_files import check_self_contained, read_bounded
 from deploy.network import Layer, SpikingNetwork
 from lorsp.errors import LorspError
 from lorsp.tensor_checks import check_array
@@ -57,10 +57,16 @@ def supported_names() -> list[str]:
 
 
 def read_nir(path: str | Path) -> nir.NIRGraph:
-    """Read a NIR file; a missing, truncated or foreign file is a one-line LorspError."""
+    """Read a NIR file in a child process with a time limit (:func:`deploy.hdf5_files.read_bounded`);
+    a missing, truncated, foreign, linked-out or looping file is a one-line LorspError."""
     path = Path(path)
     if not path.is_file():
         raise LorspError(f"NIR file not found: {path}")
+    return read_bounded(_read_checked, path, "NIR graph")
+
+
+def _read_checked(path: Path) -> nir.NIRGraph:
+    """What :func:`read_nir` runs in its child: links and external storage refused, then the graph."""
     check_self_contained(path, "NIR graph")
     try:
         return nir.read(path, type_check=False)

@@ -94,7 +94,8 @@ def check_onnx_contract(proto: onnx.ModelProto, image_size: int, classes: int, s
         dims = _dims(value)
         if value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT or len(dims) != len(expected) + 1 or \
                 dims[1:] != expected:
-            raise LorspError(f"{source}: {value.name} is {onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)} "
+            kind = onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)
+            raise LorspError(f"{source}: {value.name} is {kind} "
                              f"{dims}, expected FLOAT [N, {', '.join(map(str, expected))}] for this bundle")
 
 
@@ -178,6 +179,10 @@ def as_array(images: ImageSource) -> np.ndarray:
 def run_logits(session: ort.InferenceSession, images: ImageSource, batch_size: int = 32) -> np.ndarray:
     """Logits of prompted ``images`` (N, 3, L, L), run in batches of ``batch_size``."""
     images = as_array(images)
-    out = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch_size]})[0]
-           for i in range(0, len(images), batch_size)]
+    try:
+        out = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch_size]})[0]
+               for i in range(0, len(images), batch_size)]
+    except Exception as exc:  # onnxruntime's own exception types: a graph that fails on real input
+        raise LorspError(f"the ONNX model failed on a batch of {len(images[:batch_size])} images "
+                         f"{tuple(images.shape[1:])}: {first_line(exc)}") from None
     return np.concatenate(out).astype(np.float32, copy=False)

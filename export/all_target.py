@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from export.bundle_writer import Finish, read_source, write_export
 from export.loihi import write_loihi_artifacts
 from deploy.onnx_runtime import resolve_providers
-from export.onnx_target import load_check_images, write_onnx_artifacts
+from export.onnx_target import load_check_images, onnx_bytes, write_onnx_artifacts
 from lorsp.publish import claim_output
 
 
@@ -28,6 +28,7 @@ def export_all(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[
     providers = resolve_providers(providers)
     with claim_output(out, force, sources=[checkpoint]) as claim:
         source = read_source(checkpoint, generator_for="all")
+        claim.require_space(onnx_bytes(source.model, precisions))
         images = load_check_images(source.config, dataset, samples)
         sections = [functools.partial(write_loihi_artifacts, source.model, images=images.test,
                                       dataset=images.dataset),

@@ -65,6 +65,14 @@ def read_source(checkpoint: str | Path, *, generator_for: str | None = None) -> 
     return Source(Path(checkpoint), state, model_from_state(state, source=str(checkpoint)))
 
 
+def check_dataset(config: dict[str, Any], given: str | None) -> str:
+    """The dataset of the export's check images: ``given`` (``--dataset``), else the model's own."""
+    dataset = given or config.get("dataset")
+    if not isinstance(dataset, str) or not dataset:
+        raise LorspError("the checkpoint's config names no dataset: pass --dataset for the check images")
+    return dataset
+
+
 def provenance_fields() -> dict[str, Any]:
     """Versions, commit and machine of the export."""
     return {"versions": versions(), "git_commit": git_commit(), "machine": machine()}

@@ -27,7 +27,7 @@ from deploy.fixed_point import exactness, quantise
 from deploy.hdf5_files import write_hdf5
 from deploy.nir_reader import load_network
 from deploy.spec import netx_attributes, nir_metadata
-from export.bundle_writer import Finish, read_source, write_export
+from export.bundle_writer import Finish, check_dataset, read_source, write_export
 from export.host import write_host
 from export.netx import write_netx
 from export.nir import check_description, check_nodes, check_round_trip, export_generator
@@ -46,7 +46,7 @@ def export_loihi(checkpoint: str | Path, out: str | Path, *, samples: int = 64, 
     with claim_output(out, force, sources=[checkpoint]) as claim:
         source = read_source(checkpoint, generator_for="loihi")
         config = source.config
-        dataset = dataset or config["dataset"]
+        dataset = check_dataset(config, dataset)
         x, _ = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
         section = functools.partial(write_loihi_artifacts, source.model, images=x, dataset=dataset)
         return write_export(claim, "loihi", source, [section], finish)

@@ -29,7 +29,7 @@ import onnx
 import torch
 
 from deploy.onnx_runtime import INPUT_NAME, ONNX_FILES, OUTPUT_NAME, PRECISIONS, resolve_providers
-from export.bundle_writer import read_source, write_export
+from export.bundle_writer import check_dataset, read_source, write_export
 from export.onnx_checks import (PARITY_TOLERANCES, RELATIVE_PARITY, Dataset, check_accuracy_drop, precision_accuracy,
                                 prompted_arrays, verify_onnx)
 from export.onnx_convert import int8_scheme, write_fp16, write_int8
@@ -56,7 +56,7 @@ class CheckImages:
 
 def load_check_images(config: dict[str, Any], dataset: str | None, samples: int) -> CheckImages:
     """The first ``samples`` test images of ``dataset`` (default: the model's) and its seeded splits."""
-    dataset = dataset or config["dataset"]
+    dataset = check_dataset(config, dataset)
     test, _ = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
     return CheckImages(dataset, test, create_splits(dataset, config["image_size"], root=config.get("data_root")))
 
@@ -70,6 +70,17 @@ def write_onnx_artifacts(model: PromptedClassifier, stage: Path, *, images: Chec
                      "on_accelerator": ON_ACCELERATOR, **checks}}
 
 
+ONNX_BYTES_PER_PARAMETER = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+def onnx_bytes(model: PromptedClassifier, precisions: Sequence[str]) -> int:
+    """About how many bytes the ONNX files of ``precisions`` take: the backbone's and head's weights in each,
+    and 1 MiB for graphs and the manifest."""
+    parameters = sum(p.numel() for p in model.backbone.parameters()) + sum(p.numel() for p in model.head.parameters())
+    chosen = {"fp32", *precisions}
+    return parameters * sum(ONNX_BYTES_PER_PARAMETER[p] for p in chosen if p in ONNX_BYTES_PER_PARAMETER) + (1 << 20)
+
+
 def export_onnx(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[str] = ("fp32",),
                 providers: Sequence[str] = ("cpu",), samples: int = 64, force: bool = False,
                 dataset: str | None = None) -> dict[str, Any]:
@@ -77,6 +88,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, precisions: Sequence
     providers = resolve_providers(providers)
     with claim_output(out, force, sources=[checkpoint]) as claim:
         source = read_source(checkpoint)
+        claim.require_space(onnx_bytes(source.model, precisions))
         images = load_check_images(source.config, dataset, samples)
         section = functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
                                     providers=providers)

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="which ONNX file runs the backbone")
     p.add_argument("--chip-table", default=DEFAULT_CHIP_TABLE, choices=chip_tables(),
                    help="energy table that prices the generator")
-    p.add_argument("--batch-size", type=count(maximum=65_536), default=DEFAULT_BATCH, help="images per pass through the stages")
+    p.add_argument("--batch-size", type=count(maximum=65_536), default=DEFAULT_BATCH,
+                   help="images per pass through the stages")
     p.add_argument("-o", "--out", default=None, help=f"report directory to create; default: DIR/{DEFAULT_OUT}")
     add_run_options(p, "the simulator that plays the chip")
     return p

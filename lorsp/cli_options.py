@@ -25,6 +25,8 @@ MAX_SEED = 2 ** 32 - 1
 """Seeds are 32-bit: every generator of torch and numpy takes them."""
 MAX_WORKERS = 1024
 """The most loader processes ``--workers`` starts (far beyond any machine's cores; each is a process)."""
+MAX_MAGNITUDE = 1e30
+"""The largest size of any real-valued option: beyond it a float32 tensor made from it overflows soon."""
 
 
 class OptionParser(argparse.ArgumentParser):
@@ -58,7 +60,14 @@ def count(minimum: int = 1, maximum: int = MAX_IMAGES) -> Callable[[str], int]:
 
 def number(minimum: float | None = None, maximum: float | None = None, *, above: bool = False,
            below: bool = False) -> Callable[[str], float]:
-    """An argparse type: a finite float in a range; ``above``/``below`` make ``minimum``/``maximum`` exclusive."""
+    """An argparse type: a finite float in a range; ``above``/``below`` make ``minimum``/``maximum`` exclusive.
+
+    An open bound is :data:`MAX_MAGNITUDE` (``-MAX_MAGNITUDE`` below).
+    """
+    if maximum is None:
+        maximum, below = MAX_MAGNITUDE, False
+    if minimum is None:
+        minimum, above = -MAX_MAGNITUDE, False
     low = None if minimum is None else f"{'>' if above else '>='} {minimum:g}"
     high = None if maximum is None else f"{'<' if below else '<='} {maximum:g}"
     where = "a finite number" + (f" {' and '.join(b for b in (low, high) if b)}" if low or high else "")

@@ -16,7 +16,7 @@
   ``OUT`` is refused at once, in one line naming the holder's pid, while the first works.
 
 :meth:`OutputClaim.staged` yields a fresh staging directory with a per-process name
-(``.OUT.<random>.partial``, or the caller's resumable one) and publishes it with
+(``.OUT.<random>.partial``) and publishes it (:meth:`OutputClaim.publish`) with
 ``renameat2(RENAME_NOREPLACE)``: a directory that appeared meanwhile is never replaced, and
 with ``force`` the old ``OUT`` is moved aside first, then deleted. Any error, a full disk
 included, removes the staging directory and what the claim created (parent folders, the lock);
@@ -142,7 +142,8 @@ class OutputClaim:
                 self.created_parents.append(directory)
         except OSError as exc:
             self.release()
-            raise LorspError(f"cannot create the folder of output {_display(self.out)}: {exc.strerror or exc}") from None
+            raise LorspError(f"cannot create the folder of output {_display(self.out)}: "
+                             f"{exc.strerror or exc}") from None
         if not parent.is_dir():
             self.release()
             raise LorspError(f"the parent of output {_display(self.out)} is not a directory")
@@ -177,12 +178,20 @@ class OutputClaim:
         if os.path.lexists(self.path) and not self.force:  # published while we waited for the lock
             self.release()
             raise LorspError(f"output {_display(self.out)} already exists: pass --force to overwrite it")
-        free = shutil.disk_usage(parent).free
-        if free < self.min_free:
+        try:
+            self.require_space(self.min_free)
+        except LorspError:
             self.release()
-            raise LorspError(f"only {free >> 20} MiB free in {_display(parent)}; output {_display(self.out)} "
-                             f"needs at least {self.min_free >> 20} MiB")
+            raise
         self.remove_stale_stages()
+
+    def require_space(self, nbytes: int) -> None:
+        """Refuse (one line) when the output's file system has less than ``nbytes`` free: a caller that
+        learns the size of what it will write calls this before writing it."""
+        free = shutil.disk_usage(self.path.parent).free
+        if free < nbytes:
+            raise LorspError(f"only {free >> 20} MiB free in {_display(self.path.parent)}; output "
+                             f"{_display(self.out)} needs about {-(-nbytes >> 20)} MiB")
 
     def remove_stale_stages(self) -> None:
         """Staging directories of earlier runs for this output that died (we hold the lock: none is live)."""
@@ -214,17 +223,12 @@ class OutputClaim:
 
     # ------------------------------------------------------------------ staging and publishing
     @contextmanager
-    def staged(self, stage: Path | None = None, keep_on_error: bool = False) -> Iterator[Path]:
-        """Yield a staging directory; publish it as ``OUT`` when the block ends, remove it on any error.
+    def staged(self) -> Iterator[Path]:
+        """Yield a fresh ``.OUT.<random>.partial``; publish it as ``OUT`` when the block ends, remove it on any error.
 
-        ``stage``: a caller-named directory (a training run's resumable ``OUT.partial``), used as
-        it is when it exists; by default a fresh ``.OUT.<random>.partial``. ``keep_on_error``:
-        a failed block leaves the caller's ``stage`` in place (for ``--resume``).
+        (A training run stages in its resumable ``OUT.partial`` and calls :meth:`publish` itself.)
         """
-        if stage is None:
-            stage = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
-        else:
-            stage.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
         try:
             try:
                 yield stage
@@ -232,12 +236,12 @@ class OutputClaim:
             except OSError as exc:
                 raise LorspError(write_failure(self.out, exc)) from None
         except BaseException:
-            if not (keep_on_error and stage.exists()):
-                shutil.rmtree(stage, ignore_errors=True)
+            shutil.rmtree(stage, ignore_errors=True)
             raise
 
     def publish(self, stage: Path) -> None:
-        """Rename ``stage`` to ``OUT``: never over a directory that appeared meanwhile, over an old one only with force."""
+        """Rename ``stage`` to ``OUT``: never over a directory that appeared meanwhile, over an old one only
+        with force."""
         old = None
         if os.path.lexists(self.path):
             if not self.force:
@@ -249,7 +253,8 @@ class OutputClaim:
         try:
             rename_noreplace(stage, self.path)
         except FileExistsError:
-            raise LorspError(f"output {_display(self.out)} appeared while this run worked; it was not replaced") from None
+            raise LorspError(f"output {_display(self.out)} appeared while this run worked; it was not "
+                             f"replaced") from None
         self.published = True
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

@@ -56,7 +56,8 @@ def check_stored_config(config: Any, source: str) -> dict[str, Any]:
             continue
         value = config[key]
         if not _kind_ok(value, hint):
-            raise LorspError(f"{source}: config {key!r} is {value!r:.60}, not of type {getattr(hint, '__name__', hint)}")
+            raise LorspError(f"{source}: config {key!r} is {value!r:.60}, not of type "
+                             f"{getattr(hint, '__name__', hint)}")
         action = actions.get(key)
         if action is None or value is None:
             continue
@@ -66,7 +67,8 @@ def check_stored_config(config: Any, source: str) -> dict[str, Any]:
             except argparse.ArgumentTypeError as exc:
                 raise LorspError(f"{source}: config {key!r} {exc}") from None
         if action.choices is not None and value not in action.choices:
-            raise LorspError(f"{source}: config {key!r} is {value!r:.60}, not one of {', '.join(map(str, action.choices))}")
+            raise LorspError(f"{source}: config {key!r} is {value!r:.60}, not one of "
+                             f"{', '.join(map(str, action.choices))}")
     from lorsp.train import TrainConfig
 
     TrainConfig.from_dict(config).validate()

@@ -610,10 +610,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=dflt.prompt, choices=list_prompts(),
                    help="the prompt method (its options: the groups below)")
     p.add_argument("--head", default=dflt.head, choices=list_heads(), help="the classification head")
-    p.add_argument("--image-size", type=integer(16, MAX_IMAGE_SIZE), default=dflt.image_size, help="L: images resize to L x L")
+    p.add_argument("--image-size", type=integer(16, MAX_IMAGE_SIZE), default=dflt.image_size,
+                   help="L: images resize to L x L")
     p.add_argument("--epochs", type=count(maximum=MAX_EPOCHS), default=dflt.epochs)
     p.add_argument("--batch-size", type=count(maximum=MAX_BATCH), default=dflt.batch_size)
-    p.add_argument("--lr", type=number(0.0, above=True), default=dflt.lr, help="learning rate of the head (and of the prompt "
+    p.add_argument("--lr", type=number(0.0, above=True), default=dflt.lr,
+                   help="learning rate of the head (and of the prompt "
                    "unless --prompt-lr is given)")
     p.add_argument("--prompt-lr", type=number(0.0, above=True), default=None,
                    help="learning rate of the prompt's image parameters (VP's pad, the low-rank factors)")

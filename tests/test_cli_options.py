@@ -71,3 +71,11 @@ def test_the_types_accept_their_range_and_nothing_else():
                        (device_name(), "auto:0")):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(text)
+
+
+def test_open_bounds_stop_at_a_magnitude_float32_can_hold():
+    """Found by benchmarks/fuzz.py (seed 1, checkpoint 800): a stored --threshold 1e308 overflowed a float32 tensor."""
+    assert number(0.0, above=True)("1e30") == 1e30
+    for text in ("1e31", "1e308", "-1e31"):
+        with pytest.raises(argparse.ArgumentTypeError, match="<= 1e\\+30|>= -1e\\+30"):
+            number()(text)

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from deploy.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bundle
 from deploy.manifest import write_manifest
-from deploy.nir_reader import network_from_nir, read_nir
+from deploy.nir_reader import load_network, network_from_nir, read_nir
 from deploy.onnx_runtime import check_onnx_contract, load_onnx_checked
 from lorsp.errors import LorspError
 from lorsp.model import load
@@ -306,6 +306,7 @@ def saved(tmp_path: Path, state: dict, name: str = "x.pt") -> Path:
     (lambda s: s["config"].__setitem__("image_size", 100000), "config 'image_size' must be"),
     (lambda s: s["config"].__setitem__("hidden", -1), "config 'hidden' must be"),
     (lambda s: s["config"].__setitem__("momentum", float("nan")), "config 'momentum' must be"),
+    (lambda s: s["config"].__setitem__("threshold", 1e308), "config 'threshold' must be"),
     (lambda s: s.__setitem__("classes", [1, 2]), "classes must be"),
     (lambda s: s.__setitem__("backbone_weights_sha256", 7), "backbone_weights_sha256"),
 ])
@@ -344,3 +345,67 @@ def test_a_resume_file_whose_tensors_do_not_fit_is_one_line(checkpoint, tmp_path
     proc = run_cli("lorsp.train", "--resume", str(path), "--out", str(tmp_path / "run"), "--quiet")
     assert_one_line_error(proc, fragment)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+@pytest.mark.slow
+def test_an_export_of_a_checkpoint_whose_config_names_no_dataset_is_one_line(checkpoint, tmp_path):
+    from export.loihi import export_loihi
+
+    state = torch.load(checkpoint, weights_only=True)
+    del state["config"]["dataset"]
+    with pytest.raises(LorspError, match="names no dataset: pass --dataset"):
+        export_loihi(saved(tmp_path, state), tmp_path / "out", samples=4)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_onnx_model_that_fails_on_real_input_is_one_line(tmp_path):
+    """Found by benchmarks/fuzz.py: a bias of shape (10, 1) passes the checker and fails only when run."""
+    from deploy.onnx_runtime import make_session, run_logits
+
+    path = tiny_onnx(tmp_path / "m.onnx", np.ones((3, 10), np.float32))
+    model = onnx.load(str(path))
+    model.ir_version = 8
+    bias = onnx.numpy_helper.from_array(np.ones((10, 1), np.float32), "b")
+    model.graph.initializer.append(bias)
+    model.graph.node[-1].output[0] = "mm"
+    model.graph.node.append(helper.make_node("Add", ["mm", "b"], ["logits"]))
+    onnx.save(model, str(path))
+    with pytest.raises(LorspError, match="the ONNX model failed on a batch of 2 images"):
+        run_logits(make_session(path), np.zeros((2, 3, 32, 32), np.float32))
+
+
+def test_a_nir_file_that_sends_hdf5_into_an_endless_loop_is_stopped_in_one_line(tmp_path, monkeypatch):
+    """Found by benchmarks/fuzz.py (seed 1, NIR case 298): with its global heap zeroed, every string read spins."""
+    import deploy.hdf5_files
+
+    path = nir_file(tmp_path / "g.nir")
+    data = bytearray(path.read_bytes())
+    at = data.find(b"GCOL")  # the global heap collection that holds the variable-length strings
+    assert at > 0
+    data[at + 16:at + 112] = bytes(96)  # its first objects' headers: HDF5 then loops reading any string
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(deploy.hdf5_files, "READ_TIMEOUT_S", 3.0)
+    with pytest.raises(LorspError, match="took more than 3 s and was stopped: a corrupt NIR graph"):
+        read_nir(path)
+
+
+def _count_layers(path: str) -> int:
+    return len(load_network(path).layers)
+
+
+def test_a_nir_file_is_read_in_a_pool_worker_too(tmp_path):
+    """A daemonic process may not start the reader's child: there the read runs in place."""
+    import multiprocessing as mp
+
+    path = nir_file(tmp_path / "g.nir")
+    with mp.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_count_layers, (str(path),)) == 1
+
+
+@pytest.mark.slow
+def test_a_resealed_manifest_naming_a_kernel_folder_as_dataset_is_one_line_not_a_hang(bundle, tmp_path):
+    root = edit_manifest(bundle, tmp_path / "b", lambda m: m["config"].__setitem__("dataset", "imagefolder:/proc/self"),
+                         True)
+    proc = run_cli("hw_sim.cli", str(root), "-o", str(tmp_path / "r"), "--quiet", timeout=120)
+    assert_one_line_error(proc, "kernel file system")
+    assert not (tmp_path / "r").exists()

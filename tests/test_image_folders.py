@@ -1,4 +1,4 @@
-"""imagefolder:PATH is listed without following links, bounded, and never in an empty or kernel path (issue 19, item 7)."""
+"""imagefolder:PATH is listed without following links, bounded, never in an empty or kernel path (issue 19, item 7)."""
 from __future__ import annotations
 
 import os

@@ -189,3 +189,40 @@ def test_hwsim_and_cosim_refuse_an_unwritable_output_before_simulating(tmp_path_
         proc = run_cli(module, str(bundle), "-o", str(bundle / "hw_sim"), "--force")
         assert_one_line_error(proc, "the input")
     assert open_bundle(bundle)
+
+
+@pytest.mark.slow
+def test_every_console_script_refuses_an_output_another_run_is_writing(tmp_path_factory, tmp_path):
+    bundle, checkpoint = shared_bundle(tmp_path_factory), shared_checkpoint(tmp_path_factory)
+    out = tmp_path / "out"
+    commands = {
+        "lorsp.train": ["--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1", "--out", str(out)],
+        "pipeline.export_cli": ["--target", "loihi", str(checkpoint), "-o", str(out), "--no-simulate"],
+        "hw_sim.cli": [str(bundle), "-o", str(out)],
+        "hw_sim.cosim_cli": [str(bundle), "-o", str(out)],
+    }
+    with claim_output(out, False):  # this test process is the run that holds it
+        for module, args in commands.items():
+            proc = run_cli(module, *args, "--quiet", timeout=300)
+            assert_one_line_error(proc, f"is being written by another run (pid {os.getpid()})")
+    assert leftovers(tmp_path) == [] and not out.exists()
+
+
+def test_an_output_without_room_for_what_it_will_hold_is_refused(tmp_path):
+    with pytest.raises(LorspError, match="MiB free in .* needs at least|needs about"):
+        claim_output(tmp_path / "out", False, min_free=1 << 60)
+    assert leftovers(tmp_path) == []
+    with claim_output(tmp_path / "out", False) as claim:
+        with pytest.raises(LorspError, match="needs about 1099511627776 MiB"):
+            claim.require_space(1 << 60)  # what an export asks once it knows the size of its ONNX files
+
+
+def test_the_size_of_the_onnx_files_is_estimated_from_the_weights(lite0):
+    from export.onnx_target import onnx_bytes
+    from lorsp.model import build_model
+
+    model = build_model({"backbone": "efficientnet_lite0", "prompt": "lorvp", "head": "lp", "rank": 4,
+                         "image_size": 32}, [str(i) for i in range(10)], backbone=lite0)
+    weights = sum(p.numel() for p in model.backbone.parameters()) + sum(p.numel() for p in model.head.parameters())
+    assert onnx_bytes(model, ["fp32"]) == 4 * weights + (1 << 20)
+    assert onnx_bytes(model, ["fp16", "int8"]) == 7 * weights + (1 << 20)

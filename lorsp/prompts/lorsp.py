@@ -85,7 +85,8 @@ class LorspOptions(LorvpOptions):
     encoding: str = field(default="bands", metadata={
         "help": "the generator's input: content per row and column band (bands) or the pooled image (pool)",
         "choices": tuple(list_encodings()), "legacy": "pool"})
-    pool: int = field(default=4, metadata={"help": "pool encoding: the image pooled to 3 x p x p", "parse": integer(1, 4096),
+    pool: int = field(default=4, metadata={"help": "pool encoding: the image pooled to 3 x p x p",
+                                           "parse": integer(1, 4096),
                                            "applies_when": {"encoding": ("pool",)}})
     hidden: int = field(default=32, metadata={"help": "hidden spiking neurons (band start: 2 G relays)",
                                              "parse": integer(1, 65_536)})
