@@ -4,7 +4,8 @@
         --seeds 0 --out runs/baselines
 
 Each run is ``lorsp-train`` in a subprocess (its own ``OUT/<dataset>/<method>/seed<k>``; runs
-already complete are reused). The table (mean +- std over seeds of val-selected test
+already complete are reused). With ``--jobs N > 1`` or ``--engine slurm`` the runs are submitit
+jobs (:mod:`benchmarks.engine`): N at a time here, or a SLURM job array. The table (mean +- std over seeds of val-selected test
 accuracy, prompt and head parameters) is written as JSON and Markdown into OUT.
 """
 from __future__ import annotations
@@ -15,8 +16,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence, TypeVar
@@ -26,8 +25,10 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.engine import EngineOptions, add_engine_args, engine_options, run_jobs  # noqa: E402
 from benchmarks.output import fail, run_record, write_tables  # noqa: E402
 from lorsp.cli import run_cli  # noqa: E402
+from lorsp.cli_options import count, device_name  # noqa: E402
 from lorsp.errors import LorspError  # noqa: E402
 from lorsp.fileio import staging_dir  # noqa: E402
 
@@ -88,13 +89,19 @@ class Run:
             return True
 
 
+GENERAL_LEGACY = {"precision": "fp32"}
+"""General lorsp-train fields added after runs were trained, with the value those runs had (``--precision``:
+every run before it was fp32)."""
+
+
 def what_defines(config: dict) -> dict:
-    """The part of a lorsp-train config that defines its run: every general field, and of the prompts'
-    options only the method's own (an option added later takes its declared ``legacy`` value)."""
+    """The part of a lorsp-train config that defines its run: every general field (one added later takes its
+    :data:`GENERAL_LEGACY` value), and of the prompts' options only the method's own (an option added later takes
+    its declared ``legacy`` value)."""
     from lorsp.prompts import list_prompts, option_names, options_from_config
 
     every_option = {name for prompt in list_prompts() for name in option_names(prompt)}
-    general = {k: v for k, v in config.items() if k not in every_option}
+    general = {**GENERAL_LEGACY, **{k: v for k, v in config.items() if k not in every_option}}
     return {**general, **options_from_config(config["prompt"], config)}
 
 
@@ -105,6 +112,7 @@ def check_train_argv(argv: Sequence[str]) -> "TrainConfig":
     Returns the run's config, as lorsp-train would build it."""
     from lorsp.backbones import list_backbones
     from lorsp.data.registry import IMAGEFOLDER_PREFIX, get_entry
+    from lorsp.device import resolve_device
     from lorsp.train import build_parser, config_from_args
 
     parser = build_parser()
@@ -120,6 +128,7 @@ def check_train_argv(argv: Sequence[str]) -> "TrainConfig":
         raise LorspError(f"unknown backbone {args.backbone!r}; offline: {', '.join(list_backbones())}")
     config = config_from_args(args)
     config.validate()
+    resolve_device(args.device)  # CUDA asked for where there is none: refused before any run trains
     return config
 
 
@@ -137,9 +146,16 @@ def plan_run(dataset: str, method: str, seed: int, args: argparse.Namespace,
             "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
             "--seed", str(seed), *(["--prompt-lr", f"{args.prompt_lr:g}"] if args.prompt_lr else []),
-            *extra, "--quiet", "--out", str(out))
+            *device_options(args), *extra, "--quiet", "--out", str(out))
     config = check_train_argv(argv)
     return Run(out, argv, json.loads(json.dumps(config.to_dict())))
+
+
+def device_options(args: argparse.Namespace) -> list[str]:
+    """``--device`` for lorsp-train where the benchmark was given one other than ``auto`` (where a run
+    computes is not part of its folder: a finished run is reused wherever it was trained)."""
+    device = getattr(args, "device", "auto")
+    return [] if device == "auto" else ["--device", device]
 
 
 def train_run(run: Run, jobs: int = 1) -> dict:
@@ -174,35 +190,46 @@ def was_reused(result: Any) -> bool:
     return isinstance(result, dict) and bool(result.get("reused"))
 
 
-def map_runs(fn: Callable[[T], R], items: Iterable[T], jobs: int, desc: str = "runs") -> list[R]:
-    """``[fn(item) for item in items]`` with ``jobs`` training runs at a time, results in order.
+def run_in(item: Any) -> Run | None:
+    """The :class:`Run` an item of :func:`map_runs` trains: the item itself or the first Run in a tuple."""
+    if isinstance(item, Run):
+        return item
+    return next((part for part in item if isinstance(part, Run)), None) if isinstance(item, tuple) else None
 
-    With ``jobs > 1`` every run gets one thread (:func:`train_run`): on a 2-core machine two
-    1-thread runs side by side are the fastest layout measured; two 2-thread runs oversubscribe
-    OpenMP and run 4-5x slower. A progress bar (stderr) counts the runs trained; a run found
-    complete (:func:`was_reused`) is taken off its total, so its rate and time left are those
-    of real training.
+
+def map_runs(fn: Callable[[T], R], items: Iterable[T], jobs: int, desc: str = "runs",
+             engine: EngineOptions | None = None) -> list[R]:
+    """``[fn(item) for item in items]``, results in order: in this process with ``jobs <= 1`` on the local
+    engine, else each item a submitit job (:func:`benchmarks.engine.run_jobs`, ``jobs`` at a time).
+
+    An item whose run (:func:`run_in`) is already complete is done here, never submitted. With
+    ``jobs > 1`` every run gets one thread (:func:`train_run`): on a 2-core machine two 1-thread
+    runs side by side are the fastest layout measured; two 2-thread runs oversubscribe OpenMP and
+    run 4-5x slower. A progress bar (stderr) counts the runs trained; a run found complete
+    (:func:`was_reused`) is taken off its total, so its rate and time left are those of real training.
     """
     items = list(items)
-    lock = threading.Lock()
+    results: dict[int, R] = {}
     with tqdm(total=len(items), desc=desc, unit="run", smoothing=0, dynamic_ncols=True) as bar:
-        def step(item: T) -> R:
-            result = fn(item)
-            with lock:
-                if was_reused(result):
-                    bar.total -= 1
-                    bar.refresh()
-                else:
-                    bar.update()
-            return result
+        def done(i: int, result: R) -> None:
+            results[i] = result
+            if was_reused(result):
+                bar.total -= 1
+                bar.refresh()
+            else:
+                bar.update()
 
-        if jobs <= 1:
-            return [step(item) for item in items]
-        pool = ThreadPoolExecutor(max_workers=jobs)
-        try:
-            return list(pool.map(step, items))
-        finally:  # after a failure, no queued run starts; the ones under way finish
-            pool.shutdown(wait=True, cancel_futures=True)
+        inline = engine is None or (engine.engine == "local" and jobs <= 1)
+        submit = []
+        for i, item in enumerate(items):
+            run = run_in(item)
+            if inline or (run is not None and run.complete):
+                done(i, fn(item))
+            else:
+                submit.append(i)
+        if submit:
+            run_jobs(fn, [items[i] for i in submit], engine, lambda k, result: done(submit[k], result))
+    return [results[i] for i in range(len(items))]
 
 
 def parse_method(spec: str) -> tuple[str, tuple[str, ...], str]:
@@ -257,6 +284,10 @@ def markdown(table: dict, args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+MAX_JOBS = 4096
+"""The most training runs ``--jobs`` keeps going at once (a SLURM array's slots or local processes)."""
+
+
 def add_protocol_args(p: argparse.ArgumentParser, default_out: str) -> None:
     """The options every benchmark run shares (one protocol for every table)."""
     p.add_argument("--backbone", default="efficientnet_lite0")
@@ -269,7 +300,11 @@ def add_protocol_args(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--limit-train", type=int, default=1000)
     p.add_argument("--limit-test", type=int, default=1000)
     p.add_argument("--out", default=default_out)
-    p.add_argument("--jobs", type=int, default=1, help="training runs at a time (each with one thread when > 1)")
+    p.add_argument("--device", type=device_name(), default="auto",
+                   help="lorsp-train's --device for every run (auto|cpu|cuda|cuda:N)")
+    p.add_argument("--jobs", type=count(maximum=MAX_JOBS), default=1, help="training runs at a time (each with one thread when > 1; "
+                   "more than 1: submitit jobs, see --engine)")
+    add_engine_args(p)
 
 
 @run_cli
@@ -287,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     for d, spec in cells:
         name, extra, tag = parse_method(spec)
         runs += [plan_run(d, name, seed, args, extra, tag) for seed in args.seeds]
-    done = iter(map_runs(lambda run: train_run(run, args.jobs), runs, args.jobs, desc=f"{args.table_name} runs"))
+    done = iter(map_runs(lambda run: train_run(run, args.jobs), runs, args.jobs, desc=f"{args.table_name} runs",
+                         engine=engine_options(args)))
     table: dict[str, dict[str, dict]] = {d: {} for d in args.datasets}
     for d, spec in cells:
         table[d][spec] = summarise([next(done) for _ in args.seeds])

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import (Run, add_protocol_args, map_runs, method_label, parse_method, plan_run,  # noqa: E402
                                   summarise, train_run)
+from benchmarks.engine import engine_options  # noqa: E402
 from benchmarks.output import run_record, write_tables  # noqa: E402
 from lorsp.cli import run_cli  # noqa: E402
 
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                         (*extra, "--shots", str(k), "--limit-val", str(args.limit_val)), f"{tag}-{k}shot")
 
     runs = [plan(*cell, seed) for cell in cells for seed in args.seeds]
-    done = iter(map_runs(lambda run: train_run(run, args.jobs), runs, args.jobs, desc="few-shot runs"))
+    done = iter(map_runs(lambda run: train_run(run, args.jobs), runs, args.jobs, desc="few-shot runs",
+                         engine=engine_options(args)))
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for dataset, spec, k in cells:
         runs = [next(done) for _ in args.seeds]

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import (Run, RunFailed, add_protocol_args, map_runs, method_label, parse_method,  # noqa: E402
                                   plan_run, train_run)
+from benchmarks.engine import engine_options  # noqa: E402
 from benchmarks.output import run_record, write_tables  # noqa: E402
 from lorsp.cli import run_cli  # noqa: E402
 from lorsp.errors import LorspError  # noqa: E402
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     grid = [parse_grid(entry) for entry in args.grid]
     planned = [(plan_point(args.dataset, spec, lr, args), lr) for spec, lrs in grid for lr in lrs]
-    done = iter(map_runs(lambda item: point(*item, args.jobs), planned, args.jobs, desc="lr-select runs"))
+    done = iter(map_runs(lambda item: point(*item, args.jobs), planned, args.jobs, desc="lr-select runs",
+                         engine=engine_options(args)))
     table: dict[str, Any] = {}
     for spec, lrs in grid:
         points = [{k: v for k, v in next(done).items() if k != "reused"} for _ in lrs]

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import add_protocol_args, map_runs, parse_method, plan_run, train_run  # noqa: E402
+from benchmarks.engine import engine_options  # noqa: E402
 from benchmarks.output import run_record  # noqa: E402
 from benchmarks.results_plots import pyplot, save_figure  # noqa: E402
 from lorsp.cli import run_cli  # noqa: E402
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     lorvp_runs = [plan_run(args.dataset, name, s, baseline_args, extra, tag) for s in args.lorvp_seeds]
 
     points = []
-    for v, m in zip(args.values, map_runs(lambda run: train_run(run, args.jobs), sweep, args.jobs, desc="sweep runs")):
+    for v, m in zip(args.values, map_runs(lambda run: train_run(run, args.jobs), sweep, args.jobs, desc="sweep runs",
+                                                   engine=engine_options(args))):
         points.append({"option": args.option, "value": v, "test_accuracy": m["test_accuracy"],
                        "val_accuracy": m["val_accuracy"], "prompt_sparsity": m["prompt_sparsity"],
                        "firing_rate": m["firing_rate"]["overall"], "command": m["command"]})

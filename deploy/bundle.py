@@ -7,7 +7,8 @@
       manifest.json           sha256 of every file, source checkpoint, config, versions
       hw_sim/                 the simulation report, when the export ran it
 
-:func:`open_bundle` checks every file against the manifest before anything is read.
+:func:`open_bundle` checks the manifest (:mod:`deploy.manifest_schema`) and every file against it
+before anything is read, then the netx file and the host's fixed-point scales against the NIR network.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from deploy.host import HostParts, read_host
 from deploy.manifest import MANIFEST_FILE, read_manifest, verify_artifacts
+from deploy.netx_layout import check_netx
 from deploy.network import SpikingNetwork
 from deploy.nir_reader import load_network
 from lorsp.errors import LorspError
@@ -50,8 +52,9 @@ def open_bundle(path: str | Path) -> Bundle:
         raise LorspError(f"bundle directory not found: {root}")
     manifest = read_manifest(root)
     verify_artifacts(root, manifest)
-    for required in (NIR_FILE, HOST_FILE):
+    for required in (NIR_FILE, NETX_FILE, HOST_FILE):
         if required not in manifest["artifacts"]:
             raise LorspError(f"{root}: the manifest lists no {required}")
-    return Bundle(root=root, manifest=manifest, network=load_network(root / NIR_FILE),
-                  host=read_host(root / HOST_FILE))
+    network, host = load_network(root / NIR_FILE), read_host(root / HOST_FILE)
+    check_netx(root / NETX_FILE, network, host.fixed_point_scale.numpy())  # the file a Loihi loads
+    return Bundle(root=root, manifest=manifest, network=network, host=host)

@@ -34,6 +34,7 @@ from lorsp.encoding import Encoding
 from lorsp.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
 from lorsp.prompts.lorsp import LowRankSpikePrompt
+from lorsp.tensor_checks import check_array
 
 HOST_FORMAT = "lorsp-host-v2"
 READABLE_FORMATS = ("lorsp-host-v1", HOST_FORMAT)
@@ -88,6 +89,7 @@ def read_host(path: str | Path) -> HostParts:
     if meta.get("format") not in READABLE_FORMATS:
         raise LorspError(f"{path} is not a lorsp host file (format {meta.get('format')!r}, expected {HOST_FORMAT!r})")
     legacy = meta["format"] == "lorsp-host-v1"
+    check_host_tensors(tensors, legacy, str(path))
     try:
         size, steps = tensors["encoding.pool" if legacy else "encoding.size"], tensors["encoding.time_steps"]
         if size.numel() != 1 or steps.numel() != 1:
@@ -104,6 +106,32 @@ def read_host(path: str | Path) -> HostParts:
         raise LorspError(f"{path} lacks tensor {exc.args[0]!r}") from None
     except (IndexError, ValueError, TypeError) as exc:
         raise LorspError(f"{path}: the encoding tensors are malformed ({type(exc).__name__}: {exc})") from None
+
+
+HOST_DTYPES = {"encoding.size": torch.int64, "encoding.pool": torch.int64, "encoding.time_steps": torch.int64,
+               "prompt.B": torch.float32, "prompt.A": torch.float32, "prompt.mix": torch.float32,
+               "prompt.group_of_line": torch.int64, "fixed_point.scale": torch.float64}
+"""The dtype of every tensor :func:`host_tensors` writes (``head.*``: float32)."""
+MAX_ENCODING = {"encoding.size": 4096, "encoding.pool": 4096, "encoding.time_steps": 10_000}
+
+
+def check_host_tensors(tensors: dict[str, torch.Tensor], legacy: bool, source: str) -> None:
+    """Each tensor of a host file has its dtype, holds finite values, and the encoding's counts are in range."""
+    for key, value in tensors.items():
+        expected = torch.float32 if key.startswith("head.") else HOST_DTYPES.get(key)
+        if expected is None or key == ("encoding.size" if legacy else "encoding.pool"):
+            raise LorspError(f"{source}: unexpected tensor {key!r} in a host file")
+        if value.dtype != expected:
+            raise LorspError(f"{source}: tensor {key!r} is {value.dtype}, expected {expected}")
+        check_array(value, f"tensor {key!r}", source)
+    for key, most in MAX_ENCODING.items():
+        value = tensors.get(key)
+        if value is not None and (value.numel() != 1 or not 1 <= int(value.reshape(-1)[0]) <= most):
+            raise LorspError(f"{source}: {key} is malformed: it must hold one integer from 1 to {most}, got "
+                             f"{value.tolist()[:4]}")
+    scale = tensors.get("fixed_point.scale")
+    if scale is not None and (scale.ndim != 1 or not bool((scale > 0).all())):
+        raise LorspError(f"{source}: fixed_point.scale must be one positive scale per chip layer")
 
 
 def generator_state(network: SpikingNetwork) -> dict[str, torch.Tensor]:

@@ -16,7 +16,8 @@ NIR node           becomes
 ``CubaLIF``        ``alpha = 1 - dt/tau_syn``, ``beta = 1 - dt/tau_mem``
 =================  ==========================================================
 
-NIR carries no time step; ``dt = 1e-4`` is snnTorch's (``export_nir``), so
+NIR carries no time step of its own; lorsp's export writes it into the graph's metadata
+(``dt``, read by :func:`load_network`), and without it ``dt = 1e-4`` is snnTorch's (``export_nir``), so
 ``beta = 1 - dt/tau`` recovers snnTorch's ``beta`` exactly. The input gain of a neuron,
 ``g = r dt/tau`` (``LIF``) or ``g = (w_in dt/tau_syn)(r dt/tau_mem)`` (``CubaLIF``), is 1
 for snnTorch exports; any other value is folded into the incoming ``W`` and ``b``. Reset
@@ -34,14 +35,21 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from deploy.hdf5_files import check_self_contained, read_bounded
 from deploy.network import Layer, SpikingNetwork
 from lorsp.errors import LorspError
+from lorsp.tensor_checks import check_array
 
 SNNTORCH_DT = 1e-4
 LINEAR_NODES = (nir.Affine, nir.Linear, nir.Conv2d, nir.AvgPool2d, nir.Flatten)
 NEURON_NODES = (nir.LIF, nir.CubaLIF)
 SUPPORTED = (nir.Input, nir.Output, *LINEAR_NODES, *NEURON_NODES)
 GAIN_RTOL = 1e-6
+MAX_PARAMETERS = 1 << 24
+"""The most values one node's parameter may hold (16M: a 4096 x 4096 synapse block)."""
+MAX_DENSE_INPUTS = 4096
+"""The largest input of a Conv2d or AvgPool2d made dense (its basis is that size squared, in float64)."""
+NON_NUMERIC_FIELDS = ("input_type", "output_type", "metadata")
 
 
 def supported_names() -> list[str]:
@@ -49,10 +57,17 @@ def supported_names() -> list[str]:
 
 
 def read_nir(path: str | Path) -> nir.NIRGraph:
-    """Read a NIR file; a missing, truncated or foreign file is a one-line LorspError."""
+    """Read a NIR file in a child process with a time limit (:func:`deploy.hdf5_files.read_bounded`);
+    a missing, truncated, foreign, linked-out or looping file is a one-line LorspError."""
     path = Path(path)
     if not path.is_file():
         raise LorspError(f"NIR file not found: {path}")
+    return read_bounded(_read_checked, path, "NIR graph")
+
+
+def _read_checked(path: Path) -> nir.NIRGraph:
+    """What :func:`read_nir` runs in its child: links and external storage refused, then the graph."""
+    check_self_contained(path, "NIR graph")
     try:
         return nir.read(path, type_check=False)
     except Exception as exc:  # h5py and nir raise many kinds on foreign or cut files
@@ -62,13 +77,22 @@ def read_nir(path: str | Path) -> nir.NIRGraph:
 
 
 def load_network(path: str | Path) -> SpikingNetwork:
-    """Read ``path`` and import it (:func:`network_from_nir`)."""
-    return network_from_nir(read_nir(path), source=str(path))
+    """Read ``path`` and import it (:func:`network_from_nir`), with the ``dt`` of its metadata (default 1e-4)."""
+    graph = read_nir(path)
+    dt = (graph.metadata or {}).get("dt", SNNTORCH_DT)
+    try:
+        dt = float(np.asarray(dt))
+    except (TypeError, ValueError):
+        raise LorspError(f"{path}: the graph metadata's dt is not a number: {dt!r}") from None
+    if not dt > 0:
+        raise LorspError(f"{path}: the graph metadata's dt must be positive, got {dt}")
+    return network_from_nir(graph, dt=dt, source=str(path))
 
 
 def network_from_nir(graph: nir.NIRGraph, dt: float = SNNTORCH_DT, source: str = "NIR graph") -> SpikingNetwork:
     """Import a NIR chain of linear and LIF/CubaLIF nodes (see the module docstring)."""
     _refuse_unsupported(graph, source)
+    _check_values(graph, source)
     chain = _chain(graph, source)
     try:
         graph.infer_types()
@@ -76,7 +100,7 @@ def network_from_nir(graph: nir.NIRGraph, dt: float = SNNTORCH_DT, source: str =
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise LorspError(f"{source}: inconsistent shapes in the NIR graph: {first}") from None
     nodes = graph.nodes
-    shape = tuple(int(d) for d in np.atleast_1d(nodes[chain[0]].input_type["input"]))
+    shape = _input_shape(nodes[chain[0]], source)
     input_size = int(np.prod(shape))
     layers: list[Layer] = []
     op: tuple[np.ndarray, np.ndarray | None] | None = None  # (M, c): layer input -> current vector
@@ -111,6 +135,34 @@ def _refuse_unsupported(graph: nir.NIRGraph, source: str) -> None:
             extra = " (a recurrent or nested sub-graph)" if isinstance(node, nir.NIRGraph) else ""
             raise LorspError(f"{source}: NIR node {name!r} is a {kind}{extra}, which hw_sim cannot map to "
                              f"Loihi; supported: {', '.join(supported_names())}")
+
+
+def _input_shape(node: nir.Input, source: str) -> tuple[int, ...]:
+    """The Input node's shape: positive whole numbers, at most :data:`MAX_PARAMETERS` values in all."""
+    given = node.input_type.get("input") if isinstance(node.input_type, dict) else None
+    dims = check_array(given if given is not None else [], "the Input node's shape", source).reshape(-1)
+    if dims.size == 0 or dims.dtype.kind not in "iu" or np.any(dims < 1) or \
+            float(np.prod(dims.astype(np.float64))) > MAX_PARAMETERS:
+        raise LorspError(f"{source}: the Input node's shape {dims.tolist()[:8]} is not a list of positive integers "
+                         f"with at most {MAX_PARAMETERS} values in all")
+    return tuple(int(d) for d in dims)
+
+
+def _check_values(graph: nir.NIRGraph, source: str) -> None:
+    """Every parameter of every node is an array of finite real numbers (a Conv2d's padding may be a word),
+    and no node holds more than :data:`MAX_PARAMETERS` values."""
+    for name, node in graph.nodes.items():
+        for key, value in vars(node).items():
+            if value is None or key in NON_NUMERIC_FIELDS or (key == "padding" and isinstance(value, str)):
+                continue
+            array = check_array(value, f"{type(node).__name__} node {name!r} field {key!r}", source)
+            if array.size > MAX_PARAMETERS:
+                raise LorspError(f"{source}: node {name!r} field {key!r} holds {array.size} values; at most "
+                                 f"{MAX_PARAMETERS} fit a chip layer here")
+        if isinstance(node, NEURON_NODES):
+            for key in ("tau", "tau_mem", "tau_syn", "v_threshold"):
+                if hasattr(node, key) and not np.all(np.asarray(getattr(node, key), dtype=np.float64) > 0):
+                    raise LorspError(f"{source}: {type(node).__name__} node {name!r} needs {key} > 0")
 
 
 def _chain(graph: nir.NIRGraph, source: str) -> list[str]:
@@ -165,6 +217,9 @@ def _linear_operator(name: str, node: nir.NIRNode, shape: tuple[int, ...],
     if len(shape) != 3:
         raise LorspError(f"{source}: inconsistent shapes: {type(node).__name__} node {name!r} needs a "
                          f"(C, H, W) input, got {shape}")
+    if n_in > MAX_DENSE_INPUTS:
+        raise LorspError(f"{source}: {type(node).__name__} node {name!r} reads {n_in} values; at most "
+                         f"{MAX_DENSE_INPUTS} can be made a dense synapse block")
     basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *shape)
     if isinstance(node, nir.Conv2d):
         weight = torch.as_tensor(np.asarray(node.weight), dtype=torch.float64)

@@ -15,6 +15,7 @@ from typing import Iterable
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import torch
 
@@ -22,8 +23,12 @@ from lorsp.errors import LorspError
 
 INPUT_NAME = "prompted_image"
 OUTPUT_NAME = "logits"
-PRECISIONS = ("fp32", "fp16", "int8")
-ONNX_FILES = {"fp32": "backbone.onnx", "fp16": "backbone.fp16.onnx", "int8": "backbone.int8.onnx"}
+PRECISIONS = ("fp32", "fp16", "int8", "int8-trt")
+ONNX_FILES = {"fp32": "backbone.onnx", "fp16": "backbone.fp16.onnx", "int8": "backbone.int8.onnx",
+              "int8-trt": "backbone.int8-trt.onnx"}
+NUMBER_FORMATS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8", "int8-trt": "int8"}
+"""The arithmetic each precision's file runs in (``int8``: the CPU-tuned file, uint8 activations;
+``int8-trt``: symmetric S8S8 QDQ for TensorRT)."""
 DEFAULT_THREADS = 2
 PROVIDER_NAMES = {
     "cpu": "CPUExecutionProvider",
@@ -61,13 +66,66 @@ def load_onnx_checked(path: str | Path) -> onnx.ModelProto:
     if not path.is_file():
         raise LorspError(f"ONNX file not found: {path}")
     try:
-        proto = onnx.load(str(path))
+        proto = onnx.load(str(path), load_external_data=False)  # data outside the file is refused below
     except Exception as exc:  # protobuf decode errors have no common public base class
         raise LorspError(f"{path} is not a readable ONNX file (truncated or corrupt): {first_line(exc)}") from None
     if not proto.graph.node or proto.ir_version <= 0:
         raise LorspError(f"{path} is not an ONNX model (no graph or IR version)")
+    check_onnx_tensors(proto, path)
     check_onnx_model(proto, path)
     return proto
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in value.type.tensor_type.shape.dim]
+
+
+def check_onnx_contract(proto: onnx.ModelProto, image_size: int, classes: int, source: str | Path) -> None:
+    """The file contract (module docstring) with the bundle's sizes: one input ``prompted_image``
+    ``(N, 3, L, L)`` float32 and one output ``logits`` ``(N, classes)``; LorspError naming what differs."""
+    weights = {t.name for t in proto.graph.initializer}
+    inputs = [v for v in proto.graph.input if v.name not in weights]
+    outputs = list(proto.graph.output)
+    if [v.name for v in inputs] != [INPUT_NAME] or [v.name for v in outputs] != [OUTPUT_NAME]:
+        raise LorspError(f"{source}: inputs {[v.name for v in inputs]} and outputs {[v.name for v in outputs]}, "
+                         f"expected [{INPUT_NAME!r}] and [{OUTPUT_NAME!r}]")
+    for value, expected in ((inputs[0], [3, image_size, image_size]), (outputs[0], [classes])):
+        dims = _dims(value)
+        if value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT or len(dims) != len(expected) + 1 or \
+                dims[1:] != expected:
+            kind = onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)
+            raise LorspError(f"{source}: {value.name} is {kind} "
+                             f"{dims}, expected FLOAT [N, {', '.join(map(str, expected))}] for this bundle")
+
+
+def _graph_tensors(graph: onnx.GraphProto) -> Iterable[tuple[str, onnx.TensorProto]]:
+    """Every tensor a graph holds: its initialisers and the values of its Constant nodes, sub-graphs too."""
+    for t in graph.initializer:
+        yield t.name, t
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield f"{node.name or node.op_type}.{attr.name}", attr.t
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                yield from _graph_tensors(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _graph_tensors(g)
+
+
+def check_onnx_tensors(proto: onnx.ModelProto, source: str | Path) -> None:
+    """Refuse tensors stored outside the file (external data) and floating tensors holding NaN or infinity."""
+    for name, tensor in _graph_tensors(proto.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            raise LorspError(f"{source}: tensor {name!r} keeps its data in an external file; a bundle's ONNX file "
+                             f"must hold all its weights itself")
+        try:
+            array = onnx.numpy_helper.to_array(tensor)
+        except Exception as exc:  # malformed raw data has no common exception type
+            raise LorspError(f"{source}: tensor {name!r} cannot be read: {first_line(exc)}") from None
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise LorspError(f"{source}: tensor {name!r} holds NaN or infinite values")
 
 
 def resolve_providers(providers: Iterable[str] | None) -> list[str]:
@@ -121,6 +179,10 @@ def as_array(images: ImageSource) -> np.ndarray:
 def run_logits(session: ort.InferenceSession, images: ImageSource, batch_size: int = 32) -> np.ndarray:
     """Logits of prompted ``images`` (N, 3, L, L), run in batches of ``batch_size``."""
     images = as_array(images)
-    out = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch_size]})[0]
-           for i in range(0, len(images), batch_size)]
+    try:
+        out = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch_size]})[0]
+               for i in range(0, len(images), batch_size)]
+    except Exception as exc:  # onnxruntime's own exception types: a graph that fails on real input
+        raise LorspError(f"the ONNX model failed on a batch of {len(images[:batch_size])} images "
+                         f"{tuple(images.shape[1:])}: {first_line(exc)}") from None
     return np.concatenate(out).astype(np.float32, copy=False)

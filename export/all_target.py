@@ -17,8 +17,8 @@ from typing import Any, Sequence
 from export.bundle_writer import Finish, read_source, write_export
 from export.loihi import write_loihi_artifacts
 from deploy.onnx_runtime import resolve_providers
-from export.onnx_target import load_check_images, write_onnx_artifacts
-from lorsp.fileio import check_output_dir
+from export.onnx_target import load_check_images, onnx_bytes, write_onnx_artifacts
+from lorsp.publish import claim_output
 
 
 def export_all(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[str] = ("fp32",),
@@ -26,10 +26,12 @@ def export_all(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[
                dataset: str | None = None, finish: Finish | None = None) -> dict[str, Any]:
     """Write the Loihi and ONNX artifacts of ``checkpoint`` to ``out`` under one manifest; returns it."""
     providers = resolve_providers(providers)
-    out = check_output_dir(out, force)
-    source = read_source(checkpoint, generator_for="all")
-    images = load_check_images(source.config, dataset, samples)
-    sections = [functools.partial(write_loihi_artifacts, source.model, images=images.test, dataset=images.dataset),
-                functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
-                                  providers=providers)]
-    return write_export(out, "all", source, sections, finish)
+    with claim_output(out, force, sources=[checkpoint]) as claim:
+        source = read_source(checkpoint, generator_for="all")
+        claim.require_space(onnx_bytes(source.model, precisions))
+        images = load_check_images(source.config, dataset, samples)
+        sections = [functools.partial(write_loihi_artifacts, source.model, images=images.test,
+                                      dataset=images.dataset),
+                    functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
+                                      providers=providers)]
+        return write_export(claim, "all", source, sections, finish)

@@ -1,12 +1,15 @@
 """One export directory from one checkpoint: sections of artifacts, one manifest, published whole.
 
     source = read_source("runs/x/model.pt")
-    manifest = write_export(out, "all", source, [loihi_section, onnx_section], finish=simulation)
+    with claim_output(out, force, sources=[source.checkpoint]) as claim:
+        manifest = write_export(claim, "all", source, [loihi_section, onnx_section], finish=simulation)
 
 A *section* writes its files into the staging directory and returns its manifest fields;
 ``finish`` runs once the manifest of every section exists (a simulation opens the staged
 bundle as a reader would) and returns more fields, after which the manifest is written
-again. The directory is ``OUT.partial`` until the end (:func:`lorsp.fileio.staged_output`).
+again. The output is claimed (checked and locked) before any work and staged under a
+per-process name until the end (:mod:`lorsp.publish`). Every bundle gets the spec
+(:mod:`deploy.spec`): in the manifest under ``spec`` and as ``README.md``.
 """
 from __future__ import annotations
 
@@ -15,11 +18,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from deploy.manifest import write_manifest
-from lorsp.fileio import staged_output
+from deploy.spec import README_FILE, bundle_spec
+from deploy.spec_readme import render_readme
 from lorsp.errors import LorspError
-from lorsp.fileio import file_sha256
+from lorsp.fileio import atomic_write, file_sha256
 from lorsp.model import PromptedClassifier, model_from_state, read_checkpoint
 from lorsp.provenance import git_commit, machine, versions
+from lorsp.publish import OutputClaim
 
 Section = Callable[[Path], dict[str, Any]]
 """Writes files into the staging directory; returns the manifest fields that describe them."""
@@ -60,18 +65,35 @@ def read_source(checkpoint: str | Path, *, generator_for: str | None = None) -> 
     return Source(Path(checkpoint), state, model_from_state(state, source=str(checkpoint)))
 
 
+def check_dataset(config: dict[str, Any], given: str | None) -> str:
+    """The dataset of the export's check images: ``given`` (``--dataset``), else the model's own."""
+    dataset = given or config.get("dataset")
+    if not isinstance(dataset, str) or not dataset:
+        raise LorspError("the checkpoint's config names no dataset: pass --dataset for the check images")
+    return dataset
+
+
 def provenance_fields() -> dict[str, Any]:
     """Versions, commit and machine of the export."""
     return {"versions": versions(), "git_commit": git_commit(), "machine": machine()}
 
 
-def write_export(out: Path, target: str, source: Source, sections: Sequence[Section],
+def write_spec(stage: Path, model: PromptedClassifier, fields: dict[str, Any]) -> dict[str, Any]:
+    """The bundle spec of the staged files (:mod:`deploy.spec`), also written as ``README.md``; returns it."""
+    spec = bundle_spec(stage, model, fields)
+    atomic_write(stage / README_FILE, lambda tmp: tmp.write_text(render_readme(spec)))
+    return spec
+
+
+def write_export(claim: OutputClaim, target: str, source: Source, sections: Sequence[Section],
                  finish: Finish | None = None) -> dict[str, Any]:
-    """Write ``sections`` into ``OUT.partial`` with one manifest, run ``finish``, publish; returns the manifest."""
-    with staged_output(out) as stage:
+    """Write ``sections`` into the claimed output's staging directory with one manifest, run ``finish``,
+    publish; returns the manifest."""
+    with claim.staged() as stage:
         fields: dict[str, Any] = {"target": target, **source.fields()}
         for write in sections:
             fields.update(write(stage))
+        fields["spec"] = write_spec(stage, source.model, fields)
         fields.update(provenance_fields())
         manifest = write_manifest(stage, fields)
         if finish is not None:

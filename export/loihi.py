@@ -1,6 +1,7 @@
 """``--target loihi``: a LoRSP checkpoint -> the bundle of :mod:`deploy.bundle`.
 
-Steps, all in ``DIR.partial`` (renamed to ``DIR`` at the end; removed on any error):
+Steps, all in a staging directory (``DIR`` claimed first, published at the end; the staging
+directory removed on any error, :mod:`lorsp.publish`):
 
 1. read the checkpoint (``weights_only``) and refuse prompts without a spiking generator;
 2. export the generator to NIR and check it (:mod:`export.nir`) on the input encodings
@@ -23,13 +24,15 @@ import torch
 
 from deploy.bundle import HOST_FILE, NETX_FILE, NIR_FILE
 from deploy.fixed_point import exactness, quantise
+from deploy.hdf5_files import write_hdf5
 from deploy.nir_reader import load_network
-from export.bundle_writer import Finish, read_source, write_export
+from deploy.spec import netx_attributes, nir_metadata
+from export.bundle_writer import Finish, check_dataset, read_source, write_export
 from export.host import write_host
 from export.netx import write_netx
 from export.nir import check_description, check_nodes, check_round_trip, export_generator
 from lorsp.data import load_split_images
-from lorsp.fileio import check_output_dir
+from lorsp.publish import claim_output
 from lorsp.model import PromptedClassifier
 
 
@@ -40,13 +43,13 @@ def export_loihi(checkpoint: str | Path, out: str | Path, *, samples: int = 64, 
     ``finish``: run on the staged bundle before it is published (step 5), e.g. the chip
     simulation that ``lorsp-export`` adds; its fields join the manifest.
     """
-    out = check_output_dir(out, force)
-    source = read_source(checkpoint, generator_for="loihi")
-    config = source.config
-    dataset = dataset or config["dataset"]
-    x, _ = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
-    section = functools.partial(write_loihi_artifacts, source.model, images=x, dataset=dataset)
-    return write_export(out, "loihi", source, [section], finish)
+    with claim_output(out, force, sources=[checkpoint]) as claim:
+        source = read_source(checkpoint, generator_for="loihi")
+        config = source.config
+        dataset = check_dataset(config, dataset)
+        x, _ = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
+        section = functools.partial(write_loihi_artifacts, source.model, images=x, dataset=dataset)
+        return write_export(claim, "loihi", source, [section], finish)
 
 
 def write_loihi_artifacts(model: PromptedClassifier, stage: Path, *, images: torch.Tensor,
@@ -58,13 +61,14 @@ def write_loihi_artifacts(model: PromptedClassifier, stage: Path, *, images: tor
     generator, prompt = model.spiking_generator, model.prompt
     spikes_in = prompt.encode(images)
     graph = export_generator(generator, spikes_in.shape[-1])
-    nir.write(stage / NIR_FILE, graph)
+    graph.metadata.update(nir_metadata(prompt.encoding))
+    write_hdf5(stage / NIR_FILE, functools.partial(nir.write, graph=graph))
     checks = {"nodes": check_nodes(generator, graph),
               "round_trip": {"dataset": dataset, **check_round_trip(stage / NIR_FILE, generator, spikes_in)}}
     network = load_network(stage / NIR_FILE)
     checks["description"] = check_description(generator, network)
     fixed = quantise(network)
-    write_netx(network, fixed, stage / NETX_FILE)
+    write_netx(network, fixed, stage / NETX_FILE, netx_attributes(prompt.encoding.time_steps, len(fixed)))
     write_host(model, fixed, stage / HOST_FILE)
     return {
         "network": network.summary(),

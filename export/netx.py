@@ -10,11 +10,14 @@ netx builds ``Dense(weight)`` -> ``LIF(vth=vThMant, du=iDecay - 1, dv=vDecay,
 bias_mant=bias, bias_exp=6)`` from it, so the integers are those of
 :mod:`deploy.fixed_point` (``iDecay = du + 1``) and the file runs like the fixed-mode
 simulation. netx holds one ``vth``, ``du`` and ``dv`` per layer: a layer whose neurons
-differ in them is refused.
+differ in them is refused. The root's attributes carry the scales and the run settings a
+lava-dl user needs (``T``, ``reset_interval``, ``reset_offset``, delay, ``fixed_pt``).
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any, Mapping
 
 import h5py
 import numpy as np
@@ -22,14 +25,13 @@ import numpy as np
 from deploy.fixed_point import BIAS_EXP, FixedPointLayer
 from deploy.network import SpikingNetwork
 from lorsp.errors import LorspError
-from lorsp.fileio import atomic_write
+from deploy.hdf5_files import write_hdf5
+from deploy.netx_layout import WRITER, netx_datasets
 
 
-def _text(value: str) -> np.ndarray:
-    return np.array([value.encode("ascii")])  # netx reads type strings as ascii bytes, first element
-
-
-def write_netx(network: SpikingNetwork, fixed: list[FixedPointLayer], path: str | Path) -> Path:
+def write_netx(network: SpikingNetwork, fixed: list[FixedPointLayer], path: str | Path,
+               attributes: Mapping[str, Any] | None = None) -> Path:
+    """Write the netx file; ``attributes`` (the run settings, :func:`deploy.spec.netx_attributes`) go on its root."""
     for fx in fixed:
         for key in ("vth", "du", "dv"):
             if len(np.unique(getattr(fx, key))) != 1:
@@ -37,26 +39,13 @@ def write_netx(network: SpikingNetwork, fixed: list[FixedPointLayer], path: str 
         if fx.bias_exp != BIAS_EXP:
             raise LorspError(f"layer {fx.name}: netx fixes bias_exp at {BIAS_EXP}")
 
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["writer"] = "lorsp export (deploy.fixed_point)"
+    def write(buffer: io.BytesIO) -> None:
+        with h5py.File(buffer, "w") as f:
+            f.attrs["writer"] = WRITER
             f.attrs["scales"] = np.array([fx.scale for fx in fixed])
-            layers = f.create_group("layer")
-            inp = layers.create_group("0")
-            inp.create_dataset("type", data=_text("input"))
-            inp.create_dataset("shape", data=np.array([network.input_size]))
-            for k, fx in enumerate(fixed, start=1):
-                g = layers.create_group(str(k))
-                g.create_dataset("type", data=_text("dense"))
-                g.create_dataset("shape", data=np.array([fx.weight.shape[0]]))
-                g.create_dataset("weight", data=fx.weight.astype(np.int32))
-                g.create_dataset("bias", data=fx.bias_mant.astype(np.int32))
-                neuron = g.create_group("neuron")
-                neuron.create_dataset("type", data=_text("CUBA"))
-                neuron.create_dataset("iDecay", data=int(fx.du[0]) + 1)
-                neuron.create_dataset("vDecay", data=int(fx.dv[0]))
-                neuron.create_dataset("vThMant", data=int(fx.vth[0]))
-                neuron.create_dataset("refDelay", data=1)
-                neuron.create_dataset("gradedSpike", data=False)
+            for key, value in (attributes or {}).items():
+                f.attrs[key] = value
+            for key, value in netx_datasets(network, fixed).items():
+                f.create_dataset(key, data=value)
 
-    return atomic_write(path, write)
+    return write_hdf5(path, write)

@@ -1,11 +1,14 @@
 """fp16 and int8 versions of an exported fp32 ONNX file (float16 conversion, static QDQ quantisation).
 
 fp16: weights and activations float16, inputs and outputs float32. int8: static QDQ
-quantisation calibrated on real prompted training images (docs/onnx.md).
+quantisation calibrated on real prompted training images, in two variants (docs/onnx.md):
+``int8`` tuned for onnxruntime's CPU provider (uint8 activations) and ``int8-trt`` for TensorRT
+(symmetric S8S8, every zero point 0, checked by :mod:`export.onnx_tensorrt`).
 """
 from __future__ import annotations
 
 import copy
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -18,6 +21,8 @@ from onnxruntime.quantization import CalibrationDataReader
 from deploy.onnx_runtime import (INPUT_NAME, PROVIDER_NAMES, ImageSource, as_array, first_line,
                                  load_onnx_checked, resolve_providers)
 from export.onnx_graph import write_checked
+from export.onnx_metadata import drop_unused_opsets, update_metadata
+from export.onnx_tensorrt import check_tensorrt_rules
 from lorsp.errors import LorspError
 
 INT8_SCHEMES = ("uint8", "int8-symmetric")
@@ -55,6 +60,8 @@ def write_fp16(src: str | Path, dst: str | Path) -> Path:
     proto = load_onnx_checked(src)
     half = convert_float_to_float16(proto, keep_io_types=True)
     sort_topologically(half.graph)  # the converter appends the input Casts at the end
+    update_metadata(half, {"lorsp.precision": "fp16", "lorsp.quantisation": json.dumps(
+        {"scheme": "float16", "weights": "float16", "activations": "float16", "io": "float32"})})
     return write_checked(dst, lambda tmp: onnx.save(half, str(tmp)))
 
 
@@ -100,12 +107,31 @@ def _quantize_options(activations: str) -> dict[str, Any]:
     if activations == "uint8":
         return {"activation_type": QuantType.QUInt8}
     if activations == "int8-symmetric":
-        return {"activation_type": QuantType.QInt8, "extra_options": {"ActivationSymmetric": True}}
+        # TensorRT takes int8 Q/DQ only: biases stay float32 (it folds them into its int8 kernels itself)
+        return {"activation_type": QuantType.QInt8,
+                "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}}
     raise LorspError(f"unknown int8 activation scheme {activations!r}; choose from {', '.join(INT8_SCHEMES)}")
 
 
+CALIBRATION_METHOD = "MinMax"
+"""onnxruntime's ``CalibrationMethod`` every int8 file is calibrated with (named in its metadata)."""
+ACTIVATION_SCHEMES = {"uint8": "uint8, asymmetric (zero points from calibration)",
+                      "int8-symmetric": "int8, symmetric (every zero point 0)"}
+
+
+def quantisation_scheme(activations: str, per_channel: bool, calibration_images: int) -> dict[str, Any]:
+    """What an int8 file's ``lorsp.quantisation`` metadata says: format, types, symmetry, calibration."""
+    return {"scheme": "static", "format": "QDQ", "activations": ACTIVATION_SCHEMES[activations],
+            "weights": "int8, symmetric (zero points 0), " + ("per output channel" if per_channel else "per tensor"),
+            "calibration": {"method": CALIBRATION_METHOD, "images": calibration_images,
+                            "data": "prompted training images"},
+            "tuned_for": "TensorRT (S8S8 QDQ)" if activations == "int8-symmetric"
+            else "onnxruntime CPU (QLinearConv / QLinearAdd fusion)"}
+
+
 def write_int8(src: str | Path, dst: str | Path, calibration_images: ImageSource, *,
-               activations: str = "uint8", per_channel: bool = True, batch_size: int = 16) -> Path:
+               activations: str = "uint8", per_channel: bool = True, batch_size: int = 16,
+               precision: str = "int8") -> Path:
     """Write ``dst``: ``src`` statically quantised to 8 bits (QDQ), calibrated on real images.
 
     ``calibration_images``: prompted training images (N, 3, L, L), what the graph
@@ -114,9 +140,12 @@ def write_int8(src: str | Path, dst: str | Path, calibration_images: ImageSource
     weights are int8 per output channel, activations MinMax-calibrated and either
     ``uint8`` (asymmetric: onnxruntime's CPU provider fuses every Conv and Add into
     QLinear ops) or ``int8-symmetric`` (what TensorRT expects; on CPU the depthwise
-    convolutions would stay float, see docs/onnx.md).
+    convolutions would stay float, see docs/onnx.md). The file's metadata names
+    ``precision`` and the scheme (:func:`quantisation_scheme`); opset domains no node uses
+    (the quantiser declares eight) are dropped. An ``int8-symmetric`` file must pass
+    TensorRT's graph rules (:mod:`export.onnx_tensorrt`) or nothing is written.
     """
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     options = _quantize_options(activations)
@@ -130,8 +159,16 @@ def write_int8(src: str | Path, dst: str | Path, calibration_images: ImageSource
             try:
                 quant_pre_process(str(src), str(prepared))
                 quantize_static(str(prepared), str(tmp), reader, quant_format=QuantFormat.QDQ,
-                                per_channel=per_channel, weight_type=QuantType.QInt8, **options)
+                                per_channel=per_channel, weight_type=QuantType.QInt8,
+                                calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHOD), **options)
             except Exception as exc:  # onnxruntime's own exception types
                 raise LorspError(f"int8 quantisation of {src} failed: {first_line(exc)}") from None
+        proto = onnx.load(str(tmp))
+        update_metadata(proto, {"lorsp.precision": precision, "lorsp.quantisation": json.dumps(
+            quantisation_scheme(activations, per_channel, len(images)))})
+        drop_unused_opsets(proto)
+        if activations == "int8-symmetric":
+            check_tensorrt_rules(proto, dst)
+        onnx.save(proto, str(tmp))
 
     return write_checked(dst, write)

@@ -22,6 +22,7 @@ from timm.layers.padding import pad_same_arg
 from torch import nn
 from torch.nn import functional as F
 
+from export.onnx_metadata import backbone_metadata, update_metadata
 from deploy.onnx_runtime import INPUT_NAME, OUTPUT_NAME, first_line, load_onnx_checked
 from lorsp.errors import LorspError
 from lorsp.fileio import atomic_write
@@ -122,10 +123,7 @@ def _describe(path: Path, model: PromptedClassifier, image_size: int) -> None:
     proto = onnx.load(str(path))
     proto.doc_string = (f"lorsp backbone + head. Input {INPUT_NAME!r}: float32 (N, 3, L, L) = image in [0, 1] "
                         f"plus the visual prompt; normalisation is inside. Output {OUTPUT_NAME!r}: (N, classes).")
-    metadata = {"lorsp.backbone": str(model.config.get("backbone")), "lorsp.head": str(model.config.get("head")),
-                "lorsp.prompt": str(model.config.get("prompt")), "lorsp.image_size": str(image_size),
-                "lorsp.classes": "\n".join(model.classes)}
-    onnx.helper.set_model_props(proto, metadata)
+    update_metadata(proto, backbone_metadata(model, image_size))
     onnx.save(proto, str(path))
 
 

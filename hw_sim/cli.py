@@ -2,7 +2,7 @@
 
     lorsp-hwsim DIR --samples 64 --mode both --backend fast -o OUT
 
-``OUT`` is built as ``OUT.partial`` and renamed when complete (``report.json``,
+``OUT`` is claimed before the simulation (:mod:`lorsp.publish`), staged and renamed when complete (``report.json``,
 ``report.md``, ``report.html``, PNG figures). ``--help`` lists the backends and the
 energy tables from their registries; the ``lava`` backend imports Lava only when chosen.
 """
@@ -16,8 +16,9 @@ from hw_sim.backends import MODES, default_backend, get_backend, list_backends
 from hw_sim.report import write_report
 from hw_sim.simulate import simulate
 from lorsp.cli import run_cli
+from lorsp.cli_options import OptionParser, count, seconds
 from lorsp.data import list_datasets
-from lorsp.fileio import check_output_dir, staged_output
+from lorsp.publish import claim_output
 
 MODE_CHOICES = (*MODES, "both")
 DEFAULT_TIMEOUT_S = 600.0
@@ -33,7 +34,7 @@ def add_run_options(p: argparse.ArgumentParser, backend_help: str) -> None:
     """The options every simulator command shares: --backend, --force, --timeout and --quiet."""
     p.add_argument("--backend", default=default_backend(), choices=list_backends(), help=backend_help)
     p.add_argument("--force", action="store_true", help="replace an existing --out")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run")
+    p.add_argument("--timeout", type=seconds(), default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -42,12 +43,12 @@ def modes_of(choice: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lorsp-hwsim", description=__doc__.splitlines()[0],
-                                epilog=registries_epilog(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OptionParser(prog="lorsp-hwsim", description=__doc__.splitlines()[0],
+                     epilog=registries_epilog(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("bundle", metavar="DIR", help="directory written by lorsp-export --target loihi")
     p.add_argument("--dataset", default=None,
                    help=f"test images from ({', '.join(list_datasets())}); default: the model's dataset")
-    p.add_argument("--samples", type=int, default=64, help="N: the first N images of the test split")
+    p.add_argument("--samples", type=count(), default=64, help="N: the first N images of the test split")
     p.add_argument("--mode", default="both", choices=MODE_CHOICES,
                    help="float: Lava's float models; fixed: bit-accurate Loihi integers; both")
     p.add_argument("-o", "--out", required=True, help="report directory to create")
@@ -59,12 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     get_backend(args.backend)  # a backend that cannot load (lava without Lava) is refused before any work
-    out = check_output_dir(args.out, args.force)
-    bundle = open_bundle(args.bundle)
-    report = simulate(bundle, dataset=args.dataset, samples=args.samples, modes=modes_of(args.mode),
-                      backend=args.backend, timeout=args.timeout, progress=not args.quiet)
-    with staged_output(out) as stage:
-        write_report(report, stage)
+    out = args.out
+    with claim_output(out, args.force, sources=[args.bundle]) as claim:  # checked and locked before the simulation
+        bundle = open_bundle(args.bundle)
+        report = simulate(bundle, dataset=args.dataset, samples=args.samples, modes=modes_of(args.mode),
+                          backend=args.backend, timeout=args.timeout, progress=not args.quiet)
+        with claim.staged() as stage:
+            write_report(report, stage)
     for mode, run in report["runs"].items():
         f, a = run["fidelity"], run["activity"]
         print(f"{mode}: spike agreement {100 * f['spikes']['overall']:.2f}%  accuracy {f['accuracy_chip']:.4f} "

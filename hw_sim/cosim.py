@@ -31,7 +31,8 @@ import onnxruntime as ort
 import torch
 from tqdm import tqdm
 
-from deploy.onnx_runtime import PRECISIONS, make_session, run_logits
+from deploy.onnx_runtime import (NUMBER_FORMATS, PRECISIONS, check_onnx_contract, load_onnx_checked, make_session,
+                                 run_logits)
 from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend
 from deploy.bundle import Bundle
@@ -39,7 +40,8 @@ from hw_sim.fidelity import spike_agreement
 from deploy.host import add_prompt
 from deploy.network import SpikingNetwork
 from hw_sim.run import Reference, bundle_fields, chip_weights, encoding_fields, provenance, rebuild, reference
-from lorsp.data import load_split_images
+from hw_sim.cosim_images import describe, per_image_arrays
+from lorsp.data.splits import load_split_images_indexed
 from hw_sim.stage_energy import STAGES, WHERE, stage_energy
 from lorsp.errors import LorspError
 from lorsp.model import PromptedClassifier
@@ -76,7 +78,8 @@ def chip_tables() -> list[str]:
 
 
 def backbone_file(bundle: Bundle, precision: str) -> Path:
-    """The bundle's ONNX file of ``precision``; LorspError when the export did not write it."""
+    """The bundle's ONNX file of ``precision``, checked against the bundle (its contract, sizes, class count,
+    finite weights) before anything runs; LorspError when the export did not write it or it does not fit."""
     if precision not in PRECISIONS:
         raise LorspError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     files = (bundle.manifest.get("onnx") or {}).get("files", {})
@@ -85,7 +88,9 @@ def backbone_file(bundle: Bundle, precision: str) -> Path:
         have = ", ".join(p for p in files if files[p] in bundle.manifest["artifacts"]) or "none"
         raise LorspError(f"{bundle.root} holds no {precision} ONNX backbone (ONNX precisions in it: {have}); "
                          f"export one with lorsp-export --target all --precision {precision}")
-    return bundle.root / name
+    path = bundle.root / name
+    check_onnx_contract(load_onnx_checked(path), bundle.config["image_size"], len(bundle.manifest["classes"]), path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -142,11 +147,20 @@ def open_pipeline(bundle: Bundle, *, precision: str = "fp32", backend: str | Non
     return SplitPipeline(model, bundle.network, session, backend, mode, timeout)
 
 
-def cosimulate(bundle: Bundle, *, dataset: str | None = None, split: str = "test", limit: int = 64,
-               backend: str | None = None, mode: str = "fixed", precision: str = "fp32", timeout: float = 600.0,
-               batch_size: int = DEFAULT_BATCH, chip_table: str = DEFAULT_CHIP_TABLE,
-               progress: bool = True) -> dict[str, Any]:
-    """Run the first ``limit`` images of ``split`` through the split pipeline and PyTorch; the report dict."""
+def cosimulate(bundle: Bundle, **options: Any) -> dict[str, Any]:
+    """Run the first ``limit`` images of ``split`` through the split pipeline and PyTorch; the report dict.
+
+    Options as :func:`cosimulate_images`, which also returns the per-image tensors.
+    """
+    return cosimulate_images(bundle, **options)[0]
+
+
+def cosimulate_images(bundle: Bundle, *, dataset: str | None = None, split: str = "test", limit: int = 64,
+                      backend: str | None = None, mode: str = "fixed", precision: str = "fp32",
+                      timeout: float = 600.0, batch_size: int = DEFAULT_BATCH, chip_table: str = DEFAULT_CHIP_TABLE,
+                      progress: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The report and the tensors of ``cosim_images.safetensors`` (:mod:`hw_sim.cosim_images`), described
+    in the report under ``per_image``."""
     if limit < 1:
         raise LorspError(f"--limit must be at least 1, got {limit}")
     if batch_size < 1:
@@ -156,7 +170,8 @@ def cosimulate(bundle: Bundle, *, dataset: str | None = None, split: str = "test
     backbone_file(bundle, precision)
     config = bundle.config
     dataset = dataset or config["dataset"]
-    x, y = load_split_images(dataset, config["image_size"], limit, config.get("data_root"), split=split)
+    x, y, indices = load_split_images_indexed(dataset, config["image_size"], limit, config.get("data_root"),
+                                              split=split)
     pipeline = open_pipeline(bundle, precision=precision, backend=backend, mode=mode, timeout=timeout)
     runs, refs, ref_seconds = [], [], 0.0
     with host_threads(), tqdm(total=len(x), desc=f"cosim {pipeline.backend} {mode} {precision}", unit="img",
@@ -167,8 +182,15 @@ def cosimulate(bundle: Bundle, *, dataset: str | None = None, split: str = "test
             refs.append(reference(pipeline.model, batch))
             ref_seconds += time.perf_counter() - start
             bar.update(len(batch))
-    return _report(bundle, pipeline, runs, refs, ref_seconds, y, dataset=dataset, split=split, precision=precision,
-                   batch_size=batch_size, chip_table=chip_table)
+    report = _report(bundle, pipeline, runs, refs, ref_seconds, y, dataset=dataset, split=split, precision=precision,
+                     batch_size=batch_size, chip_table=chip_table)
+    arrays = per_image_arrays(indices=indices, labels=y.numpy(), logits=np.concatenate([r.logits for r in runs]),
+                              logits_ref=np.concatenate([r.logits.numpy() for r in refs]),
+                              gate_spikes=np.concatenate([r.layer_spikes[-1] for r in runs], axis=1),
+                              prompted=[r.prompted for r in runs])
+    report["per_image"] = describe(arrays, {"dataset": dataset, "split": split, "backend": pipeline.backend,
+                                            "mode": pipeline.mode, "precision": precision})
+    return report, arrays
 
 
 def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs: list[Reference],
@@ -209,7 +231,8 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
         "energy": stage_energy(counts, image_size=bundle.config["image_size"], encoding=host.encoding,
                                gates=pipeline.network.sizes[-1], prompt_entries=prompt_entries,
                                rank_products=rank_products(bundle.config, host.gate, prompt_entries),
-                               backbone_macs=onnx["macs_per_image"], precision=precision, chip_table=chip_table),
+                               backbone_macs=onnx["macs_per_image"], precision=NUMBER_FORMATS[precision],
+                               chip_table=chip_table),
         "latency": _latency(seconds, ref_seconds, n, pipeline.backend),
         "provenance": provenance(),
     }

@@ -11,7 +11,13 @@ Two kinds of entry:
   were trained with.
 * any other timm architecture, with a user-supplied weights file
   (``.safetensors`` or a plain PyTorch state dict, loaded with
-  ``weights_only=True``: never executing code from a file).
+  ``weights_only=True``: never executing code from a file). An architecture
+  built for one input size (timm's ``fixed_input_size``: ViT, DeiT, ...) is
+  built for the run's image size instead, and the file's tensors pass through
+  the architecture's own timm ``checkpoint_filter_fn``, which resamples the
+  position embedding (a 224 px ViT file trains at 128 px). Run end to end
+  (train, ONNX export with parity, co-simulation): resnet18 and
+  vit_tiny_patch16_224 (tests/test_timm_backbones.py).
 
 The returned :class:`FrozenBackbone` takes images in [0, 1] (the space prompts
 are added in), normalises inside, and never trains.
@@ -183,13 +189,23 @@ class FrozenBackbone(nn.Module):
         return self.imagenet_head(self.features(x))
 
 
-def create_backbone(name: str, weights: str | Path | None = None) -> FrozenBackbone:
+def fit_state_to(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` through the timm ``checkpoint_filter_fn`` of ``net``'s architecture, where it has one
+    (a ViT's resamples its position embedding to ``net``'s grid); unchanged otherwise."""
+    module = importlib.import_module(type(net).__module__)
+    adapt = getattr(module, "checkpoint_filter_fn", None)
+    return dict(adapt(state, net)) if callable(adapt) else state
+
+
+def create_backbone(name: str, weights: str | Path | None = None, image_size: int | None = None) -> FrozenBackbone:
     """Build backbone ``name`` (a registry name or any timm architecture).
 
     Args:
         name: ``efficientnet_lite0/1/2`` (weights bundled) or a timm model name.
         weights: a ``.safetensors`` or state-dict file; required for names
             outside the registry, optional (an override) for registry names.
+        image_size: the side of the images it will see; an architecture of fixed
+            input size (timm's ``fixed_input_size``) is built for it.
     """
     import timm
 
@@ -202,13 +218,16 @@ def create_backbone(name: str, weights: str | Path | None = None) -> FrozenBackb
         raise LorspError(f"backbone {name!r} has no offline weights here: pass --weights FILE "
                          f"(.safetensors or state dict)")
     net = timm.create_model(arch, pretrained=False)
+    fixed = (net.pretrained_cfg or {}).get("fixed_input_size", False)
+    if fixed and image_size is not None and tuple(net.pretrained_cfg["input_size"][-2:]) != (image_size, image_size):
+        net = timm.create_model(arch, pretrained=False, img_size=image_size)
     if weights is not None:
         path = Path(weights)
         state = read_state_dict(path)
         if spec is not None and not any(k in net.state_dict() for k in state):
             load_by_position(net, state, str(path))
         else:
-            load_by_name(net, state, str(path))
+            load_by_name(net, fit_state_to(net, state) if fixed else state, str(path))
     else:
         path = spec.weights.path()
         load_by_position(net, read_state_dict(path), str(path))

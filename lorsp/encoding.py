@@ -21,6 +21,14 @@ Step 1, by encoding (:data:`ENCODINGS`, its ``size`` in brackets):
   content, gives zeros): ``D = 2 G``, rows first. A gate that reads its own
   band is told how much of the image's content is in it.
 
+Step 1 runs in float64 (the float32 image widened first) and step 2 rounds ``v T`` in float64,
+half to even: a float32 reduction's result depends on the order of its sums (PyTorch's
+vectorised order differs from numpy's and between CPUs); in float64 the orders differ by about
+1e-16 and give the same counts (checked against a numpy runner on real test images by
+``tests/test_run_bundle.py``). This is version :data:`ENCODING_VERSION` of the encodings (version 1 reduced
+in float32); the bundle spec (:mod:`deploy.spec`) names it, so a runner without lorsp
+reproduces the counts from the formula alone (``examples/run_bundle.py``).
+
 Everything after step 1 is integer arithmetic, so PyTorch, the exporters and every
 simulator produce the same binary spikes bit for bit: the chip receives binary events
 (Lava's ``Dense`` with its default binary messages), never graded values. The counts
@@ -43,6 +51,9 @@ def pooled_values(x: torch.Tensor, pool: int) -> torch.Tensor:
     """``(N, 3, L, L)`` images -> ``(N, 3 * pool * pool)`` mean values in [0, 1]."""
     return F.adaptive_avg_pool2d(x, pool).flatten(1).clamp(0.0, 1.0)
 
+
+ENCODING_VERSION = 2
+"""The arithmetic of the encodings (module docstring): 2, step 1 in float64; 1 was float32."""
 
 NO_CONTENT = 1e-6
 """The bands encoding's floor: a largest band deviation at or below it (pixel values in [0, 1]) is no content."""
@@ -105,11 +116,11 @@ class Encoding:
         return ENCODINGS.get(self.name).inputs(self.size)
 
     def values(self, x: torch.Tensor) -> torch.Tensor:
-        """Step 1: ``(N, 3, L, L)`` -> ``(N, D)`` in [0, 1]."""
-        return ENCODINGS.get(self.name).values(x, self.size)
+        """Step 1: ``(N, 3, L, L)`` -> ``(N, D)`` float64 in [0, 1], computed in float64."""
+        return ENCODINGS.get(self.name).values(x.to(torch.float64), self.size)
 
     def counts(self, x: torch.Tensor) -> torch.Tensor:
-        """Step 2: integer spike counts ``k = round(v T)`` per input, ``(N, D)`` int64."""
+        """Step 2: integer spike counts ``k = round(v T)`` per input (float64, half to even), ``(N, D)`` int64."""
         return torch.round(self.values(x) * self.time_steps).to(torch.int64)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,7 +137,7 @@ def spike_train(counts: torch.Tensor | np.ndarray, time_steps: int) -> torch.Ten
     """Binary spike trains ``(T, N, D)`` from counts ``(N, D)`` (torch or numpy, same type back)."""
     is_numpy = isinstance(counts, np.ndarray)
     k = torch.from_numpy(np.asarray(counts, dtype=np.int64)) if is_numpy else counts.to(torch.int64)
-    t = torch.arange(1, time_steps + 1, dtype=torch.int64).view(-1, *([1] * k.ndim))
+    t = torch.arange(1, time_steps + 1, dtype=torch.int64, device=k.device).view(-1, *([1] * k.ndim))
     # a spike at step t (1-based) iff floor(t k / T) increases: the accumulator above in closed form
     fired = (t * k) // time_steps - ((t - 1) * k) // time_steps
     out = fired.to(torch.float32)

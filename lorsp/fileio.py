@@ -1,15 +1,14 @@
 """Atomic outputs: files appear complete or not at all.
 
 A file is written to a temporary name beside its target and renamed (rename is
-atomic on POSIX). A run directory is built as ``DIR.partial`` and renamed to
-``DIR`` when complete; an existing ``DIR`` is only replaced with ``force``.
+atomic on POSIX). A run directory is claimed, staged and published by
+:mod:`lorsp.publish`; an existing ``DIR`` is only replaced with ``force``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from lorsp.errors import LorspError
+from lorsp.publish import claim_output
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -85,32 +85,13 @@ def staging_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def publish_dir(staging: Path, out: Path) -> None:
-    """Move a finished ``staging`` directory to ``out``, replacing an old ``out``."""
-    old = None
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 @contextmanager
-def staged_output(out: str | Path) -> Iterator[Path]:
-    """Yield an empty ``OUT.partial``; publish it as ``OUT`` when the block ends, remove it on any error.
+def staged_output(out: str | Path, force: bool = False) -> Iterator[Path]:
+    """Yield an empty staging directory; publish it as ``out`` when the block ends, remove it on any error.
 
-    Refusing an existing ``OUT`` without ``--force`` is :func:`check_output_dir`'s job, before this.
+    A shorthand for :func:`lorsp.publish.claim_output` and :meth:`~lorsp.publish.OutputClaim.staged`
+    (locked, per-process staging name, never replacing an ``out`` without ``force``); a run with
+    expensive work before it writes should claim its output first, before that work.
     """
-    out = Path(out)
-    stage = staging_dir(out)
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
-    try:
+    with claim_output(out, force) as claim, claim.staged() as stage:
         yield stage
-        publish_dir(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise

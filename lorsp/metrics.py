@@ -14,9 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from lorsp.loading import make_loader
 from lorsp.snn_stats import is_spike_like, synops_per_sample
 
 
@@ -96,13 +97,16 @@ def instance_figures(masks: torch.Tensor, pairs: int = FLIP_PAIRS, seed: int = 0
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
-             desc: str | None = None, progress: bool = True, instance_images: int = 0) -> dict:
+             desc: str | None = None, progress: bool = True, instance_images: int = 0, workers: int = 0) -> dict:
     """Top-1 accuracy and mean cross-entropy of ``model`` on ``dataset``, plus prompt statistics.
 
     ``prompt_sparsity`` is the share of exactly-zero prompt entries. For spiking prompts:
     ``firing_rate`` per generator layer and overall (spikes / neuron-steps),
     ``spikes_per_image`` (generator neurons), ``input_spikes_per_image`` (the encoding) and
     ``snn_synops_per_image`` (NeuroBench synaptic operations, all layers).
+
+    ``workers`` loader processes read the images (:func:`lorsp.loading.make_loader`); the batches go to
+    the model's device.
 
     With ``instance_images > 0``, also the :func:`instance_figures` of the zero masks of the first
     ``instance_images`` images of ``dataset`` (all of them if it has fewer): ``prompt_unique_mask_share``,
@@ -111,7 +115,8 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
     row/column gates, VP's centre, no prompt), not under LoRSP's ``gate="rank"``, which zeroes channels apart.
     """
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    device = next(model.parameters()).device  # the batches go where the model is
+    loader = make_loader(dataset, batch_size, seed=0, workers=workers, device=device)
     correct, total, loss_sum, zeros, entries = 0, 0, 0.0, 0, 0
     sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.tensor(0.0, dtype=torch.float64))
     generator = getattr(model.prompt, "spiking_generator", None)
@@ -119,6 +124,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
     masks: list[torch.Tensor] = []
     kept = 0
     for x, y in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        x, y = x.to(device), y.to(device)
         prompt, trace = model.prompt.trace(x)
         logits = model.classify(x + prompt)
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
@@ -131,7 +137,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
             kept += len(masks[-1])
         if generator is not None:
             for k, v in spiking_layer_stats(generator, trace.input_spikes, list(trace.layer_spikes)).items():
-                sums[k] += v
+                sums[k] += v.detach().cpu()
             n_layers = len(trace.layer_spikes)
     result = {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total,
               "prompt_sparsity": zeros / max(entries, 1)}

@@ -19,6 +19,8 @@ from torch import nn
 from lorsp.backbones import FrozenBackbone, create_backbone
 from lorsp.errors import LorspError
 from lorsp.fileio import load_torch_safely
+from lorsp.stored_config import check_classes, check_stored_config
+from lorsp.tensor_checks import check_state
 from lorsp.heads import create_head
 from lorsp.prompts import VisualPrompt, create_prompt, options_from_config
 
@@ -78,8 +80,8 @@ class PromptedClassifier(nn.Module):
             "config": dict(self.config),
             "classes": list(self.classes),
             "backbone_weights_sha256": self.backbone.weights_sha256,
-            "prompt": {k: v.detach().clone() for k, v in self.prompt.state_dict().items()},
-            "head": {k: v.detach().clone() for k, v in self.head.state_dict().items()},
+            "prompt": {k: v.detach().cpu().clone() for k, v in self.prompt.state_dict().items()},
+            "head": {k: v.detach().cpu().clone() for k, v in self.head.state_dict().items()},
         }
 
 
@@ -93,7 +95,7 @@ def build_model(config: dict[str, Any], classes: list[str],
                 backbone: FrozenBackbone | None = None) -> PromptedClassifier:
     """Build an untrained model from a config (keys: backbone, weights, prompt, head, rank, image_size, ...)."""
     if backbone is None:
-        backbone = create_backbone(config["backbone"], config.get("weights"))
+        backbone = create_backbone(config["backbone"], config.get("weights"), image_size=config.get("image_size"))
     prompt = build_prompt(config)
     head = create_head(config["head"], backbone.num_features, len(classes))
     return PromptedClassifier(prompt, backbone, head, config, classes)
@@ -111,6 +113,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     for key in ("config", "classes", "prompt", "head"):
         if key not in state:
             raise LorspError(f"{path}: checkpoint lacks {key!r}")
+    check_stored_config(state["config"], str(path))
+    check_classes(state["classes"], str(path))
+    if not isinstance(state.get("backbone_weights_sha256"), (str, type(None))):
+        raise LorspError(f"{path}: backbone_weights_sha256 is not text")
     return state
 
 
@@ -122,8 +128,8 @@ def model_from_state(state: dict[str, Any], source: str = "checkpoint",
         raise LorspError(f"{source} was trained on other backbone weights (sha256 {expected[:12]}..., "
                          f"found {str(model.backbone.weights_sha256)[:12]}...)")
     try:
-        model.prompt.load_state_dict(state["prompt"])
-        model.head.load_state_dict(state["head"])
+        model.prompt.load_state_dict(check_state(state["prompt"], model.prompt.state_dict(), source, "prompt"))
+        model.head.load_state_dict(check_state(state["head"], model.head.state_dict(), source, "head"))
     except RuntimeError as exc:
         raise LorspError(f"{source}: prompt or head tensors do not fit the config: "
                          f"{str(exc).splitlines()[0]}") from None

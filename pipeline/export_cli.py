@@ -20,6 +20,7 @@ from pathlib import Path
 from deploy.onnx_runtime import PRECISIONS, PROVIDER_NAMES
 from export.targets import get_target, list_targets
 from lorsp.cli import run_cli
+from lorsp.cli_options import OptionParser, count, seconds
 from lorsp.data import list_datasets
 from lorsp.errors import LorspError
 from pipeline.chip_check import DEFAULT_TIMEOUT, simulation_step
@@ -57,14 +58,14 @@ def export(target: str, checkpoint: str | Path, out: str | Path, *, run_simulati
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lorsp-export", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OptionParser(prog="lorsp-export", description=__doc__.splitlines()[0],
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("checkpoint", metavar="MODEL.pt", help="a lorsp checkpoint (lorsp-train's model.pt)")
     p.add_argument("--target", required=True, choices=list_targets(),
                    help="loihi: the spiking generator for Loihi (LoRSP only); onnx: backbone and head as ONNX "
                         "(any prompt); all: both in one directory under one manifest (LoRSP only)")
     p.add_argument("-o", "--out", required=True, help="directory to create")
-    p.add_argument("--samples", type=int, default=64,
+    p.add_argument("--samples", type=count(), default=64,
                    help="N test images for the checks (NIR round trip, ONNX parity) and the simulation")
     p.add_argument("--dataset", default=None,
                    help=f"images for the checks ({', '.join(list_datasets())}); default: the model's dataset")
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"({', '.join(PROVIDER_NAMES)}; cpu when not given)")
     p.add_argument("--no-simulate", action="store_true",
                    help="loihi, all: skip the hardware simulation and its report")
-    p.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
+    p.add_argument("--timeout", type=seconds(), default=argparse.SUPPRESS,
                    help="loihi, all: seconds allowed per simulator run (600 when not given)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -111,7 +112,9 @@ def summary_lines(manifest: dict[str, Any]) -> Iterator[str]:
     onnx = manifest.get("onnx")
     if onnx:
         for precision, parity in onnx["parity"].items():
-            bound = f" (allowed {parity['tolerance']:g})" if parity["tolerance"] is not None else ""
+            bound = "" if parity["tolerance"] is None else f" (allowed {parity['tolerance']:g})"
+            if parity["tolerance"] is not None and parity.get("tolerance_kind") == "relative":
+                bound = f" (allowed {parity['tolerance']:g} x max |logit| {parity['max_abs_logit']:.3g})"
             yield (f"ONNX {precision} parity: max |logit diff| {parity['max_abs_logit_diff']:.3g}{bound} vs PyTorch "
                    f"on {parity['samples']} {onnx['dataset']} test images, "
                    f"{100 * parity['prediction_agreement']:.2f}% of predictions equal")

@@ -4,15 +4,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import pytest
 
 from tests.conftest import run_cli
 from tests.test_export_loihi import shared_checkpoint
 
-PRECISIONS = ("fp16", "int8")
+PRECISIONS = ("fp16", "int8", "int8-trt")
 CHECK_SAMPLES = 16
 
 
@@ -49,3 +50,40 @@ def call_cli(main: Callable[[list[str]], int], capsys: pytest.CaptureFixture,
         code = exc.code
     captured = capsys.readouterr()
     return subprocess.CompletedProcess(list(argv), code, captured.out, captured.err)
+
+
+LORSP_PACKAGES = ("lorsp", "deploy", "export", "hw_sim", "pipeline", "benchmarks", "tests")
+# An isolated interpreter (-I: no PYTHONPATH, no working directory on sys.path) with an import hook that
+# refuses the blocked packages (lorsp's are installed editable in the venv, so -I alone does not hide them);
+# it fails if lorsp can be imported before the script runs, or if any blocked package was imported after.
+_ISOLATED = """
+import runpy, sys
+BLOCKED = set(sys.argv[1].split(","))
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"{name} is blocked in this test")
+        return None
+sys.meta_path.insert(0, Refuse())
+try:
+    import lorsp
+except ModuleNotFoundError:
+    pass
+else:
+    raise SystemExit("lorsp is importable")
+script, sys.argv = sys.argv[2], sys.argv[2:]
+try:
+    runpy.run_path(script, run_name="__main__")
+finally:
+    leaked = sorted({m.split(".")[0] for m in sys.modules} & BLOCKED)
+    if leaked:
+        print("imported:", leaked, file=sys.stderr)
+        raise SystemExit(3)
+"""
+
+
+def run_isolated(script: Path, *args: str, blocked: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``script args`` where none of ``blocked`` (which must hold ``lorsp``) can be imported."""
+    assert "lorsp" in blocked
+    return subprocess.run([sys.executable, "-I", "-c", _ISOLATED, ",".join(blocked), str(script), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd="/")

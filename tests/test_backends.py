@@ -149,3 +149,25 @@ def test_asking_for_lava_without_lava_is_one_error_line(tmp_path):
     assert_one_line_error(proc, "the lava backend cannot be loaded here (lava is blocked for this test)",
                           "use another backend: fast")
     assert not out.exists()
+
+
+def test_training_export_and_the_fast_simulator_run_with_import_lava_blocked(tmp_path):
+    """The path a GPU machine without Lava takes: lorsp-train, lorsp-export --target loihi --no-simulate and
+    lorsp-hwsim --backend fast, each a fresh interpreter in which ``import lava`` fails."""
+    env = lava_env(True, tmp_path)
+    run, bundle, report = tmp_path / "run", tmp_path / "bundle", tmp_path / "report"
+    trained = run_cli("lorsp.train", "--prompt", "lorsp", "--dataset", "sklearn-digits", "--image-size", "32",
+                      "--epochs", "1", "--limit-train", "32", "--limit-test", "16", "--batch-size", "16",
+                      "--device", "cpu", "--quiet", "--out", str(run), env=env)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    exported = run_cli("pipeline.export_cli", "--target", "loihi", str(run / "model.pt"), "-o", str(bundle),
+                       "--samples", "8", "--no-simulate", "--quiet", env=env)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    simulated = run_cli("hw_sim.cli", str(bundle), "--samples", "8", "--backend", "fast", "--quiet",
+                        "-o", str(report), env=env)
+    assert simulated.returncode == 0, simulated.stderr[-3000:]
+    result = json.loads((report / "report.json").read_text())
+    assert result["backend"] == "fast" and result["modes"] == ["float", "fixed"]
+    # the blocker is real: the same interpreter setup cannot import Lava
+    blocked = python("import lava", block_lava=True, tmp_path=tmp_path)
+    assert blocked.returncode != 0 and "lava is blocked for this test" in blocked.stderr

@@ -2,6 +2,7 @@
 import pytest
 
 import argparse
+from pathlib import Path
 
 from benchmarks.baselines import check_train_argv, map_runs, parse_method, plan_run
 from benchmarks.few_shot import epochs_for
@@ -121,11 +122,61 @@ def test_an_interrupted_benchmark_run_is_resumed_or_restarted(tmp_path):
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_map_runs_keeps_order_and_counts_only_trained_runs(jobs, capsys):
+def test_map_runs_keeps_order_and_counts_only_trained_runs(jobs, capsys, tmp_path):
+    from benchmarks.engine import EngineOptions
+
     runs = [{"id": i, "reused": i % 3 == 0} for i in range(7)]   # runs 0, 3, 6 were already complete
-    assert map_runs(lambda r: r, runs, jobs, desc="test runs") == runs
+    engine = EngineOptions(folder=tmp_path / "jobs", jobs=jobs, poll_s=0.2)
+    assert map_runs(lambda r: r, runs, jobs, desc="test runs", engine=engine) == runs
     last = capsys.readouterr().err.strip().split("\r")[-1]
     assert last.startswith("test runs") and "4/4" in last
+    # with 2 at a time every item was a submitit job of its own (7 job folders); with 1, none
+    assert len(list((tmp_path / "jobs").glob("*/*_result.pkl"))) == (7 if jobs > 1 else 0)
+
+
+def _fails_on_two(x: int) -> int:
+    if x == 2:
+        raise ValueError("two is refused")
+    return x
+
+
+def test_a_failed_job_stops_the_grid_with_one_line_naming_its_log(tmp_path):
+    from benchmarks.engine import EngineOptions, run_jobs
+    from lorsp.errors import LorspError
+
+    engine = EngineOptions(folder=tmp_path / "jobs", jobs=1, poll_s=0.2)
+    seen = []
+    with pytest.raises(LorspError) as err:
+        run_jobs(_fails_on_two, [0, 1, 2, 3, 4], engine, lambda i, r: seen.append(r))
+    message = str(err.value)
+    assert "\n" not in message and "ValueError: two is refused" in message and "its log: " in message
+    assert Path(message.split("its log: ")[1]).is_file()
+    assert seen == [0, 1]  # in order, one at a time; nothing after the failure was submitted
+    assert len([d for d in (tmp_path / "jobs").iterdir() if d.name.isdigit()]) == 3  # jobs 0, 1 and 2
+
+
+@pytest.mark.slow
+def test_a_tiny_grid_fans_out_as_submitit_jobs_and_a_rerun_reuses_every_run(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "grid"
+    argv = [sys.executable, "benchmarks/baselines.py", "--datasets", "sklearn-digits", "--methods", "vp", "lorvp",
+            "--seeds", "0", "--image-size", "32", "--epochs", "1", "--batch-size", "16", "--limit-train", "32",
+            "--limit-test", "16", "--jobs", "2", "--device", "cpu", "--out", str(out)]
+    first = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    table = json.loads((out / "results.json").read_text())["table"]["sklearn-digits"]
+    assert set(table) == {"vp", "lorvp"} and all(0 <= t["test_accuracy_mean"] <= 1 for t in table.values())
+    jobs = sorted(p.name for p in (out / ".submitit").iterdir() if p.name.isdigit())
+    assert len(jobs) == 2  # one job per run
+    again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(p.name for p in (out / ".submitit").iterdir() if p.name.isdigit()) == jobs  # none submitted again
+    assert json.loads((out / "results.json").read_text())["table"]["sklearn-digits"] == table
 
 
 def protocol(**over) -> argparse.Namespace:
@@ -151,21 +202,37 @@ def test_a_finished_run_is_reused_only_under_the_config_it_was_trained_with(tmp_
     (run.out / "metrics.json").write_text("{}")
     saved = dict(run.config, mask_width=run.config["mask_width"] + 1)  # an SMM option: not LoRSP's
     del saved["relay_noise"]  # added later; its legacy value is the default
+    del saved["precision"]  # added by --precision; every run before it was fp32
     (run.out / "config.json").write_text(json.dumps(saved))
     assert run.complete and not run.stale
     (run.out / "config.json").write_text(json.dumps(dict(saved, beta=0.9)))
     assert run.stale and not run.complete
+    (run.out / "config.json").write_text(json.dumps(dict(saved, precision="bf16")))
+    assert run.stale
     (run.out / "config.json").write_text("{not json")
     assert run.stale
+
+
+def test_a_run_plan_passes_the_device_and_refuses_cuda_where_there_is_none():
+    import torch
+
+    from lorsp.errors import LorspError
+
+    assert "--device" not in plan_run("mnist-5k", "vp", 0, protocol(device="auto")).command
+    run = plan_run("mnist-5k", "vp", 0, protocol(device="cpu"))
+    assert "--seed 0 --device cpu --quiet" in run.command and str(run.out) == "runs/x/mnist-5k/vp/seed0"
+    if not torch.cuda.is_available():
+        with pytest.raises(LorspError, match="--device cuda:1: torch was built without CUDA|no CUDA device"):
+            plan_run("mnist-5k", "vp", 0, protocol(device="cuda:1"))
 
 
 @pytest.mark.parametrize("change, fragment", [
     (dict(dataset="mnist5k"), "unknown dataset 'mnist5k'"),
     (dict(extra=("--gates-per-row", "3")), "unrecognized arguments: --gates-per-row 3"),
     (dict(extra=("--gate", "ranks")), "invalid choice: 'ranks'"),
-    (dict(extra=("--sparsity-warmup", "nan")), "--sparsity-warmup must be"),
+    (dict(extra=("--sparsity-warmup", "nan")), "--sparsity-warmup: must be a finite number >= 0"),
     (dict(protocol=protocol(backbone="resnet9000")), "unknown backbone 'resnet9000'"),
-    (dict(protocol=protocol(prompt_lr=-1.0)), "--prompt-lr must be a positive number"),
+    (dict(protocol=protocol(prompt_lr=-1.0)), "--prompt-lr: must be a finite number > 0"),
 ])
 def test_bad_runs_are_refused_before_any_training(change, fragment):
     from lorsp.errors import LorspError
@@ -346,3 +413,80 @@ def test_results_band_rebuilds_its_doc_byte_for_byte_from_the_committed_json(tmp
     subprocess.run([sys.executable, str(root / "benchmarks" / "results_band.py"), "--out", str(out)], check=True,
                    capture_output=True)
     assert out.read_text() == (root / "docs" / "results-band.md").read_text()
+
+
+def test_precision_benchmark_measures_gradient_error_and_picks_its_seeds():
+    import torch
+
+    from benchmarks.precision import gradient_error, seeds_of
+
+    ref = torch.tensor([[[[3.0, 4.0]]], [[[1.0, 0.0]]]])  # two images, norms 5 and 1
+    moved = ref.clone()
+    moved[0, 0, 0, 0] = 0.0  # image 0 off by 3 (relative 0.6), one entry flushed to zero
+    e = gradient_error(ref, moved)
+    assert e["relative_error"] == pytest.approx(3 / 26 ** 0.5)
+    assert e["per_image_max"] == pytest.approx(0.6) and e["per_image_median"] == pytest.approx(0.3)
+    assert e["underflow_share"] == pytest.approx(0.25)
+    assert gradient_error(ref, ref)["relative_error"] == 0.0
+    args = argparse.Namespace(seeds=[0, 1, 2], fp16_seeds=[0])
+    assert seeds_of("fp16", args) == [0] and seeds_of("bf16", args) == [0, 1, 2]
+    assert seeds_of("fp16", argparse.Namespace(seeds=[4], fp16_seeds=None)) == [4]
+
+
+@pytest.mark.slow
+def test_device_compare_finds_no_difference_between_two_cpu_runs_and_refuses_unlike_ones(tmp_path):
+    from benchmarks.device_compare import compare
+    from lorsp.errors import LorspError
+    from lorsp.train import TrainConfig, train
+
+    cfg = dict(dataset="sklearn-digits", image_size=32, limit_train=32, limit_test=16, batch_size=16, epochs=1,
+               prompt="lorsp")
+    for name in ("a", "b"):
+        train(TrainConfig(**cfg), tmp_path / name, progress=False, device="cpu")
+    train(TrainConfig(**{**cfg, "seed": 1}), tmp_path / "c", progress=False, device="cpu")
+    pair = compare(tmp_path / "a", tmp_path / "b")
+    assert pair["a"]["device"] == pair["b"]["device"] == "cpu" and pair["prompt"] == "lorsp"
+    assert pair["test_accuracy_difference"] == 0 and pair["train_loss_largest_difference"] == 0
+    assert pair["prompt_tensors_largest_difference"] == 0 and pair["head_tensors_largest_difference"] == 0
+    with pytest.raises(LorspError, match="configs differ in seed"):
+        compare(tmp_path / "a", tmp_path / "c")
+
+
+def test_slurm_is_refused_in_one_line_where_there_is_none_and_its_job_script_carries_the_options(tmp_path,
+                                                                                                  monkeypatch):
+    import shutil as sh
+
+    from benchmarks.engine import EngineOptions, _executor, engine_options
+    from lorsp.errors import LorspError
+
+    args = argparse.Namespace(jobs=8, timeout_min=90, slurm_gpus=1, engine="slurm", engine_folder=None,
+                              out=str(tmp_path), slurm_partition="gpu", device="cuda")
+    if sh.which("srun") is None:
+        with pytest.raises(LorspError, match="--engine slurm: no SLURM here"):
+            engine_options(args)
+    # no SLURM here to submit to: an executable named srun on PATH only gets past submitit's check for
+    # one, so that the sbatch script it would submit can be read; nothing is submitted
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{__import__('os').environ['PATH']}")
+    options = engine_options(args)
+    assert options == EngineOptions(folder=tmp_path / ".submitit", engine="slurm", jobs=8, gpus=1, timeout_min=90,
+                                    slurm_partition="gpu")
+    script = _executor(options)._make_submission_file_text("python -m x", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=1"):
+        assert line in script
+
+
+@pytest.mark.parametrize("script,args,fragment", [
+    ("baselines.py", ["--jobs", "0"], "argument --jobs: must be an integer from 1 to"),
+    ("baselines.py", ["--device", "gpu"], "argument --device: must be one of auto|cpu|cuda|cuda:N"),
+    ("precision.py", ["--fp16-seeds", "-1"], "argument --fp16-seeds: must be an integer from 0 to"),
+])
+def test_issue18s_benchmark_options_are_range_checked_while_parsed(script, args, fragment, capsys):
+    import importlib
+    module = importlib.import_module(f"benchmarks.{script[:-3]}")
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(args)
+    assert exit_info.value.code == 2 and fragment in capsys.readouterr().err

@@ -16,6 +16,7 @@ from export.nir import check_nodes, check_round_trip, export_generator
 from deploy.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bundle
 from deploy.fixed_point import quantise
 from deploy.host import read_host
+from deploy.spec import README_FILE
 from lorsp.data import load_split_images
 from lorsp.fileio import file_sha256
 from lorsp.errors import LorspError
@@ -152,7 +153,7 @@ def test_force_replaces_and_no_simulate_skips_the_report(checkpoint, tmp_path):
         export_loihi(checkpoint, out, samples=4)
     assert (out / "old.txt").exists()
     manifest = export_loihi(checkpoint, out, samples=4, force=True)
-    assert sorted(p.name for p in out.iterdir()) == sorted([NIR_FILE, NETX_FILE, HOST_FILE, MANIFEST_FILE])
+    assert sorted(p.name for p in out.iterdir()) == sorted([NIR_FILE, NETX_FILE, HOST_FILE, README_FILE, MANIFEST_FILE])
     assert "simulation" not in manifest
 
 

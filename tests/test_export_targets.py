@@ -12,6 +12,8 @@ from deploy.onnx_runtime import ONNX_FILES
 from export.onnx_checks import FP32_TOLERANCE
 from export.onnx_target import export_onnx
 from deploy.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bundle
+from deploy.manifest import SPEC_VERSION
+from deploy.spec import README_FILE
 from lorsp.data import create_splits
 from lorsp.fileio import file_sha256
 from lorsp.model import build_model
@@ -74,9 +76,13 @@ def test_all_writes_both_targets_under_one_manifest_that_lists_every_file(export
 def test_onnx_target_takes_a_prompt_without_spiking_generator(lorvp_checkpoint, tmp_path):
     out = tmp_path / "onnx"
     manifest = export_onnx(lorvp_checkpoint, out, samples=8)
-    assert sorted(p.name for p in out.iterdir()) == [ONNX_FILES["fp32"], MANIFEST_FILE]
-    assert set(manifest["artifacts"]) == {ONNX_FILES["fp32"]}
+    assert sorted(p.name for p in out.iterdir()) == [README_FILE, ONNX_FILES["fp32"], MANIFEST_FILE]
+    assert set(manifest["artifacts"]) == {ONNX_FILES["fp32"], README_FILE}
     assert manifest["target"] == "onnx" and manifest["config"]["prompt"] == "lorvp"
+    spec = manifest["spec"]  # an ONNX-only bundle's spec: preprocessing, the prompt left to lorsp, the backbone
+    assert spec["version"] == SPEC_VERSION and spec["prompt"]["method"] == "lorvp" and "encode" not in spec
+    assert spec["backbone"]["files"] == {"fp32": ONNX_FILES["fp32"]}
+    assert "bundle spec version" in (out / README_FILE).read_text()
     assert manifest["onnx"]["parity"]["fp32"]["max_abs_logit_diff"] <= FP32_TOLERANCE
     assert set(manifest["onnx"]["accuracy"]) == {"fp32"}
     assert not out.with_name("onnx.partial").exists()

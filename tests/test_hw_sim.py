@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -455,3 +456,68 @@ def test_lava_refuses_a_process_that_spawns_with_one_line():
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("refused: Lava runs its processes with the 'fork' start method")
     assert done.stdout.count("\n") == 1
+
+
+HANGING_LAVA_RUN = """
+import os, sys
+from dataclasses import replace
+import numpy as np
+from deploy.network import Layer, SpikingNetwork
+from hw_sim.backends.lava import _simulate, lava_layers
+from hw_sim.deadline import run_with_deadline
+rng = np.random.default_rng(0)
+net = SpikingNetwork(6, (Layer("l", rng.normal(size=(4, 6)).astype(np.float32), np.zeros(4, np.float32),
+                               np.full(4, 0.9, np.float32), np.ones(4, np.float32), np.zeros(4, np.float32)),))
+hanging = [replace(layer, groups=tuple(replace(g, vth=g.vth + 0.5) for g in layer.groups))
+           for layer in lava_layers(net, "fixed")]
+data = (rng.random((6, 13)) > 0.5).astype(np.int32)
+run_with_deadline(_simulate, (hanging, data, 3, 4, 4, "fixed_pt"), timeout=120, what="the Lava fixed run")
+"""
+
+
+def _process_table() -> dict[int, tuple[int, int]]:
+    """``{pid: (parent pid, process group)}`` of every live process."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                table[int(name)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_the_lava_process_group_dies_with_its_parent(sig):
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    parent = subprocess.Popen([sys.executable, "-c", HANGING_LAVA_RUN], cwd=ROOT)
+    group, workers = None, []
+    for _ in range(300):  # until the child has forked Lava's workers into its own group
+        time.sleep(0.1)
+        table = _process_table()
+        children = [pid for pid, (ppid, _) in table.items() if ppid == parent.pid]
+        if children:
+            group = children[0]
+            workers = [pid for pid, (_, pgrp) in table.items() if pgrp == group and pid != group]
+            if workers:
+                break
+    assert group is not None and workers, "the Lava run did not start"
+    os.kill(parent.pid, sig)
+    parent.wait(timeout=30)
+    for _ in range(100):
+        if not any(pgrp == group for _, pgrp in _process_table().values()):
+            break
+        time.sleep(0.1)
+    left = [pid for pid, (_, pgrp) in _process_table().items() if pgrp == group]
+    for pid in left:  # do not leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], f"the Lava group {group} outlived its parent by 10 s"

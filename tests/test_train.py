@@ -96,12 +96,34 @@ def test_torchrun_trains_with_two_processes(tmp_path):
     import subprocess
 
     proc = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "lorsp.train", *TINY,
-                           "--epochs", "1", "--out", str(out)], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT)
+                           "--epochs", "2", "--device", "cpu", "--workers", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
-    assert m["world_size"] == 2 and m["n_train"] == 64
+    assert m["world_size"] == 2 and m["n_train"] == 64 and m["device"] == "cpu"
+    # rank 0 alone evaluates and writes: one summary line, one run directory, nothing left beside it
+    assert proc.stdout.count("-> ") == 1 and [h["epoch"] for h in m["history"]] == [1, 2]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "curves.png", "last.pt", "metrics.json",
+                                                     "model.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+    assert lorsp.load(out / "model.pt").num_trainable_params() == m["params"]
     shutil.rmtree(out)
+
+
+def test_torchrun_refuses_an_existing_output_on_every_rank_without_hanging(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    out.mkdir()
+    (out / "keep.txt").write_text("keep")
+    import subprocess
+
+    proc = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "lorsp.train", *TINY,
+                           "--epochs", "1", "--device", "cpu", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode != 0 and proc.stderr.count("error: ") == 2, proc.stderr[-3000:]  # one line per rank
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert all("already exists" in line for line in errors)  # (the Traceback after them is torchrun's own)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"] and sorted(tmp_path.iterdir()) == [out]
 
 
 def test_few_shot_run_trains_on_k_images_per_class(tmp_path):

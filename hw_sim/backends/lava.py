@@ -21,7 +21,7 @@ Delay and reset. ``Dense`` sends on step ``t`` what it summed on step ``t - 1``,
 sends column ``c`` on step ``c + 1``) and its sink stores it at index ``c + k + 1``.
 Samples are streamed back to back, ``T`` columns each, and every layer resets its ``u``
 and ``v`` when its first column of a sample arrives (``LIFReset(reset_interval=T,
-reset_offset=k + 2)``, the pipelined reset lava-dl's netx uses). A run of ``N`` samples
+reset_offset=k + 2)``, the pipelined reset lava-dl's netx uses; :mod:`deploy.lava_settings`). A run of ``N`` samples
 is ``N T + L`` steps for ``L`` layers, and the output of layer ``k`` is read from index
 ``k + 1`` on: no padding between samples, and nothing of one sample reaches the next.
 
@@ -42,6 +42,7 @@ from hw_sim.backends.base import Progress, SimResult
 from hw_sim.backends.processes import LavaLayer, lava_layers
 from hw_sim.deadline import run_with_deadline
 from hw_sim.lava_runtime import import_lava_runtime
+from deploy.lava_settings import layer_reset_offset, output_lag
 from deploy.network import SpikingNetwork
 
 # Lava is imported here, at module import, before any child is forked; its first import sets the
@@ -81,11 +82,11 @@ def run_lava(network: SpikingNetwork, spikes_in: np.ndarray, *, mode: str, timeo
     for k, (layer, sinks) in enumerate(zip(network.layers, raw)):
         out = np.zeros((layer.size, N * T), dtype=np.uint8)
         for group, recorded in zip(layers[k].groups, sinks):
-            out[group.index] = recorded[:, k + 1: k + 1 + N * T] != 0
+            out[group.index] = recorded[:, output_lag(k): output_lag(k) + N * T] != 0
         spikes.append(np.ascontiguousarray(out.reshape(layer.size, N, T).transpose(2, 1, 0)))
     details = {**timing, "run_config": f"Loihi2SimCfg(select_tag={RUN_TAGS[mode]!r})",
                "simulated_steps": N * T + n_layers,
-               "delay_steps_removed": [k + 1 for k in range(n_layers)],
+               "delay_steps_removed": [output_lag(k) for k in range(n_layers)],
                "reset": "LIFReset(reset_interval=T, reset_offset=k+2) per layer k",
                "processes": {"LIFReset": sum(len(l.groups) for l in layers),
                              "Dense": sum(len(l.groups) * (len(layers[k - 1].groups) if k else 1)
@@ -107,7 +108,7 @@ def _simulate(layers: list[LavaLayer], data: np.ndarray, T: int, N: int, chunk: 
         outputs, layer_sinks = [], []
         for g in layer.groups:
             lif = LIFReset(shape=(len(g.index),), du=g.du, dv=g.dv, vth=g.vth, bias_mant=layer.bias_mant[g.index],
-                           bias_exp=layer.bias_exp[g.index], reset_interval=T, reset_offset=k + 2)
+                           bias_exp=layer.bias_exp[g.index], reset_interval=T, reset_offset=layer_reset_offset(k))
             for port, src in previous:
                 dense = Dense(weights=layer.weight[np.ix_(g.index, src)])
                 port.connect(dense.s_in)

@@ -54,6 +54,6 @@ def load_source(name: str, root: str | Path | None = None, download: bool = Fals
     if name.startswith(IMAGEFOLDER_PREFIX):
         from lorsp.data.user_sets import load_imagefolder
 
-        return load_imagefolder(Path(name[len(IMAGEFOLDER_PREFIX):]))
+        return load_imagefolder(name[len(IMAGEFOLDER_PREFIX):])  # the text as given: an empty one is refused
     entry = get_entry(name)
     return entry.loader(Path(root) if root is not None else None, download)

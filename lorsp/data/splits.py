@@ -142,10 +142,17 @@ def load_split_images(dataset: str, image_size: int, samples: int, root: str | P
     The images every evaluation outside training reads: the export checks, the chip
     simulation and the co-simulation all take the same first ``N`` of a split.
     """
+    x, y, _ = load_split_images_indexed(dataset, image_size, samples, root, split)
+    return x, y
+
+
+def load_split_images_indexed(dataset: str, image_size: int, samples: int, root: str | Path | None = None,
+                              split: str = "test") -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """:func:`load_split_images` and the images' indices in the dataset (int64), to name them to others."""
     if samples < 1:
         raise LorspError(f"--samples must be at least 1, got {samples}")
     if split not in SPLITS:
         raise LorspError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     part = getattr(create_splits(dataset, image_size, root=root, **{f"limit_{split}": samples}), split)
     items = [part[i] for i in range(len(part))]
-    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items]), part.indices.copy()

@@ -11,6 +11,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+RESIZE = {"mode": "bilinear", "align_corners": False, "antialias": True}
+"""How every image is resized to ``L x L``: the options of ``torch.nn.functional.interpolate`` (named by the spec)."""
+
 
 def to_tensor_image(image: object) -> torch.Tensor:
     """PIL image, uint8 array (H x W [x C]) or tensor -> float tensor ``C x H x W`` in [0, 1]."""
@@ -49,8 +52,7 @@ class ToModelInput:
         elif t.shape[0] != 3:
             raise ValueError(f"expected 1, 3 or 4 channels, got {t.shape[0]}")
         if t.shape[-2:] != (self.size, self.size):
-            t = F.interpolate(t.unsqueeze(0), size=(self.size, self.size), mode="bilinear",
-                              align_corners=False, antialias=True).squeeze(0).clamp_(0.0, 1.0)
+            t = F.interpolate(t.unsqueeze(0), size=(self.size, self.size), **RESIZE).squeeze(0).clamp_(0.0, 1.0)
         return t.contiguous()
 
     def __repr__(self) -> str:

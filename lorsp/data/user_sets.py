@@ -43,6 +43,7 @@ from torch.utils.data import Dataset
 
 from lorsp.data.base import ArrayDataset, SourceData
 from lorsp.data.registry import register_dataset
+from lorsp.data.image_walk import check_folder, list_image_folder
 from lorsp.errors import LorspError
 
 GTSRB_CLASSES = [
@@ -125,8 +126,11 @@ class ImageFileList(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        with Image.open(self.paths[index]) as image:
-            return image.convert("RGB"), self.targets[index]
+        try:
+            with Image.open(self.paths[index]) as image:
+                return image.convert("RGB"), self.targets[index]
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's kinds of bad file
+            raise LorspError(f"{self.paths[index]} is not a readable image: {_one_line(exc)[:160]}") from None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -474,27 +478,23 @@ def load_food101(root: Path | None, download: bool) -> SourceData:
 
 # ----------------------------------------------------------------------------- imagefolder:PATH
 
-def _image_folder(path: Path) -> Any:
-    """``torchvision.datasets.ImageFolder`` on ``path``, with one-line errors."""
-    from torchvision.datasets import ImageFolder
-
+def _image_folder(path: Path) -> "ImageFileList":
+    """The images of the class subfolders of ``path`` (:func:`lorsp.data.image_walk.list_image_folder`)."""
     name = f"imagefolder:{path}"
-    dataset = _guarded(name, str(path), lambda: ImageFolder(str(path), allow_empty=True))
-    if len(dataset) == 0:
+    paths, targets, classes = list_image_folder(path, name)
+    if not paths:
         raise LorspError(f"dataset {name}: no images in the class folders of {path}")
-    return dataset
+    return ImageFileList(paths, targets, classes)
 
 
-def load_imagefolder(path: Path) -> SourceData:
+def load_imagefolder(path: str | Path) -> SourceData:
     """Any folder of class subfolders of images (``imagefolder:PATH``).
 
     ``PATH/CLASS/*.jpg`` gives one pool that lorsp splits with its seed; a
     ``PATH/train``, ``PATH/test`` (and optional ``PATH/val``) trio is used as
     the official splits, with one class list across them.
     """
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise LorspError(f"dataset imagefolder:{path}: folder {path} not found")
+    path = check_folder(str(path), f"imagefolder:{path}")  # "" is refused, not read as "."
     if (path / "train").is_dir() and (path / "test").is_dir():
         split_dirs = {n: path / n for n in ("train", "val", "test") if (path / n).is_dir()}
     else:

@@ -62,6 +62,7 @@ from torch import nn
 
 from lorsp.encoding import Encoding, list_encodings
 from lorsp.errors import LorspError
+from lorsp.cli_options import integer, number
 from lorsp.prompts.base import GeneratorTrace, VisualPrompt, register_prompt
 from lorsp.prompts.lorvp import LorvpOptions, check_rank
 
@@ -79,15 +80,18 @@ class LorspOptions(LorvpOptions):
     protocol (:mod:`lorsp.train`), the others by :class:`LowRankSpikePrompt`.
     """
 
-    time_steps: int = field(default=8, metadata={"help": "T: SNN steps per image"})
+    time_steps: int = field(default=8, metadata={"help": "T: SNN steps per image",
+                                                 "parse": integer(1, 10_000)})
     encoding: str = field(default="bands", metadata={
         "help": "the generator's input: content per row and column band (bands) or the pooled image (pool)",
         "choices": tuple(list_encodings()), "legacy": "pool"})
     pool: int = field(default=4, metadata={"help": "pool encoding: the image pooled to 3 x p x p",
+                                           "parse": integer(1, 4096),
                                            "applies_when": {"encoding": ("pool",)}})
-    hidden: int = field(default=32, metadata={"help": "hidden spiking neurons (band start: 2 G relays)"})
+    hidden: int = field(default=32, metadata={"help": "hidden spiking neurons (band start: 2 G relays)",
+                                             "parse": integer(1, 65_536)})
     gates: int = field(default=16, metadata={"help": "G: bands of rows (and of columns); the bands encoding's size "
-                                                     "too (fixed at 16 under --gate rank)",
+                                                     "too (fixed at 16 under --gate rank)", "parse": integer(1, 4096),
                                             "applies_when": {"gate": ("band", "rowcol")}})
     factors: str = field(default="shared", metadata={
         "help": "low-rank factors shared by the channels with a per-channel mix, or one pair per channel",
@@ -101,30 +105,31 @@ class LorspOptions(LorvpOptions):
         "applies_when": {"gate": ("band",)}, "legacy": "content"})
     relay_noise: float = field(default=0.05, metadata={
         "help": "band gating's start: std of the random cross-talk between bands, in thresholds (0: an exact "
-                "sparse relay)", "applies_when": {"gate": ("band",)}, "legacy": 0.05})
+                "sparse relay)", "applies_when": {"gate": ("band",)}, "legacy": 0.05, "parse": number(0.0)})
     beta: float = field(default=0.5, metadata={
         "help": "membrane decay of every Leaky neuron (0.5: the chip's integer decay is exact for T <= 8, "
-                "see docs/method.md)", "legacy": 0.9})
-    threshold: float = field(default=1.0, metadata={"help": "firing threshold"})
+                "see docs/method.md)", "legacy": 0.9, "parse": number(0.0, 1.0, below=True)})
+    threshold: float = field(default=1.0, metadata={"help": "firing threshold", "parse": number(0.0, above=True)})
     gate: str = field(default="band", metadata={
         "help": "gate every rank-1 term band by band (band), the rows and columns of the product (rowcol), "
                 "or whole rank-1 terms (rank, no pixel zeros)",
         "choices": GATE_MODES})
-    sparsity_weight: float = field(default=10.0, metadata={"help": "weight of the sparsity term in the loss"})
+    sparsity_weight: float = field(default=10.0, metadata={"help": "weight of the sparsity term in the loss",
+                                                                    "parse": number(0.0)})
     sparsity_target: float | None = field(default=0.6, metadata={
         "help": "share of zero prompt pixels to aim at (band: the calibrated start, and with a learning "
                 "generator the value each image's closed share is pulled to; rowcol/rank: per image, the term "
-                "pushes down just enough of the weakest gates)"})
+                "pushes down just enough of the weakest gates)", "parse": number(0.0, 1.0, below=True)})
     sparsity_warmup: float = field(default=0.0, metadata={
-        "help": "epochs over which the sparsity weight ramps up linearly from 0"})
+        "help": "epochs over which the sparsity weight ramps up linearly from 0", "parse": number(0.0)})
     gate_bias: float = field(default=1.0, metadata={
         "help": "initial bias of the gate neurons (per step; >= --threshold opens every gate at start; "
                 "band gates are calibrated instead)", "applies_when": {"gate": ("rowcol", "rank")}})
     surrogate_slope: float = field(default=25.0, metadata={
         "help": "slope k of the fast-sigmoid surrogate 1/(1+k|U-theta|)^2 (training only); smaller "
-                "lets silent neurons feel the task's gradient and fire again"})
+                "lets silent neurons feel the task's gradient and fire again", "parse": number(0.0, above=True)})
     generator_lr_scale: float = field(default=10.0, metadata={
-        "help": "the spiking generator's learning rate, as a multiple of --lr"})
+        "help": "the spiking generator's learning rate, as a multiple of --lr", "parse": number(0.0, above=True)})
 
 
 GRID_STEP = 2.0 ** -5
@@ -413,8 +418,12 @@ class LowRankSpikePrompt(VisualPrompt):
 
     @staticmethod
     def gates_open(rho: torch.Tensor) -> torch.Tensor:
-        """Binary gates ``1[rho > 0]`` from rates ``rho``, the rate's gradient passed straight through."""
-        return (rho > 0).to(rho.dtype) + rho - rho.detach()
+        """Binary gates ``1[rho > 0]`` from rates ``rho``, the rate's gradient passed straight through.
+
+        ``rho - rho.detach()`` is exactly 0 in the forward pass, so the gates are exactly 0 or 1
+        whatever ``T`` (``(1 + rho) - rho`` would round for ``T`` not a power of two).
+        """
+        return (rho > 0).to(rho.dtype) + (rho - rho.detach())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trace(x)[0]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from lorsp.errors import LorspError
+from lorsp.cli_options import integer
 from lorsp.prompts.base import VisualPrompt, register_prompt
 
 
@@ -23,7 +24,8 @@ from lorsp.prompts.base import VisualPrompt, register_prompt
 class LorvpOptions:
     """The options of LoR-VP."""
 
-    rank: int = field(default=4, metadata={"help": "rank r of the low-rank prompt factors"})
+    rank: int = field(default=4, metadata={"help": "rank r of the low-rank prompt factors",
+                                          "parse": integer(1, 4096)})
 
 
 def check_rank(rank: int, image_size: int) -> None:

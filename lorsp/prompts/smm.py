@@ -53,6 +53,7 @@ import torch
 from torch import nn
 
 from lorsp.errors import LorspError
+from lorsp.cli_options import integer
 from lorsp.prompts.base import VisualPrompt, register_prompt
 
 LAYER_CHOICES = (5, 6)
@@ -64,9 +65,11 @@ class SmmOptions:
     """The options of SMM: the mask generator's width and depth, and the patch size."""
 
     mask_width: int = field(default=8, metadata={
-        "help": "channels of the mask generator's first conv; each further block doubles them (SMM: 8)"})
+        "help": "channels of the mask generator's first conv; each further block doubles them (SMM: 8)",
+        "parse": integer(1, 4096)})
     patch: int = field(default=8, metadata={
-        "help": "patch size: one mask value per patch x patch pixels, log2(patch) pooling stages (SMM: 8)"})
+        "help": "patch size: one mask value per patch x patch pixels, log2(patch) pooling stages (SMM: 8)",
+        "parse": integer(1, 4096)})
     mask_layers: int = field(default=5, metadata={
         "help": "layers of the mask generator: 5 (SMM's, for CNN backbones) or 6 (SMM's for ViT)",
         "choices": LAYER_CHOICES})

@@ -1,0 +1,185 @@
+"""The bundle spec: everything a third party needs to run an exported bundle without lorsp.
+
+:func:`bundle_spec` builds it at export time from the staged files and the constants the
+code runs on (the encoding of :mod:`lorsp.encoding`, the step of :mod:`deploy.nir_reader`,
+the integers of :mod:`deploy.fixed_point`, the Lava settings of :mod:`deploy.lava_settings`,
+the ONNX contract of :mod:`deploy.onnx_runtime`), so no number has a second copy. It goes
+into ``manifest.json`` under ``spec`` (machine-readable, with :data:`SPEC_VERSION`) and, as
+``README.md``, into every bundle (:mod:`deploy.spec_readme`). docs/bundle-spec.md describes
+it once; ``examples/run_bundle.py`` runs a bundle from it alone.
+
+Stages, in order: ``preprocess`` (host), ``encode`` (host), ``generator`` (chip),
+``prompt`` (host), ``backbone`` (accelerator); an ONNX-only bundle has ``preprocess``,
+the prompt computed by lorsp, and ``backbone``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+
+from deploy import fixed_point as fp
+from deploy import lava_settings as lava
+from deploy.bundle import HOST_FILE, NETX_FILE, NIR_FILE
+from deploy.host import read_host
+from deploy.manifest import SPEC_FORMAT, SPEC_VERSION
+from deploy.nir_reader import SNNTORCH_DT, load_network
+from deploy.onnx_runtime import INPUT_NAME, OUTPUT_NAME
+from lorsp.data.transforms import RESIZE
+from lorsp.encoding import ENCODING_VERSION, NO_CONTENT, Encoding
+from lorsp.errors import LorspError
+from lorsp.model import PromptedClassifier
+
+README_FILE = "README.md"
+
+ENCODING_FORMULAS = {
+    "bands": ("x (3, L, L) widened to float64; grey y = (x_0 + x_1 + x_2) / 3; d = |y - mean(y)|; "
+              "row band b (b = 0..G-1) = mean of d over rows b L/G .. (b+1) L/G - 1 (all columns), column band b "
+              "likewise over columns; v = [rows, columns] / max(rows, columns), or 0 everywhere when that max "
+              f"<= {NO_CONTENT:g}; clipped to [0, 1]; D = 2 G, rows first"),
+    "pool": ("x (3, L, L) widened to float64; mean over p x p blocks of L/p x L/p pixels per channel, "
+             "flattened channel-major (c, i, j); clipped to [0, 1]; D = 3 p^2"),
+}
+COUNT_RULE = "k_i = round(v_i T) in float64, half to even, in {0..T}"
+SPIKE_TRAIN = ("input i spikes at step t (t = 1..T) iff floor(t k_i / T) - floor((t - 1) k_i / T) = 1: "
+               "k_i spikes, evenly spread (an integer accumulator a += k_i, fire and a -= T when a >= T)")
+NEURON_MODEL = ("current-based LIF per layer: I[t] = W s[t]; u[t] = alpha u[t-1] + I[t]; "
+                "v[t] = beta v[t-1] + u[t] + b; spike s[t] = [v[t] > theta]; u[0] = v[0] = 0 every sample")
+RESET_RULE = ("to zero, at once: v <- 0 on the step it spikes (snnTorch reset_mechanism='zero', "
+              "reset_delay=False; NIR v_reset = 0); no refractory period; u and v reset to 0 at every sample")
+FIXED_POINT_RULE = (f"Lava bit-accurate LIF: u = rz(u (4096 - iDecay) / 2^12) + 2^{fp.STATE_SHIFT} sum_j w_j s_j; "
+                    f"v = rz(v (4096 - vDecay) / 2^12) + u + bias 2^{fp.BIAS_EXP}; spike when v > vThMant 2^"
+                    f"{fp.STATE_SHIFT}, then v = 0; u, v 24-bit (rz: rounding towards zero); integer = "
+                    "round(scale x float), one scale per layer")
+EXACT_RULE = ("exact: the integers give the float network's spikes bit for bit, for every input (each weight, "
+              "bias and threshold times the scale is an integer, alpha = 0, beta = (4096 - vDecay) / 4096 and the "
+              "decay drops no bit within T steps; deploy.fixed_point.exactness); when false, fixed and float "
+              "spikes may differ and each layer's why_not says why")
+GATE_RULE = "a gate is open when its neuron fired at least once in the T steps (rate > 0)"
+GATE_LAYOUTS = {
+    "band": ("2 G r gates: index = side r G + k G + b, side 0 = rows, 1 = columns, term k = 0..r-1, band "
+             "b = 0..G-1; line i (row or column) reads band group_of_line[i] = floor(i G / L)"),
+    "rowcol": "2 G gates: 0..G-1 rows, G..2G-1 columns; line i reads gate group_of_line[i] = floor(i G / L)",
+    "rank": "3 r gates: index = c r + k, channel c, rank-1 term k",
+}
+PROMPT_FORMULAS = {
+    "band": ("P_c = sum_k mix[c, k] (row_k * B[:, k]) (col_k * A[k, :])^T, row_k[i] = gate(0, k, "
+             "group_of_line[i]), col_k[j] = gate(1, k, group_of_line[j]); computed as float32 "
+             "matmul(left (N, 3, L, r), right (N, 1, r, L)), left = B mix_c * row gates, right = A * column gates"),
+    "rowcol": ("P_c = (B_c diag(mix_c) A) at open rows x open columns, 0 elsewhere (float32 matmul of "
+               "B mix_c (L, r) and A (r, L))"),
+    "rank": "P_c = B_c diag(mix_c g_c) A_c (float32 matmul)",
+}
+PROMPTED_RULE = "prompted = x + P(x), float32 (x the preprocessed image)"
+
+
+def _onnx_stage(onnx: dict[str, Any] | None, classes: list[str]) -> dict[str, Any] | None:
+    if not onnx:
+        return None
+    L = onnx["image_size"]
+    return {"where": "accelerator (onnxruntime, TensorRT)", "files": onnx["files"],
+            "input": {"name": INPUT_NAME, "shape": ["N", 3, L, L], "dtype": "float32",
+                      "value": "x + P(x): the preprocessed image plus the prompt, before normalisation"},
+            "output": {"name": OUTPUT_NAME, "shape": ["N", len(classes)], "dtype": "float32"},
+            "prediction": "argmax of the logits over classes (index into classes)",
+            "quantisation": onnx.get("quantisation", {})}
+
+
+def nir_metadata(encoding: Encoding, dt: float = SNNTORCH_DT) -> dict[str, Any]:
+    """What ``prompt_generator.nir`` carries in its graph metadata: the step, ``T``, the reset, the encoding."""
+    return {"lorsp.spec_version": SPEC_VERSION, "dt": dt, "time_steps": encoding.time_steps,
+            "reset_interval": encoding.time_steps, "reset": RESET_RULE, "encoding": encoding.name,
+            "encoding_version": ENCODING_VERSION, "encoding_size": encoding.size}
+
+
+def netx_attributes(time_steps: int, layers: int) -> dict[str, Any]:
+    """What ``prompt_generator.net`` carries as root attributes: ``T``, the pipelined reset, delay, fixed point."""
+    return {"lorsp.spec_version": SPEC_VERSION, "time_steps": time_steps, "reset_interval": time_steps,
+            "reset_offset": lava.NETX_RESET_OFFSET, "delay_per_layer": lava.DENSE_DELAY_STEPS,
+            "output_lag": lava.output_lag(layers - 1), "select_tag": "fixed_pt", "run_config": lava.FIXED_RUN_CONFIG,
+            "input_message_bits": 0,
+            "usage": (f"netx.hdf5.Network(net_config=path, reset_interval={time_steps}, reset_offset="
+                      f"{lava.NETX_RESET_OFFSET}); run with {lava.FIXED_RUN_CONFIG}; the output of input step t "
+                      f"appears output_lag steps later")}
+
+
+def host_tensor_shapes(path: Path) -> dict[str, list[int]]:
+    """``{tensor name: shape}`` of a safetensors file, as stored."""
+    with safe_open(str(path), framework="np") as f:
+        return {name: list(f.get_slice(name).get_shape()) for name in f.keys()}
+
+
+def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -> dict[str, Any]:
+    """The spec of the bundle staged at ``root`` (manifest ``fields`` so far, the exported ``model``)."""
+    config, classes = model.config, list(model.classes)
+    L = int(config["image_size"])
+    spec: dict[str, Any] = {
+        "format": SPEC_FORMAT, "version": SPEC_VERSION, "target": fields.get("target"), "classes": classes,
+        "preprocess": {"where": "host",
+                       "input": "an image: uint8 pixels (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, any size",
+                       "output": {"shape": ["N", 3, L, L], "dtype": "float32", "range": [0, 1]},
+                       "rule": ("uint8 pixels / 255; grayscale repeated to 3 channels, RGBA drops alpha; resized to "
+                                f"{L} x {L} with torch.nn.functional.interpolate(**resize) when the size differs, "
+                                "then clipped to [0, 1]; no normalisation (it is inside the ONNX graph)"),
+                       "resize": dict(RESIZE), "image_size": L,
+                       "normalisation_inside_onnx": {"mean": model.backbone.mean.flatten().tolist(),
+                                                     "std": model.backbone.std.flatten().tolist(),
+                                                     "rule": "(prompted - mean) / std per channel"}},
+    }
+    onnx = _onnx_stage(fields.get("onnx"), classes)
+    if not (root / NIR_FILE).is_file():
+        spec["prompt"] = {"where": "host (lorsp, PyTorch)", "method": config.get("prompt"),
+                          "rule": "the prompt of this method is not part of the spec; lorsp computes it"}
+        spec["backbone"] = onnx
+        return spec
+    host = read_host(root / HOST_FILE)
+    network = load_network(root / NIR_FILE)
+    fixed = fp.quantise(network)
+    e, T = host.encoding, host.time_steps
+    exact = fp.exactness(network, fixed, T)  # the manifest's fixed_point_exact, from the bundle's own files
+    if e.name not in ENCODING_FORMULAS or host.gate not in PROMPT_FORMULAS:
+        raise LorspError(f"no spec for encoding {e.name!r} with gate mode {host.gate!r}")
+    n_gates = network.sizes[-1]
+    rank = int(host.A.shape[-2])
+    spec["encode"] = {"where": "host", "input": {"shape": ["N", 3, L, L], "dtype": "float32", "name": "x"},
+                      "name": e.name, "version": ENCODING_VERSION, "size": e.size,
+                      "inputs": e.inputs, "time_steps": T, "values": ENCODING_FORMULAS[e.name],
+                      "counts": COUNT_RULE, "spike_train": SPIKE_TRAIN,
+                      "output": {"shape": [T, "N", e.inputs], "dtype": "uint8", "values": [0, 1]}}
+    spec["generator"] = {
+        "where": "chip (Loihi 2)", "files": {"nir": NIR_FILE, "netx": NETX_FILE},
+        "input": {"shape": [T, "N", network.input_size], "dtype": "uint8", "kind": "binary spikes"},
+        "output": {"shape": [T, "N", n_gates], "dtype": "uint8", "kind": "gate spikes"},
+        "time_steps": T, "dt": network.dt, "neuron": NEURON_MODEL, "reset": RESET_RULE,
+        "layers": [{"name": l.name, "inputs": l.fan_in, "neurons": l.size,
+                    "beta": sorted({float(b) for b in l.beta}), "threshold": sorted({float(t) for t in l.threshold}),
+                    "alpha": sorted({float(a) for a in l.alpha})} for l in network.layers],
+        "lava": {"netx_network": {"reset_interval": T, "reset_offset": lava.NETX_RESET_OFFSET},
+                 "reset_offset_per_layer": [lava.layer_reset_offset(k) for k in range(len(network.layers))],
+                 "delay_per_layer": lava.DENSE_DELAY_STEPS,
+                 "output_lag": lava.output_lag(len(network.layers) - 1),
+                 "run_config": lava.FIXED_RUN_CONFIG, "input_message_bits": 0,
+                 "stream": ("samples back to back, T columns each, then output_lag empty columns; the gates "
+                            "of sample n, step t (0-based) are read at column n T + t + output_lag")},
+        "fixed_point": {"rule": FIXED_POINT_RULE, "state_shift": fp.STATE_SHIFT, "bias_exp": fp.BIAS_EXP,
+                        "decay_unity": fp.DECAY_UNITY, "exact": exact["exact"], "exact_rule": EXACT_RULE,
+                        "layers": [{"scale": fx.scale, "vth": int(fx.vth[0]), "iDecay": int(fx.du[0]) + 1,
+                                    "vDecay": int(fx.dv[0]), "exact": row["exact"],
+                                    **({"why_not": row["why_not"]} if row["why_not"] else {})}
+                                   for fx, row in zip(fixed, exact["layers"])]},
+    }
+    spec["prompt"] = {"where": "host",
+                      "input": [{"name": "gate spikes", "shape": [T, "N", n_gates], "dtype": "uint8"},
+                                {"name": "x", "shape": ["N", 3, L, L], "dtype": "float32"}],
+                      "output": {"name": "prompted", "shape": ["N", 3, L, L], "dtype": "float32"},
+                      "gate": host.gate, "factors": host.factors, "gates": n_gates,
+                      "rank": rank, "bands": int(config.get("gates", 0)) if host.gate != "rank" else None,
+                      "gate_rule": GATE_RULE, "gate_layout": GATE_LAYOUTS[host.gate],
+                      "formula": PROMPT_FORMULAS[host.gate], "prompted": PROMPTED_RULE,
+                      "tensors": {"file": HOST_FILE, **host_tensor_shapes(root / HOST_FILE)},
+                      "factor_shapes": "prompt.B (copies, L, r), prompt.A (copies, r, L), prompt.mix (3, r) "
+                                       "(shared factors; copies 1), prompt.group_of_line (L,) int64"}
+    spec["backbone"] = onnx
+    return spec
+

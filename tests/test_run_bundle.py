@@ -1,0 +1,128 @@
+"""examples/run_bundle.py: a bundle run from its spec alone, with lorsp, torch and Lava unimportable, against lorsp-cosim."""
+from __future__ import annotations
+
+import json
+import runpy
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from deploy.bundle import MANIFEST_FILE
+from deploy.manifest import SPEC_VERSION
+from hw_sim.cosim_cli import main as cosim_main
+from hw_sim.cosim_images import IMAGES_FILE
+from lorsp.data import load_split_images
+from tests.conftest import ROOT, assert_one_line_error
+from tests.deploy_helpers import LORSP_PACKAGES, call_cli, linked_copy, rewrite, run_isolated, shared_all_bundle
+
+RUNNER = ROOT / "examples" / "run_bundle.py"
+SAMPLES = 128
+
+
+def run_without_lorsp(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The runner in an interpreter where lorsp's packages, PyTorch and Lava cannot be imported."""
+    return run_isolated(RUNNER, *args, blocked=LORSP_PACKAGES + ("torch", "torchvision", "lava", "snntorch", "nir",
+                                                               "nirtorch"), timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory) -> Path:
+    return shared_all_bundle(tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """The first SAMPLES test images, preprocessed as the spec says (lorsp's loader, in this process)."""
+    x, _ = load_split_images("sklearn-digits", 32, SAMPLES)
+    path = tmp_path_factory.mktemp("images") / "x.npy"
+    np.save(path, x.numpy())
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,precision", [("fixed", "fp32"), ("fixed", "int8"), ("float", "fp32")])
+def test_the_runner_reproduces_cosim_bit_for_bit_without_lorsp(bundle, images, tmp_path, capsys, mode, precision):
+    proc = call_cli(cosim_main, capsys, str(bundle), "--limit", str(SAMPLES), "--mode", mode, "--precision", precision,
+                    "-o", str(tmp_path / "cosim"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    cosim = load_file(str(tmp_path / "cosim" / IMAGES_FILE))
+    out = tmp_path / "runner.safetensors"
+    run = run_without_lorsp(str(bundle), "--images", str(images), "--mode", mode, "--precision", precision,
+                            "--out", str(out), "--compare", str(tmp_path / "cosim" / IMAGES_FILE))
+    assert run.returncode == 0, run.stderr[-3000:]
+    for what in ("gates", "prompted images", "predictions"):
+        assert f"{what} equal to lorsp-cosim's: {SAMPLES}/{SAMPLES} images" in run.stdout
+    ours = load_file(str(out))
+    assert len(ours["pred"]) == len(cosim["index"]) == SAMPLES
+    assert np.array_equal(ours["gate_counts"], cosim["gate_counts"])
+    assert np.array_equal(ours["gates"], cosim["gates"]) and 0 < ours["gates"].mean() < 1
+    assert np.array_equal(ours["prompted_sha256"], cosim["prompted_sha256"])  # prompted images bit for bit
+    assert np.array_equal(ours["pred"], cosim["pred_pipeline"])
+    assert np.abs(ours["logits"] - cosim["logits_pipeline"]).max() <= 1e-5
+
+
+@pytest.mark.slow
+def test_the_runner_reads_uint8_pixels_as_the_spec_says(bundle, images, tmp_path):
+    x = np.load(images)
+    pixels = np.round(x[:, 0] * 255).astype(np.uint8)  # digits are grey: one channel of pixels
+    np.save(tmp_path / "p.npy", pixels)
+    np.save(tmp_path / "f.npy", np.repeat((pixels.astype(np.float32) / np.float32(255))[:, None], 3, axis=1))
+    for name in ("p", "f"):
+        run = run_without_lorsp(str(bundle), "--images", str(tmp_path / f"{name}.npy"), "--out",
+                                str(tmp_path / f"{name}.safetensors"))
+        assert run.returncode == 0, run.stderr[-2000:]
+    a, b = load_file(str(tmp_path / "p.safetensors")), load_file(str(tmp_path / "f.safetensors"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_the_runner_refuses_another_spec_version_and_bad_input_with_one_line(bundle, images, tmp_path):
+    assert runpy.run_path(str(RUNNER))["SPEC_VERSION"] == SPEC_VERSION
+    old = linked_copy(bundle, tmp_path / "old")
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    manifest["spec"]["version"] = 0
+    rewrite(old / MANIFEST_FILE, json.dumps(manifest).encode())
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((2, 3, 16, 16), np.float32))
+    existing = tmp_path / "exists.safetensors"
+    existing.write_bytes(b"keep")
+    for args, fragments in (([str(old), "--images", str(images)], ["spec version 0", f"reads spec version {SPEC_VERSION}"]),
+                            ([str(bundle), "--images", str(bad)], ["(N, 3, 32, 32)"]),
+                            ([str(bundle), "--images", str(images), "--precision", "fp64"], ["no fp64 backbone"])):
+        out = tmp_path / "out.safetensors"
+        assert_one_line_error(run_without_lorsp(*args, "--out", str(out)), *fragments)
+        assert not out.exists()
+    assert_one_line_error(run_without_lorsp(str(bundle), "--images", str(images), "--out", str(existing)), "--force")
+    assert existing.read_bytes() == b"keep"
+    for out in (bundle / "host.safetensors", bundle / MANIFEST_FILE, images):
+        before = out.read_bytes()
+        assert_one_line_error(run_without_lorsp(str(bundle), "--images", str(images), "--out", str(out), "--force"),
+                              "an input of this run")
+        assert out.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_the_runner_refuses_a_hostile_manifest_in_one_line(bundle, images, tmp_path):
+    good = json.loads((bundle / MANIFEST_FILE).read_text())
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not the bundle's")
+
+    def escape(m):
+        m["artifacts"]["../secret.txt"] = {"sha256": "0" * 64, "bytes": 1}
+
+    def no_prompt(m):
+        del m["spec"]["prompt"]
+
+    for k, (edit, fragment) in enumerate(((escape, "is not a file inside the bundle"),
+                                          (lambda m: m.__setitem__("artifacts", "all"), "artifacts must map"),
+                                          (no_prompt, "spec is malformed"))):
+        root = linked_copy(bundle, tmp_path / f"b{k}")
+        manifest = json.loads(json.dumps(good))
+        edit(manifest)
+        rewrite(root / MANIFEST_FILE, json.dumps(manifest).encode())
+        out = tmp_path / f"out{k}.safetensors"
+        assert_one_line_error(run_without_lorsp(str(root), "--images", str(images), "--out", str(out)), fragment)
+        assert not out.exists()
