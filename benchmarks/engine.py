@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
+from lorsp.cli_options import count, integer
 from lorsp.errors import LorspError
 
 ENGINES = ("local", "slurm")
@@ -59,19 +60,14 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="local: --jobs processes on this machine; slurm: a SLURM job array (submitit)")
     p.add_argument("--engine-folder", default=None, help="job logs and results (default: OUT/.submitit)")
     p.add_argument("--slurm-partition", default=None, help="slurm: the partition to submit to")
-    p.add_argument("--slurm-gpus", type=int, default=0, help="slurm: GPUs per job; local: ignored (one per slot "
-                   "where the machine has GPUs)")
-    p.add_argument("--timeout-min", type=int, default=24 * 60, help="wall-clock limit of one run, minutes")
+    p.add_argument("--slurm-gpus", type=integer(0), default=0, help="slurm: GPUs per job; local: ignored (one per "
+                   "slot where the machine has GPUs)")
+    p.add_argument("--timeout-min", type=count(), default=24 * 60, help="wall-clock limit of one run, minutes")
 
 
 def engine_options(args: argparse.Namespace) -> EngineOptions:
-    """The :class:`EngineOptions` of a benchmark's parsed arguments; bad values are one-line errors."""
-    if args.jobs < 1:
-        raise LorspError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.timeout_min < 1:
-        raise LorspError(f"--timeout-min must be at least 1, got {args.timeout_min}")
-    if args.slurm_gpus < 0:
-        raise LorspError(f"--slurm-gpus must be >= 0, got {args.slurm_gpus}")
+    """The :class:`EngineOptions` of a benchmark's parsed arguments (their ranges are checked at parse time:
+    ``--jobs`` by the protocol's options, the others by :func:`add_engine_args`); no SLURM is a one-line error."""
     if args.engine == "slurm" and shutil.which("srun") is None:
         raise LorspError("--engine slurm: no SLURM here (srun is not on PATH); use --engine local")
     gpus = args.slurm_gpus if args.engine == "slurm" else local_gpus(getattr(args, "device", "auto"))
