@@ -24,11 +24,8 @@ named by its index and mutation. The tally goes to ``OUT/fuzz.json`` and ``OUT/f
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import io
 import json
-import math
 import multiprocessing as mp
 import os
 import pickle
@@ -38,7 +35,6 @@ import sys
 import tempfile
 import time
 import traceback
-import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +193,20 @@ def hostile_array(value: np.ndarray, rng: np.random.Generator) -> tuple[Any, str
     return v.astype(np.int64) if v.dtype.kind == "f" else v.astype(np.float32), "int/float swapped"
 
 
+BYTE_LEVEL_SHARE = 0.3
+"""The share of structural mutators' files that get a byte-level edit instead."""
+
+
+def maybe_byte_level(src: Path, dst: Path, rng: np.random.Generator) -> str | None:
+    """With probability :data:`BYTE_LEVEL_SHARE`, ``src`` with one :func:`mutate_bytes` edit written to ``dst``
+    (what was done); otherwise None and nothing written."""
+    if rng.random() >= BYTE_LEVEL_SHARE:
+        return None
+    data, what = mutate_bytes(src.read_bytes(), rng)
+    dst.write_bytes(data)
+    return what
+
+
 def _datasets(f: h5py.File) -> list[str]:
     names: list[str] = []
     f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
@@ -205,9 +215,8 @@ def _datasets(f: h5py.File) -> list[str]:
 
 def mutate_hdf5(src: Path, dst: Path, rng: np.random.Generator) -> str:
     """A structural edit of an HDF5 file (NIR or netx) at a random dataset, or a byte-level one."""
-    if rng.random() < 0.3:
-        data, what = mutate_bytes(src.read_bytes(), rng)
-        dst.write_bytes(data)
+    what = maybe_byte_level(src, dst, rng)
+    if what is not None:
         return what
     shutil.copyfile(src, dst)
     with h5py.File(dst, "a") as f:
@@ -251,9 +260,8 @@ def mutate_hdf5(src: Path, dst: Path, rng: np.random.Generator) -> str:
 
 
 def mutate_host(src: Path, dst: Path, rng: np.random.Generator) -> str:
-    if rng.random() < 0.3:
-        data, what = mutate_bytes(src.read_bytes(), rng)
-        dst.write_bytes(data)
+    what = maybe_byte_level(src, dst, rng)
+    if what is not None:
         return what
     tensors = load_file(src)
     with safe_open(str(src), framework="pt") as f:
@@ -285,9 +293,8 @@ def mutate_host(src: Path, dst: Path, rng: np.random.Generator) -> str:
 
 
 def mutate_onnx(src: Path, dst: Path, rng: np.random.Generator) -> str:
-    if rng.random() < 0.3:
-        data, what = mutate_bytes(src.read_bytes(), rng)
-        dst.write_bytes(data)
+    what = maybe_byte_level(src, dst, rng)
+    if what is not None:
         return what
     model = onnx.load(str(src))
     g = model.graph

@@ -2,8 +2,6 @@
 each refused in one line or read with every promise kept (benchmarks/fuzz.py runs the same at >= 1,000 per format)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from benchmarks.fuzz import FORMATS, Base, contract_onnx, fuzz, tally_table
