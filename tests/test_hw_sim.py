@@ -329,22 +329,30 @@ def test_fixed_mode_report_figures_equal_a_recount_from_the_bundle_and_a_lava_ru
     assert "Left out" in md and all((bundle / "hw_sim" / p).exists() for p in ("raster.png", "energy.png"))
 
 
-@pytest.mark.slow
-def test_a_hanging_lava_run_is_stopped_with_all_its_workers():
-
-    from hw_sim.backends.lava import _simulate, lava_layers
-    from hw_sim.deadline import run_with_deadline
+def hanging_lava_args() -> tuple:
+    """The arguments of ``hw_sim.backends.lava._simulate`` for a fixed-point run that never ends: the trap of the
+    notes, a float vth under fixed_pt makes Lava wait forever, with no error."""
+    from hw_sim.backends.lava import lava_layers
 
     rng = np.random.default_rng(0)
     net = SpikingNetwork(6, (Layer("l", rng.normal(size=(4, 6)).astype(np.float32), np.zeros(4, np.float32),
                                    np.full(4, 0.9, np.float32), np.ones(4, np.float32), np.zeros(4, np.float32)),))
-    # the trap of the notes: a float vth under fixed_pt makes Lava wait forever, with no error
     hanging = [replace(layer, groups=tuple(replace(g, vth=g.vth + 0.5) for g in layer.groups))
                for layer in lava_layers(net, "fixed")]
     data = (rng.random((6, 13)) > 0.5).astype(np.int32)
+    return hanging, data, 3, 4, 4, "fixed_pt"
+
+
+@pytest.mark.slow
+def test_a_hanging_lava_run_is_stopped_with_all_its_workers():
+
+    from hw_sim.backends.lava import _simulate
+    from hw_sim.deadline import run_with_deadline
+
+    args = hanging_lava_args()
     before = set(os.listdir("/proc"))
     with pytest.raises(LorspError, match="exceeded --timeout 4 s and was stopped"):
-        run_with_deadline(_simulate, (hanging, data, 3, 4, 4, "fixed_pt"), timeout=4, what="the Lava fixed run")
+        run_with_deadline(_simulate, args, timeout=4, what="the Lava fixed run")
     assert _forks_of_this_process(set(os.listdir("/proc")) - before) == []  # no worker left, orphaned or not
 
 
@@ -459,19 +467,10 @@ def test_lava_refuses_a_process_that_spawns_with_one_line():
 
 
 HANGING_LAVA_RUN = """
-import os, sys
-from dataclasses import replace
-import numpy as np
-from deploy.network import Layer, SpikingNetwork
-from hw_sim.backends.lava import _simulate, lava_layers
+from hw_sim.backends.lava import _simulate
 from hw_sim.deadline import run_with_deadline
-rng = np.random.default_rng(0)
-net = SpikingNetwork(6, (Layer("l", rng.normal(size=(4, 6)).astype(np.float32), np.zeros(4, np.float32),
-                               np.full(4, 0.9, np.float32), np.ones(4, np.float32), np.zeros(4, np.float32)),))
-hanging = [replace(layer, groups=tuple(replace(g, vth=g.vth + 0.5) for g in layer.groups))
-           for layer in lava_layers(net, "fixed")]
-data = (rng.random((6, 13)) > 0.5).astype(np.int32)
-run_with_deadline(_simulate, (hanging, data, 3, 4, 4, "fixed_pt"), timeout=120, what="the Lava fixed run")
+from tests.test_hw_sim import hanging_lava_args
+run_with_deadline(_simulate, hanging_lava_args(), timeout=120, what="the Lava fixed run")
 """
 
 
