@@ -170,9 +170,10 @@ def exactness(network: SpikingNetwork, fixed: list[FixedPointLayer], time_steps:
         c = (DECAY_UNITY - fx.dv).astype(np.int64)
         if not np.array_equal(c.astype(np.float64) / DECAY_UNITY, layer.beta.astype(np.float64)):
             reasons.append("beta is not a multiple of 1/4096")
-        lost = max((0 if v == 0 else 12 - ((int(v) & -int(v)).bit_length() - 1)) for v in np.unique(c))
-        trailing = [k for k in (_two_adic(fx.weight), _two_adic(fx.bias_mant)) if k is not None]
-        headroom = STATE_SHIFT + (min(trailing) if trailing else 0)
+        decay_zeros = _two_adic(c)  # c = 0 clears the voltage: nothing to drop
+        lost = 0 if decay_zeros is None else 12 - decay_zeros
+        input_zeros = _two_adic(np.concatenate([fx.weight.ravel(), fx.bias_mant.ravel()]))
+        headroom = STATE_SHIFT + (input_zeros or 0)
         if lost * (time_steps - 1) > headroom:
             reasons.append(f"the decay drops {lost} bit(s) a step: {lost * (time_steps - 1)} over {time_steps} "
                            f"steps against {headroom} bits of headroom")
