@@ -10,14 +10,12 @@ import hashlib
 import json
 import os
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
 from lorsp.errors import LorspError
-from lorsp.publish import claim_output
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -73,25 +71,5 @@ def save_torch(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-def check_output_dir(out: str | Path, force: bool) -> Path:
-    """Refuse an existing output without ``force``; return it as a Path."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise LorspError(f"output {out} already exists: pass --force to overwrite it")
-    return out
-
-
 def staging_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
-
-
-@contextmanager
-def staged_output(out: str | Path, force: bool = False) -> Iterator[Path]:
-    """Yield an empty staging directory; publish it as ``out`` when the block ends, remove it on any error.
-
-    A shorthand for :func:`lorsp.publish.claim_output` and :meth:`~lorsp.publish.OutputClaim.staged`
-    (locked, per-process staging name, never replacing an ``out`` without ``force``); a run with
-    expensive work before it writes should claim its output first, before that work.
-    """
-    with claim_output(out, force) as claim, claim.staged() as stage:
-        yield stage
