@@ -347,7 +347,7 @@ def hanging_lava_args() -> tuple:
 def test_a_hanging_lava_run_is_stopped_with_all_its_workers():
 
     from hw_sim.backends.lava import _simulate
-    from hw_sim.deadline import run_with_deadline
+    from lorsp.deadline import run_with_deadline
 
     args = hanging_lava_args()
     before = set(os.listdir("/proc"))
@@ -468,7 +468,7 @@ def test_lava_refuses_a_process_that_spawns_with_one_line():
 
 HANGING_LAVA_RUN = """
 from hw_sim.backends.lava import _simulate
-from hw_sim.deadline import run_with_deadline
+from lorsp.deadline import run_with_deadline
 from tests.test_hw_sim import hanging_lava_args
 run_with_deadline(_simulate, hanging_lava_args(), timeout=120, what="the Lava fixed run")
 """

@@ -22,7 +22,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from deploy.network import SpikingNetwork
-from hw_sim.deadline import check_timeout
+from lorsp.deadline import check_timeout
 from lorsp.errors import LorspError
 
 MODES = ("float", "fixed")
@@ -110,7 +110,7 @@ def check_spikes(network: SpikingNetwork, spikes_in: np.ndarray) -> np.ndarray:
 
 def check_run(network: SpikingNetwork, spikes_in: np.ndarray, mode: str, timeout: float) -> np.ndarray:
     """Everything a backend call is checked for (:func:`check_spikes`, :func:`check_mode`,
-    :func:`~hw_sim.deadline.check_timeout`); the input spikes as an array."""
+    :func:`~lorsp.deadline.check_timeout`); the input spikes as an array."""
     spikes_in = check_spikes(network, spikes_in)
     check_mode(mode)
     check_timeout(timeout)
