@@ -2,6 +2,7 @@
 
     python benchmarks/results_data.py       # reads runs/..., writes docs/data/results/
     python benchmarks/results_doc.py        # rebuilds docs/results.md from docs/data/results/ alone
+    python benchmarks/results_data.py --speed-only    # after make bench: only its JSON, into bench/
 
 ``make results`` runs both after the benchmarks. The data folder mirrors what exists: an input that is
 missing is not collected, and its copy from an earlier collect is removed (every JSON file of the folder
@@ -127,10 +128,18 @@ def read_json(path: Path) -> dict[str, Any]:
         fail(f"cannot read {path}: {e}")
 
 
+def speed_copies(speed_dir: Path, data: Path) -> dict[Path, tuple[Any, bool]]:
+    """make bench's JSON in ``speed_dir`` -> their places in ``data``/bench."""
+    sources = [speed_dir / f"{stem}.json" for stem in SPEED_FILES.values()]
+    return {data / "bench" / s.name: (read_json(s), False) for s in sources if s.exists()}
+
+
 def plan(args: argparse.Namespace) -> dict[Path, tuple[Any, bool]]:
     """Every file of the data folder this collect writes: path -> (content, whether its keys are sorted)."""
     root = Path(args.root)
     data = resolve(args.data, root)
+    if args.speed_only:
+        return speed_copies(resolve(args.speed_dir, root), data)
     tables: dict[str, Path] = {name: resolve(getattr(args, dest), root) for dest, (name, _) in SINGLE.items()}
     accuracy = [SINGLE[dest][0] for dest in ACCURACY_TABLES]
     for k, path in enumerate(args.other_backbones, start=1):
@@ -149,11 +158,7 @@ def plan(args: argparse.Namespace) -> dict[Path, tuple[Any, bool]]:
                 files.update({p: (m, True) for p, m in seed_copies(content, runs, root).items()})
     for source in sorted(glob.glob(str(resolve(args.robustness, root)))):
         files[data / "robustness" / Path(source).name] = (read_json(Path(source)), False)
-    for stem in SPEED_FILES.values():
-        source = resolve(args.speed_dir, root) / f"{stem}.json"
-        if source.exists():
-            files[data / "bench" / source.name] = (read_json(source), False)
-    return files
+    return files | speed_copies(resolve(args.speed_dir, root), data)
 
 
 def write_if_changed(path: Path, text: str) -> bool:
@@ -183,7 +188,7 @@ def collect(args: argparse.Namespace) -> tuple[int, int, int]:
         fail(f"no benchmark output found from {args.root}; {data} left as it is")
     written = sum(write_if_changed(path, json.dumps(content, indent=1, sort_keys=sort) + "\n")
                   for path, (content, sort) in files.items())
-    removed = remove_stale(data, set(files))
+    removed = remove_stale(data / "bench" if args.speed_only else data, set(files))
     return written, len(files) - written, len(removed)
 
 
@@ -195,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
                    help="accuracy tables of other backbones (baselines.py JSON)")
     p.add_argument("--robustness", default=ROBUSTNESS, help="glob")
     p.add_argument("--speed-dir", default=SPEED_DIR)
+    p.add_argument("--speed-only", action="store_true",
+                   help="collect only make bench's JSON (--speed-dir) into DATA/bench, the rest left as it is")
     p.add_argument("--root", default=str(ROOT), help="relative paths are taken from here (default: the repository)")
     p.add_argument("--data", default=str(DATA), help="the data folder written (default: docs/data/results)")
     return p

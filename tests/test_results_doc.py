@@ -73,6 +73,18 @@ def test_collect_is_idempotent_slims_the_seeds_and_mirrors_what_exists(tmp_path)
     assert (data / "baselines.json").exists()
 
 
+def test_speed_only_collects_make_bench_json_and_leaves_the_rest(tmp_path):
+    make_runs(tmp_path / "repo")
+    data = tmp_path / "data"
+    collect(tmp_path / "repo", data)
+    before = snapshot(data)
+    (tmp_path / "repo" / "runs" / "t" / "results.json").unlink()   # would go in a whole collect, stays here
+    (tmp_path / "repo" / "runs" / "bench").mkdir()
+    (tmp_path / "repo" / "runs" / "bench" / "fastsim.json").write_text('{"b": 1, "a": 2}')
+    results_data.main(["--root", str(tmp_path / "repo"), "--data", str(data), "--speed-only"])
+    assert snapshot(data) == before | {"bench/fastsim.json": b'{\n "b": 1,\n "a": 2\n}\n'}
+
+
 def test_the_doc_is_rebuilt_from_the_collected_data_without_the_runs(tmp_path):
     repo = tmp_path / "repo"
     make_runs(repo)
