@@ -6,10 +6,11 @@
 
 ``make results`` runs both after the benchmarks. The data folder mirrors what exists: an input that is
 missing is not collected, and its copy from an earlier collect is removed (every JSON file of the folder
-that this collect did not write goes). Layout, fixed names:
+that this collect did not write goes); when no input exists at all it refuses and leaves the folder as
+it is. Every file is written atomically, and only when its content changed. Layout, fixed names:
 
     baselines.json lr_select.json ablation.json target_select.json sweep.json few_shot.json
-    gate_usage.json deployment.json      the benchmarks' JSON as they wrote it
+    gate_usage.json deployment.json      the benchmarks' JSON, key order kept (the doc's order), indent 1
     backbone-<k>-<backbone>.json         the k-th table of --other-backbones (k from 1, in their order)
     robustness/<name>.json               each file of the --robustness glob
     bench/<name>.json                    make bench's JSON (train_speed.json, onnx_latency.json, ...)
