@@ -41,7 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/onnx_latency.py --json runs/bench/onnx_latency.json
 	$(PY) benchmarks/cosim_throughput.py --json runs/bench/cosim_throughput.json
 	$(PY) benchmarks/fastsim.py --samples 256 --json runs/bench/fastsim.json
-	$(PY) benchmarks/results_doc.py --out runs/bench/results.md --figures runs/bench/figures --readme ''
+	$(PY) benchmarks/results_doc.py --speed-dir runs/bench --out runs/bench/results.md --figures runs/bench/figures --readme ''
 
 # The whole of docs/results.md (about 8 h on 2 cores with JOBS=2; every finished run is reused, so it can
 # be stopped and restarted). Prompt learning rates and LoRSP's rank: chosen on val by benchmarks/lr_select.py.
@@ -73,6 +73,7 @@ results: bench data
 		--out runs/energy-sweep --json runs/energy-sweep/energy_sweep.json --figure runs/energy-sweep/energy_sweep.png
 	$(PY) benchmarks/few_shot.py --jobs $(JOBS) --datasets sklearn-digits mnist-5k --methods $(METHODS) --steps 60 --limit-val 30
 	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2 --lorsp lorsp-prompt-lr-0.2_rank-8
-	$(PY) benchmarks/results_doc.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
+	$(PY) benchmarks/results_data.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
 		--sweep runs/main-sweep/sweep.json \
 		--other-backbones runs/baselines-lite2/results.json runs/baselines-lite1/results.json
+	$(PY) benchmarks/results_doc.py

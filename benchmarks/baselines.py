@@ -35,7 +35,8 @@ from lorsp.fileio import staging_dir  # noqa: E402
 if TYPE_CHECKING:
     from lorsp.train import TrainConfig
 
-METHOD_LABELS = {"none": "linear probe", "vp": "VP (Bahng et al.)", "lorvp": "LoR-VP", "lorsp": "LoRSP"}
+METHOD_LABELS = {"none": "linear probe", "vp": "VP (Bahng et al.)", "lorvp": "LoR-VP", "lorsp": "LoRSP",
+                 "smm": "SMM"}
 
 
 def trained_model(runs: str | Path, dataset: str, tag: str, seed: int) -> Path:

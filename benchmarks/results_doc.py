@@ -1,9 +1,13 @@
 """Generate docs/results.md (and the README's results block) from the benchmark JSON: no hand-typed figure.
 
-    python benchmarks/results_doc.py            # reads runs/..., writes docs/results.md, figures, README block
+    python benchmarks/results_data.py           # collect: runs/... -> docs/data/results/ (small JSON, committed)
+    python benchmarks/results_doc.py            # docs/data/results/ -> docs/results.md, figures, README block
 
-Each section appears only when its JSON exists; a missing one is listed at the end with
-the command that makes it. ``make results`` runs every benchmark and then this script.
+With no options it reads only the committed data folder (``--data`` for another), so docs/results.md is
+rebuilt byte for byte from what is in git; an input option (``--baselines runs/main/results.json``, ...)
+reads that file instead, and the seeds' metrics.json of a table that was not collected are read from its
+runs' folders. Each section appears only when its JSON exists; a missing one is listed at the end with
+the command that makes it. ``make results`` runs every benchmark, collects, then runs this script.
 """
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ import argparse
 import glob
 import json
 import re
-import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -20,13 +23,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import results_plots  # noqa: E402
-from benchmarks.baselines import markdown as baselines_markdown, method_label, parse_method  # noqa: E402
+from benchmarks import results_data, results_plots  # noqa: E402
+from benchmarks.baselines import markdown as baselines_markdown, method_label  # noqa: E402
 from benchmarks.deployment import markdown as deployment_markdown  # noqa: E402
 from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
 from benchmarks.gate_usage import markdown as gate_usage_markdown  # noqa: E402
 from benchmarks.lr_select import markdown as lr_select_markdown  # noqa: E402
 from benchmarks.output import fail  # noqa: E402
+from benchmarks.results_data import collected_runs, run_dir, seed_file  # noqa: E402,F401 (run_dir: for callers)
 from benchmarks.robustness import markdown as robustness_markdown  # noqa: E402
 from benchmarks.train_speed import TARGET_STEP_RATIO  # noqa: E402
 from lorsp.fileio import atomic_write  # noqa: E402
@@ -71,16 +75,20 @@ def against_lorvp(res: dict[str, Any]) -> str | None:
             f"seeds (points): " + "; ".join(parts) + ".")
 
 
+HEADLINE_REFERENCES = ("lorvp", "smm", "none", "vp")
+"""The methods LoRSP is set against in the headline, in this order, where the table has their rows."""
+
+
 def headline(res: dict[str, Any]) -> list[str]:
-    """One line per dataset: LoRSP against LoR-VP and the linear probe, with its sparsity."""
+    """One line per dataset: LoRSP against LoR-VP, SMM, the linear probe and VP, with its sparsity."""
     lines = []
     for dataset, by_spec in res["table"].items():
         methods = first_specs(by_spec)
-        if "lorsp" not in methods or "lorvp" not in methods:
+        if "lorsp" not in methods or not any(ref in methods for ref in HEADLINE_REFERENCES):
             continue
         lo = methods["lorsp"][1]
         parts = []
-        for ref in ("lorvp", "none", "vp"):
+        for ref in HEADLINE_REFERENCES:
             if ref in methods:
                 v, d = verdict(lo, methods[ref][1])
                 parts.append(f"{v} against {method_label(methods[ref][0])} ({d:+.1f} points)")
@@ -88,6 +96,101 @@ def headline(res: dict[str, Any]) -> list[str]:
                      f"{100 * lo['test_accuracy_std']:.1f} with {100 * lo['prompt_sparsity_mean']:.0f}% exactly-zero "
                      f"prompt pixels; " + "; ".join(parts) + ".")
     return lines
+
+
+# --------------------------------------------------------------------------- targets
+UNIQUE_TARGET, FLIP_TARGET = 0.90, 0.10
+"""Per instance: every seed's share of images with a zero mask of their own, and the mean over seeds of the
+zero-mask flip share, at least these on every data set."""
+SPARSITY_TARGET = 0.5
+"""LoRSP's mean share of exactly-zero prompt pixels on every data set, at least."""
+ON_PAR_TARGETS = {"lorvp": 4, "smm": 3}
+"""On par (wins or ties under :func:`verdict`) with these methods on at least this many data sets."""
+PROBE_MARGIN = 1.0
+"""Never more than this many points below the linear probe."""
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def lorsp_rows(res: dict[str, Any]) -> dict[str, dict[str, tuple[str, dict[str, Any]]]]:
+    """Dataset -> :func:`first_specs` of each dataset of the table that has a LoRSP row."""
+    return {d: methods for d, methods in ((d, first_specs(b)) for d, b in res["table"].items()) if "lorsp" in methods}
+
+
+def instance_target(res: dict[str, Any], runs: dict[tuple[str, str], list[dict]]) -> str | None:
+    """The per-instance target line from the seeds' metrics.json of LoRSP's rows (None without such rows)."""
+    rows = lorsp_rows(res)
+    unique, flip = [], []
+    for dataset, methods in rows.items():
+        seeds = runs.get((dataset, methods["lorsp"][0]), [])
+        shares = [r.get("prompt_unique_mask_share") for r in seeds]
+        flips = [r.get("prompt_mask_flip_share") for r in seeds]
+        if not seeds or None in shares + flips:
+            return f"- **per instance**: not measured: LoRSP's runs on {dataset} lack the per-instance figures."
+        unique.append((min(shares), dataset))
+        flip.append((statistics.mean(flips), dataset))
+    if not rows:
+        return None
+    (u, u_at), (f, f_at) = min(unique), min(flip)
+    return (f"- **per instance**: {met(u >= UNIQUE_TARGET and f >= FLIP_TARGET)}. LoRSP's lowest share of images "
+            f"with a zero mask of their own, over seeds and data sets, {100 * u:.1f}% ({u_at}; target >= "
+            f"{100 * UNIQUE_TARGET:.0f}% on every seed); lowest mean zero-mask flip share {100 * f:.1f}% ({f_at}; "
+            f"target >= {100 * FLIP_TARGET:.0f}%).")
+
+
+def params_target(res: dict[str, Any]) -> str | None:
+    """LoRSP's trainable prompt parameters (its most on any data set) against LoR-VP's (their fewest)."""
+    pairs = [(m["lorsp"][1]["params"]["prompt"], m["lorvp"][1]["params"]["prompt"])
+             for m in lorsp_rows(res).values() if "lorvp" in m]
+    if not pairs:
+        return None
+    lo, ref = max(p[0] for p in pairs), min(p[1] for p in pairs)
+    return (f"- **parameters**: {met(all(a <= b for a, b in pairs))}. LoRSP {lo:,} trainable prompt parameters, "
+            f"LoR-VP {ref:,} (target: at most LoR-VP's).")
+
+
+def sparsity_target(res: dict[str, Any]) -> str | None:
+    """LoRSP's lowest mean share of exactly-zero prompt pixels over the data sets."""
+    rows = lorsp_rows(res)
+    if not rows:
+        return None
+    low, at = min((m["lorsp"][1].get("prompt_sparsity_mean") or 0.0, d) for d, m in rows.items())
+    return (f"- **sparsity**: {met(low >= SPARSITY_TARGET)}. LoRSP's lowest mean share of exactly-zero prompt "
+            f"pixels {100 * low:.1f}% ({at}; target >= {100 * SPARSITY_TARGET:.0f}% on every data set).")
+
+
+def accuracy_target(res: dict[str, Any]) -> str | None:
+    """LoRSP on par with LoR-VP and SMM on enough data sets, never far below the linear probe; None unless
+    the table has rows of LoRSP, LoR-VP, SMM and the linear probe. Data sets without a method's row count
+    as not on par with it (and, for the linear probe, as missed)."""
+    rows = lorsp_rows(res)
+    if not rows or any(all(ref not in m for m in rows.values()) for ref in (*ON_PAR_TARGETS, "none")):
+        return None
+    on_par = {ref: sum(verdict(m["lorsp"][1], m[ref][1])[0] != "loses" for m in rows.values() if ref in m)
+              for ref in ON_PAR_TARGETS}
+    probe = [(verdict(m["lorsp"][1], m["none"][1])[1], dataset) for dataset, m in rows.items() if "none" in m]
+    worst, at = min(probe)
+    ok = (all(on_par[ref] >= n for ref, n in ON_PAR_TARGETS.items()) and len(probe) == len(rows)
+          and worst >= -PROBE_MARGIN)
+    par = ", ".join(f"with {method_label(ref)} on {on_par[ref]} of {len(rows)} data sets (target >= {n})"
+                    for ref, n in ON_PAR_TARGETS.items())
+    return (f"- **accuracy** ({res['settings']['backbone']}): {met(ok)}. LoRSP on par (wins or ties) {par}; "
+            f"against the linear probe at worst {worst:+.1f} points ({at}; target >= {-PROBE_MARGIN:+.1f}).")
+
+
+def targets_section(main_table: dict[str, Any], runs: dict[tuple[str, str], list[dict]],
+                    other_backbones: list[dict[str, Any]]) -> list[str]:
+    """LoRSP's targets, met or missed with the figures, from the main table (and the accuracy line of each
+    other backbone's); [] when none of their rows exist."""
+    lines = [line for line in (instance_target(main_table, runs), params_target(main_table),
+                               sparsity_target(main_table), accuracy_target(main_table),
+                               *map(accuracy_target, other_backbones)) if line]
+    if not lines:
+        return []
+    return ["## Targets", "", "From the accuracy tables below: LoRSP's first row against each method's first row, "
+            "per data set.", ""] + lines + [""]
 
 
 # --------------------------------------------------------------------------- sections
@@ -145,25 +248,23 @@ def instance_means(runs: list[dict[str, Any]]) -> dict[str, float | None]:
     return means
 
 
-def run_dir(summary: dict[str, Any], settings: dict[str, Any], dataset: str, spec: str, seed: int) -> Path:
-    """The folder of one seed's run of a table cell: the ``--out`` of its recorded command (``seedS``
-    for the seed), else ``OUT/<dataset>/<tag>/seed<k>`` of the table's settings."""
-    argv = shlex.split(summary.get("command", ""))
-    if "--out" in argv[:-1]:
-        out = argv[argv.index("--out") + 1]
-        return Path(out[: -len("seedS")] + f"seed{seed}" if out.endswith("seedS") else out)
-    return Path(settings.get("out", "runs/baselines")) / dataset / parse_method(spec)[2] / f"seed{seed}"
-
-
-def seed_metrics(table: dict[str, dict[str, Any]], settings: dict[str, Any]) -> dict[tuple[str, str], list[dict]]:
-    """(dataset, method spec) -> the metrics.json of each seed's run ({} where it is missing)."""
+def seed_metrics(table: dict[str, dict[str, Any]], settings: dict[str, Any],
+                 collected: Path | None = None) -> dict[tuple[str, str], list[dict]]:
+    """(dataset, method spec) -> the metrics.json of each seed's run ({} where it is missing): the
+    collected copies under ``collected`` (results_data's ``runs/<table stem>/``), else the runs' own."""
     found: dict[tuple[str, str], list[dict]] = {}
     for dataset, by_spec in table.items():
         for spec, summary in by_spec.items():
-            paths = [run_dir(summary, settings, dataset, spec, seed) / "metrics.json"
+            paths = [seed_file(collected, dataset, spec, seed) if collected else
+                     run_dir(summary, settings, dataset, spec, seed) / "metrics.json"
                      for seed in summary.get("seeds", [])]
             found[(dataset, spec)] = [load(str(path)) or {} for path in paths]
     return found
+
+
+def table_runs(path: str, res: dict[str, Any]) -> dict[tuple[str, str], list[dict]]:
+    """:func:`seed_metrics` of the accuracy table ``res`` read from ``path``: collected seeds if it was collected."""
+    return seed_metrics(res["table"], res["settings"], collected_runs(Path(path)))
 
 
 def accuracy_markdown(table: dict[str, dict[str, Any]], settings: dict[str, Any],
@@ -186,14 +287,15 @@ def accuracy_markdown(table: dict[str, dict[str, Any]], settings: dict[str, Any]
     return "\n".join(lines)
 
 
-def baselines_section(res: dict, title: str, figure: str | None = None, note: str | None = None) -> list[str]:
+def baselines_section(res: dict, title: str, runs: dict[tuple[str, str], list[dict]], figure: str | None = None,
+                      note: str | None = None) -> list[str]:
     lines = [f"## {title}", "", f"Machine: {res['machine']}; assembled at commit {res['git_commit'][:12]} (each run "
              f"records its own commit in its metrics.json). Reproduce: {reproduce_baselines(res)}.", ""]
     if note:
         lines += [note, ""]
     if figure:
         lines += [f"![accuracy against trainable prompt parameters]({figure})", ""]
-    return lines + [accuracy_markdown(res["table"], res["settings"])]
+    return lines + [accuracy_markdown(res["table"], res["settings"], runs)]
 
 
 def sweep_section(sw: dict, figure: str) -> list[str]:
@@ -305,53 +407,79 @@ def replace_section(text: str, section: list[str]) -> str:
 
 def load_speed(bench: Path) -> dict[str, dict | None]:
     """The JSON of ``make bench`` in ``bench``, by benchmark (None where missing)."""
-    names = {"train": "train_speed", "onnx": "onnx_latency", "onnx_nospin": "onnx_latency_nospin",
-             "fastsim": "fastsim", "cosim": "cosim_throughput"}
-    return {key: load(str(bench / f"{name}.json")) for key, name in names.items()}
+    return {key: load(str(bench / f"{name}.json")) for key, name in results_data.SPEED_FILES.items()}
 
 
 def speed_machine(speed: dict[str, dict | None]) -> str:
     return next((d["machine"] for d in speed.values() if d and "machine" in d), "unknown")
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--baselines", default="runs/main/results.json")
-    p.add_argument("--lr-select", default="runs/lr-select/lr_select.json")
-    p.add_argument("--other-backbones", nargs="*", default=["runs/baselines-lite2/results.json",
-                                                              "runs/baselines-lite1/results.json"],
+    p.add_argument("--data", default=str(results_data.DATA),
+                   help="the collected data folder (benchmarks/results_data.py) the inputs not named are read from")
+    for dest, (_, default) in results_data.SINGLE.items():
+        p.add_argument("--" + dest.replace("_", "-"), dest=dest, help=f"instead of --data's (e.g. {default})")
+    p.add_argument("--other-backbones", nargs="*",
                    help="accuracy tables of other backbones (baselines.py JSON), one section each")
-    p.add_argument("--ablation", default="runs/main/ablation.json")
-    p.add_argument("--target-select", default="runs/main/target-select.json")
-    p.add_argument("--sweep", default="runs/main-sweep/sweep.json")
-    p.add_argument("--robustness", default="runs/robustness/*.json", help="glob")
-    p.add_argument("--few-shot", default="runs/few-shot/few_shot.json")
-    p.add_argument("--gate-usage", default="runs/gate-usage/gate_usage.json")
-    p.add_argument("--deployment", default="runs/deployment/deployment.json")
-    p.add_argument("--speed-dir", default="runs/bench")
+    p.add_argument("--robustness", help="glob")
+    p.add_argument("--speed-dir")
+    p.add_argument("--example-prompts", default=str(ROOT / "docs" / "figures" / "example_prompts.png"),
+                   help="benchmarks/example_prompts.py's figure: its section appears when it exists")
     p.add_argument("--figures", default="docs/figures")
     p.add_argument("--out", default="docs/results.md")
     p.add_argument("--readme", default="README.md", help="its results block is rewritten ('' to leave it)")
     p.add_argument("--only-speed", action="store_true",
                    help="rewrite only the Speed section of an existing --out from --speed-dir (after make bench)")
-    args = p.parse_args()
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, each input not named taken from the ``--data`` folder."""
+    args = parser().parse_args(argv)
+    inputs = results_data.data_inputs(Path(args.data))
+    if not Path(args.data).is_dir() and all(getattr(args, dest) is None for dest in inputs):
+        fail(f"{args.data} does not exist: collect it first (python benchmarks/results_data.py) or name the inputs")
+    for dest, path in inputs.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, path)
+    return args
+
+
+def only_speed(args: argparse.Namespace) -> None:
+    """Rewrite the Speed section of an existing ``args.out`` from ``args.speed_dir``."""
+    speed = load_speed(Path(args.speed_dir))
+    section = speed_section(speed, speed_machine(speed))
+    if not section:
+        fail(f"no benchmark JSON in {args.speed_dir}; run make bench first")
+    out = Path(args.out)
+    if not out.exists():
+        fail(f"{out} does not exist; run without --only-speed to write it whole")
+    new_text = replace_section(out.read_text(), section)
+    atomic_write(out, lambda tmp: tmp.write_text(new_text))
+    print(f"rewrote the Speed section of {out}")
+
+
+def example_prompts_figure(source: Path, figures: Path) -> bool:
+    """Whether the example-prompts figure exists; copied into ``figures`` when it lies elsewhere."""
+    if not source.exists():
+        return False
+    target = figures / source.name
+    if not target.exists() or not target.samefile(source):
+        atomic_write(target, lambda tmp: tmp.write_bytes(source.read_bytes()))
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.only_speed:
-        speed = load_speed(Path(args.speed_dir))
-        section = speed_section(speed, speed_machine(speed))
-        if not section:
-            fail(f"no benchmark JSON in {args.speed_dir}; run make bench first")
-        out = Path(args.out)
-        if not out.exists():
-            fail(f"{out} does not exist; run without --only-speed to write it whole")
-        new_text = replace_section(out.read_text(), section)
-        atomic_write(out, lambda tmp: tmp.write_text(new_text))
-        print(f"rewrote the Speed section of {out}")
+        only_speed(args)
         return
     figures = Path(args.figures)
     rel = lambda name: str((figures / name).relative_to(Path(args.out).parent))  # noqa: E731
     main_table = load(args.baselines)
-    other_backbones = [t for t in map(load, args.other_backbones) if t]
-    backbone_lines = [line for line in map(against_lorvp, other_backbones) if line]
+    other_backbones = [(path, t) for path, t in ((path, load(path)) for path in args.other_backbones) if t]
+    backbone_lines = [line for line in (against_lorvp(t) for _, t in other_backbones) if line]
     robustness = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(args.robustness))]
     few_shot, deployment = load(args.few_shot), load(args.deployment)
     speed = load_speed(Path(args.speed_dir))
@@ -361,9 +489,12 @@ def main() -> None:
              ""]
     missing = []
     if main_table:
+        main_runs = table_runs(args.baselines, main_table)
         lines += ["## Headline", ""] + headline(main_table) + backbone_lines + [""]
+        lines += targets_section(main_table, main_runs, [t for _, t in other_backbones])
         results_plots.accuracy_vs_params(main_table["table"], figures / "accuracy_params.png")
-        lines += baselines_section(main_table, "Accuracy, parameters and sparsity", rel("accuracy_params.png"))
+        lines += baselines_section(main_table, "Accuracy, parameters and sparsity", main_runs,
+                                   rel("accuracy_params.png"))
     else:
         missing.append(("accuracy table", "python benchmarks/baselines.py"))
     lr_select = load(args.lr_select)
@@ -378,16 +509,16 @@ def main() -> None:
     target_select = load(args.target_select)
     if target_select:
         lines += baselines_section(target_select, "Choosing LoRSP's sparsity target (on val, 3 seeds)",
-                                   note="The target kept is the best mean val accuracy of these rows; every row "
+                                   table_runs(args.target_select, target_select), note="The target kept is the best mean val accuracy of these rows; every row "
                                         "has at least 50% zero prompt pixels (docs/method.md).")
-    for table in other_backbones:
-        lines += baselines_section(table, f"Accuracy with {table['settings']['backbone']}")
+    for path, table in other_backbones:
+        lines += baselines_section(table, f"Accuracy with {table['settings']['backbone']}", table_runs(path, table))
     if not other_backbones:
         missing.append(("EfficientNet-Lite2 table", "python benchmarks/baselines.py --backbone efficientnet_lite2 "
                         "--out runs/baselines-lite2"))
     ablation = load(args.ablation)
     if ablation:
-        lines += baselines_section(ablation, "Ablation")
+        lines += baselines_section(ablation, "Ablation", table_runs(args.ablation, ablation))
     sweep = load(args.sweep)
     if sweep:
         lines += sweep_section(sweep, rel("sparsity_accuracy.png"))
@@ -413,7 +544,7 @@ def main() -> None:
         lines += deployment_section(deployment, rel("energy_per_method.png"))
     else:
         missing.append(("deployment", "python benchmarks/deployment.py"))
-    if (figures / "example_prompts.png").exists():
+    if example_prompts_figure(Path(args.example_prompts), figures):
         lines += ["## Example prompts", "", "Reproduce: `python benchmarks/example_prompts.py` (the seed-0 runs of "
                   "the accuracy table).", "", f"![LoR-VP and LoRSP prompts]({rel('example_prompts.png')})", ""]
     lines += speed_section(speed, speed_machine(speed))

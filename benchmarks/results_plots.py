@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT))
 from lorsp.fileio import atomic_write  # noqa: E402
 
 METHOD_STYLE = {"none": ("linear probe", "s", "C7"), "vp": ("VP", "v", "C2"), "lorvp": ("LoR-VP", "o", "C1"),
-                "lorsp": ("LoRSP", "*", "C0")}
+                "lorsp": ("LoRSP", "*", "C0"), "smm": ("SMM", "D", "C3")}
 
 
 def pyplot():
