@@ -117,6 +117,38 @@ def test_content_relay_prompts_where_the_content_is_and_background_relay_around_
         create_prompt("lorsp", image_size=32, relay="edges")
 
 
+def test_frame_relay_opens_stripes_of_empty_bands_around_each_images_content():
+    """``--relay frame`` on real digits: the gates the start holds open fire on every image and keep their bias
+    through the calibration; the open pixels are whole rows (even terms) or whole columns (odd terms) of empty
+    bands, so a pixel is closed exactly when its row band and its column band both hold content; the frame
+    differs from image to image, and the target share is closed on images the calibration never saw."""
+    from lorsp.metrics import instance_figures, zero_masks
+
+    splits = create_splits("sklearn-digits", 64, limit_train=64, limit_test=100)
+    x = torch.stack([splits.train[i][0] for i in range(64)])
+    test = torch.stack([splits.test[i][0] for i in range(100)])
+    torch.manual_seed(0)
+    p = create_prompt("lorsp", image_size=64, rank=4, relay="frame", sparsity_target=0.6).eval()
+    held = p.held_open.clone()
+    assert int(held.sum()) == p.num_groups * p.rank  # one side of every term
+    held_bias = p.spiking_generator[2].bias[held].clone()
+    p.calibrate(x)
+    assert torch.equal(p.spiking_generator[2].bias[held], held_bias)
+    gates = p.gates_open(p.gate_rates(test))
+    assert bool(gates[:, held].all())
+    rows, cols = p.band_gates(gates)  # (N, r, G) each
+    empty_rows, empty_cols = rows[:, 0::2].amax(1), cols[:, 1::2].amax(1)  # open where a band is empty
+    band = p.group_of_line
+    expect_open = (empty_rows[:, band][:, :, None] + empty_cols[:, band][:, None, :]) > 0  # (N, L, L)
+    with torch.no_grad():
+        p.B.normal_()
+        masks = zero_masks(p(test))
+    assert torch.equal(masks, ~expect_open)
+    assert 0.5 <= float(masks.float().mean()) <= 0.75
+    figures = instance_figures(masks)
+    assert figures["prompt_unique_mask_share"] >= 0.3 and figures["prompt_mask_flip_share"] >= 0.1
+
+
 @pytest.mark.parametrize("kw,match", [({"gates": 8}, "--hidden 2 x --gates"), ({"gates": 12, "hidden": 24}, "divide")])
 def test_band_start_refuses_shapes_it_cannot_relay(kw, match):
     with pytest.raises(LorspError, match=match):

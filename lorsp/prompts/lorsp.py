@@ -68,7 +68,7 @@ from lorsp.prompts.lorvp import LorvpOptions, check_rank
 
 GATE_MODES = ("band", "rowcol", "rank")
 GENERATOR_TRAINING = ("all", "weights", "none")
-BAND_RELAYS = ("content", "background")
+BAND_RELAYS = ("content", "background", "frame", "mixed")
 FACTOR_MODES = ("shared", "per-channel")
 
 
@@ -101,7 +101,10 @@ class LorspOptions(LorvpOptions):
                 "or nothing (it stays the relay it starts as)", "choices": GENERATOR_TRAINING, "legacy": "all"})
     relay: str = field(default="content", metadata={
         "help": "band gating's start: a gate opens on bands with much of the image's content (excitatory "
-                "relay) or little (inhibitory relay, a per-image frame)", "choices": BAND_RELAYS,
+                "relay), or little (inhibitory relay: corners of empty bands); frame: even terms open the "
+                "rows of empty row bands across the whole width, odd terms the columns of empty column "
+                "bands across the height (a per-image frame around the content); mixed: the first half of "
+                "the terms content, the others frame", "choices": BAND_RELAYS,
         "applies_when": {"gate": ("band",)}, "legacy": "content"})
     relay_noise: float = field(default=0.05, metadata={
         "help": "band gating's start: std of the random cross-talk between bands, in thresholds (0: an exact "
@@ -186,6 +189,15 @@ def run_generator(generator: nn.Module, spikes_in: torch.Tensor) -> list[torch.T
     return [torch.stack(r) for r in records]
 
 
+def term_relays(relay: str, rank: int) -> list[str]:
+    """Band gating's start per rank-1 term: ``"content"``, ``"background"`` or ``"frame"`` for each of
+    the ``rank`` terms of ``--relay relay`` (``"mixed"``: the first ``ceil(rank / 2)`` content, the rest frame)."""
+    if relay == "mixed":
+        half = math.ceil(rank / 2)
+        return ["content"] * half + ["frame"] * (rank - half)
+    return [relay] * rank
+
+
 class LowRankSpikePrompt(VisualPrompt):
     """LoRSP's prompt: low-rank factors gated per image by a spiking generator (module docstring)."""
 
@@ -235,8 +247,10 @@ class LowRankSpikePrompt(VisualPrompt):
         if not (relay_noise >= 0 and math.isfinite(relay_noise)):
             raise LorspError(f"--relay-noise must be a number >= 0, got {relay_noise}")
         self.relay = relay
+        # gates the start holds open whatever the image (relay "frame"); the calibration leaves them alone
+        self.register_buffer("held_open", torch.zeros(n_out, dtype=torch.bool), persistent=False)
         if gate == "band":
-            self._relay_bands(threshold, noise=relay_noise, sign=1.0 if relay == "content" else -1.0)
+            self._relay_bands(threshold, noise=relay_noise, relay=relay)
         else:
             with torch.no_grad():  # gate_bias = threshold: (nearly) every gate fires at start, as in LoR-VP
                 for layer in (self.spiking_generator[0], self.spiking_generator[2]):
@@ -256,14 +270,20 @@ class LowRankSpikePrompt(VisualPrompt):
 
     # ------------------------------------------------------------------ start
     @torch.no_grad()
-    def _relay_bands(self, threshold: float, noise: float = 0.05, sign: float = 1.0) -> None:
+    def _relay_bands(self, threshold: float, noise: float = 0.05, relay: str = "content") -> None:
         """Band gating's start: each gate listens to its own band (module docstring).
 
         With the bands encoding, hidden neuron ``j`` relays input ``j`` (weight ``1.5 theta``
-        fires on every input spike) and gate ``(side, k, b)`` reads hidden ``(side, b)`` (excited,
-        ``sign`` 1, or inhibited, ``sign`` -1, when the gate should open on empty bands); small
-        noise elsewhere lets training mix bands. With another encoding (or ``H != 2 G``) both
-        layers keep snnTorch's default start, scaled as the other gate modes do.
+        fires on every input spike) and gate ``(side, k, b)`` reads hidden ``(side, b)``: excited
+        (``relay="content"``: the gate opens on bands with content) or inhibited (``"background"``:
+        on empty bands). ``"frame"``: term ``k``'s gates on side ``k mod 2`` are inhibited and
+        those on the other side are held open (bias ``2 theta``, above threshold at the first
+        step whatever the relay's input; :attr:`held_open`, which the calibration leaves
+        alone), so even terms are stripes of empty rows across the width and odd terms stripes
+        of empty columns: a frame around each image's content. ``"mixed"``: the first
+        ``ceil(r / 2)`` terms content, the others frame. Small noise elsewhere lets
+        training mix bands. With another encoding (or ``H != 2 G``) both layers keep snnTorch's
+        default start, scaled as the other gate modes do.
         """
         first, second = self.spiking_generator[0], self.spiking_generator[2]
         d, h, g, r = first.in_features, first.out_features, self.num_groups, self.rank
@@ -275,13 +295,20 @@ class LowRankSpikePrompt(VisualPrompt):
         first.weight.normal_(0.0, noise * threshold).add_(1.5 * threshold * torch.eye(d))
         first.bias.zero_()
         second.weight.normal_(0.0, noise * threshold)
+        second.bias.zero_()
         band = torch.arange(g)
         for side in range(2):
-            for k in range(r):
-                second.weight[self._gate_index(side, k, band), side * g + band] += sign * 0.5 * threshold
-        second.bias.zero_()
+            for k, kind in enumerate(term_relays(relay, r)):
+                gates = self._gate_index(side, k, band)
+                if kind == "frame" and k % 2 != side:
+                    self.held_open[gates] = True
+                    second.bias[gates] = 2.0 * threshold
+                    continue
+                sign = 1.0 if kind == "content" else -1.0
+                second.weight[gates, side * g + band] += sign * 0.5 * threshold
         for layer in (first, second):
             layer.weight.copy_(snap_to_grid(layer.weight))
+        second.bias.copy_(snap_to_grid(second.bias))
 
     def _gate_index(self, side: int, k: int, band: torch.Tensor | int) -> torch.Tensor | int:
         """Band gating: the gate neuron of ``side`` (0 rows, 1 columns), term ``k`` and ``band``."""
@@ -305,12 +332,13 @@ class LowRankSpikePrompt(VisualPrompt):
         target = 0.5 if self.sparsity_target is None else self.sparsity_target
         bias = self.spiking_generator[2].bias
         base = bias.clone()
+        shifted = (~self.held_open).to(bias.dtype)  # gates held open (relay "frame") keep their bias
         reach = 4.0 * self.spiking_generator[3].threshold.max().item()
         low, high = -reach, reach
         share = 0.0
         for _ in range(steps):  # the closed share falls as the offset rises
             mid = 0.5 * (low + high)
-            bias.copy_(base + mid)
+            bias.copy_(base + mid * shifted)
             share = float(self.closed_share(self.gates_open(self.gate_rates(x))).mean())
             if share > target:
                 low = mid
@@ -318,7 +346,7 @@ class LowRankSpikePrompt(VisualPrompt):
                 high = mid
         # the offset rounded down onto the grid: the share stays at or above the target, and the biases
         # stay integers on the chip (snap_to_grid)
-        bias.copy_(base + math.floor(low / GRID_STEP) * GRID_STEP)
+        bias.copy_(base + math.floor(low / GRID_STEP) * GRID_STEP * shifted)
         return float(self.closed_share(self.gates_open(self.gate_rates(x))).mean())
 
     # ------------------------------------------------------------------ the generator
