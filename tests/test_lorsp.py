@@ -326,3 +326,13 @@ def test_surrogate_slope_changes_gradients_not_prompts(images):
         grads.append(p.spiking_generator[0].weight.grad.clone())
     assert torch.equal(prompts[0], prompts[1])
     assert not torch.allclose(grads[0], grads[1])
+
+
+def test_init_std_sets_the_start_of_the_factors_and_the_prompt_still_starts_at_zero(images):
+    for std in (0.01, 0.1):
+        torch.manual_seed(0)
+        p = create_prompt("lorsp", image_size=L, init_std=std).eval()
+        assert abs(float(p.A.std()) / std - 1.0) < 0.2
+        assert torch.equal(p(images), torch.zeros(len(images), 3, L, L))  # B = 0
+    assert_one_line_error(run_cli("lorsp.train", "--dataset", "mnist-5k", "--prompt", "lorsp", "--init-std", "0"),
+                          "--init-std")

@@ -109,6 +109,9 @@ class LorspOptions(LorvpOptions):
     relay_noise: float = field(default=0.05, metadata={
         "help": "band gating's start: std of the random cross-talk between bands, in thresholds (0: an exact "
                 "sparse relay)", "applies_when": {"gate": ("band",)}, "legacy": 0.05, "parse": number(0.0)})
+    init_std: float = field(default=0.01, metadata={
+        "help": "std of the factors a_k at start (b_k start at zero, so the prompt starts at zero, as LoR-VP's)",
+        "legacy": 0.01, "parse": number(0.0, above=True)})
     beta: float = field(default=0.5, metadata={
         "help": "membrane decay of every Leaky neuron (0.5: the chip's integer decay is exact for T <= 8, "
                 "see docs/method.md)", "legacy": 0.9, "parse": number(0.0, 1.0, below=True)})
@@ -492,4 +495,4 @@ def lorsp(image_size: int, options: LorspOptions) -> LowRankSpikePrompt:
                               encoding=o.encoding, factors=o.factors, train_generator=o.train_generator,
                               relay=o.relay, relay_noise=o.relay_noise,
                               sparsity_target=o.sparsity_target, gate_bias=o.gate_bias,
-                              surrogate_slope=o.surrogate_slope)
+                              surrogate_slope=o.surrogate_slope, init_std=o.init_std)
