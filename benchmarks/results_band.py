@@ -1,11 +1,12 @@
-"""docs/results-band.md: the band-gated LoRSP and SMM against the baselines' 3-seed rows of docs/results.md.
+"""docs/results-band.md: the band-gated LoRSP and SMM against the baselines' 3-seed rows of the earlier docs/results.md.
 
     python benchmarks/results_band.py            # from the committed docs/data/results-band/*.json
 
 The LoRSP and SMM rows come from ``benchmarks/baselines.py`` tables (``runs/main/lorsp-band.json``,
 ``runs/main/smm.json``, copied with every run's metrics.json into docs/data/results-band/);
-the linear probe, VP, LoR-VP and earlier-LoRSP rows are read from docs/results.md's
-accuracy table (same protocol, 3 seeds; their code has not changed since). Verdicts use the
+the linear probe, VP, LoR-VP and earlier-LoRSP rows are read from the accuracy tables of docs/results.md
+as it stood before the band design (kept as docs/data/results-band/results-2026-12-01.md; docs/results.md
+itself is now rebuilt from the new runs; same protocol, 3 seeds). Verdicts use the
 tie rule of docs/results.md (:func:`benchmarks.results_doc.verdict`).
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ from benchmarks.results_doc import verdict  # noqa: E402
 from lorsp.fileio import atomic_write  # noqa: E402
 
 DATA = ROOT / "docs" / "data" / "results-band"
+BASELINE_DOC = DATA / "results-2026-12-01.md"
+"""docs/results.md as it stood before the band design: the 3-seed baseline rows these tables compare with."""
 BASELINE_LABELS = {"linear probe": "linear probe", "VP (Bahng et al.) (prompt-lr=20)": "VP",
                    "LoR-VP (prompt-lr=0.2)": "LoR-VP", "LoRSP (prompt-lr=0.2)": "earlier LoRSP"}
 ROW = re.compile(r"^\| (?P<dataset>[\w-]+) \| (?P<method>[^|]+?) \| (?P<mean>[\d.]+) \+- (?P<std>[\d.]+) \|")
@@ -60,7 +63,7 @@ def markdown(tables: dict[str, dict[str, Any]], baselines: dict[str, dict[str, d
              "--out runs/lr-select-smm` (SMM's rate on val: 0.02), then `python benchmarks/baselines.py --jobs 2 --out "
              "runs/main --datasets fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits --methods "
              f"{lorsp_spec} --table-name lorsp-band` and the same with `--methods {smm_spec} --table-name smm`. "
-             "LoRSP's rank 8 was chosen on val (docs/method.md, \"Why band gating\"). Baseline rows: docs/results.md.",
+             "LoRSP's rank 8 was chosen on val (docs/method.md, \"Why band gating\"). Baseline rows: docs/results.md as of 2026-12-01 (docs/data/results-band/results-2026-12-01.md).",
              "", "Test accuracy (%), mean +- std over 3 seeds; per-instance figures on the first 500 test images "
              "(unique: share of images whose zero mask no other has, lowest seed; flip: mean share of pixels whose "
              "zero/non-zero state differs between two random images, mean over seeds).", "",
@@ -116,12 +119,12 @@ def markdown(tables: dict[str, dict[str, Any]], baselines: dict[str, dict[str, d
                          f"| {word} ({diff:+.1f}) |")
     lite2 = tables.get("lite2")
     if lite2:
-        base2 = baseline_rows(ROOT / "docs" / "results.md", "## Accuracy with efficientnet_lite2")
+        base2 = baseline_rows(BASELINE_DOC, "## Accuracy with efficientnet_lite2")
         spec2 = next(iter(lite2["table"]["mnist-5k"]))
         lines += ["", "## EfficientNet-Lite2", "",
                   f"`python benchmarks/baselines.py --jobs 2 --backbone efficientnet_lite2 --out runs/baselines-lite2 "
                   f"--datasets fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits --methods {spec2} "
-                  f"--table-name lorsp-band` at {lite2['git_commit'][:7]}; baseline rows: docs/results.md "
+                  f"--table-name lorsp-band` at {lite2['git_commit'][:7]}; baseline rows: docs/results.md of 2026-12-01 "
                   "(\"Accuracy with efficientnet_lite2\"). These runs are of the start before it was exact "
                   "(`beta = 0.9`, see above); SMM was not run on Lite2.", "",
                   "| dataset | LoRSP (band, r = 8) | unique / flip | LoR-VP | VP | linear probe | earlier LoRSP | "
@@ -145,7 +148,7 @@ def main() -> None:
                        ("before_exact", DATA / "before-exact" / "lorsp.json")):
         if path.exists():
             tables[name] = json.loads(path.read_text())
-    text = markdown(tables, baseline_rows(ROOT / "docs" / "results.md"))
+    text = markdown(tables, baseline_rows(BASELINE_DOC))
     atomic_write(Path(args.out), lambda tmp: tmp.write_text(text))
     print(f"-> {args.out}")
 

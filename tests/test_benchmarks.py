@@ -402,7 +402,7 @@ def test_accuracy_tables_read_the_figures_from_the_runs_metrics_json(tmp_path):
 
 
 def test_results_band_rebuilds_its_doc_byte_for_byte_from_the_committed_json(tmp_path):
-    """docs/results-band.md is generated from docs/data/results-band/ and docs/results.md alone."""
+    """docs/results-band.md is generated from docs/data/results-band/ alone (with the earlier docs/results.md kept there)."""
     import subprocess
     import sys
 
