@@ -83,6 +83,24 @@ def plot(points: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def title(result: dict[str, Any]) -> str:
+    """The figure's title for a sweep's JSON."""
+    s = result["settings"]
+    return (f"LoRSP (band gating), {s['dataset']}, seed {s['seed']}: accuracy on the test split, "
+            f"energy on {s['samples']} test images")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The sweep as a table: accuracy, synaptic operations and energy per setting, the dense int8 line beside."""
+    lines = ["| T | relay noise | test accuracy (%) | chip accuracy (%) | spikes equal to float (%) | synaptic ops / image "
+             "| generator, chip (nJ) | same network dense int8 (nJ) | chip / dense |", "|---|---|---|---|---|---|---|---|---|"]
+    for q in result["points"]:
+        lines.append(f"| {q['time_steps']} | {q['relay_noise']:g} | {100 * q['test_accuracy']:.1f} | "
+                     f"{100 * q['chip_accuracy']:.1f} | {100 * q['spike_agreement']:.2f} | {q['synops_per_image']:,.0f} | "
+                     f"{q['chip_nj']:,.1f} | {q['dense_int8_nj']:,.1f} | {q['chip_nj'] / q['dense_int8_nj']:.0f}x |")
+    return "\n".join(lines)
+
+
 @run_cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -100,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     points = [point(args.dataset, args.seed, t, n, args) for n in args.relay_noise for t in args.time_steps]
     result = run_record(args, points=points)
     write_json(Path(args.json), result)
-    plot(points, Path(args.figure), f"LoRSP (band gating), {args.dataset}, seed {args.seed}: accuracy on the test split, "
-                                    f"energy on {args.samples} test images")
+    plot(points, Path(args.figure), title(result))
     for q in points:
         print(f"T={q['time_steps']:>2} noise={q['relay_noise']:<4g} test {100 * q['test_accuracy']:.1f}%  "
               f"chip {q['chip_nj']:.1f} nJ  dense int8 {q['dense_int8_nj']:.1f} nJ  synops {q['synops_per_image']:.0f}")

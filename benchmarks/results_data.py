@@ -10,7 +10,8 @@ that this collect did not write goes); when no input exists at all it refuses an
 it is. Every file is written atomically, and only when its content changed. Layout, fixed names:
 
     baselines.json lr_select.json ablation.json target_select.json sweep.json few_shot.json
-    gate_usage.json deployment.json      the benchmarks' JSON, key order kept (the doc's order), indent 1
+    gate_usage.json deployment.json
+    energy_sweep.json                    the benchmarks' JSON, key order kept (the doc's order), indent 1
     backbone-<k>-<backbone>.json         the k-th table of --other-backbones (k from 1, in their order)
     robustness/<name>.json               each file of the --robustness glob
     bench/<name>.json                    make bench's JSON (train_speed.json, onnx_latency.json, ...)
@@ -47,7 +48,8 @@ SINGLE = {"baselines": ("baselines.json", "runs/main/results.json"),
           "sweep": ("sweep.json", "runs/main-sweep/sweep.json"),
           "few_shot": ("few_shot.json", "runs/few-shot/few_shot.json"),
           "gate_usage": ("gate_usage.json", "runs/gate-usage/gate_usage.json"),
-          "deployment": ("deployment.json", "runs/deployment/deployment.json")}
+          "deployment": ("deployment.json", "runs/deployment/deployment.json"),
+          "energy_sweep": ("energy_sweep.json", "runs/energy-sweep/energy_sweep.json")}
 """Option (its dest) -> (name in the data folder, default input) of each benchmark JSON of one file."""
 ACCURACY_TABLES = ("baselines", "ablation", "target_select")
 """The single tables whose cells get their seeds' metrics.json collected (and every other backbone's)."""

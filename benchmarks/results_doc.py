@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import results_data, results_plots  # noqa: E402
+from benchmarks import energy_sweep, results_data, results_plots  # noqa: E402
 from benchmarks.baselines import markdown as baselines_markdown, method_label  # noqa: E402
 from benchmarks.deployment import markdown as deployment_markdown  # noqa: E402
 from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
@@ -348,6 +348,20 @@ def deployment_section(dep: dict, figure: str) -> list[str]:
             f"![energy per image per method]({figure})", "", deployment_markdown(dep)]
 
 
+def energy_sweep_section(sweep: dict, figure: str) -> list[str]:
+    """Test accuracy against the generator's energy on the Loihi table, with the dense int8 cost beside."""
+    s = sweep["settings"]
+    return ["## Energy against accuracy", "",
+            f"Machine: {sweep['machine']}; commit {sweep['git_commit'][:12]}. Reproduce: `python benchmarks/energy_sweep.py "
+            f"--dataset {s['dataset']} --seed {s['seed']} --time-steps {' '.join(map(str, s['time_steps']))} "
+            f"--relay-noise {' '.join(format(v, 'g') for v in s['relay_noise'])} --lorsp-rank {s['lorsp_rank']} "
+            f"--samples {s['samples']}`. Each point is one LoRSP run of the protocol; the chip is the fixed-point "
+            "simulation of its exported bundle (Davies et al. 2018's Loihi table); the dense line is the same "
+            "network run densely in int8 (Horowitz 2014). Where the chip costs more than the dense line, the "
+            "spiking generator saves no energy.", "", f"![test accuracy against generator energy]({figure})", "",
+            energy_sweep.markdown(sweep), ""]
+
+
 def speed_section(speed: dict[str, dict | None], machine: str) -> list[str]:
     """Every performance ratio of the benchmarks, one table."""
     rows = []
@@ -544,6 +558,12 @@ def main(argv: list[str] | None = None) -> None:
         lines += deployment_section(deployment, rel("energy_per_method.png"))
     else:
         missing.append(("deployment", "python benchmarks/deployment.py"))
+    sweep_energy = load(args.energy_sweep)
+    if sweep_energy:
+        energy_sweep.plot(sweep_energy["points"], figures / "energy_sweep.png", energy_sweep.title(sweep_energy))
+        lines += energy_sweep_section(sweep_energy, rel("energy_sweep.png"))
+    else:
+        missing.append(("energy against accuracy", "python benchmarks/energy_sweep.py"))
     if example_prompts_figure(Path(args.example_prompts), figures):
         lines += ["## Example prompts", "", "Reproduce: `python benchmarks/example_prompts.py` (the seed-0 runs of "
                   "the accuracy table).", "", f"![LoR-VP and LoRSP prompts]({rel('example_prompts.png')})", ""]
