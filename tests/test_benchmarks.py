@@ -490,3 +490,17 @@ def test_issue18s_benchmark_options_are_range_checked_while_parsed(script, args,
     with pytest.raises(SystemExit) as exit_info:
         module.main(args)
     assert exit_info.value.code == 2 and fragment in capsys.readouterr().err
+
+
+def test_prompt_scale_measures_the_start_gradient_and_refuses_nothing_to_do():
+    import subprocess
+    import sys
+
+    from benchmarks.prompt_scale import start_gradient
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "prompt_scale.py")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: nothing to measure")
+    rows = [start_gradient("sklearn-digits", spec, 8, 0, 32) for spec in ("lorvp", "lorsp:rank=2")]
+    assert [r["b_entries"] for r in rows] == [3 * 32 * 4, 32 * 2]
+    assert all(r["b_gradient_norm"] > 0 for r in rows)  # B = 0 at the start, but its gradient is not
