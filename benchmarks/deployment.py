@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import method_label, parse_method  # noqa: E402
+from benchmarks.bundles import bundle_is_current  # noqa: E402
 from benchmarks.output import fail, run_record, write_tables  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -48,15 +49,16 @@ def bin_of(name: str) -> str:
 def lorsp_reports(model: Path, out: Path, dataset: str, limit: int) -> dict[str, dict[str, Any]]:
     """Export the LoRSP run and co-simulate it; ``{"<mode>-<precision>": cosim.json}``."""
     bundle = out / "bundle"
-    if not (bundle / "manifest.json").exists():
+    fresh = not bundle_is_current(bundle, model)  # a run trained again is exported and co-simulated again
+    if fresh:
         run([bin_of("lorsp-export"), "--target", "all", str(model), "-o", str(bundle), "--precision", *PRECISIONS,
-             "--samples", "64", "--quiet"])
+             "--samples", "64", "--quiet", "--force"])
     reports = {}
     for mode, precision in COSIM_RUNS:
         report = out / f"cosim-{mode}-{precision}"
-        if not (report / "cosim.json").exists():
+        if fresh or not (report / "cosim.json").exists():
             run([bin_of("lorsp-cosim"), str(bundle), "--dataset", dataset, "--split", "test", "--limit", str(limit),
-                 "--mode", mode, "--precision", precision, "-o", str(report), "--quiet"])
+                 "--mode", mode, "--precision", precision, "-o", str(report), "--quiet", "--force"])
         reports[f"{mode}-{precision}"] = json.loads((report / "cosim.json").read_text())
     return reports
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.baselines import add_protocol_args, plan_run, train_run  # noqa: E402
 from benchmarks.output import run_record  # noqa: E402
 from lorsp.cli import run_cli  # noqa: E402
+from benchmarks.bundles import bundle_is_current  # noqa: E402
 from lorsp.errors import LorspError  # noqa: E402
 from lorsp.fileio import atomic_write, write_json  # noqa: E402
 
@@ -39,7 +40,7 @@ def point(dataset: str, seed: int, steps: int, noise: float, args: argparse.Name
     run = plan_run(dataset, "lorsp", seed, args, extra, f"lorsp-T{steps}-noise{noise:g}")
     metrics = train_run(run, args.jobs)
     bundle = run.out.parent / f"{run.out.name}-loihi"
-    if not (bundle / "hw_sim" / "report.json").exists():
+    if not (bundle_is_current(bundle, run.out / "model.pt") and (bundle / "hw_sim" / "report.json").exists()):
         proc = subprocess.run([sys.executable, "-m", "pipeline.export_cli", "--target", "loihi",
                                str(run.out / "model.pt"), "-o", str(bundle), "--samples", str(args.samples),
                                "--quiet", "--force"], cwd=ROOT, capture_output=True, text=True)

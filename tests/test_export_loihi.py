@@ -189,3 +189,19 @@ def test_cli_refuses_an_existing_output_without_force(checkpoint, tmp_path):
     proc = run_cli("pipeline.export_cli", "--target", "loihi", str(checkpoint), "-o", str(out), "--no-simulate")
     assert_one_line_error(proc, "--force")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_a_benchmark_reuses_a_bundle_only_while_it_is_of_the_checkpoint(bundle, checkpoint, tmp_path):
+    """benchmarks.bundles: the bundle is current for the model it was exported from, not after that file
+    changed (a run trained again in the same folder) and not when the manifest is missing."""
+    import shutil
+
+    from benchmarks.bundles import bundle_is_current
+
+    assert bundle_is_current(bundle, checkpoint)
+    retrained = tmp_path / "model.pt"
+    shutil.copyfile(checkpoint, retrained)
+    assert bundle_is_current(bundle, retrained)  # same bytes
+    retrained.write_bytes(retrained.read_bytes() + b"\0")
+    assert not bundle_is_current(bundle, retrained)
+    assert not bundle_is_current(tmp_path / "no-bundle", checkpoint)
