@@ -93,8 +93,10 @@ def title(result: dict[str, Any]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     """The sweep as a table: accuracy, synaptic operations and energy per setting, the dense int8 line beside."""
-    lines = ["| T | relay noise | test accuracy (%) | chip accuracy (%) | spikes equal to float (%) | synaptic ops / image "
-             "| generator, chip (nJ) | same network dense int8 (nJ) | chip / dense |", "|---|---|---|---|---|---|---|---|---|"]
+    samples = result["settings"]["samples"]
+    lines = [f"| T | relay noise | test accuracy (%) | chip accuracy, first {samples} test images (%) | spikes equal to "
+             "float (%) | synaptic ops / image | generator, chip (nJ) | same network dense int8 (nJ) | chip / dense |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for q in result["points"]:
         lines.append(f"| {q['time_steps']} | {q['relay_noise']:g} | {100 * q['test_accuracy']:.1f} | "
                      f"{100 * q['chip_accuracy']:.1f} | {100 * q['spike_agreement']:.2f} | {q['synops_per_image']:,.0f} | "
