@@ -47,7 +47,7 @@ bench: $(STAMP)
 # the Lite0 part takes about 2.5 h with JOBS=2, the Lite2 tables about 4 h more). Prompt learning rates and
 # LoRSP's rank: chosen on val by benchmarks/lr_select.py.
 DATASETS  := fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits
-LORSP     := lorsp:prompt-lr=0.2,rank=8
+LORSP     := lorsp:prompt-lr=0.1,rank=8
 METHODS   := none vp:prompt-lr=20 lorvp:prompt-lr=0.2 $(LORSP) smm:prompt-lr=$(SMM_LR)
 SMM_LR    ?= 0.02
 JOBS      ?= 2
@@ -57,19 +57,19 @@ results: bench data
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --methods $(METHODS) \
 		--table-name results
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --table-name ablation \
-		--methods $(LORSP) $(LORSP),relay=frame $(LORSP),beta=0.9
+		--methods lorsp:prompt-lr=0.2,rank=8 lorsp:prompt-lr=0.2,rank=8,relay=frame lorsp:prompt-lr=0.2,rank=8,beta=0.9
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets $(DATASETS) \
 		--methods $(METHODS) --table-name results
-	$(PY) benchmarks/gate_usage.py --runs runs/main --datasets $(DATASETS) --method lorsp-prompt-lr-0.2_rank-8 \
+	$(PY) benchmarks/gate_usage.py --runs runs/main --datasets $(DATASETS) --method lorsp-prompt-lr-0.1_rank-8 \
 		--seeds 0 1 2 --limit 500 --json runs/gate-usage/gate_usage.json
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets mnist-5k --methods $(METHODS) --seeds 0 1 2 --limit 300 \
 		--json runs/robustness/mnist-5k.json
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets animal-shape --methods $(METHODS) --seeds 0 1 2 --limit 300 \
 		--json runs/robustness/animal-shape.json
 	$(PY) benchmarks/deployment.py --runs runs/main --methods $(filter-out smm%,$(METHODS)) --out runs/deployment  # SMM: no chip path
-	$(PY) benchmarks/energy_sweep.py --dataset mnist-5k --seed 0 --time-steps 4 8 16 --relay-noise 0.05 0 \
+	$(PY) benchmarks/energy_sweep.py --dataset mnist-5k --seed 0 --time-steps 4 8 16 --relay-noise 0.05 0 --prompt-lr 0.1 \
 		--out runs/energy-sweep --json runs/energy-sweep/energy_sweep.json --figure runs/energy-sweep/energy_sweep.png
-	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2 --lorsp lorsp-prompt-lr-0.2_rank-8
+	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2 --lorsp lorsp-prompt-lr-0.1_rank-8
 	$(PY) benchmarks/results_data.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
 		--other-backbones runs/baselines-lite2/results.json
 	$(PY) benchmarks/results_doc.py

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=256, help="test images of each chip simulation")
     p.add_argument("--json", default="runs/energy-sweep/energy_sweep.json")
     p.add_argument("--figure", default="runs/energy-sweep/energy_sweep.png")
-    p.set_defaults(prompt_lr=0.2)  # LoRSP's rate, chosen on val (docs/protocol.md)
+    p.set_defaults(prompt_lr=0.1)  # LoRSP's rate, chosen on val (docs/protocol.md)
     args = p.parse_args(argv)
     points = [point(args.dataset, args.seed, t, n, args) for n in args.relay_noise for t in args.time_steps]
     result = run_record(args, points=points)
