@@ -323,7 +323,9 @@ def robustness_section(results: list[dict], figure: str) -> list[str]:
     lines = ["## Robustness to corrupted test images", "",
              f"Machine: {results[0]['machine']}. Reproduce: "
              + "; ".join(f"`python benchmarks/robustness.py --runs {r['settings']['runs']} --datasets "
-                         f"{' '.join(r['settings']['datasets'])} --limit {r['settings']['limit']}`" for r in results)
+                         f"{' '.join(r['settings']['datasets'])} --methods {' '.join(r['settings']['methods'])} "
+                         f"--seeds {' '.join(map(str, r['settings']['seeds']))} --limit {r['settings']['limit']}`"
+                         for r in results)
              + ". Corruptions: lorsp/data/corruptions.py (ImageNet-C's severities, Hendrycks & Dietterich 2019).", "",
              f"![accuracy drop under corruption]({figure})", ""]
     for r in results:
@@ -355,7 +357,7 @@ def energy_sweep_section(sweep: dict, figure: str) -> list[str]:
             f"Machine: {sweep['machine']}; commit {sweep['git_commit'][:12]}. Reproduce: `python benchmarks/energy_sweep.py "
             f"--dataset {s['dataset']} --seed {s['seed']} --time-steps {' '.join(map(str, s['time_steps']))} "
             f"--relay-noise {' '.join(format(v, 'g') for v in s['relay_noise'])} --lorsp-rank {s['lorsp_rank']} "
-            f"--samples {s['samples']}`. Each point is one LoRSP run of the protocol; the chip is the fixed-point "
+            f"--prompt-lr {s['prompt_lr']:g} --samples {s['samples']}`. Each point is one LoRSP run of the protocol; the chip is the fixed-point "
             "simulation of its exported bundle (Davies et al. 2018's Loihi table); the dense line is the same "
             "network run densely in int8 (Horowitz 2014). Where the chip costs more than the dense line, the "
             "spiking generator saves no energy.", "", f"![test accuracy against generator energy]({figure})", "",
