@@ -99,7 +99,7 @@ def markdown(result: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for q in result["points"]:
         lines.append(f"| {q['time_steps']} | {q['relay_noise']:g} | {100 * q['test_accuracy']:.1f} | "
-                     f"{100 * q['chip_accuracy']:.1f} | {100 * q['spike_agreement']:.2f} | {q['synops_per_image']:,.0f} | "
+                     f"{100 * q['chip_accuracy']:.1f} | {100 * q['spike_agreement']:.4f} | {q['synops_per_image']:,.0f} | "
                      f"{q['chip_nj']:,.1f} | {q['dense_int8_nj']:,.1f} | {q['chip_nj'] / q['dense_int8_nj']:.0f}x |")
     return "\n".join(lines)
 
