@@ -15,7 +15,7 @@ it is. Every file is written atomically, and only when its content changed. Layo
     backbone-<k>-<backbone>.json         the k-th table of --other-backbones (k from 1, in their order)
     robustness/<name>.json               each file of the --robustness glob
     bench/<name>.json                    make bench's JSON (train_speed.json, onnx_latency.json, ...)
-    runs/<table stem>/<dataset>/<method tag>/seed<k>.json
+    seeds/<table stem>/<dataset>/<method tag>/seed<k>.json
                                          each seed's metrics.json of every cell of the accuracy tables
                                          (baselines, other backbones, ablation, target_select), without
                                          the bulky keys of SLIM_DROPPED, keys sorted
@@ -88,8 +88,8 @@ def seed_file(runs: Path, dataset: str, spec: str, seed: int) -> Path:
 
 
 def collected_runs(table: Path) -> Path | None:
-    """The folder of a collected table's seed files (``runs/<stem>/`` beside it), None if there is none."""
-    runs = table.parent / "runs" / table.stem
+    """The folder of a collected table's seed files (``seeds/<stem>/`` beside it), None if there is none."""
+    runs = table.parent / "seeds" / table.stem
     return runs if runs.is_dir() else None
 
 
@@ -157,7 +157,7 @@ def plan(args: argparse.Namespace) -> dict[Path, tuple[Any, bool]]:
             content = read_json(source)
             files[data / name] = (content, False)   # tables keep their order: it is the doc's order
             if name in accuracy:
-                runs = data / "runs" / Path(name).stem
+                runs = data / "seeds" / Path(name).stem
                 files.update({p: (m, True) for p, m in seed_copies(content, runs, root).items()})
     for source in sorted(glob.glob(str(resolve(args.robustness, root)))):
         files[data / "robustness" / Path(source).name] = (read_json(Path(source)), False)

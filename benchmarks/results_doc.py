@@ -251,7 +251,7 @@ def instance_means(runs: list[dict[str, Any]]) -> dict[str, float | None]:
 def seed_metrics(table: dict[str, dict[str, Any]], settings: dict[str, Any],
                  collected: Path | None = None) -> dict[tuple[str, str], list[dict]]:
     """(dataset, method spec) -> the metrics.json of each seed's run ({} where it is missing): the
-    collected copies under ``collected`` (results_data's ``runs/<table stem>/``), else the runs' own."""
+    collected copies under ``collected`` (results_data's ``seeds/<table stem>/``), else the runs' own."""
     found: dict[tuple[str, str], list[dict]] = {}
     for dataset, by_spec in table.items():
         for spec, summary in by_spec.items():

@@ -54,9 +54,9 @@ def test_collect_is_idempotent_slims_the_seeds_and_mirrors_what_exists(tmp_path)
     data = tmp_path / "data"
     collect(tmp_path / "repo", data)   # relative inputs and recorded --out from --root, not the cwd
     first = snapshot(data)
-    assert set(first) == {"baselines.json"} | {f"runs/baselines/a/{m}/seed{k}.json"
+    assert set(first) == {"baselines.json"} | {f"seeds/baselines/a/{m}/seed{k}.json"
                                                 for m in ("lorsp", "lorvp") for k in (0, 1)}
-    seed = json.loads(first["runs/baselines/a/lorsp/seed1.json"])
+    seed = json.loads(first["seeds/baselines/a/lorsp/seed1.json"])
     assert seed == {"test_accuracy": 0.9, "prompt_unique_mask_share": 0.96, "prompt_mask_flip_share": 0.2,
                     "git_commit": "abc", "prompt": "lorsp"}   # no history, no versions
     assert list(seed) == sorted(seed)
@@ -65,8 +65,8 @@ def test_collect_is_idempotent_slims_the_seeds_and_mirrors_what_exists(tmp_path)
     assert snapshot(data) == first
     shutil.rmtree(tmp_path / "repo" / "runs" / "t" / "a" / "lorvp")   # a run gone: its copies go
     collect(tmp_path / "repo", data)
-    assert set(snapshot(data)) == set(first) - {f"runs/baselines/a/lorvp/seed{k}.json" for k in (0, 1)}
-    assert not (data / "runs" / "baselines" / "a" / "lorvp").exists()
+    assert set(snapshot(data)) == set(first) - {f"seeds/baselines/a/lorvp/seed{k}.json" for k in (0, 1)}
+    assert not (data / "seeds" / "baselines" / "a" / "lorvp").exists()
     source.unlink()   # nothing left to collect: refused, the data folder kept
     with pytest.raises(SystemExit):
         collect(tmp_path / "repo", data)
@@ -161,3 +161,15 @@ def test_the_headline_sets_lorsp_against_smm_too():
                    "none": cell("none", 0.90)})
     assert results_doc.headline(res) == ["- **a**: LoRSP 90.0 +- 1.0 with 60% exactly-zero prompt pixels; wins "
                                          "against SMM (+5.0 points); ties against linear probe (+0.0 points)."]
+
+
+def test_every_collected_file_is_tracked_by_git():
+    """The data folder must not hold paths .gitignore drops (a seeds folder named runs/ was ignored, so a
+    clean clone rebuilt docs/results.md without the per-instance figures)."""
+    if not results_data.DATA.is_dir():
+        pytest.skip("docs/data/results/ is not committed yet")
+    files = [str(p.relative_to(ROOT)) for p in results_data.DATA.rglob("*") if p.is_file()]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode > 1:  # 0: some ignored, 1: none; more: not a git checkout
+        pytest.skip(f"git check-ignore cannot run here: {proc.stderr.strip()[:200]}")
+    assert files and not proc.stdout.split()
