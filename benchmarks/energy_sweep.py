@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import add_protocol_args, plan_run, train_run  # noqa: E402
+from benchmarks.bundles import bundle_is_current  # noqa: E402
 from benchmarks.output import run_record  # noqa: E402
 from lorsp.cli import run_cli  # noqa: E402
-from benchmarks.bundles import bundle_is_current  # noqa: E402
 from lorsp.errors import LorspError  # noqa: E402
 from lorsp.fileio import atomic_write, write_json  # noqa: E402
 

@@ -30,7 +30,7 @@ from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
 from benchmarks.gate_usage import markdown as gate_usage_markdown  # noqa: E402
 from benchmarks.lr_select import markdown as lr_select_markdown  # noqa: E402
 from benchmarks.output import fail  # noqa: E402
-from benchmarks.results_data import collected_runs, run_dir, seed_file  # noqa: E402,F401 (run_dir: for callers)
+from benchmarks.results_data import collected_runs, run_dir, seed_file  # noqa: E402
 from benchmarks.robustness import markdown as robustness_markdown  # noqa: E402
 from benchmarks.train_speed import TARGET_STEP_RATIO  # noqa: E402
 from lorsp.fileio import atomic_write  # noqa: E402
