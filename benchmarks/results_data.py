@@ -9,7 +9,7 @@ missing is not collected, and its copy from an earlier collect is removed (every
 that this collect did not write goes); when no input exists at all it refuses and leaves the folder as
 it is. Every file is written atomically, and only when its content changed. Layout, fixed names:
 
-    baselines.json lr_select.json ablation.json target_select.json sweep.json few_shot.json
+    baselines.json lr_select.json ablation.json digit_tries.json target_select.json sweep.json few_shot.json
     gate_usage.json deployment.json
     energy_sweep.json                    the benchmarks' JSON, key order kept (the doc's order), indent 1
     backbone-<k>-<backbone>.json         the k-th table of --other-backbones (k from 1, in their order)
@@ -17,7 +17,7 @@ it is. Every file is written atomically, and only when its content changed. Layo
     bench/<name>.json                    make bench's JSON (train_speed.json, onnx_latency.json, ...)
     seeds/<table stem>/<dataset>/<method tag>/seed<k>.json
                                          each seed's metrics.json of every cell of the accuracy tables
-                                         (baselines, other backbones, ablation, target_select), without
+                                         (baselines, other backbones, ablation, digit_tries, target_select), without
                                          the bulky keys of SLIM_DROPPED, keys sorted
 
 Relative paths, the options' and the ``--out`` recorded in each run's command, are taken from ``--root``
@@ -44,6 +44,7 @@ DATA = ROOT / "docs" / "data" / "results"
 SINGLE = {"baselines": ("baselines.json", "runs/main/results.json"),
           "lr_select": ("lr_select.json", "runs/lr-select/lr_select.json"),
           "ablation": ("ablation.json", "runs/main/ablation.json"),
+          "digit_tries": ("digit_tries.json", "runs/main/digit-tries.json"),
           "target_select": ("target_select.json", "runs/main/target-select.json"),
           "sweep": ("sweep.json", "runs/main-sweep/sweep.json"),
           "few_shot": ("few_shot.json", "runs/few-shot/few_shot.json"),
@@ -51,7 +52,7 @@ SINGLE = {"baselines": ("baselines.json", "runs/main/results.json"),
           "deployment": ("deployment.json", "runs/deployment/deployment.json"),
           "energy_sweep": ("energy_sweep.json", "runs/energy-sweep/energy_sweep.json")}
 """Option (its dest) -> (name in the data folder, default input) of each benchmark JSON of one file."""
-ACCURACY_TABLES = ("baselines", "ablation", "target_select")
+ACCURACY_TABLES = ("baselines", "ablation", "digit_tries", "target_select")
 """The single tables whose cells get their seeds' metrics.json collected (and every other backbone's)."""
 OTHER_BACKBONES = ("runs/baselines-lite2/results.json", "runs/baselines-lite1/results.json")
 ROBUSTNESS = "runs/robustness/*.json"

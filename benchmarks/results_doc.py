@@ -180,6 +180,34 @@ def accuracy_target(res: dict[str, Any]) -> str | None:
             f"against the linear probe at worst {worst:+.1f} points ({at}; target >= {-PROBE_MARGIN:+.1f}).")
 
 
+def tries_markdown(tries: dict[str, Any], main_table: dict[str, Any] | None,
+                   runs: dict[tuple[str, str], list[dict]]) -> str:
+    """One row per LoRSP try of ``tries`` (a baselines table): its mean val and test accuracy over the table's
+    data sets, its lowest zero share and unique-mask share (any seed), and on how many of those data sets it is
+    on par (wins or ties, :func:`verdict`) with each of :data:`ON_PAR_TARGETS` in ``main_table``."""
+    datasets = list(tries["table"])
+    refs = [ref for ref in ON_PAR_TARGETS if main_table and all(
+        ref in first_specs(main_table["table"].get(d, {})) for d in datasets)]
+    header = ["try", "mean val (%)", "mean test (%)", "lowest zeros (%)", "lowest unique masks (%)"] + [
+        f"on par with {method_label(first_specs(main_table['table'][datasets[0]])[ref][0])}" for ref in refs]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for spec in tries["settings"]["methods"]:
+        cells = [tries["table"][d][spec] for d in datasets if spec in tries["table"][d]]
+        if len(cells) < len(datasets):
+            continue
+        unique = [r.get("prompt_unique_mask_share") for d in datasets for r in runs.get((d, spec), [])]
+        low_unique = "n/a" if not unique or None in unique else f"{100 * min(unique):.1f}"
+        row = [method_label(spec), f"{100 * sum(c['val_accuracy_mean'] for c in cells) / len(cells):.1f}",
+               f"{100 * sum(c['test_accuracy_mean'] for c in cells) / len(cells):.1f}",
+               f"{100 * min(c['prompt_sparsity_mean'] for c in cells):.1f}", low_unique]
+        for ref in refs:
+            par = sum(verdict(c, first_specs(main_table["table"][d])[ref][1])[0] != "loses"
+                      for d, c in zip(datasets, cells))
+            row.append(f"{par} of {len(datasets)}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def targets_section(main_table: dict[str, Any], runs: dict[tuple[str, str], list[dict]],
                     other_backbones: list[dict[str, Any]]) -> list[str]:
     """LoRSP's targets, met or missed with the figures, from the main table (and the accuracy line of each
@@ -535,6 +563,15 @@ def main(argv: list[str] | None = None) -> None:
     ablation = load(args.ablation)
     if ablation:
         lines += baselines_section(ablation, "Ablation", table_runs(args.ablation, ablation))
+    digit_tries = load(args.digit_tries)
+    if digit_tries:
+        tries_runs = table_runs(args.digit_tries, digit_tries)
+        lines += baselines_section(
+            digit_tries, "Tries on the digit data sets (3 seeds)", tries_runs,
+            note="The data sets where LoRSP is behind the dense prompts; each row is one try of docs/method.md "
+                 "(\"What was tried for the digit data sets\"), at the default prompt lr, chosen or rejected on "
+                 "mean val. Over the data sets of this table (on par: wins or ties against the Lite0 accuracy "
+                 "table's rows):\n\n" + tries_markdown(digit_tries, main_table, tries_runs))
     sweep = load(args.sweep)
     if sweep:
         lines += sweep_section(sweep, rel("sparsity_accuracy.png"))

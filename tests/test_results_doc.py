@@ -163,6 +163,24 @@ def test_the_headline_sets_lorsp_against_smm_too():
                                          "against SMM (+5.0 points); ties against linear probe (+0.0 points)."]
 
 
+def test_the_tries_table_counts_each_try_on_par_with_the_main_tables_rows():
+    main = table(a={"lorvp": cell("lorvp", 0.90), "smm": cell("smm", 0.95)},
+                 b={"lorvp": cell("lorvp", 0.90), "smm": cell("smm", 0.95)})
+    tries = {"settings": {**SETTINGS, "methods": ["lorsp", "lorsp:relay=frame", "lorsp:beta=0.9"]},
+             "table": {"a": {"lorsp": cell("lorsp", 0.895, sparsity=0.6), "lorsp:relay=frame": cell("f", 0.95, sparsity=0.7),
+                             "lorsp:beta=0.9": cell("b", 0.99)},
+                       "b": {"lorsp": cell("lorsp", 0.855, sparsity=0.55), "lorsp:relay=frame": cell("f", 0.91, sparsity=0.7)}}}
+    runs = {("a", "lorsp"): seeds([0.95, 0.91], [0.2, 0.1]), ("b", "lorsp"): seeds([0.97], [0.2]),
+            ("a", "lorsp:relay=frame"): seeds([0.5], [0.2])}
+    lines = results_doc.tries_markdown(tries, main, runs).splitlines()
+    assert lines[0] == ("| try | mean val (%) | mean test (%) | lowest zeros (%) | lowest unique masks (%) | "
+                        "on par with LoR-VP | on par with SMM |")
+    # a try without a row on every data set (beta=0.9) is left out; unique masks: the lowest seed, n/a without any
+    assert lines[2:] == ["| LoRSP | 87.5 | 87.5 | 55.0 | 91.0 | 1 of 2 | 0 of 2 |",
+                         "| LoRSP (relay=frame) | 93.0 | 93.0 | 70.0 | 50.0 | 2 of 2 | 1 of 2 |"]
+    assert "on par" not in results_doc.tries_markdown(tries, None, runs).splitlines()[0]
+
+
 def test_every_collected_file_is_tracked_by_git():
     """The data folder must not hold paths .gitignore drops (a seeds folder named runs/ was ignored, so a
     clean clone rebuilt docs/results.md without the per-instance figures)."""
