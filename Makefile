@@ -58,6 +58,9 @@ results: bench data
 		--table-name results
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --table-name ablation \
 		--methods lorsp:prompt-lr=0.2,rank=8 lorsp:prompt-lr=0.2,rank=8,relay=frame lorsp:prompt-lr=0.2,rank=8,beta=0.9
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k opencv-digits sklearn-digits \
+		--table-name digit-tries --methods $(LORSP) lorsp:prompt-lr=0.2,rank=8,relay=frame,gates=32,hidden=64 \
+		$(LORSP),sparsity-target=0.5 $(LORSP),relay=mixed $(LORSP),init-std=0.1 $(LORSP),relay=frame
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets $(DATASETS) \
 		--methods $(METHODS) --table-name results
 	$(PY) benchmarks/gate_usage.py --runs runs/main --datasets $(DATASETS) --method lorsp-prompt-lr-0.1_rank-8 \
@@ -71,5 +74,6 @@ results: bench data
 		--out runs/energy-sweep --json runs/energy-sweep/energy_sweep.json --figure runs/energy-sweep/energy_sweep.png
 	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2 --lorsp lorsp-prompt-lr-0.1_rank-8
 	$(PY) benchmarks/results_data.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
+		--digit-tries runs/main/digit-tries.json \
 		--other-backbones runs/baselines-lite2/results.json
 	$(PY) benchmarks/results_doc.py
