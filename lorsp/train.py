@@ -106,6 +106,7 @@ class TrainConfig:
     train_generator: str = _LORSP.train_generator
     relay: str = _LORSP.relay
     relay_noise: float = _LORSP.relay_noise
+    border_bands: int = _LORSP.border_bands
     init_std: float = _LORSP.init_std
     beta: float = _LORSP.beta
     threshold: float = _LORSP.threshold

@@ -129,7 +129,7 @@ def test_frame_relay_opens_stripes_of_empty_bands_around_each_images_content():
     test = torch.stack([splits.test[i][0] for i in range(100)])
     torch.manual_seed(0)
     p = create_prompt("lorsp", image_size=64, rank=4, relay="frame", sparsity_target=0.6).eval()
-    held = p.held_open.clone()
+    held = p.held.clone()
     assert int(held.sum()) == p.num_groups * p.rank  # one side of every term
     held_bias = p.spiking_generator[2].bias[held].clone()
     p.calibrate(x)
@@ -147,6 +147,47 @@ def test_frame_relay_opens_stripes_of_empty_bands_around_each_images_content():
     assert 0.5 <= float(masks.float().mean()) <= 0.75
     figures = instance_figures(masks)
     assert figures["prompt_unique_mask_share"] >= 0.3 and figures["prompt_mask_flip_share"] >= 0.1
+
+
+def test_border_relay_holds_a_fixed_border_and_lets_the_other_terms_follow_each_image():
+    """``--relay border`` on real digits: the first half of the terms are VP's pad in low rank, the same
+    for every image (rows of the outer bands across the width, columns of the outer bands across the height),
+    held through the calibration; the other terms follow the content, so the masks still differ per image."""
+    from lorsp.metrics import instance_figures, zero_masks
+    from lorsp.prompts import check_options
+
+    splits = create_splits("sklearn-digits", 64, limit_train=64, limit_test=100)
+    x = torch.stack([splits.train[i][0] for i in range(64)])
+    test = torch.stack([splits.test[i][0] for i in range(100)])
+    torch.manual_seed(0)
+    p = create_prompt("lorsp", image_size=64, rank=4, relay="border", border_bands=1, sparsity_target=0.6).eval()
+    g, half = p.num_groups, 2
+    held = p.held.clone()
+    assert int(held.sum()) == 2 * g * half  # both sides of the border terms
+    bias = p.spiking_generator[2].bias
+    held_bias = bias[held].clone()
+    p.calibrate(x)
+    assert torch.equal(bias[held], held_bias)
+    rows, cols = p.band_gates(p.gates_open(p.gate_rates(test)))  # (N, r, G) each
+    outer = torch.zeros(g, dtype=torch.bool)
+    outer[[0, g - 1]] = True
+    for k in range(half):  # the same for every image: outer row bands x every column band, or the transpose
+        expect_rows, expect_cols = (outer, torch.ones(g, dtype=torch.bool))[::1 if k % 2 == 0 else -1]
+        assert torch.equal(rows[:, k] > 0, expect_rows.expand(len(test), g))
+        assert torch.equal(cols[:, k] > 0, expect_cols.expand(len(test), g))
+    with torch.no_grad():
+        p.B.normal_()
+        masks = zero_masks(p(test))
+    band = p.group_of_line
+    border = outer[band][:, None] | outer[band][None, :]
+    assert not bool(masks[:, border].any())  # the border is never zero
+    assert 0.5 <= float(masks.float().mean()) <= 0.75
+    figures = instance_figures(masks)
+    assert figures["prompt_unique_mask_share"] >= 0.5 and figures["prompt_mask_flip_share"] >= 0.05
+    with pytest.raises(LorspError, match="--border-bands"):
+        create_prompt("lorsp", image_size=64, relay="border", border_bands=9)
+    with pytest.raises(LorspError, match="--border-bands does not apply"):
+        check_options("lorsp", {"border_bands": 2})
 
 
 @pytest.mark.parametrize("kw,match", [({"gates": 8}, "--hidden 2 x --gates"), ({"gates": 12, "hidden": 24}, "divide")])

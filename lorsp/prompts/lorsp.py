@@ -68,7 +68,7 @@ from lorsp.prompts.lorvp import LorvpOptions, check_rank
 
 GATE_MODES = ("band", "rowcol", "rank")
 GENERATOR_TRAINING = ("all", "weights", "none")
-BAND_RELAYS = ("content", "background", "frame", "mixed")
+BAND_RELAYS = ("content", "background", "frame", "mixed", "border")
 FACTOR_MODES = ("shared", "per-channel")
 
 
@@ -104,8 +104,13 @@ class LorspOptions(LorvpOptions):
                 "relay), or little (inhibitory relay: corners of empty bands); frame: even terms open the "
                 "rows of empty row bands across the whole width, odd terms the columns of empty column "
                 "bands across the height (a per-image frame around the content); mixed: the first half of "
-                "the terms content, the others frame", "choices": BAND_RELAYS,
+                "the terms content, the others frame; border: the first half of the terms a fixed border of "
+                "--border-bands outer bands, the same for every image (even terms its rows across the width, "
+                "odd terms its columns across the height), the others content", "choices": BAND_RELAYS,
         "applies_when": {"gate": ("band",)}, "legacy": "content"})
+    border_bands: int = field(default=1, metadata={
+        "help": "--relay border: the bands on each side of the image that the fixed border holds open",
+        "applies_when": {"relay": ("border",)}, "legacy": 1, "parse": integer(1, 2048)})
     relay_noise: float = field(default=0.05, metadata={
         "help": "band gating's start: std of the random cross-talk between bands, in thresholds (0: an exact "
                 "sparse relay)", "applies_when": {"gate": ("band",)}, "legacy": 0.05, "parse": number(0.0)})
@@ -193,11 +198,14 @@ def run_generator(generator: nn.Module, spikes_in: torch.Tensor) -> list[torch.T
 
 
 def term_relays(relay: str, rank: int) -> list[str]:
-    """Band gating's start per rank-1 term: ``"content"``, ``"background"`` or ``"frame"`` for each of
-    the ``rank`` terms of ``--relay relay`` (``"mixed"``: the first ``ceil(rank / 2)`` content, the rest frame)."""
+    """Band gating's start per rank-1 term: ``"content"``, ``"background"``, ``"frame"`` or ``"border"`` for
+    each of the ``rank`` terms of ``--relay relay`` (``"mixed"``: the first ``ceil(rank / 2)`` content, the rest
+    frame; ``"border"``: the first ``ceil(rank / 2)`` border, the rest content)."""
+    half = math.ceil(rank / 2)
     if relay == "mixed":
-        half = math.ceil(rank / 2)
         return ["content"] * half + ["frame"] * (rank - half)
+    if relay == "border":
+        return ["border"] * half + ["content"] * (rank - half)
     return [relay] * rank
 
 
@@ -208,7 +216,8 @@ class LowRankSpikePrompt(VisualPrompt):
                  gates: int = 16, beta: float = 0.9, threshold: float = 1.0, gate: str = "band",
                  encoding: str = "bands", factors: str = "shared", init_std: float = 0.01, init_gain: float = 4.0,
                  gate_bias: float = 1.0, sparsity_target: float | None = 0.6, surrogate_slope: float = 25.0,
-                 train_generator: str = "none", relay: str = "content", relay_noise: float = 0.05):
+                 train_generator: str = "none", relay: str = "content", relay_noise: float = 0.05,
+                 border_bands: int = 1):
         super().__init__(image_size)
         check_rank(rank, image_size)
         if encoding == "pool" and not 1 <= pool <= image_size:
@@ -249,9 +258,12 @@ class LowRankSpikePrompt(VisualPrompt):
             raise LorspError(f"unknown --relay {relay!r}; choose one of: {', '.join(BAND_RELAYS)}")
         if not (relay_noise >= 0 and math.isfinite(relay_noise)):
             raise LorspError(f"--relay-noise must be a number >= 0, got {relay_noise}")
-        self.relay = relay
-        # gates the start holds open whatever the image (relay "frame"); the calibration leaves them alone
-        self.register_buffer("held_open", torch.zeros(n_out, dtype=torch.bool), persistent=False)
+        if relay == "border" and not (isinstance(border_bands, int) and 1 <= border_bands and 2 * border_bands <= gates):
+            raise LorspError(f"--border-bands must be an integer in 1..{gates // 2} (half of --gates), got {border_bands}")
+        self.relay, self.border_bands = relay, border_bands
+        # gates whose bias the start fixes whatever the image (relay "frame": held open; "border": the fixed
+        # border's gates, open or closed); the calibration leaves them alone
+        self.register_buffer("held", torch.zeros(n_out, dtype=torch.bool), persistent=False)
         if gate == "band":
             self._relay_bands(threshold, noise=relay_noise, relay=relay)
         else:
@@ -281,10 +293,15 @@ class LowRankSpikePrompt(VisualPrompt):
         (``relay="content"``: the gate opens on bands with content) or inhibited (``"background"``:
         on empty bands). ``"frame"``: term ``k``'s gates on side ``k mod 2`` are inhibited and
         those on the other side are held open (bias ``2 theta``, above threshold at the first
-        step whatever the relay's input; :attr:`held_open`, which the calibration leaves
+        step whatever the relay's input; :attr:`held`, which the calibration leaves
         alone), so even terms are stripes of empty rows across the width and odd terms stripes
         of empty columns: a frame around each image's content. ``"mixed"``: the first
-        ``ceil(r / 2)`` terms content, the others frame. Small noise elsewhere lets
+        ``ceil(r / 2)`` terms content, the others frame. ``"border"``: the first ``ceil(r / 2)``
+        terms are the same for every image: their gates listen to nothing (no weights) and are
+        held open (bias ``2 theta``) on the outer :attr:`border_bands` bands of side ``k mod 2``
+        and on every band of the other side, closed (bias 0) on the inner bands, so even terms
+        are the top and bottom rows across the width and odd terms the left and right columns
+        across the height: a low-rank version of VP's pad; the other terms content. Small noise elsewhere lets
         training mix bands. With another encoding (or ``H != 2 G``) both layers keep snnTorch's
         default start, scaled as the other gate modes do.
         """
@@ -303,8 +320,14 @@ class LowRankSpikePrompt(VisualPrompt):
         for side in range(2):
             for k, kind in enumerate(term_relays(relay, r)):
                 gates = self._gate_index(side, k, band)
+                if kind == "border":
+                    outer = (band < self.border_bands) | (band >= g - self.border_bands) | (k % 2 != side)
+                    self.held[gates] = True
+                    second.weight[gates] = 0.0
+                    second.bias[gates] = 2.0 * threshold * outer.to(second.bias.dtype)
+                    continue
                 if kind == "frame" and k % 2 != side:
-                    self.held_open[gates] = True
+                    self.held[gates] = True
                     second.bias[gates] = 2.0 * threshold
                     continue
                 sign = 1.0 if kind == "content" else -1.0
@@ -335,7 +358,7 @@ class LowRankSpikePrompt(VisualPrompt):
         target = 0.5 if self.sparsity_target is None else self.sparsity_target
         bias = self.spiking_generator[2].bias
         base = bias.clone()
-        shifted = (~self.held_open).to(bias.dtype)  # gates held open (relay "frame") keep their bias
+        shifted = (~self.held).to(bias.dtype)  # gates the start holds (relays "frame", "border") keep their bias
         reach = 4.0 * self.spiking_generator[3].threshold.max().item()
         low, high = -reach, reach
         share = 0.0
@@ -493,6 +516,6 @@ def lorsp(image_size: int, options: LorspOptions) -> LowRankSpikePrompt:
     return LowRankSpikePrompt(image_size, rank=o.rank, time_steps=o.time_steps, pool=o.pool, hidden=o.hidden,
                               gates=o.gates, beta=o.beta, threshold=o.threshold, gate=o.gate,
                               encoding=o.encoding, factors=o.factors, train_generator=o.train_generator,
-                              relay=o.relay, relay_noise=o.relay_noise,
+                              relay=o.relay, relay_noise=o.relay_noise, border_bands=o.border_bands,
                               sparsity_target=o.sparsity_target, gate_bias=o.gate_bias,
                               surrogate_slope=o.surrogate_slope, init_std=o.init_std)
