@@ -569,8 +569,8 @@ def main(argv: list[str] | None = None) -> None:
         lines += baselines_section(
             digit_tries, "Tries on the digit data sets (3 seeds)", tries_runs,
             note="The data sets where LoRSP is behind the dense prompts; each row is one try of docs/method.md "
-                 "(\"What was tried for the digit data sets\"), at the default prompt lr, chosen or rejected on "
-                 "mean val. Over the data sets of this table (on par: wins or ties against the Lite0 accuracy "
+                 "(\"What was tried for the digit data sets\"), at the default prompt lr where the row names no "
+                 "other, chosen or rejected on mean val. Over the data sets of this table (on par: wins or ties against the Lite0 accuracy "
                  "table's rows):\n\n" + tries_markdown(digit_tries, main_table, tries_runs))
     sweep = load(args.sweep)
     if sweep:
