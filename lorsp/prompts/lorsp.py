@@ -258,8 +258,9 @@ class LowRankSpikePrompt(VisualPrompt):
             raise LorspError(f"unknown --relay {relay!r}; choose one of: {', '.join(BAND_RELAYS)}")
         if not (relay_noise >= 0 and math.isfinite(relay_noise)):
             raise LorspError(f"--relay-noise must be a number >= 0, got {relay_noise}")
-        if relay == "border" and not (isinstance(border_bands, int) and 1 <= border_bands and 2 * border_bands <= gates):
-            raise LorspError(f"--border-bands must be an integer in 1..{gates // 2} (half of --gates), got {border_bands}")
+        if relay == "border" and not (isinstance(border_bands, int) and 1 <= 2 * border_bands <= gates):
+            raise LorspError(f"--border-bands must be an integer in 1..{gates // 2} (half of --gates), "
+                             f"got {border_bands}")
         self.relay, self.border_bands = relay, border_bands
         # gates whose bias the start fixes whatever the image (relay "frame": held open; "border": the fixed
         # border's gates, open or closed); the calibration leaves them alone
