@@ -52,6 +52,11 @@ def verdict(lorsp: dict[str, Any], other: dict[str, Any]) -> tuple[str, float]:
     return ("ties" if abs(diff) <= noise else "wins" if diff > 0 else "loses"), diff
 
 
+def on_par(lorsp: dict[str, Any], other: dict[str, Any]) -> bool:
+    """LoRSP wins or ties against ``other`` under :func:`verdict`."""
+    return verdict(lorsp, other)[0] != "loses"
+
+
 def first_specs(by_spec: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     """Method name -> (spec, summary) of its first row: ``vp:prompt-lr=20`` answers for ``vp``."""
     methods: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -168,13 +173,13 @@ def accuracy_target(res: dict[str, Any]) -> str | None:
     rows = lorsp_rows(res)
     if not rows or any(all(ref not in m for m in rows.values()) for ref in (*ON_PAR_TARGETS, "none")):
         return None
-    on_par = {ref: sum(verdict(m["lorsp"][1], m[ref][1])[0] != "loses" for m in rows.values() if ref in m)
-              for ref in ON_PAR_TARGETS}
+    par_counts = {ref: sum(on_par(m["lorsp"][1], m[ref][1]) for m in rows.values() if ref in m)
+                  for ref in ON_PAR_TARGETS}
     probe = [(verdict(m["lorsp"][1], m["none"][1])[1], dataset) for dataset, m in rows.items() if "none" in m]
     worst, at = min(probe)
-    ok = (all(on_par[ref] >= n for ref, n in ON_PAR_TARGETS.items()) and len(probe) == len(rows)
+    ok = (all(par_counts[ref] >= n for ref, n in ON_PAR_TARGETS.items()) and len(probe) == len(rows)
           and worst >= -PROBE_MARGIN)
-    par = ", ".join(f"with {method_label(ref)} on {on_par[ref]} of {len(rows)} data sets (target >= {n})"
+    par = ", ".join(f"with {method_label(ref)} on {par_counts[ref]} of {len(rows)} data sets (target >= {n})"
                     for ref, n in ON_PAR_TARGETS.items())
     return (f"- **accuracy** ({res['settings']['backbone']}): {met(ok)}. LoRSP on par (wins or ties) {par}; "
             f"against the linear probe at worst {worst:+.1f} points ({at}; target >= {-PROBE_MARGIN:+.1f}).")
@@ -186,10 +191,10 @@ def tries_markdown(tries: dict[str, Any], main_table: dict[str, Any] | None,
     data sets, its lowest zero share and unique-mask share (any seed), and on how many of those data sets it is
     on par (wins or ties, :func:`verdict`) with each of :data:`ON_PAR_TARGETS` in ``main_table``."""
     datasets = list(tries["table"])
-    refs = [ref for ref in ON_PAR_TARGETS if main_table and all(
-        ref in first_specs(main_table["table"].get(d, {})) for d in datasets)]
+    main_rows = {d: first_specs(main_table["table"].get(d, {}) if main_table else {}) for d in datasets}
+    refs = [ref for ref in ON_PAR_TARGETS if all(ref in main_rows[d] for d in datasets)]
     header = ["try", "mean val (%)", "mean test (%)", "lowest zeros (%)", "lowest unique masks (%)"] + [
-        f"on par with {method_label(first_specs(main_table['table'][datasets[0]])[ref][0])}" for ref in refs]
+        f"on par with {method_label(main_rows[datasets[0]][ref][0])}" for ref in refs]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for spec in tries["settings"]["methods"]:
         cells = [tries["table"][d][spec] for d in datasets if spec in tries["table"][d]]
@@ -200,10 +205,8 @@ def tries_markdown(tries: dict[str, Any], main_table: dict[str, Any] | None,
         row = [method_label(spec), f"{100 * sum(c['val_accuracy_mean'] for c in cells) / len(cells):.1f}",
                f"{100 * sum(c['test_accuracy_mean'] for c in cells) / len(cells):.1f}",
                f"{100 * min(c['prompt_sparsity_mean'] for c in cells):.1f}", low_unique]
-        for ref in refs:
-            par = sum(verdict(c, first_specs(main_table["table"][d])[ref][1])[0] != "loses"
-                      for d, c in zip(datasets, cells))
-            row.append(f"{par} of {len(datasets)}")
+        row += [f"{sum(on_par(c, main_rows[d][ref][1]) for d, c in zip(datasets, cells))} of {len(datasets)}"
+                for ref in refs]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -570,8 +573,8 @@ def main(argv: list[str] | None = None) -> None:
             digit_tries, "Tries on the digit data sets (3 seeds)", tries_runs,
             note="The data sets where LoRSP is behind the dense prompts; each row is one try of docs/method.md "
                  "(\"What was tried for the digit data sets\"), at the default prompt lr where the row names no "
-                 "other, chosen or rejected on mean val. Over the data sets of this table (on par: wins or ties against the Lite0 accuracy "
-                 "table's rows):\n\n" + tries_markdown(digit_tries, main_table, tries_runs))
+                 "other, chosen or rejected on mean val. Over the data sets of this table (on par: wins or ties "
+                 "against the Lite0 accuracy table's rows):\n\n" + tries_markdown(digit_tries, main_table, tries_runs))
     sweep = load(args.sweep)
     if sweep:
         lines += sweep_section(sweep, rel("sparsity_accuracy.png"))
