@@ -59,8 +59,10 @@ EXACT_RULE = ("exact: the integers give the float network's spikes bit for bit, 
 GATE_RULE = "a gate is open when its neuron fired at least once in the T steps (rate > 0)"
 GATE_LAYOUTS = {
     "band": ("2 G r gates: index = side r G + k G + b, side 0 = rows, 1 = columns, term k = 0..r-1, band "
-             "b = 0..G-1; line i (row or column) reads band group_of_line[i] = floor(i G / L)"),
-    "rowcol": "2 G gates: 0..G-1 rows, G..2G-1 columns; line i reads gate group_of_line[i] = floor(i G / L)",
+             "b = 0..G-1; line i (row or column) reads band group_of_line[i], the host file's tensor (floor(i G / L) "
+             "in the blocks band layout, i mod G in the comb layout)"),
+    "rowcol": ("2 G gates: 0..G-1 rows, G..2G-1 columns; line i reads gate group_of_line[i], the host file's "
+               "tensor (floor(i G / L) in the blocks band layout, i mod G in the comb layout)"),
     "rank": "3 r gates: index = c r + k, channel c, rank-1 term k",
 }
 PROMPT_FORMULAS = {

@@ -107,6 +107,7 @@ class TrainConfig:
     relay: str = _LORSP.relay
     relay_noise: float = _LORSP.relay_noise
     border_bands: int = _LORSP.border_bands
+    band_layout: str = _LORSP.band_layout
     init_std: float = _LORSP.init_std
     beta: float = _LORSP.beta
     threshold: float = _LORSP.threshold

@@ -377,3 +377,40 @@ def test_init_std_sets_the_start_of_the_factors_and_the_prompt_still_starts_at_z
         assert torch.equal(p(images), torch.zeros(len(images), 3, L, L))  # B = 0
     assert_one_line_error(run_cli("lorsp.train", "--dataset", "mnist-5k", "--prompt", "lorsp", "--init-std", "0"),
                           "--init-std")
+
+
+def test_comb_layout_spreads_each_band_over_the_whole_image_with_the_same_gates():
+    """``--band-layout comb`` on real digits: band ``b`` holds lines ``b, b + G, ...``; the generator and its
+    gates are those of the blocks layout (same start, same images), and the zero mask is the blocks layout's band
+    pattern read through ``i mod G``: exact zeros, rank <= r, the same closed share, and every open band reaches
+    every block of ``G`` lines of the image."""
+    from lorsp.metrics import instance_figures, zero_masks
+
+    splits = create_splits("sklearn-digits", 64, limit_train=64, limit_test=100)
+    x = torch.stack([splits.train[i][0] for i in range(64)])
+    test = torch.stack([splits.test[i][0] for i in range(100)])
+    prompts = {}
+    for layout in ("blocks", "comb"):
+        torch.manual_seed(0)
+        p = create_prompt("lorsp", image_size=64, rank=R, gates=16, hidden=32, band_layout=layout).eval()
+        p.calibrate(x)
+        with torch.no_grad():
+            p.B.normal_()
+        prompts[layout] = p
+    comb, blocks = prompts["comb"], prompts["blocks"]
+    assert torch.equal(comb.group_of_line, torch.arange(64) % 16)
+    assert torch.equal(comb.spiking_generator[2].bias, blocks.spiking_generator[2].bias)  # one calibration
+    with torch.no_grad():
+        out_comb, out_blocks = comb(test), blocks(test)
+    masks_comb, masks_blocks = zero_masks(out_comb), zero_masks(out_blocks)  # (N, L, L) True where zero
+    first_of_band = torch.arange(16) * 4  # blocks: band b starts at line 4 b
+    band_pattern = masks_blocks[:, first_of_band][:, :, first_of_band]  # (N, G, G)
+    assert torch.equal(masks_comb, band_pattern.repeat(1, 4, 4))  # line i reads band i mod G
+    assert 0.4 < float(masks_comb.float().mean()) < 0.8
+    assert float(masks_comb.float().mean()) == pytest.approx(float(masks_blocks.float().mean()))
+    figures = instance_figures(masks_comb)
+    assert figures["prompt_unique_mask_share"] >= 0.9 and figures["prompt_mask_flip_share"] >= 0.1
+    for n in range(0, len(test), 10):
+        assert all(torch.linalg.matrix_rank(out_comb[n, c]) <= R for c in range(3))
+    with pytest.raises(LorspError, match="--band-layout"):
+        create_prompt("lorsp", image_size=32, band_layout="stripes")

@@ -92,7 +92,7 @@ def test_check_options_takes_what_applies():
 def test_metrics_keys_of_each_method_are_the_run_keys_and_its_declaration():
     from lorsp.train import RUN_KEYS, TrainConfig, metrics_config
 
-    lorsp_keys = ["time_steps", "encoding", "pool", "hidden", "gates", "factors", "train_generator", "relay", "border_bands", "relay_noise",
+    lorsp_keys = ["time_steps", "encoding", "pool", "hidden", "gates", "factors", "train_generator", "relay", "border_bands", "band_layout", "relay_noise",
                   "init_std", "beta",
                   "threshold", "gate", "sparsity_weight", "sparsity_target", "sparsity_warmup", "gate_bias",
                   "surrogate_slope", "generator_lr_scale"]

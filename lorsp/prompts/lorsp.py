@@ -70,6 +70,7 @@ GATE_MODES = ("band", "rowcol", "rank")
 GENERATOR_TRAINING = ("all", "weights", "none")
 BAND_RELAYS = ("content", "background", "frame", "mixed", "border")
 FACTOR_MODES = ("shared", "per-channel")
+BAND_LAYOUTS = ("blocks", "comb")
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,11 @@ class LorspOptions(LorvpOptions):
     border_bands: int = field(default=1, metadata={
         "help": "--relay border: the bands on each side of the image that the fixed border holds open",
         "applies_when": {"relay": ("border",)}, "legacy": 1, "parse": integer(1, 2048)})
+    band_layout: str = field(default="blocks", metadata={
+        "help": "which lines a gate's band holds: blocks of L/G neighbouring lines (line i in band floor(i G / L)) "
+                "or a comb of lines G apart spread over the whole image (line i in band i mod G); the generator "
+                "and its input stay the same", "choices": BAND_LAYOUTS, "applies_when": {"gate": ("band", "rowcol")},
+        "legacy": "blocks"})
     relay_noise: float = field(default=0.05, metadata={
         "help": "band gating's start: std of the random cross-talk between bands, in thresholds (0: an exact "
                 "sparse relay)", "applies_when": {"gate": ("band",)}, "legacy": 0.05, "parse": number(0.0)})
@@ -197,6 +203,13 @@ def run_generator(generator: nn.Module, spikes_in: torch.Tensor) -> list[torch.T
     return [torch.stack(r) for r in records]
 
 
+def lines_to_bands(image_size: int, gates: int, layout: str = "blocks") -> torch.Tensor:
+    """The band of each of the ``image_size`` lines, ``(L,)`` int64: ``floor(i G / L)`` (``"blocks"``) or
+    ``i mod G`` (``"comb"``: band ``b`` holds lines ``b, b + G, b + 2 G, ...``)."""
+    line = torch.arange(image_size)
+    return line % gates if layout == "comb" else (line * gates) // image_size
+
+
 def term_relays(relay: str, rank: int) -> list[str]:
     """Band gating's start per rank-1 term: ``"content"``, ``"background"``, ``"frame"`` or ``"border"`` for
     each of the ``rank`` terms of ``--relay relay`` (``"mixed"``: the first ``ceil(rank / 2)`` content, the rest
@@ -217,7 +230,7 @@ class LowRankSpikePrompt(VisualPrompt):
                  encoding: str = "bands", factors: str = "shared", init_std: float = 0.01, init_gain: float = 4.0,
                  gate_bias: float = 1.0, sparsity_target: float | None = 0.6, surrogate_slope: float = 25.0,
                  train_generator: str = "none", relay: str = "content", relay_noise: float = 0.05,
-                 border_bands: int = 1):
+                 border_bands: int = 1, band_layout: str = "blocks"):
         super().__init__(image_size)
         check_rank(rank, image_size)
         if encoding == "pool" and not 1 <= pool <= image_size:
@@ -279,8 +292,10 @@ class LowRankSpikePrompt(VisualPrompt):
         for name, param in self.spiking_generator.named_parameters():
             learns = train_generator == "all" or (train_generator == "weights" and name.endswith("weight"))
             param.requires_grad_(learns and param.requires_grad)
-        group = (torch.arange(image_size) * gates) // image_size
-        self.register_buffer("group_of_line", group, persistent=False)
+        if band_layout not in BAND_LAYOUTS:
+            raise LorspError(f"unknown --band-layout {band_layout!r}; choose one of: {', '.join(BAND_LAYOUTS)}")
+        self.band_layout = band_layout
+        self.register_buffer("group_of_line", lines_to_bands(image_size, gates, band_layout), persistent=False)
         # the trace of the last forward pass, for regularizer() only: readers call trace(x) instead
         self.last_trace: GeneratorTrace | None = None
 
@@ -518,5 +533,6 @@ def lorsp(image_size: int, options: LorspOptions) -> LowRankSpikePrompt:
                               gates=o.gates, beta=o.beta, threshold=o.threshold, gate=o.gate,
                               encoding=o.encoding, factors=o.factors, train_generator=o.train_generator,
                               relay=o.relay, relay_noise=o.relay_noise, border_bands=o.border_bands,
+                              band_layout=o.band_layout,
                               sparsity_target=o.sparsity_target, gate_bias=o.gate_bias,
                               surrogate_slope=o.surrogate_slope, init_std=o.init_std)
