@@ -504,3 +504,40 @@ def test_prompt_scale_measures_the_start_gradient_and_refuses_nothing_to_do():
     rows = [start_gradient("sklearn-digits", spec, 8, 0, 32) for spec in ("lorvp", "lorsp:rank=2")]
     assert [r["b_entries"] for r in rows] == [3 * 32 * 4, 32 * 2]
     assert all(r["b_gradient_norm"] > 0 for r in rows)  # B = 0 at the start, but its gradient is not
+
+
+def test_masked_prompt_lays_each_mask_over_the_dense_prompt_and_refuses_a_missing_run(tmp_path, capsys):
+    """benchmarks/masked_prompt.py: each variant's zeros are the ones it names (none everywhere, the comb on
+    odd rows, a LoRSP run's per-image mask or its complement), the refit head separates separable features,
+    and a run that is not there is one ``error:`` line with exit code 2."""
+    import numpy as np
+    import torch
+
+    from benchmarks.masked_prompt import main, refit_accuracy, variants
+    from lorsp.data import create_splits
+    from lorsp.model import build_model
+    from lorsp.train import TrainConfig
+
+    splits = create_splits("sklearn-digits", 32, limit_train=32, limit_test=8)
+    x = torch.stack([splits.train[i][0] for i in range(32)])
+    torch.manual_seed(0)
+    dense = build_model(TrainConfig(prompt="lorvp", image_size=32).to_dict(), splits.classes).eval()
+    sparse = build_model(TrainConfig(prompt="lorsp", image_size=32).to_dict(), splits.classes).eval()
+    sparse.prompt.calibrate(x)
+    with torch.no_grad():
+        dense.prompt.B.normal_()
+        sparse.prompt.B.normal_()
+        prompts = {name: fn(x) for name, fn in variants(dense, {"s": sparse}, [0.5], 32).items()}
+        own_open = (sparse.prompt(x) != 0).any(1, keepdim=True).expand_as(x)
+    assert torch.all(prompts["none"] == 0) and torch.all(prompts["dense"] != 0)
+    assert torch.equal(prompts["dense x 0.5"], 0.5 * prompts["dense"])
+    assert torch.all(prompts["dense * comb"][:, :, 1::2] == 0) and torch.all(prompts["dense * comb"][:, :, 0::2] != 0)
+    assert torch.equal(prompts["dense * mask(s)"] != 0, own_open) and 0 < own_open.float().mean() < 1
+    assert torch.equal(prompts["dense * (1 - mask(s))"] != 0, ~own_open)
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    separable = rng.normal(size=(40, 5)) + 4.0 * labels[:, None]
+    assert refit_accuracy(separable, labels, separable, labels) == 1.0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--runs", str(tmp_path), "--dataset", "sklearn-digits"])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.startswith("error: no such model:")
