@@ -114,6 +114,7 @@ class TrainConfig:
     gate: str = _LORSP.gate
     sparsity_weight: float = _LORSP.sparsity_weight
     sparsity_target: float | None = _LORSP.sparsity_target
+    usage_weight: float = _LORSP.usage_weight
     sparsity_warmup: float = _LORSP.sparsity_warmup
     gate_bias: float = _LORSP.gate_bias
     surrogate_slope: float = _LORSP.surrogate_slope

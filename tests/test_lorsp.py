@@ -227,6 +227,29 @@ def test_band_sparsity_term_pulls_each_image_to_the_target(target, images):
     assert torch.allclose(closed.detach(), 1 - open_px)  # the band-level formula is the pixel share
 
 
+def test_usage_term_adds_how_far_the_gates_are_from_half_the_batch_and_reaches_the_generator(images):
+    """``--usage-weight w``: the band sparsity term plus ``w (0.25 - mean_g p_g (1 - p_g))`` over the gates the
+    start does not hold, ``p_g`` the share of the batch that opens gate ``g``; its gradient reaches the
+    generator's weights through the surrogate."""
+    torch.manual_seed(0)
+    plain = create_prompt("lorsp", image_size=L, rank=R, train_generator="all").train()
+    plain.calibrate(images)
+    torch.manual_seed(0)
+    p = create_prompt("lorsp", image_size=L, rank=R, train_generator="all", usage_weight=2.0).train()
+    p.calibrate(images)
+    _, trace = p.trace(images)
+    plain.trace(images)
+    share = (trace.rates > 0).float().mean(0)
+    expected = plain.regularizer() + 2.0 * (0.25 - (share * (1 - share)).mean())
+    reg = p.regularizer()
+    assert torch.allclose(reg, expected) and float(reg - plain.regularizer()) > 0
+    assert bool(((share == 0) | (share == 1)).any())  # some gates are the same for every image: the term sees them
+    reg.backward()
+    assert float(p.spiking_generator[0].weight.grad.abs().sum()) > 0
+    with pytest.raises(LorspError, match="--usage-weight"):
+        create_prompt("lorsp", image_size=L, usage_weight=-1.0)
+
+
 def test_prompts_differ_across_images_and_eval_is_deterministic(trained_like_prompt, images):
     with torch.no_grad():
         a, b = trained_like_prompt(images), trained_like_prompt(images)

@@ -137,6 +137,12 @@ class LorspOptions(LorvpOptions):
         "help": "share of zero prompt pixels to aim at (band: the calibrated start, and with a learning "
                 "generator the value each image's closed share is pulled to; rowcol/rank: per image, the term "
                 "pushes down just enough of the weakest gates)", "parse": number(0.0, 1.0, below=True)})
+    usage_weight: float = field(default=0.0, metadata={
+        "help": "band gating with a learning generator: weight, within the sparsity term, of a term that keeps "
+                "each gate open for part of the batch and closed for the rest (0.25 - mean p (1 - p), p a gate's "
+                "open share over the batch), against gates that end always open or always closed",
+        "applies_when": {"gate": ("band",), "train_generator": ("all", "weights")}, "legacy": 0.0,
+        "parse": number(0.0)})
     sparsity_warmup: float = field(default=0.0, metadata={
         "help": "epochs over which the sparsity weight ramps up linearly from 0", "parse": number(0.0)})
     gate_bias: float = field(default=1.0, metadata={
@@ -230,7 +236,7 @@ class LowRankSpikePrompt(VisualPrompt):
                  encoding: str = "bands", factors: str = "shared", init_std: float = 0.01, init_gain: float = 4.0,
                  gate_bias: float = 1.0, sparsity_target: float | None = 0.6, surrogate_slope: float = 25.0,
                  train_generator: str = "none", relay: str = "content", relay_noise: float = 0.05,
-                 border_bands: int = 1, band_layout: str = "blocks"):
+                 border_bands: int = 1, band_layout: str = "blocks", usage_weight: float = 0.0):
         super().__init__(image_size)
         check_rank(rank, image_size)
         if encoding == "pool" and not 1 <= pool <= image_size:
@@ -295,6 +301,9 @@ class LowRankSpikePrompt(VisualPrompt):
         if band_layout not in BAND_LAYOUTS:
             raise LorspError(f"unknown --band-layout {band_layout!r}; choose one of: {', '.join(BAND_LAYOUTS)}")
         self.band_layout = band_layout
+        if not (usage_weight >= 0 and math.isfinite(usage_weight)):
+            raise LorspError(f"--usage-weight must be a number >= 0, got {usage_weight}")
+        self.usage_weight = usage_weight
         self.register_buffer("group_of_line", lines_to_bands(image_size, gates, band_layout), persistent=False)
         # the trace of the last forward pass, for regularizer() only: readers call trace(x) instead
         self.last_trace: GeneratorTrace | None = None
@@ -446,7 +455,12 @@ class LowRankSpikePrompt(VisualPrompt):
             return self.last_trace.gate_spikes.mean()
         rho = self.last_trace.rates
         if self.gate == "band":
-            return (self.closed_share(self.gates_open(rho)) - self.sparsity_target).abs().mean()
+            g = self.gates_open(rho)
+            term = (self.closed_share(g) - self.sparsity_target).abs().mean()
+            if self.usage_weight:
+                p = g[:, ~self.held].mean(0)  # each free gate's open share over the batch
+                term = term + self.usage_weight * (0.25 - (p * (1.0 - p)).mean())
+            return term
         k = self.closing_quota()
         if k == 0:
             return rho.sum() * 0.0
@@ -533,6 +547,6 @@ def lorsp(image_size: int, options: LorspOptions) -> LowRankSpikePrompt:
                               gates=o.gates, beta=o.beta, threshold=o.threshold, gate=o.gate,
                               encoding=o.encoding, factors=o.factors, train_generator=o.train_generator,
                               relay=o.relay, relay_noise=o.relay_noise, border_bands=o.border_bands,
-                              band_layout=o.band_layout,
+                              band_layout=o.band_layout, usage_weight=o.usage_weight,
                               sparsity_target=o.sparsity_target, gate_bias=o.gate_bias,
                               surrogate_slope=o.surrogate_slope, init_std=o.init_std)
