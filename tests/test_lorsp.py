@@ -250,6 +250,15 @@ def test_usage_term_adds_how_far_the_gates_are_from_half_the_batch_and_reaches_t
         create_prompt("lorsp", image_size=L, usage_weight=-1.0)
 
 
+def test_gate_biases_training_leaves_every_weight_and_the_hidden_layer_as_they_start():
+    """``--train-generator gate-biases``: of the generator only the 2 G r gate biases learn (one threshold shift
+    per gate), so the trainable prompt is the factors, the mix and those biases."""
+    p = create_prompt("lorsp", image_size=128, rank=8, train_generator="gate-biases")
+    learning = {n: q.numel() for n, q in p.named_parameters() if q.requires_grad}
+    assert learning == {"B": 128 * 8, "A": 128 * 8, "mix": 3 * 8, "spiking_generator.2.bias": 2 * 16 * 8}
+    assert sum(learning.values()) == 2328 <= 3072  # LoR-VP's 6 L r at L = 128, r = 4
+
+
 def test_prompts_differ_across_images_and_eval_is_deterministic(trained_like_prompt, images):
     with torch.no_grad():
         a, b = trained_like_prompt(images), trained_like_prompt(images)

@@ -67,7 +67,7 @@ from lorsp.prompts.base import GeneratorTrace, VisualPrompt, register_prompt
 from lorsp.prompts.lorvp import LorvpOptions, check_rank
 
 GATE_MODES = ("band", "rowcol", "rank")
-GENERATOR_TRAINING = ("all", "weights", "none")
+GENERATOR_TRAINING = ("all", "weights", "gate-biases", "none")
 BAND_RELAYS = ("content", "background", "frame", "mixed", "border")
 FACTOR_MODES = ("shared", "per-channel")
 BAND_LAYOUTS = ("blocks", "comb")
@@ -99,7 +99,8 @@ class LorspOptions(LorvpOptions):
         "choices": FACTOR_MODES, "legacy": "per-channel"})
     train_generator: str = field(default="none", metadata={
         "help": "what of the spiking generator learns: all, its weights only (the biases keep their start), "
-                "or nothing (it stays the relay it starts as)", "choices": GENERATOR_TRAINING, "legacy": "all"})
+                "the gate neurons' biases only (one threshold shift per gate, 2 G r parameters), or nothing (it "
+                "stays the relay it starts as)", "choices": GENERATOR_TRAINING, "legacy": "all"})
     relay: str = field(default="content", metadata={
         "help": "band gating's start: a gate opens on bands with much of the image's content (excitatory "
                 "relay), or little (inhibitory relay: corners of empty bands); frame: even terms open the "
@@ -141,7 +142,8 @@ class LorspOptions(LorvpOptions):
         "help": "band gating with a learning generator: weight, within the sparsity term, of a term that keeps "
                 "each gate open for part of the batch and closed for the rest (0.25 - mean p (1 - p), p a gate's "
                 "open share over the batch), against gates that end always open or always closed",
-        "applies_when": {"gate": ("band",), "train_generator": ("all", "weights")}, "legacy": 0.0,
+        "applies_when": {"gate": ("band",), "train_generator": ("all", "weights", "gate-biases")},
+        "legacy": 0.0,
         "parse": number(0.0)})
     sparsity_warmup: float = field(default=0.0, metadata={
         "help": "epochs over which the sparsity weight ramps up linearly from 0", "parse": number(0.0)})
@@ -296,7 +298,8 @@ class LowRankSpikePrompt(VisualPrompt):
                              f"{', '.join(GENERATOR_TRAINING)}")
         self.train_generator = train_generator
         for name, param in self.spiking_generator.named_parameters():
-            learns = train_generator == "all" or (train_generator == "weights" and name.endswith("weight"))
+            learns = (train_generator == "all" or (train_generator == "weights" and name.endswith("weight"))
+                      or (train_generator == "gate-biases" and name == "2.bias"))
             param.requires_grad_(learns and param.requires_grad)
         if band_layout not in BAND_LAYOUTS:
             raise LorspError(f"unknown --band-layout {band_layout!r}; choose one of: {', '.join(BAND_LAYOUTS)}")
