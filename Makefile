@@ -62,7 +62,8 @@ results: bench data
 		--table-name digit-tries --methods $(LORSP) lorsp:prompt-lr=0.2,rank=8,relay=frame,gates=32,hidden=64 \
 		$(LORSP),sparsity-target=0.5 $(LORSP),relay=mixed $(LORSP),init-std=0.1 $(LORSP),relay=frame \
 		$(LORSP),relay=border lorsp:prompt-lr=0.1,rank=4,factors=per-channel lorsp:prompt-lr=0.1,rank=11 \
-		$(LORSP),band-layout=comb lorsp:prompt-lr=0.2,rank=8,band-layout=comb
+		$(LORSP),band-layout=comb lorsp:prompt-lr=0.2,rank=8,band-layout=comb $(LORSP),train-generator=all,usage-weight=5 \
+		$(LORSP),train-generator=gate-biases,usage-weight=5
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets $(DATASETS) \
 		--methods $(METHODS) --table-name results
 	$(PY) benchmarks/gate_usage.py --runs runs/main --datasets $(DATASETS) --method lorsp-prompt-lr-0.1_rank-8 \
