@@ -20,7 +20,9 @@ what its features allow, not by a head trained with another prompt. Variants:
 * ``own(M)``: M's trained prompt as it is.
 
 Reads trained runs (``RUNS/DATASET/NAME/seedS/model.pt``), never trains a prompt; prints one line
-per variant and, with ``--json``, writes them with the settings and the machine.
+per variant (with its share of exactly-zero prompt pixels on the first 100 test images) and,
+with ``--json``, writes them with the settings and the machine. Test images: the first
+``--limit-test`` of the split (all of it when it is smaller: sklearn-digits has 359).
 """
 from __future__ import annotations
 
@@ -95,6 +97,11 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     dense = run_model(args.dense)
     masks = {name: run_model(name) for name in args.masks}
     config = dense.config
+    for name, model in masks.items():
+        for key in ("dataset", "image_size", "backbone"):
+            if model.config.get(key) != config.get(key):
+                fail(f"{name} was trained with {key} {model.config.get(key)}, {args.dense} with {config.get(key)}: "
+                     f"a mask must come from a run like the dense one")
     splits = create_splits(config["dataset"], config["image_size"], limit_train=args.limit_train,
                            limit_test=args.limit_test, shot_seed=args.seed)
 
@@ -108,7 +115,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
         accuracy = refit_accuracy(features(dense, x_train, prompt), y_train, features(dense, x_test, prompt), y_test)
         with torch.no_grad():
             zeros = float((prompt(x_test[:BATCH]) == 0).all(1).float().mean())
-        rows.append({"variant": name, "refit_test_accuracy": accuracy, "zero_prompt_pixels": zeros})
+        rows.append({"variant": name, "refit_test_accuracy": accuracy, "zero_prompt_pixels_first_100": zeros})
         print(f"{name:48s} refit test {100 * accuracy:5.1f}%  zeros {100 * zeros:5.1f}%", flush=True)
     return rows
 

@@ -176,6 +176,7 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
                                 {"name": "x", "shape": ["N", 3, L, L], "dtype": "float32"}],
                       "output": {"name": "prompted", "shape": ["N", 3, L, L], "dtype": "float32"},
                       "gate": host.gate, "factors": host.factors, "gates": n_gates,
+                      "band_layout": config.get("band_layout", "blocks") if host.gate != "rank" else None,
                       "rank": rank, "bands": int(config.get("gates", 0)) if host.gate != "rank" else None,
                       "gate_rule": GATE_RULE, "gate_layout": GATE_LAYOUTS[host.gate],
                       "formula": PROMPT_FORMULAS[host.gate], "prompted": PROMPTED_RULE,

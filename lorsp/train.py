@@ -144,6 +144,8 @@ class TrainConfig:
                 raise LorspError(f"{option} must be a positive number, got {value}")
         if not (self.sparsity_warmup >= 0 and math.isfinite(self.sparsity_warmup)):
             raise LorspError(f"--sparsity-warmup must be a number of epochs >= 0, got {self.sparsity_warmup}")
+        if self.usage_weight and not self.sparsity_weight:
+            raise LorspError("--usage-weight is a part of the sparsity term: it needs --sparsity-weight > 0")
         if not math.isfinite(self.gate_bias):
             raise LorspError(f"--gate-bias must be a finite number, got {self.gate_bias}")
         check_precision_name(self.precision)

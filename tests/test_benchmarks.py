@@ -540,4 +540,5 @@ def test_masked_prompt_lays_each_mask_over_the_dense_prompt_and_refuses_a_missin
     assert refit_accuracy(separable, labels, separable, labels) == 1.0
     with pytest.raises(SystemExit) as exit_info:
         main(["--runs", str(tmp_path), "--dataset", "sklearn-digits"])
-    assert exit_info.value.code == 2 and capsys.readouterr().err.startswith("error: no such model:")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: no such model:") and err.count("\n") == 1

@@ -229,34 +229,57 @@ def test_band_sparsity_term_pulls_each_image_to_the_target(target, images):
 
 def test_usage_term_adds_how_far_the_gates_are_from_half_the_batch_and_reaches_the_generator(images):
     """``--usage-weight w``: the band sparsity term plus ``w (0.25 - mean_g p_g (1 - p_g))`` over the gates the
-    start does not hold, ``p_g`` the share of the batch that opens gate ``g``; its gradient reaches the
-    generator's weights through the surrogate."""
-    torch.manual_seed(0)
-    plain = create_prompt("lorsp", image_size=L, rank=R, train_generator="all").train()
-    plain.calibrate(images)
-    torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=L, rank=R, train_generator="all", usage_weight=2.0).train()
-    p.calibrate(images)
-    _, trace = p.trace(images)
-    plain.trace(images)
-    share = (trace.rates > 0).float().mean(0)
-    expected = plain.regularizer() + 2.0 * (0.25 - (share * (1 - share)).mean())
-    reg = p.regularizer()
-    assert torch.allclose(reg, expected) and float(reg - plain.regularizer()) > 0
-    assert bool(((share == 0) | (share == 1)).any())  # some gates are the same for every image: the term sees them
-    reg.backward()
+    start does not hold (the frame relay holds half of them open), ``p_g`` the share of the batch that opens
+    gate ``g``; the added term's own gradient reaches the generator's weights through the surrogate."""
+    prompts = {}
+    for w in (0.0, 2.0):
+        torch.manual_seed(0)
+        p = create_prompt("lorsp", image_size=L, rank=R, relay="frame", train_generator="all", usage_weight=w).train()
+        p.calibrate(images)
+        _, trace = p.trace(images)
+        prompts[w] = (p, trace)
+    (plain, _), (p, trace) = prompts[0.0], prompts[2.0]
+    assert 0 < int(p.held.sum()) < p.held.numel()
+    share = (trace.rates > 0).float().mean(0)[~p.held]
+    added = p.regularizer() - plain.regularizer()
+    assert torch.allclose(added, 2.0 * (0.25 - (share * (1 - share)).mean()))
+    assert float(added) > 0 and bool(((share == 0) | (share == 1)).any())  # gates the same for every image
+    assert float(p.usage_term(torch.ones(3, p.held.numel()))) == 0.25  # every free gate always open
+    half = torch.cat([torch.ones(2, p.held.numel()), torch.zeros(2, p.held.numel())])
+    assert float(p.usage_term(half)) == 0.0  # every free gate open for half the batch
+    (2.0 * p.usage_term(p.gates_open(trace.rates))).backward()
     assert float(p.spiking_generator[0].weight.grad.abs().sum()) > 0
     with pytest.raises(LorspError, match="--usage-weight"):
         create_prompt("lorsp", image_size=L, usage_weight=-1.0)
 
 
-def test_gate_biases_training_leaves_every_weight_and_the_hidden_layer_as_they_start():
+def test_gate_biases_training_moves_only_the_gate_biases():
     """``--train-generator gate-biases``: of the generator only the 2 G r gate biases learn (one threshold shift
-    per gate), so the trainable prompt is the factors, the mix and those biases."""
+    per gate), so the trainable prompt is the factors, the mix and those biases, and an optimiser step on a real
+    batch leaves every weight and the hidden biases as they start."""
+    from lorsp.train import TrainConfig, make_optimizer
+
     p = create_prompt("lorsp", image_size=128, rank=8, train_generator="gate-biases")
     learning = {n: q.numel() for n, q in p.named_parameters() if q.requires_grad}
     assert learning == {"B": 128 * 8, "A": 128 * 8, "mix": 3 * 8, "spiking_generator.2.bias": 2 * 16 * 8}
     assert sum(learning.values()) == 2328 <= 3072  # LoR-VP's 6 L r at L = 128, r = 4
+    splits = create_splits("sklearn-digits", 32, limit_train=32)
+    x = torch.stack([splits.train[i][0] for i in range(32)])
+    y = torch.tensor([int(splits.train[i][1]) for i in range(32)])
+    cfg = TrainConfig(prompt="lorsp", image_size=32, rank=2, train_generator="gate-biases", usage_weight=1.0)
+    torch.manual_seed(0)
+    model = build_model(cfg.to_dict(), splits.classes)
+    model.prompt.calibrate(x)
+    with torch.no_grad():
+        model.prompt.B.normal_()
+    before = {n: q.detach().clone() for n, q in model.prompt.spiking_generator.named_parameters()}
+    opt, _ = make_optimizer(model, cfg, steps=1)
+    loss = torch.nn.functional.cross_entropy(model(x), y) + model.prompt.regularizer()
+    loss.backward()
+    opt.step()
+    after = dict(model.prompt.spiking_generator.named_parameters())
+    assert not torch.equal(after["2.bias"], before["2.bias"])
+    assert all(torch.equal(after[n], before[n]) for n in before if n != "2.bias")
 
 
 def test_prompts_differ_across_images_and_eval_is_deterministic(trained_like_prompt, images):

@@ -76,6 +76,8 @@ def test_a_whole_config_builds_each_prompt_with_its_own_options():
     (("vp", {"rank": 8}), "--rank does not apply to --prompt vp"),
     (("lorsp", {"gate": "rank", "gates": 8}), "--gates does not apply to --gate rank"),
     (("lorvp", {"time_steps": 3}), "--time-steps does not apply to --prompt lorvp"),
+    (("lorsp", {"usage_weight": 1.0}), "--usage-weight does not apply to --train-generator none"),
+    (("lorsp", {"gate": "rank", "band_layout": "comb"}), "--band-layout does not apply to --gate rank"),
 ])
 def test_check_options_refuses_what_the_method_or_its_mode_does_not_use(given, fragment):
     with pytest.raises(LorspError, match=fragment):
@@ -164,3 +166,12 @@ def test_wrong_input_shape_is_refused():
     p = create_prompt("lorvp", image_size=32)
     with pytest.raises(LorspError, match="shape"):
         p(torch.zeros(1, 3, 64, 64))
+
+
+def test_the_usage_term_needs_the_sparsity_term_it_is_part_of():
+    from lorsp.train import TrainConfig
+
+    cfg = TrainConfig(prompt="lorsp", image_size=32, train_generator="all", usage_weight=1.0, sparsity_weight=0.0)
+    with pytest.raises(LorspError, match="--usage-weight is a part of the sparsity term"):
+        cfg.validate()
+    TrainConfig(prompt="lorsp", image_size=32, train_generator="all", usage_weight=1.0).validate()

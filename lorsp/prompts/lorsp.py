@@ -35,7 +35,11 @@ image's content. By default (``train_generator="none"``) the generator keeps tha
 and only the factors and the mix learn: trained generators (``all``, ``weights``) were
 measured to collapse to one mask for every image within the protocol's 160 steps
 (docs/method.md). The sparsity term (:meth:`LowRankSpikePrompt.regularizer`) pulls each
-image's closed share to the target; it exists only where the generator learns.
+image's closed share to the target; it exists only where the generator learns (``all``,
+``weights``, or ``gate-biases``: one threshold shift per gate), and with ``usage_weight`` it
+also keeps each gate open for part of the batch, so that a learning generator does not collapse.
+``band_layout="comb"`` spreads each band over the image (line ``i`` in band ``i mod G``)
+instead of a block of neighbouring lines.
 
 Ablations: ``gate="rowcol"`` gates the rows and columns of the whole product
 (``P_c = diag(g^{row}) B_c A_c diag(g^{col})``, ``2 G`` gates), ``gate="rank"`` whole
@@ -99,8 +103,8 @@ class LorspOptions(LorvpOptions):
         "choices": FACTOR_MODES, "legacy": "per-channel"})
     train_generator: str = field(default="none", metadata={
         "help": "what of the spiking generator learns: all, its weights only (the biases keep their start), "
-                "the gate neurons' biases only (one threshold shift per gate, 2 G r parameters), or nothing (it "
-                "stays the relay it starts as)", "choices": GENERATOR_TRAINING, "legacy": "all"})
+                "the gate neurons' biases only (one threshold shift per gate: 2 G r under band gating, also those "
+                "the start holds open), or nothing (it stays the relay it starts as)", "choices": GENERATOR_TRAINING, "legacy": "all"})
     relay: str = field(default="content", metadata={
         "help": "band gating's start: a gate opens on bands with much of the image's content (excitatory "
                 "relay), or little (inhibitory relay: corners of empty bands); frame: even terms open the "
@@ -214,6 +218,8 @@ def run_generator(generator: nn.Module, spikes_in: torch.Tensor) -> list[torch.T
 def lines_to_bands(image_size: int, gates: int, layout: str = "blocks") -> torch.Tensor:
     """The band of each of the ``image_size`` lines, ``(L,)`` int64: ``floor(i G / L)`` (``"blocks"``) or
     ``i mod G`` (``"comb"``: band ``b`` holds lines ``b, b + G, b + 2 G, ...``)."""
+    if layout not in BAND_LAYOUTS:
+        raise LorspError(f"unknown --band-layout {layout!r}; choose one of: {', '.join(BAND_LAYOUTS)}")
     line = torch.arange(image_size)
     return line % gates if layout == "comb" else (line * gates) // image_size
 
@@ -301,8 +307,6 @@ class LowRankSpikePrompt(VisualPrompt):
             learns = (train_generator == "all" or (train_generator == "weights" and name.endswith("weight"))
                       or (train_generator == "gate-biases" and name == "2.bias"))
             param.requires_grad_(learns and param.requires_grad)
-        if band_layout not in BAND_LAYOUTS:
-            raise LorspError(f"unknown --band-layout {band_layout!r}; choose one of: {', '.join(BAND_LAYOUTS)}")
         self.band_layout = band_layout
         if not (usage_weight >= 0 and math.isfinite(usage_weight)):
             raise LorspError(f"--usage-weight must be a number >= 0, got {usage_weight}")
@@ -443,8 +447,10 @@ class LowRankSpikePrompt(VisualPrompt):
         """The sparsity term of the last forward pass.
 
         band: the mean over images of ``|closed share - s|``, which pulls each image's closed
-        share to the target ``s``; ``None`` when the generator does not learn
-        (``train_generator="none"``: nothing the term could move). No target: the mean gate rate.
+        share to the target ``s`` (no target: the mean gate rate), plus, with ``usage_weight w``,
+        ``w (0.25 - mean_g p_g (1 - p_g))`` over the gates the start does not hold (:meth:`usage_term`);
+        ``None`` when the generator does not learn (``train_generator="none"``: nothing the term
+        could move).
         rowcol and rank, without a target: the mean gate firing rate; with target ``s``: per
         image, the mean rate of the ``k`` gates that fire least (:meth:`closing_quota`), for
         the row gates and the column gates apart (rank gating: of all gates), so gates close
@@ -454,21 +460,31 @@ class LowRankSpikePrompt(VisualPrompt):
             raise RuntimeError("regularizer() needs a forward pass first")
         if not any(p.requires_grad for p in self.spiking_generator.parameters()):
             return None
-        if self.sparsity_target is None:
-            return self.last_trace.gate_spikes.mean()
         rho = self.last_trace.rates
         if self.gate == "band":
             g = self.gates_open(rho)
-            term = (self.closed_share(g) - self.sparsity_target).abs().mean()
-            if self.usage_weight:
-                p = g[:, ~self.held].mean(0)  # each free gate's open share over the batch
-                term = term + self.usage_weight * (0.25 - (p * (1.0 - p)).mean())
-            return term
+            if self.sparsity_target is None:
+                term = self.last_trace.gate_spikes.mean()
+            else:
+                term = (self.closed_share(g) - self.sparsity_target).abs().mean()
+            return term + self.usage_weight * self.usage_term(g) if self.usage_weight else term
+        if self.sparsity_target is None:
+            return self.last_trace.gate_spikes.mean()
         k = self.closing_quota()
         if k == 0:
             return rho.sum() * 0.0
         parts = [rho] if self.gate == "rank" else [rho[:, : self.num_groups], rho[:, self.num_groups:]]
         return torch.stack([torch.topk(part, k, dim=1, largest=False).values.mean() for part in parts]).mean()
+
+    def usage_term(self, g: torch.Tensor) -> torch.Tensor:
+        """``0.25 - mean_g p_g (1 - p_g)`` for gates ``g`` ``(N, n_gates)``, ``p_g`` the share of the batch that
+        opens gate ``g``, over the gates the start does not hold (0 when it holds them all): zero when every such
+        gate is open for half the images, 0.25 when each is open for all of them or for none."""
+        free = g[:, ~self.held]
+        if free.shape[1] == 0:
+            return g.sum() * 0.0
+        p = free.mean(0)
+        return 0.25 - (p * (1.0 - p)).mean()
 
     def closing_quota(self) -> int:
         """Gates to close per image (per side for row/column gating) so that a share ``s`` of the prompt is zero.
