@@ -86,6 +86,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
 
     from lorsp.data import create_splits
+    from lorsp.metrics import zero_masks
     from lorsp.model import load
 
     def run_model(name: str):
@@ -114,7 +115,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     for name, prompt in variants(dense, masks, args.scales, config["image_size"]).items():
         accuracy = refit_accuracy(features(dense, x_train, prompt), y_train, features(dense, x_test, prompt), y_test)
         with torch.no_grad():
-            zeros = float((prompt(x_test[:BATCH]) == 0).all(1).float().mean())
+            zeros = float(zero_masks(prompt(x_test[:BATCH])).float().mean())
         rows.append({"variant": name, "refit_test_accuracy": accuracy, "zero_prompt_pixels_first_100": zeros})
         print(f"{name:48s} refit test {100 * accuracy:5.1f}%  zeros {100 * zeros:5.1f}%", flush=True)
     return rows

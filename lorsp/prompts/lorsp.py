@@ -104,7 +104,8 @@ class LorspOptions(LorvpOptions):
     train_generator: str = field(default="none", metadata={
         "help": "what of the spiking generator learns: all, its weights only (the biases keep their start), "
                 "the gate neurons' biases only (one threshold shift per gate: 2 G r under band gating, also those "
-                "the start holds open), or nothing (it stays the relay it starts as)", "choices": GENERATOR_TRAINING, "legacy": "all"})
+                "the start holds open), or nothing (it stays the relay it starts as)",
+        "choices": GENERATOR_TRAINING, "legacy": "all"})
     relay: str = field(default="content", metadata={
         "help": "band gating's start: a gate opens on bands with much of the image's content (excitatory "
                 "relay), or little (inhibitory relay: corners of empty bands); frame: even terms open the "
@@ -461,15 +462,17 @@ class LowRankSpikePrompt(VisualPrompt):
         if not any(p.requires_grad for p in self.spiking_generator.parameters()):
             return None
         rho = self.last_trace.rates
-        if self.gate == "band":
-            g = self.gates_open(rho)
-            if self.sparsity_target is None:
-                term = self.last_trace.gate_spikes.mean()
-            else:
-                term = (self.closed_share(g) - self.sparsity_target).abs().mean()
-            return term + self.usage_weight * self.usage_term(g) if self.usage_weight else term
+        term = self.sparsity_term(rho)
+        if self.gate == "band" and self.usage_weight:
+            term = term + self.usage_weight * self.usage_term(self.gates_open(rho))
+        return term
+
+    def sparsity_term(self, rho: torch.Tensor) -> torch.Tensor:
+        """The closed-share part of :meth:`regularizer` for gate rates ``rho`` ``(N, n_gates)``."""
         if self.sparsity_target is None:
             return self.last_trace.gate_spikes.mean()
+        if self.gate == "band":
+            return (self.closed_share(self.gates_open(rho)) - self.sparsity_target).abs().mean()
         k = self.closing_quota()
         if k == 0:
             return rho.sum() * 0.0
