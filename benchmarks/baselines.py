@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.engine import EngineOptions, add_engine_args, engine_options, run_jobs  # noqa: E402
 from benchmarks.output import fail, run_record, write_tables  # noqa: E402
-from lorsp.cli import run_cli  # noqa: E402
-from lorsp.cli_options import count, device_name  # noqa: E402
-from lorsp.errors import LorspError  # noqa: E402
-from lorsp.fileio import staging_dir  # noqa: E402
+from lorsp.plumbing.cli import run_cli  # noqa: E402
+from lorsp.plumbing.cli_options import count, device_name  # noqa: E402
+from lorsp.plumbing.errors import LorspError  # noqa: E402
+from lorsp.plumbing.fileio import staging_dir  # noqa: E402
 
 if TYPE_CHECKING:
     from lorsp.train import TrainConfig
@@ -113,7 +113,7 @@ def check_train_argv(argv: Sequence[str]) -> "TrainConfig":
     Returns the run's config, as lorsp-train would build it."""
     from lorsp.backbones import list_backbones
     from lorsp.data.registry import IMAGEFOLDER_PREFIX, get_entry
-    from lorsp.device import resolve_device
+    from lorsp.plumbing.device import resolve_device
     from lorsp.train import build_parser, config_from_args
 
     parser = build_parser()

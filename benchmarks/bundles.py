@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lorsp.fileio import file_sha256
+from lorsp.plumbing.fileio import file_sha256
 
 
 def bundle_is_current(bundle: Path, model: Path) -> bool:

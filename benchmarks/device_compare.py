@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.output import run_record, write_tables  # noqa: E402
-from lorsp.cli import run_cli  # noqa: E402
-from lorsp.errors import LorspError  # noqa: E402
+from lorsp.plumbing.cli import run_cli  # noqa: E402
+from lorsp.plumbing.errors import LorspError  # noqa: E402
 
 
 def read_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.baselines import add_protocol_args, plan_run, train_run  # noqa: E402
 from benchmarks.bundles import bundle_is_current  # noqa: E402
 from benchmarks.output import run_record  # noqa: E402
-from lorsp.cli import run_cli  # noqa: E402
-from lorsp.errors import LorspError  # noqa: E402
-from lorsp.fileio import atomic_write, write_json  # noqa: E402
+from lorsp.plumbing.cli import run_cli  # noqa: E402
+from lorsp.plumbing.errors import LorspError  # noqa: E402
+from lorsp.plumbing.fileio import atomic_write, write_json  # noqa: E402
 
 CHIP_TABLE, DENSE_TABLE = "loihi-davies2018", "horowitz-int8-dense"
 

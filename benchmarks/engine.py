@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from lorsp.cli_options import count, integer
-from lorsp.errors import LorspError
+from lorsp.plumbing.cli_options import count, integer
+from lorsp.plumbing.errors import LorspError
 
 ENGINES = ("local", "slurm")
 T = TypeVar("T")

@@ -35,7 +35,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lorsp.fileio import write_json  # noqa: E402
+from lorsp.plumbing.fileio import write_json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -231,7 +231,7 @@ def main() -> None:
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()
     from deploy.bundle import open_bundle
-    from lorsp.provenance import git_commit, machine, versions
+    from lorsp.plumbing.provenance import git_commit, machine, versions
 
     with tempfile.TemporaryDirectory(prefix="fastsim-") as tmp:
         bundle = open_bundle(args.bundle or make_bundle(Path(tmp)))

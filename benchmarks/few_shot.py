@@ -27,7 +27,7 @@ from benchmarks.baselines import (Run, add_protocol_args, map_runs, method_label
                                   summarise, train_run)
 from benchmarks.engine import engine_options  # noqa: E402
 from benchmarks.output import run_record, write_tables  # noqa: E402
-from lorsp.cli import run_cli  # noqa: E402
+from lorsp.plumbing.cli import run_cli  # noqa: E402
 
 
 def epochs_for(shots: int, classes: int, batch_size: int, steps: int) -> int:

@@ -11,7 +11,7 @@ dtypes and shapes, removed and extra fields, links and external storage, a renam
 edited manifest resealed or not, hostile pickles), and gives it to the reader the console
 scripts use, in a worker process with a time limit. Every case ends as one of
 
-* ``clean``: refused with a :class:`~lorsp.errors.LorspError` (one ``error:`` line at the
+* ``clean``: refused with a :class:`~lorsp.plumbing.errors.LorspError` (one ``error:`` line at the
   console), or accepted and the result keeps every promise of its reader (finite tensors of the
   expected dtypes; a network that simulates; an ONNX model that runs to finite logits; a netx
   file equal to the NIR network's; an unsealed manifest equal to the original);
@@ -58,7 +58,7 @@ from deploy.manifest_schema import manifest_digest  # noqa: E402
 from deploy.netx_layout import check_netx  # noqa: E402
 from deploy.nir_reader import load_network  # noqa: E402
 from deploy.onnx_runtime import check_onnx_contract, load_onnx_checked, make_session, run_logits  # noqa: E402
-from lorsp.errors import LorspError  # noqa: E402
+from lorsp.plumbing.errors import LorspError  # noqa: E402
 from lorsp.model import model_from_state, read_checkpoint  # noqa: E402
 
 FORMATS = ("nir", "netx", "onnx", "host", "manifest", "checkpoint")
@@ -700,7 +700,7 @@ def tally_table(tally: Tally) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.output import fail, run_record, write_tables
-    from lorsp.cli_options import OptionParser, count, number, seed as seed_type
+    from lorsp.plumbing.cli_options import OptionParser, count, number, seed as seed_type
 
     p = OptionParser(prog="benchmarks/fuzz.py", description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=count(), default=1000, help="files per format")

@@ -85,7 +85,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=500, help="test images per run")
     p.add_argument("--json", default="runs/gate-usage/gate_usage.json")
     args = p.parse_args()
-    from lorsp.runtime import tune_allocator
+    from lorsp.plumbing.runtime import tune_allocator
 
     tune_allocator()
     table: dict[str, dict[str, Any]] = {}

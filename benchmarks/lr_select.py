@@ -27,8 +27,8 @@ from benchmarks.baselines import (Run, RunFailed, add_protocol_args, map_runs, m
                                   plan_run, train_run)
 from benchmarks.engine import engine_options  # noqa: E402
 from benchmarks.output import run_record, write_tables  # noqa: E402
-from lorsp.cli import run_cli  # noqa: E402
-from lorsp.errors import LorspError  # noqa: E402
+from lorsp.plumbing.cli import run_cli  # noqa: E402
+from lorsp.plumbing.errors import LorspError  # noqa: E402
 
 
 def parse_grid(entry: str) -> tuple[str, list[float]]:

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.output import fail, run_record  # noqa: E402
-from lorsp.errors import LorspError  # noqa: E402
-from lorsp.fileio import write_json  # noqa: E402
+from lorsp.plumbing.errors import LorspError  # noqa: E402
+from lorsp.plumbing.fileio import write_json  # noqa: E402
 
 BATCH = 100
 
@@ -122,7 +122,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lorsp.runtime import tune_allocator
+    from lorsp.plumbing.runtime import tune_allocator
 
     tune_allocator()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

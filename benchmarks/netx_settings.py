@@ -33,7 +33,7 @@ from hw_sim.backends import get_backend  # noqa: E402
 from hw_sim.lava_runtime import import_lava_runtime  # noqa: E402
 from lava_dl_netx import netx_settings, run_netx  # noqa: E402
 from lorsp.data import load_split_images  # noqa: E402
-from lorsp.provenance import machine  # noqa: E402
+from lorsp.plumbing.provenance import machine  # noqa: E402
 
 
 def main() -> int:

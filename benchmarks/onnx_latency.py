@@ -6,7 +6,7 @@ The graph is :func:`export.onnx_graph.export_backbone_onnx`'s (prompted image ->
 EfficientNet-Lite0 and a linear (lp) head, trained here on mnist-5k features for a few
 seconds (prompt ``none``) unless ``--checkpoint`` gives a trained model. Both engines
 get the same threads (``--threads``, default 2: ``torch.set_num_threads`` and
-onnxruntime's ``intra_op_num_threads``) after :func:`lorsp.runtime.tune_allocator`.
+onnxruntime's ``intra_op_num_threads``) after :func:`lorsp.plumbing.runtime.tune_allocator`.
 Each of ``--rounds`` rounds runs torch, ort fp32 and ort int8 in turn, so that load
 from other processes falls on all of them alike; the ratios come from this one run.
 Both the fastest round (``min``: the least disturbed, what the targets are judged on)
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from export.onnx_checks import FP32_TOLERANCE, precision_accuracy, prompted_arrays, verify_onnx
     from export.onnx_convert import write_int8
     from export.onnx_graph import export_backbone_onnx
-    from lorsp.provenance import git_commit, machine, versions
+    from lorsp.plumbing.provenance import git_commit, machine, versions
 
     torch.set_num_threads(args.threads)
     model, splits, origin = load_model(args)
@@ -266,13 +266,13 @@ def main() -> None:
                    help="ORT workers sleep as soon as a run ends (default: they spin briefly, ORT's default)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
-    from lorsp.runtime import tune_allocator
+    from lorsp.plumbing.runtime import tune_allocator
 
     tune_allocator()
     result = run(args)
     print_report(result)
     if args.json:
-        from lorsp.fileio import write_json
+        from lorsp.plumbing.fileio import write_json
 
         write_json(args.json, result)
 

@@ -23,7 +23,7 @@ from deploy.onnx_runtime import PRECISIONS  # noqa: E402
 from export.onnx_checks import ACCURACY_DROP_LIMITS, PARITY_TOLERANCES, RELATIVE_PARITY  # noqa: E402
 from export.onnx_target import export_onnx_files, load_check_images  # noqa: E402
 from lorsp.model import load  # noqa: E402
-from lorsp.provenance import machine  # noqa: E402
+from lorsp.plumbing.provenance import machine  # noqa: E402
 
 
 def main() -> int:

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from lorsp.fileio import atomic_write, write_json
-from lorsp.provenance import git_commit, machine
+from lorsp.plumbing.fileio import atomic_write, write_json
+from lorsp.plumbing.provenance import git_commit, machine
 
 
 def run_record(args: argparse.Namespace, **fields: Any) -> dict[str, Any]:

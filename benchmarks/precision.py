@@ -38,11 +38,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.baselines import add_protocol_args, map_runs, method_label, parse_method, plan_run, train_run  # noqa: E402
 from benchmarks.engine import engine_options  # noqa: E402
 from benchmarks.output import run_record, write_tables  # noqa: E402
-from lorsp.cli import run_cli  # noqa: E402
-from lorsp.cli_options import seed as seed_number  # noqa: E402
-from lorsp.errors import LorspError  # noqa: E402
-from lorsp.fileio import write_json  # noqa: E402
-from lorsp.precision import PRECISIONS  # noqa: E402
+from lorsp.plumbing.cli import run_cli  # noqa: E402
+from lorsp.plumbing.cli_options import seed as seed_number  # noqa: E402
+from lorsp.plumbing.errors import LorspError  # noqa: E402
+from lorsp.plumbing.fileio import write_json  # noqa: E402
+from lorsp.plumbing.precision import PRECISIONS  # noqa: E402
 
 FP16_START_SCALE = 2.0 ** 16
 """torch.amp.GradScaler's default ``init_scale``: what multiplies an fp16 run's first losses."""
@@ -57,7 +57,7 @@ def input_gradient(model: Any, x: Any, y: Any, row: str) -> tuple[Any, Any]:
     import torch
     import torch.nn.functional as F
 
-    from lorsp.precision import Precision
+    from lorsp.plumbing.precision import Precision
 
     if row == "fp64":
         model, x = copy.deepcopy(model).double(), x.double()
@@ -93,8 +93,8 @@ def measure_gradients(model_path: Path, dataset: str, image_size: int, images: i
 
     import lorsp
     from lorsp.data import load_split_images
-    from lorsp.device import resolve_device
-    from lorsp.precision import precision_for
+    from lorsp.plumbing.device import resolve_device
+    from lorsp.plumbing.precision import precision_for
 
     where = resolve_device(device)
     precision_for("fp32", where)  # the reference in IEEE fp32 on CUDA too (TensorFloat-32 off)
@@ -129,9 +129,9 @@ def measure_speed(spec: str, precision: str, args: argparse.Namespace, rounds: i
 
     from benchmarks.baselines import check_train_argv
     from lorsp.data import load_source, load_split_images
-    from lorsp.device import describe_device, resolve_device
+    from lorsp.plumbing.device import describe_device, resolve_device
     from lorsp.model import build_model
-    from lorsp.precision import precision_for
+    from lorsp.plumbing.precision import precision_for
     from lorsp.train import apply_step, step_loss
 
     name, extra, _ = parse_method(spec)

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import parse_method  # noqa: E402
 from benchmarks.output import fail, run_record  # noqa: E402
-from lorsp.errors import LorspError  # noqa: E402
-from lorsp.fileio import write_json  # noqa: E402
+from lorsp.plumbing.errors import LorspError  # noqa: E402
+from lorsp.plumbing.fileio import write_json  # noqa: E402
 
 
 def trained_scale(model_path: Path, limit: int) -> dict[str, Any]:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.results_doc import verdict  # noqa: E402
-from lorsp.fileio import atomic_write  # noqa: E402
+from lorsp.plumbing.fileio import atomic_write  # noqa: E402
 
 DATA = ROOT / "docs" / "data" / "results-band"
 BASELINE_DOC = DATA / "results-2026-12-01.md"

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import parse_method  # noqa: E402
 from benchmarks.output import fail  # noqa: E402
-from lorsp.fileio import atomic_write  # noqa: E402
+from lorsp.plumbing.fileio import atomic_write  # noqa: E402
 
 DATA = ROOT / "docs" / "data" / "results"
 SINGLE = {"baselines": ("baselines.json", "runs/main/results.json"),

@@ -33,7 +33,7 @@ from benchmarks.output import fail  # noqa: E402
 from benchmarks.results_data import collected_runs, run_dir, seed_file  # noqa: E402
 from benchmarks.robustness import markdown as robustness_markdown  # noqa: E402
 from benchmarks.train_speed import TARGET_STEP_RATIO  # noqa: E402
-from lorsp.fileio import atomic_write  # noqa: E402
+from lorsp.plumbing.fileio import atomic_write  # noqa: E402
 from lorsp.metrics import FLIP_PAIRS, INSTANCE_IMAGES  # noqa: E402
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"

@@ -8,7 +8,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lorsp.fileio import atomic_write  # noqa: E402
+from lorsp.plumbing.fileio import atomic_write  # noqa: E402
 
 METHOD_STYLE = {"none": ("linear probe", "s", "C7"), "vp": ("VP", "v", "C2"), "lorvp": ("LoR-VP", "o", "C1"),
                 "lorsp": ("LoRSP", "*", "C0"), "smm": ("SMM", "D", "C3")}

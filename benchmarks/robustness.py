@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import method_label, parse_method, trained_model  # noqa: E402
 from benchmarks.output import run_record  # noqa: E402
-from lorsp.fileio import file_sha256, write_json  # noqa: E402
+from lorsp.plumbing.fileio import file_sha256, write_json  # noqa: E402
 
 
 def score_run(model_path: Path, limit: int, corruption_seed: int, progress: bool) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def main() -> None:
     p.add_argument("--json", default="runs/robustness/robustness.json")
     p.add_argument("--progress", action="store_true")
     args = p.parse_args()
-    from lorsp.runtime import tune_allocator
+    from lorsp.plumbing.runtime import tune_allocator
 
     tune_allocator()
     table: dict[str, dict[str, Any]] = {}

@@ -22,9 +22,9 @@ from benchmarks.baselines import add_protocol_args, map_runs, parse_method, plan
 from benchmarks.engine import engine_options  # noqa: E402
 from benchmarks.output import run_record  # noqa: E402
 from benchmarks.results_plots import pyplot, save_figure  # noqa: E402
-from lorsp.cli import run_cli  # noqa: E402
-from lorsp.errors import LorspError  # noqa: E402
-from lorsp.fileio import write_json  # noqa: E402
+from lorsp.plumbing.cli import run_cli  # noqa: E402
+from lorsp.plumbing.errors import LorspError  # noqa: E402
+from lorsp.plumbing.fileio import write_json  # noqa: E402
 
 
 def plot(points: list[dict], option: str, lorvp: dict, path: Path, title: str) -> None:

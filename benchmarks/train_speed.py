@@ -9,7 +9,7 @@ the prompt and head, SGD update), two warm-up steps, then ``--rounds`` rounds of
 - the allocator fix: one process per method and setting, since glibc's setting is
   process-wide and, without the fix, its mmap threshold moves with what the process
   allocated before ("without" clears LORSP_MALLOC_TUNING and glibc's MALLOC_* variables;
-  "with" applies :func:`lorsp.runtime.tune_allocator`);
+  "with" applies :func:`lorsp.plumbing.runtime.tune_allocator`);
 - LoRSP's step time against LoR-VP's: one process with the fix that builds every method
   and times them in interleaved rounds, the order rotated each round, so a slow spell of
   the machine falls on all methods alike (the ratio of the medians, with the range of the
@@ -80,7 +80,7 @@ def measure_in_subprocess(methods: list[str], tuned: bool, args: argparse.Namesp
     """:func:`measure_rounds` in a fresh process with the allocator fix on or off."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["LORSP_MALLOC_TUNING"] = "1" if tuned else "0"
-    code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); from lorsp.runtime import tune_allocator; "
+    code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); from lorsp.plumbing.runtime import tune_allocator; "
             f"tune_allocator(); from benchmarks.train_speed import measure_rounds; "
             f"print(json.dumps(measure_rounds({list(methods)!r}, {args.image_size}, {args.batch_size}, "
             f"{args.steps}, {args.rounds})))")
@@ -124,7 +124,7 @@ def main() -> None:
     for name in ("image_size", "batch_size", "steps", "rounds"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    from lorsp.provenance import machine
+    from lorsp.plumbing.provenance import machine
 
     without, with_fix = {}, {}
     for method in args.methods:
@@ -143,7 +143,7 @@ def main() -> None:
         print(f"LoRSP step time / LoR-VP step time: {rows['lorsp']['step_time_vs_lorvp']:.3f} "
               f"(rounds {lo:.3f}-{hi:.3f}; target <= {TARGET_STEP_RATIO})")
     if args.json:
-        from lorsp.fileio import write_json
+        from lorsp.plumbing.fileio import write_json
 
         write_json(args.json, run_record(args, images_per_s=rows))
 

@@ -21,7 +21,7 @@ from deploy.manifest import MANIFEST_FILE, read_manifest, verify_artifacts
 from deploy.netx_layout import check_netx
 from deploy.network import SpikingNetwork
 from deploy.nir_reader import load_network
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 NIR_FILE = "prompt_generator.nir"
 NETX_FILE = "prompt_generator.net"

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deploy.network import Layer, SpikingNetwork
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 DECAY_UNITY = 4096          # 12-bit decays: factor (4096 - d) / 4096
 STATE_SHIFT = 6             # Lava's act_shift and vth_shift: inputs and vth are MSB-aligned by 6 bits

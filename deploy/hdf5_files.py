@@ -2,7 +2,7 @@
 
 Writing: HDF5's C library can crash the process when a write fails half-way (a full disk, a
 file-size limit), so a file is built in memory and its bytes written by Python
-(:func:`lorsp.fileio.atomic_write`): a failed write is an ``OSError`` and no file.
+(:func:`lorsp.plumbing.fileio.atomic_write`): a failed write is an ``OSError`` and no file.
 
 Reading: an HDF5 file can point outside itself, through external links (``h5py.ExternalLink``,
 a group or dataset that lives in another file), soft links and datasets with external storage
@@ -19,9 +19,9 @@ from typing import Any, Callable
 
 import h5py
 
-from lorsp.deadline import run_with_deadline
-from lorsp.errors import LorspError
-from lorsp.fileio import atomic_write
+from lorsp.plumbing.deadline import run_with_deadline
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.fileio import atomic_write
 
 
 READ_TIMEOUT_S = 20.0
@@ -38,7 +38,7 @@ def write_hdf5(path: str | Path, write: Callable[[io.BytesIO], None]) -> Path:
 
 
 def read_bounded(read: Callable[..., Any], path: Path, what: str, timeout: float | None = None) -> Any:
-    """``read(path)`` in a child process (:func:`lorsp.deadline.run_with_deadline`); its result.
+    """``read(path)`` in a child process (:func:`lorsp.plumbing.deadline.run_with_deadline`); its result.
 
     A corrupt HDF5 file can send the C library into an endless loop that no signal handler
     interrupts (a zeroed global heap: every variable-length string read spins); the child is

@@ -31,10 +31,10 @@ from safetensors.torch import load_file, safe_open
 
 from deploy.network import SpikingNetwork
 from lorsp.encoding import Encoding
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
 from lorsp.prompts.lorsp import LowRankSpikePrompt
-from lorsp.tensor_checks import check_array
+from lorsp.plumbing.tensor_checks import check_array
 
 HOST_FORMAT = "lorsp-host-v2"
 READABLE_FORMATS = ("lorsp-host-v1", HOST_FORMAT)

@@ -13,8 +13,8 @@ from typing import Any
 import json
 
 from deploy.manifest_schema import check_manifest, manifest_digest
-from lorsp.errors import LorspError
-from lorsp.fileio import file_sha256, write_json
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.fileio import file_sha256, write_json
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "lorsp-export"

@@ -23,7 +23,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.stored_config import check_classes, check_stored_config
 
 MAX_DEPTH = 16

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from deploy.fixed_point import FixedPointLayer, quantise
 from deploy.hdf5_files import check_self_contained, read_bounded
 from deploy.network import SpikingNetwork
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 WRITER = "lorsp export (deploy.fixed_point)"
 

@@ -26,7 +26,7 @@ target). A single ``Affine`` per layer is taken over bit for bit; composed chain
 multiplied in float64 and rounded to float32 once.
 
 Anything else (``Threshold``, ``Delay``, ``IF``, ``LI``, ``Scale``, recurrent sub-graphs,
-branches, ...) is refused by name with a :class:`~lorsp.errors.LorspError`.
+branches, ...) is refused by name with a :class:`~lorsp.plumbing.errors.LorspError`.
 """
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ import numpy as np
 
 from deploy.hdf5_files import check_self_contained, read_bounded
 from deploy.network import Layer, SpikingNetwork
-from lorsp.errors import LorspError
-from lorsp.tensor_checks import check_array
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.tensor_checks import check_array
 
 SNNTORCH_DT = 1e-4
 LINEAR_NODES = (nir.Affine, nir.Linear, nir.Conv2d, nir.AvgPool2d, nir.Flatten)

@@ -19,7 +19,7 @@ import onnx.numpy_helper
 import onnxruntime as ort
 import torch
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 INPUT_NAME = "prompted_image"
 OUTPUT_NAME = "logits"

@@ -28,7 +28,7 @@ from deploy.nir_reader import SNNTORCH_DT, load_network
 from deploy.onnx_runtime import INPUT_NAME, OUTPUT_NAME
 from lorsp.data.transforms import RESIZE
 from lorsp.encoding import ENCODING_VERSION, NO_CONTENT, Encoding
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier
 
 README_FILE = "README.md"

@@ -18,7 +18,7 @@ from export.bundle_writer import Finish, read_source, write_export
 from export.loihi import write_loihi_artifacts
 from deploy.onnx_runtime import resolve_providers
 from export.onnx_target import load_check_images, onnx_bytes, write_onnx_artifacts
-from lorsp.publish import claim_output
+from lorsp.plumbing.publish import claim_output
 
 
 def export_all(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[str] = ("fp32",),

@@ -8,7 +8,7 @@ A *section* writes its files into the staging directory and returns its manifest
 ``finish`` runs once the manifest of every section exists (a simulation opens the staged
 bundle as a reader would) and returns more fields, after which the manifest is written
 again. The output is claimed (checked and locked) before any work and staged under a
-per-process name until the end (:mod:`lorsp.publish`). Every bundle gets the spec
+per-process name until the end (:mod:`lorsp.plumbing.publish`). Every bundle gets the spec
 (:mod:`deploy.spec`): in the manifest under ``spec`` and as ``README.md``.
 """
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any, Callable, Sequence
 from deploy.manifest import write_manifest
 from deploy.spec import README_FILE, bundle_spec
 from deploy.spec_readme import render_readme
-from lorsp.errors import LorspError
-from lorsp.fileio import atomic_write, file_sha256
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.fileio import atomic_write, file_sha256
 from lorsp.model import PromptedClassifier, model_from_state, read_checkpoint
-from lorsp.provenance import git_commit, machine, versions
-from lorsp.publish import OutputClaim
+from lorsp.plumbing.provenance import git_commit, machine, versions
+from lorsp.plumbing.publish import OutputClaim
 
 Section = Callable[[Path], dict[str, Any]]
 """Writes files into the staging directory; returns the manifest fields that describe them."""

@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 
 from deploy.fixed_point import FixedPointLayer
 from deploy.host import host_tensors
-from lorsp.fileio import atomic_write
+from lorsp.plumbing.fileio import atomic_write
 from lorsp.model import PromptedClassifier
 
 

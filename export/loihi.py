@@ -1,7 +1,7 @@
 """``--target loihi``: a LoRSP checkpoint -> the bundle of :mod:`deploy.bundle`.
 
 Steps, all in a staging directory (``DIR`` claimed first, published at the end; the staging
-directory removed on any error, :mod:`lorsp.publish`):
+directory removed on any error, :mod:`lorsp.plumbing.publish`):
 
 1. read the checkpoint (``weights_only``) and refuse prompts without a spiking generator;
 2. export the generator to NIR and check it (:mod:`export.nir`) on the input encodings
@@ -32,7 +32,7 @@ from export.host import write_host
 from export.netx import write_netx
 from export.nir import check_description, check_nodes, check_round_trip, export_generator
 from lorsp.data import load_split_images
-from lorsp.publish import claim_output
+from lorsp.plumbing.publish import claim_output
 from lorsp.model import PromptedClassifier
 
 

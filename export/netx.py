@@ -24,7 +24,7 @@ import numpy as np
 
 from deploy.fixed_point import BIAS_EXP, FixedPointLayer
 from deploy.network import SpikingNetwork
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from deploy.hdf5_files import write_hdf5
 from deploy.netx_layout import WRITER, netx_datasets
 

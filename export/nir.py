@@ -12,7 +12,7 @@ export is checked three ways:
 3. the chip's description (:func:`check_description`): :mod:`deploy.nir_reader` reads
    the same parameters, bit for bit.
 
-Any difference is a :class:`~lorsp.errors.LorspError`; nothing is written then.
+Any difference is a :class:`~lorsp.plumbing.errors.LorspError`; nothing is written then.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from torch import nn
 from deploy.host import generator_state
 from deploy.network import SpikingNetwork
 from deploy.nir_reader import SNNTORCH_DT
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.prompts.lorsp import reset_state, run_generator
 
 NODE_TYPES: dict[type, tuple[type, ...]] = {

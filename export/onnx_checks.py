@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from deploy.onnx_runtime import as_array, make_session, run_logits
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier
 
 FP32_TOLERANCE = 1e-4

@@ -23,7 +23,7 @@ from deploy.onnx_runtime import (INPUT_NAME, PROVIDER_NAMES, ImageSource, as_arr
 from export.onnx_graph import write_checked
 from export.onnx_metadata import drop_unused_opsets, update_metadata
 from export.onnx_tensorrt import check_tensorrt_rules
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 INT8_SCHEMES = ("uint8", "int8-symmetric")
 

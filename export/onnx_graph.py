@@ -24,8 +24,8 @@ from torch.nn import functional as F
 
 from export.onnx_metadata import backbone_metadata, update_metadata
 from deploy.onnx_runtime import INPUT_NAME, OUTPUT_NAME, first_line, load_onnx_checked
-from lorsp.errors import LorspError
-from lorsp.fileio import atomic_write
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.fileio import atomic_write
 from lorsp.model import PromptedClassifier
 
 DEFAULT_OPSET = 17

@@ -10,7 +10,7 @@ import onnx
 
 from deploy.onnx_runtime import load_onnx_checked
 from export.onnx_graph import DEFAULT_OPSET, export_at
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier
 
 

@@ -37,8 +37,8 @@ from export.onnx_metadata import metadata
 from export.onnx_graph import export_backbone_onnx
 from export.onnx_macs import count_macs
 from lorsp.data import Splits, create_splits, load_split_images
-from lorsp.errors import LorspError
-from lorsp.publish import claim_output
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.publish import claim_output
 from lorsp.model import PromptedClassifier
 
 ON_ACCELERATOR = ("backbone and head (backbone*.onnx); input prompted_image = image + prompt, "

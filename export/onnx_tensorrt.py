@@ -15,7 +15,7 @@ every node that breaks one:
    ``MatMulInteger``, ...) and no node outside the standard ONNX domain;
 6. opset 13 or later (per-axis QDQ).
 
-:func:`check_tensorrt_rules` raises one :class:`~lorsp.errors.LorspError` naming the first.
+:func:`check_tensorrt_rules` raises one :class:`~lorsp.plumbing.errors.LorspError` naming the first.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 INTEGER_OPS = ("QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearAveragePool",

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from export.all_target import export_all
 from export.loihi import export_loihi
 from export.onnx_target import export_onnx
-from lorsp.registry import Registry
+from lorsp.plumbing.registry import Registry
 
 Target = Callable[..., dict[str, Any]]
 

@@ -2,7 +2,7 @@
 
     lorsp-hwsim DIR --samples 64 --mode both --backend fast -o OUT
 
-``OUT`` is claimed before the simulation (:mod:`lorsp.publish`), staged and renamed when complete (``report.json``,
+``OUT`` is claimed before the simulation (:mod:`lorsp.plumbing.publish`), staged and renamed when complete (``report.json``,
 ``report.md``, ``report.html``, PNG figures). ``--help`` lists the backends and the
 energy tables from their registries; the ``lava`` backend imports Lava only when chosen.
 """
@@ -15,10 +15,10 @@ from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend, list_backends
 from hw_sim.report import write_report
 from hw_sim.simulate import simulate
-from lorsp.cli import run_cli
-from lorsp.cli_options import OptionParser, count, seconds
+from lorsp.plumbing.cli import run_cli
+from lorsp.plumbing.cli_options import OptionParser, count, seconds
 from lorsp.data import list_datasets
-from lorsp.publish import claim_output
+from lorsp.plumbing.publish import claim_output
 
 MODE_CHOICES = (*MODES, "both")
 DEFAULT_TIMEOUT_S = 600.0

@@ -43,9 +43,9 @@ from hw_sim.run import Reference, bundle_fields, chip_weights, encoding_fields, 
 from hw_sim.cosim_images import describe, per_image_arrays
 from lorsp.data.splits import load_split_images_indexed
 from hw_sim.stage_energy import STAGES, WHERE, stage_energy
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier
-from lorsp.provenance import machine
+from lorsp.plumbing.provenance import machine
 
 REPORT_FORMAT = "lorsp-cosim-report"
 DEFAULT_CHIP_TABLE = "loihi-davies2018"

@@ -4,7 +4,7 @@
 
 ``DIR`` is a ``lorsp-export --target all`` directory. Every file is checked against
 ``manifest.json`` before anything runs. ``OUT`` (default ``DIR/cosim``) is claimed before the run
-(:mod:`lorsp.publish`), staged and renamed when complete: ``cosim.json``, ``cosim.md``, ``cosim.html`` and
+(:mod:`lorsp.plumbing.publish`), staged and renamed when complete: ``cosim.json``, ``cosim.md``, ``cosim.html`` and
 PNG figures, and ``cosim_images.safetensors`` (:mod:`hw_sim.cosim_images`: per image its
 index in the dataset, label, both predictions, logits, gates and a digest of the prompted image).
 """
@@ -21,10 +21,10 @@ from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_
 from hw_sim.cosim_images import IMAGES_FILE, write_images
 from hw_sim.cosim_report import agreement_line, energy_line, latency_line, write_cosim_report
 from lorsp.data import SPLITS
-from lorsp.cli import run_cli
-from lorsp.cli_options import OptionParser, count
+from lorsp.plumbing.cli import run_cli
+from lorsp.plumbing.cli_options import OptionParser, count
 from lorsp.data import list_datasets
-from lorsp.publish import claim_output
+from lorsp.plumbing.publish import claim_output
 
 DEFAULT_OUT = "cosim"
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file
 
-from lorsp.fileio import atomic_write
+from lorsp.plumbing.fileio import atomic_write
 
 IMAGES_FILE = "cosim_images.safetensors"
 IMAGES_FORMAT = "lorsp-cosim-images"

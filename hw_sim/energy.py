@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lorsp.registry import Registry
+from lorsp.plumbing.registry import Registry
 from lorsp.snn_stats import synops_per_sample
 
 OPERATIONS = ("synop", "neuron_update_active", "neuron_update_inactive", "spike", "spike_packet", "mac")

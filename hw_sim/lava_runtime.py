@@ -10,14 +10,14 @@ workers. So ``lorsp.train`` followed by ``import hw_sim.simulate`` in one notebo
 :func:`import_lava_runtime` does that first import. Where the start method is still
 open, Lava sets it as usual. Where it is already ``fork``, Lava's call is redundant and
 is skipped for the length of the import. Where it is anything else, Lava cannot run its
-processes here, and the user gets a one-line :class:`~lorsp.errors.LorspError`.
+processes here, and the user gets a one-line :class:`~lorsp.plumbing.errors.LorspError`.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import sys
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 _LAVA_MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
 

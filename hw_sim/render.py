@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lorsp.fileio import atomic_write, write_json
+from lorsp.plumbing.fileio import atomic_write, write_json
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from deploy.fixed_point import quantise
 from deploy.host import HostParts, rebuild_model
 from deploy.network import SpikingNetwork
 from lorsp.model import PromptedClassifier
-from lorsp.provenance import git_commit, machine, versions
+from lorsp.plumbing.provenance import git_commit, machine, versions
 
 
 def rebuild(bundle: Bundle) -> PromptedClassifier:

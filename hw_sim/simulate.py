@@ -20,7 +20,7 @@ from hw_sim.backends import MODES, SimResult, get_backend
 from hw_sim.fidelity import end_to_end, spike_agreement
 from hw_sim.run import bundle_fields, chip_weights, encoding_fields, provenance, rebuild, reference
 from lorsp.data import load_split_images
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 REPORT_FORMAT = "lorsp-hwsim-report"
 RASTER_SAMPLE = 0

@@ -7,7 +7,7 @@
 Registries (timm style): :func:`lorsp.data.list_datasets`,
 :func:`lorsp.backbones.list_backbones`, :func:`lorsp.prompts.list_prompts`.
 """
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model, load
 
 __version__ = "0.1.0"

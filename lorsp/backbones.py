@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lorsp.errors import LorspError
-from lorsp.fileio import file_sha256
-from lorsp.registry import Registry
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.fileio import file_sha256
+from lorsp.plumbing.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lorsp.errors import LorspError
-from lorsp.registry import Registry
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.registry import Registry
 
 
 def pooled_values(x: torch.Tensor, pool: int) -> torch.Tensor:

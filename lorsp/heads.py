@@ -18,8 +18,8 @@ from typing import Callable, Literal
 import torch
 from torch import nn
 
-from lorsp.errors import LorspError
-from lorsp.registry import Registry
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.registry import Registry
 
 HeadFactory = Callable[[int, int], nn.Module]
 """``factory(num_features, num_classes) -> head``."""

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from lorsp.loading import make_loader
+from lorsp.plumbing.loading import make_loader
 from lorsp.snn_stats import is_spike_like, synops_per_sample
 
 
@@ -105,7 +105,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
     ``spikes_per_image`` (generator neurons), ``input_spikes_per_image`` (the encoding) and
     ``snn_synops_per_image`` (NeuroBench synaptic operations, all layers).
 
-    ``workers`` loader processes read the images (:func:`lorsp.loading.make_loader`); the batches go to
+    ``workers`` loader processes read the images (:func:`lorsp.plumbing.loading.make_loader`); the batches go to
     the model's device.
 
     With ``instance_images > 0``, also the :func:`instance_figures` of the zero masks of the first

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from lorsp.backbones import FrozenBackbone, create_backbone
-from lorsp.errors import LorspError
-from lorsp.fileio import load_torch_safely
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.fileio import load_torch_safely
 from lorsp.stored_config import check_classes, check_stored_config
-from lorsp.tensor_checks import check_state
+from lorsp.plumbing.tensor_checks import check_state
 from lorsp.heads import create_head
 from lorsp.prompts import VisualPrompt, create_prompt, options_from_config
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lorsp.fileio import atomic_write
+from lorsp.plumbing.fileio import atomic_write
 
 
 def plot_training_curves(history: list[dict], path: str | Path, title: str) -> Path:

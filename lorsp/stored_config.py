@@ -2,7 +2,7 @@
 
 A stored config is data from a file, so it gets the same checks as ``lorsp-train``'s own
 arguments: each known key's type (an ``image_size`` of ``"32"`` or ``32.0`` is refused), the
-range of its option (the argparse types of :mod:`lorsp.cli_options`, read from the parser
+range of its option (the argparse types of :mod:`lorsp.plumbing.cli_options`, read from the parser
 itself, so the two cannot drift apart), its choices, then the run's cross-option checks
 (:meth:`lorsp.train.TrainConfig.validate`). Keys a newer lorsp may add are left alone.
 """
@@ -14,7 +14,7 @@ import typing
 from dataclasses import fields
 from typing import Any
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 REQUIRED = ("backbone", "prompt", "head", "image_size")
 """Keys without which no model can be rebuilt."""

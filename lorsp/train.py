@@ -13,7 +13,7 @@ to ``OUT`` when complete:
 * ``metrics.json``, ``config.json``, ``curves.png``.
 
 Data order depends only on ``(seed, epoch)``, so a resumed run ends with the
-same numbers as an uninterrupted one. ``--device`` (:mod:`lorsp.device`) says where it
+same numbers as an uninterrupted one. ``--device`` (:mod:`lorsp.plumbing.device`) says where it
 computes. Under ``torchrun`` it trains with DistributedDataParallel (gloo on the CPU, NCCL on
 CUDA, each rank on ``cuda:LOCAL_RANK``); rank 0 evaluates and writes, once.
 """
@@ -37,24 +37,24 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lorsp.backbones import list_backbones
-from lorsp.cli import run_cli
-from lorsp.cli_options import OptionParser, count, device_name, integer, number, seed, worker_count
+from lorsp.plumbing.cli import run_cli
+from lorsp.plumbing.cli_options import OptionParser, count, device_name, integer, number, seed, worker_count
 from lorsp.data import Splits, create_splits, list_datasets
-from lorsp.device import DEVICE_CHOICES, describe_device, local_rank, process_group_backend, resolve_device
-from lorsp.errors import LorspError
-from lorsp.fileio import load_torch_safely, save_torch, staging_dir, write_json
+from lorsp.plumbing.device import DEVICE_CHOICES, describe_device, local_rank, process_group_backend, resolve_device
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.fileio import load_torch_safely, save_torch, staging_dir, write_json
 from lorsp.heads import HEADS, FrequencyLabelMapping, list_heads
-from lorsp.loading import EpochSampler, check_workers, make_loader
+from lorsp.plumbing.loading import EpochSampler, check_workers, make_loader
 from lorsp.metrics import INSTANCE_IMAGES, evaluate
 from lorsp.model import PromptedClassifier, build_model, build_prompt
 from lorsp.plots import plot_training_curves
-from lorsp.precision import PRECISIONS, Precision, check_precision_name, precision_for
+from lorsp.plumbing.precision import PRECISIONS, Precision, check_precision_name, precision_for
 from lorsp.prompts import (LorspOptions, LorvpOptions, SmmOptions, check_options, list_prompts, option_flag, option_names,
                            options_class, prompt_options)
-from lorsp.provenance import git_commit, machine, versions
-from lorsp.publish import check_output_path, claim_output, write_failure
+from lorsp.plumbing.provenance import git_commit, machine, versions
+from lorsp.plumbing.publish import check_output_path, claim_output, write_failure
 from lorsp.stored_config import check_stored_config
-from lorsp.tensor_checks import check_array, check_state
+from lorsp.plumbing.tensor_checks import check_array, check_state
 
 RESUME_FORMAT = "lorsp-resume"
 RESUME_KEYS = ("config", "epoch", "model", "optimizer", "scheduler", "history", "best_val_accuracy",
@@ -181,7 +181,7 @@ class Dist:
 def init_distributed(device: str = "auto") -> Dist:
     """Resolve ``--device`` for this rank and join the process group torchrun set up, or run alone.
 
-    The group's backend follows the device (:func:`lorsp.device.process_group_backend`); a CUDA
+    The group's backend follows the device (:func:`lorsp.plumbing.device.process_group_backend`); a CUDA
     rank is made the current device before the group starts.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -365,14 +365,14 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
           workers: int = 0) -> dict[str, Any]:
     """Run the protocol; returns the metrics written to ``OUT/metrics.json``.
 
-    ``OUT`` is claimed first (:func:`lorsp.publish.claim_output`: refused when it exists
+    ``OUT`` is claimed first (:func:`lorsp.plumbing.publish.claim_output`: refused when it exists
     without ``force``, resumed or not, and always when it is or holds an input); the run is
     staged in ``OUT.partial`` and published whole. A run that fails before its first epoch is
     saved leaves nothing; one that fails later leaves ``OUT.partial/last.pt`` to resume.
     ``stop_after_epoch`` ends the run early, leaving ``OUT.partial/last.pt`` as an
     interruption would (used to test ``resume``).
-    ``device`` is ``--device`` (:func:`lorsp.device.resolve_device`) and ``workers`` the loader
-    processes (:mod:`lorsp.loading`; results do not depend on it); neither is part of the run's
+    ``device`` is ``--device`` (:func:`lorsp.plumbing.device.resolve_device`) and ``workers`` the loader
+    processes (:mod:`lorsp.plumbing.loading`; results do not depend on it); neither is part of the run's
     config (a resumed run may continue elsewhere).
     """
     check_workers(workers)
@@ -447,7 +447,7 @@ def restore_scaler(scaler: torch.amp.GradScaler, saved: Any, source: str) -> Non
 def run_protocol(cfg: TrainConfig, stage: Path, state: dict[str, Any] | None, d: Dist, precision: Precision,
                  workers: int = 0, *, stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
     """The protocol itself, writing into ``stage`` (rank 0); ``state``: a resume checkpoint or None; ``precision``
-    (:func:`lorsp.precision.precision_for`) and ``workers`` as :func:`train` takes them."""
+    (:func:`lorsp.plumbing.precision.precision_for`) and ``workers`` as :func:`train` takes them."""
     torch.manual_seed(cfg.seed)
     splits = create_splits(cfg.dataset, cfg.image_size, root=cfg.data_root, download=cfg.download,
                            limit_train=cfg.limit_train, limit_val=cfg.limit_val or cfg.limit_test,
@@ -530,7 +530,7 @@ def run_protocol(cfg: TrainConfig, stage: Path, state: dict[str, Any] | None, d:
 # --------------------------------------------------------------------------- CLI
 def _argument_type(options: type, field: dataclasses.Field) -> Callable[[str], Any]:
     """The command-line type of a declared option: its ``parse`` metadata (a range-checked
-    :mod:`lorsp.cli_options` type), else its annotation, ``X | None`` read as ``X``.
+    :mod:`lorsp.plumbing.cli_options` type), else its annotation, ``X | None`` read as ``X``.
 
     A number without a declared range is still refused when it is NaN or infinite.
     """

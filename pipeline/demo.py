@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from hw_sim.cosim_cli import main as cosim_main
-from lorsp.cli import run_cli
+from lorsp.plumbing.cli import run_cli
 from lorsp.train import TrainConfig, train
 from pipeline.export_cli import main as export_main
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from deploy.onnx_runtime import PRECISIONS, PROVIDER_NAMES
 from export.targets import get_target, list_targets
-from lorsp.cli import run_cli
-from lorsp.cli_options import OptionParser, count, seconds
+from lorsp.plumbing.cli import run_cli
+from lorsp.plumbing.cli_options import OptionParser, count, seconds
 from lorsp.data import list_datasets
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from pipeline.chip_check import DEFAULT_TIMEOUT, simulation_step
 
 TARGET_FLAGS = {"run_simulation": "--no-simulate", "timeout": "--timeout", "precisions": "--precision",

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from skimage import data as skdata
 
 from lorsp.backbones import BACKBONES, create_backbone, list_backbones
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 EGYPTIAN_CAT, TABBY, TIGER_CAT = 285, 281, 282
 

@@ -19,7 +19,7 @@ import pytest
 from deploy.network import Layer, SpikingNetwork
 from hw_sim import energy
 from hw_sim.backends import MODES, get_backend, list_backends
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from tests.conftest import ROOT, assert_one_line_error, run_cli
 
 ONE = np.ones(1, dtype=np.float32)

@@ -31,7 +31,7 @@ def test_method_specs_and_grids_parse():
     assert parse_method("vp:prompt-lr=20") == ("vp", ("--prompt-lr", "20"), "vp-prompt-lr-20")
     assert parse_method("lorsp") == ("lorsp", (), "lorsp")
     assert parse_grid("lorsp:gate=rank@0.02,0.2") == ("lorsp:gate=rank", [0.02, 0.2])
-    from lorsp.errors import LorspError
+    from lorsp.plumbing.errors import LorspError
 
     for bad in ("lorvp", "lorvp@0.2,x"):
         with pytest.raises(LorspError, match="grid entry"):
@@ -142,7 +142,7 @@ def _fails_on_two(x: int) -> int:
 
 def test_a_failed_job_stops_the_grid_with_one_line_naming_its_log(tmp_path):
     from benchmarks.engine import EngineOptions, run_jobs
-    from lorsp.errors import LorspError
+    from lorsp.plumbing.errors import LorspError
 
     engine = EngineOptions(folder=tmp_path / "jobs", jobs=1, poll_s=0.2)
     seen = []
@@ -216,7 +216,7 @@ def test_a_finished_run_is_reused_only_under_the_config_it_was_trained_with(tmp_
 def test_a_run_plan_passes_the_device_and_refuses_cuda_where_there_is_none():
     import torch
 
-    from lorsp.errors import LorspError
+    from lorsp.plumbing.errors import LorspError
 
     assert "--device" not in plan_run("mnist-5k", "vp", 0, protocol(device="auto")).command
     run = plan_run("mnist-5k", "vp", 0, protocol(device="cpu"))
@@ -235,7 +235,7 @@ def test_a_run_plan_passes_the_device_and_refuses_cuda_where_there_is_none():
     (dict(protocol=protocol(prompt_lr=-1.0)), "--prompt-lr: must be a finite number > 0"),
 ])
 def test_bad_runs_are_refused_before_any_training(change, fragment):
-    from lorsp.errors import LorspError
+    from lorsp.plumbing.errors import LorspError
 
     with pytest.raises(LorspError) as err:
         plan_run(change.get("dataset", "mnist-5k"), "lorsp", 0, change.get("protocol", protocol()),
@@ -259,7 +259,7 @@ def test_good_lorsp_train_commands_pass_the_check_with_their_options(prompt, opt
     (("--prompt", "lorsp", "--gate", "rank", "--gates", "8"), "--gates does not apply to --gate rank"),
 ])
 def test_the_check_refuses_options_the_method_does_not_take(argv, fragment):
-    from lorsp.errors import LorspError
+    from lorsp.plumbing.errors import LorspError
 
     with pytest.raises(LorspError, match=fragment):
         check_train_argv(["--dataset", "sklearn-digits", *argv, "--out", "x"])
@@ -436,7 +436,7 @@ def test_precision_benchmark_measures_gradient_error_and_picks_its_seeds():
 @pytest.mark.slow
 def test_device_compare_finds_no_difference_between_two_cpu_runs_and_refuses_unlike_ones(tmp_path):
     from benchmarks.device_compare import compare
-    from lorsp.errors import LorspError
+    from lorsp.plumbing.errors import LorspError
     from lorsp.train import TrainConfig, train
 
     cfg = dict(dataset="sklearn-digits", image_size=32, limit_train=32, limit_test=16, batch_size=16, epochs=1,
@@ -457,7 +457,7 @@ def test_slurm_is_refused_in_one_line_where_there_is_none_and_its_job_script_car
     import shutil as sh
 
     from benchmarks.engine import EngineOptions, _executor, engine_options
-    from lorsp.errors import LorspError
+    from lorsp.plumbing.errors import LorspError
 
     args = argparse.Namespace(jobs=8, timeout_min=90, slurm_gpus=1, engine="slurm", engine_folder=None,
                               out=str(tmp_path), slurm_partition="gpu", device="cuda")

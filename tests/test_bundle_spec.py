@@ -16,7 +16,7 @@ from hw_sim.cli import main as hwsim_main
 from hw_sim.cosim_cli import main as cosim_main
 from lorsp.data.transforms import RESIZE
 from lorsp.encoding import ENCODING_VERSION
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from tests.conftest import assert_one_line_error
 from tests.deploy_helpers import call_cli, linked_copy, rewrite, shared_all_bundle
 

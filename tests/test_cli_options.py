@@ -7,7 +7,7 @@ import pytest
 
 from hw_sim.cli import main as hwsim_main
 from hw_sim.cosim_cli import main as cosim_main
-from lorsp.cli_options import count, device_name, integer, number, seconds, seed, worker_count
+from lorsp.plumbing.cli_options import count, device_name, integer, number, seconds, seed, worker_count
 from lorsp.train import main as train_main
 from pipeline.export_cli import main as export_main
 from tests.conftest import assert_one_line_error

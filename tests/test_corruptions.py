@@ -6,7 +6,7 @@ import torch
 from lorsp.data import create_splits
 from lorsp.data.corruptions import CORRUPTIONS, SEVERITIES, CorruptedView, corrupt
 from lorsp.data.splits import few_shot_indices
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 
 @pytest.fixture(scope="module")

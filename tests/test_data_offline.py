@@ -19,7 +19,7 @@ import lorsp.data.offline as offline
 from lorsp.data.base import SourceData
 from lorsp.data.registry import list_datasets, load_source
 from lorsp.data.safe_pickle import load_numpy_pickle
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 REPO = Path(__file__).resolve().parents[1]
 FETCH_SCRIPT = REPO / "scripts" / "fetch_debian_data.sh"

@@ -18,7 +18,7 @@ from PIL import Image
 from scipy.io import savemat
 
 from lorsp.data.registry import list_datasets, load_source
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 USER_SETS = ["cifar10", "cifar100", "svhn", "gtsrb", "flowers102", "dtd", "eurosat", "oxford-pets", "food101"]
 

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from lorsp.device import describe_device, process_group_backend, resolve_device
-from lorsp.errors import LorspError
+from lorsp.plumbing.device import describe_device, process_group_backend, resolve_device
+from lorsp.plumbing.errors import LorspError
 from tests.conftest import assert_one_line_error, run_cli
 
 NO_CUDA = not torch.cuda.is_available()

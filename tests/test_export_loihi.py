@@ -18,8 +18,8 @@ from deploy.fixed_point import quantise
 from deploy.host import read_host
 from deploy.spec import README_FILE
 from lorsp.data import load_split_images
-from lorsp.fileio import file_sha256
-from lorsp.errors import LorspError
+from lorsp.plumbing.fileio import file_sha256
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import build_model, load
 from tests.conftest import assert_one_line_error, run_cli
 

@@ -18,7 +18,7 @@ from export.onnx_graph import export_backbone_onnx, write_checked
 from export.onnx_macs import count_macs
 from export.onnx_target import export_onnx_files
 from lorsp.data import create_splits
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import build_model
 
 SIZE = 32

@@ -15,7 +15,7 @@ from deploy.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bu
 from deploy.manifest import SPEC_VERSION
 from deploy.spec import README_FILE
 from lorsp.data import create_splits
-from lorsp.fileio import file_sha256
+from lorsp.plumbing.fileio import file_sha256
 from lorsp.model import build_model
 from tests.conftest import assert_one_line_error, run_cli
 from tests.deploy_helpers import CHECK_SAMPLES, call_cli, shared_all_bundle

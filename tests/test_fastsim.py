@@ -27,7 +27,7 @@ from deploy.fixed_point import quantise
 from deploy.network import Layer, SpikingNetwork
 from hw_sim.simulate import simulate
 from lorsp.data import load_split_images
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from tests.conftest import run_cli
 from tests.test_export_loihi import shared_bundle
 
@@ -68,7 +68,7 @@ def assert_identical(fast: list[np.ndarray], lava: list[np.ndarray], what: str =
 def lava_sinks(layers: list[LavaLayer], spikes: np.ndarray, tag: str) -> list[list[np.ndarray]]:
     """Lava's raw sink records (one per neuron group) for ``layers`` as given, bypassing quantisation."""
     from hw_sim.backends.lava import _simulate
-    from lorsp.deadline import run_with_deadline
+    from lorsp.plumbing.deadline import run_with_deadline
 
     T, N, D = spikes.shape
     data = np.concatenate([spikes.transpose(2, 1, 0).reshape(D, N * T), np.zeros((D, len(layers)), spikes.dtype)], 1)

@@ -18,7 +18,7 @@ from deploy.nir_reader import SNNTORCH_DT, load_network
 from export.onnx_convert import CALIBRATION_METHOD
 from lorsp.data.transforms import RESIZE
 from lorsp.encoding import ENCODING_VERSION
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from tests.deploy_helpers import shared_all_bundle
 
 

@@ -52,7 +52,7 @@ def test_a_host_file_with_a_malformed_encoding_size_is_one_error(tmp_path, size)
     from safetensors.torch import save_file
 
     from deploy.host import host_tensors, read_host
-    from lorsp.errors import LorspError
+    from lorsp.plumbing.errors import LorspError
 
     prompt = create_prompt("lorsp", 32)
     tensors, metadata = host_tensors(prompt, {"weight": torch.zeros(2, 4)}, [1.0, 1.0])

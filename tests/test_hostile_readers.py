@@ -20,7 +20,7 @@ from deploy.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bu
 from deploy.manifest import write_manifest
 from deploy.nir_reader import load_network, network_from_nir, read_nir
 from deploy.onnx_runtime import check_onnx_contract, load_onnx_checked
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import load
 from lorsp.train import read_resume
 from tests.conftest import assert_one_line_error, run_cli

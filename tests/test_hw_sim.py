@@ -24,7 +24,7 @@ from deploy.host import rebuild_model
 from deploy.network import Layer, SpikingNetwork
 from deploy.nir_reader import load_network, network_from_nir
 from lorsp.data import load_split_images
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.metrics import spiking_layer_stats
 from lorsp.prompts.lorsp import leaky_layer, run_generator
 from tests.conftest import assert_one_line_error, run_cli
@@ -347,7 +347,7 @@ def hanging_lava_args() -> tuple:
 def test_a_hanging_lava_run_is_stopped_with_all_its_workers():
 
     from hw_sim.backends.lava import _simulate
-    from lorsp.deadline import run_with_deadline
+    from lorsp.plumbing.deadline import run_with_deadline
 
     args = hanging_lava_args()
     before = set(os.listdir("/proc"))
@@ -457,7 +457,7 @@ def test_lava_refuses_a_process_that_spawns_with_one_line():
 
     code = ("import multiprocessing as mp; mp.set_start_method('spawn')\n"
             "from hw_sim.lava_runtime import import_lava_runtime\n"
-            "from lorsp.errors import LorspError\n"
+            "from lorsp.plumbing.errors import LorspError\n"
             "try:\n    import_lava_runtime()\nexcept LorspError as e:\n    print('refused:', e)\n")
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
@@ -468,7 +468,7 @@ def test_lava_refuses_a_process_that_spawns_with_one_line():
 
 HANGING_LAVA_RUN = """
 from hw_sim.backends.lava import _simulate
-from lorsp.deadline import run_with_deadline
+from lorsp.plumbing.deadline import run_with_deadline
 from tests.test_hw_sim import hanging_lava_args
 run_with_deadline(_simulate, hanging_lava_args(), timeout=120, what="the Lava fixed run")
 """

@@ -10,7 +10,7 @@ from PIL import Image
 
 from lorsp.data import load_source
 from lorsp.data import image_walk
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from tests.conftest import assert_one_line_error, run_cli
 
 

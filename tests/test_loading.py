@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from lorsp.errors import LorspError
-from lorsp.loading import EpochSampler, check_workers, epoch_indices, make_loader
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.loading import EpochSampler, check_workers, epoch_indices, make_loader
 from tests.conftest import assert_one_line_error, run_cli
 
 TIMING = ("train_images_per_s", "train_seconds", "git_commit")

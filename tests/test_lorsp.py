@@ -6,7 +6,7 @@ import torch
 import lorsp
 from lorsp.data import create_splits
 from lorsp.encoding import Encoding, spike_train
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import build_model
 from lorsp.prompts import create_prompt
 from lorsp.prompts.lorsp import run_generator

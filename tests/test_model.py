@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lorsp
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.model import build_model, read_checkpoint
 
 CLASSES = [str(i) for i in range(4)]

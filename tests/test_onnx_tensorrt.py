@@ -15,7 +15,7 @@ from deploy.onnx_runtime import INPUT_NAME, ONNX_FILES, OUTPUT_NAME, make_sessio
 from export.onnx_checks import ACCURACY_DROP_LIMITS, PARITY_TOLERANCES, check_accuracy_drop
 from export.onnx_convert import CALIBRATION_METHOD
 from export.onnx_tensorrt import check_tensorrt_rules, tensorrt_violations
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from tests.deploy_helpers import shared_all_bundle
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lorsp.errors import LorspError
-from lorsp.precision import Precision, precision_for
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.precision import Precision, precision_for
 from lorsp.train import TrainConfig, train
 
 

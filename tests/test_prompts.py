@@ -3,7 +3,7 @@ import argparse
 import pytest
 import torch
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.prompts import (check_options, create_prompt, list_prompts, option_flag, option_names, options_from_config,
                            prompt_options)
 

@@ -12,8 +12,8 @@ import pytest
 
 from deploy.bundle import open_bundle
 from export.loihi import export_loihi
-from lorsp.errors import LorspError
-from lorsp.publish import claim_output, rename_noreplace
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.publish import claim_output, rename_noreplace
 from tests.conftest import ROOT, assert_one_line_error, run_cli
 from tests.test_export_loihi import shared_bundle, shared_checkpoint
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import lorsp
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.prompts import create_prompt, list_prompts, option_names
 from lorsp.prompts.smm import SampleSpecificMaskPrompt, SmmOptions, generator_params, smm_params
 from deploy.manifest import MANIFEST_FILE

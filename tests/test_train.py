@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lorsp
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.train import TrainConfig, train
 from tests.conftest import ROOT, assert_one_line_error, run_cli
 

@@ -15,12 +15,12 @@ import importlib
 from typing import Callable
 
 from hw_sim.backends.base import MODES, Backend, SimResult, checked
-from lorsp.errors import LorspError
-from lorsp.registry import Registry
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.registry import Registry
 
 
 class BackendRegistry(Registry[Backend]):
-    """A :class:`~lorsp.registry.Registry` of backends whose entries may also be modules, imported on first get."""
+    """A :class:`~lorsp.plumbing.registry.Registry` of backends whose entries may also be modules, imported on first get."""
 
     def __init__(self) -> None:
         super().__init__("backend")

@@ -22,8 +22,8 @@ from typing import Callable, Protocol
 import numpy as np
 
 from deploy.network import SpikingNetwork
-from lorsp.deadline import check_timeout
-from lorsp.errors import LorspError
+from lorsp.plumbing.deadline import check_timeout
+from lorsp.plumbing.errors import LorspError
 
 MODES = ("float", "fixed")
 """``float``: the float model of the chip; ``fixed``: bit-accurate Loihi integers (:mod:`deploy.fixed_point`)."""
@@ -110,7 +110,7 @@ def check_spikes(network: SpikingNetwork, spikes_in: np.ndarray) -> np.ndarray:
 
 def check_run(network: SpikingNetwork, spikes_in: np.ndarray, mode: str, timeout: float) -> np.ndarray:
     """Everything a backend call is checked for (:func:`check_spikes`, :func:`check_mode`,
-    :func:`~lorsp.deadline.check_timeout`); the input spikes as an array."""
+    :func:`~lorsp.plumbing.deadline.check_timeout`); the input spikes as an array."""
     spikes_in = check_spikes(network, spikes_in)
     check_mode(mode)
     check_timeout(timeout)

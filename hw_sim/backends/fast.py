@@ -65,7 +65,7 @@ from hw_sim.backends.base import Progress, SimResult, check_mode
 from hw_sim.backends.processes import LavaLayer, lava_layers
 from deploy.fixed_point import DECAY_UNITY, STATE_SHIFT
 from deploy.network import SpikingNetwork
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 CHUNK_SAMPLES = 4096
 """Images per batch: bounds the memory of a run (5-6 kB per image for the LoRSP generator at T = 8,

@@ -25,7 +25,7 @@ reset_offset=k + 2)``, the pipelined reset lava-dl's netx uses; :mod:`deploy.lav
 is ``N T + L`` steps for ``L`` layers, and the output of layer ``k`` is read from index
 ``k + 1`` on: no padding between samples, and nothing of one sample reaches the next.
 
-Each run happens in a child process under a deadline (:mod:`lorsp.deadline`). Input,
+Each run happens in a child process under a deadline (:mod:`lorsp.plumbing.deadline`). Input,
 mode and timeout are checked before, for every backend alike
 (:func:`hw_sim.backends.base.checked`). This module imports Lava; :mod:`hw_sim.backends`
 imports it only when the ``lava`` backend is first asked for.
@@ -40,7 +40,7 @@ import numpy as np
 from hw_sim.backends import register_backend
 from hw_sim.backends.base import Progress, SimResult
 from hw_sim.backends.processes import LavaLayer, lava_layers
-from lorsp.deadline import run_with_deadline
+from lorsp.plumbing.deadline import run_with_deadline
 from hw_sim.lava_runtime import import_lava_runtime
 from deploy.lava_settings import layer_reset_offset, output_lag
 from deploy.network import SpikingNetwork

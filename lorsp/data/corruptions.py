@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 SEVERITIES = (1, 2, 3)
 NOISE_STD = {1: 0.08, 2: 0.18, 3: 0.38}

@@ -29,7 +29,7 @@ import numpy as np
 from lorsp.data.base import ArrayDataset, SourceData
 from lorsp.data.registry import register_dataset
 from lorsp.data.safe_pickle import load_numpy_pickle
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
 # Label order of animal-shape-mnist 0.39 (its README lists them alphabetically;

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from lorsp.data.base import SourceData
-from lorsp.registry import Registry
+from lorsp.plumbing.registry import Registry
 
 Loader = Callable[[Path | None, bool], SourceData]
 """``loader(root, download) -> SourceData``; ``root`` is the user's data folder."""

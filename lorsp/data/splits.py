@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from lorsp.data.base import SourceData
 from lorsp.data.registry import load_source
 from lorsp.data.transforms import ToModelInput
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 SPLIT_SEED = 0
 VAL_FRACTION = 0.1

@@ -30,7 +30,7 @@ leaves), relative to ``DIR``:
 Official splits are kept (CIFAR, SVHN, GTSRB and Food-101 train/test, Flowers102
 and DTD partition 1 train/val/test, Oxford pets trainval/test). With
 ``download=True`` torchvision fetches and checks the files first. Every problem
-with the folder is a one-line :class:`~lorsp.errors.LorspError`.
+with the folder is a one-line :class:`~lorsp.plumbing.errors.LorspError`.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 from lorsp.data.base import ArrayDataset, SourceData
 from lorsp.data.registry import register_dataset
 from lorsp.data.image_walk import check_folder, list_image_folder
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 GTSRB_CLASSES = [
     "Speed limit (20km/h)", "Speed limit (30km/h)", "Speed limit (50km/h)", "Speed limit (60km/h)",

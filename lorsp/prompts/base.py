@@ -28,8 +28,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from lorsp.errors import LorspError
-from lorsp.registry import Registry
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,8 @@ from snntorch import surrogate
 from torch import nn
 
 from lorsp.encoding import Encoding, list_encodings
-from lorsp.errors import LorspError
-from lorsp.cli_options import integer, number
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.cli_options import integer, number
 from lorsp.prompts.base import GeneratorTrace, VisualPrompt, register_prompt
 from lorsp.prompts.lorvp import LorvpOptions, check_rank
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from lorsp.errors import LorspError
-from lorsp.cli_options import integer
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.cli_options import integer
 from lorsp.prompts.base import VisualPrompt, register_prompt
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 from lorsp.prompts.base import NoOptions, VisualPrompt, register_prompt
 
 

@@ -3,7 +3,7 @@
     @run_cli
     def main(argv=None) -> int: ...
 
-A :class:`~lorsp.errors.LorspError` becomes ``error: <message>`` on stderr and
+A :class:`~lorsp.plumbing.errors.LorspError` becomes ``error: <message>`` on stderr and
 exit code 2; Ctrl-C exits 130 without a traceback.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ import functools
 import sys
 from typing import Callable
 
-from lorsp.errors import LorspError
-from lorsp.runtime import tune_allocator
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.runtime import tune_allocator
 
 
 def run_cli(main: Callable[..., int | None]) -> Callable[..., int]:

@@ -22,7 +22,7 @@ from typing import ContextManager
 
 import torch
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -2,7 +2,7 @@
 
 A file is written to a temporary name beside its target and renamed (rename is
 atomic on POSIX). A run directory is claimed, staged and published by
-:mod:`lorsp.publish`; an existing ``DIR`` is only replaced with ``force``.
+:mod:`lorsp.plumbing.publish`; an existing ``DIR`` is only replaced with ``force``.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 POLL_S = 0.2
 GRACE_S = 3.0

@@ -6,13 +6,13 @@
     PROMPTS.get("lorvp"); PROMPTS.names()
 
 Prompts, heads, backbones, datasets, energy tables and backends are all one of these.
-An unknown name is a :class:`~lorsp.errors.LorspError` listing the valid ones.
+An unknown name is a :class:`~lorsp.plumbing.errors.LorspError` listing the valid ones.
 """
 from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 T = TypeVar("T")
 

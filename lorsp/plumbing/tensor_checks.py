@@ -3,7 +3,7 @@
 A NaN or an infinity in a weight does not fail loudly: the model runs and gives wrong answers
 (a NaN head scores 0%, a NaN NIR weight silently casts to an integer). Every reader of tensors
 (checkpoints, resume files, the host file, NIR, ONNX initialisers) refuses them here, in one
-:class:`~lorsp.errors.LorspError` line naming the file and the tensor.
+:class:`~lorsp.plumbing.errors.LorspError` line naming the file and the tensor.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 NUMERIC_KINDS = "biuf"
 """numpy dtype kinds that are numbers (bool, signed, unsigned, float); structured, string, object are not."""

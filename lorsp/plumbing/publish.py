@@ -20,7 +20,7 @@
 ``renameat2(RENAME_NOREPLACE)``: a directory that appeared meanwhile is never replaced, and
 with ``force`` the old ``OUT`` is moved aside first, then deleted. Any error, a full disk
 included, removes the staging directory and what the claim created (parent folders, the lock);
-an ``OSError`` while writing becomes one :class:`~lorsp.errors.LorspError` line.
+an ``OSError`` while writing becomes one :class:`~lorsp.plumbing.errors.LorspError` line.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 MIN_FREE_BYTES = 16 << 20
 """Free space an output needs at least, when the caller does not know its size (16 MiB)."""

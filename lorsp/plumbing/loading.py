@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 LOADER_SEED_OFFSET = 7_919
 """Added to the run's seed for the loaders' own generator (any constant: it only keeps it apart from the model's)."""

@@ -7,7 +7,7 @@
 Every number a console script takes goes through one of these argparse types: a value out of
 its range, NaN, an infinity or a word is refused while the arguments are parsed, before anything
 is loaded. :class:`OptionParser` turns argparse's own error (usage text and exit 2) into a
-:class:`~lorsp.errors.LorspError`, which :func:`lorsp.cli.run_cli` prints as one ``error:`` line.
+:class:`~lorsp.plumbing.errors.LorspError`, which :func:`lorsp.plumbing.cli.run_cli` prints as one ``error:`` line.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import argparse
 import math
 from typing import Callable, NoReturn
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 MAX_IMAGES = 10_000_000
 """The most images any option counts (``--samples``, ``--limit-*``, ``--shots``)."""
@@ -108,9 +108,9 @@ def device_name() -> Callable[[str], str]:
     """An argparse type: a ``--device`` name as written (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
 
     Only the spelling is checked here; whether this machine has that device is
-    :func:`lorsp.device.resolve_device`'s check, made when the run starts.
+    :func:`lorsp.plumbing.device.resolve_device`'s check, made when the run starts.
     """
-    from lorsp.device import DEVICE_CHOICES, device_spelling_ok
+    from lorsp.plumbing.device import DEVICE_CHOICES, device_spelling_ok
 
     def parse(text: str) -> str:
         if not device_spelling_ok(text):

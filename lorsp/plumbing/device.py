@@ -15,7 +15,7 @@ import re
 
 import torch
 
-from lorsp.errors import LorspError
+from lorsp.plumbing.errors import LorspError
 
 DEVICE_CHOICES = "auto|cpu|cuda|cuda:N"
 _SPEC = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
