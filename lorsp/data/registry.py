@@ -1,7 +1,9 @@
 """Dataset registry: a name -> a loader of :class:`~lorsp.data.base.SourceData`.
 
 Loaders register themselves with :func:`register_dataset`; the rest of lorsp
-only knows names. ``imagefolder:PATH`` is resolved here as a special form.
+only knows names. A name *form* such as ``imagefolder:PATH`` (a prefix and free
+text) is a loader registered with :func:`register_name_form`, so this module
+never imports the modules that hold loaders (imports point downward, into it).
 """
 from __future__ import annotations
 
@@ -25,8 +27,22 @@ class DatasetEntry:
     description: str
 
 
+FormLoader = Callable[[str], SourceData]
+"""``loader(text) -> SourceData`` for a name ``PREFIX + text`` (``text`` as given, maybe empty)."""
+
+
+@dataclass(frozen=True)
+class NameForm:
+    prefix: str
+    loader: FormLoader
+    shown: str
+    """How the unknown-name error offers the form, e.g. ``imagefolder:PATH``."""
+
+
 IMAGEFOLDER_PREFIX = "imagefolder:"
-DATASETS: Registry[DatasetEntry] = Registry("dataset", also=f"{IMAGEFOLDER_PREFIX}PATH")
+"""The prefix of the ``imagefolder:PATH`` form (its loader is registered with :func:`register_name_form`)."""
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
+NAME_FORMS: Registry[NameForm] = Registry("dataset name form", sort_names=False)
 
 
 def register_dataset(name: str, *, offline: bool, description: str) -> Callable[[Loader], Loader]:
@@ -39,21 +55,34 @@ def register_dataset(name: str, *, offline: bool, description: str) -> Callable[
     return wrap
 
 
+def register_name_form(prefix: str, *, shown: str) -> Callable[[FormLoader], FormLoader]:
+    """Decorator: names starting with ``prefix`` load with ``loader(name[len(prefix):])``.
+
+    ``shown`` (e.g. ``imagefolder:PATH``) joins the choices an unknown dataset name's error offers.
+    """
+
+    def wrap(loader: FormLoader) -> FormLoader:
+        NAME_FORMS.add(prefix, NameForm(prefix, loader, shown))
+        DATASETS.also = ", or ".join(NAME_FORMS.get(p).shown for p in NAME_FORMS.names())
+        return loader
+
+    return wrap
+
+
 def list_datasets(offline_only: bool = False) -> list[str]:
-    """Registered dataset names (plus ``imagefolder:PATH``, which is not listed)."""
+    """Registered dataset names (name forms such as ``imagefolder:PATH`` are not listed)."""
     return [n for n in DATASETS.names() if DATASETS.get(n).offline or not offline_only]
 
 
 def get_entry(name: str) -> DatasetEntry:
-    """The registry entry of dataset ``name`` (``imagefolder:PATH`` is not one)."""
+    """The registry entry of dataset ``name`` (a name form such as ``imagefolder:PATH`` is not one)."""
     return DATASETS.get(name)
 
 
 def load_source(name: str, root: str | Path | None = None, download: bool = False) -> SourceData:
     """Load the raw splits of dataset ``name`` (no resizing, no seeded split)."""
-    if name.startswith(IMAGEFOLDER_PREFIX):
-        from lorsp.data.user_sets import load_imagefolder
-
-        return load_imagefolder(name[len(IMAGEFOLDER_PREFIX):])  # the text as given: an empty one is refused
+    for prefix in NAME_FORMS.names():
+        if name.startswith(prefix):  # the text as given: its loader refuses an empty one
+            return NAME_FORMS.get(prefix).loader(name[len(prefix):])
     entry = get_entry(name)
     return entry.loader(Path(root) if root is not None else None, download)

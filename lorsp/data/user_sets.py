@@ -42,7 +42,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from lorsp.data.base import ArrayDataset, SourceData
-from lorsp.data.registry import register_dataset
+from lorsp.data.registry import IMAGEFOLDER_PREFIX, register_dataset, register_name_form
 from lorsp.data.image_walk import check_folder, list_image_folder
 from lorsp.plumbing.errors import LorspError
 
@@ -487,6 +487,7 @@ def _image_folder(path: Path) -> "ImageFileList":
     return ImageFileList(paths, targets, classes)
 
 
+@register_name_form(IMAGEFOLDER_PREFIX, shown=f"{IMAGEFOLDER_PREFIX}PATH")
 def load_imagefolder(path: str | Path) -> SourceData:
     """Any folder of class subfolders of images (``imagefolder:PATH``).
 
