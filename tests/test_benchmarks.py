@@ -401,20 +401,6 @@ def test_accuracy_tables_read_the_figures_from_the_runs_metrics_json(tmp_path):
     assert rows[0].endswith("| 0.100 | 50.0 | 5.0 |") and rows[1].endswith("| 0.100 | n/a | n/a |")
 
 
-def test_results_band_rebuilds_its_doc_byte_for_byte_from_the_committed_json(tmp_path):
-    """docs/results-band.md is generated from docs/data/results-band/ alone (with the earlier docs/results.md kept there)."""
-    import subprocess
-    import sys
-
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    out = tmp_path / "results-band.md"
-    subprocess.run([sys.executable, str(root / "benchmarks" / "results_band.py"), "--out", str(out)], check=True,
-                   capture_output=True)
-    assert out.read_text() == (root / "docs" / "results-band.md").read_text()
-
-
 def test_precision_benchmark_measures_gradient_error_and_picks_its_seeds():
     import torch
 
