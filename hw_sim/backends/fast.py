@@ -60,7 +60,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from hw_sim.backends import register_backend
+from hw_sim.backends.registry import register_backend
 from hw_sim.backends.base import Progress, SimResult, check_mode
 from hw_sim.backends.processes import LavaLayer, lava_layers
 from deploy.fixed_point import DECAY_UNITY, STATE_SHIFT

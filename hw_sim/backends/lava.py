@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from hw_sim.backends import register_backend
+from hw_sim.backends.registry import register_backend
 from hw_sim.backends.base import Progress, SimResult
 from hw_sim.backends.processes import LavaLayer, lava_layers
 from lorsp.plumbing.deadline import run_with_deadline
