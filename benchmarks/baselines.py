@@ -3,10 +3,13 @@
     python benchmarks/baselines.py --datasets mnist-5k animal-shape --methods none vp lorvp \
         --seeds 0 --out runs/baselines
 
-Each run is ``lorsp-train`` in a subprocess (its own ``OUT/<dataset>/<method>/seed<k>``; runs
-already complete are reused). With ``--jobs N > 1`` or ``--engine slurm`` the runs are submitit
-jobs (:mod:`benchmarks.engine`): N at a time here, or a SLURM job array. The table (mean +- std over seeds of val-selected test
-accuracy, prompt and head parameters) is written as JSON and Markdown into OUT.
+Each run is ``lorsp-train`` in a subprocess (its own ``OUT/<dataset>/<method>/seed<k>``). A finished run is
+reused when it was trained under the same config by the code running now (the same commit, neither side
+modified, :func:`same_code`); else it is trained again, its folder replaced, unless ``--reuse-stale``: then it
+is reused and listed, with its commit, in the table (docs/protocol.md, "Which finished runs are reused").
+With ``--jobs N > 1`` or ``--engine slurm`` the runs are submitit jobs (:mod:`benchmarks.engine`): N at a time
+here, or a SLURM job array. The table (mean +- std over seeds of val-selected test accuracy, prompt and head
+parameters) is written as JSON and Markdown into OUT.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from lorsp.plumbing.cli import run_cli  # noqa: E402
 from lorsp.plumbing.cli_options import count, device_name  # noqa: E402
 from lorsp.plumbing.errors import LorspError  # noqa: E402
 from lorsp.plumbing.fileio import staging_dir  # noqa: E402
+from lorsp.plumbing.provenance import git_commit  # noqa: E402
 
 if TYPE_CHECKING:
     from lorsp.train import TrainConfig
@@ -61,6 +65,28 @@ class RunFailed(LorspError):
     """A ``lorsp-train`` subprocess exited with an error (its own message is printed above)."""
 
 
+DIRTY = "+dirty"
+"""The suffix :func:`lorsp.plumbing.provenance.git_commit` gives a commit whose checkout was modified."""
+
+
+_RUNNING: dict[str, str] = {}
+""":func:`running_commit`'s value once read (a plain dict: a function of a benchmark run as a script is pickled
+by value into its submitit jobs, which a cached wrapper would not survive)."""
+
+
+def running_commit() -> str:
+    """The commit of the code running this benchmark (:func:`~lorsp.plumbing.provenance.git_commit`, read once)."""
+    if "commit" not in _RUNNING:
+        _RUNNING["commit"] = git_commit()
+    return _RUNNING["commit"]
+
+
+def same_code(made_at: str | None, running: str) -> bool:
+    """Whether a run made at commit ``made_at`` is a run of the code ``running``: the same commit, known, and
+    neither modified (``+dirty``: what a modified checkout trained cannot be told apart from other code)."""
+    return made_at == running and running not in ("", "unknown") and not running.endswith(DIRTY)
+
+
 @dataclass(frozen=True)
 class Run:
     """One ``lorsp-train`` run of a benchmark: the folder it fills and its arguments."""
@@ -68,20 +94,41 @@ class Run:
     out: Path
     argv: tuple[str, ...]  # lorsp-train's arguments, without the program name
     config: dict | None = field(default=None, compare=False)  # the config lorsp-train will save, as JSON
+    reuse_stale: bool = field(default=False, compare=False)  # reuse a finished run whatever code made it
 
     @property
     def command(self) -> str:
         return " ".join(("lorsp-train", *self.argv))
 
     @property
+    def finished(self) -> bool:
+        """Its metrics.json exists (whatever config and code made it)."""
+        return (self.out / "metrics.json").exists()
+
+    @property
     def complete(self) -> bool:
-        """Finished, with the planned config (a run trained before a default changed is :attr:`stale`)."""
-        return (self.out / "metrics.json").exists() and not self.stale
+        """Finished, with the planned config (a run trained before a default changed is :attr:`stale`), by the
+        code running now (else it is :attr:`other_code`) unless :attr:`reuse_stale`: a run to reuse."""
+        return self.finished and not self.stale and (self.reuse_stale or not self.other_code)
+
+    @property
+    def made_at(self) -> str | None:
+        """The commit its metrics.json records, or None (not finished, unreadable, none recorded)."""
+        try:
+            commit = json.loads((self.out / "metrics.json").read_text()).get("git_commit")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return commit if isinstance(commit, str) else None
+
+    @property
+    def other_code(self) -> bool:
+        """Finished by other code than the running code (:func:`same_code`: another, unknown or modified commit)."""
+        return self.finished and not same_code(self.made_at, running_commit())
 
     @property
     def stale(self) -> bool:
         """Finished under another config than the planned one (or with no readable config.json)."""
-        if not (self.out / "metrics.json").exists() or self.config is None:
+        if not self.finished or self.config is None:
             return False
         try:
             saved = json.loads((self.out / "config.json").read_text())
@@ -149,7 +196,7 @@ def plan_run(dataset: str, method: str, seed: int, args: argparse.Namespace,
             "--seed", str(seed), *(["--prompt-lr", f"{args.prompt_lr:g}"] if args.prompt_lr else []),
             *device_options(args), *extra, "--quiet", "--out", str(out))
     config = check_train_argv(argv)
-    return Run(out, argv, json.loads(json.dumps(config.to_dict())))
+    return Run(out, argv, json.loads(json.dumps(config.to_dict())), reuse_stale=getattr(args, "reuse_stale", False))
 
 
 def device_options(args: argparse.Namespace) -> list[str]:
@@ -157,6 +204,22 @@ def device_options(args: argparse.Namespace) -> list[str]:
     computes is not part of its folder: a finished run is reused wherever it was trained)."""
     device = getattr(args, "device", "auto")
     return [] if device == "auto" else ["--device", device]
+
+
+def retrain_options(run: Run) -> list[str]:
+    """lorsp-train's options to train ``run`` (not :attr:`Run.complete`): ``--force`` over a finished run
+    (one of another config or of other code: its folder is replaced), else :func:`restart_options`."""
+    return ["--force"] if run.finished else restart_options(run.out)
+
+
+def why_retrained(run: Run) -> str | None:
+    """One line saying why the finished ``run`` is trained again, or None when it is not finished."""
+    if not run.finished:
+        return None
+    if run.stale:
+        return f"{run.out} was trained under another config: training it again"
+    return (f"{run.out} was trained at commit {run.made_at or 'unknown'}, not by the running code "
+            f"({running_commit()}): training it again (--reuse-stale reuses it)")
 
 
 def train_run(run: Run, jobs: int = 1) -> dict:
@@ -169,9 +232,9 @@ def train_run(run: Run, jobs: int = 1) -> dict:
     if not reused:
         print("$", run.command, flush=True)
         single = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if jobs > 1 else {}
-        restart = ["--force"] if run.stale else restart_options(run.out)  # a stale run is trained again
-        if run.stale:
-            print(f"{run.out} was trained under another config: training it again", flush=True)
+        restart = retrain_options(run)
+        if (why := why_retrained(run)) is not None:
+            print(why, flush=True)
         code = subprocess.run([sys.executable, "-m", "lorsp.train", *run.argv, *restart],
                               cwd=ROOT, env={**os.environ, **single}).returncode
         if code != 0:
@@ -265,12 +328,31 @@ def summarise(runs: list[dict]) -> dict:
                                          .replace(f"/seed{runs[0]['seed']}", "/seedS")}
 
 
-def markdown(table: dict, args: argparse.Namespace) -> str:
+def stale_reuses(runs: Sequence[Run], results: Sequence[dict]) -> list[dict[str, str]]:
+    """``[{"run": folder, "git_commit": its commit}]`` of each run reused though other code made it
+    (``--reuse-stale``): ``results`` are :func:`train_run`'s, in the order of ``runs``."""
+    return [{"run": str(run.out), "git_commit": str(result.get("git_commit", "unknown"))}
+            for run, result in zip(runs, results) if was_reused(result) and run.other_code]
+
+
+def stale_note(stale: Sequence[dict[str, str]], total: int, running: str) -> str:
+    """The table's line on runs reused from other code (``--reuse-stale``): how many, and at which commits."""
+    commits = sorted({entry["git_commit"][:12] + (DIRTY if entry["git_commit"].endswith(DIRTY) else "")
+                      for entry in stale})
+    return (f"Reused with --reuse-stale: {len(stale)} of {total} runs come from another commit than "
+            f"{running[:12] + (DIRTY if running.endswith(DIRTY) else '')} ({', '.join(commits)}); "
+            "each run and its commit: reused_stale in the JSON.")
+
+
+def markdown(table: dict, args: argparse.Namespace, stale_line: str | None = None) -> str:
+    """The accuracy table of ``table`` under the protocol in ``args``; ``stale_line`` (:func:`stale_note`)
+    follows the protocol's note when runs were reused from other code."""
     lines = [f"Backbone {args.backbone}, {args.image_size} px, {args.epochs} epochs, batch {args.batch_size}, "
              f"lr {args.lr}" + (f" (prompt {args.prompt_lr:g})" if getattr(args, "prompt_lr", None) else "")
              + f", {args.limit_train} training images, {args.limit_test} test images, "
              f"seeds {args.seeds}; test accuracy of the val-selected model, mean +- std over seeds; "
              "val accuracy: the selected epoch's, mean over seeds.",
+             *(["", stale_line] if stale_line else []),
              "", "| dataset | method | test accuracy (%) | val accuracy (%) | prompt params | head params "
              "| zero prompt pixels (%) | firing rate |", "|---|---|---|---|---|---|---|---|"]
     for dataset, methods in table.items():
@@ -303,6 +385,9 @@ def add_protocol_args(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--out", default=default_out)
     p.add_argument("--device", type=device_name(), default="auto",
                    help="lorsp-train's --device for every run (auto|cpu|cuda|cuda:N)")
+    p.add_argument("--reuse-stale", action="store_true",
+                   help="reuse a finished run of the same config whatever commit trained it (by default only "
+                   "one of the running commit, neither modified, is reused; another is trained again)")
     p.add_argument("--jobs", type=count(maximum=MAX_JOBS), default=1, help="training runs at a time (each with one thread when > 1; "
                    "more than 1: submitit jobs, see --engine)")
     add_engine_args(p)
@@ -323,12 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     for d, spec in cells:
         name, extra, tag = parse_method(spec)
         runs += [plan_run(d, name, seed, args, extra, tag) for seed in args.seeds]
-    done = iter(map_runs(lambda run: train_run(run, args.jobs), runs, args.jobs, desc=f"{args.table_name} runs",
-                         engine=engine_options(args)))
+    results = map_runs(lambda run: train_run(run, args.jobs), runs, args.jobs, desc=f"{args.table_name} runs",
+                       engine=engine_options(args))
+    done = iter(results)
     table: dict[str, dict[str, dict]] = {d: {} for d in args.datasets}
     for d, spec in cells:
         table[d][spec] = summarise([next(done) for _ in args.seeds])
-    write_tables(args.out, args.table_name, run_record(args, table=table), markdown(table, args))
+    stale = stale_reuses(runs, results)
+    stale_line = stale_note(stale, len(runs), running_commit()) if stale else None
+    write_tables(args.out, args.table_name, run_record(args, table=table, reused_stale=stale),
+                 markdown(table, args, stale_line))
     return 0
 
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import energy_sweep, results_data, results_plots  # noqa: E402
-from benchmarks.baselines import markdown as baselines_markdown, method_label  # noqa: E402
+from benchmarks.baselines import markdown as baselines_markdown, method_label, stale_note  # noqa: E402
 from benchmarks.deployment import markdown as deployment_markdown  # noqa: E402
 from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
 from benchmarks.gate_usage import markdown as gate_usage_markdown  # noqa: E402
@@ -318,10 +318,20 @@ def accuracy_markdown(table: dict[str, dict[str, Any]], settings: dict[str, Any]
     return "\n".join(lines)
 
 
+def stale_line(res: dict[str, Any]) -> str | None:
+    """The accuracy table's line on the runs it reused from another commit (``--reuse-stale``), or None."""
+    stale = res.get("reused_stale") or []
+    total = sum(len(cell["seeds"]) for by_spec in res["table"].values() for cell in by_spec.values())
+    return stale_note(stale, total, res["git_commit"]) if stale else None
+
+
 def baselines_section(res: dict, title: str, runs: dict[tuple[str, str], list[dict]], figure: str | None = None,
                       note: str | None = None) -> list[str]:
+    """A ``## title`` section of the baselines table ``res``: provenance, command, ``note``, ``figure``, the table."""
     lines = [f"## {title}", "", f"Machine: {res['machine']}; assembled at commit {res['git_commit'][:12]} (each run "
              f"records its own commit in its metrics.json). Reproduce: {reproduce_baselines(res)}.", ""]
+    if (stale := stale_line(res)) is not None:
+        lines += [stale, ""]
     if note:
         lines += [note, ""]
     if figure:

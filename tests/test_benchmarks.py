@@ -173,10 +173,15 @@ def test_a_tiny_grid_fans_out_as_submitit_jobs_and_a_rerun_reuses_every_run(tmp_
     assert set(table) == {"vp", "lorvp"} and all(0 <= t["test_accuracy_mean"] <= 1 for t in table.values())
     jobs = sorted(p.name for p in (out / ".submitit").iterdir() if p.name.isdigit())
     assert len(jobs) == 2  # one job per run
-    again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    from benchmarks.baselines import running_commit, same_code
+
+    clean = same_code(running_commit(), running_commit())  # a modified checkout reuses only with --reuse-stale
+    again = subprocess.run(argv + ([] if clean else ["--reuse-stale"]), cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert sorted(p.name for p in (out / ".submitit").iterdir() if p.name.isdigit()) == jobs  # none submitted again
-    assert json.loads((out / "results.json").read_text())["table"]["sklearn-digits"] == table
+    rerun = json.loads((out / "results.json").read_text())
+    assert rerun["table"]["sklearn-digits"] == table and len(rerun["reused_stale"]) == (0 if clean else 2)
 
 
 def protocol(**over) -> argparse.Namespace:
@@ -194,10 +199,12 @@ def test_a_run_plan_is_lorsp_train_options_and_a_folder():
 
 def test_a_finished_run_is_reused_only_under_the_config_it_was_trained_with(tmp_path):
     """A run finished before a default changed (LoRSP's beta 0.9 -> 0.5) is stale and trained again; options the
-    method does not declare, and options added later that take their legacy value, do not make it stale."""
+    method does not declare, and options added later that take their legacy value, do not make it stale (its
+    commit is left aside here with --reuse-stale: the next tests check that part)."""
     import json
 
-    run = plan_run("mnist-5k", "lorsp", 0, protocol(out=str(tmp_path), prompt_lr=0.2), ("--rank", "8"), "lorsp")
+    run = plan_run("mnist-5k", "lorsp", 0, protocol(out=str(tmp_path), prompt_lr=0.2, reuse_stale=True),
+                   ("--rank", "8"), "lorsp")
     run.out.mkdir(parents=True)
     (run.out / "metrics.json").write_text("{}")
     saved = dict(run.config, mask_width=run.config["mask_width"] + 1)  # an SMM option: not LoRSP's
@@ -211,6 +218,78 @@ def test_a_finished_run_is_reused_only_under_the_config_it_was_trained_with(tmp_
     assert run.stale
     (run.out / "config.json").write_text("{not json")
     assert run.stale
+
+
+OTHER_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+"""A commit that is not the running code's: the fake finished runs below were "trained" there."""
+
+
+def finished_run(run, accuracy: float = 0.5, commit: str = OTHER_COMMIT) -> None:
+    """Fixture data: ``run``'s folder as lorsp-train leaves a finished run (its planned config, a metrics.json
+    recording ``commit``); nothing is trained."""
+    import json
+
+    run.out.mkdir(parents=True)
+    (run.out / "config.json").write_text(json.dumps(run.config))
+    seed = int(run.out.name.removeprefix("seed"))
+    (run.out / "metrics.json").write_text(json.dumps({
+        "test_accuracy": accuracy, "val_accuracy": accuracy, "seed": seed, "params": {"prompt": 10, "head": 20},
+        "train_images_per_s": 1.0, "git_commit": commit}))
+
+
+def test_only_a_clean_run_of_the_running_commit_is_the_same_code():
+    from benchmarks.baselines import same_code
+
+    commit = OTHER_COMMIT
+    assert same_code(commit, commit)
+    assert not same_code("f" * 40, commit)                      # another commit
+    assert not same_code(commit + "+dirty", commit + "+dirty")  # a modified checkout trained it, or runs now
+    assert not same_code(commit, commit + "+dirty") and not same_code(commit + "+dirty", commit)
+    assert not same_code("unknown", "unknown") and not same_code(None, commit)
+
+
+def test_a_run_from_another_commit_is_trained_again_unless_reuse_stale(tmp_path):
+    """Reuse is keyed on the code too: a finished run of the planned config made at another commit is not
+    complete (its folder is replaced: --force), whatever the running checkout; --reuse-stale reuses it."""
+    from benchmarks.baselines import retrain_options, why_retrained
+
+    run = plan_run("sklearn-digits", "vp", 0, protocol(out=str(tmp_path)))
+    finished_run(run)
+    assert run.made_at == OTHER_COMMIT and run.other_code and not run.stale
+    assert not run.complete and retrain_options(run) == ["--force"]
+    assert f"trained at commit {OTHER_COMMIT}, not by the running code" in why_retrained(run)
+    (run.out / "metrics.json").write_text("{}")  # no commit recorded: not known to be this code either
+    assert run.made_at is None and run.other_code and not run.complete
+    again = plan_run("sklearn-digits", "vp", 0, protocol(out=str(tmp_path), reuse_stale=True))
+    assert again.complete and again.other_code
+
+
+def test_reuse_stale_reuses_runs_of_another_commit_and_the_table_says_so(tmp_path, capsys):
+    """baselines.py --reuse-stale on finished runs of another commit: nothing is trained, and the JSON lists every
+    run with its commit (reused_stale), the Markdown says how many came from another commit."""
+    import json
+
+    from benchmarks.baselines import main
+
+    options = dict(out=str(tmp_path), image_size=32, epochs=1, batch_size=16, limit_train=32, limit_test=16)
+    for seed in (0, 1):
+        finished_run(plan_run("sklearn-digits", "vp", seed, protocol(**options)), accuracy=0.5 + seed / 10)
+    argv = ["--datasets", "sklearn-digits", "--methods", "vp", "--seeds", "0", "1", "--image-size", "32", "--epochs",
+            "1", "--batch-size", "16", "--limit-train", "32", "--limit-test", "16", "--out", str(tmp_path),
+            "--reuse-stale"]
+    assert main(argv) == 0
+    assert "$ lorsp-train" not in capsys.readouterr().out  # no run was trained
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["settings"]["reuse_stale"] is True
+    assert result["reused_stale"] == [{"run": str(tmp_path / "sklearn-digits" / "vp" / f"seed{k}"),
+                                       "git_commit": OTHER_COMMIT} for k in (0, 1)]
+    assert result["table"]["sklearn-digits"]["vp"]["test_accuracy_mean"] == pytest.approx(0.55)
+    text = (tmp_path / "results.md").read_text()
+    note = next(line for line in text.splitlines() if line.startswith("Reused with --reuse-stale"))
+    assert "2 of 2 runs come from another commit" in note and "(0123456789ab)" in note
+    from benchmarks.results_doc import stale_line
+
+    assert stale_line(result) == note  # docs/results.md says it too, for a table collected from such runs
 
 
 def test_a_run_plan_passes_the_device_and_refuses_cuda_where_there_is_none():
