@@ -43,7 +43,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/fastsim.py --samples 256 --json runs/bench/fastsim.json
 	$(PY) benchmarks/results_doc.py --speed-dir runs/bench --out runs/bench/results.md --figures runs/bench/figures --readme ''
 
-# The whole of docs/results.md (every finished run is reused, so it can be stopped and restarted; on 2 cores
+# The whole of docs/results.md (every run finished at the running commit, on a clean checkout, is reused, so it can
+# be stopped and restarted; a run of other code is trained again, docs/protocol.md; on 2 cores
 # the Lite0 part takes about 2.5 h with JOBS=2, the Lite2 tables about 4 h more). Prompt learning rates and
 # LoRSP's rank: chosen on val by benchmarks/lr_select.py.
 DATASETS  := fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits
