@@ -33,6 +33,7 @@ from deploy.network import SpikingNetwork
 from lorsp.encoding import Encoding
 from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
+from lorsp.prompts import VisualPrompt
 from lorsp.prompts.lorsp import LowRankSpikePrompt
 from lorsp.plumbing.tensor_checks import check_array
 
@@ -150,9 +151,9 @@ def generator_state(network: SpikingNetwork) -> dict[str, torch.Tensor]:
 def rebuild_model(config: dict[str, Any], classes: list[str], backbone_sha256: str | None,
                   network: SpikingNetwork, host: HostParts) -> PromptedClassifier:
     """The checkpoint's model again, its generator taken from ``network`` (the chip's description)."""
-    if config.get("prompt") != "lorsp":
-        raise LorspError(f"the bundle's config is a {config.get('prompt')!r} prompt, not 'lorsp'")
     model = build_model(config, classes)
+    if not model.prompt.chip_part:
+        raise LorspError(f"the bundle's config is a {config.get('prompt')!r} prompt, which has no chip part")
     if backbone_sha256 and model.backbone.weights_sha256 != backbone_sha256:
         raise LorspError(f"backbone weights differ from the exported model's (sha256 {backbone_sha256[:12]}...)")
     state = model.prompt.state_dict()
@@ -187,34 +188,7 @@ def prompt_from_gate_spikes(model: PromptedClassifier, gate_spikes: torch.Tensor
 
 
 @torch.no_grad()
-def add_prompt(prompt: LowRankSpikePrompt, x: torch.Tensor, gate_spikes: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``x + P(x)`` as the host computes it, and the number of prompt entries it added (whole batch).
-
-    Row/column gating: only the open block changes. A row (column) is open when its gate
-    neuron fired at least once in the ``T`` steps, and the fixed product ``B A`` (computed once
-    per call) is added at the open rows x open columns of each channel; every other pixel is
-    left as it is. This equals :func:`prompt_from_gate_spikes` added densely, bit for bit
-    (``x + 0 = x``); a host that visits only the open block needs ``3 |rows| |cols|`` adds
-    per image instead of ``3 L^2``, and that is the count returned. Band gating: the prompt
-    of the open terms, added where at least one term is open (``3`` entries per open pixel;
-    :func:`open_pixels`). Rank gating has no pixel-level zeros and takes the dense path
-    (``3 L^2`` entries).
-    """
-    if prompt.gate != "rowcol":
-        added = x + prompt.prompt_from_rates(gate_spikes.float().mean(0))
-        pixels = int(open_pixels(prompt, gate_spikes).sum()) if prompt.gate == "band" else x[:, 0].numel()
-        return added, 3 * pixels
-    rows, cols = prompt.line_gates(gate_spikes.bool().any(0))  # (N, L) each: fired at least once
-    low_rank = torch.matmul(*prompt.channel_factors())  # (3, L, L)
-    open_block = rows[:, None, :, None] & cols[:, None, None, :]  # (N, 1, L, L)
-    # On a vector CPU, adding everywhere and selecting is faster than gathering the open
-    # entries (0.2 ms against 3.6 ms per batch of 64 at 32 px here); the result is the same,
-    # and the count is what a host that visits only the open block spends.
-    return torch.where(open_block, x + low_rank, x), 3 * int(open_block.sum())
-
-
-@torch.no_grad()
-def open_pixels(prompt: LowRankSpikePrompt, gate_spikes: torch.Tensor) -> torch.Tensor:
-    """Band gating: ``(N, L, L)`` True where some term has both its row's and its column's gate open."""
-    rows, cols = prompt.line_gates(gate_spikes.bool().any(0).to(torch.float32))  # (N, r, L) each
-    return torch.einsum("nki,nkj->nij", rows, cols) > 0
+def add_prompt(prompt: VisualPrompt, x: torch.Tensor, gate_spikes: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``x + P(x)`` as the host computes it from the chip's gate spikes, and the prompt entries it added (whole
+    batch): the prompt's own host code (:meth:`lorsp.prompts.base.VisualPrompt.add_from_spikes`)."""
+    return prompt.add_from_spikes(x, gate_spikes)

@@ -23,6 +23,7 @@ from deploy.spec_readme import render_readme
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.fileio import atomic_write, file_sha256
 from lorsp.model import PromptedClassifier, model_from_state, read_checkpoint
+from lorsp.prompts import chip_prompts
 from lorsp.plumbing.provenance import git_commit, machine, versions
 from lorsp.plumbing.publish import OutputClaim
 
@@ -55,13 +56,14 @@ def read_source(checkpoint: str | Path, *, generator_for: str | None = None) -> 
     """Read ``checkpoint`` (``weights_only``) and build its model; LorspError if it is not a lorsp checkpoint.
 
     ``generator_for``: the name of a target that puts the spiking generator on a chip; a
-    checkpoint without one (any prompt but LoRSP) is then refused before the model is built.
+    checkpoint without one (a prompt with no chip part, :func:`lorsp.prompts.chip_prompts`) is then refused
+    before the model is built.
     """
     state = read_checkpoint(checkpoint)
     config = state["config"]
-    if generator_for is not None and config.get("prompt") != "lorsp":
+    if generator_for is not None and config.get("prompt") not in chip_prompts():
         raise LorspError(f"{checkpoint} is a {config.get('prompt')!r} checkpoint; --target {generator_for} needs "
-                         f"a LoRSP one (--prompt lorsp), the only prompt with a spiking generator")
+                         f"one whose prompt has a spiking generator (--prompt {'|'.join(chip_prompts())})")
     return Source(Path(checkpoint), state, model_from_state(state, source=str(checkpoint)))
 
 

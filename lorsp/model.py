@@ -22,7 +22,7 @@ from lorsp.plumbing.fileio import load_torch_safely
 from lorsp.stored_config import check_classes, check_stored_config
 from lorsp.plumbing.tensor_checks import check_state
 from lorsp.heads import create_head
-from lorsp.prompts import VisualPrompt, create_prompt, options_from_config
+from lorsp.prompts import PromptOutput, VisualPrompt, prompt_from_config
 
 CHECKPOINT_FORMAT = "lorsp-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -55,8 +55,13 @@ class PromptedClassifier(nn.Module):
             features = self.backbone.imagenet_head(features)
         return self.head(features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.prompted(x))
+    def forward(self, x: torch.Tensor, with_prompt: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, PromptOutput]:
+        """Logits of images ``x``; with ``with_prompt``, also the prompt's declared outputs (its loss terms read
+        them: :meth:`lorsp.prompts.VisualPrompt.loss_terms`)."""
+        out = self.prompt.output(x)
+        logits = self.classify(x + out.prompt)
+        return (logits, out) if with_prompt else logits
 
     @property
     def spiking_generator(self) -> nn.Module | None:
@@ -85,18 +90,12 @@ class PromptedClassifier(nn.Module):
         }
 
 
-def build_prompt(config: dict[str, Any]) -> VisualPrompt:
-    """The prompt a flat config describes: its method's declared options are taken from it, the rest left."""
-    name = config["prompt"]
-    return create_prompt(name, image_size=config["image_size"], **options_from_config(name, config))
-
-
 def build_model(config: dict[str, Any], classes: list[str],
                 backbone: FrozenBackbone | None = None) -> PromptedClassifier:
     """Build an untrained model from a config (keys: backbone, weights, prompt, head, rank, image_size, ...)."""
     if backbone is None:
         backbone = create_backbone(config["backbone"], config.get("weights"), image_size=config.get("image_size"))
-    prompt = build_prompt(config)
+    prompt = prompt_from_config(config)
     head = create_head(config["head"], backbone.num_features, len(classes))
     return PromptedClassifier(prompt, backbone, head, config, classes)
 

@@ -101,7 +101,7 @@ def test_an_unavailable_provider_is_one_line_and_writes_nothing(checkpoint, tmp_
     ("all", "lorsp", ["--providers", "cpu", "cuda"], ["CUDAExecutionProvider", "not available"]),
     ("loihi", "lorsp", ["--precision", "int8"], ["--precision does not apply to --target loihi"]),
     ("onnx", "lorsp", ["--no-simulate"], ["--no-simulate does not apply to --target onnx"]),
-    ("all", "lorvp", [], ["'lorvp' checkpoint", "--target all needs a LoRSP"]),
+    ("all", "lorvp", [], ["'lorvp' checkpoint", "--target all needs one whose prompt has a spiking generator"]),
 ])
 def test_refusals_are_one_line_and_write_nothing(checkpoint, lorvp_checkpoint, tmp_path, capsys, target, source,
                                                  options, fragments):

@@ -215,12 +215,11 @@ def test_relay_noise_zero_is_an_exact_sparse_relay():
 @pytest.mark.parametrize("target", [0.3, 0.6])
 def test_band_sparsity_term_pulls_each_image_to_the_target(target, images):
     frozen = create_prompt("lorsp", image_size=L, rank=R, sparsity_target=target).train()
-    frozen.trace(images)
-    assert frozen.regularizer() is None  # the default generator does not learn: nothing for the term to move
+    assert frozen.regularizer(frozen.trace(images)[1]) is None  # the default generator does not learn: nothing for the term to move
     p = create_prompt("lorsp", image_size=L, rank=R, sparsity_target=target, train_generator="all").train()
     _, trace = p.trace(images)
     closed = p.closed_share(p.gates_open(trace.rates))
-    assert torch.allclose(p.regularizer(), (closed - target).abs().mean())
+    assert torch.allclose(p.regularizer(trace), (closed - target).abs().mean())
     g = (trace.rates > 0).float().view(len(images), 2, R, -1)
     rows, cols = g[:, 0][..., p.group_of_line], g[:, 1][..., p.group_of_line]
     open_px = ((rows[:, :, :, None] > 0) & (cols[:, :, None, :] > 0)).any(1).float().mean((1, 2))
@@ -238,10 +237,10 @@ def test_usage_term_adds_how_far_the_gates_are_from_half_the_batch_and_reaches_t
         p.calibrate(images)
         _, trace = p.trace(images)
         prompts[w] = (p, trace)
-    (plain, _), (p, trace) = prompts[0.0], prompts[2.0]
+    (plain, plain_trace), (p, trace) = prompts[0.0], prompts[2.0]
     assert 0 < int(p.held.sum()) < p.held.numel()
     share = (trace.rates > 0).float().mean(0)[~p.held]
-    added = p.regularizer() - plain.regularizer()
+    added = p.regularizer(trace) - plain.regularizer(plain_trace)
     assert torch.allclose(added, 2.0 * (0.25 - (share * (1 - share)).mean()))
     assert float(added) > 0 and bool(((share == 0) | (share == 1)).any())  # gates the same for every image
     assert float(p.usage_term(torch.ones(3, p.held.numel()))) == 0.25  # every free gate always open
@@ -274,7 +273,8 @@ def test_gate_biases_training_moves_only_the_gate_biases():
         model.prompt.B.normal_()
     before = {n: q.detach().clone() for n, q in model.prompt.spiking_generator.named_parameters()}
     opt, _ = make_optimizer(model, cfg, steps=1)
-    loss = torch.nn.functional.cross_entropy(model(x), y) + model.prompt.regularizer()
+    logits, out = model(x, with_prompt=True)
+    loss = torch.nn.functional.cross_entropy(logits, y) + model.prompt.regularizer(out.trace)
     loss.backward()
     opt.step()
     after = dict(model.prompt.spiking_generator.named_parameters())
@@ -319,7 +319,7 @@ def test_sparsity_target_pushes_only_the_weakest_gates(gate, quota, images):
     _, trace = prompt.trace(images)
     rho = trace.rates
     rho.retain_grad()
-    reg = prompt.regularizer()
+    reg = prompt.regularizer(trace)
     sides = [rho] if gate == "rank" else [rho[:, : prompt.num_groups], rho[:, prompt.num_groups:]]
     expected = torch.stack([s.sort(1).values[:, :quota].mean() for s in sides]).mean()
     assert torch.allclose(reg, expected)

@@ -61,7 +61,7 @@ def test_create_prompt_refuses_an_undeclared_option(name, option):
 
 
 def test_a_whole_config_builds_each_prompt_with_its_own_options():
-    from lorsp.model import build_prompt
+    from lorsp.prompts import prompt_from_config as build_prompt
     from lorsp.train import TrainConfig
 
     for name in list_prompts():

@@ -114,8 +114,8 @@ def test_parameter_counts_stated_in_the_docstring():
     (dict(image_size=36), "multiple of its patch size 8"),
     (dict(image_size=64, patch=3), "power of two"),
     (dict(image_size=64, patch=32), "power of two from 1 to 16"),
-    (dict(image_size=64, mask_layers=4), "5 or 6 layers"),
-    (dict(image_size=64, mask_width=0), "positive integer"),
+    (dict(image_size=64, mask_layers=4), "--mask-layers 4; choose one of: 5, 6"),
+    (dict(image_size=64, mask_width=0), "--mask-width must be an integer"),
 ])
 def test_sizes_the_design_cannot_take_are_refused(kwargs, fragment):
     with pytest.raises(LorspError, match=fragment):
@@ -165,7 +165,7 @@ def test_train_end_to_end(smm_checkpoint):
 def test_export_without_a_spiking_generator_is_refused_in_one_line(smm_checkpoint, tmp_path, target):
     out = tmp_path / "out"
     proc = run_cli("pipeline.export_cli", "--target", target, str(smm_checkpoint), "-o", str(out))
-    assert_one_line_error(proc, "'smm' checkpoint", f"--target {target} needs a LoRSP")
+    assert_one_line_error(proc, "'smm' checkpoint", f"--target {target} needs one whose prompt has a spiking generator (--prompt lorsp)")
     assert not out.exists() and not out.with_name("out.partial").exists()
 
 

@@ -25,9 +25,13 @@ class Registry(Generic[T]):
         self.sort_names = sort_names
         self.also = also
         self._items: dict[str, T] = {}
+        self._sealed_by: str | None = None
 
     def add(self, name: str, item: T) -> T:
         """Register ``item`` under ``name`` (a name registers once); returns ``item``."""
+        if self._sealed_by is not None:
+            raise TypeError(f"{self.kind} {name!r} registered after {self._sealed_by} read the {self.kind}s: "
+                            f"import the module that registers it first")
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} registered twice")
         self._items[name] = item
@@ -36,6 +40,10 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator form of :meth:`add`."""
         return lambda item: self.add(name, item)
+
+    def seal(self, reader: str) -> None:
+        """Refuse later additions: ``reader`` (named in the refusal) has built something from every entry."""
+        self._sealed_by = reader
 
     def names(self) -> list[str]:
         """Registered names, sorted unless the registry keeps registration order."""

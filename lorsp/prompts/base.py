@@ -1,29 +1,45 @@
-"""What every visual prompt is: a module ``x -> p(x)`` added to the image, and how methods declare options.
+"""The prompt contract: what every visual prompt is and declares, in one place.
 
-Prompts live in image space: ``x`` is the resized image in [0, 1] and the
-backbone sees ``normalize(x + p(x))`` (no clamp, as in LoR-VP). Each method is
-one module in this package with its equation in the docstring and one entry in
-the registry: a factory and the frozen dataclass of the options it takes,
+A prompt is a module ``x -> p(x)`` added to the image: ``x`` is the resized image in [0, 1] and
+the backbone sees ``normalize(x + p(x))`` (no clamp, as in LoR-VP). A method is one module in
+this package, a :class:`VisualPrompt` subclass with its equation in the docstring, and one
+registry line::
 
     @dataclass(frozen=True)
     class LorvpOptions:
-        rank: int = field(default=4, metadata={"help": "rank r of the factors"})
+        rank: int = field(default=4, metadata={"help": "rank r of the factors", "parse": integer(1, 4096)})
 
-    @register_prompt("lorvp", LorvpOptions)
-    def lorvp(image_size: int, options: LorvpOptions) -> LowRankPrompt: ...
+    @register_prompt("lorvp")
+    class LowRankPrompt(VisualPrompt):
+        Options = LorvpOptions
+        ...
 
-That one declaration is the method's ``lorsp-train`` argument group, the
-prompt keys of its ``metrics.json`` and what :func:`create_prompt` accepts.
-A field's ``metadata`` holds ``help``, optionally ``choices``, ``applies_when``
-(``{"gate": ("rowcol",)}``: the option is used only when option ``gate`` has one
-of those values; :func:`check_options` refuses it otherwise) and ``legacy`` (the value
-a stored config that predates the option meant; :func:`options_from_config`).
+Everything else reads the declarations:
+
+* **options** (:attr:`VisualPrompt.Options`, a frozen dataclass): each field's default,
+  ``help``, optional ``parse`` (the range-checked type of :mod:`lorsp.plumbing.cli_options`),
+  ``choices``, ``applies_when`` (``{"gate": ("rowcol",)}``: used only when option ``gate`` has
+  one of those values; :func:`check_options` refuses it otherwise) and ``legacy`` (what a
+  stored config that predates the option meant; :func:`options_from_config`). The method's
+  ``lorsp-train`` argument group, the run config's fields, the prompt keys of
+  ``metrics.json``, the stored-config check and the constructor all come from it; values are
+  checked once, by :func:`check_option_values`, when the options object is made.
+* **parameter groups** (:meth:`VisualPrompt.param_groups`): which parameters learn at which rate.
+* **loss terms** (:meth:`VisualPrompt.loss_terms`): computed from the declared outputs of the
+  forward pass (:class:`PromptOutput`, from :meth:`VisualPrompt.output`), never from state kept
+  between calls.
+* **calibration** (:attr:`VisualPrompt.calibrates`, :meth:`VisualPrompt.calibrate`).
+* **a chip part** (:attr:`VisualPrompt.chip_part`): a prompt whose spiking generator runs on the
+  chip also computes the host's side from the chip's spikes (:meth:`VisualPrompt.add_from_spikes`).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -54,21 +70,70 @@ class GeneratorTrace:
         return self.layer_spikes[-1]
 
 
-class VisualPrompt(nn.Module):
-    """Base class: ``forward(x)`` returns the additive prompt, shaped like ``x``."""
+@dataclass(frozen=True)
+class PromptOutput:
+    """The declared outputs of one forward pass: the prompt, and the generator's trace where there is one."""
 
-    def __init__(self, image_size: int):
+    prompt: torch.Tensor
+    trace: GeneratorTrace | None = None
+
+
+@dataclass(frozen=True)
+class LearningRates:
+    """The run's learning rates a prompt chooses from: ``base`` (``--lr``) and ``prompt`` (``--prompt-lr``)."""
+
+    base: float
+    prompt: float
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a method that takes none."""
+
+
+class VisualPrompt(nn.Module):
+    """Base class: ``forward(x)`` returns the additive prompt, shaped like ``x``.
+
+    Built from its options object, ``Cls(image_size, options)``, or with the declared defaults and
+    some of them overridden, ``Cls(image_size, rank=8)``: either way the defaults are the declared
+    ones, the same the command line gets.
+    """
+
+    Options: ClassVar[type] = NoOptions
+    chip_part: ClassVar[bool] = False
+    """Whether part of the prompt runs on the chip (a spiking generator) and the rest on the host."""
+
+    def __init__(self, image_size: int, options: Any = None, **overrides: Any):
         super().__init__()
         self.image_size = int(image_size)
+        options = self.Options() if options is None else options
+        if not isinstance(options, self.Options):
+            raise TypeError(f"{type(self).__name__} takes {self.Options.__name__}, got {type(options).__name__}")
+        self.options = dataclasses.replace(options, **overrides) if overrides else options
+        check_option_values(self.options)
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[-2:] != (self.image_size, self.image_size):
             raise LorspError(f"prompt expects images of shape (N, 3, {self.image_size}, "
                              f"{self.image_size}), got {tuple(x.shape)}")
 
+    def output(self, x: torch.Tensor) -> PromptOutput:
+        """The prompt for ``x`` with the outputs its loss terms read (default: the prompt alone)."""
+        return PromptOutput(self(x))
+
     def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, GeneratorTrace | None]:
         """The prompt for ``x`` and what its spiking generator did (None: a prompt without one)."""
-        return self(x), None
+        out = self.output(x)
+        return out.prompt, out.trace
+
+    def param_groups(self, rates: LearningRates) -> list[tuple[list[nn.Parameter], float]]:
+        """The trainable parameters in groups with their learning rates (default: all at ``rates.prompt``)."""
+        return [([p for p in self.parameters() if p.requires_grad], rates.prompt)]
+
+    def loss_terms(self, out: PromptOutput, epoch: float) -> torch.Tensor | None:
+        """What the method adds to the task loss for the batch that gave ``out``, weighted, at (fractional)
+        ``epoch``; None: nothing."""
+        return None
 
     @property
     def calibrates(self) -> bool:
@@ -79,18 +144,14 @@ class VisualPrompt(nn.Module):
         """A data-dependent start from training images ``x``, before the first step (default: none)."""
         return None
 
-    def regularizer(self) -> torch.Tensor | None:
-        """A term the method adds to the loss (weighted by ``--sparsity-weight``), if any."""
-        return None
+    def add_from_spikes(self, x: torch.Tensor, gate_spikes: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """A chip prompt's host side: ``x + P`` from the chip's gate spikes ``(T, N, gates)``, and the prompt
+        entries the host added (whole batch)."""
+        raise LorspError(f"{type(self).__name__} has no chip part")
 
     def num_params(self) -> int:
         """Trainable parameters of the prompt."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """The options of a method that takes none."""
 
 
 @dataclass(frozen=True)
@@ -105,21 +166,25 @@ class PromptMethod:
 PROMPTS: Registry[PromptMethod] = Registry("prompt")
 
 
-def register_prompt(name: str, options: type = NoOptions) -> Callable[[Callable], Callable]:
-    """Decorator: register ``build(image_size, options) -> VisualPrompt`` as method ``name``.
-
-    ``options`` is a frozen dataclass whose fields (with defaults and ``help`` metadata) are
-    every option the method takes.
-    """
+def check_declaration(name: str, options: type) -> None:
+    """Refuse (TypeError) an options class that is not a frozen dataclass of declared, helped, parseable fields."""
     if not (dataclasses.is_dataclass(options) and options.__dataclass_params__.frozen):
         raise TypeError(f"prompt {name!r}: options must be a frozen dataclass, got {options!r}")
     for f in dataclasses.fields(options):
         if f.default is dataclasses.MISSING or "help" not in f.metadata:
             raise TypeError(f"prompt {name!r}: option {f.name!r} needs a default and a help string")
+        option_type(options, f)  # a form on the command line
 
-    def wrap(build: Callable) -> Callable:
-        PROMPTS.add(name, PromptMethod(name, build, options))
-        return build
+
+def register_prompt(name: str) -> Callable[[type], type]:
+    """Class decorator: register a :class:`VisualPrompt` subclass as method ``name`` (its options: its ``Options``)."""
+
+    def wrap(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, VisualPrompt)):
+            raise TypeError(f"prompt {name!r}: register a VisualPrompt subclass, got {cls!r}")
+        check_declaration(name, cls.Options)
+        PROMPTS.add(name, PromptMethod(name, cls, cls.Options))
+        return cls
 
     return wrap
 
@@ -127,6 +192,11 @@ def register_prompt(name: str, options: type = NoOptions) -> Callable[[Callable]
 def list_prompts() -> list[str]:
     """Registered prompt method names."""
     return PROMPTS.names()
+
+
+def chip_prompts() -> list[str]:
+    """The registered methods with a chip part (:attr:`VisualPrompt.chip_part`)."""
+    return [name for name in PROMPTS.names() if getattr(PROMPTS.get(name).build, "chip_part", False)]
 
 
 def option_flag(name: str) -> str:
@@ -147,6 +217,73 @@ def prompt_options(name: str) -> tuple[dataclasses.Field, ...]:
 def option_names(name: str) -> tuple[str, ...]:
     """The names of the options method ``name`` takes."""
     return tuple(f.name for f in prompt_options(name))
+
+
+def option_type(options: type, field: dataclasses.Field) -> Callable[[str], Any]:
+    """The command-line type of a declared option: its ``parse`` metadata (a range-checked
+    :mod:`lorsp.plumbing.cli_options` type), else its annotation, ``X | None`` read as ``X``.
+
+    A number without a declared range is still refused when it is NaN or infinite.
+    """
+    from lorsp.plumbing.cli_options import integer, number
+
+    hint = typing.get_type_hints(options)[field.name]
+    kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    if len(kinds) != 1 or kinds[0] not in (int, float, str):
+        raise TypeError(f"option {field.name!r} of {options.__name__}: no command-line form for {hint}")
+    if "parse" in field.metadata:
+        return field.metadata["parse"]
+    return {int: integer(), float: number()}.get(kinds[0], kinds[0])
+
+
+def value_kind_ok(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (from a file or a call, not a string from the command line) is of annotation ``hint``'s kind."""
+    kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
+    if value is None:
+        return type(None) in typing.get_args(hint)
+    if isinstance(value, bool):
+        return bool in kinds
+    if isinstance(value, int):
+        return int in kinds or float in kinds
+    if isinstance(value, float):
+        return float in kinds
+    return isinstance(value, str) and str in kinds
+
+
+def check_value(options: type, field: dataclasses.Field, value: Any, name: str | None = None) -> None:
+    """One declared option's value against its declaration: its kind, its ``choices``, its ``parse`` range.
+
+    ``options`` is the dataclass that declares ``field``; ``name`` how the message names the option
+    (default: its flag, ``--rank``). Raises a one-line :class:`LorspError`.
+    """
+    name = name or option_flag(field.name)
+    hint = typing.get_type_hints(options)[field.name]
+    if not value_kind_ok(value, hint):
+        raise LorspError(f"{name} is {value!r:.60}, not of type {getattr(hint, '__name__', hint)}")
+    choices = field.metadata.get("choices")
+    choices = choices() if callable(choices) else choices
+    if choices is not None and value is not None and value not in choices:
+        raise LorspError(f"unknown {name} {value!r:.60}; choose one of: {', '.join(map(str, choices))}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise LorspError(f"{name} must be a finite number, got {value}")
+    parse = field.metadata.get("parse")
+    if parse is not None and value is not None and not isinstance(value, (str, bool)):
+        try:
+            parse(repr(value) if isinstance(value, float) else str(value))
+        except argparse.ArgumentTypeError as exc:
+            raise LorspError(f"{name} {exc}") from None
+
+
+def check_option_values(options: Any) -> None:
+    """Every field of an options object against its declaration (:func:`check_value`)."""
+    for f in dataclasses.fields(options):
+        check_value(type(options), f, getattr(options, f.name))
+
+
+def prompt_from_config(config: Mapping[str, Any]) -> VisualPrompt:
+    """The prompt a flat run config describes (its method's declared options taken from it, the rest left)."""
+    name = config["prompt"]
+    return create_prompt(name, image_size=config["image_size"], **options_from_config(name, config))
 
 
 def options_from_config(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,6 +322,6 @@ def create_prompt(name: str, image_size: int, **options: Any) -> VisualPrompt:
     Options the method declares but the chosen mode does not use are accepted here (a stored
     config holds them all); :func:`check_options` is the user-facing check.
     """
-    method = PROMPTS.get(name)
     _refuse_undeclared(name, options)
+    method = PROMPTS.get(name)
     return method.build(image_size, method.options(**options))

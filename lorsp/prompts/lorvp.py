@@ -34,20 +34,23 @@ def check_rank(rank: int, image_size: int) -> None:
         raise LorspError(f"--rank must be an integer in 1..{image_size} (the image size), got {rank}")
 
 
+@register_prompt("lorvp")
 class LowRankPrompt(VisualPrompt):
-    def __init__(self, image_size: int, rank: int = 4, init_std: float = 0.01):
-        super().__init__(image_size)
+    """LoR-VP's shared low-rank prompt."""
+
+    Options = LorvpOptions
+    init_std = 0.01
+    """The std of ``A`` at start (LoR-VP's reference code)."""
+
+    def __init__(self, image_size: int, options: LorvpOptions | None = None, **overrides):
+        super().__init__(image_size, options, **overrides)
+        rank = self.options.rank
         check_rank(rank, image_size)
         self.rank = rank
         self.B = nn.Parameter(torch.zeros(3, image_size, rank))
-        self.A = nn.Parameter(torch.randn(3, rank, image_size) * init_std)
+        self.A = nn.Parameter(torch.randn(3, rank, image_size) * self.init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return torch.bmm(self.B, self.A).unsqueeze(0).expand_as(x)
 
-
-@register_prompt("lorvp", LorvpOptions)
-def lorvp(image_size: int, options: LorvpOptions) -> LowRankPrompt:
-    """LoR-VP's shared low-rank prompt."""
-    return LowRankPrompt(image_size, rank=options.rank)

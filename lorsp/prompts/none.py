@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from lorsp.prompts.base import NoOptions, VisualPrompt, register_prompt
+from lorsp.prompts.base import VisualPrompt, register_prompt
 
 
+@register_prompt("none")
 class NoPrompt(VisualPrompt):
+    """``p(x) = 0``; takes no options."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return torch.zeros_like(x)
 
-
-@register_prompt("none")
-def none(image_size: int, options: NoOptions) -> NoPrompt:
-    """No prompt; takes no options."""
-    return NoPrompt(image_size)

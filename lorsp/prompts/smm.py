@@ -104,15 +104,16 @@ class MaskGenerator(nn.Module):
         return self.net(x)
 
 
+@register_prompt("smm")
 class SampleSpecificMaskPrompt(VisualPrompt):
-    """``p(x) = delta * up_patch(f(x))``: SMM's sample-specific three-channel mask times one shared pattern."""
+    """``p(x) = delta * up_patch(f(x))``: SMM's sample-specific three-channel mask times one shared pattern
+    (defaults: SMM's, width 8, 5 layers, 8 px patches)."""
 
-    def __init__(self, image_size: int, mask_width: int = 8, patch: int = 8, mask_layers: int = 5):
-        super().__init__(image_size)
-        if mask_layers not in LAYER_CHOICES:
-            raise LorspError(f"SMM's mask generator has 5 or 6 layers, got {mask_layers}")
-        if not isinstance(mask_width, int) or mask_width < 1:
-            raise LorspError(f"SMM's mask width must be a positive integer, got {mask_width}")
+    Options = SmmOptions
+
+    def __init__(self, image_size: int, options: SmmOptions | None = None, **overrides):
+        super().__init__(image_size, options, **overrides)
+        mask_width, patch, mask_layers = self.options.mask_width, self.options.patch, self.options.mask_layers
         blocks = mask_layers - 1
         stages = pooling_stages(patch, blocks)
         if image_size % patch:
@@ -147,9 +148,3 @@ def smm_params(image_size: int, mask_width: int = 8, mask_layers: int = 5) -> in
     """SMM's trainable parameters: the ``3 L^2`` pattern and the generator."""
     return 3 * image_size ** 2 + generator_params(mask_width, mask_layers)
 
-
-@register_prompt("smm", SmmOptions)
-def smm(image_size: int, options: SmmOptions) -> SampleSpecificMaskPrompt:
-    """SMM's sample-specific mask prompt (defaults: SMM's, width 8, 5 layers, 8 px patches)."""
-    return SampleSpecificMaskPrompt(image_size, mask_width=options.mask_width, patch=options.patch,
-                                    mask_layers=options.mask_layers)

@@ -14,18 +14,21 @@ import torch
 from torch import nn
 
 from lorsp.plumbing.errors import LorspError
-from lorsp.prompts.base import NoOptions, VisualPrompt, register_prompt
+from lorsp.prompts.base import VisualPrompt, register_prompt
 
 
 def border_width(image_size: int) -> int:
     return max(1, round(30 * image_size / 224))
 
 
+@register_prompt("vp")
 class BorderPrompt(VisualPrompt):
-    def __init__(self, image_size: int, width: int | None = None):
-        super().__init__(image_size)
+    """VP's frame at Bahng et al.'s width (scaled to ``image_size``); takes no options."""
+
+    def __init__(self, image_size: int, options: None = None):
+        super().__init__(image_size, options)
         L = image_size
-        w = border_width(L) if width is None else int(width)
+        w = border_width(L)
         if not 0 < 2 * w < L:
             raise LorspError(f"border width {w} does not fit a {L} px image")
         self.width = w
@@ -45,8 +48,3 @@ class BorderPrompt(VisualPrompt):
         self.check_input(x)
         return self.frame().unsqueeze(0).expand_as(x)
 
-
-@register_prompt("vp")
-def vp(image_size: int, options: NoOptions) -> BorderPrompt:
-    """VP's frame at Bahng et al.'s width (scaled to ``image_size``); takes no options."""
-    return BorderPrompt(image_size)

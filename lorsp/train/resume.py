@@ -1,0 +1,104 @@
+"""The resume file (``last.pt``): what it holds, how it is read back (checked as data from a file) and restored.
+
+Data order depends only on ``(seed, epoch)``, so a run resumed from ``last.pt`` ends with the same
+numbers as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lorsp.config import TrainConfig
+from lorsp.model import PromptedClassifier
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.fileio import load_torch_safely
+from lorsp.plumbing.tensor_checks import check_array, check_state
+from lorsp.stored_config import check_stored_config
+
+RESUME_FORMAT = "lorsp-resume"
+RESUME_KEYS = ("config", "epoch", "model", "optimizer", "scheduler", "history", "best_val_accuracy",
+               "best_epoch", "best_state")
+
+
+def trainable_state(model: PromptedClassifier) -> dict[str, dict[str, torch.Tensor]]:
+    return {"prompt": {k: v.detach().cpu().clone() for k, v in model.prompt.state_dict().items()},
+            "head": {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()}}
+
+
+def load_trainable_state(model: PromptedClassifier, state: dict[str, dict[str, torch.Tensor]]) -> None:
+    model.prompt.load_state_dict(state["prompt"])
+    model.head.load_state_dict(state["head"])
+
+
+def read_resume(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    state = load_torch_safely(path, "resume checkpoint")
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+        raise LorspError(f"{path} is not a lorsp resume checkpoint (use the run's last.pt)")
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise LorspError(f"{path}: resume checkpoint lacks {missing[0]!r}")
+    config = check_stored_config(state["config"], str(path))
+    epoch, best_epoch = state["epoch"], state["best_epoch"]
+    epochs = config.get("epochs", TrainConfig.epochs)
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= epochs):
+        raise LorspError(f"{path}: resume epoch {epoch!r:.40} is not a finished epoch of the {epochs}")
+    if not (isinstance(best_epoch, int) and 1 <= best_epoch <= epoch) or \
+            not isinstance(state["best_val_accuracy"], (int, float)) or \
+            not 0.0 <= state["best_val_accuracy"] <= 1.0:
+        raise LorspError(f"{path}: best_epoch or best_val_accuracy is out of range")
+    history = state["history"]
+    if not isinstance(history, list) or len(history) != epoch or not all(isinstance(h, dict) for h in history):
+        raise LorspError(f"{path}: history must hold one record per finished epoch ({epoch})")
+    return state
+
+
+def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any], source: str) -> None:
+    """Load a resume checkpoint's tensors into ``model``, ``opt`` and ``sched``, each checked first."""
+    for part in ("model", "best_state"):
+        if not isinstance(state[part], dict) or set(state[part]) != {"prompt", "head"}:
+            raise LorspError(f"{source}: {part} must hold 'prompt' and 'head'")
+        for name, module in (("prompt", model.prompt), ("head", model.head)):
+            check_state(state[part][name], module.state_dict(), source, f"{part} {name}")
+    load_trainable_state(model, state["model"])
+    try:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        raise LorspError(f"{source}: the optimizer or scheduler state does not fit this run: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}") from None
+    for group in opt.state.values():
+        for key, value in group.items():
+            if isinstance(value, torch.Tensor):
+                check_array(value, f"optimizer state {key!r}", source)
+
+
+
+SCALER_FIELDS = {"scale": (float, 0.0), "growth_factor": (float, 1.0), "backoff_factor": (float, 0.0),
+                 "growth_interval": (int, 1), "_growth_tracker": (int, 0)}
+"""A GradScaler's state_dict: each field's kind and its lower bound (the scale and the backoff factor must be above
+it, the others at least it)."""
+
+
+def restore_scaler(scaler: torch.amp.GradScaler, saved: Any, source: str) -> None:
+    """Load a resume checkpoint's fp16 GradScaler state into ``scaler``, checked first (one-line LorspError).
+
+    ``saved`` is empty or None for a run without fp16 (a disabled scaler saves ``{}``); it is ignored there and
+    by a disabled ``scaler``.
+    """
+    if not saved or not scaler.is_enabled():
+        return
+    if not isinstance(saved, dict) or set(saved) != set(SCALER_FIELDS):
+        raise LorspError(f"{source}: scaler must hold {', '.join(SCALER_FIELDS)}")
+    for key, (kind, low) in SCALER_FIELDS.items():
+        value = saved[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
+            (kind is float or float(value).is_integer())
+        if not ok or (value <= low if key in ("scale", "backoff_factor") else value < low) or \
+                (key == "backoff_factor" and value >= 1.0):
+            raise LorspError(f"{source}: scaler {key} {value!r:.40} is out of range")
+    scaler.load_state_dict(saved)
+

@@ -1,0 +1,79 @@
+"""``train()``: one run of the protocol, claimed, staged in ``OUT.partial`` and published whole.
+
+Every run writes into ``OUT.partial`` and is renamed to ``OUT`` when complete: ``model.pt`` (the
+val-selected model), ``last.pt`` (the state after the last finished epoch, for ``--resume``),
+``metrics.json``, ``config.json`` and ``curves.png``.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lorsp.config import TrainConfig
+from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.fileio import staging_dir
+from lorsp.plumbing.loading import check_workers
+from lorsp.plumbing.precision import precision_for
+from lorsp.plumbing.publish import check_output_path, claim_output, write_failure
+from lorsp.train.distributed import barrier, init_distributed
+from lorsp.train.resume import read_resume
+from lorsp.train.stages import run_protocol
+
+
+def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str | Path | None = None,
+          stop_after_epoch: int | None = None, progress: bool = True, device: str = "auto",
+          workers: int = 0) -> dict[str, Any]:
+    """Run the protocol; returns the metrics written to ``OUT/metrics.json``.
+
+    ``OUT`` is claimed first (:func:`lorsp.plumbing.publish.claim_output`: refused when it exists
+    without ``force``, resumed or not, and always when it is or holds an input); the run is
+    staged in ``OUT.partial`` and published whole. A run that fails before its first epoch is
+    saved leaves nothing; one that fails later leaves ``OUT.partial/last.pt`` to resume.
+    ``stop_after_epoch`` ends the run early, leaving ``OUT.partial/last.pt`` as an
+    interruption would (used to test ``resume``).
+    ``device`` is ``--device`` (:func:`lorsp.plumbing.device.resolve_device`) and ``workers`` the loader
+    processes (:mod:`lorsp.plumbing.loading`; results do not depend on it); neither is part of the run's
+    config (a resumed run may continue elsewhere).
+    """
+    check_workers(workers)
+    d = init_distributed(device)
+    out = Path(out)
+    state = read_resume(resume) if resume else None
+    if state is not None:
+        cfg = TrainConfig.from_dict(state["config"])
+    cfg.validate()
+    precision = precision_for(cfg.precision, d.device)  # refused before anything is written or loaded
+    stage = staging_dir(out)
+    inputs = [resume, cfg.weights, cfg.data_root, cfg.dataset.partition(":")[2] or None]
+    if not d.main:  # rank 0 claims and writes; the others refuse what it will refuse, then train
+        check_output_path(out, force=force, sources=inputs)
+        return run_protocol(cfg, stage, state, d, precision, workers, stop_after_epoch=stop_after_epoch,
+                            progress=progress)
+    with claim_output(out, force, sources=inputs) as claim:
+        resuming_stage = state is not None and Path(resume).resolve().parent == stage.resolve()
+        if stage.exists() and not resuming_stage:
+            if (stage / "last.pt").exists() and not force:
+                raise LorspError(f"an interrupted run is in {stage}: --resume {stage / 'last.pt'} or --force")
+            shutil.rmtree(stage)  # nothing to resume in it, or --force: we hold the lock, it is no one's
+        stage.mkdir(parents=True, exist_ok=True)
+        try:
+            metrics = run_protocol(cfg, stage, state, d, precision, workers, stop_after_epoch=stop_after_epoch,
+                                   progress=progress)
+            if "stopped_after_epoch" not in metrics:
+                claim.publish(stage)
+        except OSError as exc:
+            _drop_unresumable(stage)
+            raise LorspError(write_failure(out, exc)) from None
+        except BaseException:
+            _drop_unresumable(stage)
+            raise
+    if "stopped_after_epoch" not in metrics:
+        barrier(d)  # the other ranks wait for the published run
+    return metrics
+
+
+def _drop_unresumable(stage: Path) -> None:
+    """Remove a failed run's stage unless it holds a ``last.pt`` to resume from."""
+    if not (stage / "last.pt").exists():
+        shutil.rmtree(stage, ignore_errors=True)
