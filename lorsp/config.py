@@ -109,8 +109,8 @@ class _ConfigMethods:
 
     def validate(self) -> None:
         """Refuse (one-line LorspError) a value outside its declaration, or a prompt the options cannot build."""
+        check_precision_name(self.precision)  # its own message, as lorsp.plumbing.precision gives it everywhere
         check_config_values(self.to_dict())
-        check_precision_name(self.precision)
         HEADS.get(self.head)  # an unknown head is refused, naming the registered ones
         prompt_from_config(self.to_dict())  # the prompt's own checks before any data is loaded
         if self.prompt == "none" and self.head == "flm":

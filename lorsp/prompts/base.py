@@ -263,7 +263,9 @@ def check_value(options: type, field: dataclasses.Field, value: Any, name: str |
     choices = field.metadata.get("choices")
     choices = choices() if callable(choices) else choices
     if choices is not None and value is not None and value not in choices:
-        raise LorspError(f"unknown {name} {value!r:.60}; choose one of: {', '.join(map(str, choices))}")
+        listed = ", ".join(map(str, choices))
+        raise LorspError(f"unknown {name} {value!r:.60}; choose one of: {listed}" if name.startswith("--") else
+                         f"{name} is {value!r:.60}, not one of {listed}")
     if isinstance(value, float) and not math.isfinite(value):
         raise LorspError(f"{name} must be a finite number, got {value}")
     parse = field.metadata.get("parse")
