@@ -33,7 +33,7 @@ from deploy.network import SpikingNetwork
 from lorsp.encoding import Encoding
 from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
-from lorsp.prompts import VisualPrompt
+from lorsp.prompts import VisualPrompt, chip_prompts
 from lorsp.prompts.lorsp import LowRankSpikePrompt
 from lorsp.plumbing.tensor_checks import check_array
 
@@ -151,9 +151,9 @@ def generator_state(network: SpikingNetwork) -> dict[str, torch.Tensor]:
 def rebuild_model(config: dict[str, Any], classes: list[str], backbone_sha256: str | None,
                   network: SpikingNetwork, host: HostParts) -> PromptedClassifier:
     """The checkpoint's model again, its generator taken from ``network`` (the chip's description)."""
-    model = build_model(config, classes)
-    if not model.prompt.chip_part:
+    if config.get("prompt") not in chip_prompts():
         raise LorspError(f"the bundle's config is a {config.get('prompt')!r} prompt, which has no chip part")
+    model = build_model(config, classes)
     if backbone_sha256 and model.backbone.weights_sha256 != backbone_sha256:
         raise LorspError(f"backbone weights differ from the exported model's (sha256 {backbone_sha256[:12]}...)")
     state = model.prompt.state_dict()

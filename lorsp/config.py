@@ -141,7 +141,7 @@ def __getattr__(name: str) -> Any:
 
 
 def check_config_values(config: dict[str, Any], name_of=None) -> None:
-    """Every known key of a flat config against its declaration (:func:`lorsp.prompts.check_value`).
+    """Every known key of a flat config against its declaration (:func:`lorsp.prompts.base.check_value`).
 
     ``name_of(key)`` says how a message names the key (default: its flag); unknown keys are left alone.
     """

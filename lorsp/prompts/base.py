@@ -23,7 +23,7 @@ Everything else reads the declarations:
   stored config that predates the option meant; :func:`options_from_config`). The method's
   ``lorsp-train`` argument group, the run config's fields, the prompt keys of
   ``metrics.json``, the stored-config check and the constructor all come from it; values are
-  checked once, by :func:`check_option_values`, when the options object is made.
+  checked once, by :func:`check_option_values`, when a prompt is built from them.
 * **parameter groups** (:meth:`VisualPrompt.param_groups`): which parameters learn at which rate.
 * **loss terms** (:meth:`VisualPrompt.loss_terms`): computed from the declared outputs of the
   forward pass (:class:`PromptOutput`, from :meth:`VisualPrompt.output`), never from state kept
@@ -107,7 +107,7 @@ class VisualPrompt(nn.Module):
         super().__init__()
         self.image_size = int(image_size)
         options = self.Options() if options is None else options
-        if not isinstance(options, self.Options):
+        if type(options) is not self.Options:
             raise TypeError(f"{type(self).__name__} takes {self.Options.__name__}, got {type(options).__name__}")
         self.options = dataclasses.replace(options, **overrides) if overrides else options
         check_option_values(self.options)

@@ -81,8 +81,8 @@ BAND_LAYOUTS = ("blocks", "comb")
 class LorspOptions(LorvpOptions):
     """The options of LoRSP: LoR-VP's ``rank``, the spiking generator's and the sparsity term's.
 
-    ``sparsity_weight``, ``sparsity_warmup`` and ``generator_lr_scale`` are read by the training
-    protocol (:mod:`lorsp.train`), the others by :class:`LowRankSpikePrompt`.
+    All are read by :class:`LowRankSpikePrompt`: ``sparsity_weight`` and ``sparsity_warmup`` by its
+    loss terms, ``generator_lr_scale`` by its parameter groups, the others by its construction.
     """
 
     time_steps: int = field(default=8, metadata={"help": "T: SNN steps per image",

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from lorsp.plumbing.errors import LorspError
-from lorsp.prompts.base import VisualPrompt, register_prompt
+from lorsp.prompts.base import NoOptions, VisualPrompt, register_prompt
 
 
 def border_width(image_size: int) -> int:
@@ -25,7 +25,7 @@ def border_width(image_size: int) -> int:
 class BorderPrompt(VisualPrompt):
     """VP's frame at Bahng et al.'s width (scaled to ``image_size``); takes no options."""
 
-    def __init__(self, image_size: int, options: None = None):
+    def __init__(self, image_size: int, options: NoOptions | None = None):
         super().__init__(image_size, options)
         L = image_size
         w = border_width(L)

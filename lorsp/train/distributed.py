@@ -13,6 +13,7 @@ import torch.distributed as dist
 
 from lorsp.plumbing.device import local_rank, process_group_backend, resolve_device
 
+
 @dataclass(frozen=True)
 class Dist:
     """This process's place in the run: its rank, the number of ranks and its device."""

@@ -76,7 +76,6 @@ def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any],
                 check_array(value, f"optimizer state {key!r}", source)
 
 
-
 SCALER_FIELDS = {"scale": (float, 0.0), "growth_factor": (float, 1.0), "backoff_factor": (float, 0.0),
                  "growth_interval": (int, 1), "_growth_tracker": (int, 0)}
 """A GradScaler's state_dict: each field's kind and its lower bound (the scale and the backoff factor must be above

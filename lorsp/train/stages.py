@@ -33,7 +33,8 @@ from lorsp.plumbing.precision import Precision
 from lorsp.plumbing.provenance import git_commit, machine, versions
 from lorsp.prompts import LearningRates
 from lorsp.train.distributed import Dist, barrier
-from lorsp.train.resume import RESUME_FORMAT, load_trainable_state, restore_resume, restore_scaler, trainable_state
+from lorsp.train.resume import (RESUME_FORMAT, load_trainable_state, restore_resume, restore_scaler,
+                                trainable_state)
 
 
 @dataclass
