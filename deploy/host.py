@@ -33,7 +33,7 @@ from deploy.network import SpikingNetwork
 from lorsp.encoding import Encoding
 from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
-from lorsp.prompts import VisualPrompt, chip_prompts
+from lorsp.prompts import chip_prompts
 from lorsp.prompts.lorsp import LowRankSpikePrompt
 from lorsp.plumbing.tensor_checks import check_array
 
@@ -185,10 +185,3 @@ def rebuild_model(config: dict[str, Any], classes: list[str], backbone_sha256: s
 def prompt_from_gate_spikes(model: PromptedClassifier, gate_spikes: torch.Tensor) -> torch.Tensor:
     """The prompt from the chip's gate spikes ``(T, N, gates)``, with the prompt's own host code."""
     return model.prompt.prompt_from_rates(gate_spikes.float().mean(0))
-
-
-@torch.no_grad()
-def add_prompt(prompt: VisualPrompt, x: torch.Tensor, gate_spikes: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``x + P(x)`` as the host computes it from the chip's gate spikes, and the prompt entries it added (whole
-    batch): the prompt's own host code (:meth:`lorsp.prompts.base.VisualPrompt.add_from_spikes`)."""
-    return prompt.add_from_spikes(x, gate_spikes)

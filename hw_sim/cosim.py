@@ -37,7 +37,6 @@ from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend
 from deploy.bundle import Bundle
 from hw_sim.fidelity import spike_agreement
-from deploy.host import add_prompt
 from deploy.network import SpikingNetwork
 from hw_sim.run import Reference, bundle_fields, chip_weights, encoding_fields, provenance, rebuild, reference
 from hw_sim.cosim_images import describe, per_image_arrays
@@ -124,7 +123,7 @@ class SplitPipeline:
         t1 = time.perf_counter()
         chip = get_backend(self.backend)(self.network, spikes_in, mode=self.mode, timeout=self.timeout)
         t2 = time.perf_counter()
-        prompted, entries = add_prompt(prompt, x, torch.from_numpy(chip.layer_spikes[-1]))
+        prompted, entries = prompt.add_from_spikes(x, torch.from_numpy(chip.layer_spikes[-1]))
         t3 = time.perf_counter()
         logits = run_logits(self.session, prompted, batch_size=len(x))
         t4 = time.perf_counter()

@@ -12,7 +12,7 @@ what prices it:
   simulated spikes (:func:`hw_sim.energy.count_operations`); a Loihi table of :mod:`hw_sim.energy`;
 * ``prompt`` (host): ``n T`` adds (gate spike counts; a gate is open when its count is
   nonzero), then one add per prompt entry, measured on the co-simulated gate spikes
-  (:func:`deploy.host.add_prompt`): row/column gating adds the fixed ``B A`` at the open rows
+  (:meth:`lorsp.prompts.lorsp.LowRankSpikePrompt.add_from_spikes`): row/column gating adds the fixed ``B A`` at the open rows
   x open columns only (``3 |rows| |cols|``); band gating adds at every pixel where a term is
   open and pays ``r`` multiply-adds per such entry for the sum of the open terms; rank gating
   is dense (``3 L^2``, plus ``3 L^2 r`` multiply-adds for ``B diag(g) A``); Horowitz fp32 add

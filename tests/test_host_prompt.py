@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deploy.host import add_prompt
 from lorsp.prompts import create_prompt
 
 
@@ -21,7 +20,7 @@ def gated_prompt(gate: str):
 
 def test_rowcol_gating_adds_only_the_open_block():
     prompt, x, dense, gate_spikes = gated_prompt("rowcol")
-    out, entries = add_prompt(prompt, x, gate_spikes)
+    out, entries = prompt.add_from_spikes(x, gate_spikes)
     assert torch.equal(out, x + dense)
     fired = gate_spikes.bool().any(0)
     rows = fired[:, :8][:, prompt.group_of_line].sum(1)
@@ -34,7 +33,7 @@ def test_rowcol_gating_adds_only_the_open_block():
 
 def test_rank_gating_takes_the_dense_path():
     prompt, x, dense, gate_spikes = gated_prompt("rank")
-    out, entries = add_prompt(prompt, x, gate_spikes)
+    out, entries = prompt.add_from_spikes(x, gate_spikes)
     assert torch.equal(out, x + dense) and entries == 3 * 32 * 32 * len(x)
 
 
@@ -42,7 +41,7 @@ def test_rank_gating_takes_the_dense_path():
 def test_all_closed_or_all_open(fired):
     prompt, x, dense, gate_spikes = gated_prompt("rowcol")
     spikes = torch.full_like(gate_spikes, float(fired))
-    out, entries = add_prompt(prompt, x, spikes)
+    out, entries = prompt.add_from_spikes(x, spikes)
     assert entries == (3 * 32 * 32 * len(x) if fired else 0)
     assert torch.equal(out, x + prompt.prompt_from_rates(spikes.mean(0)))
 

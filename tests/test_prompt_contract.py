@@ -105,7 +105,7 @@ def test_every_default_is_the_same_from_the_command_line_the_config_and_a_direct
 
     cfg = config_from_args(build_parser().parse_args(["--prompt", name, "--out", "x", "--image-size", "128"]))
     built = create_prompt(name, image_size=128)
-    direct = PROMPTS.get(name).build(128)
+    direct = PROMPTS.get(name)(128)
     declared = options_class(name)()
     for f in prompt_options(name):
         values = {getattr(cfg, f.name), getattr(built.options, f.name), getattr(direct.options, f.name),
@@ -120,7 +120,7 @@ def test_a_value_outside_its_declaration_is_refused_the_same_way_everywhere():
     from lorsp.train import TrainConfig
 
     for build in (lambda: create_prompt("lorsp", 64, beta=1.5),
-                  lambda: PROMPTS.get("lorsp").build(64, beta=1.5),
+                  lambda: PROMPTS.get("lorsp")(64, beta=1.5),
                   lambda: TrainConfig(prompt="lorsp", image_size=64, beta=1.5).validate()):
         with pytest.raises(LorspError, match="--beta must be"):
             build()

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass
@@ -154,16 +155,8 @@ class VisualPrompt(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
-@dataclass(frozen=True)
-class PromptMethod:
-    """A registered method: ``build(image_size, options)`` and the dataclass of its ``options``."""
-
-    name: str
-    build: Callable[[int, Any], VisualPrompt]
-    options: type
-
-
-PROMPTS: Registry[PromptMethod] = Registry("prompt")
+PROMPTS: Registry[type[VisualPrompt]] = Registry("prompt")
+"""Method name -> its :class:`VisualPrompt` subclass (its options: the class's ``Options``)."""
 
 
 def check_declaration(name: str, options: type) -> None:
@@ -183,7 +176,7 @@ def register_prompt(name: str) -> Callable[[type], type]:
         if not (isinstance(cls, type) and issubclass(cls, VisualPrompt)):
             raise TypeError(f"prompt {name!r}: register a VisualPrompt subclass, got {cls!r}")
         check_declaration(name, cls.Options)
-        PROMPTS.add(name, PromptMethod(name, cls, cls.Options))
+        PROMPTS.add(name, cls)
         return cls
 
     return wrap
@@ -196,7 +189,7 @@ def list_prompts() -> list[str]:
 
 def chip_prompts() -> list[str]:
     """The registered methods with a chip part (:attr:`VisualPrompt.chip_part`)."""
-    return [name for name in PROMPTS.names() if getattr(PROMPTS.get(name).build, "chip_part", False)]
+    return [name for name in PROMPTS.names() if PROMPTS.get(name).chip_part]
 
 
 def option_flag(name: str) -> str:
@@ -206,7 +199,7 @@ def option_flag(name: str) -> str:
 
 def options_class(name: str) -> type:
     """The frozen dataclass that declares the options of method ``name``."""
-    return PROMPTS.get(name).options
+    return PROMPTS.get(name).Options
 
 
 def prompt_options(name: str) -> tuple[dataclasses.Field, ...]:
@@ -219,6 +212,12 @@ def option_names(name: str) -> tuple[str, ...]:
     return tuple(f.name for f in prompt_options(name))
 
 
+@functools.lru_cache(maxsize=None)
+def declared_types(options: type) -> dict[str, Any]:
+    """The annotations of a declaring dataclass, resolved once per class."""
+    return typing.get_type_hints(options)
+
+
 def option_type(options: type, field: dataclasses.Field) -> Callable[[str], Any]:
     """The command-line type of a declared option: its ``parse`` metadata (a range-checked
     :mod:`lorsp.plumbing.cli_options` type), else its annotation, ``X | None`` read as ``X``.
@@ -227,7 +226,7 @@ def option_type(options: type, field: dataclasses.Field) -> Callable[[str], Any]
     """
     from lorsp.plumbing.cli_options import integer, number
 
-    hint = typing.get_type_hints(options)[field.name]
+    hint = declared_types(options)[field.name]
     kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     if len(kinds) != 1 or kinds[0] not in (int, float, str):
         raise TypeError(f"option {field.name!r} of {options.__name__}: no command-line form for {hint}")
@@ -257,7 +256,7 @@ def check_value(options: type, field: dataclasses.Field, value: Any, name: str |
     (default: its flag, ``--rank``). Raises a one-line :class:`LorspError`.
     """
     name = name or option_flag(field.name)
-    hint = typing.get_type_hints(options)[field.name]
+    hint = declared_types(options)[field.name]
     if not value_kind_ok(value, hint):
         raise LorspError(f"{name} is {value!r:.60}, not of type {getattr(hint, '__name__', hint)}")
     choices = field.metadata.get("choices")
@@ -326,4 +325,4 @@ def create_prompt(name: str, image_size: int, **options: Any) -> VisualPrompt:
     """
     _refuse_undeclared(name, options)
     method = PROMPTS.get(name)
-    return method.build(image_size, method.options(**options))
+    return method(image_size, method.Options(**options))
