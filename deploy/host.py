@@ -1,23 +1,26 @@
-r"""The host side of a LoRSP prompt: what runs around the chip, and the file that carries it.
+r"""The host side of a prompt with a chip part: what runs around the chip, and the file that carries it.
 
 The chip runs the spiking generator ``S`` only. The host
 
 1. encodes each image into input spikes (:class:`lorsp.encoding.Encoding`: its name, size
    and ``T`` steps);
-2. receives the gate spikes and forms their rates ``rho = (1/T) sum_t s_t``;
-3. builds the prompt from the rates with the prompt's own code
-   (:meth:`lorsp.prompts.lorsp.LowRankSpikePrompt.prompt_from_rates`: a gate is open when
-   its neuron fired at least once; the gate mode's formula, lines reading their band's gate
-   through ``group_of_line``), so host and training cannot drift apart;
+2. receives the gate spikes;
+3. builds the prompt from them with the prompt's own code
+   (:meth:`lorsp.prompts.VisualPrompt.prompt_from_spikes` and ``add_from_spikes``; for LoRSP a gate
+   is open when its neuron fired at least once, lines reading their band's gate through
+   ``group_of_line``), so host and training cannot drift apart;
 4. classifies ``x + P(x)`` with the frozen backbone and the head.
 
 ``host.safetensors`` (format ``lorsp-host-v2``) holds what steps 1 and 3-4 need beyond the
-backbone's own weights file (named by sha256 in the manifest): tensors ``encoding.size``,
+backbone's own weights file (named by sha256 in the manifest): what the prompt declares of
+itself (:meth:`lorsp.prompts.VisualPrompt.host_state`; LoRSP: tensors ``encoding.size``,
 ``encoding.time_steps``, ``prompt.B``, ``prompt.A``, ``prompt.mix`` (shared factors only),
-``prompt.group_of_line``, ``head.*`` and ``fixed_point.scale`` (one scale per chip layer,
-:mod:`deploy.fixed_point`); metadata ``format``, ``gate``, ``encoding`` (its name) and
-``factors``. A ``lorsp-host-v1`` file (``encoding.pool``, per-channel factors, from before
-the band gating) is still read.
+``prompt.group_of_line``; metadata ``gate``, ``encoding`` (its name) and ``factors``), then
+``head.*`` and ``fixed_point.scale`` (one scale per chip layer, :mod:`deploy.fixed_point`) and
+metadata ``format``. :func:`rebuild_model` loads a file back into the config's model without
+naming a method: ``prompt.*`` tensors that are parameters are taken from the file, every other
+declared tensor and text must be what the config's prompt declares. A ``lorsp-host-v1`` file
+(``encoding.pool``, per-channel factors, from before the band gating) is still read.
 """
 from __future__ import annotations
 
@@ -33,8 +36,7 @@ from deploy.network import SpikingNetwork
 from lorsp.encoding import Encoding
 from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
-from lorsp.prompts import chip_prompts
-from lorsp.prompts.lorsp import LowRankSpikePrompt
+from lorsp.prompts import VisualPrompt, chip_prompts
 from lorsp.plumbing.tensor_checks import check_array
 
 HOST_FORMAT = "lorsp-host-v2"
@@ -54,6 +56,10 @@ class HostParts:
     group_of_line: torch.Tensor
     head: dict[str, torch.Tensor]
     fixed_point_scale: torch.Tensor
+    prompt_state: dict[str, torch.Tensor]
+    """The file's ``encoding.*`` and ``prompt.*`` tensors, a ``lorsp-host-v1`` file's in today's names."""
+    prompt_metadata: dict[str, str]
+    """``gate``, ``encoding`` and ``factors`` as the file gives them (a v1 file's implied values)."""
 
     @property
     def time_steps(self) -> int:
@@ -61,19 +67,15 @@ class HostParts:
         return self.encoding.time_steps
 
 
-def host_tensors(prompt: LowRankSpikePrompt, head: dict[str, torch.Tensor],
+def host_tensors(prompt: VisualPrompt, head: dict[str, torch.Tensor],
                  fixed_point_scale: list[float]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors (contiguous CPU copies) and metadata of ``host.safetensors`` for ``prompt``."""
-    tensors = {"encoding.size": torch.tensor([prompt.encoding.size], dtype=torch.int64),
-               "encoding.time_steps": torch.tensor([prompt.encoding.time_steps], dtype=torch.int64),
-               "prompt.B": prompt.B, "prompt.A": prompt.A,
-               "prompt.group_of_line": prompt.group_of_line.to(torch.int64),
-               "fixed_point.scale": torch.tensor(fixed_point_scale, dtype=torch.float64),
+    """The tensors (contiguous CPU copies) and metadata of ``host.safetensors`` for a prompt with a chip part:
+    what the prompt declares of itself (:meth:`lorsp.prompts.VisualPrompt.host_state`), the head's tensors and
+    the fixed-point scales."""
+    state, prompt_metadata = prompt.host_state()
+    tensors = {**state, "fixed_point.scale": torch.tensor(fixed_point_scale, dtype=torch.float64),
                **{f"head.{k}": v for k, v in head.items()}}
-    if prompt.mix is not None:
-        tensors["prompt.mix"] = prompt.mix
-    metadata = {"format": HOST_FORMAT, "gate": prompt.gate, "encoding": prompt.encoding.name,
-                "factors": prompt.factors}
+    metadata = {"format": HOST_FORMAT, **prompt_metadata}
     return {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, metadata
 
 
@@ -97,12 +99,16 @@ def read_host(path: str | Path) -> HostParts:
             raise ValueError("encoding.size and encoding.time_steps must hold one value each")
         encoding = Encoding("pool" if legacy else meta.get("encoding", ""), int(size.reshape(-1)[0]),
                             int(steps.reshape(-1)[0]))
-        return HostParts(encoding=encoding, gate=meta.get("gate", "rowcol"),
-                         factors="per-channel" if legacy else meta.get("factors", ""),
+        prompt_metadata = {"gate": meta.get("gate", "rowcol"), "encoding": encoding.name,
+                           "factors": "per-channel" if legacy else meta.get("factors", "")}
+        prompt_state = {("encoding.size" if k == "encoding.pool" else k): v for k, v in tensors.items()
+                        if k.startswith(("encoding.", "prompt."))}
+        return HostParts(encoding=encoding, gate=prompt_metadata["gate"], factors=prompt_metadata["factors"],
                          B=tensors["prompt.B"], A=tensors["prompt.A"], mix=tensors.get("prompt.mix"),
                          group_of_line=tensors["prompt.group_of_line"],
                          head={k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")},
-                         fixed_point_scale=tensors["fixed_point.scale"])
+                         fixed_point_scale=tensors["fixed_point.scale"], prompt_state=prompt_state,
+                         prompt_metadata=prompt_metadata)
     except KeyError as exc:
         raise LorspError(f"{path} lacks tensor {exc.args[0]!r}") from None
     except (IndexError, ValueError, TypeError) as exc:
@@ -163,25 +169,23 @@ def rebuild_model(config: dict[str, Any], classes: list[str], backbone_sha256: s
             raise LorspError(f"the NIR network does not fit this model's spiking generator ({full} "
                              f"{tuple(value.shape)})")
         state[full] = value
-    if host.B.shape != state["B"].shape or host.A.shape != state["A"].shape or \
-            (host.mix is None) != ("mix" not in state) or (host.mix is not None and host.mix.shape != state["mix"].shape):
-        raise LorspError(f"host factors B {tuple(host.B.shape)}, A {tuple(host.A.shape)} do not fit the config")
-    state["B"], state["A"] = host.B, host.A
-    if host.mix is not None:
-        state["mix"] = host.mix
+    expected, expected_metadata = model.prompt.host_state()  # what this config's prompt writes
+    for key in sorted(set(expected) | set(host.prompt_state)):
+        given, wanted, name = host.prompt_state.get(key), expected.get(key), key.removeprefix("prompt.")
+        if wanted is None:
+            raise LorspError(f"host tensor {key!r} is not one this config's prompt declares")
+        if key.startswith("prompt.") and name in state:  # a trained tensor: the file's values
+            if given is None or given.shape != wanted.shape:
+                raise LorspError(f"host tensor {key!r} {tuple(given.shape) if given is not None else 'missing'} "
+                                 f"does not fit the config")
+            state[name] = given
+        elif given is None or not torch.equal(given, wanted.cpu().to(given.dtype)):
+            raise LorspError("host encoding or gate mapping differs from the config's")
+    if any(host.prompt_metadata.get(k) != v for k, v in expected_metadata.items()):
+        raise LorspError("host encoding or gate mapping differs from the config's")
     model.prompt.load_state_dict(state)
     try:
         model.head.load_state_dict(host.head)
     except RuntimeError as exc:
         raise LorspError(f"host head tensors do not fit the config: {str(exc).splitlines()[0]}") from None
-    prompt = model.prompt
-    if (host.encoding, host.gate, host.factors) != (prompt.encoding, prompt.gate, prompt.factors) or \
-            not torch.equal(host.group_of_line, prompt.group_of_line.cpu()):
-        raise LorspError("host encoding or gate mapping differs from the config's")
     return model.eval()
-
-
-@torch.no_grad()
-def prompt_from_gate_spikes(model: PromptedClassifier, gate_spikes: torch.Tensor) -> torch.Tensor:
-    """The prompt from the chip's gate spikes ``(T, N, gates)``, with the prompt's own host code."""
-    return model.prompt.prompt_from_rates(gate_spikes.float().mean(0))

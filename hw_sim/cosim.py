@@ -8,7 +8,7 @@ Each batch of images goes through the split as it would be deployed (docs/method
 1. host: the prompt's encoding (:class:`lorsp.encoding.Encoding`) -> binary input spikes ``(T, N, D)``;
 2. chip: the spiking generator of ``prompt_generator.nir`` on a simulator backend
    (:mod:`hw_sim.backends`) -> gate spikes;
-3. host: the prompt from the gate spikes (:func:`deploy.host.prompt_from_gate_spikes`), added
+3. host: the prompt from the gate spikes (the prompt's own ``prompt_from_spikes``), added
    to the image;
 4. accelerator: ``backbone.onnx`` (or its fp16 or int8 file) in onnxruntime -> logits.
 

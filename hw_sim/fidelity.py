@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deploy.host import prompt_from_gate_spikes
 from lorsp.model import PromptedClassifier
 
 
@@ -35,7 +34,7 @@ def spike_agreement(sim: list[np.ndarray], ref: list[np.ndarray], names: list[st
 def end_to_end(model: PromptedClassifier, x: torch.Tensor, y: torch.Tensor, gate_spikes: np.ndarray,
                prompt_ref: torch.Tensor, logits_ref: torch.Tensor) -> dict:
     """Prompt difference and accuracy change when the gates come from the simulated chip."""
-    prompt_sim = prompt_from_gate_spikes(model, torch.from_numpy(gate_spikes))
+    prompt_sim = model.prompt.prompt_from_spikes(torch.from_numpy(gate_spikes))
     logits_sim = model.classify(x + prompt_sim)
     diff = prompt_sim - prompt_ref
     ref_norm = float(prompt_ref.norm())

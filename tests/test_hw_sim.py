@@ -520,3 +520,24 @@ def test_the_lava_process_group_dies_with_its_parent(sig):
     for pid in left:  # do not leave them to the next test
         os.kill(pid, signal.SIGKILL)
     assert left == [], f"the Lava group {group} outlived its parent by 10 s"
+
+
+def test_rebuild_takes_the_trained_host_tensors_and_refuses_a_file_the_config_does_not_declare(bundle):
+    """``rebuild_model`` reads what the prompt declares of itself (``host_state``): a trained ``prompt.*`` tensor
+    comes from the file, a fixed one (the line-to-band map) and the metadata must be the config's, and a tensor
+    the config's prompt does not declare, or one of another shape, is refused."""
+    b = open_bundle(bundle)
+    m = b.manifest
+    args = (m["config"], m["classes"], m["backbone_weights_sha256"], b.network)
+    model = rebuild_model(*args, b.host)
+    assert torch.equal(model.prompt.B, b.host.prompt_state["prompt.B"])
+    assert torch.equal(model.prompt.A, b.host.prompt_state["prompt.A"])
+    state = b.host.prompt_state
+    changed = {"prompt.group_of_line": torch.flip(state["prompt.group_of_line"], [0])}
+    cases = [({**state, **changed}, b.host.prompt_metadata, "gate mapping differs"),
+             (state, {**b.host.prompt_metadata, "gate": "rank"}, "gate mapping differs"),
+             ({**state, "prompt.B": state["prompt.B"][..., :1]}, b.host.prompt_metadata, r"'prompt.B' \(1, 32, 1\) does not fit"),
+             ({**state, "prompt.C": state["prompt.B"]}, b.host.prompt_metadata, "'prompt.C'")]
+    for tensors, metadata, fragment in cases:
+        with pytest.raises(LorspError, match=fragment):
+            rebuild_model(*args, replace(b.host, prompt_state=tensors, prompt_metadata=metadata))

@@ -145,9 +145,19 @@ class VisualPrompt(nn.Module):
         """A data-dependent start from training images ``x``, before the first step (default: none)."""
         return None
 
+    def prompt_from_spikes(self, gate_spikes: torch.Tensor) -> torch.Tensor:
+        """A chip prompt's host side: the prompt ``(N, 3, L, L)`` from the chip's gate spikes ``(T, N, gates)``."""
+        raise LorspError(f"{type(self).__name__} has no chip part")
+
     def add_from_spikes(self, x: torch.Tensor, gate_spikes: torch.Tensor) -> tuple[torch.Tensor, int]:
         """A chip prompt's host side: ``x + P`` from the chip's gate spikes ``(T, N, gates)``, and the prompt
         entries the host added (whole batch)."""
+        raise LorspError(f"{type(self).__name__} has no chip part")
+
+    def host_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """A chip prompt's part of the host file: tensors (``encoding.*``: its input encoding; ``prompt.*``: a
+        trained one, loaded back into the parameter of that name, or a fixed one the config must reproduce) and
+        metadata (text the config must reproduce)."""
         raise LorspError(f"{type(self).__name__} has no chip part")
 
     def num_params(self) -> int:

@@ -565,6 +565,22 @@ class LowRankSpikePrompt(VisualPrompt):
 
 
     # ------------------------------------------------------------------ the host's side of the chip
+    def host_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """The host file's LoRSP part: the encoding's size and ``T``, the factors (``B``, ``A``, ``mix`` with
+        shared factors), the line-to-band map; metadata ``gate``, ``encoding`` (its name) and ``factors``."""
+        tensors = {"encoding.size": torch.tensor([self.encoding.size], dtype=torch.int64),
+                   "encoding.time_steps": torch.tensor([self.encoding.time_steps], dtype=torch.int64),
+                   "prompt.B": self.B, "prompt.A": self.A,
+                   "prompt.group_of_line": self.group_of_line.to(torch.int64)}
+        if self.mix is not None:
+            tensors["prompt.mix"] = self.mix
+        return tensors, {"gate": self.gate, "encoding": self.encoding.name, "factors": self.factors}
+
+    @torch.no_grad()
+    def prompt_from_spikes(self, gate_spikes: torch.Tensor) -> torch.Tensor:
+        """The prompt from the chip's gate spikes ``(T, N, gates)``: :meth:`prompt_from_rates` of their rates."""
+        return self.prompt_from_rates(gate_spikes.float().mean(0))
+
     @torch.no_grad()
     def add_from_spikes(self, x: torch.Tensor, gate_spikes: torch.Tensor) -> tuple[torch.Tensor, int]:
         """``x + P(x)`` as the host computes it from the chip's gate spikes ``(T, N, gates)``, and the number of
@@ -581,7 +597,7 @@ class LowRankSpikePrompt(VisualPrompt):
         (``3 L^2`` entries).
         """
         if self.gate != "rowcol":
-            added = x + self.prompt_from_rates(gate_spikes.float().mean(0))
+            added = x + self.prompt_from_spikes(gate_spikes)
             pixels = int(self.open_pixels(gate_spikes).sum()) if self.gate == "band" else x[:, 0].numel()
             return added, 3 * pixels
         rows, cols = self.line_gates(gate_spikes.bool().any(0))  # (N, L) each: fired at least once
