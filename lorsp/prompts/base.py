@@ -102,7 +102,10 @@ class VisualPrompt(nn.Module):
 
     Options: ClassVar[type] = NoOptions
     chip_part: ClassVar[bool] = False
-    """Whether part of the prompt runs on the chip (a spiking generator) and the rest on the host."""
+    """Whether part of the prompt runs on the chip and the rest on the host. Such a prompt also has
+    ``spiking_generator`` (the snnTorch network the exporters write as NIR and netx), ``encoding`` (its
+    :class:`lorsp.encoding.Encoding`) and ``encode(x)`` (its input spikes ``(T, N, D)``), besides the host
+    methods below (:meth:`host_state`, :meth:`prompt_from_spikes`, :meth:`add_from_spikes`)."""
 
     def __init__(self, image_size: int, options: Any = None, **overrides: Any):
         super().__init__()
