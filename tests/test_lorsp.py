@@ -469,3 +469,16 @@ def test_comb_layout_spreads_each_band_over_the_whole_image_with_the_same_gates(
         assert all(torch.linalg.matrix_rank(out_comb[n, c]) <= R for c in range(3))
     with pytest.raises(LorspError, match="--band-layout"):
         create_prompt("lorsp", image_size=32, band_layout="stripes")
+
+
+def test_the_open_relay_is_the_dense_twin_every_image_gets_the_whole_low_rank_prompt(images):
+    """``--relay open``: every gate held open whatever the image (and the calibration leaves them), so the prompt is
+    the factors' whole low-rank prompt for every image, with no zero pixel: LoRSP's dense twin."""
+    p = create_prompt("lorsp", image_size=L, rank=R, relay="open").eval()
+    assert bool(p.held.all())
+    p.calibrate(images)
+    with torch.no_grad():
+        p.B.normal_()
+        prompt = p(images)
+        whole = p.prompt_from_rates(torch.ones(1, p.held.numel()))
+    assert torch.equal(prompt, whole.expand_as(prompt)) and bool((prompt != 0).all())

@@ -72,7 +72,7 @@ from lorsp.prompts.lorvp import LorvpOptions, check_rank
 
 GATE_MODES = ("band", "rowcol", "rank")
 GENERATOR_TRAINING = ("all", "weights", "gate-biases", "none")
-BAND_RELAYS = ("content", "background", "frame", "mixed", "border")
+BAND_RELAYS = ("content", "background", "frame", "mixed", "border", "open")
 FACTOR_MODES = ("shared", "per-channel")
 BAND_LAYOUTS = ("blocks", "comb")
 
@@ -113,7 +113,8 @@ class LorspOptions(LorvpOptions):
                 "bands across the height (a per-image frame around the content); mixed: the first half of "
                 "the terms content, the others frame; border: the first half of the terms a fixed border of "
                 "--border-bands outer bands, the same for every image (even terms its rows across the width, "
-                "odd terms its columns across the height), the others content", "choices": BAND_RELAYS,
+                "odd terms its columns across the height), the others content; open: every gate held open, the "
+                "same for every image (LoRSP's dense twin: the same factors with no zeros)", "choices": BAND_RELAYS,
         "applies_when": {"gate": ("band",)}, "legacy": "content"})
     border_bands: int = field(default=1, metadata={
         "help": "--relay border: the bands on each side of the image that the fixed border holds open",
@@ -364,6 +365,11 @@ class LowRankSpikePrompt(VisualPrompt):
                     self.held[gates] = True
                     second.weight[gates] = 0.0
                     second.bias[gates] = 2.0 * threshold * outer.to(second.bias.dtype)
+                    continue
+                if kind == "open":  # fires at every step whatever it hears
+                    self.held[gates] = True
+                    second.weight[gates] = 0.0
+                    second.bias[gates] = 2.0 * threshold
                     continue
                 if kind == "frame" and k % 2 != side:
                     self.held[gates] = True
