@@ -14,10 +14,11 @@ import functools
 from pathlib import Path
 from typing import Any, Sequence
 
-from export.bundle_writer import Finish, read_source, write_export
+from export.bundle_writer import Finish, check_dataset, read_source, write_export
 from export.loihi import write_loihi_artifacts
 from deploy.onnx_runtime import resolve_providers
 from export.onnx_target import load_check_images, onnx_bytes, write_onnx_artifacts
+from lorsp.data import dataset_paths
 from lorsp.plumbing.publish import claim_output
 
 
@@ -29,6 +30,7 @@ def export_all(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[
     with claim_output(out, force, sources=[checkpoint]) as claim:
         source = read_source(checkpoint, generator_for="all")
         claim.require_space(onnx_bytes(source.model, precisions))
+        claim.add_inputs(dataset_paths(check_dataset(source.config, dataset), source.config.get("data_root")))
         images = load_check_images(source.config, dataset, samples)
         sections = [functools.partial(write_loihi_artifacts, source.model, images=images.test,
                                       dataset=images.dataset),

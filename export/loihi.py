@@ -31,7 +31,7 @@ from export.bundle_writer import Finish, check_dataset, read_source, write_expor
 from export.host import write_host
 from export.netx import write_netx
 from export.nir import check_description, check_nodes, check_round_trip, export_generator
-from lorsp.data import load_split_images
+from lorsp.data import dataset_paths, load_split_images
 from lorsp.plumbing.publish import claim_output
 from lorsp.model import PromptedClassifier
 
@@ -47,6 +47,7 @@ def export_loihi(checkpoint: str | Path, out: str | Path, *, samples: int = 64, 
         source = read_source(checkpoint, generator_for="loihi")
         config = source.config
         dataset = check_dataset(config, dataset)
+        claim.add_inputs(dataset_paths(dataset, config.get("data_root")))  # never published over the images
         x, _ = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
         section = functools.partial(write_loihi_artifacts, source.model, images=x, dataset=dataset)
         return write_export(claim, "loihi", source, [section], finish)

@@ -36,7 +36,7 @@ from export.onnx_convert import int8_scheme, write_fp16, write_int8
 from export.onnx_metadata import metadata
 from export.onnx_graph import export_backbone_onnx
 from export.onnx_macs import count_macs
-from lorsp.data import Splits, create_splits, load_split_images
+from lorsp.data import Splits, create_splits, dataset_paths, load_split_images
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.publish import claim_output
 from lorsp.model import PromptedClassifier
@@ -89,6 +89,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, precisions: Sequence
     with claim_output(out, force, sources=[checkpoint]) as claim:
         source = read_source(checkpoint)
         claim.require_space(onnx_bytes(source.model, precisions))
+        claim.add_inputs(dataset_paths(check_dataset(source.config, dataset), source.config.get("data_root")))
         images = load_check_images(source.config, dataset, samples)
         section = functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
                                     providers=providers)

@@ -17,7 +17,7 @@ from hw_sim.report import write_report
 from hw_sim.simulate import simulate
 from lorsp.plumbing.cli import run_cli
 from lorsp.plumbing.cli_options import OptionParser, count, seconds
-from lorsp.data import list_datasets
+from lorsp.data import dataset_paths, list_datasets
 from lorsp.plumbing.publish import claim_output
 
 MODE_CHOICES = (*MODES, "both")
@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     get_backend(args.backend)  # a backend that cannot load (lava without Lava) is refused before any work
     out = args.out
-    with claim_output(out, args.force, sources=[args.bundle]) as claim:  # checked and locked before the simulation
-        bundle = open_bundle(args.bundle)
+    bundle = open_bundle(args.bundle)
+    images = dataset_paths(args.dataset or bundle.config.get("dataset", ""), bundle.config.get("data_root"))
+    with claim_output(out, args.force, sources=[args.bundle, *images]) as claim:  # checked and locked first
         report = simulate(bundle, dataset=args.dataset, samples=args.samples, modes=modes_of(args.mode),
                           backend=args.backend, timeout=args.timeout, progress=not args.quiet)
         with claim.staged() as stage:

@@ -23,7 +23,7 @@ from hw_sim.cosim_report import agreement_line, energy_line, latency_line, write
 from lorsp.data import SPLITS
 from lorsp.plumbing.cli import run_cli
 from lorsp.plumbing.cli_options import OptionParser, count
-from lorsp.data import list_datasets
+from lorsp.data import dataset_paths, list_datasets
 from lorsp.plumbing.publish import claim_output
 
 DEFAULT_OUT = "cosim"
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bundle = open_bundle(args.bundle)
     out = args.out or Path(args.bundle) / DEFAULT_OUT
-    protected = [bundle.root / name for name in (*bundle.manifest["artifacts"], MANIFEST_FILE)]
+    protected = [*(bundle.root / name for name in (*bundle.manifest["artifacts"], MANIFEST_FILE)),
+                 *dataset_paths(args.dataset or bundle.config.get("dataset", ""), bundle.config.get("data_root"))]
     with claim_output(out, args.force, sources=protected) as claim:  # may lie in DIR, never over its files
         backbone_file(bundle, args.precision)
         print(f"verified {len(bundle.manifest['artifacts'])} files of {bundle.root} against {MANIFEST_FILE}")

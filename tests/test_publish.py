@@ -226,3 +226,74 @@ def test_the_size_of_the_onnx_files_is_estimated_from_the_weights(lite0):
     weights = sum(p.numel() for p in model.backbone.parameters()) + sum(p.numel() for p in model.head.parameters())
     assert onnx_bytes(model, ["fp32"]) == 4 * weights + (1 << 20)
     assert onnx_bytes(model, ["fp16", "int8"]) == 7 * weights + (1 << 20)
+
+
+# --------------------------------------------------------------------------- nothing a user owns is lost (issue 28)
+def test_a_link_or_a_user_file_named_like_the_lock_is_refused_and_left_as_it_is(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("mine")
+    (tmp_path / ".out.lock").symlink_to(target)
+    with pytest.raises(LorspError, match="is a symbolic link"):
+        claim_output(tmp_path / "out", False)
+    assert target.read_text() == "mine" and (tmp_path / ".out.lock").is_symlink()
+    (tmp_path / ".b.lock").write_text("notes of my own\n")
+    with pytest.raises(LorspError, match="not a lock lorsp wrote"):
+        claim_output(tmp_path / "b", False)
+    assert (tmp_path / ".b.lock").read_text() == "notes of my own\n"
+    (tmp_path / ".c.lock").write_text("12345\n")  # a lock a killed run left: taken over, then removed
+    with claim_output(tmp_path / "c", False) as claim, claim.staged() as stage:
+        (stage / "a.txt").write_text("a")
+    assert not (tmp_path / ".c.lock").exists() and (tmp_path / "c" / "a.txt").read_text() == "a"
+
+
+def test_an_old_output_moved_aside_by_a_killed_publish_is_put_back(tmp_path):
+    """A ``--force`` publish moves the old ``OUT`` to ``.OUT.*.old/previous`` and then renames the new one in; a run
+    killed in between leaves ``OUT`` missing, and the next claim on ``OUT`` puts the old one back."""
+    out = tmp_path / "out"
+    aside = tmp_path / ".out.x1y2.old"
+    aside.mkdir()
+    (aside / "previous").mkdir()
+    (aside / "previous" / "result.txt").write_text("old")
+    with claim_output(out, True):
+        assert (out / "result.txt").read_text() == "old"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_stage_folder_lorsp_did_not_write_is_never_deleted(tmp_path):
+    """``OUT.partial`` holding anything a training run does not write (here: a user's data), a link or a file is
+    refused in one line and left as it is."""
+    out = tmp_path / "run"
+    args = ("--prompt", "none", "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
+            "--limit-train", "32", "--limit-test", "16", "--batch-size", "16", "--quiet", "--out", str(out))
+    stage = tmp_path / "run.partial"
+    stage.mkdir()
+    (stage / "images.npz").write_text("data")
+    assert_one_line_error(run_cli("lorsp.train", *args), "holds files a training run does not write")
+    assert (stage / "images.npz").read_text() == "data"
+    (stage / "images.npz").unlink()
+    stage.rmdir()
+    stage.write_text("a file")
+    assert_one_line_error(run_cli("lorsp.train", *args, "--force"), "is not a training stage lorsp wrote")
+    assert stage.read_text() == "a file"
+
+
+def test_an_output_over_the_image_folder_a_command_reads_is_refused_even_with_force(tmp_path_factory, tmp_path):
+    """The data set a command reads is an input like its checkpoint or bundle: ``-o`` onto an ``imagefolder:``
+    folder is refused by every console script, with --force too, and the images stay."""
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "images"
+    for label in ("a", "b"):
+        for split in ("train", "test"):
+            (images / split / label).mkdir(parents=True)
+            for i in range(4):
+                Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / split / label / f"{i}.png")
+    before = sorted(p.relative_to(images) for p in images.rglob("*"))
+    dataset = f"imagefolder:{images}"
+    checkpoint, bundle = shared_checkpoint(tmp_path_factory), shared_bundle(tmp_path_factory)
+    for module, args in (("pipeline.export_cli", ("--target", "loihi", str(checkpoint), "--dataset", dataset)),
+                         ("hw_sim.cli", (str(bundle), "--dataset", dataset)),
+                         ("hw_sim.cosim_cli", (str(bundle), "--dataset", dataset))):
+        assert_one_line_error(run_cli(module, *args, "-o", str(images), "--force"), "is the input")
+    assert sorted(p.relative_to(images) for p in images.rglob("*")) == before

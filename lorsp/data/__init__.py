@@ -9,7 +9,7 @@ benchmarks read a user's own folder (:mod:`lorsp.data.user_sets`). A new
 dataset is one loader function decorated with :func:`register_dataset`.
 """
 from lorsp.data.base import ArrayDataset, SourceData
-from lorsp.data.registry import list_datasets, load_source, register_dataset
+from lorsp.data.registry import dataset_paths, list_datasets, load_source, register_dataset
 from lorsp.data.splits import SPLITS, Splits, create_splits, load_split_images, make_splits
 from lorsp.data.transforms import ToModelInput
 from lorsp.data import offline as _offline  # noqa: F401  (registers loaders)

@@ -37,6 +37,8 @@ class NameForm:
     loader: FormLoader
     shown: str
     """How the unknown-name error offers the form, e.g. ``imagefolder:PATH``."""
+    text_is_path: bool
+    """Whether the text after the prefix names a file or folder the loader reads (an input of the command)."""
 
 
 IMAGEFOLDER_PREFIX = "imagefolder:"
@@ -55,14 +57,15 @@ def register_dataset(name: str, *, offline: bool, description: str) -> Callable[
     return wrap
 
 
-def register_name_form(prefix: str, *, shown: str) -> Callable[[FormLoader], FormLoader]:
+def register_name_form(prefix: str, *, shown: str, text_is_path: bool) -> Callable[[FormLoader], FormLoader]:
     """Decorator: names starting with ``prefix`` load with ``loader(name[len(prefix):])``.
 
-    ``shown`` (e.g. ``imagefolder:PATH``) joins the choices an unknown dataset name's error offers.
+    ``shown`` (e.g. ``imagefolder:PATH``) joins the choices an unknown dataset name's error offers;
+    ``text_is_path``: the text names what the loader reads (:func:`dataset_paths` lists it).
     """
 
     def wrap(loader: FormLoader) -> FormLoader:
-        NAME_FORMS.add(prefix, NameForm(prefix, loader, shown))
+        NAME_FORMS.add(prefix, NameForm(prefix, loader, shown, text_is_path))
         DATASETS.also = ", or ".join(NAME_FORMS.get(p).shown for p in NAME_FORMS.names())
         return loader
 
@@ -77,6 +80,17 @@ def list_datasets(offline_only: bool = False) -> list[str]:
 def get_entry(name: str) -> DatasetEntry:
     """The registry entry of dataset ``name`` (a name form such as ``imagefolder:PATH`` is not one)."""
     return DATASETS.get(name)
+
+
+def dataset_paths(name: str, root: str | Path | None = None) -> list[str]:
+    """The files and folders dataset ``name`` (with data folder ``root``) reads: the inputs an output must never
+    replace (:func:`lorsp.plumbing.publish.claim_output`'s ``sources``)."""
+    paths = [str(root)] if root not in (None, "") else []
+    for prefix in NAME_FORMS.names():
+        form = NAME_FORMS.get(prefix)
+        if name.startswith(prefix) and form.text_is_path and name[len(prefix):]:
+            paths.append(name[len(prefix):])
+    return paths
 
 
 def load_source(name: str, root: str | Path | None = None, download: bool = False) -> SourceData:

@@ -487,7 +487,7 @@ def _image_folder(path: Path) -> "ImageFileList":
     return ImageFileList(paths, targets, classes)
 
 
-@register_name_form(IMAGEFOLDER_PREFIX, shown=f"{IMAGEFOLDER_PREFIX}PATH")
+@register_name_form(IMAGEFOLDER_PREFIX, shown=f"{IMAGEFOLDER_PREFIX}PATH", text_is_path=True)
 def load_imagefolder(path: str | Path) -> SourceData:
     """Any folder of class subfolders of images (``imagefolder:PATH``).
 

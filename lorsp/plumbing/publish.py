@@ -30,6 +30,7 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,6 +81,18 @@ def _overlaps(out: Path, source: Path, inside_ok: bool) -> str | None:
     return None
 
 
+def refuse_overlaps(out: Path, resolved: Path, sources: Iterable[str | Path | None], inside_ok: bool) -> None:
+    """LorspError (one line) when output ``out`` (``resolved``) is, holds, or (unless ``inside_ok``) lies inside
+    one of ``sources`` (None and empty entries skipped)."""
+    for source in sources:
+        if source is None or str(source) == "":
+            continue
+        how = _overlaps(resolved, Path(source).resolve(), inside_ok)
+        if how:
+            raise LorspError(f"output {_display(out)} {how} the input {_display(Path(source))}: writing it would "
+                             f"destroy the input (even --force refuses this); choose another output")
+
+
 def check_output_path(out: Path, *, force: bool, sources: Iterable[str | Path | None] = (),
                       inside_ok: bool = False) -> Path:
     """The checks of :func:`claim_output` that need no lock; returns ``out`` resolved.
@@ -96,13 +109,7 @@ def check_output_path(out: Path, *, force: bool, sources: Iterable[str | Path | 
         raise LorspError(f"output {name} names no directory to create")
     resolved = Path(os.path.abspath(out))
     resolved = resolved.parent.resolve() / resolved.name  # the parent's links followed, not OUT's own
-    for source in sources:
-        if source is None or str(source) == "":
-            continue
-        how = _overlaps(resolved, Path(source).resolve(), inside_ok)
-        if how:
-            raise LorspError(f"output {name} {how} the input {_display(Path(source))}: writing it would destroy "
-                             f"the input (even --force refuses this); choose another output")
+    refuse_overlaps(out, resolved, sources, inside_ok)
     if os.path.lexists(resolved) and not force:
         raise LorspError(f"output {name} already exists: pass --force to overwrite it")
     try:
@@ -125,8 +132,8 @@ def _existing_ancestor(path: Path) -> Path:
 class OutputClaim:
     """An output directory reserved by this process (see the module docstring); made by :func:`claim_output`."""
 
-    def __init__(self, out: Path, resolved: Path, force: bool, min_free: int):
-        self.out, self.path, self.force, self.min_free = out, resolved, force, min_free
+    def __init__(self, out: Path, resolved: Path, force: bool, min_free: int, inside_ok: bool = False):
+        self.out, self.path, self.force, self.min_free, self.inside_ok = out, resolved, force, min_free, inside_ok
         self.created_parents: list[Path] = []
         self._lock_fd: int | None = None
         self._lock_path = resolved.parent / f".{resolved.name}.lock"
@@ -149,11 +156,20 @@ class OutputClaim:
             raise LorspError(f"the parent of output {_display(self.out)} is not a directory")
         for _ in range(8):  # a holder may unlink the lock file between our open and our flock
             try:
-                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                             0o644)
             except OSError as exc:
                 self.release()
+                if exc.errno == errno.ELOOP:
+                    raise LorspError(f"{_display(self._lock_path)} is a symbolic link, not a lock lorsp wrote: "
+                                     f"remove it or choose another output") from None
                 raise LorspError(f"cannot write in {_display(parent)} (for output {_display(self.out)}): "
                                  f"{exc.strerror or exc}") from None
+            if not is_lock_file(fd):
+                os.close(fd)
+                self.release()
+                raise LorspError(f"{_display(self._lock_path)} is not a lock lorsp wrote (it holds something else): "
+                                 f"move it away or choose another output")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -183,7 +199,17 @@ class OutputClaim:
         except LorspError:
             self.release()
             raise
-        self.remove_stale_stages()
+        try:
+            self.remove_stale_stages()
+        except OSError as exc:
+            self.release()
+            raise LorspError(f"cannot restore what an interrupted run left beside output {_display(self.out)}: "
+                             f"{exc.strerror or exc}") from None
+
+    def add_inputs(self, sources: Iterable[str | Path | None]) -> None:
+        """Inputs the command learns of after the claim (the data set a checkpoint names): refused as
+        :func:`claim_output` refuses its ``sources``, before anything is written."""
+        refuse_overlaps(self.out, self.path, sources, self.inside_ok)
 
     def require_space(self, nbytes: int) -> None:
         """Refuse (one line) when the output's file system has less than ``nbytes`` free: a caller that
@@ -194,9 +220,16 @@ class OutputClaim:
                              f"{_display(self.out)} needs about {-(-nbytes >> 20)} MiB")
 
     def remove_stale_stages(self) -> None:
-        """Staging directories of earlier runs for this output that died (we hold the lock: none is live)."""
+        """What earlier runs for this output left when they died (we hold the lock: none is live): their staging
+        directories, removed; an old ``OUT`` moved aside by a ``--force`` publish that was killed before the new
+        one was renamed in, put back when ``OUT`` is missing (removed when ``OUT`` is there: it was replaced)."""
         for stale in self.path.parent.glob(f".{glob_escape(self.path.name)}.*.partial"):
             shutil.rmtree(stale, ignore_errors=True)
+        for aside in sorted(self.path.parent.glob(f".{glob_escape(self.path.name)}.*.old"), key=os.path.getmtime):
+            previous = aside / "previous"
+            if os.path.lexists(previous) and not os.path.lexists(self.path):
+                rename_noreplace(previous, self.path)
+            shutil.rmtree(aside, ignore_errors=True)
 
     def release(self) -> None:
         """Drop the lock (its file removed) and, unless published, the parent folders the claim made."""
@@ -260,6 +293,19 @@ class OutputClaim:
             shutil.rmtree(old, ignore_errors=True)
 
 
+LOCK_SIZE = 32
+"""The most a lock file holds: one pid and a newline."""
+
+
+def is_lock_file(fd: int) -> bool:
+    """Whether open file ``fd`` is a lock lorsp writes: a regular file that is empty or holds one pid line."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > LOCK_SIZE:
+        return False
+    text = os.pread(fd, LOCK_SIZE, 0)
+    return text == b"" or (text.endswith(b"\n") and text[:-1].isdigit())
+
+
 def write_failure(out: Path, exc: OSError) -> str:
     """The one line for an ``OSError`` (a full disk, a file too large, ...) while writing output ``out``."""
     where = f" ({_display(Path(exc.filename))})" if exc.filename else ""
@@ -281,6 +327,6 @@ def claim_output(out: str | Path, force: bool, *, sources: Iterable[str | Path |
     """
     out = Path(out)
     resolved = check_output_path(out, force=force, sources=sources, inside_ok=inside_ok)
-    claim = OutputClaim(out, resolved, force, min_free)
+    claim = OutputClaim(out, resolved, force, min_free, inside_ok)
     claim.acquire()
     return claim

@@ -6,16 +6,18 @@ val-selected model), ``last.pt`` (the state after the last finished epoch, for `
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from lorsp.config import TrainConfig
+from lorsp.data import dataset_paths
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.fileio import staging_dir
 from lorsp.plumbing.loading import check_workers
 from lorsp.plumbing.precision import precision_for
-from lorsp.plumbing.publish import check_output_path, claim_output, write_failure
+from lorsp.plumbing.publish import check_output_path, claim_output, refuse_overlaps, write_failure
 from lorsp.train.distributed import barrier, init_distributed
 from lorsp.train.resume import read_resume
 from lorsp.train.stages import run_protocol
@@ -45,17 +47,19 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     cfg.validate()
     precision = precision_for(cfg.precision, d.device)  # refused before anything is written or loaded
     stage = staging_dir(out)
-    inputs = [resume, cfg.weights, cfg.data_root, cfg.dataset.partition(":")[2] or None]
+    inputs = [resume, cfg.weights, *dataset_paths(cfg.dataset, cfg.data_root)]
     if not d.main:  # rank 0 claims and writes; the others refuse what it will refuse, then train
         check_output_path(out, force=force, sources=inputs)
         return run_protocol(cfg, stage, state, d, precision, workers, stop_after_epoch=stop_after_epoch,
                             progress=progress)
     with claim_output(out, force, sources=inputs) as claim:
         resuming_stage = state is not None and Path(resume).resolve().parent == stage.resolve()
-        if stage.exists() and not resuming_stage:
+        if os.path.lexists(stage) and not resuming_stage:
+            refuse_overlaps(stage, stage.resolve(), inputs, inside_ok=False)
+            check_own_stage(stage)
             if (stage / "last.pt").exists() and not force:
                 raise LorspError(f"an interrupted run is in {stage}: --resume {stage / 'last.pt'} or --force")
-            shutil.rmtree(stage)  # nothing to resume in it, or --force: we hold the lock, it is no one's
+            shutil.rmtree(stage)  # a stage of lorsp's own with nothing to resume, or --force: we hold the lock
         stage.mkdir(parents=True, exist_ok=True)
         try:
             metrics = run_protocol(cfg, stage, state, d, precision, workers, stop_after_epoch=stop_after_epoch,
@@ -71,6 +75,24 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     if "stopped_after_epoch" not in metrics:
         barrier(d)  # the other ranks wait for the published run
     return metrics
+
+
+STAGE_FILES = ("last.pt", "model.pt", "metrics.json", "config.json", "curves.png")
+"""What a training run writes into its stage ``OUT.partial`` (and the atomic writers' temporary files beside them)."""
+
+
+def check_own_stage(stage: Path) -> None:
+    """Refuse (one line) an ``OUT.partial`` that is not a training stage lorsp wrote: a link, a file, or a folder
+    holding anything but :data:`STAGE_FILES` and their temporary files; the run never deletes what it did not
+    write."""
+    if stage.is_symlink() or not stage.is_dir():
+        raise LorspError(f"{stage} is in the way and is not a training stage lorsp wrote (a link or a file): move it "
+                         f"away or choose another --out")
+    strays = [p.name for p in stage.iterdir()
+              if p.is_symlink() or not p.is_file() or not p.name.lstrip(".").startswith(STAGE_FILES)]
+    if strays:
+        raise LorspError(f"{stage} holds files a training run does not write ({', '.join(sorted(strays)[:3])}): "
+                         f"move them away or choose another --out")
 
 
 def _drop_unresumable(stage: Path) -> None:
