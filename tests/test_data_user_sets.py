@@ -374,3 +374,19 @@ def test_sources_pickle_for_dataloader_workers(tmp_path):
     src = load_source(f"imagefolder:{tmp_path / 'set'}")
     clone = pickle.loads(pickle.dumps(src.train))
     assert clone.targets == [0, 1] and clone[1][0].size == (7, 5)
+
+
+def test_a_fifo_among_a_data_sets_files_is_refused_at_once_not_waited_on(tmp_path):
+    """A FIFO blocks ``open()`` until a writer comes, forever: every user data file is opened without blocking and
+    refused unless it is a regular file."""
+    import os
+    import time
+
+    write_cifar10(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    batch.unlink()
+    os.mkfifo(batch)
+    start = time.monotonic()
+    with pytest.raises(LorspError, match="data_batch_3 is not a regular file"):
+        load_source("cifar10", root=tmp_path)
+    assert time.monotonic() - start < 10

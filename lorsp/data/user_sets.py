@@ -45,6 +45,7 @@ from lorsp.data.base import ArrayDataset, SourceData
 from lorsp.data.registry import IMAGEFOLDER_PREFIX, register_dataset, register_name_form
 from lorsp.data.image_walk import check_folder, list_image_folder
 from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.fileio import open_regular
 
 GTSRB_CLASSES = [
     "Speed limit (20km/h)", "Speed limit (30km/h)", "Speed limit (50km/h)", "Speed limit (60km/h)",
@@ -127,7 +128,7 @@ class ImageFileList(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
         try:
-            with Image.open(self.paths[index]) as image:
+            with open_regular(self.paths[index], "image") as f, Image.open(f) as image:
                 return image.convert("RGB"), self.targets[index]
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's kinds of bad file
             raise LorspError(f"{self.paths[index]} is not a readable image: {_one_line(exc)[:160]}") from None
@@ -211,7 +212,7 @@ def _read_pickle(path: Path) -> Any:
     """Unpickle ``path`` with the numpy-only unpickler (refuses code)."""
     from lorsp.data.safe_pickle import load_numpy_pickle
 
-    with open(path, "rb") as f:
+    with open_regular(path, "data file") as f:
         return load_numpy_pickle(f, encoding="latin1")
 
 
@@ -293,7 +294,8 @@ def _read_svhn(path: Path) -> tuple[np.ndarray, list[int]]:
     """One SVHN ``.mat`` file -> ``(N, 32, 32, 3)`` uint8 images and labels 0..9."""
     from scipy.io import loadmat
 
-    mat = loadmat(str(path))
+    with open_regular(path, "data file") as f:
+        mat = loadmat(f)
     x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).astype(np.int64).reshape(-1)
     if x.ndim != 4 or x.shape[2] != 3 or x.shape[3] != len(y):
         raise ValueError(f"'X' should be 32 x 32 x 3 x N with N = {len(y)}, got {x.shape}")
@@ -334,7 +336,8 @@ def _read_mat_vector(path: Path, key: str) -> list[int]:
     """The integer vector ``key`` of a ``.mat`` file."""
     from scipy.io import loadmat
 
-    return [int(v) for v in np.atleast_1d(np.asarray(loadmat(str(path))[key])).reshape(-1)]
+    with open_regular(path, "data file") as f:
+        return [int(v) for v in np.atleast_1d(np.asarray(loadmat(f)[key])).reshape(-1)]
 
 
 @register_dataset("flowers102", offline=False,

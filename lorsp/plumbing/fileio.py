@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import torch
 
@@ -32,6 +33,23 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def open_regular(path: str | Path, what: str = "file") -> BinaryIO:
+    """``path`` opened for reading in binary, refused in one line unless it is a regular file.
+
+    Opened without blocking and checked on the open descriptor: a FIFO or a device among a user's
+    files would block ``open()`` forever or never end; this refuses it at once instead.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise LorspError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LorspError(f"{what} {path} is not a regular file (a FIFO, device or socket): refusing to read it")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def file_sha256(path: str | Path) -> str:
