@@ -179,3 +179,28 @@ def test_default_lorsp_metrics_keep_their_keys(tmp_path):
         assert key in m, key
     assert json.loads((tmp_path / "l" / "config.json").read_text()) == tiny_config(
         prompt="lorsp", epochs=1, limit_train=16, limit_test=16).to_dict()
+
+
+def test_resume_refuses_a_typed_option_that_differs_and_a_resume_file_with_a_negative_rate(tmp_path):
+    """``--resume`` continues the run's own config: ``--epochs 3`` against its 2 is refused in one line (the same
+    value typed again is accepted); a resume file whose learning rate is -1 (gradient ascent) is refused too."""
+    import torch
+
+    from tests.conftest import assert_one_line_error, run_cli
+
+    out = tmp_path / "run"
+    args = ["--prompt", "lorvp", "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "2",
+            "--limit-train", "32", "--limit-test", "16", "--batch-size", "16", "--quiet"]
+    train(TrainConfig(prompt="lorvp", dataset="sklearn-digits", image_size=32, epochs=2, limit_train=32,
+                      limit_test=16, batch_size=16), out, stop_after_epoch=1, progress=False)
+    last = out.with_name("run.partial") / "last.pt"
+    assert_one_line_error(run_cli("lorsp.train", *args, "--epochs", "3", "--resume", str(last), "--out", str(out)),
+                          "--epochs 3 differs from its 2")
+    state = torch.load(last, weights_only=True)
+    state["optimizer"]["param_groups"][0]["lr"] = -1.0
+    bad = tmp_path / "bad.pt"
+    torch.save(state, bad)
+    assert_one_line_error(run_cli("lorsp.train", "--resume", str(bad), "--out", str(tmp_path / "other")),
+                          "lr -1.0 must be a finite number above 0")
+    done = run_cli("lorsp.train", *args, "--resume", str(last), "--out", str(out))
+    assert done.returncode == 0, done.stderr[-1500:]

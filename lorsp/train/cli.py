@@ -29,11 +29,12 @@ def declared_argument(p: argparse._ActionsContainer, options: type, f: dataclass
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """The run's own options (:class:`lorsp.config.RunOptions`), each with its declared default."""
+    """The run's own options (:class:`lorsp.config.RunOptions`). As for the prompt options, only what the user
+    typed reaches the namespace (``--resume`` refuses a typed option its run was not trained with)."""
     extra = {"dataset": f" ({', '.join(list_datasets())})",
              "backbone": f" (offline: {', '.join(list_backbones())}; any timm name with --weights)"}
     for f in dataclasses.fields(RunOptions):
-        declared_argument(p, RunOptions, f, f.metadata["help"] + extra.get(f.name, ""), default=f.default)
+        declared_argument(p, RunOptions, f, f"{f.metadata['help']}{extra.get(f.name, '')} (default: {f.default})")
 
 
 def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,8 +79,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """
     values = vars(args)
     every_option = {k for name in list_prompts() for k in option_names(name)}
-    check_options(values["prompt"], {k: v for k, v in values.items() if k in every_option})
+    check_options(values.get("prompt", RunOptions.prompt), {k: v for k, v in values.items() if k in every_option})
     return TrainConfig.from_dict(values)
+
+
+def given_options(args: argparse.Namespace) -> dict[str, object]:
+    """The config options the user typed (every other one is absent from the namespace)."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return {k: v for k, v in vars(args).items() if k in known}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     metrics = train(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet,
-                    device=args.device, workers=args.workers)
+                    device=args.device, workers=args.workers, given=given_options(args))
     if metrics:
         p = metrics["params"]
         print(f"{cfg.prompt}/{cfg.head} on {cfg.dataset}: val {metrics['val_accuracy']:.4f} "

@@ -74,6 +74,29 @@ def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any],
         for key, value in group.items():
             if isinstance(value, torch.Tensor):
                 check_array(value, f"optimizer state {key!r}", source)
+    check_rates(opt, sched, source)
+
+
+RATE_FIELDS = {"lr": True, "initial_lr": True, "momentum": False, "weight_decay": False}
+"""The optimiser's per-group numbers a resume file sets, and whether each must be above 0 (else at least 0)."""
+
+
+def _rate_ok(value: Any, positive: bool) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return number and (value > 0 if positive else value >= 0)
+
+
+def check_rates(opt: torch.optim.Optimizer, sched: Any, source: str) -> None:
+    """Refuse (one line) a resume file whose learning rates, momentum or weight decay are not finite, or whose
+    rates are not positive: a rate of -1 would train by gradient ascent."""
+    for k, group in enumerate(opt.param_groups):
+        for key, positive in RATE_FIELDS.items():
+            if key in group and not _rate_ok(group[key], positive):
+                raise LorspError(f"{source}: optimizer group {k} {key} {group[key]!r:.40} must be a finite number "
+                                 f"{'above' if positive else 'at least'} 0")
+    for k, rate in enumerate(getattr(sched, "base_lrs", [])):
+        if not _rate_ok(rate, True):
+            raise LorspError(f"{source}: scheduler base rate {k} {rate!r:.40} must be a finite number above 0")
 
 
 SCALER_FIELDS = {"scale": (float, 0.0), "growth_factor": (float, 1.0), "backoff_factor": (float, 0.0),

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from lorsp.config import TrainConfig
 from lorsp.data import dataset_paths
+from lorsp.prompts import option_flag
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.fileio import staging_dir
 from lorsp.plumbing.loading import check_workers
@@ -25,7 +26,7 @@ from lorsp.train.stages import run_protocol
 
 def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str | Path | None = None,
           stop_after_epoch: int | None = None, progress: bool = True, device: str = "auto",
-          workers: int = 0) -> dict[str, Any]:
+          workers: int = 0, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run the protocol; returns the metrics written to ``OUT/metrics.json``.
 
     ``OUT`` is claimed first (:func:`lorsp.plumbing.publish.claim_output`: refused when it exists
@@ -36,7 +37,8 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     interruption would (used to test ``resume``).
     ``device`` is ``--device`` (:func:`lorsp.plumbing.device.resolve_device`) and ``workers`` the loader
     processes (:mod:`lorsp.plumbing.loading`; results do not depend on it); neither is part of the run's
-    config (a resumed run may continue elsewhere).
+    config (a resumed run may continue elsewhere). ``given``: the config options the command line typed; a
+    resumed run continues its own config, and one of them that differs from it is refused.
     """
     check_workers(workers)
     d = init_distributed(device)
@@ -44,6 +46,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     state = read_resume(resume) if resume else None
     if state is not None:
         cfg = TrainConfig.from_dict(state["config"])
+        refuse_conflicts(cfg, given or {})
     cfg.validate()
     precision = precision_for(cfg.precision, d.device)  # refused before anything is written or loaded
     stage = staging_dir(out)
@@ -75,6 +78,14 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     if "stopped_after_epoch" not in metrics:
         barrier(d)  # the other ranks wait for the published run
     return metrics
+
+
+def refuse_conflicts(resumed: Any, given: Mapping[str, Any]) -> None:
+    """Refuse (one line) an option typed with ``--resume`` that differs from the resumed run's own config."""
+    for key, value in given.items():
+        if getattr(resumed, key) != value:
+            raise LorspError(f"--resume continues the interrupted run's own config: {option_flag(key)} {value} "
+                             f"differs from its {getattr(resumed, key)} (leave the option out)")
 
 
 STAGE_FILES = ("last.pt", "model.pt", "metrics.json", "config.json", "curves.png")
