@@ -170,11 +170,11 @@ def check_train_argv(argv: Sequence[str]) -> "TrainConfig":
 
     parser.error = refuse  # type: ignore[method-assign]  # argparse reports every bad option through error()
     args = parser.parse_args(list(argv))
-    if not args.dataset.startswith(IMAGEFOLDER_PREFIX):
-        get_entry(args.dataset)
-    if args.backbone not in list_backbones() and args.weights is None:
-        raise LorspError(f"unknown backbone {args.backbone!r}; offline: {', '.join(list_backbones())}")
-    config = config_from_args(args)
+    config = config_from_args(args)  # options not typed take their declared defaults
+    if not config.dataset.startswith(IMAGEFOLDER_PREFIX):
+        get_entry(config.dataset)
+    if config.backbone not in list_backbones() and config.weights is None:
+        raise LorspError(f"unknown backbone {config.backbone!r}; offline: {', '.join(list_backbones())}")
     config.validate()
     resolve_device(args.device)  # CUDA asked for where there is none: refused before any run trains
     return config
