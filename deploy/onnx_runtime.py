@@ -10,6 +10,7 @@ silently to another one; :func:`run_logits` runs it in batches.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -176,13 +177,30 @@ def as_array(images: ImageSource) -> np.ndarray:
     return np.ascontiguousarray(images, dtype=np.float32)
 
 
-def run_logits(session: ort.InferenceSession, images: ImageSource, batch_size: int = 32) -> np.ndarray:
-    """Logits of prompted ``images`` (N, 3, L, L), run in batches of ``batch_size``."""
+def run_logits(session: ort.InferenceSession, images: ImageSource, batch_size: int = 32,
+               timeout: float | None = None) -> np.ndarray:
+    """Logits of prompted ``images`` (N, 3, L, L), run in batches of ``batch_size``.
+
+    ``timeout``: seconds the whole call may take; past them onnxruntime's terminate flag stops the
+    running graph (a loop of any length included) and the call is one LorspError line.
+    """
     images = as_array(images)
+    run_options = ort.RunOptions()
+    run_options.log_severity_level = 4  # the failure is reported once, as the error line below
+    timer = None if timeout is None else threading.Timer(timeout, setattr, (run_options, "terminate", True))
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
-        out = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch_size]})[0]
+        out = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch_size]}, run_options)[0]
                for i in range(0, len(images), batch_size)]
     except Exception as exc:  # onnxruntime's own exception types: a graph that fails on real input
+        if run_options.terminate:
+            raise LorspError(f"the ONNX model ran past its time limit of {timeout:g} s on a batch of "
+                             f"{len(images[:batch_size])} images and was stopped") from None
         raise LorspError(f"the ONNX model failed on a batch of {len(images[:batch_size])} images "
                          f"{tuple(images.shape[1:])}: {first_line(exc)}") from None
+    finally:
+        if timer is not None:
+            timer.cancel()
     return np.concatenate(out).astype(np.float32, copy=False)

@@ -34,7 +34,7 @@ def add_run_options(p: argparse.ArgumentParser, backend_help: str) -> None:
     """The options every simulator command shares: --backend, --force, --timeout and --quiet."""
     p.add_argument("--backend", default=default_backend(), choices=list_backends(), help=backend_help)
     p.add_argument("--force", action="store_true", help="replace an existing --out")
-    p.add_argument("--timeout", type=seconds(), default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run")
+    p.add_argument("--timeout", type=seconds(), default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run (lorsp-cosim: and per run of the ONNX backbone on a batch)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

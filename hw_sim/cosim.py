@@ -125,7 +125,7 @@ class SplitPipeline:
         t2 = time.perf_counter()
         prompted, entries = prompt.add_from_spikes(x, torch.from_numpy(chip.layer_spikes[-1]))
         t3 = time.perf_counter()
-        logits = run_logits(self.session, prompted, batch_size=len(x))
+        logits = run_logits(self.session, prompted, batch_size=len(x), timeout=self.timeout)
         t4 = time.perf_counter()
         return StageRun(logits, prompted, spikes_in, chip.layer_spikes,
                         dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3))), entries)

@@ -409,3 +409,40 @@ def test_a_resealed_manifest_naming_a_kernel_folder_as_dataset_is_one_line_not_a
     proc = run_cli("hw_sim.cli", str(root), "-o", str(tmp_path / "r"), "--quiet", timeout=120)
     assert_one_line_error(proc, "kernel file system")
     assert not (tmp_path / "r").exists()
+
+
+def test_an_onnx_graph_that_never_ends_is_stopped_at_its_time_limit_in_one_line(tmp_path):
+    """A backbone with the right interface whose graph loops 2^62 times: onnxruntime's terminate flag stops it at
+    ``timeout`` (what lorsp-cosim's --timeout bounds), one LorspError line, nothing printed by onnxruntime."""
+    import time
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from deploy.onnx_runtime import INPUT_NAME, OUTPUT_NAME, make_session, run_logits
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c_in"], ["c_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])])
+    nodes = [helper.make_node("Loop", ["trips", "go", "zero"], ["count"], body=body),
+             helper.make_node("ReduceMean", [INPUT_NAME], ["pooled"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Mul", ["pooled", "count"], ["scaled"]),
+             helper.make_node("Unsqueeze", ["scaled", "axis"], [OUTPUT_NAME])]
+    graph = helper.make_graph(
+        nodes, "hostile", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor("trips", TensorProto.INT64, [], [2 ** 62]), helper.make_tensor("go", TensorProto.BOOL, [], [True]),
+         helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]), helper.make_tensor("axis", TensorProto.INT64, [1], [1])])
+    path = tmp_path / "loop.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    session = make_session(path)
+    start = time.monotonic()
+    with pytest.raises(LorspError, match="ran past its time limit of 1 s"):
+        run_logits(session, np.zeros((2, 3, 8, 8), np.float32), timeout=1.0)
+    assert time.monotonic() - start < 30
