@@ -44,13 +44,15 @@ def write_manifest(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
 def read_manifest(root: Path) -> dict[str, Any]:
     """The manifest of the export at ``root``; LorspError when it is missing, unreadable or of another format."""
     path = root / MANIFEST_FILE
+    if path.is_symlink():
+        raise LorspError(f"{path} is a symbolic link: a bundle's manifest must be a file of its own")
     if not path.is_file():
         raise LorspError(f"{root} is not an exported bundle: no {MANIFEST_FILE}")
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise LorspError(f"{path} is larger than {MAX_MANIFEST_BYTES >> 20} MiB: not a lorsp manifest")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=unique_keys)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise LorspError(f"{path} is not readable JSON: {str(exc)[:160]}") from None
     except RecursionError:
         raise LorspError(f"{path} is nested too deeply to be a lorsp manifest") from None
@@ -60,6 +62,17 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise LorspError(f"{path}: manifest version {manifest.get('format_version')} is not supported")
     check_spec_version(manifest.get("spec"), path)  # first: an older bundle is told so, by version
     return check_manifest(manifest, str(path))
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook``: an object, refused (ValueError) when a key appears twice, where JSON
+    readers disagree on which value counts."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key[:60]!r} appears twice in one object")
+        seen[key] = value
+    return seen
 
 
 def check_spec_version(spec: Any, source: str | Path) -> None:

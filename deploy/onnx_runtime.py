@@ -203,4 +203,8 @@ def run_logits(session: ort.InferenceSession, images: ImageSource, batch_size: i
     finally:
         if timer is not None:
             timer.cancel()
-    return np.concatenate(out).astype(np.float32, copy=False)
+    logits = np.concatenate(out).astype(np.float32, copy=False)
+    if not np.isfinite(logits).all():
+        raise LorspError(f"the ONNX model gave non-finite logits (NaN or infinity) for "
+                         f"{int((~np.isfinite(logits)).any(1).sum())} of {len(logits)} images")
+    return logits

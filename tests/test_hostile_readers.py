@@ -446,3 +446,45 @@ def test_an_onnx_graph_that_never_ends_is_stopped_at_its_time_limit_in_one_line(
     with pytest.raises(LorspError, match="ran past its time limit of 1 s"):
         run_logits(session, np.zeros((2, 3, 8, 8), np.float32), timeout=1.0)
     assert time.monotonic() - start < 30
+
+
+def test_a_manifest_with_a_key_twice_or_a_linked_manifest_is_refused(tmp_path_factory, tmp_path):
+    """JSON readers disagree on which of two equal keys counts, so a manifest holding one twice is refused; so is a
+    manifest that is a link (to a file outside the bundle)."""
+    import shutil
+
+    from deploy.manifest import MANIFEST_FILE, read_manifest
+    from tests.test_export_loihi import shared_bundle
+
+    bundle = tmp_path / "b"
+    shutil.copytree(shared_bundle(tmp_path_factory), bundle)
+    text = (bundle / MANIFEST_FILE).read_text()
+    (bundle / MANIFEST_FILE).write_text(text.replace('"format":', '"format": "x", "format":', 1))
+    with pytest.raises(LorspError, match="key 'format' appears twice"):
+        read_manifest(bundle)
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(text)
+    (bundle / MANIFEST_FILE).unlink()
+    (bundle / MANIFEST_FILE).symlink_to(outside)
+    with pytest.raises(LorspError, match="is a symbolic link"):
+        read_manifest(bundle)
+
+
+def test_non_finite_logits_of_an_onnx_backbone_are_an_error_not_a_result(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from deploy.onnx_runtime import INPUT_NAME, OUTPUT_NAME, make_session, run_logits
+
+    nodes = [helper.make_node("ReduceMean", [INPUT_NAME], ["pooled"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Reshape", ["pooled", "shape"], ["flat"]),
+             helper.make_node("Div", ["flat", "zero"], [OUTPUT_NAME])]  # 0 / 0 = NaN
+    graph = helper.make_graph(nodes, "nan", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])],
+                              [helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1]),
+                               helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])])
+    path = tmp_path / "nan.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    with pytest.raises(LorspError, match="non-finite logits .* for 2 of 2 images"):
+        run_logits(make_session(path), np.zeros((2, 3, 8, 8), np.float32))

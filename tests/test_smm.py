@@ -115,7 +115,7 @@ def test_parameter_counts_stated_in_the_docstring():
     (dict(image_size=64, patch=3), "power of two"),
     (dict(image_size=64, patch=32), "power of two from 1 to 16"),
     (dict(image_size=64, mask_layers=4), "--mask-layers 4; choose one of: 5, 6"),
-    (dict(image_size=64, mask_width=0), "--mask-width must be an integer"),
+    (dict(image_size=64, mask_width=0), "--mask-width must be an integer from 1 to 256"),
 ])
 def test_sizes_the_design_cannot_take_are_refused(kwargs, fragment):
     with pytest.raises(LorspError, match=fragment):

@@ -65,8 +65,9 @@ class SmmOptions:
     """The options of SMM: the mask generator's width and depth, and the patch size."""
 
     mask_width: int = field(default=8, metadata={
-        "help": "channels of the mask generator's first conv; each further block doubles them (SMM: 8)",
-        "parse": integer(1, 4096)})
+        "help": "channels of the mask generator's first conv; each further block doubles them (SMM: 8; at most "
+                "256: about 25 M generator parameters, where 4096 asked for 19 GB)",
+        "parse": integer(1, 256)})
     patch: int = field(default=8, metadata={
         "help": "patch size: one mask value per patch x patch pixels, log2(patch) pooling stages (SMM: 8)",
         "parse": integer(1, 4096)})
