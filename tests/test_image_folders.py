@@ -70,3 +70,21 @@ def test_the_training_cli_refuses_them_in_one_line(tmp_path, dataset, fragment):
                    "--out", str(tmp_path / "run"), timeout=120)
     assert_one_line_error(proc, fragment)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_images_whose_pixels_rgb_conversion_would_clip_are_refused_by_name(tmp_path):
+    """16-bit grey (and 32-bit integer or float) images convert to 8-bit RGB by clipping: they would train as all
+    white. They are refused, naming the file and its mode."""
+    import numpy as np
+    from PIL import Image
+
+    from lorsp.data import load_source
+    from lorsp.plumbing.errors import LorspError
+
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            (tmp_path / split / label).mkdir(parents=True)
+            Image.fromarray(np.full((8, 8), 30000, np.uint16)).save(tmp_path / split / label / "0.png")
+    source = load_source(f"imagefolder:{tmp_path}")
+    with pytest.raises(LorspError, match=r"0\.png has pixel mode I;16 \(16-bit grey\)"):
+        source.train[0]

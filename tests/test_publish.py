@@ -297,3 +297,15 @@ def test_an_output_over_the_image_folder_a_command_reads_is_refused_even_with_fo
                          ("hw_sim.cosim_cli", (str(bundle), "--dataset", dataset))):
         assert_one_line_error(run_cli(module, *args, "-o", str(images), "--force"), "is the input")
     assert sorted(p.relative_to(images) for p in images.rglob("*")) == before
+
+
+def test_a_full_disk_while_training_saves_is_one_line_not_torchs_runtime_error(tmp_path):
+    """torch.save reports a failed write as a RuntimeError; lorsp-train's save turns it into the one write-failure
+    line (here the file-size limit makes every write past 60 kB fail, as a full disk would)."""
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "lorsp.train", "--prompt", "lorvp", "--dataset", "sklearn-digits",
+                           "--image-size", "32", "--epochs", "1", "--limit-train", "32", "--limit-test", "16",
+                           "--batch-size", "16", "--quiet", "--out", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, preexec_fn=_limit_file_size(60_000))
+    assert_one_line_error(proc, "writing output", "torch.save failed", "nothing was published")
+    assert not out.exists()

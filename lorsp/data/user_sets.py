@@ -129,9 +129,18 @@ class ImageFileList(Dataset):
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
         try:
             with open_regular(self.paths[index], "image") as f, Image.open(f) as image:
+                if image.mode in LOSSY_MODES:
+                    raise LorspError(f"{self.paths[index]} has pixel mode {image.mode} ({LOSSY_MODES[image.mode]}), "
+                                     f"which converts to 8-bit RGB only by clipping: convert it to 8-bit first")
                 return image.convert("RGB"), self.targets[index]
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's kinds of bad file
             raise LorspError(f"{self.paths[index]} is not a readable image: {_one_line(exc)[:160]}") from None
+
+
+LOSSY_MODES = {"I": "32-bit integers", "F": "32-bit floats", "I;16": "16-bit grey", "I;16L": "16-bit grey",
+               "I;16B": "16-bit grey", "I;16N": "16-bit grey"}
+"""PIL pixel modes whose conversion to RGB clips values above 255 instead of scaling them: such images would train
+as all white (or black) without a word, so they are refused by name."""
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ atomic on POSIX). A run directory is claimed, staged and published by
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -86,7 +87,17 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def save_torch(path: str | Path, obj: Any) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save(obj)`` to ``path``, atomically. torch reports a failed write (a full disk) as a RuntimeError;
+    it is raised as the OSError it is, which the console scripts print as one line."""
+
+    def write(tmp: Path) -> None:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            raise OSError(errno.EIO, f"torch.save failed: {str(exc).strip().splitlines()[-1][:160]}", str(path)) \
+                from None
+
+    return atomic_write(path, write)
 
 
 def staging_dir(out: Path) -> Path:

@@ -116,6 +116,13 @@ def check_output_path(out: Path, *, force: bool, sources: Iterable[str | Path | 
         limit = os.pathconf(_existing_ancestor(resolved), "PC_NAME_MAX")
     except OSError:
         limit = 255
+    try:
+        path_limit = os.pathconf(_existing_ancestor(resolved), "PC_PATH_MAX")
+    except OSError:
+        path_limit = 4096
+    if len(os.fsencode(str(resolved))) + NAME_MARGIN + len("/x" * 8) > path_limit:
+        raise LorspError(f"output path {name[:40]}... is too long: the file system holds paths of at most "
+                         f"{path_limit} bytes")
     if len(os.fsencode(out.name)) + NAME_MARGIN > limit:
         raise LorspError(f"output name {out.name[:40]}... is too long: the file system holds names of at most "
                          f"{limit} bytes, and the staging name adds {NAME_MARGIN}")
