@@ -33,7 +33,7 @@ def main() -> int:
     p.add_argument("--json", default=None, help="also write the figures here")
     args = p.parse_args()
     model = load(args.checkpoint).eval()
-    images = load_check_images(model.config, None, args.samples)
+    images = load_check_images(model.config, None, args.samples, model.classes)
     with tempfile.TemporaryDirectory(prefix="lorsp-parity-") as work:
         report = export_onnx_files(model, work, PRECISIONS, check_images=images.test, calibration=images.splits.train,
                                    validation=images.splits.val, enforce=False)

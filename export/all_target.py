@@ -31,7 +31,7 @@ def export_all(checkpoint: str | Path, out: str | Path, *, precisions: Sequence[
         source = read_source(checkpoint, generator_for="all")
         claim.require_space(onnx_bytes(source.model, precisions))
         claim.add_inputs(dataset_paths(check_dataset(source.config, dataset), source.config.get("data_root")))
-        images = load_check_images(source.config, dataset, samples)
+        images = load_check_images(source.config, dataset, samples, source.state["classes"])
         sections = [functools.partial(write_loihi_artifacts, source.model, images=images.test,
                                       dataset=images.dataset),
                     functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,

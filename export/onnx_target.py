@@ -37,6 +37,7 @@ from export.onnx_metadata import metadata
 from export.onnx_graph import export_backbone_onnx
 from export.onnx_macs import count_macs
 from lorsp.data import Splits, create_splits, dataset_paths, load_split_images
+from lorsp.data.splits import check_same_classes
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.publish import claim_output
 from lorsp.model import PromptedClassifier
@@ -54,11 +55,14 @@ class CheckImages:
     splits: Splits
 
 
-def load_check_images(config: dict[str, Any], dataset: str | None, samples: int) -> CheckImages:
-    """The first ``samples`` test images of ``dataset`` (default: the model's) and its seeded splits."""
+def load_check_images(config: dict[str, Any], dataset: str | None, samples: int, classes: list[str]) -> CheckImages:
+    """The first ``samples`` test images of ``dataset`` (default: the model's) and its seeded splits, which must hold
+    the model's ``classes``."""
     dataset = check_dataset(config, dataset)
     test, _ = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
-    return CheckImages(dataset, test, create_splits(dataset, config["image_size"], root=config.get("data_root")))
+    splits = create_splits(dataset, config["image_size"], root=config.get("data_root"))
+    check_same_classes(dataset, splits.classes, classes)  # the ONNX check scores its accuracy on val
+    return CheckImages(dataset, test, splits)
 
 
 def write_onnx_artifacts(model: PromptedClassifier, stage: Path, *, images: CheckImages,
@@ -90,7 +94,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, precisions: Sequence
         source = read_source(checkpoint)
         claim.require_space(onnx_bytes(source.model, precisions))
         claim.add_inputs(dataset_paths(check_dataset(source.config, dataset), source.config.get("data_root")))
-        images = load_check_images(source.config, dataset, samples)
+        images = load_check_images(source.config, dataset, samples, source.state["classes"])
         section = functools.partial(write_onnx_artifacts, source.model, images=images, precisions=precisions,
                                     providers=providers)
         return write_export(claim, "onnx", source, [section])

@@ -170,7 +170,7 @@ def cosimulate_images(bundle: Bundle, *, dataset: str | None = None, split: str 
     config = bundle.config
     dataset = dataset or config["dataset"]
     x, y, indices = load_split_images_indexed(dataset, config["image_size"], limit, config.get("data_root"),
-                                              split=split)
+                                              split=split, classes=bundle.manifest["classes"])
     pipeline = open_pipeline(bundle, precision=precision, backend=backend, mode=mode, timeout=timeout)
     runs, refs, ref_seconds = [], [], 0.0
     with host_threads(), tqdm(total=len(x), desc=f"cosim {pipeline.backend} {mode} {precision}", unit="img",

@@ -36,7 +36,8 @@ def simulate(bundle: Bundle, *, dataset: str | None = None, samples: int = 64, m
     config, network, host = bundle.config, bundle.network, bundle.host
     dataset = dataset or config["dataset"]
     model = rebuild(bundle)
-    x, y = load_split_images(dataset, config["image_size"], samples, config.get("data_root"))
+    x, y = load_split_images(dataset, config["image_size"], samples, config.get("data_root"),
+                             classes=bundle.manifest["classes"])
     spikes_in = model.prompt.encode(x)
     ref = reference(model, x)
     prompt_ref, ref_spikes, logits_ref = ref.prompt, ref.layer_spikes, ref.logits

@@ -488,3 +488,21 @@ def test_non_finite_logits_of_an_onnx_backbone_are_an_error_not_a_result(tmp_pat
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
     with pytest.raises(LorspError, match="non-finite logits .* for 2 of 2 images"):
         run_logits(make_session(path), np.zeros((2, 3, 8, 8), np.float32))
+
+
+def test_a_data_set_of_other_classes_than_the_models_is_refused_not_scored(tmp_path_factory):
+    """lorsp-hwsim and lorsp-cosim with --dataset of other classes (fashion-mnist's against a digit model) refuse in
+    one line instead of reporting an accuracy of labels that do not name the model's classes."""
+    from lorsp.data import list_datasets
+    from tests.conftest import assert_one_line_error, run_cli
+    from tests.test_export_loihi import shared_bundle
+
+    from tests.deploy_helpers import shared_all_bundle
+
+    other = "animal-shape" if "animal-shape" in list_datasets() else "lfw-faces"
+    for module, bundle in (("hw_sim.cli", shared_bundle(tmp_path_factory)),
+                           ("hw_sim.cosim_cli", shared_all_bundle(tmp_path_factory)[0])):
+        out = tmp_path_factory.mktemp("out") / "report"
+        assert_one_line_error(run_cli(module, str(bundle), "--dataset", other, "-o", str(out)),
+                              f"dataset {other} has classes", "do not name the model's classes")
+        assert not out.exists()

@@ -136,23 +136,38 @@ def create_splits(name: str, image_size: int, *, root: str | Path | None = None,
 
 
 def load_split_images(dataset: str, image_size: int, samples: int, root: str | Path | None = None,
-                      split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+                      split: str = "test", classes: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``samples`` images of the seeded ``split`` (:data:`SPLITS`), ``(N, 3, L, L)``, and their labels.
 
     The images every evaluation outside training reads: the export checks, the chip
-    simulation and the co-simulation all take the same first ``N`` of a split.
+    simulation and the co-simulation all take the same first ``N`` of a split. ``classes``: the
+    model's class names, when the labels are scored against its predictions (:func:`check_same_classes`).
     """
-    x, y, _ = load_split_images_indexed(dataset, image_size, samples, root, split)
+    x, y, _ = load_split_images_indexed(dataset, image_size, samples, root, split, classes)
     return x, y
 
 
+def check_same_classes(dataset: str, found: Sequence[str], expected: Sequence[str]) -> None:
+    """Refuse (one line) a data set whose class names are not the model's, in order: its labels would not name the
+    classes the model predicts, and its accuracy would mean nothing."""
+    if list(found) != list(expected):
+        raise LorspError(f"dataset {dataset} has classes {', '.join(map(str, found[:4]))}"
+                         f"{'...' if len(found) > 4 else ''} ({len(found)}), the model "
+                         f"{', '.join(map(str, expected[:4]))}{'...' if len(expected) > 4 else ''} ({len(expected)}): "
+                         f"its labels do not name the model's classes")
+
+
 def load_split_images_indexed(dataset: str, image_size: int, samples: int, root: str | Path | None = None,
-                              split: str = "test") -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+                              split: str = "test", classes: Sequence[str] | None = None
+                              ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """:func:`load_split_images` and the images' indices in the dataset (int64), to name them to others."""
     if samples < 1:
         raise LorspError(f"--samples must be at least 1, got {samples}")
     if split not in SPLITS:
         raise LorspError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    part = getattr(create_splits(dataset, image_size, root=root, **{f"limit_{split}": samples}), split)
+    splits = create_splits(dataset, image_size, root=root, **{f"limit_{split}": samples})
+    if classes is not None:
+        check_same_classes(dataset, splits.classes, classes)
+    part = getattr(splits, split)
     items = [part[i] for i in range(len(part))]
     return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items]), part.indices.copy()
