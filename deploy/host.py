@@ -37,6 +37,7 @@ from lorsp.encoding import Encoding
 from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
 from lorsp.prompts import VisualPrompt, chip_prompts
+from lorsp.plumbing.fileio import check_safetensors_header
 from lorsp.plumbing.tensor_checks import check_array
 
 HOST_FORMAT = "lorsp-host-v2"
@@ -83,6 +84,7 @@ def read_host(path: str | Path) -> HostParts:
     path = Path(path)
     if not path.is_file():
         raise LorspError(f"host file not found: {path}")
+    check_safetensors_header(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

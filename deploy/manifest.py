@@ -14,7 +14,7 @@ import json
 
 from deploy.manifest_schema import check_manifest, manifest_digest
 from lorsp.plumbing.errors import LorspError
-from lorsp.plumbing.fileio import file_sha256, write_json
+from lorsp.plumbing.fileio import file_sha256, unique_keys, write_json
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "lorsp-export"
@@ -62,17 +62,6 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise LorspError(f"{path}: manifest version {manifest.get('format_version')} is not supported")
     check_spec_version(manifest.get("spec"), path)  # first: an older bundle is told so, by version
     return check_manifest(manifest, str(path))
-
-
-def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads``'s ``object_pairs_hook``: an object, refused (ValueError) when a key appears twice, where JSON
-    readers disagree on which value counts."""
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError(f"key {key[:60]!r} appears twice in one object")
-        seen[key] = value
-    return seen
 
 
 def check_spec_version(spec: Any, source: str | Path) -> None:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from lorsp.plumbing.errors import LorspError
-from lorsp.plumbing.fileio import file_sha256
+from lorsp.plumbing.fileio import check_safetensors_header, file_sha256
 from lorsp.plumbing.registry import Registry
 
 
@@ -92,6 +92,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise LorspError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        check_safetensors_header(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -506,3 +506,30 @@ def test_a_data_set_of_other_classes_than_the_models_is_refused_not_scored(tmp_p
         assert_one_line_error(run_cli(module, str(bundle), "--dataset", other, "-o", str(out)),
                               f"dataset {other} has classes", "do not name the model's classes")
         assert not out.exists()
+
+
+def test_a_safetensors_file_whose_header_names_a_tensor_twice_is_refused(tmp_path_factory, tmp_path):
+    """Readers of safetensors disagree on which of two equal header keys counts: a host file (or backbone weights)
+    with one tensor named twice is refused in one line."""
+    import json
+    import shutil
+    import struct
+
+    from deploy.host import read_host
+    from lorsp.backbones import read_state_dict
+    from tests.test_export_loihi import shared_bundle
+
+    source = shared_bundle(tmp_path_factory) / "host.safetensors"
+    data = source.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = data[8:8 + size].decode()
+    first = next(k for k in json.loads(header) if k != "__metadata__")
+    entry = json.dumps(json.loads(header)[first])
+    doubled = header.replace("{", "{" + json.dumps(first) + ": " + entry + ", ", 1)
+    hostile = tmp_path / "host.safetensors"
+    hostile.write_bytes(struct.pack("<Q", len(doubled)) + doubled.encode() + data[8 + size:])
+    for read in (read_host, read_state_dict):
+        with pytest.raises(LorspError, match=f"key '{first}' appears twice"):
+            read(hostile)
+    shutil.copy(source, tmp_path / "fine.safetensors")
+    read_host(tmp_path / "fine.safetensors")

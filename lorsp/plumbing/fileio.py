@@ -53,6 +53,35 @@ def open_regular(path: str | Path, what: str = "file") -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook``: an object, refused (ValueError) when a key appears twice, where JSON
+    readers disagree on which value counts."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key[:60]!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
+MAX_SAFETENSORS_HEADER = 100 << 20
+"""The largest safetensors header read (the format's own readers refuse more)."""
+
+
+def check_safetensors_header(path: str | Path) -> None:
+    """Refuse (one line) a safetensors file whose JSON header is unreadable or holds a key twice: readers of the
+    format disagree on which of two equal keys counts, so such a file means different tensors to different tools."""
+    with open_regular(path, "safetensors file") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 2 <= size <= MAX_SAFETENSORS_HEADER:
+            raise LorspError(f"{path} is not a safetensors file (header size {size})")
+        header = f.read(size)
+    try:
+        json.loads(header.decode("utf-8"), object_pairs_hook=unique_keys)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LorspError(f"{path}: its safetensors header is not valid: {str(exc)[:120]}") from None
+
+
 def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
