@@ -323,6 +323,8 @@ def test_a_hostile_checkpoint_is_one_line(checkpoint, tmp_path, change, fragment
     (lambda s: s.__setitem__("epoch", 99), "resume epoch 99"),
     (lambda s: s.__setitem__("history", []), "one record per finished epoch"),
     (lambda s: s["config"].__setitem__("epochs", "2"), "config 'epochs'"),
+    (lambda s: s["history"][0].__setitem__("train_seconds", "x"), "history record 1 train_seconds"),
+    (lambda s: s["history"][0].pop("val_accuracy"), "history record 1 val_accuracy"),
 ])
 def test_a_hostile_resume_file_is_refused_before_any_data(checkpoint, tmp_path, change, fragment):
     state = torch.load(checkpoint.parent / "last.pt", weights_only=True)
@@ -337,6 +339,10 @@ def test_a_hostile_resume_file_is_refused_before_any_data(checkpoint, tmp_path, 
     (lambda s: s["model"]["prompt"].pop("B"), "model prompt lacks 'B'"),
     (lambda s: s["best_state"]["head"]["bias"].fill_(float("nan")), "best_state head tensor 'bias' holds NaN"),
     (lambda s: s.__setitem__("optimizer", {"state": {}, "param_groups": "x"}), "optimizer or scheduler state"),
+    (lambda s: s["optimizer"]["state"][0].__setitem__("momentum_buffer", torch.zeros(3)),
+     "optimizer state 'momentum_buffer' has shape (3,)"),
+    (lambda s: s["scheduler"].__setitem__("T_max", 0), "scheduler state (T_max 0"),
+    (lambda s: s["optimizer"]["param_groups"][0].__setitem__("initial_lr", float("inf")), "initial_lr inf must be"),
 ])
 def test_a_resume_file_whose_tensors_do_not_fit_is_one_line(checkpoint, tmp_path, change, fragment):
     state = torch.load(checkpoint.parent / "last.pt", weights_only=True)

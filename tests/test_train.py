@@ -201,6 +201,6 @@ def test_resume_refuses_a_typed_option_that_differs_and_a_resume_file_with_a_neg
     bad = tmp_path / "bad.pt"
     torch.save(state, bad)
     assert_one_line_error(run_cli("lorsp.train", "--resume", str(bad), "--out", str(tmp_path / "other")),
-                          "lr -1.0 must be a finite number above 0")
+                          "lr -1.0 must be a finite number at least 0")
     done = run_cli("lorsp.train", *args, "--resume", str(last), "--out", str(out))
     assert done.returncode == 0, done.stderr[-1500:]

@@ -53,7 +53,16 @@ def read_resume(path: str | Path) -> dict[str, Any]:
     history = state["history"]
     if not isinstance(history, list) or len(history) != epoch or not all(isinstance(h, dict) for h in history):
         raise LorspError(f"{path}: history must hold one record per finished epoch ({epoch})")
+    for k, record in enumerate(history):
+        for key in HISTORY_NUMBERS:
+            if not _rate_ok(record.get(key), positive=False):
+                raise LorspError(f"{path}: history record {k + 1} {key} {record.get(key)!r:.40} is not a finite "
+                                 f"number >= 0")
     return state
+
+
+HISTORY_NUMBERS = ("epoch", "train_loss", "train_accuracy", "train_images_per_s", "train_seconds", "val_accuracy")
+"""The numbers of each epoch's record that the trainer reads back (metrics.json, the curves)."""
 
 
 def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any], source: str) -> None:
@@ -70,15 +79,29 @@ def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any],
     except (ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
         raise LorspError(f"{source}: the optimizer or scheduler state does not fit this run: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}") from None
-    for group in opt.state.values():
+    for param, group in opt.state.items():
         for key, value in group.items():
             if isinstance(value, torch.Tensor):
                 check_array(value, f"optimizer state {key!r}", source)
+                if value.numel() != 1 and value.shape != param.shape:
+                    raise LorspError(f"{source}: optimizer state {key!r} has shape {tuple(value.shape)}, its parameter "
+                                     f"{tuple(param.shape)}")
     check_rates(opt, sched, source)
+    check_schedule(sched, source)
 
 
-RATE_FIELDS = {"lr": True, "initial_lr": True, "momentum": False, "weight_decay": False}
-"""The optimiser's per-group numbers a resume file sets, and whether each must be above 0 (else at least 0)."""
+def check_schedule(sched: Any, source: str) -> None:
+    """Refuse (one line) a resumed cosine schedule whose length, position or floor would break the next step."""
+    t_max, last, floor = getattr(sched, "T_max", 1), getattr(sched, "last_epoch", 0), getattr(sched, "eta_min", 0.0)
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    if not (whole(t_max) and t_max >= 1 and whole(last) and last >= -1 and _rate_ok(floor, positive=False)):
+        raise LorspError(f"{source}: the scheduler state (T_max {t_max!r:.20}, last_epoch {last!r:.20}, eta_min "
+                         f"{floor!r:.20}) is not a schedule this run can continue")
+
+
+RATE_FIELDS = {"lr": False, "initial_lr": True, "momentum": False, "weight_decay": False}
+"""The optimiser's per-group numbers a resume file sets, and whether each must be above 0 (else at least 0: the
+cosine schedule's current rate reaches 0 at its last step)."""
 
 
 def _rate_ok(value: Any, positive: bool) -> bool:
@@ -87,8 +110,8 @@ def _rate_ok(value: Any, positive: bool) -> bool:
 
 
 def check_rates(opt: torch.optim.Optimizer, sched: Any, source: str) -> None:
-    """Refuse (one line) a resume file whose learning rates, momentum or weight decay are not finite, or whose
-    rates are not positive: a rate of -1 would train by gradient ascent."""
+    """Refuse (one line) a resume file whose learning rates, momentum or weight decay are not finite, whose current
+    rate is negative (gradient ascent) or whose initial and base rates are not positive."""
     for k, group in enumerate(opt.param_groups):
         for key, positive in RATE_FIELDS.items():
             if key in group and not _rate_ok(group[key], positive):
