@@ -78,9 +78,16 @@ def verify_artifacts(root: Path, manifest: dict[str, Any]) -> None:
     inside = root.resolve()
     for name, entry in manifest["artifacts"].items():
         path = root / name
-        if not path.is_file():
-            raise LorspError(f"{path} is listed in the manifest but missing")
-        if path.is_symlink() or inside not in path.resolve().parents:
-            raise LorspError(f"{path} is a link or leads out of the bundle: every file must lie in it")
-        if path.stat().st_size != entry["bytes"] or file_sha256(path) != entry["sha256"]:
-            raise LorspError(f"{path} does not match its sha256 in the manifest (modified or truncated)")
+        try:
+            _verify_artifact(path, entry, inside)
+        except OSError as exc:  # a path the file system cannot take (too long), a folder it may not read
+            raise LorspError(f"cannot read artifact {name[:80]!r} of {root}: {exc.strerror or exc}") from None
+
+
+def _verify_artifact(path: Path, entry: dict[str, Any], inside: Path) -> None:
+    if not path.is_file():
+        raise LorspError(f"{path} is listed in the manifest but missing")
+    if path.is_symlink() or inside not in path.resolve().parents:
+        raise LorspError(f"{path} is a link or leads out of the bundle: every file must lie in it")
+    if path.stat().st_size != entry["bytes"] or file_sha256(path) != entry["sha256"]:
+        raise LorspError(f"{path} does not match its sha256 in the manifest (modified or truncated)")

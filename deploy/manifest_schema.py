@@ -6,7 +6,9 @@ hostile input: :func:`check_manifest` refuses, in one line naming the field,
 
 * a field of the wrong type, or a field no writer writes (:data:`SCHEMA`; a new field is one line
   there);
-* an artifact path that is absolute, holds ``..`` or a backslash, or names the manifest itself;
+* an artifact path that is absolute, holds ``..`` or a backslash, or names the manifest itself, or
+  that no file system can hold (a part over :data:`MAX_NAME_BYTES`, the whole over
+  :data:`MAX_PATH_BYTES` bytes of UTF-8);
   an ONNX file that is not a listed artifact;
 * a missing or malformed sha256 (artifacts, source checkpoint, backbone weights);
 * a manifest whose ``integrity.sha256`` is not the sha256 of its canonical form
@@ -34,6 +36,10 @@ ONNX_PRECISIONS = ("fp32", "fp16", "int8", "int8-trt")
 """The keys of ``onnx.files`` (:data:`deploy.onnx_runtime.PRECISIONS`, spelt out here so that reading a
 manifest does not import onnxruntime; tests/test_hostile_readers.py keeps the two equal)."""
 Check = Callable[[Any, str], None]
+MAX_NAME_BYTES = 255
+"""The longest file name an artifact path may hold (``NAME_MAX`` of Linux file systems)."""
+MAX_PATH_BYTES = 1024
+"""The longest artifact path (a bundle holds a handful of short names; the bundle's own path comes on top)."""
 
 
 def _fail(where: str, what: str) -> LorspError:
@@ -61,12 +67,21 @@ def sha256(value: Any, where: str) -> None:
 
 
 def relative_path(value: Any, where: str) -> None:
-    """A path inside the bundle: relative, POSIX, no ``..``, ``.`` or empty parts."""
+    """A path inside the bundle: relative, POSIX, no ``..``, ``.`` or empty parts, each part a name a file system
+    can hold."""
     text(value, where)
     parts = value.split("/")
     if not value or value.startswith("/") or "\\" in value or "\0" in value or \
             any(p in ("", ".", "..") for p in parts) or PurePosixPath(value).name == "manifest.json":
         raise _fail(where, f"{value[:80]!r} is not a path inside the bundle")
+    try:
+        sizes = [len(p.encode("utf-8")) for p in parts]
+    except UnicodeEncodeError:
+        raise _fail(where, f"{value[:80]!r} is not UTF-8 text, so no file can have that name") from None
+    total = sum(sizes) + len(parts) - 1
+    if max(sizes) > MAX_NAME_BYTES or total > MAX_PATH_BYTES:
+        raise _fail(where, f"{value[:60]!r} ({total} bytes) is longer than a file system holds ({MAX_NAME_BYTES} bytes a name, "
+                           f"{MAX_PATH_BYTES} a path)")
 
 
 def plain(value: Any, where: str, depth: int = 0) -> None:

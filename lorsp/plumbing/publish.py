@@ -126,12 +126,16 @@ def check_output_path(out: Path, *, force: bool, sources: Iterable[str | Path | 
     if len(os.fsencode(out.name)) + NAME_MARGIN > limit:
         raise LorspError(f"output name {out.name[:40]}... is too long: the file system holds names of at most "
                          f"{limit} bytes, and the staging name adds {NAME_MARGIN}")
+    for part in resolved.parent.parts:
+        if len(os.fsencode(part)) > limit:
+            raise LorspError(f"output {name[:40]}... names a folder {part[:40]}... of {len(os.fsencode(part))} "
+                             f"bytes: the file system holds names of at most {limit} bytes")
     return resolved
 
 
 def _existing_ancestor(path: Path) -> Path:
     for parent in path.parents:
-        if parent.exists():
+        if os.path.isdir(parent):  # False, not an error, for a name too long to look up
             return parent
     return Path("/")
 
