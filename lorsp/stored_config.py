@@ -3,11 +3,15 @@
 A stored config is data from a file, so it gets the same checks as ``lorsp-train``'s own
 arguments: each known key's type (an ``image_size`` of ``"32"`` or ``32.0`` is refused), the
 range and choices of its option, read from the option's one declaration (:mod:`lorsp.config`),
-then the run's cross-option checks (:meth:`lorsp.config.TrainConfig.validate`). Keys a newer
-lorsp may add are left alone.
+then the run's cross-option checks (:meth:`lorsp.config.TrainConfig.validate`). Every value is one
+number, word, flag or None (a list or a dict nested 100,000 deep is refused by its key, before
+anything prints or copies it), and a key that is no option of this lorsp is refused by name: a
+misspelt option (``treshold``) would otherwise be dropped and the model rebuilt with the default,
+and an unknown key would be carried, unchecked, into every bundle exported from the file.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from lorsp.config import check_config_values, train_config_class
@@ -16,12 +20,21 @@ from lorsp.plumbing.errors import LorspError
 REQUIRED = ("backbone", "prompt", "head", "image_size")
 """Keys without which no model can be rebuilt."""
 MAX_CLASSES = 100_000
+SCALARS = (str, int, float, bool, type(None))
+"""What every option's value is (the declared types of :class:`lorsp.config.TrainConfig`)."""
 
 
 def check_stored_config(config: Any, source: str) -> dict[str, Any]:
     """``config`` if it is a run config ``lorsp-train`` would accept; LorspError (one line) naming the key otherwise."""
     if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
         raise LorspError(f"{source}: config is a {type(config).__name__}, not a mapping of option names to values")
+    known = {f.name for f in dataclasses.fields(train_config_class())}
+    for key, value in config.items():
+        if key not in known:
+            raise LorspError(f"{source}: config key {key[:60]!r} is no option of this lorsp (written by another "
+                             f"version, or edited)")
+        if not isinstance(value, SCALARS):
+            raise LorspError(f"{source}: config {key!r} is a {type(value).__name__}, not a single value")
     for key in REQUIRED:
         if key not in config:
             raise LorspError(f"{source}: config lacks {key!r}")

@@ -18,6 +18,10 @@ from typing import Any, BinaryIO, Callable
 import torch
 
 from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.nesting import describe, too_deep
+
+MAX_NESTING = 16
+"""The deepest nesting of lists and dicts a checkpoint or resume file may hold (they hold 4)."""
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -94,18 +98,24 @@ def file_sha256(path: str | Path) -> str:
 def load_torch_safely(path: str | Path, what: str) -> Any:
     """``torch.load(path, weights_only=True)``: tensors and plain types only, no code ever runs.
 
-    A missing, truncated or corrupt file, or one that carries pickled code, is one
-    :class:`LorspError` naming ``what`` (e.g. "lorsp checkpoint").
+    A missing, truncated or corrupt file, one that carries pickled code, or one nested deeper than
+    :data:`MAX_NESTING` (:mod:`lorsp.plumbing.nesting`) is one :class:`LorspError` naming ``what``
+    (e.g. "lorsp checkpoint").
     """
     path = Path(path)
     if not path.is_file():
         raise LorspError(f"{what} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:160]
         raise LorspError(f"{path} is not a readable {what} (truncated, corrupt or carrying code, which is "
                          f"never run): {type(exc).__name__}: {first}") from None
+    where = too_deep(state, MAX_NESTING)
+    if where is not None:
+        raise LorspError(f"{path}: {describe(where)} nests lists or dicts deeper than {MAX_NESTING} levels: "
+                         f"not a {what}")
+    return state
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
