@@ -1,6 +1,7 @@
 """``lorsp-hwsim``: simulate an exported Loihi bundle on test images and write its report.
 
     lorsp-hwsim DIR --samples 64 --mode both --backend fast -o OUT
+    lorsp-hwsim MODEL.nir --input random:0.1 --steps 100 -o OUT     # any NIR graph: hw_sim.graph.cli
 
 ``OUT`` is claimed before the simulation (:mod:`lorsp.plumbing.publish`), staged and renamed when complete (``report.json``,
 ``report.md``, ``report.html``, PNG figures). ``--help`` lists the backends and the
@@ -9,10 +10,13 @@ energy tables from their registries; the ``lava`` backend imports Lava only when
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from deploy.bundle import open_bundle
 from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend, list_backends
+from hw_sim.graph.cli import build_graph_parser, main_graph
 from hw_sim.report import write_report
 from hw_sim.simulate import simulate
 from lorsp.plumbing.cli import run_cli
@@ -45,7 +49,8 @@ def modes_of(choice: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = OptionParser(prog="lorsp-hwsim", description=__doc__.splitlines()[0],
                      epilog=registries_epilog(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("bundle", metavar="DIR", help="directory written by lorsp-export --target loihi")
+    p.add_argument("bundle", metavar="DIR", help="directory written by lorsp-export --target loihi (or a NIR "
+                   "graph file: `lorsp-hwsim MODEL.nir --help`)")
     p.add_argument("--dataset", default=None,
                    help=f"test images from ({', '.join(list_datasets())}); default: the model's dataset")
     p.add_argument("--samples", type=count(), default=64, help="N: the first N images of the test split")
@@ -56,8 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def graph_file_given(argv: list[str]) -> bool:
+    """Whether the positional argument names a file (a NIR graph), not a bundle directory.
+
+    The value of every option that takes one is skipped, so ``--input spikes.npz`` is never taken for it.
+    """
+    takes_value = {o for p in (build_parser(), build_graph_parser()) for a in p._actions if a.nargs != 0
+                   for o in a.option_strings}
+    args = iter(argv)
+    for token in args:
+        if token in takes_value:
+            next(args, None)
+        elif not token.startswith("-"):
+            return not Path(token).is_dir() and (Path(token).exists() or token.endswith(".nir"))
+    return False
+
+
 @run_cli
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if graph_file_given(argv):
+        return main_graph(argv)
     args = build_parser().parse_args(argv)
     get_backend(args.backend)  # a backend that cannot load (lava without Lava) is refused before any work
     out = args.out

@@ -158,10 +158,15 @@ def energy_per_image(counts: OperationCounts, table: EnergyTable) -> dict:
 
 def left_out(counts: OperationCounts) -> list[dict]:
     """Data movement no table prices: shown apart, with a count where there is one."""
+    return left_out_io(counts.input_spikes, counts.spikes[-1], "gate spikes")
+
+
+def left_out_io(input_spikes: float, output_spikes: float, outputs: str) -> list[dict]:
+    """:func:`left_out` from the spikes sent to the chip and the ``outputs`` it sends back, per sample."""
     return [
-        {"line": "host -> chip input spikes", "count": counts.input_spikes,
+        {"line": "host -> chip input spikes", "count": input_spikes,
          "why": "I/O between the host and the chip is not in the per-operation tables"},
-        {"line": "chip -> host gate spikes", "count": counts.spikes[-1],
+        {"line": f"chip -> host {outputs}", "count": output_spikes,
          "why": "I/O between the host and the chip is not in the per-operation tables"},
         {"line": "mesh hops between cores", "count": None,
          "why": "depends on where neurons are placed; Davies 2018 gives 3.0-4.0 pJ per hop"},

@@ -9,8 +9,6 @@
 """
 from __future__ import annotations
 
-import datetime as _dt
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +19,8 @@ from deploy.bundle import Bundle
 from deploy.fixed_point import quantise
 from deploy.host import HostParts, rebuild_model
 from deploy.network import SpikingNetwork
+from hw_sim.stamp import provenance  # noqa: F401  (re-exported: simulate and cosim stamp reports with it)
 from lorsp.model import PromptedClassifier
-from lorsp.plumbing.provenance import git_commit, machine, versions
 
 
 def rebuild(bundle: Bundle) -> PromptedClassifier:
@@ -73,8 +71,3 @@ def bundle_fields(bundle: Bundle) -> dict[str, Any]:
     return {"path": str(bundle.root), "source_checkpoint": bundle.manifest.get("source_checkpoint"),
             "git_commit": bundle.manifest.get("git_commit")}
 
-
-def provenance() -> dict[str, Any]:
-    """The report's ``provenance`` block: versions, commit, machine, command line, time."""
-    return {"versions": versions(), "git_commit": git_commit(), "machine": machine(),
-            "command": " ".join(sys.argv), "created": _dt.datetime.now().isoformat(timespec="seconds")}

@@ -1,0 +1,326 @@
+"""lorsp-hwsim on general NIR graphs: every node type against its documented update, structures, refusals, CLI.
+
+Graphs are built with NIR's own classes and, for the command, written with ``nir.write``. The
+references below are plain numpy loops of the updates docs/hwsim-nir.md states; parameters are
+dyadic (beta 0.5, weights in eighths) so float32 and float64 agree exactly and spikes compare
+element for element.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import nir
+import numpy as np
+import pytest
+
+from deploy.nir_graph import flat_graph
+from hw_sim.cli import main
+from hw_sim.graph.chip_fit import CHIPS, chip_fit
+from hw_sim.graph.counts import connections
+from hw_sim.graph.runner import compile_graph, run_graph
+from lorsp.plumbing.errors import LorspError
+from tests.conftest import assert_one_line_error, run_cli
+
+DT = 1e-4
+TAU = 2e-4          # beta = 1 - dt / tau = 0.5 exactly
+T, N = 12, 5
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def weights(n_out, n_in, seed=0):
+    return (rng(seed).integers(-6, 12, size=(n_out, n_in)) / 8).astype(np.float32)
+
+
+def spikes(shape, seed=1, rate=0.5):
+    return (rng(seed).random((T, N, *shape)) < rate).astype(np.float32)
+
+
+def graph(nodes: dict, edges: list) -> nir.NIRGraph:
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def run(g: nir.NIRGraph, x: np.ndarray, record=()):
+    return run_graph(compile_graph(flat_graph(g), DT), x, record=record)
+
+
+def full(n, v):
+    return np.full(n, v, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- neurons
+def neuron(kind: str, n: int) -> nir.NIRNode:
+    """One node of each kind: gain 2, leak 0.25 per step, v_reset 0.25, alpha 0.5, g_syn 2."""
+    if kind in ("I", "IF"):
+        extra = {"v_threshold": full(n, 1.0), "v_reset": full(n, 0.25)} if kind == "IF" else {}
+        return getattr(nir, kind)(r=full(n, 0.5), **extra)
+    common = {"r": full(n, 4.0), "v_leak": full(n, 0.5)}
+    spiking = {"v_threshold": full(n, 1.0), "v_reset": full(n, 0.25)} if kind.endswith("F") else {}
+    if kind.startswith("Cuba"):
+        return getattr(nir, kind)(tau_syn=full(n, TAU), tau_mem=full(n, TAU), w_in=full(n, 4.0), **common, **spiking)
+    return getattr(nir, kind)(tau=full(n, TAU), **common, **spiking)
+
+
+def reference(kind: str, current: np.ndarray) -> np.ndarray:
+    """The documented update of ``kind`` for input current ``(T, N, n)``, float64."""
+    v, i, out = np.zeros(current.shape[1:]), np.zeros(current.shape[1:]), []
+    for x in current:
+        if kind in ("I", "IF"):
+            v = v + 0.5 * x
+        elif kind.startswith("Cuba"):
+            i = 0.5 * i + 2.0 * x
+            v = 0.5 * v + 0.25 + 2.0 * i
+        else:
+            v = 0.5 * v + 0.25 + 2.0 * x
+        if kind.endswith("F"):
+            s = v > 1.0
+            v = np.where(s, 0.25, v)
+            out.append(s.astype(np.float32))
+        else:
+            out.append(v.copy())
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("kind", ["I", "LI", "IF", "LIF", "CubaLI", "CubaLIF"])
+def test_every_neuron_type_follows_its_documented_update(kind):
+    w = weights(4, 3)
+    g = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(w), "n": neuron(kind, 4), "out": nir.Output(np.array([4]))},
+              [("in", "w"), ("w", "n"), ("n", "out")])
+    x = spikes((3,))
+    got = run(g, x).outputs["out"]
+    want = reference(kind, np.einsum("tni,oi->tno", x.astype(np.float64), w))
+    if kind.endswith("F"):
+        assert want.sum() > 0 and np.array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_broadcast_parameters_and_a_shape_that_does_not_broadcast():
+    lif = nir.LIF(tau=np.array([TAU]), r=np.array([2.0]), v_leak=np.array([0.0]), v_threshold=np.array([1.0]))
+    g = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(weights(4, 3)), "n": lif, "out": nir.Output(np.array([4]))},
+              [("in", "w"), ("w", "n"), ("n", "out")])
+    assert run(g, spikes((3,))).outputs["out"].shape == (T, N, 4)
+    g.nodes["n"] = neuron("LIF", 5)
+    with pytest.raises(LorspError, match="does not broadcast"):
+        compile_graph(flat_graph(g), DT)
+
+
+# --------------------------------------------------------------------------- stateless nodes
+def test_scale_threshold_delay_and_flatten():
+    g = graph({"in": nir.Input(np.array([2, 3])), "f": nir.Flatten(np.array([2, 3]), 0, -1),
+               "s": nir.Scale(np.array([1, -2, 0.5, 0, 3, 1], dtype=np.float32)),
+               "d": nir.Delay(np.array([0, 1, 2, 3, 0, 2], dtype=np.float64) * DT),
+               "th": nir.Threshold(full(6, 0.75)), "out": nir.Output(np.array([6]))},
+              [("in", "f"), ("f", "s"), ("s", "d"), ("d", "th"), ("th", "out")])
+    x = spikes((2, 3))
+    scaled = x.reshape(T, N, 6) * np.array([1, -2, 0.5, 0, 3, 1])
+    delayed = np.zeros_like(scaled)
+    for j, lag in enumerate([0, 1, 2, 3, 0, 2]):
+        delayed[lag:, :, j] = scaled[:T - lag, :, j]
+    result = run(g, x)
+    assert np.array_equal(result.outputs["out"], (delayed > 0.75).astype(np.float32))
+    assert result.stats["s"].pairs.tolist() == (x.reshape(T, N, 6)[:, :, [0, 1, 2, 4, 5]].sum((0, 2))).tolist()
+
+
+def test_delay_not_a_whole_number_of_steps_is_refused():
+    g = graph({"in": nir.Input(np.array([2])), "d": nir.Delay(np.array([1.5 * DT, DT])), "out": nir.Output(np.array([2]))},
+              [("in", "d"), ("d", "out")])
+    with pytest.raises(LorspError, match="whole"):
+        compile_graph(flat_graph(g), DT)
+
+
+def test_sum_and_average_pooling_and_conv1d_count_their_synapses():
+    k = np.array([[[1.0, 0.0, -0.5]]], dtype=np.float32)  # 1 -> 1 channel, one zero tap
+    g = graph({"in": nir.Input(np.array([1, 4, 4])), "sp": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+               "ap": nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+               "o1": nir.Output(np.array([1, 2, 2])), "o2": nir.Output(np.array([1, 2, 2]))},
+              [("in", "sp"), ("in", "ap"), ("sp", "o1"), ("ap", "o2")])
+    x = spikes((1, 4, 4))
+    result = run(g, x)
+    sums = x.reshape(T, N, 1, 2, 2, 2, 2).sum((4, 6))
+    assert np.array_equal(result.outputs["o1"], sums)
+    assert np.array_equal(result.outputs["o2"], sums / 4)
+    assert result.stats["sp"].pairs.tolist() == x.sum((0, 2, 3, 4)).tolist()   # each input lies in one window
+    c1 = graph({"in": nir.Input(np.array([1, 6])), "c": nir.Conv1d(6, k, 1, 0, 1, 1, np.zeros(1, np.float32)),
+                "out": nir.Output(np.array([1, 4]))}, [("in", "c"), ("c", "out")])
+    compiled = compile_graph(flat_graph(c1), DT)
+    assert compiled["c"].out_shape == (1, 4) and connections(compiled)["c"] == 8   # 4 outputs x 2 nonzero taps
+    y = run(c1, spikes((1, 6))).outputs["out"]
+    xs = spikes((1, 6))[:, :, 0]
+    assert np.array_equal(y[:, :, 0], xs[:, :, 0:4] - 0.5 * xs[:, :, 2:6])
+
+
+# --------------------------------------------------------------------------- structure
+def lif_graph_node(n):
+    return nir.NIRGraph(nodes={"i": nir.Input(np.array([n])), "lif": neuron("LIF", n), "o": nir.Output(np.array([n]))},
+                        edges=[("i", "lif"), ("lif", "o")], type_check=False)
+
+
+def test_branches_merges_skip_connections_and_nested_graphs():
+    """in -> w1 -> [nested: LIF] -> w3 -> LIF2 <- w2 <- in (skip); LIF2 sums both, this step's values."""
+    w1, w2, w3 = weights(5, 3, 1), weights(4, 3, 2), weights(4, 5, 3)
+    g = graph({"in": nir.Input(np.array([3])), "w1": nir.Linear(w1), "sub": lif_graph_node(5), "w2": nir.Linear(w2),
+               "w3": nir.Linear(w3), "lif2": neuron("LIF", 4), "out": nir.Output(np.array([4]))},
+              [("in", "w1"), ("w1", "sub"), ("sub", "w3"), ("in", "w2"), ("w3", "lif2"), ("w2", "lif2"),
+               ("lif2", "out")])
+    flat = flat_graph(g)
+    assert "sub.lif" in [n.name for n in flat.nodes] and flat.node("lif2").inputs == ("w3", "w2")
+    x = spikes((3,))
+    hidden = reference("LIF", np.einsum("tni,oi->tno", x, w1))
+    want = reference("LIF", np.einsum("tni,oi->tno", hidden, w3) + np.einsum("tni,oi->tno", x, w2))
+    got = run(g, x, record=["sub.lif"])
+    assert np.array_equal(got.outputs["sub.lif"], hidden) and want.sum() > 0
+    assert np.array_equal(got.outputs["out"], want)
+
+
+def test_a_recurrent_edge_carries_the_previous_step():
+    w, r = weights(4, 3, 4), weights(4, 4, 5)
+    g = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(w), "lif": neuron("LIF", 4), "rec": nir.Linear(r),
+               "out": nir.Output(np.array([4]))},
+              [("in", "w"), ("w", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")])
+    x = spikes((3,))
+    v, prev, want = np.zeros((N, 4)), np.zeros((N, 4)), []
+    for t in range(T):
+        v = 0.5 * v + 0.25 + 2.0 * (x[t] @ w.T) + 2.0 * (prev @ r.T)
+        prev = (v > 1.0).astype(np.float64)
+        v = np.where(prev > 0, 0.25, v)
+        want.append(prev)
+    assert np.array_equal(run(g, x).outputs["out"], np.stack(want))
+
+
+def test_a_cycle_without_a_neuron_is_refused_in_one_line():
+    g = graph({"in": nir.Input(np.array([3])), "a": nir.Linear(weights(3, 3)), "b": nir.Linear(weights(3, 3)),
+               "lif": neuron("LIF", 3), "out": nir.Output(np.array([3]))},
+              [("in", "a"), ("a", "b"), ("b", "a"), ("b", "lif"), ("lif", "out")])
+    with pytest.raises(LorspError, match=r"cycle through a, b has no neuron node") as exc:
+        flat_graph(g)
+    assert "\n" not in str(exc.value)
+
+
+@dataclass(eq=False)
+class Mystery(nir.NIRNode):
+    gain: np.ndarray
+
+    def __post_init__(self):
+        self.input_type = {"input": np.array(self.gain.shape)}
+        self.output_type = {"output": np.array(self.gain.shape)}
+
+
+def test_unknown_node_types_and_bad_shapes_are_refused_by_name():
+    g = graph({"in": nir.Input(np.array([3])), "odd": Mystery(np.ones(3)), "out": nir.Output(np.array([3]))},
+              [("in", "odd"), ("odd", "out")])
+    with pytest.raises(LorspError, match="'odd' is a Mystery, which hw_sim cannot run"):
+        flat_graph(g)
+    bad = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(weights(4, 5)), "out": nir.Output(np.array([4]))},
+                [("in", "w"), ("w", "out")])
+    with pytest.raises(LorspError, match="node 'w' \\(Linear\\) does not fit its input of shape \\(3,\\)"):
+        compile_graph(flat_graph(bad), DT)
+
+
+# --------------------------------------------------------------------------- chip fit
+def test_chip_fit_counts_cores_by_the_documented_rule():
+    n = 140_000   # > 128 x 1,024 neurons (Loihi), < 128 x 8,192 (Loihi 2)
+    g = graph({"in": nir.Input(np.array([n])), "s": nir.Scale(np.ones(n, np.float32)),
+               "lif": nir.LIF(tau=np.array([TAU]), r=np.array([2.0]), v_leak=np.array([0.0]), v_threshold=np.array([1.0])),
+               "out": nir.Output(np.array([n]))}, [("in", "s"), ("s", "lif"), ("lif", "out")])
+    compiled = compile_graph(flat_graph(g), DT)
+    synapses = connections(compiled)
+    loihi, loihi2 = (chip_fit(compiled, synapses, CHIPS.get(c)) for c in ("loihi", "loihi2"))
+    assert loihi["nodes"][0]["cores"] == 137 and not loihi["fits"] and loihi["does_not_fit"]
+    assert loihi2["nodes"][0]["cores"] == 18 and loihi2["fits"]
+    assert loihi["nodes"][0]["synapses"] == n and loihi["nodes"][0]["synaptic_memory_bytes"] == n
+
+
+# --------------------------------------------------------------------------- the command
+def write(tmp_path, g, name="model.nir"):
+    path = tmp_path / name
+    nir.write(path, g)
+    return path
+
+
+def readout_graph():
+    w = weights(4, 3)
+    return graph({"in": nir.Input(np.array([3])), "w": nir.Affine(w, full(4, 0.125)), "lif": neuron("LIF", 4),
+                  "w2": nir.Linear(weights(2, 4, 7)), "li": neuron("LI", 2), "spk": nir.Output(np.array([4])),
+                  "mem": nir.Output(np.array([2]))},
+                 [("in", "w"), ("w", "lif"), ("lif", "spk"), ("lif", "w2"), ("w2", "li"), ("li", "mem")])
+
+
+def test_command_runs_a_graph_from_an_npz_and_writes_report_and_outputs(tmp_path, capsys):
+    model = write(tmp_path, readout_graph())
+    x = spikes((3,))
+    np.savez(tmp_path / "in.npz", spikes=x)
+    assert main([str(model), "--input", str(tmp_path / "in.npz"), "-o", str(tmp_path / "rep"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["input"]["steps"] == T and report["input"]["samples"] == N and report["input"]["binary"]
+    assert report["outputs"]["spk"]["kind"] == "spikes" and report["outputs"]["mem"]["kind"] == "voltage"
+    assert report["dt_source"].startswith("default")
+    assert {e["table"] for e in report["energy"]} >= {"loihi-davies2018", "loihi-sanafe"}
+    assert set(report["chip_fit"]) == {"loihi", "loihi2"} and report["chip_fit"]["loihi"]["fits"]
+    arrays = np.load(tmp_path / "rep" / "outputs.npz")
+    want = run(readout_graph(), x).outputs
+    assert np.array_equal(arrays["spk"], want["spk"]) and np.array_equal(arrays["spk.counts"], want["spk"].sum(0))
+    assert np.array_equal(arrays["mem"], want["mem"]) and arrays["spikes_per_sample.lif"].shape == (N,)
+    rows = {r["name"]: r for r in report["nodes"]}
+    assert rows["lif"]["spikes_per_sample"]["mean"] == pytest.approx(want["spk"].sum() / N)
+    assert rows["w"]["synops_per_sample"]["mean"] == pytest.approx(
+        (x @ (weights(4, 3) != 0).T).sum() / N) and rows["w"]["synop_kind"] == "AC"
+    assert "Chip fit: Loihi 2" in (tmp_path / "rep" / "report.md").read_text()
+    assert "report ->" in capsys.readouterr().out
+
+
+def test_fixed_mode_agrees_on_an_exact_chain_and_is_refused_where_it_cannot_run(tmp_path, capsys):
+    w = weights(4, 3)
+    lif = nir.LIF(tau=full(4, TAU), r=full(4, 2.0), v_leak=full(4, 0.0), v_threshold=full(4, 1.0), v_reset=full(4, 0.0))
+    chain = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(w), "lif": lif, "out": nir.Output(np.array([4]))},
+                  [("in", "w"), ("w", "lif"), ("lif", "out")])
+    assert main([str(write(tmp_path, chain)), "--input", "random:0.5", "--steps", "16", "--mode", "both",
+                 "-o", str(tmp_path / "rep"), "--quiet"]) == 0
+    fixed = json.loads((tmp_path / "rep" / "report.json").read_text())["runs"]["fixed"]
+    assert fixed["ran"] and fixed["per_node"][0]["node"] == "lif" and fixed["overall"] == 1.0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([str(write(tmp_path, readout_graph(), "r.nir")), "--input", "random:0.5", "--mode", "fixed",
+              "-o", str(tmp_path / "rep2")])
+    assert exc.value.code == 2 and "--mode fixed:" in capsys.readouterr().err
+    assert not (tmp_path / "rep2").exists()
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("shape", "is not (T, N, 3)"), ("garbage", "not a readable NIR graph"), ("missing", "not found"),
+    ("cycle", "has no neuron node"), ("rate", "random:RATE needs a rate between 0 and 1"),
+])
+def test_command_refusals_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, case, fragment):
+    model = write(tmp_path, readout_graph())
+    args = ["--input", "random:0.2"]
+    if case == "shape":
+        np.savez(tmp_path / "in.npz", spikes=spikes((4,)))
+        args = ["--input", str(tmp_path / "in.npz")]
+    elif case == "garbage":
+        model = tmp_path / "bad.nir"
+        model.write_bytes(b"not hdf5 at all")
+    elif case == "missing":
+        model = tmp_path / "nothing.nir"
+    elif case == "cycle":
+        g = graph({"in": nir.Input(np.array([3])), "a": nir.Linear(weights(3, 3)), "b": nir.Linear(weights(3, 3)),
+                   "out": nir.Output(np.array([3]))}, [("in", "a"), ("a", "b"), ("b", "a"), ("b", "out")])
+        model = write(tmp_path, g, "cycle.nir")
+    elif case == "rate":
+        args = ["--input", "random:1.5"]
+    with pytest.raises(SystemExit) as exc:
+        main([str(model), *args, "-o", str(tmp_path / "rep")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and fragment in err[0], err
+    assert not (tmp_path / "rep").exists()
+
+
+def test_console_script_routes_a_graph_file_and_keeps_the_bundle_path(tmp_path):
+    model = write(tmp_path, readout_graph())
+    proc = run_cli("hw_sim.cli", str(model), "--input", "random:0.3", "--steps", "8", "--samples", "2",
+                   "-o", str(tmp_path / "rep"), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Loihi 2:" in proc.stdout and (tmp_path / "rep" / "outputs.npz").is_file()
+    assert_one_line_error(run_cli("hw_sim.cli", str(tmp_path), "-o", str(tmp_path / "rep2"), timeout=300))
