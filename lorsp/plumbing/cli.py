@@ -4,7 +4,8 @@
     def main(argv=None) -> int: ...
 
 A :class:`~lorsp.plumbing.errors.LorspError` becomes ``error: <message>`` on stderr and
-exit code 2; Ctrl-C exits 130 without a traceback.
+exit code 2; Ctrl-C exits 130 without a traceback (while the script's modules are imported, before
+``main`` runs, :mod:`pipeline.launch` does the same).
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from lorsp.plumbing.runtime import tune_allocator
 def run_cli(main: Callable[..., int | None]) -> Callable[..., int]:
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
-        tune_allocator()
         try:
+            tune_allocator()
             code = main(*args, **kwargs)
         except LorspError as exc:
             print(f"error: {exc}", file=sys.stderr)
