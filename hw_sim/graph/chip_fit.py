@@ -16,6 +16,7 @@ Placement rule (an estimate, not a compiler's placement):
 2. the synapses of a synapse node live with the neurons they feed: a synapse node is charged
    to the first compartment nodes downstream of it (through ``Flatten``/``Delay``/other
    synapse nodes); one that reaches only an ``Output`` is the host's (not on the chip);
+   consecutive synapse nodes are counted node by node, not multiplied out as a chip must;
 3. a synapse costs ``weight_bits / 8`` bytes (8-bit weights, Lava's ``Dense``), one per
    connection with a nonzero weight, expanded: no weight sharing for convolutions, no index
    bits, no compression;

@@ -13,6 +13,7 @@ import argparse
 
 from hw_sim.graph.chip_fit import list_chips
 from hw_sim.graph.inputs import input_spec, load_input
+from hw_sim.graph.neurons import CUBA_INPUTS
 from hw_sim.graph.report import write_graph_report
 from hw_sim.graph.simulate import load_graph, simulate_compiled
 from lorsp.plumbing.cli_options import OptionParser, count, number, seconds, seed
@@ -35,6 +36,9 @@ def build_graph_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed(), default=0, help="seed of the random input")
     p.add_argument("--dt", type=number(0.0, 1e6, above=True), default=None,
                    help="time step in s where the graph's metadata has none (default: snnTorch's 1e-4)")
+    p.add_argument("--synaptic-input", default="euler", choices=CUBA_INPUTS,
+                   help="how CubaLI/CubaLIF currents take input: euler, i += w_in dt/tau_syn x (NIR's ODE, "
+                        "snnTorch); jump, i += w_in x (Norse)")
     p.add_argument("--mode", default="float", choices=MODES,
                    help="float: the graph interpreter; fixed: Loihi integers (chains lorsp's fixed-point path "
                         "expresses); both: float, and fixed where it can")
@@ -55,7 +59,7 @@ def main_graph(argv: list[str]) -> int:
                          f"(the lava backend runs lorsp bundles)")
     if args.steps is not None and not args.input.startswith("random:"):
         raise LorspError("--steps is for random input; an .npz gives its own number of steps")
-    compiled, _, origin = load_graph(args.graph, args.dt)
+    compiled, _, origin = load_graph(args.graph, args.dt, args.synaptic_input)
     x = load_input(args.input, compiled.graph.input_shape, steps=args.steps or (
         DEFAULT_STEPS if args.input.startswith("random:") else None), samples=args.samples, seed=args.seed)
     modes = ("float",) if args.mode == "float" else ("float", "fixed")  # fixed is compared with float

@@ -54,6 +54,8 @@ def fixed_run(compiled: CompiledGraph, x: np.ndarray, float_run: GraphRun, *, ti
 
 def chain_network(compiled: CompiledGraph, x: np.ndarray):
     """The graph as the fixed-point path's chain network; a one-line LorspError why not."""
+    if compiled.cuba_input != "euler" and any(c.node.kind == "CubaLIF" for c in compiled.nodes):
+        raise LorspError("the fixed-point path reads CubaLIF currents with the euler synaptic input only")
     if not np.isin(x, (0.0, 1.0)).all():
         raise LorspError("the input is not binary spikes, and the fixed-point path takes spikes only")
     graph = compiled.graph

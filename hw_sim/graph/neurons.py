@@ -14,7 +14,7 @@ one step with inputs ``x_1, ..., x_k`` (same-step inputs in edge order, then rec
 =============  ===================================================================================
 ``LIF``        ``v = beta v + l + g x_1 + ... + g x_k``; ``s = [v > v_th]``; ``v = v_reset`` where ``s``
 ``LI``         ``v = beta v + l + g x_1 + ... + g x_k``; output ``v``
-``CubaLIF``    ``i = alpha i + g_syn x_1 + ...``; ``v = beta v + l + g i``; spike and reset as ``LIF``
+``CubaLIF``    ``i = alpha i + g_syn x_1 + ...`` (``g_syn``: :data:`CUBA_INPUTS`); ``v = beta v + l + g i``; spike and reset as ``LIF``
 ``CubaLI``     ``i = alpha i + g_syn x_1 + ...``; ``v = beta v + l + g i``; output ``v``
 ``IF``         ``v = v + r x_1 + ... + r x_k``; spike and reset as ``LIF``
 ``I``          ``v = v + r x_1 + ... + r x_k``; output ``v``
@@ -49,6 +49,10 @@ GAIN_RTOL = 1e-6
 SPIKING = ("IF", "LIF", "CubaLIF")
 SYNAPTIC = ("CubaLI", "CubaLIF")
 LEAKY = ("LI", "LIF", "CubaLI", "CubaLIF")
+CUBA_INPUTS = ("euler", "jump")
+"""How a synaptic current takes its input: ``euler``, ``g_syn = w_in dt / tau_syn`` (NIR's ODE, snnTorch:
+its export sets ``w_in = tau_syn / dt``, so ``g_syn = 1``); ``jump``, ``g_syn = w_in`` (Norse: every input
+is a jump of the current, ``i = i + x``)."""
 
 
 def _param(node: Any, key: str, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -118,8 +122,11 @@ class Neuron:
         return spikes.to(torch.float32)
 
 
-def build_neuron(name: str, node: Any, shape: tuple[int, ...], dt: float) -> Neuron:
-    """The :class:`Neuron` of NIR node ``node`` of input shape ``shape``, discretised with ``dt``."""
+def build_neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, cuba_input: str = "euler") -> Neuron:
+    """The :class:`Neuron` of NIR node ``node`` of input shape ``shape``, discretised with ``dt``.
+
+    ``cuba_input`` (:data:`CUBA_INPUTS`) is how a ``CubaLI``/``CubaLIF`` current takes its input.
+    """
     kind = type(node).__name__
     p = lambda key: _param(node, key, shape, name)  # noqa: E731
     out = Neuron(kind, shape)
@@ -137,7 +144,9 @@ def build_neuron(name: str, node: Any, shape: tuple[int, ...], dt: float) -> Neu
         if not np.all(tau_syn > 0):
             raise LorspError(f"{kind} node {name!r}: every tau_syn must be positive")
         out.alpha = torch.as_tensor(1.0 - dt / tau_syn, dtype=torch.float32)
-        out.syn_gain = _factor(p("w_in") * dt / tau_syn)
+        if cuba_input not in CUBA_INPUTS:
+            raise LorspError(f"unknown synaptic input reading {cuba_input!r}; choose one of: {', '.join(CUBA_INPUTS)}")
+        out.syn_gain = _factor(p("w_in") * dt / tau_syn if cuba_input == "euler" else p("w_in"))
     if kind in SPIKING:
         out.threshold = torch.as_tensor(p("v_threshold"), dtype=torch.float32)
         reset = getattr(node, "v_reset", None)

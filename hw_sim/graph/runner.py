@@ -57,6 +57,8 @@ class CompiledGraph:
     graph: FlatGraph
     nodes: list[CompiledNode]
     dt: float
+    cuba_input: str = "euler"
+    """How synaptic currents take their input (:data:`hw_sim.graph.neurons.CUBA_INPUTS`)."""
 
     def __getitem__(self, name: str) -> CompiledNode:
         return next(c for c in self.nodes if c.name == name)
@@ -85,7 +87,7 @@ class GraphRun:
     extra: dict = field(default_factory=dict)
 
 
-def compile_graph(graph: FlatGraph, dt: float, source: str = "NIR graph") -> CompiledGraph:
+def compile_graph(graph: FlatGraph, dt: float, source: str = "NIR graph", cuba_input: str = "euler") -> CompiledGraph:
     """Every node's operation and shapes, checked on one zero sample; a one-line LorspError names a misfit."""
     shapes: dict[str, tuple[int, ...]] = {}
     compiled: list[CompiledNode] = []
@@ -100,7 +102,7 @@ def compile_graph(graph: FlatGraph, dt: float, source: str = "NIR graph") -> Com
                                      f"{sorted(found)}: {', '.join(node.inputs)}")
                 in_shape = found.pop() if found else _neuron_shape(graph.node(node.recurrent[0]), source)
             try:
-                op = build_neuron(node.name, node.node, in_shape, dt) if node.is_neuron \
+                op = build_neuron(node.name, node.node, in_shape, dt, cuba_input) if node.is_neuron \
                     else build_synapse(node.name, node.node, dt)
                 out_shape = _probe(op, in_shape)
             except LorspError as exc:
@@ -116,7 +118,7 @@ def compile_graph(graph: FlatGraph, dt: float, source: str = "NIR graph") -> Com
             if shapes[a] != c.in_shape:
                 raise LorspError(f"{source}: recurrent edge {a!r} -> {c.name!r} carries shape {shapes[a]}, but "
                                  f"{c.name!r} takes {c.in_shape}")
-    return CompiledGraph(graph, compiled, dt)
+    return CompiledGraph(graph, compiled, dt, cuba_input)
 
 
 def _neuron_shape(node: GraphNode, source: str) -> tuple[int, ...]:

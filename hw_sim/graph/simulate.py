@@ -36,11 +36,11 @@ class GraphSimulation:
     arrays: dict[str, np.ndarray]
 
 
-def load_graph(path: str | Path, dt: float | None) -> tuple[CompiledGraph, float, str]:
+def load_graph(path: str | Path, dt: float | None, cuba_input: str = "euler") -> tuple[CompiledGraph, float, str]:
     """The compiled graph of ``path``, its step and where the step came from (metadata, ``--dt``, default)."""
     graph = flat_graph(read_nir(path), source=str(path))
     step, origin = graph_dt(graph.metadata, dt, str(path))
-    return compile_graph(graph, step, str(path)), step, origin
+    return compile_graph(graph, step, str(path), cuba_input), step, origin
 
 
 def graph_dt(metadata: dict, given: float | None, source: str) -> tuple[float, str]:
@@ -61,10 +61,10 @@ def graph_dt(metadata: dict, given: float | None, source: str) -> tuple[float, s
 
 
 def simulate_graph(path: str | Path, x: np.ndarray, *, input_spec: str, dt: float | None = None,
-                   modes: Sequence[str] = ("float",), timeout: float = 600.0,
+                   modes: Sequence[str] = ("float",), timeout: float = 600.0, cuba_input: str = "euler",
                    progress: Callable[[int], None] | None = None) -> GraphSimulation:
     """Run ``x`` ``(T, N, *input_shape)`` through the graph at ``path``; the report and output arrays."""
-    compiled, step, origin = load_graph(path, dt)
+    compiled, step, origin = load_graph(path, dt, cuba_input)
     return simulate_compiled(compiled, x, path=path, input_spec=input_spec, dt_origin=origin, modes=modes,
                              timeout=timeout, progress=progress)
 
@@ -95,7 +95,10 @@ def simulate_compiled(compiled: CompiledGraph, x: np.ndarray, *, path: str | Pat
                   "nonzero_per_sample": input_spikes},
         "modes": list(modes), "backend": "fast (graph interpreter, PyTorch float32)",
         "conventions": "docs/hwsim-nir.md: forward Euler with dt; the voltage takes this step's current; "
-                       "spike when v > v_threshold, reset to v_reset in the same step; no delay per layer",
+                       "spike when v > v_threshold, reset to v_reset in the same step; no delay per layer; "
+                       f"synaptic input {compiled.cuba_input!r}"
+                       + (" (i += w_in dt/tau_syn x, snnTorch)" if compiled.cuba_input == "euler"
+                          else " (i += w_in x, Norse)"),
         "nodes": node_rows(compiled, run),
         "activity": counts.totals(),
         "energy": energy_lines(counts),
