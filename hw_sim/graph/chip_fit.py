@@ -73,7 +73,7 @@ def synapse_owners(compiled: CompiledGraph) -> dict[str, list[str]]:
             succ[a].append(c.name)
     owners = {}
     for c in compiled.nodes:
-        if getattr(c.op, "pairs", None) is None:
+        if c.fan_out is None:
             continue
         found, seen, todo = [], set(), list(succ[c.name])
         while todo:

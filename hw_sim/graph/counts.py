@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from hw_sim import energy
 from hw_sim.graph.runner import CompiledGraph, GraphRun
@@ -40,13 +39,7 @@ class GraphCounts:
 
 def connections(compiled: CompiledGraph) -> dict[str, int]:
     """Synapses (input-output pairs with a nonzero weight) of every synapse node, as a chip holds them expanded."""
-    out = {}
-    with torch.no_grad():
-        for c in compiled.nodes:
-            pairs = getattr(c.op, "pairs", None)
-            if pairs is not None:
-                out[c.name] = int(round(float(pairs(torch.ones((1, *c.in_shape)))[0])))
-    return out
+    return {c.name: int(round(float(c.fan_out.sum()))) for c in compiled.nodes if c.fan_out is not None}
 
 
 def node_rows(compiled: CompiledGraph, run: GraphRun) -> list[dict]:

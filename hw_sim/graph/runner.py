@@ -20,11 +20,13 @@ import torch
 
 from deploy.nir_graph import FlatGraph, GraphNode
 from hw_sim.graph.neurons import Neuron, build_neuron
-from hw_sim.graph.synapses import Synapse, build_synapse
+from hw_sim.graph.synapses import Synapse, build_synapse, fan_out
 from lorsp.plumbing.errors import LorspError
 
 CHUNK_SAMPLES = 256
 """Samples stepped together: bounds the memory of a large graph and paces the time limit."""
+EXACT_FLOAT32 = 2.0 ** 24
+"""Below this many synapses a node's per-step pair count is a float32 sum of integers, hence exact."""
 COMPARTMENTS = ("Threshold",)
 """Stateless nodes that a chip runs as neurons (compartments) too: a spike from a comparison."""
 
@@ -37,6 +39,10 @@ class CompiledNode:
     op: Synapse | Neuron
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
+    fan_out: torch.Tensor | None = None
+    """Synaptic pairs per nonzero input element (synapse nodes; :func:`hw_sim.graph.synapses.fan_out`)."""
+    spike_input: bool = False
+    """Its input is one node's spikes (0/1 by construction), so the input is its own nonzero mask."""
 
     @property
     def name(self) -> str:
@@ -112,13 +118,32 @@ def compile_graph(graph: FlatGraph, dt: float, source: str = "NIR graph", cuba_i
                 raise LorspError(f"{source}: node {node.name!r} ({node.kind}) does not fit its input of shape "
                                  f"{in_shape}: {first}") from None
             shapes[node.name] = out_shape
-            compiled.append(CompiledNode(node, op, in_shape, out_shape))
+            fan = fan_out(op.pairs, in_shape) if isinstance(op, Synapse) and op.pairs is not None else None
+            if fan is not None and float(fan.sum()) < EXACT_FLOAT32:  # float32 dot products of counts are exact
+                fan = fan.to(torch.float32)
+            compiled.append(CompiledNode(node, op, in_shape, out_shape, fan))
+    _mark_spike_inputs(compiled, graph.input_name)
     for c in compiled:
         for a in c.node.recurrent:
             if shapes[a] != c.in_shape:
                 raise LorspError(f"{source}: recurrent edge {a!r} -> {c.name!r} carries shape {shapes[a]}, but "
                                  f"{c.name!r} takes {c.in_shape}")
     return CompiledGraph(graph, compiled, dt, cuba_input)
+
+
+PASS_ON = ("Flatten", "Delay", "Output")
+"""Nodes whose output is 0/1 when their one input is."""
+
+
+def _mark_spike_inputs(compiled: list[CompiledNode], input_name: str) -> None:
+    """Set :attr:`CompiledNode.spike_input` where a node's only input is spikes (the graph's input excluded:
+    whether it is binary is known only at run time)."""
+    spiking: dict[str, bool] = {}
+    for c in compiled:
+        sources = (*c.node.inputs, *c.node.recurrent)
+        c.spike_input = len(sources) == 1 and spiking.get(sources[0], sources[0] in {d.name for d in compiled
+                                                                                       if d.emits_spikes})
+        spiking[c.name] = c.emits_spikes or (c.node.kind in PASS_ON and c.spike_input)
 
 
 def _neuron_shape(node: GraphNode, source: str) -> tuple[int, ...]:
@@ -138,8 +163,6 @@ def _probe(op: Synapse | Neuron, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     else:
         op.reset(1, in_shape)
         y = op(x)
-        if op.pairs is not None:
-            op.pairs(x)
     return tuple(y.shape[1:])
 
 
@@ -175,36 +198,48 @@ def _run_chunk(compiled: CompiledGraph, x: torch.Tensor, stats: dict[str, NodeSt
             c.op.reset(n, c.in_shape)
     fed_back = {a for c in compiled.nodes for a in c.node.recurrent}
     previous = {a: torch.zeros((n, *compiled[a].out_shape)) for a in fed_back}
+    zeros = lambda: torch.zeros(n, dtype=torch.float64)  # noqa: E731
+    spikes, pairs, active = ({c.name: zeros() for c in compiled.nodes} for _ in range(3))
+    graded = {c.name: False for c in compiled.nodes}
+    binary_x = bool(((x == 0) | (x == 1)).all())
     sl = slice(lo, lo + n)
     for t in range(T):
         values: dict[str, torch.Tensor] = {}
         for c in compiled.nodes:
             inputs: Sequence[torch.Tensor] = [x[t]] if c.name == compiled.graph.input_name else \
                 [values[a] for a in c.node.inputs]
-            recurrent = [previous[a] for a in c.node.recurrent]
-            s = stats[c.name]
+            everything = [*inputs, *[previous[a] for a in c.node.recurrent]]
             if isinstance(c.op, Neuron):
-                everything = [*inputs, *recurrent]
                 y = c.op.step(everything, states[c.name])
-                drive = torch.stack([v != 0 for v in everything]).any(0) if everything else None
-                if drive is not None:
-                    s.active_updates[sl] += drive.reshape(n, -1).sum(1).numpy()
+                if len(everything) == 1:
+                    active[c.name] += torch.count_nonzero(everything[0].reshape(n, -1), dim=1)
+                else:
+                    drive = everything[0] != 0
+                    for v in everything[1:]:
+                        drive |= v != 0
+                    active[c.name] += drive.reshape(n, -1).sum(1)
             else:
-                everything = [*inputs, *recurrent]
                 total = everything[0]
                 for v in everything[1:]:
                     total = total + v
                 y = c.op(total)
-                if c.op.pairs is not None:
-                    s.pairs[sl] += c.op.pairs(total).numpy()
-                    if s.binary_input and not bool(((total == 0) | (total == 1)).all()):
-                        s.binary_input = False
+                if c.fan_out is not None:
+                    mask = total if c.spike_input or (binary_x and c.node.inputs == (compiled.graph.input_name,)) \
+                        else (total != 0)
+                    pairs[c.name] += mask.reshape(n, -1).to(c.fan_out.dtype) @ c.fan_out.reshape(-1)
+                    if not graded[c.name] and mask is not total:
+                        graded[c.name] = not bool(((total == 1) | (total == 0)).all())
                 if c.is_compartment:
-                    s.active_updates[sl] += (total != 0).reshape(n, -1).sum(1).numpy()
+                    active[c.name] += torch.count_nonzero(total.reshape(n, -1), dim=1)
             if c.emits_spikes:
-                s.spikes[sl] += y.reshape(n, -1).sum(1).numpy()
+                spikes[c.name] += y.reshape(n, -1).sum(1)
             values[c.name] = y
             if c.name in outputs:
                 outputs[c.name][t, sl] = y.numpy()
         for a in fed_back:
             previous[a] = values[a]
+    for c in compiled.nodes:
+        s = stats[c.name]
+        s.spikes[sl], s.pairs[sl], s.active_updates[sl] = spikes[c.name].numpy(), pairs[c.name].numpy(), \
+            active[c.name].numpy()
+        s.binary_input = s.binary_input and not graded[c.name]

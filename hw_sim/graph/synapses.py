@@ -5,7 +5,9 @@ Every function here takes the NIR node and returns a :class:`Synapse`: ``apply``
 exporting framework's layer makes (``F.linear`` for ``torch.nn.Linear``, ``F.conv2d`` for
 ``torch.nn.Conv2d``, ...), so its float32 numbers are the framework's bit for bit.
 ``pairs`` counts, per sample, the pairs (nonzero input, nonzero weight) the node's
-synapses see: NeuroBench's synaptic operations, bias excluded.
+synapses see: NeuroBench's synaptic operations, bias excluded. It takes the 0/1 mask of the
+input (``[x != 0]``) and is linear in it, so its gradient is each input's fan-out
+(:func:`fan_out`), computed once; a run multiplies the mask by it.
 
 =============  =====================================================  ==========================
 NIR node       one step                                                synaptic pairs
@@ -44,7 +46,8 @@ class Synapse:
     kind: str
     apply: Fn
     pairs: Fn | None = None
-    """``(n, *in_shape)`` -> ``(n,)`` pairs of nonzero input and nonzero weight per sample; None: no synapses."""
+    """``(n, *in_shape)`` 0/1 mask of the input -> ``(n,)`` pairs of nonzero input and nonzero weight per
+    sample; None: no synapses."""
     delay_steps: np.ndarray | None = None
     state: dict = field(default_factory=dict)
 
@@ -91,12 +94,12 @@ def affine(node: Any, bias: bool) -> Synapse:
     b = tensor(node.bias) if bias else None
     nz = mask(w)
     return Synapse("Affine" if bias else "Linear", lambda x: F.linear(x, w, b),
-                   lambda x: per_sample(F.linear(mask(x), nz)))
+                   lambda m: per_sample(F.linear(m, nz)))
 
 
 def scale(node: Any) -> Synapse:
     s = tensor(node.scale)
-    return Synapse("Scale", lambda x: x * s, lambda x: per_sample(mask(x) * mask(s)))
+    return Synapse("Scale", lambda x: x * s, lambda m: per_sample(m * mask(s)))
 
 
 def conv(node: Any, dims: int) -> Synapse:
@@ -107,7 +110,7 @@ def conv(node: Any, dims: int) -> Synapse:
     op = F.conv1d if dims == 1 else F.conv2d
     nz = mask(w)
     return Synapse(f"Conv{dims}d", lambda x: op(x, w, b, stride, padding, dilation, groups),
-                   lambda x: per_sample(op(mask(x), nz, None, stride, padding, dilation, groups)))
+                   lambda m: per_sample(op(m, nz, None, stride, padding, dilation, groups)))
 
 
 def pool(node: Any, average: bool) -> Synapse:
@@ -117,7 +120,7 @@ def pool(node: Any, average: bool) -> Synapse:
         apply: Fn = lambda x: F.avg_pool2d(x, k, s, p)  # noqa: E731
     else:
         apply = lambda x: F.avg_pool2d(x, k, s, p, divisor_override=1)  # noqa: E731
-    counted = lambda x: per_sample(F.avg_pool2d(mask(x), k, s, p) * window)  # noqa: E731
+    counted = lambda m: per_sample(F.avg_pool2d(m, k, s, p) * window)  # noqa: E731
     return Synapse("AvgPool2d" if average else "SumPool2d", apply, counted)
 
 
@@ -142,6 +145,14 @@ def delay(node: Any, dt: float, name: str) -> Synapse:
 
 def passthrough(kind: str) -> Synapse:
     return Synapse(kind, lambda x: x)
+
+
+def fan_out(pairs: Fn, in_shape: tuple[int, ...]) -> torch.Tensor:
+    """Synaptic pairs each input element takes part in when nonzero, ``in_shape`` (the gradient of ``pairs``)."""
+    m = torch.ones((1, *in_shape), requires_grad=True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(pairs(m).sum(), m)
+    return grad[0].round().to(torch.float64)
 
 
 def build_synapse(name: str, node: Any, dt: float) -> Synapse:
