@@ -34,6 +34,7 @@ from torch import nn
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.fileio import check_safetensors_header, file_sha256
 from lorsp.plumbing.registry import Registry
+from lorsp.plumbing.torch_files import check_torch_file
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise LorspError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
         check_safetensors_header(path)
+    else:
+        check_torch_file(path, "weights file")  # storages no larger than the file, before any allocation
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -19,6 +19,7 @@ import torch
 
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.nesting import describe, too_deep
+from lorsp.plumbing.torch_files import check_torch_file
 
 MAX_NESTING = 16
 """The deepest nesting of lists and dicts a checkpoint or resume file may hold (they hold 4)."""
@@ -98,13 +99,16 @@ def file_sha256(path: str | Path) -> str:
 def load_torch_safely(path: str | Path, what: str) -> Any:
     """``torch.load(path, weights_only=True)``: tensors and plain types only, no code ever runs.
 
-    A missing, truncated or corrupt file, one that carries pickled code, or one nested deeper than
+    A missing, truncated or corrupt file, one that carries pickled code, one whose storages declare more
+    bytes than it holds (:func:`lorsp.plumbing.torch_files.check_torch_file`, before anything is
+    allocated), or one nested deeper than
     :data:`MAX_NESTING` (:mod:`lorsp.plumbing.nesting`) is one :class:`LorspError` naming ``what``
     (e.g. "lorsp checkpoint").
     """
     path = Path(path)
     if not path.is_file():
         raise LorspError(f"{what} not found: {path}")
+    check_torch_file(path, what)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
