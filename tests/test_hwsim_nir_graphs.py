@@ -227,11 +227,24 @@ def test_chip_fit_counts_cores_by_the_documented_rule():
                "lif": nir.LIF(tau=np.array([TAU]), r=np.array([2.0]), v_leak=np.array([0.0]), v_threshold=np.array([1.0])),
                "out": nir.Output(np.array([n]))}, [("in", "s"), ("s", "lif"), ("lif", "out")])
     compiled = compile_graph(flat_graph(g), DT)
-    synapses = connections(compiled)
-    loihi, loihi2 = (chip_fit(compiled, synapses, CHIPS.get(c)) for c in ("loihi", "loihi2"))
+    loihi, loihi2 = (chip_fit(compiled, CHIPS.get(c)) for c in ("loihi", "loihi2"))
     assert loihi["nodes"][0]["cores"] == 137 and not loihi["fits"] and loihi["does_not_fit"]
     assert loihi2["nodes"][0]["cores"] == 18 and loihi2["fits"]
     assert loihi["nodes"][0]["synapses"] == n and loihi["nodes"][0]["synaptic_memory_bytes"] == n
+
+
+def test_chip_fit_multiplies_out_synapse_nodes_with_no_neuron_between_them():
+    """SumPool 2x2 (stride 2) -> Flatten -> Linear -> LIF is one block on a chip: every nonzero weight of the
+    Linear reaches the 4 inputs of its window (4 x nnz(W) synapses), not 16 + nnz(W)."""
+    w = weights(3, 4, 8)
+    w[0, 1] = 0.0
+    g = graph({"in": nir.Input(np.array([1, 4, 4])),
+               "p": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+               "f": nir.Flatten(np.array([1, 2, 2]), 0, -1), "w": nir.Linear(w), "lif": neuron("LIF", 3),
+               "out": nir.Output(np.array([3]))}, [("in", "p"), ("p", "f"), ("f", "w"), ("w", "lif"), ("lif", "out")])
+    fit = chip_fit(compile_graph(flat_graph(g), DT), CHIPS.get("loihi"))
+    assert fit["nodes"][0]["synapses_from"] == {"in": 4 * int(np.count_nonzero(w))}
+    assert fit["off_chip_synapse_nodes"] == []
 
 
 # --------------------------------------------------------------------------- the command

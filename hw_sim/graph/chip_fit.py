@@ -13,10 +13,13 @@ Placement rule (an estimate, not a compiler's placement):
 
 1. every compartment node (a NIR neuron node or a ``Threshold``) gets cores of its own (no
    core holds neurons of two nodes, as Lava places one process per core group);
-2. the synapses of a synapse node live with the neurons they feed: a synapse node is charged
-   to the first compartment nodes downstream of it (through ``Flatten``/``Delay``/other
-   synapse nodes); one that reaches only an ``Output`` is the host's (not on the chip);
-   consecutive synapse nodes are counted node by node, not multiplied out as a chip must;
+2. synapses live with the neurons they feed. Between a source (a compartment node or the
+   graph's ``Input``) and a compartment node, the synapse nodes on the way (``Flatten``,
+   ``Delay`` and merges between them) are one synapse block, multiplied out as a chip with no
+   neuron between them must hold it; its synapses are counted as the paths of nonzero weights
+   from source to target (exact for one synapse node, and for chains in which no two paths
+   join the same pair, e.g. a pooling with stride = kernel followed by any node; an upper bound
+   otherwise). A synapse node that reaches no compartment node is the host's;
 3. a synapse costs ``weight_bits / 8`` bytes (8-bit weights, Lava's ``Dense``), one per
    connection with a nonzero weight, expanded: no weight sharing for convolutions, no index
    bits, no compression;
@@ -31,7 +34,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from hw_sim.graph.runner import CompiledGraph
+from hw_sim.graph.synapses import Synapse
 from lorsp.plumbing.registry import Registry
 
 WEIGHT_BITS = 8
@@ -65,58 +71,74 @@ def list_chips() -> list[str]:
     return CHIPS.names()
 
 
-def synapse_owners(compiled: CompiledGraph) -> dict[str, list[str]]:
-    """Rule 2: for every synapse node, the compartment nodes its synapses are charged to (empty: the host's)."""
+def block_synapses(compiled: CompiledGraph) -> dict[str, dict[str, int]]:
+    """Rule 2: synapses of the block each source (a compartment node or the ``Input``) feeds each compartment
+    node through, ``{target: {source: synapses}}``: the paths through the synapse nodes between them."""
+    sources = [c for c in compiled.nodes if c.is_compartment or c.name == compiled.graph.input_name]
+    blocks: dict[str, dict[str, int]] = {c.name: {} for c in compiled.nodes if c.is_compartment}
+    with torch.no_grad():
+        for src in sources:
+            values = {src.name: torch.ones((1, *src.out_shape))}
+            for c in compiled.nodes:
+                if c.name == src.name:
+                    continue
+                arriving = [values[a] for a in (*c.node.inputs, *c.node.recurrent) if a in values]
+                if not arriving:
+                    continue
+                total = torch.stack(arriving).sum(0)
+                if c.is_compartment:
+                    blocks[c.name][src.name] = int(round(float(total.double().sum())))
+                elif isinstance(c.op, Synapse) and c.op.connect is not None:
+                    values[c.name] = c.op.connect(total)
+                elif isinstance(c.op, Synapse) and c.op.delay_steps is None:
+                    values[c.name] = c.op(total)   # Input, Output, Flatten: connectivity passes through
+                else:
+                    values[c.name] = total         # Delay: the same connections, later
+    return {t: {s: n for s, n in b.items() if n} for t, b in blocks.items()}
+
+
+def host_synapse_nodes(compiled: CompiledGraph) -> list[str]:
+    """Synapse nodes that reach no compartment node (they feed an ``Output`` only): the host's."""
     succ: dict[str, list[str]] = {c.name: [] for c in compiled.nodes}
     for c in compiled.nodes:
         for a in (*c.node.inputs, *c.node.recurrent):
             succ[a].append(c.name)
-    owners = {}
+    host = []
     for c in compiled.nodes:
         if c.fan_out is None:
             continue
-        found, seen, todo = [], set(), list(succ[c.name])
+        seen, todo = set(), list(succ[c.name])
         while todo:
-            n = todo.pop(0)
-            if n in seen:
-                continue
-            seen.add(n)
-            if compiled[n].is_compartment:
-                found.append(n)
-            else:
-                todo += succ[n]
-        owners[c.name] = found
-    return owners
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo += [] if compiled[n].is_compartment else succ[n]
+        if not any(compiled[n].is_compartment for n in seen):
+            host.append(c.name)
+    return host
 
 
-def chip_fit(compiled: CompiledGraph, synapses: dict[str, int], chip: Chip) -> dict:
+def chip_fit(compiled: CompiledGraph, chip: Chip) -> dict:
     """The fit of ``compiled`` on ``chip`` by the module's rule: a plain dict for the report."""
-    owners = synapse_owners(compiled)
-    charged: dict[str, float] = {c.name: 0.0 for c in compiled.nodes if c.is_compartment}
-    host = []
-    for name, targets in owners.items():
-        if not targets:
-            host.append(name)
-        for t in targets:
-            charged[t] += synapses.get(name, 0) / len(targets)
+    blocks = block_synapses(compiled)
     rows = []
     for c in compiled.nodes:
         if not c.is_compartment:
             continue
         neurons = math.prod(c.out_shape)
-        memory = charged[c.name] * WEIGHT_BITS / 8
+        synapses = sum(blocks[c.name].values())
+        memory = synapses * WEIGHT_BITS / 8
         by_neurons = math.ceil(neurons / chip.neurons_per_core)
         by_memory = math.ceil(memory / chip.memory_per_core_bytes)
-        rows.append({"node": c.name, "kind": c.node.kind, "neurons": neurons, "synapses": int(round(charged[c.name])),
-                     "synaptic_memory_bytes": int(round(memory)), "cores": max(1, by_neurons, by_memory),
+        rows.append({"node": c.name, "kind": c.node.kind, "neurons": neurons, "synapses": synapses,
+                     "synaptic_memory_bytes": int(memory), "cores": max(1, by_neurons, by_memory),
                      "limited_by": "memory" if by_memory > by_neurons else "neurons",
-                     "synapse_nodes": sorted(n for n, t in owners.items() if c.name in t)})
+                     "synapses_from": blocks[c.name]})
     cores = sum(r["cores"] for r in rows)
     return {"chip": chip.name, "title": chip.title, "source": chip.source, "note": chip.note,
             "limits": {"cores": chip.cores, "neurons_per_core": chip.neurons_per_core,
                        "memory_per_core_bytes": chip.memory_per_core_bytes, "weight_bits": WEIGHT_BITS},
             "nodes": rows, "cores_needed": cores, "fits": cores <= chip.cores,
             "neurons": sum(r["neurons"] for r in rows), "synapses": sum(r["synapses"] for r in rows),
-            "off_chip_synapse_nodes": host,
-            "does_not_fit": [] if cores <= chip.cores else
-            [f"{cores} cores needed, {chip.cores} on the chip"]}
+            "off_chip_synapse_nodes": host_synapse_nodes(compiled),
+            "does_not_fit": [] if cores <= chip.cores else [f"{cores} cores needed, {chip.cores} on the chip"]}

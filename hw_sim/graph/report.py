@@ -74,9 +74,9 @@ def graph_blocks(r: dict) -> list[Block]:
                       + (f" Synapse nodes left to the host (they feed no neuron): "
                          f"{', '.join(fit['off_chip_synapse_nodes'])}." if fit["off_chip_synapse_nodes"] else "")),
             Table(["node", "type", "neurons", "synapses", "synaptic memory (bytes)", "cores", "limited by",
-                   "synapse nodes"],
+                   "synapses from"],
                   [[n["node"], n["kind"], fmt_num(n["neurons"]), fmt_num(n["synapses"]),
-                    fmt_num(n["synaptic_memory_bytes"]), n["cores"], n["limited_by"], ", ".join(n["synapse_nodes"])]
+                    fmt_num(n["synaptic_memory_bytes"]), n["cores"], n["limited_by"], ", ".join(f"{k} ({fmt_num(v)})" for k, v in n["synapses_from"].items())]
                    for n in fit["nodes"]]),
         ]
     if "fixed" in r["runs"]:

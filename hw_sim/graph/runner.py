@@ -118,7 +118,7 @@ def compile_graph(graph: FlatGraph, dt: float, source: str = "NIR graph", cuba_i
                 raise LorspError(f"{source}: node {node.name!r} ({node.kind}) does not fit its input of shape "
                                  f"{in_shape}: {first}") from None
             shapes[node.name] = out_shape
-            fan = fan_out(op.pairs, in_shape) if isinstance(op, Synapse) and op.pairs is not None else None
+            fan = fan_out(op, in_shape) if isinstance(op, Synapse) and op.connect is not None else None
             if fan is not None and float(fan.sum()) < EXACT_FLOAT32:  # float32 dot products of counts are exact
                 fan = fan.to(torch.float32)
             compiled.append(CompiledNode(node, op, in_shape, out_shape, fan))

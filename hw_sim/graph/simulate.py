@@ -19,7 +19,7 @@ from deploy.nir_graph import flat_graph
 from deploy.nir_reader import SNNTORCH_DT, read_nir
 from hw_sim import energy
 from hw_sim.graph.chip_fit import CHIPS, chip_fit, list_chips
-from hw_sim.graph.counts import connections, energy_lines, graph_counts, node_rows
+from hw_sim.graph.counts import energy_lines, graph_counts, node_rows
 from hw_sim.graph.runner import CompiledGraph, GraphRun, compile_graph, run_graph
 from hw_sim.stamp import provenance
 from lorsp.plumbing.errors import LorspError
@@ -83,7 +83,6 @@ def simulate_compiled(compiled: CompiledGraph, x: np.ndarray, *, path: str | Pat
     binary = bool(np.isin(x, (0.0, 1.0)).all())
     input_spikes = float(np.count_nonzero(x)) / x.shape[1]
     counts = graph_counts(compiled, run, input_spikes)
-    synapses = connections(compiled)
     outputs = output_blocks(compiled, run)
     report = {
         "format": REPORT_FORMAT, "format_version": 1,
@@ -105,7 +104,7 @@ def simulate_compiled(compiled: CompiledGraph, x: np.ndarray, *, path: str | Pat
         "left_out": energy.left_out_io(counts.input_spikes, counts.output_spikes, "output spikes"),
         "energy_tables": {n: {"title": t.title, "source": t.source, "pj": t.pj, "note": t.note}
                           for n, t in ((n, energy.get_table(n)) for n in energy.list_tables())},
-        "chip_fit": {name: chip_fit(compiled, synapses, CHIPS.get(name)) for name in list_chips()},
+        "chip_fit": {name: chip_fit(compiled, CHIPS.get(name)) for name in list_chips()},
         "outputs": outputs,
         "runs": {"float": {"performance": {"seconds": run.seconds, "samples_per_s": run.samples / run.seconds
                                            if run.seconds > 0 else None, "steps": run.steps}}},

@@ -4,9 +4,10 @@ Every function here takes the NIR node and returns a :class:`Synapse`: ``apply``
 ``(n, *in_shape)`` to ``(n, *out_shape)`` for one time step, with the very PyTorch call the
 exporting framework's layer makes (``F.linear`` for ``torch.nn.Linear``, ``F.conv2d`` for
 ``torch.nn.Conv2d``, ...), so its float32 numbers are the framework's bit for bit.
-``pairs`` counts, per sample, the pairs (nonzero input, nonzero weight) the node's
-synapses see: NeuroBench's synaptic operations, bias excluded. It takes the 0/1 mask of the
-input (``[x != 0]``) and is linear in it, so its gradient is each input's fan-out
+``connect`` is the node's connectivity (``apply`` with weights made 0/1, no bias) and
+``pairs`` counts with it, per sample, the pairs (nonzero input, nonzero weight) the node's
+synapses see: NeuroBench's synaptic operations, bias excluded. Both are linear in the 0/1
+mask of the input (``[x != 0]``), so the count's gradient is each input's fan-out
 (:func:`fan_out`), computed once; a run multiplies the mask by it.
 
 =============  =====================================================  ==========================
@@ -45,11 +46,15 @@ class Synapse:
 
     kind: str
     apply: Fn
-    pairs: Fn | None = None
-    """``(n, *in_shape)`` 0/1 mask of the input -> ``(n,)`` pairs of nonzero input and nonzero weight per
-    sample; None: no synapses."""
+    connect: Fn | None = None
+    """The node's connectivity: ``apply`` with every nonzero weight 1, every zero 0 and no bias, on a
+    0/1 mask of the input ``(n, *in_shape)``; None: no synapses."""
     delay_steps: np.ndarray | None = None
     state: dict = field(default_factory=dict)
+
+    def pairs(self, m: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` pairs of nonzero input (mask ``m``) and nonzero weight per sample."""
+        return per_sample(self.connect(m))
 
     def reset(self, n: int, shape: tuple[int, ...]) -> None:
         """Every sample starts from rest (a ``Delay`` from an empty line)."""
@@ -94,12 +99,12 @@ def affine(node: Any, bias: bool) -> Synapse:
     b = tensor(node.bias) if bias else None
     nz = mask(w)
     return Synapse("Affine" if bias else "Linear", lambda x: F.linear(x, w, b),
-                   lambda m: per_sample(F.linear(m, nz)))
+                   lambda m: F.linear(m, nz))
 
 
 def scale(node: Any) -> Synapse:
     s = tensor(node.scale)
-    return Synapse("Scale", lambda x: x * s, lambda m: per_sample(m * mask(s)))
+    return Synapse("Scale", lambda x: x * s, lambda m: m * mask(s))
 
 
 def conv(node: Any, dims: int) -> Synapse:
@@ -110,7 +115,7 @@ def conv(node: Any, dims: int) -> Synapse:
     op = F.conv1d if dims == 1 else F.conv2d
     nz = mask(w)
     return Synapse(f"Conv{dims}d", lambda x: op(x, w, b, stride, padding, dilation, groups),
-                   lambda m: per_sample(op(m, nz, None, stride, padding, dilation, groups)))
+                   lambda m: op(m, nz, None, stride, padding, dilation, groups))
 
 
 def pool(node: Any, average: bool) -> Synapse:
@@ -120,8 +125,7 @@ def pool(node: Any, average: bool) -> Synapse:
         apply: Fn = lambda x: F.avg_pool2d(x, k, s, p)  # noqa: E731
     else:
         apply = lambda x: F.avg_pool2d(x, k, s, p, divisor_override=1)  # noqa: E731
-    counted = lambda m: per_sample(F.avg_pool2d(m, k, s, p) * window)  # noqa: E731
-    return Synapse("AvgPool2d" if average else "SumPool2d", apply, counted)
+    return Synapse("AvgPool2d" if average else "SumPool2d", apply, lambda m: F.avg_pool2d(m, k, s, p) * window)
 
 
 def flatten(node: Any) -> Synapse:
@@ -147,11 +151,11 @@ def passthrough(kind: str) -> Synapse:
     return Synapse(kind, lambda x: x)
 
 
-def fan_out(pairs: Fn, in_shape: tuple[int, ...]) -> torch.Tensor:
+def fan_out(synapse: Synapse, in_shape: tuple[int, ...]) -> torch.Tensor:
     """Synaptic pairs each input element takes part in when nonzero, ``in_shape`` (the gradient of ``pairs``)."""
     m = torch.ones((1, *in_shape), requires_grad=True)
     with torch.enable_grad():
-        (grad,) = torch.autograd.grad(pairs(m).sum(), m)
+        (grad,) = torch.autograd.grad(synapse.pairs(m).sum(), m)
     return grad[0].round().to(torch.float64)
 
 
