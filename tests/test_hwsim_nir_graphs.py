@@ -282,6 +282,7 @@ def test_command_runs_a_graph_from_an_npz_and_writes_report_and_outputs(tmp_path
     assert rows["w"]["synops_per_sample"]["mean"] == pytest.approx(
         (x @ (weights(4, 3) != 0).T).sum() / N) and rows["w"]["synop_kind"] == "AC"
     assert "Chip fit: Loihi 2" in (tmp_path / "rep" / "report.md").read_text()
+    assert (tmp_path / "rep" / "firing_rates.png").is_file() and (tmp_path / "rep" / "energy.png").is_file()
     assert "report ->" in capsys.readouterr().out
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from hw_sim.graph.simulate import GraphSimulation
-from hw_sim.render import Block, Heading, Paragraph, Table, fmt_num, fmt_pct, write_documents
+from hw_sim.render import Block, Figure, Heading, Paragraph, Table, figure_png, fmt_num, fmt_pct, pyplot, \
+    write_documents
+from hw_sim.report import plot_energy
 from lorsp.plumbing.fileio import atomic_write
 
 
@@ -82,6 +84,10 @@ def graph_blocks(r: dict) -> list[Block]:
     if "fixed" in r["runs"]:
         blocks += fixed_blocks(r["runs"]["fixed"])
     blocks += [
+        Heading("Figures"),
+        Figure("firing_rates.png", plot_node_rates(r), "Firing rate of every spiking node (float mode)."),
+        Figure("energy.png", plot_energy({"runs": {"float": {"energy": r["energy"]}}}, "float"),
+               "Energy per sample by operation (float mode); data movement left out."),
         Heading("Simulator speed"),
         Table(["mode", "wall s", "samples/s", "steps"],
               [[m, fmt_num(p["performance"]["seconds"]), fmt_num(p["performance"].get("samples_per_s")),
@@ -105,3 +111,14 @@ def fixed_blocks(fixed: dict) -> list[Block]:
               [[n["node"], fmt_pct(n["agreement"]), str(n["exact"]), fmt_num(n["spikes_per_sample"]),
                 str(n.get("fixed_point_exact", ""))] for n in fixed["per_node"]]),
     ]
+
+
+def plot_node_rates(r: dict) -> bytes:
+    """Bars: spikes per neuron per step of every spiking node, in graph order."""
+    plt = pyplot()
+    rows = [n for n in r["nodes"] if "firing_rate" in n]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(rows) + 2), 3.2))
+    ax.bar(range(len(rows)), [n["firing_rate"] for n in rows])
+    ax.set_xticks(range(len(rows)), [f"{n['name']}\n{n['kind']}" for n in rows], fontsize=7)
+    ax.set(ylabel="spikes / neuron / step")
+    return figure_png(fig)
