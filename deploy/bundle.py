@@ -22,6 +22,7 @@ from deploy.netx_layout import check_netx
 from deploy.network import SpikingNetwork
 from deploy.nir_reader import load_network
 from lorsp.plumbing.errors import LorspError
+from lorsp.stored_paths import with_named_paths
 
 NIR_FILE = "prompt_generator.nir"
 NETX_FILE = "prompt_generator.net"
@@ -42,7 +43,9 @@ class Bundle:
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.manifest["config"]
+        """The run's config, with the paths the command named in place of those it stores
+        (:func:`lorsp.stored_paths.with_named_paths`: a stored path the command would read unnamed is refused)."""
+        return with_named_paths(self.manifest["config"], str(self.root / MANIFEST_FILE))
 
 
 def open_bundle(path: str | Path) -> Bundle:

@@ -23,6 +23,7 @@ from lorsp.plumbing.cli import run_cli
 from lorsp.plumbing.cli_options import OptionParser, count, seconds
 from lorsp.data import dataset_paths, list_datasets
 from lorsp.plumbing.publish import claim_output
+from lorsp.stored_paths import add_path_flags, name_paths_of
 
 MODE_CHOICES = (*MODES, "both")
 DEFAULT_TIMEOUT_S = 600.0
@@ -35,11 +36,12 @@ def registries_epilog() -> str:
 
 
 def add_run_options(p: argparse.ArgumentParser, backend_help: str) -> None:
-    """The options every simulator command shares: --backend, --force, --timeout and --quiet."""
+    """The options every simulator command shares: --backend, --force, --timeout, --quiet, --weights, --data-root."""
     p.add_argument("--backend", default=default_backend(), choices=list_backends(), help=backend_help)
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--timeout", type=seconds(), default=DEFAULT_TIMEOUT_S, help="seconds allowed per simulator run (lorsp-cosim: and per run of the ONNX backbone on a batch)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_path_flags(p)
 
 
 def modes_of(choice: str) -> tuple[str, ...]:
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if graph_file_given(argv):
         return main_graph(argv)
     args = build_parser().parse_args(argv)
+    name_paths_of(args)  # stored paths are read only when named here (lorsp.stored_paths)
     get_backend(args.backend)  # a backend that cannot load (lava without Lava) is refused before any work
     out = args.out
     bundle = open_bundle(args.bundle)

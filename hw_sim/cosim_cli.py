@@ -25,6 +25,7 @@ from lorsp.plumbing.cli import run_cli
 from lorsp.plumbing.cli_options import OptionParser, count
 from lorsp.data import dataset_paths, list_datasets
 from lorsp.plumbing.publish import claim_output
+from lorsp.stored_paths import name_paths_of
 
 DEFAULT_OUT = "cosim"
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 @run_cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    name_paths_of(args)  # stored paths are read only when named here (lorsp.stored_paths)
     bundle = open_bundle(args.bundle)
     out = args.out or Path(args.bundle) / DEFAULT_OUT
     protected = [*(bundle.root / name for name in (*bundle.manifest["artifacts"], MANIFEST_FILE)),

@@ -20,6 +20,7 @@ from lorsp.backbones import FrozenBackbone, create_backbone
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.fileio import load_torch_safely
 from lorsp.stored_config import check_classes, check_stored_config
+from lorsp.stored_paths import named_weights, with_named_paths
 from lorsp.plumbing.tensor_checks import check_state
 from lorsp.heads import create_head
 from lorsp.prompts import PromptOutput, VisualPrompt, prompt_from_config
@@ -113,6 +114,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         if key not in state:
             raise LorspError(f"{path}: checkpoint lacks {key!r}")
     check_stored_config(state["config"], str(path))
+    state["config"] = with_named_paths(state["config"], str(path))  # a stored path is opened only when named
     check_classes(state["classes"], str(path))
     if not isinstance(state.get("backbone_weights_sha256"), (str, type(None))):
         raise LorspError(f"{path}: backbone_weights_sha256 is not text")
@@ -135,6 +137,10 @@ def model_from_state(state: dict[str, Any], source: str = "checkpoint",
     return model.eval()
 
 
-def load(path: str | Path) -> PromptedClassifier:
-    """Load a trained model from ``model.pt`` (safe: ``weights_only=True``), in eval mode."""
-    return model_from_state(read_checkpoint(path), source=str(path))
+def load(path: str | Path, *, weights: str | Path | None = None) -> PromptedClassifier:
+    """Load a trained model from ``model.pt`` (safe: ``weights_only=True``), in eval mode.
+
+    ``weights``: the backbone weights file, for a model trained with ``--weights`` (the path the checkpoint
+    stores is never opened, :mod:`lorsp.stored_paths`; the file's sha256 must be the checkpoint's)."""
+    with named_weights(None if weights is None else str(weights)):
+        return model_from_state(read_checkpoint(path), source=str(path))

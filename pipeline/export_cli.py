@@ -23,6 +23,7 @@ from lorsp.plumbing.cli import run_cli
 from lorsp.plumbing.cli_options import OptionParser, count, seconds
 from lorsp.data import list_datasets
 from lorsp.plumbing.errors import LorspError
+from lorsp.stored_paths import add_path_flags, name_paths_of
 from pipeline.chip_check import DEFAULT_TIMEOUT, simulation_step
 
 TARGET_FLAGS = {"run_simulation": "--no-simulate", "timeout": "--timeout", "precisions": "--precision",
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loihi, all: seconds allowed per simulator run (600 when not given)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_path_flags(p)
     return p
 
 
@@ -127,6 +129,7 @@ def summary_lines(manifest: dict[str, Any]) -> Iterator[str]:
 @run_cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    name_paths_of(args)  # stored paths are read only when named here (lorsp.stored_paths)
     manifest = export(args.target, args.checkpoint, args.out, **target_options(args))
     for line in summary_lines(manifest):
         print(line)

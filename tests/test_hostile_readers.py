@@ -413,6 +413,9 @@ def test_a_resealed_manifest_naming_a_kernel_folder_as_dataset_is_one_line_not_a
     root = edit_manifest(bundle, tmp_path / "b", lambda m: m["config"].__setitem__("dataset", "imagefolder:/proc/self"),
                          True)
     proc = run_cli("hw_sim.cli", str(root), "-o", str(tmp_path / "r"), "--quiet", timeout=120)
+    assert_one_line_error(proc, "pass --dataset imagefolder:/proc/self")  # a stored path is read only when named
+    proc = run_cli("hw_sim.cli", str(root), "--dataset", "imagefolder:/proc/self", "-o", str(tmp_path / "r"),
+                   "--quiet", timeout=120)
     assert_one_line_error(proc, "kernel file system")
     assert not (tmp_path / "r").exists()
 

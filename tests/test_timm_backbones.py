@@ -61,13 +61,13 @@ def test_a_timm_backbone_with_a_weights_file_trains_exports_and_co_simulates(arc
     assert metrics["backbone"] == arch and metrics["params"]["head"] == {"resnet18": 512, "vit_tiny_patch16_224": 192}[
         arch] * 10 + 10
     exported = run_cli("pipeline.export_cli", "--target", "all", str(run / "model.pt"), "-o", str(bundle),
-                       "--samples", "8", "--quiet")
+                       "--samples", "8", "--quiet", "--weights", str(weights))  # a stored path is read only when named
     assert exported.returncode == 0, exported.stderr[-3000:]
     parity = json.loads((bundle / "manifest.json").read_text())["onnx"]["parity"]["fp32"]
     assert parity["samples"] == 8 and parity["max_abs_logit_diff"] <= parity["tolerance"]
     assert parity["prediction_agreement"] == 1.0
     simulated = run_cli("hw_sim.cosim_cli", str(bundle), "--limit", "8", "--backend", "fast", "--quiet",
-                        "-o", str(cosim))
+                        "--weights", str(weights), "-o", str(cosim))
     assert simulated.returncode == 0, simulated.stderr[-3000:]
     report = json.loads((cosim / "cosim.json").read_text())
     assert report["agreement"] == {"equal": 8, "samples": 8, "share": 1.0}

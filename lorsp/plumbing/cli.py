@@ -9,6 +9,7 @@ exit code 2; Ctrl-C exits 130 without a traceback (while the script's modules ar
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import sys
 from typing import Callable
@@ -22,7 +23,7 @@ def run_cli(main: Callable[..., int | None]) -> Callable[..., int]:
     def wrapped(*args, **kwargs) -> int:
         try:
             tune_allocator()
-            code = main(*args, **kwargs)
+            code = contextvars.copy_context().run(main, *args, **kwargs)  # what main sets lasts for this call
         except LorspError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(exc.exit_code) from None

@@ -14,6 +14,7 @@ from lorsp.plumbing.device import DEVICE_CHOICES
 from lorsp.prompts import check_options, list_prompts, option_flag, option_names, option_type, options_class, \
     prompt_options
 from lorsp.train.run import train
+from lorsp.stored_paths import name_paths_of
 
 
 def declared_argument(p: argparse._ActionsContainer, options: type, f: dataclasses.Field, help_text: str,
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """``lorsp-train``: parse, check the options against the prompt, train, print one summary line."""
     args = build_parser().parse_args(argv)
+    name_paths_of(args)  # a resume file's stored paths are read only when typed (lorsp.stored_paths)
     cfg = config_from_args(args)
     metrics = train(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet,
                     device=args.device, workers=args.workers, given=given_options(args))

@@ -17,6 +17,7 @@ from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.fileio import load_torch_safely
 from lorsp.plumbing.tensor_checks import check_array, check_state
 from lorsp.stored_config import check_stored_config
+from lorsp.stored_paths import with_named_paths
 
 RESUME_FORMAT = "lorsp-resume"
 RESUME_KEYS = ("config", "epoch", "model", "optimizer", "scheduler", "history", "best_val_accuracy",
@@ -41,7 +42,7 @@ def read_resume(path: str | Path) -> dict[str, Any]:
     missing = [k for k in RESUME_KEYS if k not in state]
     if missing:
         raise LorspError(f"{path}: resume checkpoint lacks {missing[0]!r}")
-    config = check_stored_config(state["config"], str(path))
+    config = state["config"] = with_named_paths(check_stored_config(state["config"], str(path)), str(path))
     epoch, best_epoch = state["epoch"], state["best_epoch"]
     epochs = config.get("epochs", TrainConfig.epochs)
     if not (isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= epochs):
