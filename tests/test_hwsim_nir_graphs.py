@@ -286,6 +286,25 @@ def test_command_runs_a_graph_from_an_npz_and_writes_report_and_outputs(tmp_path
     assert "report ->" in capsys.readouterr().out
 
 
+def test_command_reads_input_in_nir_data_format(tmp_path, capsys):
+    """NIR's own data format (nir.write_data): time-gridded spikes or events for the Input node, on the run's dt."""
+    model = write(tmp_path, readout_graph())
+    x = spikes((3,)).astype(bool)
+    gridded = nir.NIRGraphData({"in": nir.NIRNodeData({"spikes": nir.TimeGriddedData(x.transpose(1, 0, 2), DT)})})
+    nir.write_data(str(tmp_path / "in.h5"), gridded)
+    assert main([str(model), "--input", str(tmp_path / "in.h5"), "-o", str(tmp_path / "rep"), "--quiet"]) == 0
+    assert np.array_equal(np.load(tmp_path / "rep" / "outputs.npz")["spk"], run(readout_graph(), x.astype(np.float32)).outputs["spk"])
+    events = gridded.nodes["in"].observables["spikes"].to_event(n_events=T * 3, time_shift=DT / 2)
+    nir.write_data(str(tmp_path / "ev.h5"), nir.NIRGraphData({"in": nir.NIRNodeData({"spikes": events})}))
+    assert main([str(model), "--input", str(tmp_path / "ev.h5"), "-o", str(tmp_path / "rep2"), "--quiet"]) == 0
+    assert np.array_equal(np.load(tmp_path / "rep2" / "outputs.npz")["spk"], np.load(tmp_path / "rep" / "outputs.npz")["spk"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([str(model), "--input", str(tmp_path / "in.h5"), "--dt", "1e-3", "-o", str(tmp_path / "rep3")])
+    assert "its time grid is dt = 0.0001 s, the run's is 0.001 s" in capsys.readouterr().err
+    assert not (tmp_path / "rep3").exists()
+
+
 def test_fixed_mode_agrees_on_an_exact_chain_and_is_refused_where_it_cannot_run(tmp_path, capsys):
     w = weights(4, 3)
     lif = nir.LIF(tau=full(4, TAU), r=full(4, 2.0), v_leak=full(4, 0.0), v_threshold=full(4, 1.0), v_reset=full(4, 0.0))

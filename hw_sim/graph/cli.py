@@ -28,8 +28,9 @@ def build_graph_parser() -> argparse.ArgumentParser:
     p = OptionParser(prog="lorsp-hwsim", description=__doc__.splitlines()[0],
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("graph", metavar="MODEL.nir", help="a NIR graph file (any framework's NIR 1.0.x)")
-    p.add_argument("--input", required=True, type=input_spec, metavar="SPIKES.npz|random:RATE",
-                   help="(T, N, *input_shape) array in an .npz, or a seeded Bernoulli train of this rate")
+    p.add_argument("--input", required=True, type=input_spec, metavar="SPIKES.npz|DATA.nir|random:RATE",
+                   help="(T, N, *input_shape) array in an .npz, NIR data (nir.write_data) for the Input node, "
+                        "or a seeded Bernoulli train of this rate")
     p.add_argument("--steps", type=count(maximum=1_000_000), default=None,
                    help=f"T for random input (default {DEFAULT_STEPS}); an .npz gives its own")
     p.add_argument("--samples", type=count(), default=16, help="N for random input")
@@ -58,10 +59,11 @@ def main_graph(argv: list[str]) -> int:
         raise LorspError(f"--backend {args.backend}: a NIR graph runs on the fast backend only "
                          f"(the lava backend runs lorsp bundles)")
     if args.steps is not None and not args.input.startswith("random:"):
-        raise LorspError("--steps is for random input; an .npz gives its own number of steps")
+        raise LorspError("--steps is for random input; an input file gives its own number of steps")
     compiled, _, origin = load_graph(args.graph, args.dt, args.synaptic_input)
     x = load_input(args.input, compiled.graph.input_shape, steps=args.steps or (
-        DEFAULT_STEPS if args.input.startswith("random:") else None), samples=args.samples, seed=args.seed)
+        DEFAULT_STEPS if args.input.startswith("random:") else None), samples=args.samples, seed=args.seed,
+        input_name=compiled.graph.input_name, dt=compiled.dt)
     modes = ("float",) if args.mode == "float" else ("float", "fixed")  # fixed is compared with float
     inputs = [args.graph] + ([] if args.input.startswith("random:") else [args.input])
     with claim_output(args.out, args.force, sources=inputs) as claim:

@@ -1,8 +1,9 @@
-"""The input of a graph run: spikes from an ``.npz`` file, or a seeded Bernoulli train (``random:RATE``).
+"""The input of a graph run: an ``.npz`` file, a NIR data file, or a seeded Bernoulli train (``random:RATE``).
 
 Either way the result is float32 ``(T, N, *input_shape)``: ``T`` steps of ``N`` samples. An
 ``.npz`` holds one array (or several, one named ``spikes`` or ``input``); its values may be
-any finite numbers (binary spikes, or graded input a chip would take as graded spikes).
+any finite numbers (binary spikes, or graded input a chip would take as graded spikes). Any
+other file is read as NIR's data format (:mod:`hw_sim.graph.nir_data`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hw_sim.graph.nir_data import read_nir_input
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.fileio import open_regular
 
@@ -32,14 +34,24 @@ def input_spec(text: str) -> str:
     return text
 
 
-def load_input(spec: str, shape: tuple[int, ...], *, steps: int | None, samples: int, seed: int) -> np.ndarray:
-    """The run's input for a graph whose ``Input`` has ``shape`` (see the module docstring)."""
+def load_input(spec: str, shape: tuple[int, ...], *, steps: int | None, samples: int, seed: int,
+               input_name: str = "input", dt: float = 1e-4) -> np.ndarray:
+    """The run's input for a graph whose ``Input`` node ``input_name`` has ``shape`` (module docstring)."""
     if spec.startswith("random:"):
         rate = float(spec.split(":", 1)[1])
         full = (steps or 100, samples, *shape)
         _check_size(full)
         return (np.random.default_rng(seed).random(full, dtype=np.float32) < rate).astype(np.float32)
-    x = read_npz(Path(spec))
+    path = Path(spec)
+    if path.suffix == ".npz":
+        x = read_npz(path)
+    else:
+        if not path.is_file():
+            raise LorspError(f"input file not found: {path}")
+        x = read_nir_input(path, input_name, shape, dt)
+        _check_size(x.shape)
+        if not np.isfinite(x).all():
+            raise LorspError(f"input {path}: NaN or infinite values")
     if x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != tuple(shape):
         raise LorspError(f"input {spec}: shape {x.shape} is not (T, N, {', '.join(map(str, shape))}) for the "
                          f"graph's Input of shape {shape}")
