@@ -28,6 +28,7 @@ import nir
 import numpy as np
 
 from lorsp.plumbing.errors import LorspError
+from lorsp.plumbing.tensor_checks import check_array
 
 NEURON_TYPES = ("I", "LI", "IF", "LIF", "CubaLI", "CubaLIF")
 """Nodes with a membrane state: the only ones a cycle may pass through (they hold last step's output)."""
@@ -35,6 +36,9 @@ SYNAPSE_TYPES = ("Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "
 """Nodes that weight their input: where synaptic operations happen."""
 STATELESS_TYPES = ("Input", "Output", "Flatten", "Threshold", "Delay")
 SUPPORTED_TYPES = (*STATELESS_TYPES[:2], *SYNAPSE_TYPES, *STATELESS_TYPES[2:], *NEURON_TYPES)
+MAX_PARAMETERS = 1 << 24
+"""The most values one node's parameter may hold (16M: a 4096 x 4096 synapse block), and one sample's input."""
+NON_NUMERIC_FIELDS = ("input_type", "output_type", "metadata")
 
 
 @dataclass(frozen=True)
@@ -104,17 +108,26 @@ def flat_graph(graph: nir.NIRGraph, source: str = "NIR graph") -> FlatGraph:
 
 
 def input_shape(node: nir.Input, source: str) -> tuple[int, ...]:
-    """The shape an ``Input`` node declares: positive whole numbers."""
+    """The Input node's shape: positive whole numbers, at most :data:`MAX_PARAMETERS` values in all."""
     given = node.input_type.get("input") if isinstance(node.input_type, dict) else None
-    dims = np.asarray(given if given is not None else [], dtype=object).reshape(-1)
-    try:
-        shape = tuple(int(d) for d in dims)
-        exact = all(int(d) == d for d in dims)
-    except (TypeError, ValueError):
-        shape, exact = (), False
-    if not shape or not exact or any(d < 1 for d in shape):
-        raise LorspError(f"{source}: the Input node's shape {dims.tolist()[:8]} is not a list of positive integers")
-    return shape
+    dims = check_array(given if given is not None else [], "the Input node's shape", source).reshape(-1)
+    if dims.size == 0 or dims.dtype.kind not in "iu" or np.any(dims < 1) or \
+            float(np.prod(dims.astype(np.float64))) > MAX_PARAMETERS:
+        raise LorspError(f"{source}: the Input node's shape {dims.tolist()[:8]} is not a list of positive integers "
+                         f"with at most {MAX_PARAMETERS} values in all")
+    return tuple(int(d) for d in dims)
+
+
+def check_values(name: str, node: Any, source: str) -> None:
+    """Every parameter of ``node`` is an array of finite real numbers (a convolution's padding may be a word),
+    none of more than :data:`MAX_PARAMETERS` values; a one-line LorspError names the node and field."""
+    for key, value in vars(node).items():
+        if value is None or key in NON_NUMERIC_FIELDS or (key == "padding" and isinstance(value, str)):
+            continue
+        array = check_array(value, f"{type(node).__name__} node {name!r} field {key!r}", source)
+        if array.size > MAX_PARAMETERS:
+            raise LorspError(f"{source}: node {name!r} field {key!r} holds {array.size} values; at most "
+                             f"{MAX_PARAMETERS} fit a chip layer here")
 
 
 def _flatten(graph: nir.NIRGraph, prefix: str, source: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -138,6 +151,7 @@ def _flatten(graph: nir.NIRGraph, prefix: str, source: str) -> tuple[dict[str, A
             raise LorspError(f"{source}: NIR node {full!r} is a {kind}, which hw_sim cannot run; "
                              f"supported: {', '.join(SUPPORTED_TYPES)} and nested graphs")
         else:
+            check_values(full, node, source)
             nodes[full] = node
     for a, b in graph.edges:
         a, b = prefix + str(a), prefix + str(b)

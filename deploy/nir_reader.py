@@ -37,19 +37,16 @@ import numpy as np
 
 from deploy.hdf5_files import check_self_contained, read_bounded
 from deploy.network import Layer, SpikingNetwork
+from deploy.nir_graph import check_values, input_shape
 from lorsp.plumbing.errors import LorspError
-from lorsp.plumbing.tensor_checks import check_array
 
 SNNTORCH_DT = 1e-4
 LINEAR_NODES = (nir.Affine, nir.Linear, nir.Conv2d, nir.AvgPool2d, nir.Flatten)
 NEURON_NODES = (nir.LIF, nir.CubaLIF)
 SUPPORTED = (nir.Input, nir.Output, *LINEAR_NODES, *NEURON_NODES)
 GAIN_RTOL = 1e-6
-MAX_PARAMETERS = 1 << 24
-"""The most values one node's parameter may hold (16M: a 4096 x 4096 synapse block)."""
 MAX_DENSE_INPUTS = 4096
 """The largest input of a Conv2d or AvgPool2d made dense (its basis is that size squared, in float64)."""
-NON_NUMERIC_FIELDS = ("input_type", "output_type", "metadata")
 
 
 def supported_names() -> list[str]:
@@ -100,7 +97,7 @@ def network_from_nir(graph: nir.NIRGraph, dt: float = SNNTORCH_DT, source: str =
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise LorspError(f"{source}: inconsistent shapes in the NIR graph: {first}") from None
     nodes = graph.nodes
-    shape = _input_shape(nodes[chain[0]], source)
+    shape = input_shape(nodes[chain[0]], source)
     input_size = int(np.prod(shape))
     layers: list[Layer] = []
     op: tuple[np.ndarray, np.ndarray | None] | None = None  # (M, c): layer input -> current vector
@@ -137,28 +134,11 @@ def _refuse_unsupported(graph: nir.NIRGraph, source: str) -> None:
                              f"Loihi; supported: {', '.join(supported_names())}")
 
 
-def _input_shape(node: nir.Input, source: str) -> tuple[int, ...]:
-    """The Input node's shape: positive whole numbers, at most :data:`MAX_PARAMETERS` values in all."""
-    given = node.input_type.get("input") if isinstance(node.input_type, dict) else None
-    dims = check_array(given if given is not None else [], "the Input node's shape", source).reshape(-1)
-    if dims.size == 0 or dims.dtype.kind not in "iu" or np.any(dims < 1) or \
-            float(np.prod(dims.astype(np.float64))) > MAX_PARAMETERS:
-        raise LorspError(f"{source}: the Input node's shape {dims.tolist()[:8]} is not a list of positive integers "
-                         f"with at most {MAX_PARAMETERS} values in all")
-    return tuple(int(d) for d in dims)
-
-
 def _check_values(graph: nir.NIRGraph, source: str) -> None:
-    """Every parameter of every node is an array of finite real numbers (a Conv2d's padding may be a word),
-    and no node holds more than :data:`MAX_PARAMETERS` values."""
+    """Every parameter of every node is an array of finite real numbers (:func:`deploy.nir_graph.check_values`),
+    and every neuron's time constants and threshold are positive."""
     for name, node in graph.nodes.items():
-        for key, value in vars(node).items():
-            if value is None or key in NON_NUMERIC_FIELDS or (key == "padding" and isinstance(value, str)):
-                continue
-            array = check_array(value, f"{type(node).__name__} node {name!r} field {key!r}", source)
-            if array.size > MAX_PARAMETERS:
-                raise LorspError(f"{source}: node {name!r} field {key!r} holds {array.size} values; at most "
-                                 f"{MAX_PARAMETERS} fit a chip layer here")
+        check_values(name, node, source)
         if isinstance(node, NEURON_NODES):
             for key in ("tau", "tau_mem", "tau_syn", "v_threshold"):
                 if hasattr(node, key) and not np.all(np.asarray(getattr(node, key), dtype=np.float64) > 0):

@@ -220,6 +220,20 @@ def test_unknown_node_types_and_bad_shapes_are_refused_by_name():
         compile_graph(flat_graph(bad), DT)
 
 
+def test_non_finite_parameters_and_an_oversized_input_are_refused_by_name():
+    w = weights(4, 3)
+    w[1, 2] = np.nan
+    g = graph({"in": nir.Input(np.array([3])), "sub": graph({"i": nir.Input(np.array([3])), "w": nir.Linear(w),
+                                                              "o": nir.Output(np.array([4]))}, [("i", "w"), ("w", "o")]),
+               "out": nir.Output(np.array([4]))}, [("in", "sub"), ("sub", "out")])
+    with pytest.raises(LorspError, match="Linear node 'sub.w' field 'weight' holds NaN or infinite values"):
+        flat_graph(g)
+    huge = graph({"in": nir.Input(np.array([1 << 13, 1 << 12])), "out": nir.Output(np.array([1 << 13, 1 << 12]))},
+                 [("in", "out")])
+    with pytest.raises(LorspError, match="is not a list of positive integers with at most"):
+        flat_graph(huge)
+
+
 # --------------------------------------------------------------------------- chip fit
 def test_chip_fit_counts_cores_by_the_documented_rule():
     n = 140_000   # > 128 x 1,024 neurons (Loihi), < 128 x 8,192 (Loihi 2)
