@@ -125,6 +125,14 @@ def test_scale_threshold_delay_and_flatten():
     assert result.stats["s"].pairs.tolist() == (x.reshape(T, N, 6)[:, :, [0, 1, 2, 4, 5]].sum((0, 2))).tolist()
 
 
+def test_a_delay_longer_than_the_run_gives_zeros_without_a_buffer_of_its_length():
+    g = graph({"in": nir.Input(np.array([2])), "d": nir.Delay(np.array([1e9 * DT, 3 * DT])),
+               "out": nir.Output(np.array([2]))}, [("in", "d"), ("d", "out")])
+    x = spikes((2,))
+    y = run(g, x).outputs["out"]
+    assert not y[:, :, 0].any() and np.array_equal(y[3:, :, 1], x[:-3, :, 1]) and not y[:3, :, 1].any()
+
+
 def test_delay_not_a_whole_number_of_steps_is_refused():
     g = graph({"in": nir.Input(np.array([2])), "d": nir.Delay(np.array([1.5 * DT, DT])), "out": nir.Output(np.array([2]))},
               [("in", "d"), ("d", "out")])

@@ -161,7 +161,7 @@ def _probe(op: Synapse | Neuron, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     if isinstance(op, Neuron):
         y = op.step([x], op.initial_state(1))
     else:
-        op.reset(1, in_shape)
+        op.reset(1, in_shape, 1)
         y = op(x)
     return tuple(y.shape[1:])
 
@@ -195,7 +195,7 @@ def _run_chunk(compiled: CompiledGraph, x: torch.Tensor, stats: dict[str, NodeSt
         if isinstance(c.op, Neuron):
             states[c.name] = c.op.initial_state(n)
         else:
-            c.op.reset(n, c.in_shape)
+            c.op.reset(n, c.in_shape, T)
     fed_back = {a for c in compiled.nodes for a in c.node.recurrent}
     previous = {a: torch.zeros((n, *compiled[a].out_shape)) for a in fed_back}
     zeros = lambda: torch.zeros(n, dtype=torch.float64)  # noqa: E731

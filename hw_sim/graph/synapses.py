@@ -56,10 +56,11 @@ class Synapse:
         """``(n,)`` pairs of nonzero input (mask ``m``) and nonzero weight per sample."""
         return per_sample(self.connect(m))
 
-    def reset(self, n: int, shape: tuple[int, ...]) -> None:
-        """Every sample starts from rest (a ``Delay`` from an empty line)."""
+    def reset(self, n: int, shape: tuple[int, ...], steps: int) -> None:
+        """Every sample of ``steps`` steps starts from rest (a ``Delay`` from an empty line, no longer than
+        the run: a delay of ``steps`` or more gives zeros throughout)."""
         if self.delay_steps is not None:
-            depth = int(self.delay_steps.max()) + 1
+            depth = int(min(self.delay_steps.max(), steps)) + 1
             self.state = {"buf": torch.zeros((depth, n, *shape)), "t": 0,
                           "lag": torch.as_tensor(np.broadcast_to(self.delay_steps, shape).copy(), dtype=torch.long)}
 
