@@ -28,7 +28,7 @@ def build_graph_parser() -> argparse.ArgumentParser:
     p = OptionParser(prog="lorsp-hwsim", description=__doc__.splitlines()[0],
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("graph", metavar="MODEL.nir", help="a NIR graph file (any framework's NIR 1.0.x)")
-    p.add_argument("--input", required=True, type=input_spec, metavar="SPIKES.npz|DATA.nir|random:RATE",
+    p.add_argument("--input", required=True, type=input_spec, metavar="SPIKES.npz|DATA.h5|random:RATE",
                    help="(T, N, *input_shape) array in an .npz, NIR data (nir.write_data) for the Input node, "
                         "or a seeded Bernoulli train of this rate")
     p.add_argument("--steps", type=count(maximum=1_000_000), default=None,
