@@ -372,6 +372,15 @@ def test_command_refusals_are_one_line_exit_2_and_write_nothing(tmp_path, capsys
     assert not (tmp_path / "rep").exists()
 
 
+def test_a_run_past_its_time_limit_stops_in_one_line(tmp_path, capsys):
+    model = write(tmp_path, readout_graph())
+    with pytest.raises(SystemExit) as exc:
+        main([str(model), "--input", "random:0.5", "--steps", "1000000", "--samples", "1", "--timeout", "0.5",
+              "-o", str(tmp_path / "rep")])
+    assert exc.value.code == 2 and "exceeded --timeout" in capsys.readouterr().err
+    assert not (tmp_path / "rep").exists()
+
+
 def test_console_script_routes_a_graph_file_and_keeps_the_bundle_path(tmp_path):
     model = write(tmp_path, readout_graph())
     proc = run_cli("hw_sim.cli", str(model), "--input", "random:0.3", "--steps", "8", "--samples", "2",

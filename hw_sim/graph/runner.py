@@ -175,20 +175,18 @@ def run_graph(compiled: CompiledGraph, x: np.ndarray, *, record: Iterable[str] =
     keep = set(compiled.graph.output_names) | set(record)
     stats = {c.name: NodeStats(np.zeros(N), np.zeros(N), np.zeros(N)) for c in compiled.nodes}
     outputs = {c.name: np.zeros((T, N, *c.out_shape), np.float32) for c in compiled.nodes if c.name in keep}
+    deadline = start + timeout
     with torch.no_grad():
         for lo in range(0, N, CHUNK_SAMPLES):
             hi = min(N, lo + CHUNK_SAMPLES)
-            _run_chunk(compiled, torch.from_numpy(x[:, lo:hi]), stats, outputs, lo)
-            if time.perf_counter() - start > timeout:
-                raise LorspError(f"the graph run exceeded --timeout {timeout:g} s and was stopped (raise --timeout "
-                                 f"for more samples or steps)")
+            _run_chunk(compiled, torch.from_numpy(x[:, lo:hi]), stats, outputs, lo, deadline)
             if progress is not None:
                 progress(hi)
     return GraphRun(stats, outputs, T, N, time.perf_counter() - start)
 
 
 def _run_chunk(compiled: CompiledGraph, x: torch.Tensor, stats: dict[str, NodeStats],
-               outputs: dict[str, np.ndarray], lo: int) -> None:
+               outputs: dict[str, np.ndarray], lo: int, deadline: float) -> None:
     T, n = x.shape[:2]
     states: dict[str, dict] = {}
     for c in compiled.nodes:
@@ -204,6 +202,9 @@ def _run_chunk(compiled: CompiledGraph, x: torch.Tensor, stats: dict[str, NodeSt
     binary_x = bool(((x == 0) | (x == 1)).all())
     sl = slice(lo, lo + n)
     for t in range(T):
+        if time.perf_counter() > deadline:
+            raise LorspError(f"the graph run exceeded --timeout and was stopped at step {t} of {T} (raise "
+                             f"--timeout for more samples or steps)")
         values: dict[str, torch.Tensor] = {}
         for c in compiled.nodes:
             inputs: Sequence[torch.Tensor] = [x[t]] if c.name == compiled.graph.input_name else \
