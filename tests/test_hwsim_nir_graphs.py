@@ -336,6 +336,14 @@ def test_fixed_mode_agrees_on_an_exact_chain_and_is_refused_where_it_cannot_run(
                  "-o", str(tmp_path / "rep"), "--quiet"]) == 0
     fixed = json.loads((tmp_path / "rep" / "report.json").read_text())["runs"]["fixed"]
     assert fixed["ran"] and fixed["per_node"][0]["node"] == "lif" and fixed["overall"] == 1.0
+    nested = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(w),
+                    "sub": graph({"i": nir.Input(np.array([4])), "lif": lif, "o": nir.Output(np.array([4]))},
+                                 [("i", "lif"), ("lif", "o")]), "out": nir.Output(np.array([4]))},
+                   [("in", "w"), ("w", "sub"), ("sub", "out")])
+    assert main([str(write(tmp_path, nested, "nested.nir")), "--input", "random:0.5", "--steps", "16", "--mode",
+                 "fixed", "-o", str(tmp_path / "rep-nested"), "--quiet"]) == 0
+    fixed = json.loads((tmp_path / "rep-nested" / "report.json").read_text())["runs"]["fixed"]
+    assert [n["node"] for n in fixed["per_node"]] == ["sub.lif"] and fixed["overall"] == 1.0
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         main([str(write(tmp_path, readout_graph(), "r.nir")), "--input", "random:0.5", "--mode", "fixed",

@@ -6,7 +6,8 @@ a chain ``Input -> (Affine | Linear | Conv2d | AvgPool2d | Flatten)* -> LIF | Cu
 with zero ``v_reset`` and ``v_leak`` and binary input (:func:`deploy.nir_reader.network_from_nir`).
 Where the graph is one, :func:`fixed_run` runs it in fixed point on the same input and compares
 every neuron node's spikes with the float graph interpreter's, step by step. Anything else
-(branches, recurrence, other node types, graded input) gets the importer's reason, in one line.
+(branches, recurrence, other node types, graded input) gets the importer's reason, in one line. A
+nested graph's own ``Input``/``Output`` nodes pass their input on and are left out of the chain.
 """
 from __future__ import annotations
 
@@ -59,8 +60,16 @@ def chain_network(compiled: CompiledGraph, x: np.ndarray):
     if not np.isin(x, (0.0, 1.0)).all():
         raise LorspError("the input is not binary spikes, and the fixed-point path takes spikes only")
     graph = compiled.graph
-    nodes = {c.name: c.node.node for c in compiled.nodes}
-    edges = [(a, c.name) for c in compiled.nodes for a in (*c.node.inputs, *c.node.recurrent)]
+    ends = {graph.input_name, *graph.output_names}
+    inner = {c.name for c in compiled.nodes if c.node.kind in ("Input", "Output") and c.name not in ends}
+    sources = {c.name: (*c.node.inputs, *c.node.recurrent) for c in compiled.nodes}
+
+    def origins(name: str) -> list[str]:
+        """``name``, or, for a nested graph's own Input/Output node (a pass-through), what feeds it."""
+        return [o for a in sources[name] for o in origins(a)] if name in inner else [name]
+
+    nodes = {c.name: c.node.node for c in compiled.nodes if c.name not in inner}
+    edges = [(o, name) for name in nodes for a in sources[name] for o in origins(a)]
     source = "the fixed-point path (chains of Affine/Linear/Conv2d/AvgPool2d/Flatten and LIF/CubaLIF only)"
     return network_from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), dt=compiled.dt,
                             source=source)
