@@ -17,6 +17,7 @@ import numpy as np
 from deploy.fixed_point import exactness, quantise
 from deploy.nir_reader import network_from_nir
 from hw_sim.backends import get_backend
+from hw_sim.backends.base import is_binary
 from hw_sim.graph.runner import CompiledGraph, GraphRun, run_graph
 from lorsp.plumbing.errors import LorspError
 
@@ -57,7 +58,7 @@ def chain_network(compiled: CompiledGraph, x: np.ndarray):
     """The graph as the fixed-point path's chain network; a one-line LorspError why not."""
     if compiled.cuba_input != "euler" and any(c.node.kind == "CubaLIF" for c in compiled.nodes):
         raise LorspError("the fixed-point path reads CubaLIF currents with the euler synaptic input only")
-    if not np.isin(x, (0.0, 1.0)).all():
+    if not is_binary(x):
         raise LorspError("the input is not binary spikes, and the fixed-point path takes spikes only")
     graph = compiled.graph
     ends = {graph.input_name, *graph.output_names}

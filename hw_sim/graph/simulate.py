@@ -18,6 +18,7 @@ import numpy as np
 from deploy.nir_graph import flat_graph
 from deploy.nir_reader import SNNTORCH_DT, read_nir
 from hw_sim import energy
+from hw_sim.backends.base import is_binary
 from hw_sim.graph.chip_fit import CHIPS, chip_fit, list_chips
 from hw_sim.graph.counts import energy_lines, graph_counts, node_rows
 from hw_sim.graph.runner import CompiledGraph, GraphRun, compile_graph, run_graph
@@ -80,7 +81,7 @@ def simulate_compiled(compiled: CompiledGraph, x: np.ndarray, *, path: str | Pat
     if tuple(x.shape[2:]) != tuple(shape):
         raise LorspError(f"input of shape {x.shape} does not fit the graph's Input of shape {shape}")
     run = run_graph(compiled, x, timeout=timeout, progress=progress)
-    binary = bool(np.isin(x, (0.0, 1.0)).all())
+    binary = is_binary(x)
     input_spikes = float(np.count_nonzero(x)) / x.shape[1]
     counts = graph_counts(compiled, run, input_spikes)
     outputs = output_blocks(compiled, run)
@@ -121,7 +122,7 @@ def output_blocks(compiled: CompiledGraph, run: GraphRun) -> dict[str, dict]:
     out = {}
     for name in compiled.graph.output_names:
         values = run.outputs[name]
-        spikes = bool(np.isin(values, (0.0, 1.0)).all())
+        spikes = is_binary(values)
         feeders = [compiled[a].node.kind for a in compiled.graph.node(name).inputs]
         block = {"shape": list(values.shape[2:]), "from": list(compiled.graph.node(name).inputs),
                  "kind": "spikes" if spikes else "voltage", "file": "outputs.npz", "array": name}
