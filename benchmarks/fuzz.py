@@ -1,4 +1,5 @@
-"""Hostile-file fuzzing of lorsp's readers: mutated NIR, netx, ONNX, host, manifest files and checkpoints.
+"""Hostile-file fuzzing of lorsp's readers: NIR, netx, ONNX, host, manifest files, checkpoints, resume files, image
+folders and command lines.
 
     python benchmarks/fuzz.py --cases 1000 --out runs/fuzz          # makes a tiny checkpoint and bundle first
     python benchmarks/fuzz.py --cases 1000 --checkpoint runs/x/model.pt --bundle runs/x/loihi --out runs/fuzz
@@ -8,8 +9,11 @@ bundle; for ONNX a model of the backbone file's contract, ``prompted_image (N, 3
 logits (N, 10)``, small enough to open a thousand times), mutates it (byte flips, truncation,
 inserted and zeroed blocks; and per format structural edits: NaN and infinite values, other
 dtypes and shapes, removed and extra fields, links and external storage, a renamed input, an
-edited manifest resealed or not, hostile pickles), and gives it to the reader the console
-scripts use, in a worker process with a time limit. Every case ends as one of
+edited manifest resealed or not, hostile pickles; and issue 28's classes, :mod:`benchmarks.fuzz_hostile`: HDF5
+datasets declaring terabytes, references and virtual datasets, artifact names no file system holds, config keys
+no option has, values nested 100,000 deep, torch files whose storages declare gigabytes, configs storing paths),
+and gives it to the reader the console scripts use, in a worker process with a time limit. Resume files, image
+folders and command lines are the surfaces of :mod:`benchmarks.fuzz_surfaces`. Every case ends as one of
 
 * ``clean``: refused with a :class:`~lorsp.plumbing.errors.LorspError` (one ``error:`` line at the
   console), or accepted and the result keeps every promise of its reader (finite tensors of the
@@ -17,7 +21,8 @@ scripts use, in a worker process with a time limit. Every case ends as one of
   file equal to the NIR network's; an unsealed manifest equal to the original);
 * ``traceback``: any other exception;
 * ``hang``: no answer within ``--case-timeout`` seconds;
-* ``wrong success``: accepted but a promise broken.
+* ``wrong success``: accepted but a promise broken, by any reader: a stored path kept that no command line
+  named, or the worker's peak memory raised by more than :data:`MAX_GROWTH_MIB` (a file that grew on load).
 
 Cases are seeded by ``(--seed, format, index)``: a run is repeatable, and a failing case is
 named by its index and mutation. The tally goes to ``OUT/fuzz.json`` and ``OUT/fuzz.md``.
@@ -29,6 +34,7 @@ import json
 import multiprocessing as mp
 import os
 import pickle
+import resource
 import shutil
 import subprocess
 import sys
@@ -52,6 +58,12 @@ from onnx import TensorProto, helper  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
+from benchmarks.fuzz_hostile import (DEEP, hostile_hdf5_object, hostile_torch_file, long_name,  # noqa: E402
+                                     stored_path_change)
+from benchmarks.fuzz_surfaces import (SCRIPTS, TINY_TRAIN, as_console_script, base_argv, make_folder,  # noqa: E402
+                                      mutate_argv, mutate_folder, mutate_resume, read_argv_case,
+                                      read_folder_case, read_resume_case, unnamed_paths)
+from benchmarks.fuzz_mutations import edit_json, hostile_array, maybe_byte_level, mutate_bytes  # noqa: E402
 from deploy.bundle import HOST_FILE, MANIFEST_FILE, NETX_FILE, NIR_FILE, open_bundle  # noqa: E402
 from deploy.host import HOST_DTYPES, read_host  # noqa: E402
 from deploy.manifest_schema import manifest_digest  # noqa: E402
@@ -61,11 +73,9 @@ from deploy.onnx_runtime import check_onnx_contract, load_onnx_checked, make_ses
 from lorsp.plumbing.errors import LorspError  # noqa: E402
 from lorsp.model import model_from_state, read_checkpoint  # noqa: E402
 
-FORMATS = ("nir", "netx", "onnx", "host", "manifest", "checkpoint")
+FORMATS = ("nir", "netx", "onnx", "host", "manifest", "checkpoint", "resume", "folder", "argv")
 OUTCOMES = ("clean", "traceback", "hang", "wrong success", "generator error")
 """The last is a bug of this file, not of a reader; it is listed so that it cannot hide."""
-TINY_TRAIN = ["--prompt", "lorsp", "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
-              "--limit-train", "32", "--limit-test", "16", "--batch-size", "16", "--quiet"]
 ONNX_SIZE, ONNX_CLASSES = 32, 10
 
 
@@ -77,7 +87,11 @@ class Base:
     checkpoint: Path
     bundle: Path
     onnx: Path
+    folder: Path | None = None
+    """A valid ``imagefolder:`` (default: made beside the ONNX file)."""
     state: dict[str, Any] = field(default_factory=dict)
+    resume: dict[str, Any] = field(default_factory=dict)
+    """The run's resume file (``last.pt`` beside the checkpoint), loaded."""
     network: Any = None
     scale: np.ndarray | None = None
     backbone: Any = None
@@ -85,10 +99,17 @@ class Base:
     spikes: np.ndarray | None = None
     images: np.ndarray | None = None
 
+    @property
+    def resume_path(self) -> Path:
+        return self.checkpoint.parent / "last.pt"
+
     def load(self) -> "Base":
         from lorsp.backbones import create_backbone
 
         self.state = read_checkpoint(self.checkpoint)
+        self.resume = torch.load(self.resume_path, weights_only=True)
+        if self.folder is None:
+            self.folder = make_folder(self.onnx.parent / "images")
         self.network = load_network(self.bundle / NIR_FILE)
         self.scale = read_host(self.bundle / HOST_FILE).fixed_point_scale.numpy()
         self.backbone = create_backbone(self.state["config"]["backbone"], self.state["config"].get("weights"))
@@ -137,76 +158,6 @@ def make_base(work: Path, checkpoint: Path | None, bundle: Path | None) -> Base:
 
 
 # --------------------------------------------------------------------------- mutations
-def mutate_bytes(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
-    """One byte-level mutation of ``data``."""
-    buf = bytearray(data)
-    kind = int(rng.integers(5))
-    if kind == 0 or len(buf) < 16:
-        n = int(rng.integers(1, 9))
-        for i in rng.integers(0, len(buf), n):
-            buf[int(i)] ^= int(rng.integers(1, 256))
-        return bytes(buf), f"flip {n} bytes"
-    if kind == 1:
-        cut = int(rng.integers(0, len(buf)))
-        return bytes(buf[:cut]), f"truncate at {cut}"
-    if kind == 2:
-        at, n = int(rng.integers(0, len(buf))), int(rng.integers(1, 64))
-        return bytes(buf[:at] + rng.integers(0, 256, n, dtype=np.uint8).tobytes() + buf[at:]), f"insert {n} at {at}"
-    if kind == 3:
-        at, n = int(rng.integers(0, len(buf))), int(rng.integers(1, 256))
-        buf[at:at + n] = bytes(len(buf[at:at + n]))
-        return bytes(buf), f"zero {n} at {at}"
-    at, n = int(rng.integers(0, len(buf))), int(rng.integers(1, 128))
-    return bytes(buf[:at] + buf[at:at + n] + buf[at:]), f"duplicate {n} at {at}"
-
-
-def hostile_array(value: np.ndarray, rng: np.random.Generator) -> tuple[Any, str]:
-    """``value`` replaced by one that a reader must refuse or handle: NaN, Inf, other dtypes and shapes."""
-    kind = int(rng.integers(12))
-    v = np.array(value, copy=True)
-    if v.dtype.kind not in "biuf":  # a type tag ("CUBA", "dense"): mutate a number array of its shape
-        v = np.ones(v.shape or (1,), np.float32)
-    if kind == 0 and v.dtype.kind == "f" and v.size:
-        v.reshape(-1)[int(rng.integers(v.size))] = np.nan
-        return v, "a NaN"
-    if kind == 1 and v.dtype.kind == "f" and v.size:
-        v.reshape(-1)[int(rng.integers(v.size))] = -np.inf if rng.random() < 0.5 else np.inf
-        return v, "an infinity"
-    if kind == 2:
-        return v.astype(bool), "bool dtype"
-    if kind == 3:
-        return v.astype(np.float16), "float16 dtype"
-    if kind == 4:
-        return np.zeros(v.shape, dtype=[("a", "<f4"), ("b", "<i4")]), "compound dtype"
-    if kind == 5:
-        return np.full(v.shape or (1,), b"x", dtype="S1"), "string dtype"
-    if kind == 6:
-        return v.reshape(-1)[: max(0, v.size - 1)], "one value fewer, flattened"
-    if kind == 7:
-        return np.zeros((0,), dtype=v.dtype), "empty"
-    if kind == 8:
-        return (v.T.copy() if v.ndim >= 2 else v.reshape(-1, 1)), "transposed"
-    if kind == 9:
-        return (-np.abs(v) - 1).astype(v.dtype) if v.dtype.kind in "fi" else v, "negative"
-    if kind == 10:
-        return np.asarray(1e38 if v.dtype.kind == "f" else 2 ** 31 - 1, dtype=v.dtype), "a huge scalar"
-    return v.astype(np.int64) if v.dtype.kind == "f" else v.astype(np.float32), "int/float swapped"
-
-
-BYTE_LEVEL_SHARE = 0.3
-"""The share of structural mutators' files that get a byte-level edit instead."""
-
-
-def maybe_byte_level(src: Path, dst: Path, rng: np.random.Generator) -> str | None:
-    """With probability :data:`BYTE_LEVEL_SHARE`, ``src`` with one :func:`mutate_bytes` edit written to ``dst``
-    (what was done); otherwise None and nothing written."""
-    if rng.random() >= BYTE_LEVEL_SHARE:
-        return None
-    data, what = mutate_bytes(src.read_bytes(), rng)
-    dst.write_bytes(data)
-    return what
-
-
 def _datasets(f: h5py.File) -> list[str]:
     names: list[str] = []
     f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
@@ -222,7 +173,9 @@ def mutate_hdf5(src: Path, dst: Path, rng: np.random.Generator) -> str:
     with h5py.File(dst, "a") as f:
         names = _datasets(f)
         name = names[int(rng.integers(len(names)))]
-        kind = int(rng.integers(8))
+        kind = int(rng.integers(9))
+        if kind == 8:
+            return hostile_hdf5_object(f, name, src, rng)
         if kind == 0:
             del f[name]
             return f"delete {name}"
@@ -354,49 +307,6 @@ def mutate_onnx(src: Path, dst: Path, rng: np.random.Generator) -> str:
     return what
 
 
-def _pick_path(obj: Any, rng: np.random.Generator, depth: int = 0) -> list:
-    """A random path of keys/indices into a JSON-like object."""
-    if depth > 6 or not isinstance(obj, (dict, list)) or not obj or rng.random() < 0.3:
-        return []
-    keys = list(obj) if isinstance(obj, dict) else list(range(len(obj)))
-    key = keys[int(rng.integers(len(keys)))]
-    return [key, *_pick_path(obj[key], rng, depth + 1)]
-
-
-def hostile_value(rng: np.random.Generator) -> Any:
-    return [None, "", "x" * 200, -1, 0, 2 ** 70, 1e308, float("nan"), True, [], {}, [[[[1]]]], "../../etc/passwd",
-            "/etc/passwd", {"sha256": "0" * 64, "bytes": 1}, "imagefolder:/proc/self", "A" * 64, 3.5,
-            ["a", 1, None]][int(rng.integers(19))]
-
-
-def edit_json(obj: Any, rng: np.random.Generator) -> str:
-    """Change ``obj`` (a manifest or config) in place at a random path; the description."""
-    path = _pick_path(obj, rng)
-    if not path:
-        if isinstance(obj, dict):
-            key = ["run_this", "artifacts", "onnx", "integrity", "classes"][int(rng.integers(5))]
-            obj[key] = hostile_value(rng)
-            return f"top-level {key} set"
-        return "nothing"
-    parent = obj
-    for key in path[:-1]:
-        parent = parent[key]
-    last = path[-1]
-    kind = int(rng.integers(4))
-    where = "/".join(map(str, path))[:80]
-    if kind == 0:
-        del parent[last]
-        return f"delete {where}"
-    if kind == 1 and isinstance(parent, dict):
-        parent[hostile_value(rng) if rng.random() < 0.2 and False else f"{last}_x"] = hostile_value(rng)
-        return f"extra key beside {where}"
-    if kind == 2 and isinstance(parent, dict) and isinstance(last, str):
-        parent[["../" + last, "/tmp/" + last, last + "/..", "", "a\\b"][int(rng.integers(5))]] = parent.pop(last)
-        return f"key {where} renamed"
-    parent[last] = hostile_value(rng)
-    return f"{where} replaced"
-
-
 def mutate_manifest(bundle: Path, dst: Path, base_manifest: dict, rng: np.random.Generator) -> tuple[str, bool]:
     """``dst``: a hard-linked copy of ``bundle`` with a mutated manifest; the description and whether resealed."""
     shutil.copytree(bundle, dst, copy_function=os.link)
@@ -406,6 +316,8 @@ def mutate_manifest(bundle: Path, dst: Path, base_manifest: dict, rng: np.random
         (dst / MANIFEST_FILE).write_bytes(data)
         return what, False
     manifest = copy.deepcopy(base_manifest)
+    if rng.random() < 0.25:
+        return _issue28_manifest(dst, manifest, rng)
     what = edit_json(manifest, rng)
     if rng.random() < 0.15:
         manifest["checks"] = json.loads("[" * 50 + "]" * 50)
@@ -420,6 +332,30 @@ def mutate_manifest(bundle: Path, dst: Path, base_manifest: dict, rng: np.random
     return what + (", resealed" if sealed else ""), sealed
 
 
+def _issue28_manifest(dst: Path, manifest: dict, rng: np.random.Generator) -> tuple[str, bool]:
+    """Issue 28's manifests: an artifact name no file system holds, a config storing a path or a key no option
+    has (all resealed), a config value nested 100,000 deep (not resealable)."""
+    kind = int(rng.integers(4))
+    if kind == 3:
+        text = json.dumps(manifest).replace('"config": {', '"config": {"deep": ' + "[" * DEEP + "]" * DEEP + ", ", 1)
+        (dst / MANIFEST_FILE).write_text(text)
+        return "config value nested 100,000 deep", False
+    if kind == 0:
+        name = long_name(rng)
+        manifest["artifacts"][name] = dict(manifest["artifacts"]["README.md"])
+        what = f"artifact name of {len(name.encode('utf-8', 'surrogatepass'))} bytes"
+    elif kind == 1:
+        changes, what = stored_path_change(rng)
+        manifest["config"].update(changes)
+        what = "config stores " + what
+    else:
+        manifest["config"][["treshold", "run_this", "x" * 300][int(rng.integers(3))]] = 1.0
+        what = "config key no option has"
+    manifest["integrity"] = {"sha256": manifest_digest(manifest)}
+    (dst / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return what + ", resealed", True
+
+
 class _Evil:
     """Pickles to a call of ``os.system``: what weights_only must never run."""
 
@@ -428,7 +364,9 @@ class _Evil:
 
 
 def mutate_checkpoint(src: Path, dst: Path, base_state: dict, rng: np.random.Generator) -> str:
-    kind = int(rng.random() * 10)
+    kind = int(rng.random() * 13)
+    if kind >= 10:
+        return hostile_torch_file(src, dst, base_state, rng, kind - 10)
     if kind <= 1:
         data, what = mutate_bytes(src.read_bytes(), rng)
         dst.write_bytes(data)
@@ -522,6 +460,9 @@ def read_onnx_case(base: Base, path: Path) -> str | None:
 
 def read_manifest_case(base: Base, path: Path, sealed: bool) -> str | None:
     bundle = open_bundle(path)
+    broken = as_console_script(lambda: unnamed_paths(bundle.config))
+    if broken:
+        return broken
     if not sealed and bundle.manifest != json.loads((base.bundle / MANIFEST_FILE).read_text()):
         return "accepted an edited manifest that was not resealed"
     root = path.resolve()
@@ -532,7 +473,10 @@ def read_manifest_case(base: Base, path: Path, sealed: bool) -> str | None:
 
 
 def read_checkpoint_case(base: Base, path: Path) -> str | None:
-    state = read_checkpoint(path)
+    state = as_console_script(lambda: read_checkpoint(path))
+    broken = unnamed_paths(state["config"])
+    if broken:
+        return broken
     model = model_from_state(state, source=str(path), backbone=base.backbone)
     for name, value in [*model.prompt.state_dict().items(), *model.head.state_dict().items()]:
         if not _finite(value):
@@ -545,13 +489,22 @@ def read_checkpoint_case(base: Base, path: Path) -> str | None:
     return None
 
 
+MAX_GROWTH_MIB = 1024
+"""How much a case may raise the worker's peak memory (a reader that let a file grow to gigabytes breaks it)."""
+
+
 def run_case(base: Base, fmt: str, index: int, seed: int, scratch: Path) -> tuple[str, str, str]:
     """Make case ``index`` of ``fmt`` in ``scratch`` and read it: ``(outcome, mutation, detail)``."""
     rng = np.random.default_rng([seed, FORMATS.index(fmt), index])
     case = scratch / f"{fmt}-{index}"
     case.mkdir()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
-        return _make_and_read(base, fmt, case, rng)
+        outcome, what, detail = _make_and_read(base, fmt, case, rng)
+        grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) >> 10  # KiB -> MiB
+        if outcome == "clean" and grew > MAX_GROWTH_MIB:
+            return "wrong success", what, f"the reader's memory grew by {grew} MiB ({detail[:80]})"
+        return outcome, what, detail
     except Exception as exc:  # noqa: BLE001 - a bug of the fuzzer itself, reported apart from the readers'
         return "generator error", "?", f"{type(exc).__name__}: {str(exc)[:160]}"
     finally:
@@ -575,9 +528,18 @@ def _make_and_read(base: Base, fmt: str, case: Path, rng: np.random.Generator) -
         elif fmt == "manifest":
             what, sealed = mutate_manifest(base.bundle, case / "bundle", base.manifest, rng)
             read = lambda: read_manifest_case(base, case / "bundle", sealed)  # noqa: E731
-        else:
+        elif fmt == "checkpoint":
             what = mutate_checkpoint(base.checkpoint, case / "model.pt", base.state, rng)
             read = lambda: read_checkpoint_case(base, case / "model.pt")  # noqa: E731
+        elif fmt == "resume":
+            what = mutate_resume(base.resume_path, case / "last.pt", base.resume, rng)
+            read = lambda: read_resume_case(base, case / "last.pt")  # noqa: E731
+        elif fmt == "folder":
+            what = mutate_folder(base.folder, case / "images", rng)
+            read = lambda: read_folder_case(base, case / "images")  # noqa: E731
+        else:
+            script, argv, what = mutate_argv(base, case / "out", rng)
+            read = lambda: read_argv_case(base, script, argv)  # noqa: E731
         try:
             broken = read()
         except LorspError as exc:
@@ -602,7 +564,11 @@ def check_base(base: Base, scratch: Path) -> None:
                          ("onnx", read_onnx_case(base, base.onnx)),
                          ("host", read_host_case(base, base.bundle / HOST_FILE)),
                          ("manifest", read_manifest_case(base, bundle, False)),
-                         ("checkpoint", read_checkpoint_case(base, base.checkpoint))):
+                         ("checkpoint", read_checkpoint_case(base, base.checkpoint)),
+                         ("resume", read_resume_case(base, base.resume_path)),
+                         ("folder", read_folder_case(base, base.folder)),
+                         *((f"argv of {s}", read_argv_case(base, s, base_argv(base, s, scratch / "out")))
+                           for s in SCRIPTS)):
         if broken:
             raise RuntimeError(f"the unmutated {name} file breaks a promise: {broken}")
     shutil.rmtree(bundle)

@@ -1,5 +1,6 @@
-"""A bounded fuzz run: a few hundred mutated NIR, netx, ONNX, host and manifest files and hostile checkpoints,
-each refused in one line or read with every promise kept (benchmarks/fuzz.py runs the same at >= 1,000 per format)."""
+"""A bounded fuzz run: a few hundred mutated NIR, netx, ONNX, host and manifest files, hostile checkpoints, resume
+files, image folders and command lines, each refused in one line or read with every promise kept
+(benchmarks/fuzz.py runs the same at >= 1,000 per format)."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,7 @@ from benchmarks.fuzz import FORMATS, Base, contract_onnx, fuzz, tally_table
 from tests.test_export_loihi import shared_bundle, shared_checkpoint
 
 CASES = 60
-"""Files per format: 360 in all, a few seconds here."""
+"""Files per format: 540 in all, about a minute here."""
 
 
 @pytest.mark.slow

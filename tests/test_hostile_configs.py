@@ -5,54 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-import threading
-from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
+from benchmarks.fuzz_hostile import DEEP, nested, save_nested
 from deploy.bundle import MANIFEST_FILE
 from deploy.manifest_schema import manifest_digest
 from lorsp.plumbing.nesting import too_deep
 from tests.conftest import assert_one_line_error, run_cli
 from tests.test_export_loihi import shared_bundle, shared_checkpoint
-
-DEEP = 100_000
-
-
-def nested(depth: int) -> Any:
-    value: Any = 1
-    for _ in range(depth):
-        value = {"k": value}
-    return value
-
-
-def save_deep(state: dict, path: Path) -> Path:
-    """``torch.save(state)`` of a value nested :data:`DEEP` levels: pickling recurses, so in a thread with a big
-    stack and a raised recursion limit (as an attacker's own script would)."""
-    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size(512 << 20)
-    failure: list[BaseException] = []
-
-    def save() -> None:
-        try:
-            torch.save(state, path)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            failure.append(exc)
-
-    sys.setrecursionlimit(10 * DEEP)
-    try:
-        thread = threading.Thread(target=save)
-        thread.start()
-        thread.join()
-    finally:
-        sys.setrecursionlimit(old_limit)
-        threading.stack_size(old_stack)
-    if failure:
-        raise failure[0]
-    return path
-
 
 def test_nesting_is_measured_without_recursion():
     assert too_deep(nested(DEEP), 16) == ("k",) * 16
@@ -71,7 +33,7 @@ def test_a_checkpoint_config_key_that_is_unknown_or_nested_is_one_line_naming_it
                                                                                   fragment):
     state = torch.load(shared_checkpoint(tmp_path_factory), weights_only=True)
     edit(state["config"])
-    checkpoint = save_deep(state, tmp_path / "model.pt")
+    checkpoint = save_nested(state, tmp_path / "model.pt")
     proc = run_cli("pipeline.export_cli", "--target", "loihi", str(checkpoint), "-o", str(tmp_path / "out"),
                    "--no-simulate", timeout=300)
     assert_one_line_error(proc, fragment)
@@ -82,7 +44,7 @@ def test_a_checkpoint_config_key_that_is_unknown_or_nested_is_one_line_naming_it
 def test_a_resume_file_nested_too_deeply_is_one_line(tmp_path_factory, tmp_path):
     state = torch.load(shared_checkpoint(tmp_path_factory).parent / "last.pt", weights_only=True)
     state["optimizer"]["state"][0]["momentum_buffer"] = nested(DEEP)
-    resume = save_deep(state, tmp_path / "last.pt")
+    resume = save_nested(state, tmp_path / "last.pt")
     proc = run_cli("lorsp.train", "--resume", str(resume), "--out", str(tmp_path / "run"), "--quiet", timeout=300)
     assert_one_line_error(proc, "['optimizer']['state'][0]... nests lists or dicts deeper than 16 levels")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -6,57 +6,17 @@ from __future__ import annotations
 
 import io
 import os
-import pickletools
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
+from benchmarks.fuzz_hostile import declare_numel, legacy_bomb, zip_with
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.torch_files import check_torch_file
 from tests.conftest import assert_one_line_error, run_cli
 from tests.test_export_loihi import shared_checkpoint
-
-HUGE = 900_000_000
-"""Declared elements of one storage: 3.6 GB of float32."""
-
-
-def declare_numel(pickle_bytes: bytes, numel: int) -> bytes:
-    """``pickle_bytes`` with the element count of its first storage (the int after the ``'cpu'`` location of the
-    first persistent id) replaced by ``numel``."""
-    ops = list(pickletools.genops(pickle_bytes))
-    at = next(k for k, (op, arg, _) in enumerate(ops) if op.name in ("BINUNICODE", "SHORT_BINUNICODE") and arg == "cpu")
-    op, _, pos = next(o for o in ops[at + 1:] if o[0].name.startswith("BININT"))
-    end = pos + 1 + {"BININT1": 1, "BININT2": 2, "BININT": 4}[op.name]
-    return pickle_bytes[:pos] + b"J" + numel.to_bytes(4, "little") + pickle_bytes[end:]
-
-
-def zip_with(source: bytes, edit_pickle=None, compress: int = zipfile.ZIP_STORED) -> bytes:
-    """The ``torch.save`` zip ``source`` rewritten: its data.pkl through ``edit_pickle``, its records compressed."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(source)) as zin, zipfile.ZipFile(out, "w", compress) as zout:
-        for info in zin.infolist():
-            data = zin.read(info.filename)
-            if edit_pickle and info.filename.endswith("/data.pkl"):
-                data = edit_pickle(data)
-            zout.writestr(info.filename, data)
-    return out.getvalue()
-
-
-def legacy_bomb() -> bytes:
-    """A legacy-format (``_use_new_zipfile_serialization=False``) file of a few hundred bytes whose one storage
-    declares 3.6 GB."""
-    buffer = io.BytesIO()
-    torch.save({"weight": torch.zeros(1)}, buffer, _use_new_zipfile_serialization=False)
-    data = buffer.getvalue()
-    f = io.BytesIO(data)
-    for _ in range(3):  # magic number, protocol, system info
-        list(pickletools.genops(f))
-    start = f.tell()
-    list(pickletools.genops(f))
-    return data[:start] + declare_numel(data[start:f.tell()], HUGE) + data[f.tell():]
-
 
 class Evil:
     """Pickled as a call of ``os.system`` that would create ``marker``."""
@@ -72,7 +32,7 @@ def hostile_files(checkpoint: Path, marker: Path) -> dict[str, bytes]:
     source = checkpoint.read_bytes()
     buffer = io.BytesIO()
     torch.save({"format": "lorsp-checkpoint", "x": Evil(marker)}, buffer)
-    return {"zip-declares-3.6GB": zip_with(source, lambda p: declare_numel(p, HUGE)),
+    return {"zip-declares-3.6GB": zip_with(source, declare_numel),
             "legacy-declares-3.6GB": legacy_bomb(),
             "compressed-records": zip_with(source, compress=zipfile.ZIP_DEFLATED),
             "calls-os.system": buffer.getvalue()}
@@ -100,7 +60,7 @@ def test_a_checkpoint_that_would_grow_or_run_code_is_one_line_before_loading(tmp
 def test_a_resume_file_and_backbone_weights_declaring_gigabytes_are_one_line(tmp_path_factory, tmp_path):
     last = shared_checkpoint(tmp_path_factory).parent / "last.pt"
     resume = tmp_path / "last.pt"
-    resume.write_bytes(zip_with(last.read_bytes(), lambda p: declare_numel(p, HUGE)))
+    resume.write_bytes(zip_with(last.read_bytes(), declare_numel))
     proc = run_cli("lorsp.train", "--resume", str(resume), "--out", str(tmp_path / "run"), "--quiet", timeout=300)
     assert_one_line_error(proc, "resume checkpoint declares", "refused before reading")
     weights = tmp_path / "weights.pt"
