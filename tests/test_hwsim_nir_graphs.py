@@ -226,6 +226,12 @@ def test_unknown_node_types_and_bad_shapes_are_refused_by_name():
                 [("in", "w"), ("w", "out")])
     with pytest.raises(LorspError, match="node 'w' \\(Linear\\) does not fit its input of shape \\(3,\\)"):
         compile_graph(flat_graph(bad), DT)
+    kernel = np.ones((3, 2, 3, 3), np.float32)
+    for stride, message in ((0, "non-positive stride"), (1.5, "must be whole numbers")):
+        conv = graph({"in": nir.Input(np.array([2, 6, 6])), "c": nir.Conv2d(None, kernel, stride, 0, 1, 1, full(3, 0)),
+                      "out": nir.Output(np.array([3, 4, 4]))}, [("in", "c"), ("c", "out")])
+        with pytest.raises(LorspError, match=f"node 'c' \\(Conv2d\\) does not fit .*{message}"):
+            compile_graph(flat_graph(conv), DT)
 
 
 def test_non_finite_parameters_and_an_oversized_input_are_refused_by_name():

@@ -83,7 +83,10 @@ def tensor(value: Any) -> torch.Tensor:
 
 def ints(value: Any, n: int) -> tuple[int, ...]:
     """A kernel size, stride, padding or dilation as ``n`` ints (a scalar is broadcast)."""
-    flat = [int(v) for v in np.atleast_1d(np.asarray(value)).reshape(-1)]
+    given = np.atleast_1d(np.asarray(value, dtype=np.float64)).reshape(-1)
+    if not np.all(given == np.round(given)):
+        raise ValueError(f"kernel sizes, strides, paddings and dilations must be whole numbers, got {given.tolist()[:4]}")
+    flat = [int(v) for v in given]
     return tuple(flat * n if len(flat) == 1 else flat)
 
 
