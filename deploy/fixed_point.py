@@ -85,18 +85,34 @@ def quantise_layer(layer: Layer) -> FixedPointLayer:
     mixed = bool(w.min() < 0 < w.max())
     sign_mode = "mixed" if mixed else ("inhibitory" if w.min() < 0 else "excitatory")
     scale = choose_scale(layer, mixed)
-    if mixed:
-        weight = 2 * np.round(scale * w / 2)
-        weight = np.clip(weight, -WEIGHT_MAX_MIXED, WEIGHT_MAX_MIXED)
-    else:
-        weight = np.clip(np.round(scale * w), -WEIGHT_MAX_ONE_SIGN, WEIGHT_MAX_ONE_SIGN)
-    bias_mant = np.clip(np.round(scale * layer.bias.astype(np.float64)), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX)
+    weight = integer_weights(w, scale, mixed)
+    bias_mant = integer_bias(layer.bias, scale)
     vth = np.round(scale * layer.threshold.astype(np.float64))
-    dv = np.clip(np.round(DECAY_UNITY * (1.0 - layer.beta.astype(np.float64))), 0, DECAY_UNITY - 1)
-    du = np.clip(DECAY_UNITY - 1 - np.round(DECAY_UNITY * layer.alpha.astype(np.float64)), 0, DECAY_UNITY - 1)
+    du, dv = decays(layer.alpha, layer.beta)
     as_int = lambda a: np.ascontiguousarray(a, dtype=np.int32)  # noqa: E731
     return FixedPointLayer(name=layer.name, scale=float(scale), weight=as_int(weight), bias_mant=as_int(bias_mant),
                            vth=as_int(vth), du=as_int(du), dv=as_int(dv), sign_mode=sign_mode)
+
+
+def integer_weights(w: np.ndarray, scale: float, mixed: bool) -> np.ndarray:
+    """Weights ``w`` at ``scale`` as the chip holds them (float64 integers): even and within +-254 when signs
+    are mixed, within +-255 otherwise."""
+    w = np.asarray(w, dtype=np.float64)
+    if mixed:
+        return np.clip(2 * np.round(scale * w / 2), -WEIGHT_MAX_MIXED, WEIGHT_MAX_MIXED)
+    return np.clip(np.round(scale * w), -WEIGHT_MAX_ONE_SIGN, WEIGHT_MAX_ONE_SIGN)
+
+
+def integer_bias(bias: np.ndarray, scale: float) -> np.ndarray:
+    """The bias mantissa at ``scale`` (13-bit signed; the exponent is :data:`BIAS_EXP`)."""
+    return np.clip(np.round(scale * np.asarray(bias, dtype=np.float64)), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX)
+
+
+def decays(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``du, dv`` (12-bit) of current decay ``alpha`` and voltage decay ``beta``."""
+    dv = np.clip(np.round(DECAY_UNITY * (1.0 - np.asarray(beta, dtype=np.float64))), 0, DECAY_UNITY - 1)
+    du = np.clip(DECAY_UNITY - 1 - np.round(DECAY_UNITY * np.asarray(alpha, dtype=np.float64)), 0, DECAY_UNITY - 1)
+    return du, dv
 
 
 def choose_scale(layer: Layer, mixed: bool) -> float:
@@ -108,12 +124,17 @@ def choose_scale(layer: Layer, mixed: bool) -> float:
     Otherwise the largest ``s`` with every integer in range, lowered to make ``s max(theta)``
     whole.
     """
-    largest = largest_scale(layer, mixed)
+    return scale_between(largest_scale(layer, mixed), [layer.weight], layer.bias, layer.threshold, mixed)
+
+
+def scale_between(largest: float, weights: list[np.ndarray], bias: np.ndarray, threshold: np.ndarray,
+                  mixed: bool) -> float:
+    """:func:`choose_scale` for synapse blocks ``weights`` (any shapes) into neurons of ``bias`` and ``threshold``."""
     exact = 2.0 ** math.floor(math.log2(largest)) if largest >= 1 else 0.0
-    if exact and all(_is_integer(exact * a, even=even) for a, even in
-                     ((layer.weight, mixed), (layer.bias, False), (layer.threshold, False))):
+    checks = [(w, mixed) for w in weights] + [(bias, False), (threshold, False)]
+    if exact and all(_is_integer(exact * a, even=even) for a, even in checks):
         return exact
-    theta = float(layer.threshold.max())
+    theta = float(threshold.max())
     return float(np.floor(largest * theta) / theta)
 
 
@@ -125,16 +146,23 @@ def _is_integer(values: np.ndarray, even: bool) -> bool:
 def largest_scale(layer: Layer, mixed: bool) -> float:
     """The largest ``s`` with every integer in range; a LorspError when even ``s max(theta) = 1`` does not fit."""
     w = np.abs(layer.weight.astype(np.float64))
-    limits = [VTH_MAX / float(layer.threshold.max())]
-    if w.max() > 0:
-        limits.append((WEIGHT_MAX_MIXED if mixed else WEIGHT_MAX_ONE_SIGN) / w.max())
-        limits.append((DENDRITE_MAX - w.shape[1]) / w.sum(axis=1).max())  # even rounding adds <= 1 per synapse
-    if np.abs(layer.bias).max() > 0:
-        limits.append(BIAS_MANT_MAX / float(np.abs(layer.bias).max()))
-    theta = float(layer.threshold.max())
-    if np.floor(min(limits) * theta) < 1:
-        raise LorspError(f"layer {layer.name}: no fixed-point scale fits (threshold {theta:g} against "
-                         f"weights up to {w.max():g} and bias up to {np.abs(layer.bias).max():g})")
+    return scale_limit(layer.name, float(w.max()) if w.size else 0.0, float(w.sum(axis=1).max()) if w.size else 0.0,
+                       int(w.shape[1]), float(np.abs(layer.bias).max()), float(layer.threshold.max()), mixed)
+
+
+def scale_limit(name: str, weight_max: float, row_sum_max: float, fan_in: int, bias_max: float, theta_max: float,
+                mixed: bool) -> float:
+    """:func:`largest_scale` from a layer's largest ``|w|``, largest row sum of ``|w|``, inputs per neuron,
+    largest ``|b|`` and largest threshold."""
+    limits = [VTH_MAX / theta_max]
+    if weight_max > 0:
+        limits.append((WEIGHT_MAX_MIXED if mixed else WEIGHT_MAX_ONE_SIGN) / weight_max)
+        limits.append((DENDRITE_MAX - fan_in) / row_sum_max)  # even rounding adds <= 1 per synapse
+    if bias_max > 0:
+        limits.append(BIAS_MANT_MAX / bias_max)
+    if np.floor(min(limits) * theta_max) < 1:
+        raise LorspError(f"layer {name}: no fixed-point scale fits (threshold {theta_max:g} against "
+                         f"weights up to {weight_max:g} and bias up to {bias_max:g})")
     return float(min(limits))
 
 
