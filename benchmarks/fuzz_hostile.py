@@ -133,8 +133,16 @@ def save_nested(state: Any, path: Path) -> Path:
 
 def hostile_torch_file(src: Path, dst: Path, base_state: dict, rng: np.random.Generator, kind: int) -> str:
     """Issue 28's torch files, from ``src`` (a checkpoint or resume file) and its loaded ``base_state``: storages
-    declaring more than the file holds, or compressed records (``kind`` 0); a value nested up to :data:`DEEP`
+    declaring more than the file holds, compressed records, a tensor viewing one value as millions (``kind`` 0); a value nested up to :data:`DEEP`
     levels in a random dict of the state (1); a config storing paths (2). What was done."""
+    if kind == 0 and rng.random() < 0.25:
+        state = copy.deepcopy(base_state)
+        holders = [(w, d, k) for w, d in _dicts(state) for k, v in d.items() if isinstance(v, torch.Tensor)]
+        where, holder, key = holders[int(rng.integers(len(holders)))]
+        side = int(rng.choice([1 << 10, 100_000, 1 << 20]))
+        holder[key] = torch.zeros(1, dtype=holder[key].dtype).expand(side, side)
+        torch.save(state, dst)
+        return f"{where}/{key} a stride-0 view of {side} x {side}"
     if kind == 0:
         choice = int(rng.integers(3))
         numel = int(rng.integers(1 << 20, 1 << 31))

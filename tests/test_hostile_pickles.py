@@ -83,3 +83,28 @@ def test_honest_files_in_either_format_pass_the_check(tmp_path):
     path.write_bytes(zip_with((tmp_path / "sTrue.pt").read_bytes(), lambda p: declare_numel(p, 7)))
     with pytest.raises(LorspError, match="declares 28 bytes, but the file holds 24"):
         check_torch_file(path, "file")
+
+
+@pytest.mark.slow
+def test_a_tensor_viewing_more_than_its_storage_is_refused_before_any_copy(tmp_path_factory, tmp_path):
+    """A stride-0 view of one float saved as 100,000 x 100,000 (a 160 KB resume file that asked for 40 GB at the
+    first isfinite, issue 28) is refused by the replay; so is a momentum buffer of it in a resume file."""
+    checkpoint = shared_checkpoint(tmp_path_factory)
+    state = torch.load(checkpoint.parent / "last.pt", weights_only=True)
+    first = next(iter(state["optimizer"]["state"]))
+    state["optimizer"]["state"][first]["momentum_buffer"] = torch.zeros(1).expand(100_000, 100_000)
+    torch.save(state, tmp_path / "last.pt")
+    proc = run_cli("lorsp.train", "--resume", str(tmp_path / "last.pt"), "--out", str(tmp_path / "run"), "--quiet",
+                   timeout=300)
+    assert_one_line_error(proc, "of shape (100000, 100000) views 4 stored bytes as 40000000000")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+@pytest.mark.slow
+def test_a_message_quoting_a_multi_line_value_stays_one_line(tmp_path_factory, tmp_path):
+    state = torch.load(shared_checkpoint(tmp_path_factory).parent / "last.pt", weights_only=True)
+    state["history"][0]["train_loss"] = torch.zeros(3, 3)  # its repr spans three lines
+    torch.save(state, tmp_path / "last.pt")
+    proc = run_cli("lorsp.train", "--resume", str(tmp_path / "last.pt"), "--out", str(tmp_path / "run"), "--quiet",
+                   timeout=300)
+    assert_one_line_error(proc, "history record 1 train_loss tensor([[0., 0., 0.], [0.")

@@ -343,6 +343,8 @@ def test_a_hostile_resume_file_is_refused_before_any_data(checkpoint, tmp_path, 
      "optimizer state 'momentum_buffer' has shape (3,)"),
     (lambda s: s["scheduler"].__setitem__("T_max", 0), "scheduler state (T_max 0"),
     (lambda s: s["optimizer"]["param_groups"][0].__setitem__("initial_lr", float("inf")), "initial_lr inf must be"),
+    (lambda s: s["optimizer"]["param_groups"][0].__setitem__(  # found by benchmarks/fuzz.py (resume, seed 7, #4)
+        "params", [i + 1000 for i in s["optimizer"]["param_groups"][0]["params"]]), "which its param_groups do not"),
 ])
 def test_a_resume_file_whose_tensors_do_not_fit_is_one_line(checkpoint, tmp_path, change, fragment):
     state = torch.load(checkpoint.parent / "last.pt", weights_only=True)

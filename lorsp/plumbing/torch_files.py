@@ -8,6 +8,9 @@ pickle with torch's own weights-only unpickler, each storage standing in on the 
 
 * whose storages declare more bytes than the file holds for them (zip format: a record of
   at least that size, stored uncompressed; torch's legacy format: the bytes after the pickles);
+* with a tensor that views more elements than its storage holds (a stride-0 view of one float
+  saved as 100,000 x 100,000 asks for 40 GB at its first copy), tensors that add up to more than
+  twice the file, or a sparse tensor;
 * in a format that cannot be bounded so (compressed zip records, a zip naming a record twice,
   the tar format of torch < 0.4), or whose pickle is over :data:`MAX_PICKLE_BYTES`.
 
@@ -117,7 +120,7 @@ def _replay(f: BinaryIO, held: Any, path: Path, what: str) -> dict[str, int]:
     unpickler = Unpickler(f, encoding="utf-8")
     unpickler.persistent_load = persistent_load
     try:
-        unpickler.load()
+        _check_tensors(unpickler.load(), path, what)
     except LorspError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of a hostile pickle is one line
@@ -125,3 +128,33 @@ def _replay(f: BinaryIO, held: Any, path: Path, what: str) -> dict[str, int]:
         raise LorspError(f"{path} is not a readable {what} (truncated, corrupt or carrying code, which is never run): "
                          f"{type(exc).__name__}: {first}") from None
     return declared
+
+
+def _check_tensors(value: Any, path: Path, what: str) -> None:
+    """Refuse a tensor that is not a plain strided one (sparse: dense at any use), or that views more elements than
+    its storage holds (a stride-0 view of one float saved as 100,000 x 100,000: 40 GB at its first copy), or tensors
+    together more than twice the file's bytes (many views of one storage). Walked without recursion, each object
+    once (memoised objects can repeat without bound)."""
+    total, limit = 0, 2 * path.stat().st_size + (1 << 20)
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, torch.Tensor):
+            if item.layout != torch.strided:
+                raise LorspError(f"{path}: the {what} holds a {item.layout} tensor; lorsp writes dense ones only")
+            nbytes = item.numel() * item.element_size()
+            if nbytes > item.untyped_storage().nbytes():
+                raise LorspError(f"{path}: a tensor of the {what} of shape {tuple(item.shape)} views "
+                                 f"{item.untyped_storage().nbytes()} stored bytes as {nbytes}: refused before reading")
+            total += nbytes
+            if total > limit:
+                raise LorspError(f"{path}: the {what}'s tensors add up to more than {limit} bytes, twice the file")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)

@@ -81,6 +81,9 @@ def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any],
         raise LorspError(f"{source}: the optimizer or scheduler state does not fit this run: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}") from None
     for param, group in opt.state.items():
+        if not isinstance(param, torch.Tensor) or not isinstance(group, dict):
+            raise LorspError(f"{source}: the optimizer state names parameter {param!r:.40}, which its param_groups "
+                             f"do not list: it does not fit this run")
         for key, value in group.items():
             if isinstance(value, torch.Tensor):
                 check_array(value, f"optimizer state {key!r}", source)
