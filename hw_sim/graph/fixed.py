@@ -1,4 +1,4 @@
-"""Fixed point for a general graph, where lorsp's fixed-point path expresses it: spike agreement per node.
+"""Fixed point for a NIR graph: the chain path where it can, the general graph's integer twin elsewhere.
 
 lorsp's bit-accurate Loihi arithmetic (:mod:`deploy.fixed_point`, run by the fast backend,
 spike-identical to Lava's ``fixed_pt`` models) takes a :class:`~deploy.network.SpikingNetwork`:
@@ -6,8 +6,10 @@ a chain ``Input -> (Affine | Linear | Conv2d | AvgPool2d | Flatten)* -> LIF | Cu
 with zero ``v_reset`` and ``v_leak`` and binary input (:func:`deploy.nir_reader.network_from_nir`).
 Where the graph is one, :func:`fixed_run` runs it in fixed point on the same input and compares
 every neuron node's spikes with the float graph interpreter's, step by step. Anything else
-(branches, recurrence, other node types, graded input) gets the importer's reason, in one line. A
-nested graph's own ``Input``/``Output`` nodes pass their input on and are left out of the chain.
+(branches, recurrence, other node types, graded input) runs as its integer twin
+(:mod:`hw_sim.graph.fixed_graph`) where that can hold it; the report names the path that ran, or
+both reasons. A nested graph's own ``Input``/``Output`` nodes pass their input on and are left out
+of the chain.
 """
 from __future__ import annotations
 
@@ -18,40 +20,75 @@ from deploy.fixed_point import exactness, quantise
 from deploy.nir_reader import network_from_nir
 from hw_sim.backends import get_backend
 from hw_sim.backends.base import is_binary
-from hw_sim.graph.runner import CompiledGraph, GraphRun, run_graph
+from hw_sim.graph.fixed_graph import compile_fixed
+from hw_sim.graph.runner import CompiledGraph, run_graph
 from lorsp.plumbing.errors import LorspError
 
 HOW = ("lorsp's fixed-point conversion (deploy.fixed_point: 8-bit weights, 24-bit u and v, 12-bit decays, "
        "per-layer scale) run by the fast backend's bit-accurate Loihi arithmetic (spike-identical to Lava's "
        "fixed_pt models), against the float graph interpreter on the same input")
+HOW_GRAPH = ("the general graph's integer twin (hw_sim.graph.fixed_graph: the chain path's rules per neuron node, "
+             "the fast backend's bit-accurate neuron step; equal to the chain path where both run, not run against "
+             "Lava itself), against the float graph interpreter on the same input")
 
 
-def fixed_run(compiled: CompiledGraph, x: np.ndarray, float_run: GraphRun, *, timeout: float,
-              required: bool = False) -> dict:
-    """The report's ``runs.fixed`` block: per-node agreement, or ``ran: False`` and the reason."""
+def fixed_run(compiled: CompiledGraph, x: np.ndarray, *, timeout: float, required: bool = False) -> dict:
+    """The report's ``runs.fixed`` block: per-node agreement, or ``ran: False`` and the reason.
+
+    The chain path (Lava-verified) runs where it can; else the general graph's integer twin
+    (:mod:`hw_sim.graph.fixed_graph`); where neither can, both reasons.
+    """
     try:
-        network = chain_network(compiled, x)
-    except LorspError as exc:
-        if required:
-            raise LorspError(f"--mode fixed: {exc}") from None
-        return {"ran": False, "reason": str(exc)}
+        return chain_run(compiled, chain_network(compiled, x), x, timeout)
+    except LorspError as chain_reason:
+        try:
+            if not is_binary(x):
+                raise LorspError("the input is not binary spikes, and Loihi takes spikes only") from None
+            return graph_run(compiled, compile_fixed(compiled), x, timeout)
+        except LorspError as graph_reason:
+            reason = f"chain path: {chain_reason}; general path: {graph_reason}"
+            if required:
+                raise LorspError(f"--mode fixed: {reason}") from None
+            return {"ran": False, "reason": reason}
+
+
+def agreement_rows(names: list[str], fixed_spikes: list[np.ndarray], compiled: CompiledGraph, x: np.ndarray,
+                   timeout: float) -> list[dict]:
+    """Spike agreement of every neuron node ``names[i]`` (fixed ``fixed_spikes[i]``, ``(T, N, n)``) with float."""
     T, N = x.shape[:2]
-    spikes_in = x.reshape(T, N, -1).astype(np.uint8)
-    result = get_backend("fast")(network, spikes_in, mode="fixed", timeout=timeout)
-    names = [layer.name for layer in network.layers]
     reference = run_graph(compiled, x, record=names, timeout=timeout)
     rows = []
-    for name, fixed_spikes in zip(names, result.layer_spikes):
-        ref = reference.outputs[name].reshape(T, N, -1).astype(np.uint8)
-        same = fixed_spikes == ref
+    for name, spikes in zip(names, fixed_spikes):
+        same = spikes.reshape(T, N, -1) == reference.outputs[name].reshape(T, N, -1).astype(np.uint8)
         rows.append({"node": name, "agreement": float(same.mean()), "exact": bool(same.all()),
-                     "spikes_per_sample": float(fixed_spikes.sum() / N)})
+                     "spikes_per_sample": float(spikes.sum() / N)})
+    return rows
+
+
+def chain_run(compiled: CompiledGraph, network, x: np.ndarray, timeout: float) -> dict:
+    """The chain path's fixed run (the fast backend's bit-accurate Lava arithmetic) and its agreement."""
+    T, N = x.shape[:2]
+    result = get_backend("fast")(network, x.reshape(T, N, -1).astype(np.uint8), mode="fixed", timeout=timeout)
+    rows = agreement_rows([layer.name for layer in network.layers], result.layer_spikes, compiled, x, timeout)
     exact = exactness(network, quantise(network), T)
     for row, layer in zip(rows, exact["layers"]):
         row["fixed_point_exact"] = layer.get("exact")
-    return {"ran": True, "how": HOW, "per_node": rows,
+    return {"ran": True, "path": "chain", "how": HOW, "per_node": rows,
             "overall": float(np.mean([r["agreement"] for r in rows])), "fixed_point_exact": exact,
             "performance": {"seconds": result.seconds, "samples_per_s": result.images_per_s, "steps": result.steps}}
+
+
+def graph_run(compiled: CompiledGraph, fixed: CompiledGraph, x: np.ndarray, timeout: float) -> dict:
+    """The general path's fixed run and its agreement, per neuron node, with the scale each node took."""
+    names = [c.name for c in fixed.nodes if c.node.is_neuron]
+    run = run_graph(fixed, x, record=names, timeout=timeout)
+    rows = agreement_rows(names, [run.outputs[n].astype(np.uint8) for n in names], compiled, x, timeout)
+    for row, name in zip(rows, names):
+        row["scale"] = fixed[name].op.scale
+    return {"ran": True, "path": "general", "how": HOW_GRAPH, "per_node": rows,
+            "overall": float(np.mean([r["agreement"] for r in rows])),
+            "performance": {"seconds": run.seconds, "samples_per_s": run.samples / run.seconds if run.seconds > 0
+                            else None, "steps": run.steps}}
 
 
 def chain_network(compiled: CompiledGraph, x: np.ndarray):
@@ -59,7 +96,7 @@ def chain_network(compiled: CompiledGraph, x: np.ndarray):
     if compiled.cuba_input != "euler" and any(c.node.kind == "CubaLIF" for c in compiled.nodes):
         raise LorspError("the fixed-point path reads CubaLIF currents with the euler synaptic input only")
     if not is_binary(x):
-        raise LorspError("the input is not binary spikes, and the fixed-point path takes spikes only")
+        raise LorspError("the input is not binary spikes, and Loihi takes spikes only")
     graph = compiled.graph
     ends = {graph.input_name, *graph.output_names}
     inner = {c.name for c in compiled.nodes if c.node.kind in ("Input", "Output") and c.name not in ends}

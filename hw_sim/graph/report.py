@@ -105,11 +105,12 @@ def fixed_blocks(fixed: dict) -> list[Block]:
     if not fixed.get("ran"):
         return [Heading("Fixed point"), Paragraph(f"Not run: {fixed['reason']}")]
     return [
-        Heading("Fixed point against float (spike agreement per node)"),
+        Heading(f"Fixed point against float (spike agreement per node; {fixed['path']} path)"),
         Paragraph(fixed["how"]),
-        Table(["node", "spike agreement", "all equal", "spikes per sample (fixed)", "exact by construction"],
+        Table(["node", "spike agreement", "all equal", "spikes per sample (fixed)", "scale",
+               "exact by construction"],
               [[n["node"], fmt_pct(n["agreement"]), str(n["exact"]), fmt_num(n["spikes_per_sample"]),
-                str(n.get("fixed_point_exact", ""))] for n in fixed["per_node"]]),
+                fmt_num(n.get("scale")), str(n.get("fixed_point_exact", "n/a"))] for n in fixed["per_node"]]),
     ]
 
 

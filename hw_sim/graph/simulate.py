@@ -112,7 +112,7 @@ def simulate_compiled(compiled: CompiledGraph, x: np.ndarray, *, path: str | Pat
     }
     if "fixed" in modes:
         from hw_sim.graph.fixed import fixed_run  # only the fixed mode needs the chain importer
-        report["runs"]["fixed"] = fixed_run(compiled, x, run, timeout=timeout, required=require_fixed)
+        report["runs"]["fixed"] = fixed_run(compiled, x, timeout=timeout, required=require_fixed)
     report["provenance"] = provenance()
     return GraphSimulation(report, output_arrays(compiled, run))
 
