@@ -118,3 +118,32 @@ def test_what_neither_path_holds_is_named_with_both_reasons():
         "general path: node 'd' is a Delay" in report["reason"]
     with pytest.raises(LorspError, match="--mode fixed: chain path"):
         fixed_run(compile_graph(flat_graph(g), 1e-4), spikes((3,)), timeout=60, required=True)
+
+
+def test_a_sinabs_shaped_cnn_runs_in_float_and_fixed():
+    """Conv2d -> IF -> SumPool2d -> Conv2d -> IF -> Flatten -> Linear -> IF, as Sinabs exports CNNs (IF, r = 1)."""
+    rng = np.random.default_rng(3)
+    k1 = (rng.integers(-2, 6, size=(4, 1, 3, 3)) / 4).astype(np.float32)
+    k2 = (rng.integers(-2, 6, size=(6, 4, 3, 3)) / 8).astype(np.float32)
+    w = (rng.integers(-3, 6, size=(5, 6 * 4 * 4)) / 8).astype(np.float32)
+
+    def spiking(*shape):
+        return nir.IF(r=np.ones(shape, np.float32), v_threshold=np.ones(shape, np.float32),
+                      v_reset=np.zeros(shape, np.float32))
+
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(np.array([1, 8, 8])), "c1": nir.Conv2d(None, k1, 1, 1, 1, 1, np.zeros(4, np.float32)),
+        "if1": spiking(4, 8, 8), "pool": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+        "c2": nir.Conv2d(None, k2, 1, 1, 1, 1, np.zeros(6, np.float32)), "if2": spiking(6, 4, 4),
+        "flat": nir.Flatten(np.array([6, 4, 4]), 0, -1), "fc": nir.Linear(w), "if3": spiking(5),
+        "out": nir.Output(np.array([5]))},
+        edges=[("in", "c1"), ("c1", "if1"), ("if1", "pool"), ("pool", "c2"), ("c2", "if2"), ("if2", "flat"),
+               ("flat", "fc"), ("fc", "if3"), ("if3", "out")], type_check=False)
+    compiled = compile_graph(flat_graph(g), 1e-4)
+    x = spikes((1, 8, 8), rate=0.3)
+    float_run = run_graph(compiled, x, record=["if1", "if2", "if3"])
+    assert all(float_run.outputs[n].sum() > 0 for n in ("if1", "if2", "if3"))
+    report = fixed_run(compiled, x, timeout=60)
+    assert report["ran"] and report["path"] == "general"
+    # dyadic weights and integrate-and-fire (no decay): the integers round nothing, so fixed equals float
+    assert report["overall"] == 1.0, report["per_node"]
