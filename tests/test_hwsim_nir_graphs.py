@@ -305,6 +305,8 @@ def test_command_runs_a_graph_from_an_npz_and_writes_report_and_outputs(tmp_path
     want = run(readout_graph(), x).outputs
     assert np.array_equal(arrays["spk"], want["spk"]) and np.array_equal(arrays["spk.counts"], want["spk"].sum(0))
     assert np.array_equal(arrays["mem"], want["mem"]) and arrays["spikes_per_sample.lif"].shape == (N,)
+    assert np.array_equal(arrays["synops_per_sample.w"], (x @ (weights(4, 3) != 0).T).sum((0, 2)))
+    assert arrays["active_updates_per_sample.li"].shape == (N,)
     rows = {r["name"]: r for r in report["nodes"]}
     assert rows["lif"]["spikes_per_sample"]["mean"] == pytest.approx(want["spk"].sum() / N)
     assert rows["w"]["synops_per_sample"]["mean"] == pytest.approx(

@@ -138,12 +138,18 @@ def output_blocks(compiled: CompiledGraph, run: GraphRun) -> dict[str, dict]:
 
 def output_arrays(compiled: CompiledGraph, run: GraphRun) -> dict[str, np.ndarray]:
     """``outputs.npz``: every ``Output`` node's ``(T, N, *shape)`` values and, summed over time, its counts
-    ``(N, *shape)``; every spiking node's spikes per sample ``(N,)``."""
+    ``(N, *shape)``; per sample ``(N,)``, every spiking node's spikes, every synapse node's synaptic operations
+    and every compartment node's active neuron updates."""
     arrays = {}
     for name in compiled.graph.output_names:
         arrays[name] = run.outputs[name]
         arrays[f"{name}.counts"] = run.outputs[name].sum(0)
     for c in compiled.nodes:
+        stats = run.stats[c.name]
         if c.emits_spikes:
-            arrays[f"spikes_per_sample.{c.name}"] = run.stats[c.name].spikes
+            arrays[f"spikes_per_sample.{c.name}"] = stats.spikes
+        if c.fan_out is not None:
+            arrays[f"synops_per_sample.{c.name}"] = stats.pairs
+        if c.is_compartment:
+            arrays[f"active_updates_per_sample.{c.name}"] = stats.active_updates
     return arrays
