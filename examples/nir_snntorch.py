@@ -18,7 +18,8 @@ cross entropy of output spike counts, Adam) on 4,000 images (seeded split), is e
 ``lorsp-hwsim OUT/NAME.nir --input OUT/NAME-test.npz`` (the graph interpreter) run the same input.
 Printed and written to ``OUT/summary.json``: the accuracy of each (argmax of the output spike
 counts), whether every output spike is equal step by step, the report's spikes, synaptic
-operations, energy and chip fit. The reports are ``OUT/NAME-report/``.
+operations, energy and chip fit, and the fixed-point run's path, spike agreement and accuracy
+(``--mode both``; graded input has none). The reports are ``OUT/NAME-report/``.
 
 ``speed``: two untrained networks (weights scaled so every layer spikes) through both simulators
 on the same Bernoulli input (rate 0.1), 32 samples, the best of 3 interleaved runs each: a
@@ -147,9 +148,11 @@ def trained(args: argparse.Namespace) -> None:
         reference = (simulate_conv if kind == "conv" else simulate_recurrent)(net, x).numpy()
         np.savez(out / f"{kind}-test.npz", spikes=x.numpy())
         report_dir = out / f"{kind}-report"
-        hwsim([str(graph), "--input", str(out / f"{kind}-test.npz"), "-o", str(report_dir), "--force", "--quiet"])
+        hwsim([str(graph), "--input", str(out / f"{kind}-test.npz"), "--mode", "both", "-o", str(report_dir),
+               "--force", "--quiet"])
         report = json.loads((report_dir / "report.json").read_text())
-        chip = np.load(report_dir / "outputs.npz")["output"]
+        arrays = np.load(report_dir / "outputs.npz")
+        chip, fixed = arrays["output"], report["runs"]["fixed"]
         y = labels[TRAIN:].numpy()
         summary[kind] = {
             "training": fit, "test_samples": int(len(y)), "steps": int(x.shape[0]),
@@ -162,6 +165,9 @@ def trained(args: argparse.Namespace) -> None:
             "energy_nj_per_sample": {e["table"]: e["total_nj"] for e in report["energy"]},
             "chip_fit": {k: {"cores": f["cores_needed"], "fits": f["fits"]} for k, f in report["chip_fit"].items()},
             "lorsp_hwsim_samples_per_s": report["runs"]["float"]["performance"]["samples_per_s"],
+            "fixed": ({"path": fixed["path"], "spike_agreement": fixed["overall"],
+                       "accuracy": float((arrays["fixed.output"].sum(0).argmax(1) == y).mean())}
+                      if fixed["ran"] else {"not_run": fixed["reason"]}),
         }
         print(kind, json.dumps(summary[kind]))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

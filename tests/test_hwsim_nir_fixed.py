@@ -100,7 +100,7 @@ def test_a_recurrent_graph_runs_in_fixed_point_on_the_general_path(tmp_path):
     compiled = exported(tmp_path, Net(), torch.zeros(1, 10))
     with pytest.raises(LorspError):
         chain_network(compiled, spikes((10,)))
-    report = fixed_run(compiled, spikes((10,)), timeout=60)
+    report = fixed_run(compiled, spikes((10,)), timeout=60).block
     assert report["ran"] and report["path"] == "general"
     rows = {r["node"]: r for r in report["per_node"]}
     assert set(rows) == {"rec.lif", "out"} and all(r["agreement"] > 0.9 and r["spikes_per_sample"] > 0
@@ -113,7 +113,7 @@ def test_what_neither_path_holds_is_named_with_both_reasons():
                             "lif": nir.LIF(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3),
                                            v_threshold=np.ones(3)), "out": nir.Output(np.array([3]))},
                      edges=[("in", "w"), ("w", "d"), ("d", "lif"), ("lif", "out")], type_check=False)
-    report = fixed_run(compile_graph(flat_graph(g), 1e-4), spikes((3,)), timeout=60)
+    report = fixed_run(compile_graph(flat_graph(g), 1e-4), spikes((3,)), timeout=60).block
     assert not report["ran"] and "chain path:" in report["reason"] and \
         "general path: node 'd' is a Delay" in report["reason"]
     with pytest.raises(LorspError, match="--mode fixed: chain path"):
@@ -143,7 +143,9 @@ def test_a_sinabs_shaped_cnn_runs_in_float_and_fixed():
     x = spikes((1, 8, 8), rate=0.3)
     float_run = run_graph(compiled, x, record=["if1", "if2", "if3"])
     assert all(float_run.outputs[n].sum() > 0 for n in ("if1", "if2", "if3"))
-    report = fixed_run(compiled, x, timeout=60)
+    fixed = fixed_run(compiled, x, timeout=60)
+    report = fixed.block
     assert report["ran"] and report["path"] == "general"
+    assert np.array_equal(fixed.outputs["out"], float_run.outputs["if3"])
     # dyadic weights and integrate-and-fire (no decay): the integers round nothing, so fixed equals float
     assert report["overall"] == 1.0, report["per_node"]

@@ -343,7 +343,9 @@ def test_fixed_mode_agrees_on_an_exact_chain_and_is_refused_where_it_cannot_run(
     assert main([str(write(tmp_path, chain)), "--input", "random:0.5", "--steps", "16", "--mode", "both",
                  "-o", str(tmp_path / "rep"), "--quiet"]) == 0
     fixed = json.loads((tmp_path / "rep" / "report.json").read_text())["runs"]["fixed"]
-    assert fixed["ran"] and fixed["per_node"][0]["node"] == "lif" and fixed["overall"] == 1.0
+    assert fixed["ran"] and fixed["path"] == "chain" and fixed["per_node"][0]["node"] == "lif" and fixed["overall"] == 1.0
+    arrays = np.load(tmp_path / "rep" / "outputs.npz")
+    assert np.array_equal(arrays["fixed.out"], arrays["out"]) and arrays["out"].sum() > 0
     nested = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(w),
                     "sub": graph({"i": nir.Input(np.array([4])), "lif": lif, "o": nir.Output(np.array([4]))},
                                  [("i", "lif"), ("lif", "o")]), "out": nir.Output(np.array([4]))},

@@ -13,6 +13,8 @@ of the chain.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import nir
 import numpy as np
 
@@ -32,8 +34,16 @@ HOW_GRAPH = ("the general graph's integer twin (hw_sim.graph.fixed_graph: the ch
              "Lava itself), against the float graph interpreter on the same input")
 
 
-def fixed_run(compiled: CompiledGraph, x: np.ndarray, *, timeout: float, required: bool = False) -> dict:
-    """The report's ``runs.fixed`` block: per-node agreement, or ``ran: False`` and the reason.
+@dataclass
+class FixedRun:
+    """The report's ``runs.fixed`` block and the fixed run's ``Output`` values (``(T, N, *shape)`` each)."""
+
+    block: dict
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def fixed_run(compiled: CompiledGraph, x: np.ndarray, *, timeout: float, required: bool = False) -> FixedRun:
+    """Per-node agreement and the outputs, or a block ``ran: False`` with the reason.
 
     The chain path (Lava-verified) runs where it can; else the general graph's integer twin
     (:mod:`hw_sim.graph.fixed_graph`); where neither can, both reasons.
@@ -49,7 +59,7 @@ def fixed_run(compiled: CompiledGraph, x: np.ndarray, *, timeout: float, require
             reason = f"chain path: {chain_reason}; general path: {graph_reason}"
             if required:
                 raise LorspError(f"--mode fixed: {reason}") from None
-            return {"ran": False, "reason": reason}
+            return FixedRun({"ran": False, "reason": reason})
 
 
 def agreement_rows(names: list[str], fixed_spikes: list[np.ndarray], compiled: CompiledGraph, x: np.ndarray,
@@ -65,7 +75,7 @@ def agreement_rows(names: list[str], fixed_spikes: list[np.ndarray], compiled: C
     return rows
 
 
-def chain_run(compiled: CompiledGraph, network, x: np.ndarray, timeout: float) -> dict:
+def chain_run(compiled: CompiledGraph, network, x: np.ndarray, timeout: float) -> FixedRun:
     """The chain path's fixed run (the fast backend's bit-accurate Lava arithmetic) and its agreement."""
     T, N = x.shape[:2]
     result = get_backend("fast")(network, x.reshape(T, N, -1).astype(np.uint8), mode="fixed", timeout=timeout)
@@ -73,22 +83,25 @@ def chain_run(compiled: CompiledGraph, network, x: np.ndarray, timeout: float) -
     exact = exactness(network, quantise(network), T)
     for row, layer in zip(rows, exact["layers"]):
         row["fixed_point_exact"] = layer.get("exact")
-    return {"ran": True, "path": "chain", "how": HOW, "per_node": rows,
-            "overall": float(np.mean([r["agreement"] for r in rows])), "fixed_point_exact": exact,
-            "performance": {"seconds": result.seconds, "samples_per_s": result.images_per_s, "steps": result.steps}}
+    out = compiled.graph.output_names[0]  # a chain has one Output, fed by its last layer
+    block = {"ran": True, "path": "chain", "how": HOW, "per_node": rows,
+             "overall": float(np.mean([r["agreement"] for r in rows])), "fixed_point_exact": exact,
+             "performance": {"seconds": result.seconds, "samples_per_s": result.images_per_s, "steps": result.steps}}
+    return FixedRun(block, {out: result.layer_spikes[-1].reshape(T, N, *compiled[out].out_shape).astype(np.float32)})
 
 
-def graph_run(compiled: CompiledGraph, fixed: CompiledGraph, x: np.ndarray, timeout: float) -> dict:
+def graph_run(compiled: CompiledGraph, fixed: CompiledGraph, x: np.ndarray, timeout: float) -> FixedRun:
     """The general path's fixed run and its agreement, per neuron node, with the scale each node took."""
     names = [c.name for c in fixed.nodes if c.node.is_neuron]
     run = run_graph(fixed, x, record=names, timeout=timeout)
     rows = agreement_rows(names, [run.outputs[n].astype(np.uint8) for n in names], compiled, x, timeout)
     for row, name in zip(rows, names):
         row["scale"] = fixed[name].op.scale
-    return {"ran": True, "path": "general", "how": HOW_GRAPH, "per_node": rows,
-            "overall": float(np.mean([r["agreement"] for r in rows])),
-            "performance": {"seconds": run.seconds, "samples_per_s": run.samples / run.seconds if run.seconds > 0
-                            else None, "steps": run.steps}}
+    block = {"ran": True, "path": "general", "how": HOW_GRAPH, "per_node": rows,
+             "overall": float(np.mean([r["agreement"] for r in rows])),
+             "performance": {"seconds": run.seconds, "samples_per_s": run.samples / run.seconds if run.seconds > 0
+                             else None, "steps": run.steps}}
+    return FixedRun(block, {o: run.outputs[o] for o in compiled.graph.output_names})
 
 
 def chain_network(compiled: CompiledGraph, x: np.ndarray):

@@ -110,11 +110,14 @@ def simulate_compiled(compiled: CompiledGraph, x: np.ndarray, *, path: str | Pat
         "runs": {"float": {"performance": {"seconds": run.seconds, "samples_per_s": run.samples / run.seconds
                                            if run.seconds > 0 else None, "steps": run.steps}}},
     }
+    arrays = output_arrays(compiled, run)
     if "fixed" in modes:
         from hw_sim.graph.fixed import fixed_run  # only the fixed mode needs the chain importer
-        report["runs"]["fixed"] = fixed_run(compiled, x, timeout=timeout, required=require_fixed)
+        fixed = fixed_run(compiled, x, timeout=timeout, required=require_fixed)
+        report["runs"]["fixed"] = fixed.block
+        arrays.update({f"fixed.{name}": values for name, values in fixed.outputs.items()})
     report["provenance"] = provenance()
-    return GraphSimulation(report, output_arrays(compiled, run))
+    return GraphSimulation(report, arrays)
 
 
 def output_blocks(compiled: CompiledGraph, run: GraphRun) -> dict[str, dict]:
