@@ -482,3 +482,86 @@ def test_the_open_relay_is_the_dense_twin_every_image_gets_the_whole_low_rank_pr
         prompt = p(images)
         whole = p.prompt_from_rates(torch.ones(1, p.held.numel()))
     assert torch.equal(prompt, whole.expand_as(prompt)) and bool((prompt != 0).all())
+
+
+LEARNED = dict(relay="learned", encoding="pool", pool=4, gates=4, rank=R, hidden=8, train_generator="all",
+               gate_value="rate", surrogate_slope=5.0)
+
+
+def test_learned_start_opens_every_gate_on_the_grid_and_needs_no_calibration(images):
+    """``--relay learned``: the start is the dense prompt (every gate fires whatever the image) and
+    every weight and bias lies on the chip's grid; nothing to calibrate."""
+    from lorsp.prompts.lorsp import GRID_STEP
+    torch.manual_seed(0)
+    p = create_prompt("lorsp", image_size=L, **LEARNED).eval()
+    assert not p.calibrates
+    assert bool((p.gate_rates(images) > 0).all())
+    for q in p.spiking_generator.parameters():
+        assert torch.equal(q / GRID_STEP, torch.round(q / GRID_STEP))
+
+
+def test_rate_gates_scale_each_term_by_its_spike_count_and_are_zero_when_silent(images):
+    """``--gate-value rate``: a term's row (column) factor on a band is multiplied by that gate's spike count over T;
+    ``spike`` gives 1 for any count above 0. Both are exactly 0 where the gate is silent."""
+    torch.manual_seed(0)
+    rate = create_prompt("lorsp", image_size=L, **LEARNED).eval()
+    spike = create_prompt("lorsp", image_size=L, **{**LEARNED, "gate_value": "spike"}).eval()
+    with torch.no_grad():
+        rate.B.normal_()
+        spike.load_state_dict(rate.state_dict())
+    T, n = rate.time_steps, rate.spiking_generator[2].out_features
+    counts = torch.randint(0, T + 1, (3, n))
+    rho = counts.float() / T
+    B, A = rate.channel_factors()
+    rows, cols = rate.line_gates(rho)  # (N, r, L): each line's gate rate, per term
+    expected = torch.einsum("clk,nkl,nkm,akm->ncml", B, rows, cols, A).transpose(-1, -2)
+    assert torch.allclose(rate.prompt_from_rates(rho), expected, atol=1e-5)
+    assert torch.equal(spike.prompt_from_rates(rho), rate.prompt_from_rates((rho > 0).float()))
+    closed = rate.open_pixels(torch.stack([(counts >= t).float() for t in range(1, T + 1)])) == 0
+    assert bool((rate.prompt_from_rates(rho).abs().sum(1)[closed] == 0).all())
+
+
+def test_a_learning_generator_trains_on_the_grid_and_settling_keeps_what_it_computes(images):
+    """The learning generator computes with its weights on the grid (straight-through), so snapping the stored
+    values there after an epoch (``settle``) changes neither its spikes nor the prompt."""
+    from lorsp.prompts.lorsp import GRID_STEP
+    torch.manual_seed(0)
+    p = create_prompt("lorsp", image_size=L, **LEARNED)
+    with torch.no_grad():
+        p.B.normal_()
+        for q in p.spiking_generator.parameters():  # trained values off the grid
+            q.add_(torch.randn_like(q) * 0.01)
+    p.eval()
+    before = p(images)
+    p.settle()
+    assert torch.equal(p(images), before)
+    for q in p.spiking_generator.parameters():
+        assert torch.equal(q / GRID_STEP, torch.round(q / GRID_STEP))
+
+
+def test_learned_relay_term_holds_each_gate_open_for_its_share_of_the_batch_and_reaches_the_generator(images):
+    """The learned start's term: ``mean_g |p_g - q|``, ``p_g`` the share of the batch that opens gate ``g`` and
+    ``q = sqrt(1 - s^(1/r))``; at the start every gate is open, so it is ``1 - q`` and its gradient moves every
+    generator parameter group."""
+    torch.manual_seed(0)
+    p = create_prompt("lorsp", image_size=L, **LEARNED).train()
+    q = p.gate_open_target()
+    assert (1 - q * q) ** R == pytest.approx(p.sparsity_target)
+    out = p.output(images)
+    term = p.regularizer(out.trace)
+    assert float(term) == pytest.approx(1.0 - q)
+    term.backward()
+    assert all(w.grad is not None and bool(w.grad.abs().sum() > 0) for w in p.spiking_generator.parameters()
+               if w.requires_grad)
+
+
+def test_static_relay_learns_one_mask_for_every_image(images):
+    """``--relay static``: no weight reaches the gates and only their biases learn, so the mask is the same for
+    every image: the trained static mask LoRSP is compared with."""
+    torch.manual_seed(0)
+    p = create_prompt("lorsp", image_size=L, **{**LEARNED, "relay": "static"})
+    assert [n for n, w in p.spiking_generator.named_parameters() if w.requires_grad] == ["2.bias"]
+    with torch.no_grad():
+        p.spiking_generator[2].bias.copy_(torch.randint(0, 3, p.spiking_generator[2].bias.shape) * 0.5)
+    rates = p.eval().gate_rates(images)
+    assert bool((rates == rates[:1]).all()) and 0 < int((rates[0] == 0).sum()) < rates.shape[1]
