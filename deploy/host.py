@@ -60,8 +60,7 @@ class HostParts:
     prompt_state: dict[str, torch.Tensor]
     """The file's ``encoding.*`` and ``prompt.*`` tensors, a ``lorsp-host-v1`` file's in today's names."""
     prompt_metadata: dict[str, str]
-    """``gate``, ``encoding``, ``factors`` and ``gate_value`` as the file gives them (a v1 file's, or one written
-    before ``gate_value`` existed, implied values)."""
+    """``gate``, ``encoding`` and ``factors`` as the file gives them (a v1 file's implied values)."""
 
     @property
     def time_steps(self) -> int:
@@ -103,8 +102,7 @@ def read_host(path: str | Path) -> HostParts:
         encoding = Encoding("pool" if legacy else meta.get("encoding", ""), int(size.reshape(-1)[0]),
                             int(steps.reshape(-1)[0]))
         prompt_metadata = {"gate": meta.get("gate", "rowcol"), "encoding": encoding.name,
-                           "factors": "per-channel" if legacy else meta.get("factors", ""),
-                           "gate_value": meta.get("gate_value", "spike")}  # files before it: first spike
+                           "factors": "per-channel" if legacy else meta.get("factors", "")}
         prompt_state = {("encoding.size" if k == "encoding.pool" else k): v for k, v in tensors.items()
                         if k.startswith(("encoding.", "prompt."))}
         return HostParts(encoding=encoding, gate=prompt_metadata["gate"], factors=prompt_metadata["factors"],

@@ -56,10 +56,7 @@ EXACT_RULE = ("exact: the integers give the float network's spikes bit for bit, 
               "bias and threshold times the scale is an integer, alpha = 0, beta = (4096 - vDecay) / 4096 and the "
               "decay drops no bit within T steps; deploy.fixed_point.exactness); when false, fixed and float "
               "spikes may differ and each layer's why_not says why")
-GATE_RULES = {
-    "spike": "gate = 1 when its neuron fired at least once in the T steps (rate > 0), else 0",
-    "rate": "gate = its neuron's spike count over the T steps divided by T (float32; exactly 0 when silent)",
-}
+GATE_RULE = "a gate is open when its neuron fired at least once in the T steps (rate > 0)"
 GATE_LAYOUTS = {
     "band": ("2 G r gates: index = side r G + k G + b, side 0 = rows, 1 = columns, term k = 0..r-1, band "
              "b = 0..G-1; line i (row or column) reads band group_of_line[i], the host file's tensor (floor(i G / L) "
@@ -181,8 +178,7 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
                       "gate": host.gate, "factors": host.factors, "gates": n_gates,
                       "band_layout": config.get("band_layout", "blocks") if host.gate != "rank" else None,
                       "rank": rank, "bands": int(config.get("gates", 0)) if host.gate != "rank" else None,
-                      "gate_value": host.prompt_metadata["gate_value"],
-                      "gate_rule": GATE_RULES[host.prompt_metadata["gate_value"]], "gate_layout": GATE_LAYOUTS[host.gate],
+                      "gate_rule": GATE_RULE, "gate_layout": GATE_LAYOUTS[host.gate],
                       "formula": PROMPT_FORMULAS[host.gate], "prompted": PROMPTED_RULE,
                       "tensors": {"file": HOST_FILE, **host_tensor_shapes(root / HOST_FILE)},
                       "factor_shapes": "prompt.B (copies, L, r), prompt.A (copies, r, L), prompt.mix (3, r) "

@@ -207,8 +207,7 @@ def prompted_images(x: np.ndarray, gate_spikes: np.ndarray, host: dict, prompt: 
     """``x + P(x)`` float32 by the spec's ``prompt`` stage (gate rule, layout, formula)."""
     T = gate_spikes.shape[0]
     rho = gate_spikes.sum(0).astype(np.float32) / np.float32(T)
-    # "rate": the spike count over T; "spike" (and bundles from before gate_value): 1 once it fired at least once
-    g = rho if prompt.get("gate_value") == "rate" else (rho > 0).astype(np.float32)
+    g = (rho > 0).astype(np.float32)  # open when it fired at least once
     B, A, line = host["prompt.B"], host["prompt.A"], host["prompt.group_of_line"]
     B = B * host["prompt.mix"][:, None, :] if "prompt.mix" in host else B  # (3, L, r): B_c diag(mix_c)
     r, G, n = prompt["rank"], prompt["bands"], len(x)

@@ -139,10 +139,6 @@ class VisualPrompt(nn.Module):
         ``epoch``; None: nothing."""
         return None
 
-    def settle(self) -> None:
-        """After each epoch's training steps: bring trained parameters onto the form they are deployed in, without
-        changing what the prompt computes (default: nothing to do)."""
-
     @property
     def calibrates(self) -> bool:
         """Whether :meth:`calibrate` does anything (the trainer loads its images only then)."""

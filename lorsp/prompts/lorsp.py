@@ -72,10 +72,7 @@ from lorsp.prompts.lorvp import LorvpOptions, check_rank
 
 GATE_MODES = ("band", "rowcol", "rank")
 GENERATOR_TRAINING = ("all", "weights", "gate-biases", "none")
-BAND_RELAYS = ("content", "background", "frame", "mixed", "border", "open", "learned", "static")
-GATE_VALUES = ("spike", "rate")
-LEARNED_STARTS = ("learned", "static")
-"""Relays whose start is every gate open, from which the generator learns (``static``: its gate biases alone)."""
+BAND_RELAYS = ("content", "background", "frame", "mixed", "border", "open")
 FACTOR_MODES = ("shared", "per-channel")
 BAND_LAYOUTS = ("blocks", "comb")
 
@@ -154,14 +151,6 @@ class LorspOptions(LorvpOptions):
         "applies_when": {"gate": ("band",), "train_generator": ("all", "weights", "gate-biases")},
         "legacy": 0.0,
         "parse": number(0.0)})
-    gate_value: str = field(default="spike", metadata={
-        "help": "what an open gate passes: 1 once its neuron fired at least once in the T steps (spike), or its "
-                "spike count over T (rate: graded, still exactly 0 when silent)", "choices": GATE_VALUES,
-        "legacy": "spike"})
-    gate_noise: float = field(default=0.0, metadata={
-        "help": "training only: std of logistic noise, in thresholds, added per image to each gate neuron's input "
-                "current (escape noise; evaluation and the chip run without it)", "legacy": 0.0,
-        "parse": number(0.0)})
     sparsity_warmup: float = field(default=0.0, metadata={
         "help": "epochs over which the sparsity weight ramps up linearly from 0", "parse": number(0.0)})
     gate_bias: float = field(default=1.0, metadata={
@@ -212,34 +201,15 @@ def reset_state(generator: nn.Module) -> None:
             m.reset_mem()
 
 
-def on_grid(values: torch.Tensor, step: float = GRID_STEP) -> torch.Tensor:
-    """``values`` snapped to the grid in the forward pass, the gradient passed straight through (training on the
-    chip's grid: what the float model computes is what the fixed-point chip computes)."""
-    return values + (snap_to_grid(values, step) - values).detach()
-
-
-def run_generator(generator: nn.Module, spikes_in: torch.Tensor, *, grid: bool = False,
-                  gate_noise: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """Step ``generator`` over ``spikes_in`` ``(T, N, D)``; the spikes of every Leaky layer, ``(T, N, width)``.
-
-    ``grid``: every Linear layer computes with its weights and biases on :data:`GRID_STEP` (:func:`on_grid`).
-    ``gate_noise`` ``(N, gates)``: added to the last Linear layer's output at every step (escape noise).
-    """
+def run_generator(generator: nn.Module, spikes_in: torch.Tensor) -> list[torch.Tensor]:
+    """Step ``generator`` over ``spikes_in`` ``(T, N, D)``; the spikes of every Leaky layer, ``(T, N, width)``."""
     reset_state(generator)
     leaky = [m for m in generator if isinstance(m, snn.Leaky)]
-    linear = [m for m in generator if isinstance(m, nn.Linear)]
-    weights = [(on_grid(m.weight), on_grid(m.bias)) if grid else (m.weight, m.bias) for m in linear]
     records: list[list[torch.Tensor]] = [[] for _ in leaky]
     for t in range(spikes_in.shape[0]):
         h = spikes_in[t]
-        k = j = 0
+        k = 0
         for m in generator:
-            if isinstance(m, nn.Linear):
-                h = torch.nn.functional.linear(h, *weights[j])
-                j += 1
-                if j == len(linear) and gate_noise is not None:
-                    h = h + gate_noise
-                continue
             h = m(h)
             if isinstance(m, snn.Leaky):
                 records[k].append(h)
@@ -287,7 +257,7 @@ class LowRankSpikePrompt(VisualPrompt):
         if not 1 <= gates <= image_size:
             raise LorspError(f"--gates must be an integer in 1..{image_size} (the image size), got {gates}")
         if gate == "band" and encoding == "bands":
-            if hidden != 2 * gates and o.relay not in LEARNED_STARTS:
+            if hidden != 2 * gates:
                 raise LorspError(f"band gating's relay start needs --hidden 2 x --gates = {2 * gates}, got {hidden}")
             if image_size % gates:
                 raise LorspError(f"band gating with the bands encoding needs --gates to divide the image size "
@@ -324,12 +294,9 @@ class LowRankSpikePrompt(VisualPrompt):
         for name, param in self.spiking_generator.named_parameters():
             learns = (o.train_generator == "all" or (o.train_generator == "weights" and name.endswith("weight"))
                       or (o.train_generator == "gate-biases" and name == "2.bias"))
-            if o.relay == "static":  # a mask the same for every image: no weight ever learns
-                learns = learns and name == "2.bias"
             param.requires_grad_(learns and param.requires_grad)
         self.band_layout = o.band_layout
         self.usage_weight = o.usage_weight
-        self.gate_value, self.gate_noise = o.gate_value, o.gate_noise
         self.register_buffer("group_of_line", lines_to_bands(image_size, gates, o.band_layout), persistent=False)
 
     # ------------------------------------------------------------------ training
@@ -380,9 +347,6 @@ class LowRankSpikePrompt(VisualPrompt):
         """
         first, second = self.spiking_generator[0], self.spiking_generator[2]
         d, h, g, r = first.in_features, first.out_features, self.num_groups, self.rank
-        if relay in LEARNED_STARTS:
-            self._open_start(threshold, static=relay == "static")
-            return
         if self.encoding.name != "bands" or h != d:
             for layer in (first, second):
                 layer.weight.mul_(4.0)
@@ -417,46 +381,14 @@ class LowRankSpikePrompt(VisualPrompt):
             layer.weight.copy_(snap_to_grid(layer.weight))
         second.bias.copy_(snap_to_grid(second.bias))
 
-    @torch.no_grad()
-    def _open_start(self, threshold: float, static: bool) -> None:
-        """The learned starts: every gate open for every image, so the first steps train the dense prompt and the
-        generator then learns, per image, where to close it. The hidden layer gets snnTorch's default weights
-        scaled by :attr:`init_gain`, the gates weights too small to silence them and biases ``1.125 theta`` (a
-        gate with no input fires at every step); ``static``: no weights to the gates. All on the grid."""
-        first, second = self.spiking_generator[0], self.spiking_generator[2]
-        first.weight.mul_(self.init_gain)
-        first.bias.zero_()
-        # snnTorch's U(-1/sqrt(H), 1/sqrt(H)) times 0.5/sqrt(H): a gate's inputs sum to at most 0.5 theta, so its
-        # current stays above theta / 2 and it fires for every image (beta = 0.5: the voltage tends to 2 x current)
-        second.weight.mul_(0.0 if static else 0.5 / math.sqrt(second.in_features))
-        second.bias.fill_(1.125 * threshold)
-        for layer in (first, second):
-            layer.weight.copy_(snap_to_grid(layer.weight))
-            layer.bias.copy_(snap_to_grid(layer.bias))
-
-    @property
-    def learns_on_grid(self) -> bool:
-        """Whether part of the generator learns: it then trains on the grid (:func:`on_grid`), and
-        :meth:`settle` puts its stored values there."""
-        return any(p.requires_grad for p in self.spiking_generator.parameters())
-
-    @torch.no_grad()
-    def settle(self) -> None:
-        """After an epoch's steps: the generator's learning weights and biases snapped onto the grid in place.
-        The forward pass computed with these values already, so the model's function does not change."""
-        if self.learns_on_grid:
-            for p in self.spiking_generator.parameters():
-                if p.requires_grad:
-                    p.copy_(snap_to_grid(p))
-
     def _gate_index(self, side: int, k: int, band: torch.Tensor | int) -> torch.Tensor | int:
         """Band gating: the gate neuron of ``side`` (0 rows, 1 columns), term ``k`` and ``band``."""
         return side * self.rank * self.num_groups + k * self.num_groups + band
 
     @property
     def calibrates(self) -> bool:
-        """Band gating starts from a calibration (the learned starts do not); the other modes do not."""
-        return self.gate == "band" and self.relay not in LEARNED_STARTS
+        """Band gating starts from a calibration; the other modes do not."""
+        return self.gate == "band"
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, steps: int = 40) -> float | None:
@@ -496,11 +428,7 @@ class LowRankSpikePrompt(VisualPrompt):
     def run_generator(self, x: torch.Tensor) -> GeneratorTrace:
         """Encode ``x`` and step the spiking generator over it (keeps no state)."""
         spikes_in = self.encode(x)
-        noise = None
-        if self.training and self.gate_noise > 0:
-            u = torch.rand(x.shape[0], self.spiking_generator[2].out_features, device=x.device).clamp(1e-6, 1 - 1e-6)
-            noise = (self.gate_noise * math.sqrt(3.0) / math.pi) * self.spiking_generator[3].threshold * torch.log(u / (1 - u))
-        spikes = run_generator(self.spiking_generator, spikes_in, grid=self.learns_on_grid, gate_noise=noise)
+        spikes = run_generator(self.spiking_generator, spikes_in)
         return GeneratorTrace(spikes_in, tuple(spikes), spikes[-1].mean(0))
 
     def gate_rates(self, x: torch.Tensor) -> torch.Tensor:
@@ -553,34 +481,13 @@ class LowRankSpikePrompt(VisualPrompt):
         """The closed-share part of :meth:`regularizer` for gate rates ``rho`` ``(N, n_gates)`` of ``trace``."""
         if self.sparsity_target is None:
             return trace.gate_spikes.mean()
-        if self.gate == "band" and self.relay == "learned":  # each gate open for its share of the batch
-            return (self.gates_open(rho)[:, ~self.held].mean(0) - self.gate_open_target()).abs().mean()
         if self.gate == "band":
-            return (self.closed_share_to_train(rho) - self.sparsity_target).abs().mean()
+            return (self.closed_share(self.gates_open(rho)) - self.sparsity_target).abs().mean()
         k = self.closing_quota()
         if k == 0:
             return rho.sum() * 0.0
         parts = [rho] if self.gate == "rank" else [rho[:, : self.num_groups], rho[:, self.num_groups:]]
         return torch.stack([torch.topk(part, k, dim=1, largest=False).values.mean() for part in parts]).mean()
-
-    def gate_open_target(self) -> float:
-        """The learned starts: the share of images each gate should open for, ``q = sqrt(1 - s^(1/r))``, so that
-        with gates open independently (each term covers a pixel with probability ``q^2``) a share ``s`` of the
-        pixels is closed: ``(1 - q^2)^r = s``."""
-        return math.sqrt(1.0 - self.sparsity_target ** (1.0 / self.rank))
-
-    def closed_share_to_train(self, rho: torch.Tensor) -> torch.Tensor:
-        """Band gating: the closed share of gate rates ``rho`` ``(N, 2 G r)`` per image, whose gradient is that of
-        ``1 - mean_k (area of term k)`` (rows' open share times columns', with rates as soft gates).
-
-        The exact share's own gradient vanishes wherever another term still covers a pixel (``prod_k``), so no
-        single gate feels it while most are open; the terms' mean area moves every gate, and the forward value
-        stays the exact share of pixels no term covers."""
-        exact = self.closed_share((rho > 0).to(rho.dtype))
-        rows, cols = self.band_gates(rho)  # (N, r, G) each
-        w = self.band_sizes() / self.image_size
-        proxy = 1.0 - ((rows @ w) * (cols @ w)).mean(1)
-        return exact + (proxy - proxy.detach())
 
     def usage_term(self, g: torch.Tensor) -> torch.Tensor:
         """``0.25 - mean_g p_g (1 - p_g)`` for gates ``g`` ``(N, n_gates)``, ``p_g`` the share of the batch that
@@ -646,10 +553,9 @@ class LowRankSpikePrompt(VisualPrompt):
     def prompt_from_rates(self, rho: torch.Tensor) -> torch.Tensor:
         """The prompt ``(N, 3, L, L)`` from gate rates ``(N, n_gates)``: the host's side of the split.
 
-        Training gets ``rho`` from the generator; deployment from the chip's gate spikes. A gate passes 1 when
-        open (``gate_value="spike"``) or its rate (``"rate"``).
+        Training gets ``rho`` from the generator; deployment from the chip's gate spikes.
         """
-        g = self.gates_open(rho) if self.gate_value == "spike" else rho
+        g = self.gates_open(rho)
         B, A = self.channel_factors()
         if self.gate == "band":
             rows, cols = self.line_gates(g)  # (N, r, L) each
@@ -667,16 +573,14 @@ class LowRankSpikePrompt(VisualPrompt):
     # ------------------------------------------------------------------ the host's side of the chip
     def host_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """The host file's LoRSP part: the encoding's size and ``T``, the factors (``B``, ``A``, ``mix`` with
-        shared factors), the line-to-band map; metadata ``gate``, ``encoding`` (its name), ``factors`` and
-        ``gate_value``."""
+        shared factors), the line-to-band map; metadata ``gate``, ``encoding`` (its name) and ``factors``."""
         tensors = {"encoding.size": torch.tensor([self.encoding.size], dtype=torch.int64),
                    "encoding.time_steps": torch.tensor([self.encoding.time_steps], dtype=torch.int64),
                    "prompt.B": self.B, "prompt.A": self.A,
                    "prompt.group_of_line": self.group_of_line.to(torch.int64)}
         if self.mix is not None:
             tensors["prompt.mix"] = self.mix
-        return tensors, {"gate": self.gate, "encoding": self.encoding.name, "factors": self.factors,
-                         "gate_value": self.gate_value}
+        return tensors, {"gate": self.gate, "encoding": self.encoding.name, "factors": self.factors}
 
     @torch.no_grad()
     def prompt_from_spikes(self, gate_spikes: torch.Tensor) -> torch.Tensor:
