@@ -345,6 +345,8 @@ def test_a_hostile_resume_file_is_refused_before_any_data(checkpoint, tmp_path, 
     (lambda s: s["optimizer"]["param_groups"][0].__setitem__("initial_lr", float("inf")), "initial_lr inf must be"),
     (lambda s: s["optimizer"]["param_groups"][0].__setitem__(  # found by benchmarks/fuzz.py (resume, seed 7, #4)
         "params", [i + 1000 for i in s["optimizer"]["param_groups"][0]["params"]]), "which its param_groups do not"),
+    (lambda s: s["scheduler"].__setitem__("base_lrs", 3.5), "the scheduler state's base_lrs is 3.5"),  # fuzz #727
+    (lambda s: s["scheduler"].__setitem__("optimizer", 5), "the scheduler state is not this run's (differs at"),
 ])
 def test_a_resume_file_whose_tensors_do_not_fit_is_one_line(checkpoint, tmp_path, change, fragment):
     state = torch.load(checkpoint.parent / "last.pt", weights_only=True)

@@ -74,6 +74,7 @@ def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any],
         for name, module in (("prompt", model.prompt), ("head", model.head)):
             check_state(state[part][name], module.state_dict(), source, f"{part} {name}")
     load_trainable_state(model, state["model"])
+    check_scheduler_state(state["scheduler"], sched.state_dict(), source)
     try:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -92,6 +93,22 @@ def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any],
                                      f"{tuple(param.shape)}")
     check_rates(opt, sched, source)
     check_schedule(sched, source)
+
+
+def check_scheduler_state(given: Any, fresh: dict[str, Any], source: str) -> None:
+    """Refuse (one line) a scheduler state whose keys are not those of this run's scheduler (``fresh``, its
+    state_dict), or whose values are of another kind: load_state_dict sets every key as an attribute, so an extra
+    ``optimizer`` key or a number where a list belongs breaks the next step, not the load."""
+    if not isinstance(given, dict) or set(given) != set(fresh):
+        extra = sorted(map(str, set(given) ^ set(fresh))) if isinstance(given, dict) else [type(given).__name__]
+        raise LorspError(f"{source}: the scheduler state is not this run's (differs at {extra[0][:40]!r})")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    for key, value in fresh.items():
+        ok = (isinstance(given[key], list) and len(given[key]) == len(value) and all(map(number, given[key]))
+              if isinstance(value, list) else number(given[key]) if number(value) else type(given[key]) is type(value))
+        if not ok:
+            raise LorspError(f"{source}: the scheduler state's {key} is {given[key]!r:.40}, not like this run's "
+                             f"{value!r:.40}")
 
 
 def check_schedule(sched: Any, source: str) -> None:
