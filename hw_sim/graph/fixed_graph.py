@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Sequence
 
+import nir
 import numpy as np
 import torch
 
@@ -39,7 +41,7 @@ from deploy.fixed_point import BIAS_EXP, DECAY_UNITY, STATE_SHIFT, decays, integ
 from hw_sim.backends.fast import CURRENT_OFFSET, FixedCompartments, scaled_bias
 from hw_sim.graph.neurons import Neuron
 from hw_sim.graph.runner import CompiledGraph, CompiledNode
-from hw_sim.graph.synapses import build_synapse, ints
+from hw_sim.graph.synapses import Synapse, build_synapse, ints
 from lorsp.plumbing.errors import LorspError
 
 PASS = ("Flatten", "Input", "Output")
@@ -57,10 +59,12 @@ class FixedNeuron(Neuron):
     scale: float = 1.0
 
     def initial_state(self, n: int) -> dict:
+        """``u = v = 0`` as int32, ``(n, neurons)``."""
         size = self.compartments.size
         return {"u": np.zeros((n, size), np.int32), "v": np.zeros((n, size), np.int32)}
 
-    def step(self, inputs, state) -> torch.Tensor:
+    def step(self, inputs: Sequence[torch.Tensor], state: dict) -> torch.Tensor:
+        """One bit-accurate step on the summed integer input; the spikes (0/1 float32)."""
         total = inputs[0]
         for x in inputs[1:]:
             total = total + x
@@ -78,10 +82,10 @@ def compile_fixed(compiled: CompiledGraph) -> CompiledGraph:
         for a in (*c.node.inputs, *c.node.recurrent):
             succ[a].append(c.name)
     for c in compiled.nodes:
-        _check_supported(c, compiled.graph.input_name)
+        _check_supported(c)
     factors = _pool_factors(compiled)
     owner = {c.name: _owner(c.name, nodes, succ) for c in compiled.nodes if c.node.kind in WEIGHTED}
-    ops: dict[str, object] = {}
+    ops: dict[str, Synapse | Neuron] = {}
     for c in compiled.nodes:
         if c.node.kind in POOLS:
             ops[c.name] = build_synapse(c.name, _sum_pool(c), compiled.dt)
@@ -96,7 +100,8 @@ def compile_fixed(compiled: CompiledGraph) -> CompiledGraph:
     return CompiledGraph(compiled.graph, fixed, compiled.dt, compiled.cuba_input)
 
 
-def _check_supported(c: CompiledNode, input_name: str) -> None:
+def _check_supported(c: CompiledNode) -> None:
+    """A one-line LorspError unless node ``c`` is of a kind and form this path holds."""
     kind = c.node.kind
     if kind not in (*PASS, *WEIGHTED, *POOLS, *SPIKING):
         raise LorspError(f"node {c.name!r} is a {kind}, which the fixed-point path does not hold yet")
@@ -215,6 +220,7 @@ def _quantise(c: CompiledNode, blocks: list[CompiledNode],
 
 
 def _weight_of(b: CompiledNode) -> np.ndarray:
+    """The float weights of weighted node ``b`` (a ``Scale``'s factors)."""
     node = b.node.node
     return node.scale if b.node.kind == "Scale" else node.weight
 
@@ -229,7 +235,7 @@ def _reach(b: CompiledNode, abs_weight: np.ndarray, window: int) -> tuple[np.nda
     return counted.double().reshape(-1).numpy(), links.double().reshape(-1).numpy()
 
 
-def _integer_node(b: CompiledNode, weight: np.ndarray):
+def _integer_node(b: CompiledNode, weight: np.ndarray) -> nir.NIRNode:
     """NIR node ``b`` with ``weight`` and no bias (the bias lives in the neuron)."""
     node = b.node.node
     w = np.asarray(weight, dtype=np.float32)
@@ -242,8 +248,7 @@ def _integer_node(b: CompiledNode, weight: np.ndarray):
     return dataclasses.replace(node, weight=w)
 
 
-def _sum_pool(c: CompiledNode):
-    import nir
-
+def _sum_pool(c: CompiledNode) -> nir.SumPool2d:
+    """An ``AvgPool2d`` or ``SumPool2d`` node as a ``SumPool2d``: integer counts of spikes."""
     node = c.node.node
     return nir.SumPool2d(kernel_size=node.kernel_size, stride=node.stride, padding=node.padding)
