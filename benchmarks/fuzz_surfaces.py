@@ -111,7 +111,10 @@ def read_resume_case(base: Any, path: Path) -> str | None:
     steps = max(1, base.resume["scheduler"]["T_max"] // base.resume["config"]["epochs"]) * cfg.epochs
     opt, sched = make_optimizer(model, cfg, steps)
     restore_resume(model, opt, sched, state, str(path))
-    sched.step()  # what training does next: the schedule continues
+    for param in model.parameters():  # what training does next: a step of the optimizer and of the schedule
+        param.grad = torch.zeros_like(param) if param.requires_grad else None
+    opt.step()
+    sched.step()
     for group in opt.param_groups:
         for key in ("lr", "initial_lr", "momentum", "weight_decay"):
             value = group.get(key, 0.0)

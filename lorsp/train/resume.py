@@ -74,7 +74,8 @@ def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any],
         for name, module in (("prompt", model.prompt), ("head", model.head)):
             check_state(state[part][name], module.state_dict(), source, f"{part} {name}")
     load_trainable_state(model, state["model"])
-    check_scheduler_state(state["scheduler"], sched.state_dict(), source)
+    check_like_fresh(state["optimizer"], opt.state_dict(), "optimizer state", source)
+    check_like_fresh(state["scheduler"], sched.state_dict(), "scheduler state", source)
     try:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -95,20 +96,35 @@ def restore_resume(model: PromptedClassifier, opt, sched, state: dict[str, Any],
     check_schedule(sched, source)
 
 
-def check_scheduler_state(given: Any, fresh: dict[str, Any], source: str) -> None:
-    """Refuse (one line) a scheduler state whose keys are not those of this run's scheduler (``fresh``, its
-    state_dict), or whose values are of another kind: load_state_dict sets every key as an attribute, so an extra
-    ``optimizer`` key or a number where a list belongs breaks the next step, not the load."""
+def check_like_fresh(given: Any, fresh: dict[str, Any], what: str, source: str) -> None:
+    """Refuse (one line) an optimizer or scheduler state whose keys and kinds of value are not those of this run's
+    (``fresh``, its own state_dict): load_state_dict takes them as they are (a scheduler sets every key as an
+    attribute), so an extra ``optimizer`` key, a word where a number belongs or a number where a list belongs would
+    break the next training step, not the load."""
     if not isinstance(given, dict) or set(given) != set(fresh):
         extra = sorted(map(str, set(given) ^ set(fresh))) if isinstance(given, dict) else [type(given).__name__]
-        raise LorspError(f"{source}: the scheduler state is not this run's (differs at {extra[0][:40]!r})")
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+        raise LorspError(f"{source}: the {what} is not this run's (differs at {extra[0][:40]!r})")
     for key, value in fresh.items():
-        ok = (isinstance(given[key], list) and len(given[key]) == len(value) and all(map(number, given[key]))
-              if isinstance(value, list) else number(given[key]) if number(value) else type(given[key]) is type(value))
-        if not ok:
-            raise LorspError(f"{source}: the scheduler state's {key} is {given[key]!r:.40}, not like this run's "
-                             f"{value!r:.40}")
+        if key != "state" and not _like(given[key], value):
+            raise LorspError(f"{source}: the {what}'s {key} is {given[key]!r:.40}, not like this run's {value!r:.40}")
+
+
+def _like(value: Any, fresh: Any) -> bool:
+    """Whether ``value`` is of ``fresh``'s kind: a flag, a whole number, a number, a word, None (or a flag), a list
+    of as many such values, a mapping of the same keys."""
+    if isinstance(fresh, bool):
+        return isinstance(value, bool)
+    if isinstance(fresh, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(fresh, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if fresh is None:
+        return value is None or isinstance(value, bool)
+    if isinstance(fresh, (list, tuple)):
+        return isinstance(value, (list, tuple)) and len(value) == len(fresh) and all(map(_like, value, fresh))
+    if isinstance(fresh, dict):
+        return isinstance(value, dict) and set(value) == set(fresh) and all(_like(value[k], fresh[k]) for k in fresh)
+    return type(value) is type(fresh)
 
 
 def check_schedule(sched: Any, source: str) -> None:
