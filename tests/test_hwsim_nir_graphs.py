@@ -335,11 +335,22 @@ def test_command_reads_input_in_nir_data_format(tmp_path, capsys):
     assert not (tmp_path / "rep3").exists()
 
 
+def exact_lif(n: int) -> nir.LIF:
+    """A LIF of beta 0.5, gain 1 and threshold 1, resetting to 0: Loihi's integers round nothing on dyadic weights."""
+    return nir.LIF(tau=full(n, TAU), r=full(n, 2.0), v_leak=full(n, 0.0), v_threshold=full(n, 1.0),
+                   v_reset=full(n, 0.0))
+
+
+def exact_chain(w: np.ndarray) -> nir.NIRGraph:
+    """``Input -> Linear(w) -> exact LIF -> Output``."""
+    n_out, n_in = w.shape
+    return graph({"in": nir.Input(np.array([n_in])), "w": nir.Linear(w), "lif": exact_lif(n_out),
+                  "out": nir.Output(np.array([n_out]))}, [("in", "w"), ("w", "lif"), ("lif", "out")])
+
+
 def test_fixed_mode_agrees_on_an_exact_chain_and_is_refused_where_it_cannot_run(tmp_path, capsys):
     w = weights(4, 3)
-    lif = nir.LIF(tau=full(4, TAU), r=full(4, 2.0), v_leak=full(4, 0.0), v_threshold=full(4, 1.0), v_reset=full(4, 0.0))
-    chain = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(w), "lif": lif, "out": nir.Output(np.array([4]))},
-                  [("in", "w"), ("w", "lif"), ("lif", "out")])
+    chain, lif = exact_chain(w), exact_lif(4)
     assert main([str(write(tmp_path, chain)), "--input", "random:0.5", "--steps", "16", "--mode", "both",
                  "-o", str(tmp_path / "rep"), "--quiet"]) == 0
     fixed = json.loads((tmp_path / "rep" / "report.json").read_text())["runs"]["fixed"]
@@ -359,6 +370,21 @@ def test_fixed_mode_agrees_on_an_exact_chain_and_is_refused_where_it_cannot_run(
         main([str(write(tmp_path, readout_graph(), "r.nir")), "--input", "random:0.5", "--mode", "fixed",
               "-o", str(tmp_path / "rep2")])
     assert exc.value.code == 2 and "--mode fixed:" in capsys.readouterr().err
+    assert not (tmp_path / "rep2").exists()
+
+
+def test_lava_runs_a_chain_graph_and_agrees_with_the_interpreter_and_the_fast_fixed_path(tmp_path, capsys):
+    chain = exact_chain(weights(4, 3))
+    assert main([str(write(tmp_path, chain)), "--input", "random:0.5", "--steps", "12", "--samples", "3",
+                 "--mode", "both", "--backend", "lava", "-o", str(tmp_path / "rep"), "--quiet"]) == 0
+    lava = json.loads((tmp_path / "rep" / "report.json").read_text())["lava"]
+    assert set(lava) == {"float", "fixed"}
+    assert all(n["exact"] and n["spikes_per_sample"] > 0 for block in lava.values() for n in block["per_node"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([str(write(tmp_path, readout_graph(), "r.nir")), "--input", "random:0.5", "--backend", "lava",
+              "-o", str(tmp_path / "rep2")])
+    assert "--backend lava runs graphs the chain path expresses" in capsys.readouterr().err
     assert not (tmp_path / "rep2").exists()
 
 

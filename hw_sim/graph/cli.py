@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 
+from hw_sim.backends import get_backend
 from hw_sim.graph.chip_fit import list_chips
+from hw_sim.graph.fixed import chain_network
 from hw_sim.graph.inputs import input_spec, load_input
 from hw_sim.graph.neurons import CUBA_INPUTS
 from hw_sim.graph.report import write_graph_report
@@ -44,7 +46,8 @@ def build_graph_parser() -> argparse.ArgumentParser:
                    help="float: the graph interpreter; fixed: Loihi integers (chains lorsp's fixed-point path "
                         "expresses); both: float, and fixed where it can")
     p.add_argument("--chip", default="all", choices=(*list_chips(), "all"), help="chip(s) to check the fit on")
-    p.add_argument("--backend", default="fast", help="fast only: the lava backend runs lorsp bundles")
+    p.add_argument("--backend", default="fast", choices=("fast", "lava"),
+                   help="fast: the graph interpreter; lava: also lava-nc itself, on graphs the chain path expresses")
     p.add_argument("-o", "--out", required=True, help="report directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--timeout", type=seconds(), default=600.0, help="seconds allowed for the run")
@@ -55,9 +58,6 @@ def build_graph_parser() -> argparse.ArgumentParser:
 def main_graph(argv: list[str]) -> int:
     """The graph path of ``lorsp-hwsim`` (``hw_sim.cli.main`` sends a graph file here)."""
     args = build_graph_parser().parse_args(argv)
-    if args.backend != "fast":
-        raise LorspError(f"--backend {args.backend}: a NIR graph runs on the fast backend only "
-                         f"(the lava backend runs lorsp bundles)")
     if args.steps is not None and not args.input.startswith("random:"):
         raise LorspError("--steps is for random input; an input file gives its own number of steps")
     compiled, _, origin = load_graph(args.graph, args.dt, args.synaptic_input)
@@ -65,10 +65,17 @@ def main_graph(argv: list[str]) -> int:
         DEFAULT_STEPS if args.input.startswith("random:") else None), samples=args.samples, seed=args.seed,
         input_name=compiled.graph.input_name, dt=compiled.dt)
     modes = ("float",) if args.mode == "float" else ("float", "fixed")  # fixed is compared with float
+    if args.backend == "lava":
+        get_backend("lava")  # refused in one line where Lava cannot load
+        try:
+            chain_network(compiled, x)
+        except LorspError as exc:
+            raise LorspError(f"--backend lava runs graphs the chain path expresses: {exc}") from None
     inputs = [args.graph] + ([] if args.input.startswith("random:") else [args.input])
     with claim_output(args.out, args.force, sources=inputs) as claim:
         sim = simulate_compiled(compiled, x, path=args.graph, input_spec=args.input, dt_origin=origin,
-                                modes=modes, timeout=args.timeout, require_fixed=args.mode == "fixed")
+                                modes=modes, timeout=args.timeout, require_fixed=args.mode == "fixed",
+                                lava=args.backend == "lava")
         if args.chip != "all":
             sim.report["chip_fit"] = {args.chip: sim.report["chip_fit"][args.chip]}
         with claim.staged() as stage:
@@ -79,6 +86,9 @@ def main_graph(argv: list[str]) -> int:
           f"energy/sample {r['energy'][0]['total_nj']:.3g} nJ ({r['energy'][0]['title']})  "
           + "  ".join(f"{f['title']}: {f['cores_needed']} cores ({'fits' if f['fits'] else 'does not fit'})"
                       for f in r["chip_fit"].values()))
+    for mode, block in r.get("lava", {}).items():
+        print(f"lava {mode}: spike agreement with {block['against']}: "
+              + ", ".join(f"{n['node']} {100 * n['agreement']:.2f}%" for n in block["per_node"]))
     fixed = r["runs"].get("fixed")
     if fixed is not None:
         print("fixed: " + (f"spike agreement {100 * fixed['overall']:.2f}%" if fixed.get("ran")

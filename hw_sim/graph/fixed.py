@@ -65,13 +65,19 @@ def fixed_run(compiled: CompiledGraph, x: np.ndarray, *, timeout: float, require
 def agreement_rows(names: list[str], fixed_spikes: list[np.ndarray], compiled: CompiledGraph, x: np.ndarray,
                    timeout: float) -> list[dict]:
     """Spike agreement of every neuron node ``names[i]`` (fixed ``fixed_spikes[i]``, ``(T, N, n)``) with float."""
-    T, N = x.shape[:2]
     reference = run_graph(compiled, x, record=names, timeout=timeout)
+    return compare(names, fixed_spikes, [reference.outputs[n] for n in names])
+
+
+def compare(names: list[str], spikes: list[np.ndarray], reference: list[np.ndarray]) -> list[dict]:
+    """Per node: the share of equal spikes of ``spikes[i]`` and ``reference[i]`` (``(T, N, ...)`` each), whether
+    all are, and the spikes per sample of ``spikes[i]``."""
     rows = []
-    for name, spikes in zip(names, fixed_spikes):
-        same = spikes.reshape(T, N, -1) == reference.outputs[name].reshape(T, N, -1).astype(np.uint8)
+    for name, ours, theirs in zip(names, spikes, reference):
+        T, N = ours.shape[:2]
+        same = ours.reshape(T, N, -1).astype(np.uint8) == theirs.reshape(T, N, -1).astype(np.uint8)
         rows.append({"node": name, "agreement": float(same.mean()), "exact": bool(same.all()),
-                     "spikes_per_sample": float(spikes.sum() / N)})
+                     "spikes_per_sample": float(ours.sum() / N)})
     return rows
 
 

@@ -83,6 +83,13 @@ def graph_blocks(r: dict) -> list[Block]:
         ]
     if "fixed" in r["runs"]:
         blocks += fixed_blocks(r["runs"]["fixed"])
+    for mode, lava in r.get("lava", {}).items():
+        blocks += [Heading(f"Lava ({mode}) against {lava['against']}"),
+                   Table(["node", "spike agreement", "all equal", "spikes per sample (Lava)"],
+                         [[n["node"], fmt_pct(n["agreement"]), str(n["exact"]), fmt_num(n["spikes_per_sample"])]
+                          for n in lava["per_node"]]),
+                   Paragraph(f"lava-nc 0.10.0 took {fmt_num(lava['seconds'])} s ({fmt_num(lava['samples_per_s'])} "
+                             f"samples/s).")]
     blocks += [
         Heading("Figures"),
         Figure("firing_rates.png", plot_node_rates(r), "Firing rate of every spiking node (float mode)."),

@@ -72,10 +72,12 @@ def simulate_graph(path: str | Path, x: np.ndarray, *, input_spec: str, dt: floa
 
 def simulate_compiled(compiled: CompiledGraph, x: np.ndarray, *, path: str | Path, input_spec: str,
                       dt_origin: str, modes: Sequence[str] = ("float",), timeout: float = 600.0,
-                      progress: Callable[[int], None] | None = None, require_fixed: bool = False) -> GraphSimulation:
+                      progress: Callable[[int], None] | None = None, require_fixed: bool = False,
+                      lava: bool = False) -> GraphSimulation:
     """:func:`simulate_graph` for a graph already compiled (the CLI compiles before it claims its output).
 
     ``require_fixed``: a graph the fixed-point path cannot express is an error, not a note in the report.
+    ``lava``: Lava itself runs the graph too, in every mode (:mod:`hw_sim.graph.lava_check`).
     """
     shape = compiled.graph.input_shape
     if tuple(x.shape[2:]) != tuple(shape):
@@ -116,6 +118,9 @@ def simulate_compiled(compiled: CompiledGraph, x: np.ndarray, *, path: str | Pat
         fixed = fixed_run(compiled, x, timeout=timeout, required=require_fixed)
         report["runs"]["fixed"] = fixed.block
         arrays.update({f"fixed.{name}": values for name, values in fixed.outputs.items()})
+    if lava:
+        from hw_sim.graph.lava_check import lava_runs  # imports Lava on first use
+        report["lava"] = lava_runs(compiled, x, modes, timeout)
     report["provenance"] = provenance()
     return GraphSimulation(report, arrays)
 
