@@ -7,7 +7,9 @@ then the run's cross-option checks (:meth:`lorsp.config.TrainConfig.validate`). 
 number, word, flag or None (a list or a dict nested 100,000 deep is refused by its key, before
 anything prints or copies it), and a key that is no option of this lorsp is refused by name: a
 misspelt option (``treshold``) would otherwise be dropped and the model rebuilt with the default,
-and an unknown key would be carried, unchecked, into every bundle exported from the file.
+and an unknown key would be carried, unchecked, into every bundle exported from the file. An option
+removed from a method since the file was written (:class:`lorsp.prompts.base.Retired`) loads when
+it holds the value under which the method did what it does today, and is refused by name otherwise.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import dataclasses
 from typing import Any
 
 from lorsp.config import check_config_values, train_config_class
+from lorsp.prompts.base import check_retired, retired_options
 from lorsp.plumbing.errors import LorspError
 
 REQUIRED = ("backbone", "prompt", "head", "image_size")
@@ -29,7 +32,11 @@ def check_stored_config(config: Any, source: str) -> dict[str, Any]:
     if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
         raise LorspError(f"{source}: config is a {type(config).__name__}, not a mapping of option names to values")
     known = {f.name for f in dataclasses.fields(train_config_class())}
+    retired = retired_options()
     for key, value in config.items():
+        if key in retired and key not in known:  # an option removed since: its kept value still loads
+            check_retired(key, value, f"{source}: config {key!r}")
+            continue
         if key not in known:
             raise LorspError(f"{source}: config key {key[:60]!r} is no option of this lorsp (written by another "
                              f"version, or edited)")

@@ -234,3 +234,31 @@ def test_the_comb_layout_runs_the_split_as_pytorch_does(tmp_path):
     report = cosimulate(open_bundle(out), limit=64, mode="fixed", progress=False)
     assert report["agreement"]["share"] == 1.0 and report["spikes"]["overall"] == 1.0
     assert report["prompted_max_abs_diff"] == 0.0
+
+
+@pytest.mark.slow
+def test_a_generator_that_learned_runs_exact_on_the_chip(tmp_path):
+    """``--relay learned --train-generator all``: the generator trains on the grid, so after training every weight
+    and bias is a multiple of the grid step, the manifest declares fixed point exact, and the co-simulated test
+    images (fixed point, fp32 ONNX) give PyTorch's spikes, prompted images and predictions."""
+    from lorsp.model import load
+    from lorsp.prompts.lorsp import GRID_STEP
+    from tests.conftest import run_cli
+    from tests.test_export_loihi import TINY_TRAIN
+
+    run, out = tmp_path / "run", tmp_path / "bundle"
+    proc = run_cli("lorsp.train", *TINY_TRAIN, "--epochs", "2", "--relay", "learned", "--train-generator", "all",
+                   "--encoding", "pool", "--gates", "4", "--hidden", "8", "--surrogate-slope", "5",
+                   "--out", str(run))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trained = load(run / "model.pt").prompt.spiking_generator
+    assert any(p.requires_grad for p in trained.parameters())
+    for p in trained.parameters():
+        assert torch.equal(p / GRID_STEP, torch.round(p / GRID_STEP))
+    proc = run_cli("pipeline.export_cli", "--target", "all", str(run / "model.pt"), "-o", str(out),
+                   "--samples", "16", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((out / "manifest.json").read_text())["fixed_point_exact"]["exact"] is True
+    report = cosimulate(open_bundle(out), limit=64, mode="fixed", progress=False)
+    assert report["agreement"]["share"] == 1.0 and report["spikes"]["overall"] == 1.0
+    assert report["prompted_max_abs_diff"] == 0.0

@@ -206,19 +206,3 @@ def test_a_benchmark_reuses_a_bundle_only_while_it_is_of_the_checkpoint(bundle, 
     assert not bundle_is_current(bundle, retrained)
     assert not bundle_is_current(tmp_path / "no-bundle", checkpoint)
 
-
-@pytest.mark.slow
-def test_the_border_relay_exports_exact_with_every_spike(tmp_path):
-    """``--relay border`` (gates with no weights and fixed biases) through lorsp-export --target loihi: declared
-    exact in fixed point, and the bundle's own simulation gives PyTorch's spikes in both modes."""
-    run = tmp_path / "run"
-    proc = run_cli("lorsp.train", *TINY_TRAIN, "--rank", "4", "--relay", "border", "--out", str(run))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = tmp_path / "bundle"
-    export("loihi", run / "model.pt", out, samples=SAMPLES, progress=False)
-    manifest = json.loads((out / MANIFEST_FILE).read_text())
-    assert manifest["config"]["relay"] == "border" and manifest["fixed_point_exact"]["exact"] is True
-    report = json.loads((out / "hw_sim" / "report.json").read_text())
-    for mode in ("float", "fixed"):
-        fidelity = report["runs"][mode]["fidelity"]
-        assert fidelity["spikes"]["exact"] and fidelity["prediction_agreement"] == 1.0, mode

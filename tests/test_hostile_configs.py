@@ -62,3 +62,35 @@ def test_a_manifest_config_with_an_unknown_key_is_one_line_even_resealed(tmp_pat
     proc = run_cli("hw_sim.cli", str(root), "-o", str(tmp_path / "r"), "--samples", "4", "--quiet", timeout=120)
     assert_one_line_error(proc, "config key 'payload' is no option of this lorsp")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_options_removed_since_load_at_the_value_kept_and_are_refused_by_name_otherwise():
+    """A config written while ``--usage-weight``, ``--band-layout`` and ``--border-bands`` existed (every checkpoint of
+    that time holds them) loads when they hold what LoRSP does today; another value, or a removed ``--relay`` or
+    ``--train-generator`` choice, is one line naming the option and the last commit that runs it."""
+    from lorsp.config import train_config_class
+    from lorsp.plumbing.errors import LorspError
+    from lorsp.stored_config import check_stored_config
+
+    config = train_config_class()(prompt="lorsp", image_size=32).to_dict()
+    old = {**config, "usage_weight": 0.0, "band_layout": "blocks", "border_bands": 1}
+    assert check_stored_config(old, "old.pt") is old
+    for key, value, fragment in [("usage_weight", 5.0, "--usage-weight"), ("band_layout", "comb", "--band-layout"),
+                                 ("border_bands", 2, "--border-bands"), ("usage_weight", 0, "--usage-weight")]:
+        with pytest.raises(LorspError, match=f"old.pt: config '{key}' = .* uses {fragment}, removed from lorsp "
+                                             f"after commit 567fd19"):
+            check_stored_config({**old, key: value}, "old.pt")
+    for key, value in [("relay", "frame"), ("relay", "border"), ("train_generator", "gate-biases")]:
+        with pytest.raises(LorspError, match=f"{value!r} was removed from lorsp after commit 567fd19"):
+            check_stored_config({**config, key: value}, "old.pt")
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_a_removed_try_is_one_line_through_the_exporter(tmp_path_factory, tmp_path):
+    state = torch.load(shared_checkpoint(tmp_path_factory), weights_only=True)
+    state["config"]["relay"] = "frame"
+    checkpoint = save_nested(state, tmp_path / "model.pt")
+    proc = run_cli("pipeline.export_cli", "--target", "loihi", str(checkpoint), "-o", str(tmp_path / "out"),
+                   "--no-simulate", timeout=300)
+    assert_one_line_error(proc, "'frame' was removed from lorsp after commit 567fd19")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]

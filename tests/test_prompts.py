@@ -76,8 +76,6 @@ def test_a_whole_config_builds_each_prompt_with_its_own_options():
     (("vp", {"rank": 8}), "--rank does not apply to --prompt vp"),
     (("lorsp", {"gate": "rank", "gates": 8}), "--gates does not apply to --gate rank"),
     (("lorvp", {"time_steps": 3}), "--time-steps does not apply to --prompt lorvp"),
-    (("lorsp", {"usage_weight": 1.0}), "--usage-weight does not apply to --train-generator none"),
-    (("lorsp", {"gate": "rank", "band_layout": "comb"}), "--band-layout does not apply to --gate rank"),
 ])
 def test_check_options_refuses_what_the_method_or_its_mode_does_not_use(given, fragment):
     with pytest.raises(LorspError, match=fragment):
@@ -94,9 +92,9 @@ def test_check_options_takes_what_applies():
 def test_metrics_keys_of_each_method_are_the_run_keys_and_its_declaration():
     from lorsp.train import RUN_KEYS, TrainConfig, metrics_config
 
-    lorsp_keys = ["time_steps", "encoding", "pool", "hidden", "gates", "factors", "train_generator", "relay", "border_bands", "band_layout", "relay_noise",
+    lorsp_keys = ["time_steps", "encoding", "pool", "hidden", "gates", "factors", "train_generator", "relay", "band_layout", "relay_noise",
                   "init_std", "beta",
-                  "threshold", "gate", "sparsity_weight", "sparsity_target", "usage_weight", "sparsity_warmup", "gate_bias",
+                  "threshold", "gate", "sparsity_weight", "sparsity_target", "sparsity_warmup", "gate_bias",
                   "surrogate_slope", "generator_lr_scale"]
     assert list(metrics_config(TrainConfig(prompt="lorsp"))) == [*RUN_KEYS, *lorsp_keys]  # in declaration order
     assert list(metrics_config(TrainConfig(prompt="smm"))) == [*RUN_KEYS, "mask_width", "patch", "mask_layers"]
@@ -167,11 +165,3 @@ def test_wrong_input_shape_is_refused():
     with pytest.raises(LorspError, match="shape"):
         p(torch.zeros(1, 3, 64, 64))
 
-
-def test_the_usage_term_needs_the_sparsity_term_it_is_part_of():
-    from lorsp.train import TrainConfig
-
-    cfg = TrainConfig(prompt="lorsp", image_size=32, train_generator="all", usage_weight=1.0, sparsity_weight=0.0)
-    with pytest.raises(LorspError, match="--usage-weight is a part of the sparsity term"):
-        cfg.validate()
-    TrainConfig(prompt="lorsp", image_size=32, train_generator="all", usage_weight=1.0).validate()

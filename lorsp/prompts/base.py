@@ -88,6 +88,20 @@ class LearningRates:
 
 
 @dataclass(frozen=True)
+class Retired:
+    """What became of a removed option or option value, for configs written while it existed.
+
+    A removed option (``VisualPrompt.retired_options``) is still accepted in a stored config when it holds
+    ``kept``, the value under which the method did what it does today; any other value, like a removed choice
+    (``"retired"`` in a field's metadata), is refused in one line naming ``last_commit``, the last commit that
+    still runs it (docs/method.md keeps its figures).
+    """
+
+    last_commit: str
+    kept: Any = None
+
+
+@dataclass(frozen=True)
 class NoOptions:
     """The options of a method that takes none."""
 
@@ -101,6 +115,8 @@ class VisualPrompt(nn.Module):
     """
 
     Options: ClassVar[type] = NoOptions
+    retired_options: ClassVar[Mapping[str, Retired]] = {}
+    """Options the method no longer has, by field name (:class:`Retired`)."""
     chip_part: ClassVar[bool] = False
     """Whether part of the prompt runs on the chip and the rest on the host. Such a prompt also has
     ``spiking_generator`` (the snnTorch network the exporters write as NIR and netx), ``encoding`` (its
@@ -138,6 +154,10 @@ class VisualPrompt(nn.Module):
         """What the method adds to the task loss for the batch that gave ``out``, weighted, at (fractional)
         ``epoch``; None: nothing."""
         return None
+
+    def settle(self) -> None:
+        """After each epoch's training steps: bring trained parameters onto the form they are deployed in, without
+        changing what the prompt computes (default: nothing to do)."""
 
     @property
     def calibrates(self) -> bool:
@@ -274,6 +294,10 @@ def check_value(options: type, field: dataclasses.Field, value: Any, name: str |
         raise LorspError(f"{name} is {value!r:.60}, not of type {getattr(hint, '__name__', hint)}")
     choices = field.metadata.get("choices")
     choices = choices() if callable(choices) else choices
+    retired = field.metadata.get("retired", {}).get(value) if isinstance(value, str) else None
+    if retired is not None:
+        raise LorspError(f"{name} {value!r} was removed from lorsp after commit {retired.last_commit} "
+                         f"(docs/method.md keeps its figures): run that commit to use it")
     if choices is not None and value is not None and value not in choices:
         listed = ", ".join(map(str, choices))
         raise LorspError(f"unknown {name} {value!r:.60}; choose one of: {listed}" if name.startswith("--") else
@@ -286,6 +310,19 @@ def check_value(options: type, field: dataclasses.Field, value: Any, name: str |
             parse(repr(value) if isinstance(value, float) else str(value))
         except argparse.ArgumentTypeError as exc:
             raise LorspError(f"{name} {exc}") from None
+
+
+def retired_options() -> dict[str, Retired]:
+    """Every registered method's removed options, by field name."""
+    return {name: r for method in map(PROMPTS.get, PROMPTS.names()) for name, r in method.retired_options.items()}
+
+
+def check_retired(key: str, value: Any, name: str) -> None:
+    """A stored config's removed option ``key``: accepted when it holds the value kept, else one line."""
+    retired = retired_options()[key]
+    if value != retired.kept or type(value) is not type(retired.kept):
+        raise LorspError(f"{name} = {value!r:.60} uses {option_flag(key)}, removed from lorsp after commit "
+                         f"{retired.last_commit} (docs/method.md keeps its figures): run that commit to use it")
 
 
 def check_option_values(options: Any) -> None:

@@ -32,14 +32,12 @@ identity, layer 2 band to band, small random cross-talk), and before the first s
 :meth:`LowRankSpikePrompt.calibrate` shifts the gate biases until the first
 ``max(batch size, 64)`` images of the training split close the target share of pixels: the prompt starts sparse, and follows each
 image's content. By default (``train_generator="none"``) the generator keeps that start
-and only the factors and the mix learn: trained generators (``all``, ``weights``) were
-measured to collapse to one mask for every image within the protocol's 160 steps
-(docs/method.md). The sparsity term (:meth:`LowRankSpikePrompt.regularizer`) pulls each
-image's closed share to the target; it exists only where the generator learns (``all``,
-``weights``, or ``gate-biases``: one threshold shift per gate), and with ``usage_weight`` it
-also keeps each gate open for part of the batch, so that a learning generator does not collapse.
-``band_layout="comb"`` spreads each band over the image (line ``i`` in band ``i mod G``)
-instead of a block of neighbouring lines.
+and only the factors and the mix learn: trained generators (``all``) were measured to
+collapse to one mask for every image within the protocol's 160 steps (docs/method.md). The
+sparsity term (:meth:`LowRankSpikePrompt.regularizer`) pulls each image's closed share to the
+target; it exists only where the generator learns (``all``). ``relay="open"`` holds every gate
+open: LoRSP's dense twin, the same factors with no zeros. ``band_layout="comb"`` spreads each
+band over the image (line ``i`` in band ``i mod G``) instead of a block of neighbouring lines.
 
 Ablations: ``gate="rowcol"`` gates the rows and columns of the whole product
 (``P_c = diag(g^{row}) B_c A_c diag(g^{col})``, ``2 G`` gates), ``gate="rank"`` whole
@@ -67,14 +65,19 @@ from torch import nn
 from lorsp.encoding import Encoding, list_encodings
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.cli_options import integer, number
-from lorsp.prompts.base import GeneratorTrace, LearningRates, PromptOutput, VisualPrompt, register_prompt
+from lorsp.prompts.base import (GeneratorTrace, LearningRates, PromptOutput, Retired, VisualPrompt,
+                                register_prompt)
 from lorsp.prompts.lorvp import LorvpOptions, check_rank
 
 GATE_MODES = ("band", "rowcol", "rank")
-GENERATOR_TRAINING = ("all", "weights", "gate-biases", "none")
-BAND_RELAYS = ("content", "background", "frame", "mixed", "border", "open")
-FACTOR_MODES = ("shared", "per-channel")
+GENERATOR_TRAINING = ("all", "none")
+BAND_RELAYS = ("content", "open", "learned")
 BAND_LAYOUTS = ("blocks", "comb")
+LAST_WITH_TRIES = "567fd19"
+"""The last commit with the band-gating tries removed since (docs/method.md keeps their figures)."""
+REMOVED_RELAYS = {v: Retired(LAST_WITH_TRIES) for v in ("background", "frame", "mixed", "border")}
+REMOVED_GENERATOR_TRAINING = {v: Retired(LAST_WITH_TRIES) for v in ("weights", "gate-biases")}
+FACTOR_MODES = ("shared", "per-channel")
 
 
 @dataclass(frozen=True)
@@ -102,23 +105,14 @@ class LorspOptions(LorvpOptions):
         "help": "low-rank factors shared by the channels with a per-channel mix, or one pair per channel",
         "choices": FACTOR_MODES, "legacy": "per-channel"})
     train_generator: str = field(default="none", metadata={
-        "help": "what of the spiking generator learns: all, its weights only (the biases keep their start), "
-                "the gate neurons' biases only (one threshold shift per gate: 2 G r under band gating, also those "
-                "the start holds open), or nothing (it stays the relay it starts as)",
-        "choices": GENERATOR_TRAINING, "legacy": "all"})
+        "help": "whether the spiking generator learns (all) or stays the relay it starts as (none)",
+        "choices": GENERATOR_TRAINING, "legacy": "all", "retired": REMOVED_GENERATOR_TRAINING})
     relay: str = field(default="content", metadata={
-        "help": "band gating's start: a gate opens on bands with much of the image's content (excitatory "
-                "relay), or little (inhibitory relay: corners of empty bands); frame: even terms open the "
-                "rows of empty row bands across the whole width, odd terms the columns of empty column "
-                "bands across the height (a per-image frame around the content); mixed: the first half of "
-                "the terms content, the others frame; border: the first half of the terms a fixed border of "
-                "--border-bands outer bands, the same for every image (even terms its rows across the width, "
-                "odd terms its columns across the height), the others content; open: every gate held open, the "
-                "same for every image (LoRSP's dense twin: the same factors with no zeros)", "choices": BAND_RELAYS,
+        "help": "band gating's start: a gate opens on bands with much of the image's content (content); "
+                "every gate is held open, the same for every image (open: LoRSP's dense twin, the same factors "
+                "with no zeros); or every gate open at start, a generator of any shape that learns, per image, "
+                "where to close them, each gate for its share of the batch (learned: with --train-generator all)", "choices": BAND_RELAYS, "retired": REMOVED_RELAYS,
         "applies_when": {"gate": ("band",)}, "legacy": "content"})
-    border_bands: int = field(default=1, metadata={
-        "help": "--relay border: the bands on each side of the image that the fixed border holds open",
-        "applies_when": {"relay": ("border",)}, "legacy": 1, "parse": integer(1, 2048)})
     band_layout: str = field(default="blocks", metadata={
         "help": "which lines a gate's band holds: blocks of L/G neighbouring lines (line i in band floor(i G / L)) "
                 "or a comb of lines G apart spread over the whole image (line i in band i mod G); the generator "
@@ -144,13 +138,6 @@ class LorspOptions(LorvpOptions):
         "help": "share of zero prompt pixels to aim at (band: the calibrated start, and with a learning "
                 "generator the value each image's closed share is pulled to; rowcol/rank: per image, the term "
                 "pushes down just enough of the weakest gates)", "parse": number(0.0, 1.0, below=True)})
-    usage_weight: float = field(default=0.0, metadata={
-        "help": "band gating with a learning generator: weight, within the sparsity term, of a term that keeps "
-                "each gate open for part of the batch and closed for the rest (0.25 - mean p (1 - p), p a gate's "
-                "open share over the batch), against gates that end always open or always closed",
-        "applies_when": {"gate": ("band",), "train_generator": ("all", "weights", "gate-biases")},
-        "legacy": 0.0,
-        "parse": number(0.0)})
     sparsity_warmup: float = field(default=0.0, metadata={
         "help": "epochs over which the sparsity weight ramps up linearly from 0", "parse": number(0.0)})
     gate_bias: float = field(default=1.0, metadata={
@@ -201,16 +188,27 @@ def reset_state(generator: nn.Module) -> None:
             m.reset_mem()
 
 
-def run_generator(generator: nn.Module, spikes_in: torch.Tensor) -> list[torch.Tensor]:
-    """Step ``generator`` over ``spikes_in`` ``(T, N, D)``; the spikes of every Leaky layer, ``(T, N, width)``."""
+def on_grid(values: torch.Tensor, step: float = GRID_STEP) -> torch.Tensor:
+    """``values`` snapped to the grid in the forward pass, the gradient passed straight through: a generator that
+    learns computes what the fixed-point chip computes (docs/method.md, "Exact on the chip")."""
+    return values + (snap_to_grid(values, step) - values).detach()
+
+
+def run_generator(generator: nn.Module, spikes_in: torch.Tensor, *, grid: bool = False) -> list[torch.Tensor]:
+    """Step ``generator`` over ``spikes_in`` ``(T, N, D)``; the spikes of every Leaky layer, ``(T, N, width)``.
+
+    ``grid``: every Linear layer computes with its weights and biases on :data:`GRID_STEP` (:func:`on_grid`).
+    """
     reset_state(generator)
     leaky = [m for m in generator if isinstance(m, snn.Leaky)]
+    linear = {id(m): (on_grid(m.weight), on_grid(m.bias)) if grid else (m.weight, m.bias)
+              for m in generator if isinstance(m, nn.Linear)}
     records: list[list[torch.Tensor]] = [[] for _ in leaky]
     for t in range(spikes_in.shape[0]):
         h = spikes_in[t]
         k = 0
         for m in generator:
-            h = m(h)
+            h = torch.nn.functional.linear(h, *linear[id(m)]) if id(m) in linear else m(h)
             if isinstance(m, snn.Leaky):
                 records[k].append(h)
                 k += 1
@@ -226,23 +224,13 @@ def lines_to_bands(image_size: int, gates: int, layout: str = "blocks") -> torch
     return line % gates if layout == "comb" else (line * gates) // image_size
 
 
-def term_relays(relay: str, rank: int) -> list[str]:
-    """Band gating's start per rank-1 term: ``"content"``, ``"background"``, ``"frame"`` or ``"border"`` for
-    each of the ``rank`` terms of ``--relay relay`` (``"mixed"``: the first ``ceil(rank / 2)`` content, the rest
-    frame; ``"border"``: the first ``ceil(rank / 2)`` border, the rest content)."""
-    half = math.ceil(rank / 2)
-    if relay == "mixed":
-        return ["content"] * half + ["frame"] * (rank - half)
-    if relay == "border":
-        return ["border"] * half + ["content"] * (rank - half)
-    return [relay] * rank
-
-
 @register_prompt("lorsp")
 class LowRankSpikePrompt(VisualPrompt):
     """LoRSP's prompt: low-rank factors gated per image by a spiking generator (module docstring)."""
 
     Options = LorspOptions
+    retired_options = {"border_bands": Retired(LAST_WITH_TRIES, kept=1),
+                       "usage_weight": Retired(LAST_WITH_TRIES, kept=0.0)}
     chip_part = True
     init_gain = 4.0
     """Row/column and rank gating: the generator's snnTorch start, scaled by this."""
@@ -257,16 +245,11 @@ class LowRankSpikePrompt(VisualPrompt):
         if not 1 <= gates <= image_size:
             raise LorspError(f"--gates must be an integer in 1..{image_size} (the image size), got {gates}")
         if gate == "band" and encoding == "bands":
-            if hidden != 2 * gates:
+            if hidden != 2 * gates and o.relay != "learned":
                 raise LorspError(f"band gating's relay start needs --hidden 2 x --gates = {2 * gates}, got {hidden}")
             if image_size % gates:
                 raise LorspError(f"band gating with the bands encoding needs --gates to divide the image size "
                                  f"{image_size}, got {gates}")
-        if o.relay == "border" and not 1 <= 2 * o.border_bands <= gates:
-            raise LorspError(f"--border-bands must be an integer in 1..{gates // 2} (half of --gates), "
-                             f"got {o.border_bands}")
-        if o.usage_weight and not o.sparsity_weight:
-            raise LorspError("--usage-weight is a part of the sparsity term: it needs --sparsity-weight > 0")
         self.encoding = Encoding(encoding, o.pool if encoding == "pool" else gates, o.time_steps)
         self.rank, self.time_steps, self.gate, self.factors = rank, o.time_steps, gate, o.factors
         self.pool = o.pool
@@ -279,9 +262,8 @@ class LowRankSpikePrompt(VisualPrompt):
         self.mix = nn.Parameter(torch.ones(3, rank)) if o.factors == "shared" else None
         self.spiking_generator = make_spiking_generator(self.encoding.inputs, hidden, n_out, o.beta, o.threshold,
                                                         o.surrogate_slope)
-        self.relay, self.border_bands = o.relay, o.border_bands
-        # gates whose bias the start fixes whatever the image (relay "frame": held open; "border": the fixed
-        # border's gates, open or closed); the calibration leaves them alone
+        self.relay = o.relay
+        # gates whose bias the start fixes whatever the image (relay "open"); the calibration leaves them alone
         self.register_buffer("held", torch.zeros(n_out, dtype=torch.bool), persistent=False)
         if gate == "band":
             self._relay_bands(o.threshold, noise=o.relay_noise, relay=o.relay)
@@ -292,11 +274,8 @@ class LowRankSpikePrompt(VisualPrompt):
                 self.spiking_generator[2].bias.fill_(o.gate_bias)
         self.train_generator = o.train_generator
         for name, param in self.spiking_generator.named_parameters():
-            learns = (o.train_generator == "all" or (o.train_generator == "weights" and name.endswith("weight"))
-                      or (o.train_generator == "gate-biases" and name == "2.bias"))
-            param.requires_grad_(learns and param.requires_grad)
+            param.requires_grad_(o.train_generator == "all" and param.requires_grad)
         self.band_layout = o.band_layout
-        self.usage_weight = o.usage_weight
         self.register_buffer("group_of_line", lines_to_bands(image_size, gates, o.band_layout), persistent=False)
 
     # ------------------------------------------------------------------ training
@@ -329,24 +308,18 @@ class LowRankSpikePrompt(VisualPrompt):
         """Band gating's start: each gate listens to its own band (module docstring).
 
         With the bands encoding, hidden neuron ``j`` relays input ``j`` (weight ``1.5 theta``
-        fires on every input spike) and gate ``(side, k, b)`` reads hidden ``(side, b)``: excited
-        (``relay="content"``: the gate opens on bands with content) or inhibited (``"background"``:
-        on empty bands). ``"frame"``: term ``k``'s gates on side ``k mod 2`` are inhibited and
-        those on the other side are held open (bias ``2 theta``, above threshold at the first
-        step whatever the relay's input; :attr:`held`, which the calibration leaves
-        alone), so even terms are stripes of empty rows across the width and odd terms stripes
-        of empty columns: a frame around each image's content. ``"mixed"``: the first
-        ``ceil(r / 2)`` terms content, the others frame. ``"border"``: the first ``ceil(r / 2)``
-        terms are the same for every image: their gates listen to nothing (no weights) and are
-        held open (bias ``2 theta``) on the outer :attr:`border_bands` bands of side ``k mod 2``
-        and on every band of the other side, closed (bias 0) on the inner bands, so even terms
-        are the top and bottom rows across the width and odd terms the left and right columns
-        across the height: a low-rank version of VP's pad; the other terms content. Small noise elsewhere lets
-        training mix bands. With another encoding (or ``H != 2 G``) both layers keep snnTorch's
-        default start, scaled as the other gate modes do.
+        fires on every input spike) and gate ``(side, k, b)`` reads hidden ``(side, b)``, excited
+        (``relay="content"``: the gate opens on bands with content), with small random cross-talk
+        that lets training mix bands. ``"open"``: every gate listens to nothing and is held open
+        (bias ``2 theta``, above threshold at every step; :attr:`held`, which the calibration leaves
+        alone). With another encoding (or ``H != 2 G``) both layers keep snnTorch's default start,
+        scaled as the other gate modes do.
         """
         first, second = self.spiking_generator[0], self.spiking_generator[2]
         d, h, g, r = first.in_features, first.out_features, self.num_groups, self.rank
+        if relay == "learned":
+            self._open_start(threshold)
+            return
         if self.encoding.name != "bands" or h != d:
             for layer in (first, second):
                 layer.weight.mul_(4.0)
@@ -358,28 +331,48 @@ class LowRankSpikePrompt(VisualPrompt):
         second.bias.zero_()
         band = torch.arange(g)
         for side in range(2):
-            for k, kind in enumerate(term_relays(relay, r)):
+            for k in range(r):
                 gates = self._gate_index(side, k, band)
-                if kind == "border":
-                    outer = (band < self.border_bands) | (band >= g - self.border_bands) | (k % 2 != side)
-                    self.held[gates] = True
-                    second.weight[gates] = 0.0
-                    second.bias[gates] = 2.0 * threshold * outer.to(second.bias.dtype)
-                    continue
-                if kind == "open":  # fires at every step whatever it hears
+                if relay == "open":  # fires at every step whatever it hears
                     self.held[gates] = True
                     second.weight[gates] = 0.0
                     second.bias[gates] = 2.0 * threshold
                     continue
-                if kind == "frame" and k % 2 != side:
-                    self.held[gates] = True
-                    second.bias[gates] = 2.0 * threshold
-                    continue
-                sign = 1.0 if kind == "content" else -1.0
-                second.weight[gates, side * g + band] += sign * 0.5 * threshold
+                second.weight[gates, side * g + band] += 0.5 * threshold
         for layer in (first, second):
             layer.weight.copy_(snap_to_grid(layer.weight))
         second.bias.copy_(snap_to_grid(second.bias))
+
+    @torch.no_grad()
+    def _open_start(self, threshold: float) -> None:
+        """The learned start: every gate open for every image, so the first steps train the dense prompt and the
+        generator then learns, per image, where to close it. The hidden layer gets snnTorch's default weights
+        scaled by :attr:`init_gain`; the gates get weights too small to silence them (snnTorch's times
+        ``0.5 / sqrt(H)``: a gate's inputs sum to at most ``theta / 2``) and biases ``1.125 theta``, so each
+        gate's current stays above ``theta / 2`` and it fires (``beta = 0.5``: the voltage tends to twice the
+        current). Every value on the grid."""
+        first, second = self.spiking_generator[0], self.spiking_generator[2]
+        first.weight.mul_(self.init_gain)
+        first.bias.zero_()
+        second.weight.mul_(0.5 / math.sqrt(second.in_features))
+        second.bias.fill_(1.125 * threshold)
+        for layer in (first, second):
+            layer.weight.copy_(snap_to_grid(layer.weight))
+            layer.bias.copy_(snap_to_grid(layer.bias))
+
+    @property
+    def learns(self) -> bool:
+        """Whether part of the generator learns: it then trains on the grid (:func:`on_grid`)."""
+        return any(p.requires_grad for p in self.spiking_generator.parameters())
+
+    @torch.no_grad()
+    def settle(self) -> None:
+        """After an epoch's steps: a learning generator's weights and biases snapped onto the grid in place. The
+        forward pass computed with these values already, so what the model computes does not change."""
+        if self.learns:
+            for p in self.spiking_generator.parameters():
+                if p.requires_grad:
+                    p.copy_(snap_to_grid(p))
 
     def _gate_index(self, side: int, k: int, band: torch.Tensor | int) -> torch.Tensor | int:
         """Band gating: the gate neuron of ``side`` (0 rows, 1 columns), term ``k`` and ``band``."""
@@ -387,8 +380,8 @@ class LowRankSpikePrompt(VisualPrompt):
 
     @property
     def calibrates(self) -> bool:
-        """Band gating starts from a calibration; the other modes do not."""
-        return self.gate == "band"
+        """Band gating starts from a calibration (the learned start does not); the other modes do not."""
+        return self.gate == "band" and self.relay != "learned"
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, steps: int = 40) -> float | None:
@@ -403,7 +396,7 @@ class LowRankSpikePrompt(VisualPrompt):
         target = 0.5 if self.sparsity_target is None else self.sparsity_target
         bias = self.spiking_generator[2].bias
         base = bias.clone()
-        shifted = (~self.held).to(bias.dtype)  # gates the start holds (relays "frame", "border") keep their bias
+        shifted = (~self.held).to(bias.dtype)  # gates the start holds (relay "open") keep their bias
         reach = 4.0 * self.spiking_generator[3].threshold.max().item()
         low, high = -reach, reach
         share = 0.0
@@ -428,7 +421,7 @@ class LowRankSpikePrompt(VisualPrompt):
     def run_generator(self, x: torch.Tensor) -> GeneratorTrace:
         """Encode ``x`` and step the spiking generator over it (keeps no state)."""
         spikes_in = self.encode(x)
-        spikes = run_generator(self.spiking_generator, spikes_in)
+        spikes = run_generator(self.spiking_generator, spikes_in, grid=self.learns)
         return GeneratorTrace(spikes_in, tuple(spikes), spikes[-1].mean(0))
 
     def gate_rates(self, x: torch.Tensor) -> torch.Tensor:
@@ -460,27 +453,23 @@ class LowRankSpikePrompt(VisualPrompt):
         """The sparsity term of the forward pass that gave ``trace``.
 
         band: the mean over images of ``|closed share - s|``, which pulls each image's closed
-        share to the target ``s`` (no target: the mean gate rate), plus, with ``usage_weight w``,
-        ``w (0.25 - mean_g p_g (1 - p_g))`` over the gates the start does not hold (:meth:`usage_term`);
-        ``None`` when the generator does not learn (``train_generator="none"``: nothing the term
+        share to the target ``s`` (no target: the mean gate rate); ``None`` when the generator does not learn (``train_generator="none"``: nothing the term
         could move).
         rowcol and rank, without a target: the mean gate firing rate; with target ``s``: per
         image, the mean rate of the ``k`` gates that fire least (:meth:`closing_quota`), for
         the row gates and the column gates apart (rank gating: of all gates), so gates close
         one by one; the task decides which, and the term is zero once they are silent.
         """
-        if not any(p.requires_grad for p in self.spiking_generator.parameters()):
+        if not self.learns:
             return None
-        rho = trace.rates
-        term = self.sparsity_term(rho, trace)
-        if self.gate == "band" and self.usage_weight:
-            term = term + self.usage_weight * self.usage_term(self.gates_open(rho))
-        return term
+        return self.sparsity_term(trace.rates, trace)
 
     def sparsity_term(self, rho: torch.Tensor, trace: GeneratorTrace) -> torch.Tensor:
         """The closed-share part of :meth:`regularizer` for gate rates ``rho`` ``(N, n_gates)`` of ``trace``."""
         if self.sparsity_target is None:
             return trace.gate_spikes.mean()
+        if self.gate == "band" and self.relay == "learned":  # each gate open for its share of the batch
+            return (self.gates_open(rho)[:, ~self.held].mean(0) - self.gate_open_target()).abs().mean()
         if self.gate == "band":
             return (self.closed_share(self.gates_open(rho)) - self.sparsity_target).abs().mean()
         k = self.closing_quota()
@@ -489,15 +478,11 @@ class LowRankSpikePrompt(VisualPrompt):
         parts = [rho] if self.gate == "rank" else [rho[:, : self.num_groups], rho[:, self.num_groups:]]
         return torch.stack([torch.topk(part, k, dim=1, largest=False).values.mean() for part in parts]).mean()
 
-    def usage_term(self, g: torch.Tensor) -> torch.Tensor:
-        """``0.25 - mean_g p_g (1 - p_g)`` for gates ``g`` ``(N, n_gates)``, ``p_g`` the share of the batch that
-        opens gate ``g``, over the gates the start does not hold (0 when it holds them all): zero when every such
-        gate is open for half the images, 0.25 when each is open for all of them or for none."""
-        free = g[:, ~self.held]
-        if free.shape[1] == 0:
-            return g.sum() * 0.0
-        p = free.mean(0)
-        return 0.25 - (p * (1.0 - p)).mean()
+    def gate_open_target(self) -> float:
+        """The learned start's share of images each gate should open for, ``q = sqrt(1 - s^(1/r))``: with gates
+        open independently (a term covers a pixel with probability ``q^2``) a share ``s`` of the pixels is closed,
+        ``(1 - q^2)^r = s``."""
+        return math.sqrt(1.0 - self.sparsity_target ** (1.0 / self.rank))
 
     def closing_quota(self) -> int:
         """Gates to close per image (per side for row/column gating) so that a share ``s`` of the prompt is zero.

@@ -171,6 +171,7 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, cfg: TrainConfig
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
         bar.set_postfix(loss=f"{float(loss):.3f}")
+    prompt.settle()
     seconds = time.perf_counter() - start
     return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen,
             "train_images_per_s": seen * d.world / seconds, "train_seconds": seconds}
