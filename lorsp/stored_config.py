@@ -23,6 +23,9 @@ from lorsp.plumbing.errors import LorspError
 REQUIRED = ("backbone", "prompt", "head", "image_size")
 """Keys without which no model can be rebuilt."""
 MAX_CLASSES = 100_000
+MAX_EXACT_INT = 1 << 53
+"""The largest whole number a stored config may hold (the command line's options stop far below; a float option
+stored as a bigger int, 2^70, overflowed torch's int64 when the prompt was built)."""
 SCALARS = (str, int, float, bool, type(None))
 """What every option's value is (the declared types of :class:`lorsp.config.TrainConfig`)."""
 
@@ -42,6 +45,9 @@ def check_stored_config(config: Any, source: str) -> dict[str, Any]:
                              f"version, or edited)")
         if not isinstance(value, SCALARS):
             raise LorspError(f"{source}: config {key!r} is a {type(value).__name__}, not a single value")
+        if isinstance(value, int) and abs(value) > MAX_EXACT_INT:  # a file's int where a float belongs: torch
+            raise LorspError(f"{source}: config {key!r} is {value:.3g}, a whole number beyond 2^53 (no option "
+                             f"takes one; torch overflows on it)")
     for key in REQUIRED:
         if key not in config:
             raise LorspError(f"{source}: config lacks {key!r}")
