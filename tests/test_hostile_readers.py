@@ -307,7 +307,7 @@ def saved(tmp_path: Path, state: dict, name: str = "x.pt") -> Path:
     (lambda s: s["config"].__setitem__("hidden", -1), "config 'hidden' must be"),
     (lambda s: s["config"].__setitem__("momentum", float("nan")), "config 'momentum' must be"),
     (lambda s: s["config"].__setitem__("threshold", 1e308), "config 'threshold' must be"),
-    (lambda s: s["config"].__setitem__("init_std", 2 ** 70), "config 'init_std' is 1.18e+21, a whole number beyond"),
+    (lambda s: s["config"].__setitem__("init_std", 2 ** 70), r"config 'init_std' is 1.18e\+21, a whole number beyond"),
     (lambda s: s.__setitem__("classes", [1, 2]), "classes must be"),
     (lambda s: s.__setitem__("backbone_weights_sha256", 7), "backbone_weights_sha256"),
 ])
