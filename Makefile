@@ -69,6 +69,11 @@ results: bench data
 		--methods $(METHODS) --table-name results
 	$(PY) benchmarks/gate_usage.py --runs runs/main --datasets $(DATASETS) --method lorsp-prompt-lr-0.1_rank-8 \
 		--seeds 0 1 2 --limit 500 --json runs/gate-usage/gate_usage.json
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --seeds 0 \
+		--methods $(LORSP),relay=open --table-name twin
+	$(PY) benchmarks/prompt_diagnostics.py --runs runs/main --datasets $(DATASETS) --seeds 0 --limit-test 1000 \
+		--methods none lorvp-prompt-lr-0.2 lorsp-prompt-lr-0.1_rank-8 lorsp-prompt-lr-0.1_rank-8_relay-open \
+		--json runs/diagnostics/diagnostics.json
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets mnist-5k --methods $(METHODS) --seeds 0 1 2 --limit 300 \
 		--json runs/robustness/mnist-5k.json
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets animal-shape --methods $(METHODS) --seeds 0 1 2 --limit 300 \

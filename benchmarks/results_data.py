@@ -49,6 +49,7 @@ SINGLE = {"baselines": ("baselines.json", "runs/main/results.json"),
           "sweep": ("sweep.json", "runs/main-sweep/sweep.json"),
           "few_shot": ("few_shot.json", "runs/few-shot/few_shot.json"),
           "gate_usage": ("gate_usage.json", "runs/gate-usage/gate_usage.json"),
+          "diagnostics": ("diagnostics.json", "runs/diagnostics/diagnostics.json"),
           "deployment": ("deployment.json", "runs/deployment/deployment.json"),
           "energy_sweep": ("energy_sweep.json", "runs/energy-sweep/energy_sweep.json")}
 """Option (its dest) -> (name in the data folder, default input) of each benchmark JSON of one file."""

@@ -28,6 +28,7 @@ from benchmarks.baselines import markdown as baselines_markdown, method_label, s
 from benchmarks.deployment import markdown as deployment_markdown  # noqa: E402
 from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
 from benchmarks.gate_usage import markdown as gate_usage_markdown  # noqa: E402
+from benchmarks.prompt_diagnostics import markdown as diagnostics_markdown  # noqa: E402
 from benchmarks.lr_select import markdown as lr_select_markdown  # noqa: E402
 from benchmarks.output import fail  # noqa: E402
 from benchmarks.results_data import collected_runs, run_dir, seed_file  # noqa: E402
@@ -588,6 +589,18 @@ def main(argv: list[str] | None = None) -> None:
     sweep = load(args.sweep)
     if sweep:
         lines += sweep_section(sweep, rel("sparsity_accuracy.png"))
+    diagnostics = load(args.diagnostics)
+    if diagnostics:
+        d = diagnostics["settings"]
+        lines += ["## Does the prompt help, and does its per-image part (diagnostics)", "",
+                  f"Machine: {diagnostics['machine']}. Reproduce: `python benchmarks/prompt_diagnostics.py --runs "
+                  f"{d['runs']} --datasets {' '.join(d['datasets'])} --methods {' '.join(d['methods'])} --seeds "
+                  f"{' '.join(map(str, d['seeds']))} --limit-test {d['limit_test']}`.", "",
+                  "Test accuracy (%) of each trained run with its own head: its own prompt, no prompt, another "
+                  "test image's prompt (a seeded permutation that moves every image), the mean prompt over the "
+                  "scored images and, for LoRSP, every gate open and the generator reset to its start. A static "
+                  "prompt scores the same with own, other and mean (docs/method.md).", "",
+                  diagnostics_markdown(diagnostics["rows"])]
     gates = load(args.gate_usage)
     if gates:
         g = gates["settings"]
