@@ -17,6 +17,9 @@ first ``--limit-test`` test images with its own backbone and head, its prompt ``
   as the ``bands`` encoding measures it), and ``content t, other image``: another image's such mask (a fixed
   seeded permutation that moves every image).
 
+``benchmarks/masked_prompt.py`` asks the same of a prompt under the trained masks of other runs, each judged by
+a head refit on its features; this script keeps the model's own head and lays masks no run learned.
+
 A mask that keeps the accuracy of ``dense`` at a given share of zeros shows where sparsity costs nothing; a
 content mask that beats another image's shows that where a prompt acts depends on the image. Seeded
 (``--mask-seed``), so a rerun gives the same figures on the same machine.
