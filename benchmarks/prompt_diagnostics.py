@@ -128,18 +128,32 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def scoring_parser(description: str, limit_test: int) -> argparse.ArgumentParser:
+    """The options of a script that scores trained runs on their test images: ``--runs``, ``--datasets``,
+    ``--limit-test`` (default ``limit_test``) and ``--json``; the allocator tuned first."""
     from lorsp.plumbing.runtime import tune_allocator
 
     tune_allocator()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", default="runs/main", help="the benchmarks' run folder")
     p.add_argument("--datasets", nargs="+", default=["mnist-5k"])
+    p.add_argument("--limit-test", type=int, default=limit_test)
+    p.add_argument("--json", help="write the rows here (and a Markdown table beside it)")
+    return p
+
+
+def write_rows(args: argparse.Namespace, rows: list[dict[str, Any]], text: str) -> None:
+    """With ``--json``: the rows (with the settings and the machine) there, and ``text`` beside it as Markdown."""
+    if args.json:
+        out = Path(args.json)
+        write_tables(out.parent, out.stem, run_record(args, rows=rows), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = scoring_parser(__doc__, limit_test=1000)
     p.add_argument("--methods", nargs="+", required=True, help="run names, as benchmarks/baselines.py writes them")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--limit-test", type=int, default=1000)
     p.add_argument("--perm-seed", type=int, default=0, help="seed of the permutation that gives each image another's")
-    p.add_argument("--json", help="write the rows here (and a Markdown table beside it)")
     args = p.parse_args(argv)
     if args.limit_test < 2:
         fail("--limit-test must be at least 2 (another image's prompt needs two)")
@@ -157,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                                     for k, v in row.items()), flush=True)
     except LorspError as e:
         fail(str(e))
-    if args.json:
-        out = Path(args.json)
-        write_tables(out.parent, out.stem, run_record(args, rows=rows), markdown(rows))
+    write_rows(args, rows, markdown(rows))
     return 0
 
 

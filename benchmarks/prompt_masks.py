@@ -26,7 +26,6 @@ content mask that beats another image's shows that where a prompt acts depends o
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.output import fail, run_record, write_tables  # noqa: E402
-from benchmarks.prompt_diagnostics import batched, derangement, load_run, test_images  # noqa: E402
+from benchmarks.output import fail  # noqa: E402
+from benchmarks.prompt_diagnostics import (batched, derangement, load_run, scoring_parser,  # noqa: E402
+                                          test_images, write_rows)
 from lorsp.plumbing.errors import LorspError  # noqa: E402
 
 CONTENT_THRESHOLDS = (0.1, 0.3)
@@ -99,18 +99,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lorsp.plumbing.runtime import tune_allocator
-
-    tune_allocator()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", default="runs/main", help="the benchmarks' run folder")
-    p.add_argument("--datasets", nargs="+", default=["mnist-5k"])
+    p = scoring_parser(__doc__, limit_test=500)
     p.add_argument("--method", required=True, help="run name, as benchmarks/baselines.py writes it")
     p.add_argument("--seed", type=int, default=0, help="the run's training seed")
-    p.add_argument("--limit-test", type=int, default=500)
     p.add_argument("--keep", type=float, default=0.4, help="share of cells or pixels the random masks keep")
     p.add_argument("--mask-seed", type=int, default=0)
-    p.add_argument("--json", help="write the rows here (and a Markdown table beside it)")
     args = p.parse_args(argv)
     if args.limit_test < 2:
         fail("--limit-test must be at least 2 (another image's mask needs two)")
@@ -127,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{100 * row['zero_share']:5.1f}%", flush=True)
     except LorspError as e:
         fail(str(e))
-    if args.json:
-        out = Path(args.json)
-        write_tables(out.parent, out.stem, run_record(args, rows=rows), markdown(rows))
+    write_rows(args, rows, markdown(rows))
     return 0
 
 

@@ -15,14 +15,20 @@ def test_the_permutation_moves_every_image_and_is_seeded():
     assert torch.equal(derangement(50, 1), derangement(50, 1)) and not torch.equal(derangement(50, 1), derangement(50, 2))
 
 
-def test_a_static_prompt_scores_the_same_with_its_own_another_images_and_the_mean_prompt():
-    from lorsp.data import load_split_images
-
+def static_prompt_model() -> torch.nn.Module:
+    """An untrained LoR-VP model at 32 px whose prompt is large enough to change predictions."""
     torch.manual_seed(0)
     model = build_model({"backbone": "efficientnet_lite0", "prompt": "lorvp", "head": "lp", "image_size": 32,
                          "rank": 2}, [str(c) for c in range(10)]).eval()
     with torch.no_grad():
-        model.prompt.B.normal_(0, 3.0)  # a prompt large enough to change predictions
+        model.prompt.B.normal_(0, 3.0)
+    return model
+
+
+def test_a_static_prompt_scores_the_same_with_its_own_another_images_and_the_mean_prompt():
+    from lorsp.data import load_split_images
+
+    model = static_prompt_model()
     x, y = load_split_images("sklearn-digits", 32, 40)
     scores = diagnose(model, x, y)
     assert scores["own"] == scores["other"] == scores["mean"]

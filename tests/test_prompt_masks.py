@@ -5,7 +5,7 @@ import torch
 
 from benchmarks.prompt_masks import content_masks, masks, score_masks
 from lorsp.data import load_split_images
-from lorsp.model import build_model
+from tests.test_prompt_diagnostics import static_prompt_model
 
 
 def test_masks_keep_their_share_and_content_masks_follow_each_image():
@@ -23,11 +23,7 @@ def test_masks_keep_their_share_and_content_masks_follow_each_image():
 
 
 def test_scores_are_the_masked_prompts_with_the_models_own_head():
-    torch.manual_seed(0)
-    model = build_model({"backbone": "efficientnet_lite0", "prompt": "lorvp", "head": "lp", "image_size": 32,
-                         "rank": 2}, [str(c) for c in range(10)]).eval()
-    with torch.no_grad():
-        model.prompt.B.normal_(0, 3.0)  # a prompt large enough to change predictions
+    model = static_prompt_model()
     x, y = load_split_images("sklearn-digits", 32, 20)
     rows = {r["mask"]: r for r in score_masks(model, x, y, keep=0.4, seed=0)}
     with torch.no_grad():
