@@ -38,7 +38,7 @@ def check_stored_config(config: Any, source: str) -> dict[str, Any]:
     retired = retired_options()
     for key, value in config.items():
         if key in retired and key not in known:  # an option removed since: its kept value still loads
-            check_retired(key, value, f"{source}: config {key!r}")
+            check_retired(key, value, retired[key], f"{source}: config {key!r}")
             continue
         if key not in known:
             raise LorspError(f"{source}: config key {key[:60]!r} is no option of this lorsp (written by another "

@@ -317,9 +317,9 @@ def retired_options() -> dict[str, Retired]:
     return {name: r for method in map(PROMPTS.get, PROMPTS.names()) for name, r in method.retired_options.items()}
 
 
-def check_retired(key: str, value: Any, name: str) -> None:
-    """A stored config's removed option ``key``: accepted when it holds the value kept, else one line."""
-    retired = retired_options()[key]
+def check_retired(key: str, value: Any, retired: Retired, name: str) -> None:
+    """A stored config's removed option ``key`` (``retired``, what became of it): accepted when it holds the
+    value kept, else one line."""
     if value != retired.kept or type(value) is not type(retired.kept):
         raise LorspError(f"{name} = {value!r:.60} uses {option_flag(key)}, removed from lorsp after commit "
                          f"{retired.last_commit} (docs/method.md keeps its figures): run that commit to use it")

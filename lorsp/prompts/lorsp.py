@@ -111,7 +111,8 @@ class LorspOptions(LorvpOptions):
         "help": "band gating's start: a gate opens on bands with much of the image's content (content); "
                 "every gate is held open, the same for every image (open: LoRSP's dense twin, the same factors "
                 "with no zeros); or every gate open at start, a generator of any shape that learns, per image, "
-                "where to close them, each gate for its share of the batch (learned: with --train-generator all)", "choices": BAND_RELAYS, "retired": REMOVED_RELAYS,
+                "where to close them, each gate for its share of the batch (learned: with --train-generator all)",
+        "choices": BAND_RELAYS, "retired": REMOVED_RELAYS,
         "applies_when": {"gate": ("band",)}, "legacy": "content"})
     band_layout: str = field(default="blocks", metadata={
         "help": "which lines a gate's band holds: blocks of L/G neighbouring lines (line i in band floor(i G / L)) "
@@ -369,10 +370,9 @@ class LowRankSpikePrompt(VisualPrompt):
     def settle(self) -> None:
         """After an epoch's steps: a learning generator's weights and biases snapped onto the grid in place. The
         forward pass computed with these values already, so what the model computes does not change."""
-        if self.learns:
-            for p in self.spiking_generator.parameters():
-                if p.requires_grad:
-                    p.copy_(snap_to_grid(p))
+        for p in self.spiking_generator.parameters():
+            if p.requires_grad:
+                p.copy_(snap_to_grid(p))
 
     def _gate_index(self, side: int, k: int, band: torch.Tensor | int) -> torch.Tensor | int:
         """Band gating: the gate neuron of ``side`` (0 rows, 1 columns), term ``k`` and ``band``."""
@@ -453,8 +453,9 @@ class LowRankSpikePrompt(VisualPrompt):
         """The sparsity term of the forward pass that gave ``trace``.
 
         band: the mean over images of ``|closed share - s|``, which pulls each image's closed
-        share to the target ``s`` (no target: the mean gate rate); ``None`` when the generator does not learn (``train_generator="none"``: nothing the term
-        could move).
+        share to the target ``s`` (no target: the mean gate rate); under ``relay="learned"``, the mean over
+        gates of ``|p_g - q|``, ``p_g`` the share of the batch that opens gate ``g`` (:meth:`gate_open_target`).
+        ``None`` when the generator does not learn (``train_generator="none"``: nothing the term could move).
         rowcol and rank, without a target: the mean gate firing rate; with target ``s``: per
         image, the mean rate of the ``k`` gates that fire least (:meth:`closing_quota`), for
         the row gates and the column gates apart (rank gating: of all gates), so gates close
