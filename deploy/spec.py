@@ -6,7 +6,10 @@ the integers of :mod:`deploy.fixed_point`, the Lava settings of :mod:`deploy.lav
 the ONNX contract of :mod:`deploy.onnx_runtime`), so no number has a second copy. It goes
 into ``manifest.json`` under ``spec`` (machine-readable, with :data:`SPEC_VERSION`) and, as
 ``README.md``, into every bundle (:mod:`deploy.spec_readme`). docs/bundle-spec.md describes
-it once; ``examples/run_bundle.py`` runs a bundle from it alone.
+it once; ``examples/run_bundle.py`` runs a bundle from it alone, and a bundle with a spiking
+generator and an ONNX backbone carries a copy of it (:data:`RUNNER_FILE`). The spec also says
+which files the manifest lists and how its integrity is computed (``bundle_files``), and what
+``lorsp-cosim`` may write into the directory later (:mod:`deploy.outputs`).
 
 Stages, in order: ``preprocess`` (host), ``encode`` (host), ``generator`` (chip),
 ``prompt`` (host), ``backbone`` (accelerator); an ONNX-only bundle has ``preprocess``,
@@ -23,15 +26,23 @@ from deploy import fixed_point as fp
 from deploy import lava_settings as lava
 from deploy.bundle import HOST_FILE, NETX_FILE, NIR_FILE
 from deploy.host import read_host
-from deploy.manifest import SPEC_FORMAT, SPEC_VERSION
+from deploy.manifest import MANIFEST_FILE, SPEC_FORMAT, SPEC_VERSION
+from deploy import outputs
 from deploy.nir_reader import SNNTORCH_DT, load_network
 from deploy.onnx_runtime import INPUT_NAME, OUTPUT_NAME
+from lorsp.data.registry import DATASETS
 from lorsp.data.transforms import RESIZE
 from lorsp.encoding import ENCODING_VERSION, NO_CONTENT, Encoding
 from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier
 
 README_FILE = "README.md"
+RUNNER_FILE = "run_bundle.py"
+"""The reference runner's name in a bundle: a copy of :data:`RUNNER_SOURCE`."""
+RUNNER_SOURCE = Path(__file__).resolve().parents[1] / "examples" / "run_bundle.py"
+"""lorsp's reference runner (numpy, h5py, safetensors, onnxruntime); absent where lorsp is installed without
+its source tree, and then the bundle names where it lives instead of shipping it."""
+RUNNER_NEEDS = ["numpy", "h5py", "safetensors", "onnxruntime"]
 
 ENCODING_FORMULAS = {
     "bands": ("x (3, L, L) widened to float64; grey y = (x_0 + x_1 + x_2) / 3; d = |y - mean(y)|; "
@@ -45,7 +56,29 @@ COUNT_RULE = "k_i = round(v_i T) in float64, half to even, in {0..T}"
 SPIKE_TRAIN = ("input i spikes at step t (t = 1..T) iff floor(t k_i / T) - floor((t - 1) k_i / T) = 1: "
                "k_i spikes, evenly spread (an integer accumulator a += k_i, fire and a -= T when a >= T)")
 NEURON_MODEL = ("current-based LIF per layer: I[t] = W s[t]; u[t] = alpha u[t-1] + I[t]; "
-                "v[t] = beta v[t-1] + u[t] + b; spike s[t] = [v[t] > theta]; u[0] = v[0] = 0 every sample")
+                "v[t] = beta v[t-1] + u[t] + b; spike s[t] = [v[t] > theta]; u[0] = v[0] = 0 every sample; "
+                "s[t] of the first layer is the input's step t, of every later layer the layer below's step t "
+                "(no delay between layers)")
+LAYER_DELAY = ("none: in the model a layer reads the spikes the layer below emits on the same step t, and the "
+               "gates of step t come from input step t. Only a Lava run delays: each Dense sends one step late "
+               "(lava.delay_per_layer), a pipeline latency that lava.stream undoes (read output_lag columns later); "
+               "the spikes are the same")
+WEIGHT_ORIENTATION = "(out, in): row o holds the synapses into neuron o, I = W s (s a column of the layer below)"
+RESIZE_ARITHMETIC = (
+    "PyTorch's separable antialiased bilinear resize (aten/src/ATen/native/cpu/UpSampleKernel.cpp), float32 "
+    "throughout: first along the width (every row), then along the height (every column of that result); an "
+    "axis already L long is skipped. Per axis of n -> L: scale = float32(n / L); support = scale and "
+    "inv = 1 / scale when scale >= 1, else support = inv = 1; for output i: center = float32(scale (i + 0.5)); "
+    "lo = max(trunc(float32(center - support) + 0.5), 0); count = min(trunc(float32(center + support) + 0.5), n) "
+    "- lo; d_j = float32((float32(lo + j - center) + 0.5) inv) and w_j = float32(1 - |d_j|) if |d_j| < 1 else 0 "
+    "(j = 0..count-1); s = w_0 + w_1 + ... summed in float32 in order; w_j = float32(w_j / s). "
+    "out_i = float32(in_lo w_0), then out_i = fma(in_(lo+j), w_j, out_i) for j = 1..count-1 in order: a fused "
+    "multiply-add, one rounding each (in numpy float32(float64(out_i) + float64(in) float64(w)), exact but for "
+    "a double rounding that occurred in none of the checks). PyTorch fuses on x86_64 with AVX2 or AVX512 (its "
+    "usual dispatch, where the reference images were made); under ATEN_CPU_CAPABILITY=default it rounds the "
+    "product and the sum apart and the images differ in the last bit. run_bundle.py's preprocess() is this "
+    "arithmetic, checked bit for bit against PyTorch (tests/test_run_bundle.py)")
+
 RESET_RULE = ("to zero, at once: v <- 0 on the step it spikes (snnTorch reset_mechanism='zero', "
               "reset_delay=False; NIR v_reset = 0); no refractory period; u and v reset to 0 at every sample")
 FIXED_POINT_RULE = (f"Lava bit-accurate LIF: u = rz(u (4096 - iDecay) / 2^12) + 2^{fp.STATE_SHIFT} sum_j w_j s_j; "
@@ -73,7 +106,48 @@ PROMPT_FORMULAS = {
                "B mix_c (L, r) and A (r, L))"),
     "rank": "P_c = B_c diag(mix_c g_c) A_c (float32 matmul)",
 }
-PROMPTED_RULE = "prompted = x + P(x), float32 (x the preprocessed image)"
+PROMPTED_RULE = "prompted = x + P(x), float32 (x the preprocessed image): P rounded first, then one float32 add"
+SUM_ORDER = ("every entry of a matmul above is a float32 sum over the rank k = 0..r-1 in order, fused: p = "
+             "float32(l_0 r_0), then p = fma(l_k, r_k, p) (one rounding each; in numpy float32(float64(p) + "
+             "float64(l_k) float64(r_k))), what PyTorch's and numpy's sgemm give on x86_64 with FMA; the factors "
+             "are rounded first: l = float32(B[c, i, k] mix[c, k]) times its gate (0 or 1, exact), r = A[k, j] "
+             "times its gate; an unfused or reordered sum differs in the last bit")
+NIR_LAYOUT = ("NIR 1.0 HDF5 (nir.read reads it): node/nodes/NAME/ per node, node/edges (from, to) pairs from "
+              "'input' to 'output', node/metadata (dt, time_steps, reset, encoding). A layer is an Affine node "
+              f"(weight float32 {WEIGHT_ORIENTATION}, bias float32 (out,): the b of the neuron model) followed by a "
+              "LIF node (tau, r, v_leak, v_reset, v_threshold per neuron: beta = 1 - dt / tau, input gain r dt / tau "
+              "= 1, v_leak = v_reset = 0, theta = v_threshold)")
+NETX_LAYOUT = ("lava-dl netx HDF5 (netx.hdf5.Network reads it): layer/0 type 'input', shape [D]; layer/k "
+               f"(k = 1..L) type 'dense', shape [n_k], weight int32 {WEIGHT_ORIENTATION}, bias int32 (out,) the bias "
+               "mantissa b_m, neuron/ type 'CUBA', iDecay, vDecay, vThMant, refDelay, gradedSpike; root attributes: "
+               "scales (one per layer) and the run settings (lava)")
+NETX_FROM_NIR = ("with scale = fixed_point.layers[k].scale (also the netx root attribute scales[k] and host.safetensors' "
+                 "fixed_point.scale[k]) and the NIR layer's W, b, theta: weight = round(scale W) (to an even integer "
+                 "when the layer's weights have both signs: 2 round(scale W / 2)), b_m = round(scale b), "
+                 "vThMant = round(scale theta) (round: half to even; weights clipped to +-254 mixed, +-255 one sign, b_m to "
+                 "13 bits: deploy.fixed_point); exact layers give W = weight / scale and "
+                 "b = b_m / scale exactly. The chip adds b_m 2^bias_exp to v every step (netx passes bias as Lava's "
+                 "bias_mant with bias_exp = 6) and 2^state_shift w_j per input spike, and compares v with "
+                 "vThMant 2^state_shift: in float terms v_chip = 2^6 scale v")
+DECAY_REGISTERS = ("iDecay (the netx file and the tables here) = du + 1, du being Lava's LIF register (the manifest's "
+                   "fixed_point[].du, 12-bit, at most 4095; netx builds LIF(du = iDecay - 1)): the current keeps "
+                   "(4096 - iDecay) / 4096 of itself per step, so iDecay 4096 (du 4095) keeps nothing, alpha = 0. "
+                   "vDecay = dv (both names): v keeps (4096 - vDecay) / 4096 = beta")
+NETX_UNREAD = ("refDelay = 1 and gradedSpike = false are lava-dl's values for a CUBA neuron; netx.hdf5.Network "
+               "(lava-dl 0.6.0) reads neither for CUBA. There is no refractory period: a neuron resets v to 0 on the "
+               "step it spikes and may spike again on the next step; spikes are binary")
+LAYER_NAMES = ("one layer, four places: generator.layers[k] and fixed_point.layers[k] (and the manifest's network[k], "
+               "fixed_point[k], fixed_point_exact.layers[k]) by name, the name of its NIR LIF node; its NIR nodes "
+               "nir_nodes (Affine, LIF); its netx group netx_group = layer/(k+1) (layer/0 is the input); k the 0-based "
+               "index in this list")
+INTEGRITY_RULE = ("integrity.sha256 = sha256 of the manifest without its integrity field, serialised as Python's "
+                  "json.dumps(m, sort_keys=True, separators=(',', ':'), ensure_ascii=True) and encoded as ASCII: keys "
+                  "sorted by code point, no spaces, non-ASCII characters as \\uxxxx escapes (lowercase hex), numbers "
+                  "as manifest.json writes them (Python's shortest float repr), so re-serialising the parsed file "
+                  "that way gives the bytes")
+ARTIFACTS_RULE = ("manifest.json's artifacts: every file under the bundle directory when the export finished (the "
+                  "export's own chip simulation in hw_sim/ included), manifest.json excepted, by path relative to "
+                  "the directory with '/' separators, each with its sha256 (hex, of its bytes) and size in bytes")
 
 
 def _onnx_stage(onnx: dict[str, Any] | None, classes: list[str]) -> dict[str, Any] | None:
@@ -124,7 +198,7 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
                        "rule": ("uint8 pixels / 255; grayscale repeated to 3 channels, RGBA drops alpha; resized to "
                                 f"{L} x {L} with torch.nn.functional.interpolate(**resize) when the size differs, "
                                 "then clipped to [0, 1]; no normalisation (it is inside the ONNX graph)"),
-                       "resize": dict(RESIZE), "image_size": L,
+                       "resize": dict(RESIZE), "arithmetic": RESIZE_ARITHMETIC, "image_size": L,
                        "normalisation_inside_onnx": {"mean": model.backbone.mean.flatten().tolist(),
                                                      "std": model.backbone.std.flatten().tolist(),
                                                      "rule": "(prompted - mean) / std per channel"}},
@@ -134,6 +208,7 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
         spec["prompt"] = {"where": "host (lorsp, PyTorch)", "method": config.get("prompt"),
                           "rule": "the prompt of this method is not part of the spec; lorsp computes it"}
         spec["backbone"] = onnx
+        spec["bundle_files"] = bundle_files(fields, runner=False)
         return spec
     host = read_host(root / HOST_FILE)
     network = load_network(root / NIR_FILE)
@@ -154,9 +229,14 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
         "input": {"shape": [T, "N", network.input_size], "dtype": "uint8", "kind": "binary spikes"},
         "output": {"shape": [T, "N", n_gates], "dtype": "uint8", "kind": "gate spikes"},
         "time_steps": T, "dt": network.dt, "neuron": NEURON_MODEL, "reset": RESET_RULE,
-        "layers": [{"name": l.name, "inputs": l.fan_in, "neurons": l.size,
+        "delay_between_layers": 0, "delay_rule": LAYER_DELAY, "layer_names": LAYER_NAMES,
+        "file_layout": {"nir": NIR_LAYOUT, "netx": NETX_LAYOUT, "weight_orientation": WEIGHT_ORIENTATION,
+                        "netx_from_nir": NETX_FROM_NIR, "decay_registers": DECAY_REGISTERS,
+                        "netx_unread": NETX_UNREAD},
+        "layers": [{"name": l.name, "index": k, "nir_nodes": list(l.sources), "netx_group": f"layer/{k + 1}",
+                    "inputs": l.fan_in, "neurons": l.size,
                     "beta": sorted({float(b) for b in l.beta}), "threshold": sorted({float(t) for t in l.threshold}),
-                    "alpha": sorted({float(a) for a in l.alpha})} for l in network.layers],
+                    "alpha": sorted({float(a) for a in l.alpha})} for k, l in enumerate(network.layers)],
         "lava": {"netx_network": {"reset_interval": T, "reset_offset": lava.NETX_RESET_OFFSET},
                  "reset_offset_per_layer": [lava.layer_reset_offset(k) for k in range(len(network.layers))],
                  "delay_per_layer": lava.DENSE_DELAY_STEPS,
@@ -166,10 +246,11 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
                             "of sample n, step t (0-based) are read at column n T + t + output_lag")},
         "fixed_point": {"rule": FIXED_POINT_RULE, "state_shift": fp.STATE_SHIFT, "bias_exp": fp.BIAS_EXP,
                         "decay_unity": fp.DECAY_UNITY, "exact": exact["exact"], "exact_rule": EXACT_RULE,
-                        "layers": [{"scale": fx.scale, "vth": int(fx.vth[0]), "iDecay": int(fx.du[0]) + 1,
+                        "layers": [{"name": fx.name, "netx_group": f"layer/{k + 1}", "scale": fx.scale,
+                                    "vth": int(fx.vth[0]), "iDecay": int(fx.du[0]) + 1, "du": int(fx.du[0]),
                                     "vDecay": int(fx.dv[0]), "exact": row["exact"],
                                     **({"why_not": row["why_not"]} if row["why_not"] else {})}
-                                   for fx, row in zip(fixed, exact["layers"])]},
+                                   for k, (fx, row) in enumerate(zip(fixed, exact["layers"]))]},
     }
     spec["prompt"] = {"where": "host",
                       "input": [{"name": "gate spikes", "shape": [T, "N", n_gates], "dtype": "uint8"},
@@ -179,10 +260,41 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
                       "band_layout": config.get("band_layout", "blocks") if host.gate != "rank" else None,
                       "rank": rank, "bands": int(config.get("gates", 0)) if host.gate != "rank" else None,
                       "gate_rule": GATE_RULE, "gate_layout": GATE_LAYOUTS[host.gate],
-                      "formula": PROMPT_FORMULAS[host.gate], "prompted": PROMPTED_RULE,
+                      "formula": PROMPT_FORMULAS[host.gate], "sum_order": SUM_ORDER, "prompted": PROMPTED_RULE,
                       "tensors": {"file": HOST_FILE, **host_tensor_shapes(root / HOST_FILE)},
                       "factor_shapes": "prompt.B (copies, L, r), prompt.A (copies, r, L), prompt.mix (3, r) "
                                        "(shared factors; copies 1), prompt.group_of_line (L,) int64"}
     spec["backbone"] = onnx
+    spec["bundle_files"] = bundle_files(fields, runner=onnx is not None)
     return spec
+
+
+def runner_fields(ship: bool) -> dict[str, Any]:
+    """``bundle_files.runner``: the copy of the reference runner this bundle carries, or where it lives."""
+    if ship and RUNNER_SOURCE.is_file():
+        return {"file": RUNNER_FILE, "needs": RUNNER_NEEDS, "python": ">= 3.9",
+                "usage": (f"cd into the bundle; python {RUNNER_FILE} . --images x.npy --mode fixed --precision fp32 "
+                          "--out out.safetensors [--compare cosim/cosim_images.safetensors]"),
+                "images": ("x.npy: uint8 pixels (N, H, W) grey or (N, 3, H, W), any size (preprocessed as the spec "
+                           "says), or float32 (N, 3, L, L) already preprocessed"),
+                "copy_of": "lorsp's examples/run_bundle.py"}
+    why = ("this bundle has no spiking generator with an ONNX backbone to run" if not ship else
+           "the lorsp that exported it was installed without its examples/")
+    return {"file": None, "why_not_shipped": why,
+            "elsewhere": "examples/run_bundle.py in lorsp's source tree (not in this bundle)"}
+
+
+def bundle_files(fields: dict[str, Any], runner: bool) -> dict[str, Any]:
+    """``bundle_files``: what the manifest lists, how its integrity is computed, what may be added later."""
+    dataset = (fields.get("config") or {}).get("dataset")
+    entry = DATASETS.get(dataset) if isinstance(dataset, str) and dataset in DATASETS.names() else None
+    return {"manifest": MANIFEST_FILE, "artifacts": ARTIFACTS_RULE, "integrity": INTEGRITY_RULE,
+            "not_listed": outputs.NOT_LISTED_RULE, "runner": runner_fields(runner),
+            "cosim_images": {"file": f"{outputs.COSIM_DIR}/{outputs.IMAGES_FILE}", "format": outputs.IMAGES_FORMAT,
+                             "rows": "one per image, in the split's order",
+                             "tensors": {k: {"dtype": d, "meaning": m} for k, (d, m) in outputs.MEANINGS.items()},
+                             "index": outputs.INDEX_RULE,
+                             "images": ("the data set's uint8 pixels at those indices, preprocessed by the preprocess "
+                                        "stage (run_bundle.py --images takes them at any size)"),
+                             "dataset": dataset, "dataset_description": entry.description if entry else None}}
 

@@ -5,7 +5,11 @@
 ``BUNDLE`` is a ``lorsp-export --target all`` directory; every number this script needs is in
 its ``manifest.json`` (``spec``, described in lorsp's docs/bundle-spec.md) and its files.
 ``x.npy``: the preprocessed images, float32 ``(N, 3, L, L)`` in [0, 1] (the spec's
-``preprocess`` stage), or uint8 ``(N, L, L)`` / ``(N, 3, L, L)`` pixels at the model's size.
+``preprocess`` stage), or uint8 pixels ``(N, H, W)`` grey or ``(N, 3, H, W)``, any size: they are
+preprocessed here as the spec says (:func:`preprocess`, PyTorch's antialiased bilinear resize
+computed in numpy, bit for bit). Every ``lorsp-export --target all`` bundle carries a copy of
+this file as ``run_bundle.py``: ``python run_bundle.py . --images x.npy --out out.safetensors``
+inside it.
 Stages: encode (host) -> the spiking generator (``fixed``: the Loihi integers of
 ``prompt_generator.net`` with Lava's bit-accurate arithmetic; ``float``: ``prompt_generator.nir``
 in float64, as Lava's float models) -> the prompt (host) -> the ONNX backbone (onnxruntime, CPU).
@@ -72,20 +76,70 @@ def open_spec(root: Path) -> dict:
 
 
 def load_images(path: Path, size: int) -> np.ndarray:
-    """``(N, 3, L, L)`` float32 in [0, 1] from preprocessed floats or uint8 pixels at the model's size."""
+    """``(N, 3, L, L)`` float32 in [0, 1] from preprocessed floats or uint8 pixels (``(N, H, W)`` or ``(N, 3, H, W)``)."""
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise BundleError(f"{path} is not a readable .npy array: {exc}") from None
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / np.float32(255.0)
-        x = np.repeat(x[:, None], 3, axis=1) if x.ndim == 3 else x
+    if x.dtype == np.uint8 and len(x) and (x.ndim == 3 or (x.ndim == 4 and x.shape[1] == 3)) and min(x.shape[-2:]):
+        x = preprocess(x, size)
     if x.dtype != np.float32 or x.ndim != 4 or x.shape[1:] != (3, size, size) or len(x) == 0:
-        raise BundleError(f"{path}: images must be (N, 3, {size}, {size}) float32 or uint8 pixels at {size} px, "
-                          f"got {x.dtype} {x.shape}")
+        raise BundleError(f"{path}: images must be (N, 3, {size}, {size}) float32, or uint8 pixels (N, H, W) or "
+                          f"(N, 3, H, W), got {x.dtype} {x.shape}")
     if not np.all((x >= 0) & (x <= 1)):
         raise BundleError(f"{path}: image values must lie in [0, 1] (the spec's preprocess stage)")
     return np.ascontiguousarray(x)
+
+
+# ----------------------------------------------------------------------------- preprocess (host)
+def fma(acc: np.ndarray, a: np.ndarray, b: np.ndarray | np.float32) -> np.ndarray:
+    """``acc + a b`` rounded once to float32, as a fused multiply-add (float64 holds ``a b`` exactly)."""
+    return (acc.astype(np.float64) + np.asarray(a, np.float64) * np.asarray(b, np.float64)).astype(np.float32)
+
+
+def resize_weights(n: int, size: int) -> list[tuple[int, list[np.float32]]]:
+    """PyTorch's antialiased bilinear taps along one axis of ``n`` -> ``size`` (align_corners false), float32:
+    per output ``i`` the first input ``lo`` and the normalised weights (the spec's ``preprocess.arithmetic``)."""
+    f32 = np.float32
+    scale = f32(f32(n) / f32(size))
+    support, invscale = (scale, f32(1.0) / scale) if scale >= 1 else (f32(1.0), f32(1.0))
+    taps = []
+    for i in range(size):
+        center = f32(float(scale) * (i + 0.5))
+        lo = max(int(float(f32(center - support)) + 0.5), 0)  # float32 difference, then + 0.5, truncated
+        count = min(int(float(f32(center + support)) + 0.5), n) - lo
+        w = [f32((float(f32(f32(lo + j) - center)) + 0.5) * float(invscale)) for j in range(count)]
+        w = [f32(1.0 - float(abs(d))) if abs(d) < 1 else f32(0.0) for d in w]
+        total = f32(0.0)
+        for v in w:
+            total = f32(total + v)
+        taps.append((lo, [f32(v / total) for v in w] if total != 0 else w))
+    return taps
+
+
+def resize_axis(x: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """``x`` resampled to ``size`` along ``axis``: ``out = in_lo w_0``, then ``fma(in_lo+j, w_j, out)`` in order."""
+    x = np.moveaxis(x, axis, -1)
+    out = np.empty(x.shape[:-1] + (size,), np.float32)
+    for i, (lo, w) in enumerate(resize_weights(x.shape[-1], size)):
+        acc = x[..., lo] * w[0]
+        for j in range(1, len(w)):
+            acc = fma(acc, x[..., lo + j], w[j])
+        out[..., i] = acc
+    return np.moveaxis(out, -1, axis)
+
+
+def preprocess(pixels: np.ndarray, size: int) -> np.ndarray:
+    """The spec's ``preprocess`` stage: uint8 pixels ``(N, H, W)`` or ``(N, 3, H, W)`` -> float32 ``(N, 3, L, L)``."""
+    x = pixels.astype(np.float32) / np.float32(255.0)
+    x = np.repeat(x[:, None], 3, axis=1) if x.ndim == 3 else x
+    if x.shape[-2:] != (size, size):
+        if x.shape[-1] != size:
+            x = resize_axis(x, size, -1)  # the width first
+        if x.shape[-2] != size:
+            x = resize_axis(x, size, -2)  # then the height
+        x = np.clip(x, 0.0, 1.0)
+    return np.ascontiguousarray(x, np.float32)
 
 
 # ----------------------------------------------------------------------------- encode (host)
@@ -203,8 +257,17 @@ def run_float(nir: Path, spikes: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- the prompt (host)
+def fused_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left @ right`` in float32, each entry summed over ``k`` in order with fused multiply-adds (the spec's
+    ``prompt.sum_order``: what PyTorch's and numpy's sgemm give on x86_64 with FMA), whatever BLAS numpy has."""
+    acc = left[..., :, 0:1] * right[..., 0:1, :]
+    for k in range(1, left.shape[-1]):
+        acc = fma(acc, left[..., :, k:k + 1], right[..., k:k + 1, :])
+    return acc.astype(np.float32)
+
+
 def prompted_images(x: np.ndarray, gate_spikes: np.ndarray, host: dict, prompt: dict) -> np.ndarray:
-    """``x + P(x)`` float32 by the spec's ``prompt`` stage (gate rule, layout, formula)."""
+    """``x + P(x)`` float32 by the spec's ``prompt`` stage (gate rule, layout, formula, sum order)."""
     T = gate_spikes.shape[0]
     rho = gate_spikes.sum(0).astype(np.float32) / np.float32(T)
     g = (rho > 0).astype(np.float32)  # open when it fired at least once
@@ -216,13 +279,13 @@ def prompted_images(x: np.ndarray, gate_spikes: np.ndarray, host: dict, prompt: 
         rows, cols = gates[:, 0][..., line], gates[:, 1][..., line]  # (N, r, L)
         left = B[None] * rows.transpose(0, 2, 1)[:, None]  # (N, 3, L, r)
         right = A[None] * cols[:, None]  # (N, 1 or 3, r, L)
-        return x + np.matmul(left, right)
+        return x + fused_matmul(left, right)
     if prompt["gate"] == "rowcol":
         rows, cols = g[:, :G][:, line] > 0, g[:, G:][:, line] > 0
         block = rows[:, None, :, None] & cols[:, None, None, :]
-        return np.where(block, x + np.matmul(B, A), x)
+        return np.where(block, x + fused_matmul(B, A), x)
     if prompt["gate"] == "rank":
-        return x + np.matmul(B[None] * g.reshape(n, 3, 1, r), A[None])
+        return x + fused_matmul(B[None] * g.reshape(n, 3, 1, r), A[None])
     raise BundleError(f"gate mode {prompt['gate']!r} is not one this runner knows")
 
 
@@ -312,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("bundle", metavar="BUNDLE", help="a lorsp-export --target all directory")
-    p.add_argument("--images", required=True, help=".npy: (N, 3, L, L) float32 in [0, 1], or uint8 pixels at L px")
+    p.add_argument("--images", required=True,
+                   help=".npy: (N, 3, L, L) float32 in [0, 1], or uint8 pixels (N, H, W) or (N, 3, H, W), any size")
     p.add_argument("--mode", choices=("fixed", "float"), default="fixed",
                    help="fixed: the Loihi integers (what the chip computes); float: the NIR network in float64")
     p.add_argument("--precision", default="fp32", help="which ONNX file of the spec runs the backbone")

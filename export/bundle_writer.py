@@ -9,16 +9,18 @@ A *section* writes its files into the staging directory and returns its manifest
 bundle as a reader would) and returns more fields, after which the manifest is written
 again. The output is claimed (checked and locked) before any work and staged under a
 per-process name until the end (:mod:`lorsp.plumbing.publish`). Every bundle gets the spec
-(:mod:`deploy.spec`): in the manifest under ``spec`` and as ``README.md``.
+(:mod:`deploy.spec`): in the manifest under ``spec`` and as ``README.md``; a bundle the reference
+runner can run (a spiking generator and an ONNX backbone) also gets a copy of it, ``run_bundle.py``.
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from deploy.manifest import write_manifest
-from deploy.spec import README_FILE, bundle_spec
+from deploy.spec import README_FILE, RUNNER_SOURCE, bundle_spec
 from deploy.spec_readme import render_readme
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.fileio import atomic_write, file_sha256
@@ -81,9 +83,13 @@ def provenance_fields() -> dict[str, Any]:
 
 
 def write_spec(stage: Path, model: PromptedClassifier, fields: dict[str, Any]) -> dict[str, Any]:
-    """The bundle spec of the staged files (:mod:`deploy.spec`), also written as ``README.md``; returns it."""
+    """The bundle spec of the staged files (:mod:`deploy.spec`), also written as ``README.md``, and the reference
+    runner copied in where the spec names it; returns the spec."""
     spec = bundle_spec(stage, model, fields)
     atomic_write(stage / README_FILE, lambda tmp: tmp.write_text(render_readme(spec)))
+    runner = spec["bundle_files"]["runner"]["file"]
+    if runner:
+        atomic_write(stage / runner, lambda tmp: shutil.copyfile(RUNNER_SOURCE, tmp))
     return spec
 
 

@@ -211,7 +211,8 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
     prompt_entries = sum(r.prompt_entries for r in runs) / n
     return {
         "format": REPORT_FORMAT, "format_version": 1,
-        "bundle": {**bundle_fields(bundle), "artifacts_verified": len(bundle.manifest["artifacts"])},
+        "bundle": {**bundle_fields(bundle), "artifacts_verified": len(bundle.manifest["artifacts"]),
+                   "manifest_integrity": bundle.manifest["integrity"]["sha256"]},
         "dataset": dataset, "split": split, "samples": n, "image_size": bundle.config["image_size"],
         "time_steps": host.time_steps, "encoding": encoding_fields(host), "backend": pipeline.backend,
         "mode": pipeline.mode,

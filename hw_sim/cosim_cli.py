@@ -16,6 +16,7 @@ from pathlib import Path
 from deploy.onnx_runtime import PRECISIONS
 from hw_sim.backends import MODES
 from deploy.bundle import MANIFEST_FILE, open_bundle
+from deploy.outputs import COSIM_DIR
 from hw_sim.cli import add_run_options, registries_epilog
 from hw_sim.cosim import DEFAULT_BATCH, DEFAULT_CHIP_TABLE, backbone_file, chip_tables, cosimulate_images
 from hw_sim.cosim_images import IMAGES_FILE, write_images
@@ -27,7 +28,7 @@ from lorsp.data import dataset_paths, list_datasets
 from lorsp.plumbing.publish import claim_output
 from lorsp.stored_paths import name_paths_of
 
-DEFAULT_OUT = "cosim"
+DEFAULT_OUT = COSIM_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:

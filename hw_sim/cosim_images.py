@@ -6,7 +6,9 @@ in the order of the split's first ``N`` images:
 =====================  ==============  ===========================================================
 tensor                 dtype, shape    meaning
 =====================  ==============  ===========================================================
-``index``              int64 (N,)      the image's index in the dataset (the seeded split's order)
+``index``              int64 (N,)      the image's index in its data set's item list (the test list
+                                       when the set has one), not its position in the split
+                                       (:data:`deploy.outputs.INDEX_RULE`)
 ``label``              int64 (N,)      its label
 ``pred_pipeline``      int64 (N,)      the split pipeline's prediction (chip simulator + ONNX)
 ``pred_pytorch``       int64 (N,)      the PyTorch model's prediction
@@ -16,6 +18,7 @@ tensor                 dtype, shape    meaning
 ``prompted_sha256``    uint8 (N, 32)   sha256 of the prompted image ``x + P(x)``, float32, C order
 =====================  ==============  ===========================================================
 
+The tensors' meanings live in :mod:`deploy.outputs` (the bundle's README names them too).
 safetensors holds no code, so any reader (``safetensors.numpy.load_file``) may open it.
 """
 from __future__ import annotations
@@ -28,20 +31,10 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file
 
+from deploy.outputs import IMAGES_FILE, IMAGES_FORMAT, MEANINGS
 from lorsp.plumbing.fileio import atomic_write
 
-IMAGES_FILE = "cosim_images.safetensors"
-IMAGES_FORMAT = "lorsp-cosim-images"
-MEANINGS = {
-    "index": ("int64", "the image's index in the dataset (the seeded split's order)"),
-    "label": ("int64", "its label"),
-    "pred_pipeline": ("int64", "the split pipeline's prediction (chip simulator + ONNX backbone)"),
-    "pred_pytorch": ("int64", "the PyTorch model's prediction"),
-    "logits_pipeline": ("float32", "the ONNX backbone's logits in the pipeline"),
-    "gate_counts": ("int32", "spikes of every gate neuron in the T steps, from the chip simulator"),
-    "gates": ("uint8", "1 where a gate is open: its neuron fired at least once"),
-    "prompted_sha256": ("uint8", "sha256 of each prompted image x + P(x) as float32 bytes in C order"),
-}
+__all__ = ["IMAGES_FILE", "IMAGES_FORMAT", "MEANINGS", "describe", "per_image_arrays", "prompted_digests", "write_images"]
 
 
 def prompted_digests(prompted: torch.Tensor | np.ndarray) -> np.ndarray:
