@@ -82,8 +82,9 @@ finally:
 """
 
 
-def run_isolated(script: Path, *args: str, blocked: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``script args`` where none of ``blocked`` (which must hold ``lorsp``) can be imported."""
+def run_isolated(script: Path, *args: str, blocked: Sequence[str], timeout: float = 300,
+                 cwd: str | Path = "/") -> subprocess.CompletedProcess:
+    """Run ``script args`` in ``cwd`` where none of ``blocked`` (which must hold ``lorsp``) can be imported."""
     assert "lorsp" in blocked
     return subprocess.run([sys.executable, "-I", "-c", _ISOLATED, ",".join(blocked), str(script), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd="/")
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)

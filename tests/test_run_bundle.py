@@ -1,4 +1,5 @@
-"""examples/run_bundle.py: a bundle run from its spec alone, with lorsp, torch and Lava unimportable, against lorsp-cosim."""
+"""examples/run_bundle.py (and its copy in every bundle): a bundle run from its spec alone, with lorsp, torch and Lava
+unimportable, against lorsp-cosim; its preprocessing and prompt sum against lorsp's, bit for bit."""
 from __future__ import annotations
 
 import json
@@ -8,13 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from deploy.bundle import MANIFEST_FILE
 from deploy.manifest import SPEC_VERSION
+from deploy.outputs import COSIM_DIR
 from hw_sim.cosim_cli import main as cosim_main
 from hw_sim.cosim_images import IMAGES_FILE
 from lorsp.data import load_split_images
+from lorsp.data.registry import load_source
+from lorsp.data.transforms import ToModelInput
 from tests.conftest import ROOT, assert_one_line_error
 from tests.deploy_helpers import LORSP_PACKAGES, call_cli, linked_copy, rewrite, run_isolated, shared_all_bundle
 
@@ -126,3 +131,54 @@ def test_the_runner_refuses_a_hostile_manifest_in_one_line(bundle, images, tmp_p
         out = tmp_path / f"out{k}.safetensors"
         assert_one_line_error(run_without_lorsp(str(root), "--images", str(images), "--out", str(out)), fragment)
         assert not out.exists()
+
+
+@pytest.mark.slow
+def test_the_bundles_own_runner_reproduces_cosim_from_inside_the_bundle_on_the_data_sets_pixels(bundle, tmp_path, capsys):
+    """The copy of the runner in the bundle, run from the bundle's directory outside the repository, on the data
+    set's raw 8 x 8 pixels at cosim's ``index`` (resized by the runner as the spec says), after lorsp-cosim wrote
+    its report into the bundle (not listed in the manifest; the bundle still verifies): every image agrees."""
+    copy = linked_copy(bundle, tmp_path / "b")
+    proc = call_cli(cosim_main, capsys, str(copy), "--limit", "64", "--quiet")  # default output: DIR/cosim
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    files = manifest["spec"]["bundle_files"]
+    on_disk = {p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()}
+    unlisted = on_disk - set(manifest["artifacts"]) - {MANIFEST_FILE}
+    assert unlisted and all(name.startswith(f"{COSIM_DIR}/") for name in unlisted)  # what the spec says is not listed
+    assert files["cosim_images"]["file"] in unlisted
+    report = json.loads((copy / COSIM_DIR / "cosim.json").read_text())
+    assert report["bundle"]["manifest_integrity"] == manifest["integrity"]["sha256"]
+    cosim = load_file(str(copy / files["cosim_images"]["file"]))
+    source = load_source(files["cosim_images"]["dataset"])
+    assert source.test is None  # sklearn-digits has one list: index indexes it, not the split
+    assert not np.array_equal(cosim["index"], np.arange(len(cosim["index"])))
+    pixels = np.stack([np.asarray(source.train[int(i)][0]) for i in cosim["index"]])
+    assert pixels.dtype == np.uint8 and pixels.shape[1:] == (8, 8)
+    assert [int(source.train[int(i)][1]) for i in cosim["index"]] == cosim["label"].tolist()
+    np.save(tmp_path / "pixels.npy", pixels)
+    runner = copy / files["runner"]["file"]
+    run = run_isolated(runner, ".", "--images", str(tmp_path / "pixels.npy"), "--out", str(tmp_path / "r.safetensors"),
+                       "--compare", files["cosim_images"]["file"],
+                       blocked=LORSP_PACKAGES + ("torch", "torchvision", "lava", "snntorch", "nir", "nirtorch"), cwd=copy)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for what in ("gates", "prompted images", "predictions"):
+        assert f"{what} equal to lorsp-cosim's: 64/64 images" in run.stdout
+
+
+def test_the_runner_preprocesses_and_sums_the_prompt_bit_for_bit_as_lorsp(tmp_path):
+    """The spec's resize arithmetic (width first, fused multiply-adds) and prompt sum order, as the runner codes
+    them, against lorsp's transform and PyTorch's matmul: up and down, square or not, grey or colour."""
+    runner = runpy.run_path(str(RUNNER))
+    rng = np.random.default_rng(0)
+    for H, W, L in [(28, 28, 128), (8, 8, 32), (28, 28, 20), (50, 37, 64), (5, 90, 16), (300, 200, 128), (32, 32, 32),
+                    *[tuple(int(v) for v in rng.integers(3, 80, 2)) + (int(rng.integers(8, 100)),) for _ in range(20)]]:
+        for pixels in (rng.integers(0, 256, (2, H, W)), rng.integers(0, 256, (2, 3, H, W))):
+            pixels = pixels.astype(np.uint8)
+            ours = runner["preprocess"](pixels, L)
+            lorsp = torch.stack([ToModelInput(L)(p if p.ndim == 2 else p.transpose(1, 2, 0)) for p in pixels]).numpy()
+            assert np.array_equal(ours, lorsp), (H, W, L)
+    for shape_l, shape_r in (((4, 3, 32, 4), (4, 1, 4, 32)), ((2, 3, 128, 8), (2, 3, 8, 128)), ((3, 64, 16), (1, 16, 64))):
+        left, right = rng.normal(size=shape_l).astype(np.float32), rng.normal(size=shape_r).astype(np.float32)
+        ours = runner["fused_matmul"](left, right)
+        assert np.array_equal(ours, torch.matmul(torch.from_numpy(left), torch.from_numpy(right)).numpy())
