@@ -1,28 +1,54 @@
 # lorsp: the two commands of the README are `make demo` and `make test`.
+# Two environments: the main one (.venv) on the newest Python every dependency supports, with the
+# newest releases; the Lava one (.venv-lava) on Python 3.10 with lava-nc 0.10 / lava-dl 0.6 and every
+# other dependency at its lowest supported version (constraints/lowest.txt), for the Lava-marked tests
+# and the lower bounds. Nothing but `--backend lava` and the Lava recipes needs the second.
 SHELL := /bin/bash
-VENV  ?= .venv
-PY    := $(VENV)/bin/python
-STAMP := $(VENV)/.lorsp-installed
+VENV       ?= .venv
+VENV_LAVA  ?= .venv-lava
+PY         := $(VENV)/bin/python
+PY_LAVA    := $(VENV_LAVA)/bin/python
+STAMP      := $(VENV)/.lorsp-installed
+STAMP_LAVA := $(VENV_LAVA)/.lorsp-installed
 # glibc keeps large buffers instead of returning them to the system (see docs/speed.md).
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 1073741824
 
-.PHONY: demo test test-fast bench results data venv clean
+.PHONY: demo test test-main test-lava test-fast bench results data venv venv-lava wheel clean
 
 venv: $(STAMP)
+venv-lava: $(STAMP_LAVA)
 
 $(STAMP): pyproject.toml
-	@py=$$(scripts/find_python310.sh) || exit 2; \
+	@py=$$(scripts/find_python.sh main) || exit 2; \
 	if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$py"; "$$py" -m venv $(VENV) || exit 2; fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --progress-bar off -e .   # one resolve for the whole stack
+	$(PY) -m pip install --progress-bar off -e ".[test,bench]"
 	@touch $(STAMP)
+
+$(STAMP_LAVA): pyproject.toml constraints/lowest.txt
+	@py=$$(scripts/find_python.sh lava) || exit 2; \
+	if [ ! -x $(PY_LAVA) ]; then echo "creating $(VENV_LAVA) with $$py"; "$$py" -m venv $(VENV_LAVA) || exit 2; fi
+	$(PY_LAVA) -m pip install --quiet --upgrade pip
+	$(PY_LAVA) -m pip install --progress-bar off -c constraints/lowest.txt -e ".[lava,test,bench]"
+	@touch $(STAMP_LAVA)
 
 demo: $(STAMP)
 	$(PY) -m pipeline.demo
 
-test: $(STAMP)
-	$(PY) -m pytest -q -ra
+# The whole suite but the Lava-marked tests in the main environment, then those tests and the quick
+# ones in the Lava environment (the lower bounds); LORSP_REQUIRE_LAVA makes a missing Lava a failure there.
+test: test-main test-lava
+
+test-main: $(STAMP)
+	$(PY) -m pytest -q -ra -m "not lava"
+
+test-lava: $(STAMP_LAVA)
+	LORSP_REQUIRE_LAVA=1 $(PY_LAVA) -m pytest -q -ra -m "lava or not slow"
+
+# A wheel and an sdist in dist/, as `python -m build` makes them.
+wheel: $(STAMP)
+	$(PY) -m build --outdir dist .
 
 # Fashion-MNIST and OpenCV digits come from Debian packages; this unpacks them
 # without root into ~/.cache/lorsp/debian (or $$LORSP_DEBIAN_DIR).
@@ -30,7 +56,7 @@ data:
 	scripts/fetch_debian_data.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VENV_LAVA) build dist *.egg-info
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not slow"

@@ -3,7 +3,7 @@
 * HDF5 objects that declare more than the file holds or point elsewhere (:func:`hostile_hdf5_object`);
 * ``torch.save`` files whose storages declare gigabytes the file does not hold, in the zip and the legacy
   format, compressed zip records (:func:`declare_numel`, :func:`zip_with`, :func:`legacy_bomb`);
-* lists and dicts nested 100,000 deep, which only a raised recursion limit can pickle (:func:`save_nested`);
+* lists and dicts nested 100,000 deep, pickled without recursion (:func:`save_nested`);
 * configs that store paths the command did not name (:func:`stored_path_change`), and names no file system
   holds (:func:`long_name`).
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import copy
 import io
+import pickle
 import pickletools
-import sys
-import threading
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +20,8 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 import torch
+
+from lorsp.plumbing.nesting import too_deep
 
 HUGE_NUMEL = 900_000_000
 """Declared elements of one storage: 3.6 GB of float32."""
@@ -107,28 +108,85 @@ def nested(depth: int = DEEP) -> Any:
 
 
 def save_nested(state: Any, path: Path) -> Path:
-    """``torch.save(state)`` of a value nested up to :data:`DEEP` levels: pickling recurses, so in a thread with a
-    big stack and a raised recursion limit (as an attacker's own script would)."""
-    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size(512 << 20)
-    failure: list[BaseException] = []
+    """``torch.save(state)`` where ``state`` holds values nested up to :data:`DEEP` levels.
 
-    def save() -> None:
-        try:
-            torch.save(state, path)
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            failure.append(exc)
+    Pickling recurses, and from Python 3.12 on the C stack's limit stops it whatever the recursion limit, so an
+    attacker's file is made the way an attacker would make it: each deep part of ``state`` (a list or dict with no
+    tensor in it, nested deeper than :data:`SHALLOW`) is saved as a marker string, and the marker's opcodes in the
+    file's data.pkl are then replaced by opcodes that build the deep value without recursion (:func:`flat_pickle`).
+    """
+    deep: dict[str, Any] = {}
+    buffer = io.BytesIO()
+    torch.save(_with_markers(state, deep), buffer)
 
-    sys.setrecursionlimit(10 * DEEP)
-    try:
-        thread = threading.Thread(target=save)
-        thread.start()
-        thread.join()
-    finally:
-        sys.setrecursionlimit(old_limit)
-        threading.stack_size(old_stack)
-    if failure:
-        raise failure[0]
+    def patch(pkl: bytes) -> bytes:
+        for marker, value in deep.items():
+            opcodes = flat_pickle(marker)
+            assert pkl.count(opcodes) == 1, marker
+            pkl = pkl.replace(opcodes, flat_pickle(value))
+        return pkl
+
+    path.write_bytes(zip_with(buffer.getvalue(), patch))
     return path
+
+
+SHALLOW = 64
+"""Nesting that torch.save pickles as it is; deeper parts go through :func:`flat_pickle`."""
+
+
+def flat_pickle(value: Any) -> bytes:
+    """Protocol-2 opcodes (no header, no STOP, no memo) that push ``value``: lists and dicts by an explicit stack,
+    any other value as the pickler writes it."""
+    out = bytearray()
+    tasks: list[tuple[bool, Any]] = [(False, value)]
+    while tasks:
+        raw, item = tasks.pop()
+        if raw:
+            out += item
+        elif isinstance(item, dict):
+            out += pickle.EMPTY_DICT + pickle.MARK
+            tasks.append((True, pickle.SETITEMS))
+            for key, child in reversed(list(item.items())):
+                tasks += [(False, child), (False, key)]
+        elif isinstance(item, list):
+            out += pickle.EMPTY_LIST + pickle.MARK
+            tasks.append((True, pickle.APPENDS))
+            tasks += [(False, child) for child in reversed(item)]
+        else:
+            leaf = io.BytesIO()
+            pickler = pickle.Pickler(leaf, protocol=2)
+            pickler.fast = True  # no memo: the opcodes stand anywhere in another pickle
+            pickler.dump(item)
+            out += leaf.getvalue()[2:-1]
+    return bytes(out)
+
+
+def _holds_tensor(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+def _with_markers(state: Any, deep: dict[str, Any]) -> Any:
+    """``state`` copied down to its deep parts, each replaced by a marker string recorded in ``deep``."""
+    def marked(value: Any) -> Any:
+        if not isinstance(value, (dict, list)) or too_deep(value, SHALLOW) is None:
+            return value
+        if not _holds_tensor(value):
+            marker = f"lorsp-deep-value-{len(deep)}"
+            deep[marker] = value
+            return marker
+        if isinstance(value, dict):
+            return {key: marked(child) for key, child in value.items()}
+        return [marked(child) for child in value]
+    return marked(state)
 
 
 def hostile_torch_file(src: Path, dst: Path, base_state: dict, rng: np.random.Generator, kind: int) -> str:

@@ -59,6 +59,8 @@ def check_onnx_model(proto: onnx.ModelProto, source: str | Path) -> None:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise LorspError(f"{source} fails the ONNX check: {first_line(exc)}") from None
+    except UnicodeDecodeError:  # the checker's message quotes a corrupt name or string that is not UTF-8
+        raise LorspError(f"{source} fails the ONNX check: a name or string in it is not UTF-8") from None
 
 
 def load_onnx_checked(path: str | Path) -> onnx.ModelProto:

@@ -35,8 +35,8 @@ def _runner_line(files: dict[str, Any]) -> str:
     if runner["file"]:
         return (f"A reference runner that uses only {', '.join(runner['needs'])} is `{runner['file']}` in this "
                 f"bundle (a copy of {runner['copy_of']}): {runner['usage']}.")
-    return (f"A reference runner that uses only numpy, h5py, safetensors and onnxruntime is "
-            f"{runner['elsewhere']}: {runner['why_not_shipped']}.")
+    return (f"No reference runner is shipped: {runner['why_not_shipped']} (lorsp's runner, "
+            f"deploy/runner/run_bundle.py, runs a spiking generator with an ONNX backbone).")
 
 
 def _files_section(files: dict[str, Any]) -> list[str]:

@@ -43,11 +43,15 @@ def netx_settings(path: Path) -> dict:
 
 def run_netx(path: Path, spikes: np.ndarray, settings: dict) -> np.ndarray:
     """Gate spikes ``(T, N, n)`` of ``spikes`` ``(T, N, D)`` through the netx network in Lava."""
-    from lava.lib.dl.netx.hdf5 import Network
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
+    try:
+        from lava.lib.dl.netx.hdf5 import Network
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+    except ImportError as exc:
+        raise BundleError(f"this recipe runs the netx file in Lava, which is not installed here ({exc}); "
+                          f"pip install lava-nc==0.10.0 lava-dl==0.6.0 (Python 3.10 only)") from None
 
     T, N, D = spikes.shape
     if T != int(settings["time_steps"]):

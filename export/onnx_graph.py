@@ -12,6 +12,8 @@ it, see :func:`static_padding_copy`). Every file is written atomically and passe
 from __future__ import annotations
 
 import copy
+import inspect
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -107,13 +109,21 @@ def static_padding_copy(model: PromptedClassifier, image_size: int) -> Classifie
     return graph
 
 
+# torch 2.9 made the dynamo exporter the default (it needs onnxscript and writes another graph); the
+# TorchScript exporter, asked for by name where torch has the choice, writes the same graph on every
+# supported torch (2.3.1 has only that one).
+_EXPORTER = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+
+
 def _torch_export(graph: nn.Module, image_size: int, path: Path, opset: int) -> None:
     example = torch.rand(2, 3, image_size, image_size)
     dynamic = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export",
+                                    category=DeprecationWarning)
             torch.onnx.export(graph, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True)
+                              dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True, **_EXPORTER)
     except (ValueError, RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:
         raise LorspError(f"torch.onnx.export failed (opset {opset}): {first_line(exc)}") from None
 

@@ -21,6 +21,9 @@ from lorsp.plumbing.errors import LorspError
 
 _LAVA_MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
+LAVA_INSTALL_HINT = "Lava is the extra 'lava': pip install 'lorsp[lava]' (Python 3.10 only; lava-nc 0.10, lava-dl 0.6)"
+"""How to get Lava, for every refusal that needs it: its last releases run on Python 3.10 only."""
+
 
 def import_lava_runtime() -> None:
     """Import Lava's multiprocessing layer so that its ``set_start_method("fork")`` cannot raise."""

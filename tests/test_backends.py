@@ -19,8 +19,9 @@ import pytest
 from deploy.network import Layer, SpikingNetwork
 from hw_sim import energy
 from hw_sim.backends import MODES, get_backend, list_backends
+from hw_sim.lava_runtime import LAVA_INSTALL_HINT
 from lorsp.plumbing.errors import LorspError
-from tests.conftest import ROOT, assert_one_line_error, run_cli
+from tests.conftest import LAVA, ROOT, assert_one_line_error, run_cli
 
 ONE = np.ones(1, dtype=np.float32)
 TINY = SpikingNetwork(8, (Layer("0", np.full((1, 8), 0.25, np.float32), 0 * ONE, 0 * ONE, ONE, 0 * ONE),))
@@ -49,7 +50,7 @@ REFUSALS = [  # (what changes in the call, a fragment of the one-line error)
 ]
 
 
-@pytest.mark.parametrize("backend", ["fast", "lava"])
+@pytest.mark.parametrize("backend", ["fast", LAVA])
 @pytest.mark.parametrize("change,fragment", REFUSALS, ids=[f for _, f in REFUSALS])
 def test_every_backend_refuses_bad_spikes_mode_and_timeout_with_the_same_line(backend, change, fragment):
     call = {"network": TINY, "spikes_in": GOOD, "mode": "fixed", "timeout": 10.0, **change}
@@ -115,7 +116,8 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("block_lava", [False, True], ids=["lava-installed", "lava-blocked"])
+@pytest.mark.parametrize("block_lava", [pytest.param(False, marks=pytest.mark.lava, id="lava-installed"),
+                                        pytest.param(True, id="lava-blocked")])
 def test_hw_sim_lorsp_and_the_fast_backend_never_import_lava(block_lava, tmp_path):
     """Importing hw_sim, its CLIs, lorsp and lorsp.train, listing the backends and running fast import no Lava;
     ``get_backend("lava")`` then imports it (and Lava's multiprocessing layer), or fails in one line without it."""
@@ -127,7 +129,7 @@ def test_hw_sim_lorsp_and_the_fast_backend_never_import_lava(block_lava, tmp_pat
     assert out["lava_modules"] == [] and out["lava_modules_after_lorsp"] == []
     if block_lava:
         assert out["lava"] == ("LorspError: the lava backend cannot be loaded here (lava is blocked for this test); "
-                               "use another backend: fast")
+                               f"{LAVA_INSTALL_HINT}, or use another backend: fast")
         assert not out["lava_runtime"]
     else:
         assert out["lava"] == "loaded" and out["lava_runtime"]
@@ -147,7 +149,7 @@ def test_asking_for_lava_without_lava_is_one_error_line(tmp_path):
     proc = run_cli("hw_sim.cli", str(tmp_path / "no-bundle"), "-o", str(out), "--backend", "lava", "--quiet",
                    env=lava_env(True, tmp_path))
     assert_one_line_error(proc, "the lava backend cannot be loaded here (lava is blocked for this test)",
-                          "use another backend: fast")
+                          "pip install 'lorsp[lava]' (Python 3.10 only", "use another backend: fast")
     assert not out.exists()
 
 

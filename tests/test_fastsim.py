@@ -185,6 +185,7 @@ def test_random_networks_cover_depths_signs_groups_limits_and_firing_extremes():
 
 
 # --------------------------------------------------------------------------- arithmetic against Lava's classes
+@pytest.mark.lava
 def test_dense_weight_rule_is_lavas_clip_and_truncate_with_the_even_rule_for_mixed_signs():
     """Mixed sign: the lowest bit dropped towards minus infinity (255 -> 254, -255 -> -256); one sign: odd kept."""
     from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
@@ -217,6 +218,7 @@ def one_neuron(du, dv, vth, bias_mant, bias_exp, mode: str):
     return kind.build(layer, [np.arange(1)])
 
 
+@pytest.mark.lava
 def test_fixed_neuron_step_equals_lavas_bit_accurate_model_at_the_register_limits():
     """u wraps, v saturates, decays round towards zero, vth << 6, bias_mant << bias_exp: every
     du, dv edge, every u, v edge, inputs beyond 16 bits (Lava's CPU model does not cut them)."""
@@ -254,6 +256,7 @@ def test_fixed_current_register_keeps_plus_2_to_23_and_wraps_minus_2_to_23_to_pl
     assert v[:, 0].tolist() == [0, 0, -M + 64, M - 64]
 
 
+@pytest.mark.lava
 def test_float_neuron_step_equals_lavas_float_model():
     from lava.proc.lif.models import PyLifResetModelFloat
 
@@ -283,6 +286,7 @@ def test_exact_float_sums_are_recognised():
     assert not exact_sum_rows(rng.normal(size=(1, 48)))[0]  # random float64 values
 
 
+@pytest.mark.lava
 def test_fast_is_the_default_backend_and_lava_one_flag_away():
     assert list_backends() == ["fast", "lava"]
     assert build_parser().parse_args(["d", "-o", "o"]).backend == "fast"
@@ -302,6 +306,7 @@ def test_fast_stops_a_run_past_its_timeout_with_the_lava_backends_message():
 
 
 # --------------------------------------------------------------------------- against Lava runs
+@pytest.mark.lava
 @pytest.mark.slow
 def test_generator_bundle_fast_equals_lava_in_both_modes(bundle):
     b = open_bundle(bundle)
@@ -313,6 +318,7 @@ def test_generator_bundle_fast_equals_lava_in_both_modes(bundle):
         assert all(0 < s.sum() < s.size for s in fast)
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_both_backends_report_steps_per_sample_and_lava_its_simulated_steps_apart():
     """``SimResult.steps`` is ``T`` for every backend (one report column); the Lava backend's own ``N T + L`` steps
@@ -326,6 +332,7 @@ def test_both_backends_report_steps_per_sample_and_lava_its_simulated_steps_apar
     assert_identical(results["fast"].layer_spikes, results["lava"].layer_spikes, "fixed")
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 @pytest.mark.parametrize("seed,depth,sign,dtype", RANDOM_NETWORKS,
                          ids=[f"seed{s}-depth{d}-{g}-{np.dtype(t).name}" for s, d, g, t in RANDOM_NETWORKS])
@@ -338,6 +345,7 @@ def test_random_network_fast_equals_lava_in_both_modes(seed, depth, sign, dtype)
     assert sum(int(s.sum()) for s in fast) > 0
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_threshold_compare_is_strict_v_equal_to_vth_does_not_spike():
     """8 inputs of weight 0.25, threshold 1 (fixed, at the exact scale 512: w = 128, vth = 512): 4 spiking inputs
@@ -352,6 +360,7 @@ def test_threshold_compare_is_strict_v_equal_to_vth_does_not_spike():
         assert fast[0][0, :, 0].tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1], mode
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_fixed_current_wraps_around_at_24_bits_like_lava():
     """CubaLIF with alpha = 0.999 (du = 3) and 100 excitatory inputs: u grows past 2^23 and turns negative
@@ -367,6 +376,7 @@ def test_fixed_current_wraps_around_at_24_bits_like_lava():
     assert not np.array_equal(float_spikes, fast[0])
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_fixed_voltage_saturates_at_24_bits_like_lava():
     """beta = 1 (dv = 0) and 30 steps of 50 inhibitory inputs (fixed, scale 128: -409,600 a step): v stops at
@@ -384,6 +394,7 @@ def test_fixed_voltage_saturates_at_24_bits_like_lava():
     assert np.argmax(fast[0][:, 0, 0]) < np.argmax(float_spikes[:, 0, 0])
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_float_sums_follow_lavas_pairwise_order_not_a_matrix_product():
     """Lava's float Dense adds the weights of the spiking inputs with numpy's pairwise sum; a BLAS product adds in
@@ -408,6 +419,7 @@ def test_float_sums_follow_lavas_pairwise_order_not_a_matrix_product():
     assert fast[0][0, 0, 0] == int(pairwise > threshold) != int(product > threshold)
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_lava_layer_k_lags_k_plus_1_steps_and_fires_on_bias_while_the_pipeline_fills():
     """On Lava's own step index: layer k's spikes of column c are at sink index c + k + 1 (one step of Dense
@@ -427,6 +439,7 @@ def test_lava_layer_k_lags_k_plus_1_steps_and_fires_on_bias_while_the_pipeline_f
     assert recorded[0][0][0, -1] != 0  # and on the last drain step
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_even_weight_rule_and_sign_mode_per_dense_block_in_a_real_lava_run():
     """Odd weights handed to Lava as they are: a mixed-sign Dense block drops the lowest bit (towards minus
@@ -458,6 +471,7 @@ def test_even_weight_rule_and_sign_mode_per_dense_block_in_a_real_lava_run():
     assert lava[0][3, 1:7].all() and lava[1].sum() > 0  # sample 0 (steps 1-6, all inputs on): 51000 << 6 fires
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_cli_fast_and_lava_reports_have_identical_spike_and_synop_fields(bundle, tmp_path):
     reports = {}

@@ -59,6 +59,7 @@ def test_the_reader_takes_dt_from_the_metadata(bundle, tmp_path):
                 load_network(tmp_path / "g.nir")
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_netx_carries_T_reset_delay_and_fixed_point_and_opens_in_lava_dl(bundle):
     from hw_sim.lava_runtime import import_lava_runtime

@@ -51,6 +51,7 @@ def test_fixed_point_equals_float_on_any_spike_train(bundle):
     assert 0 < sum(int(s.sum()) for s in want) < sum(s.size for s in want)  # neither silent nor saturated
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_a_real_lava_fixed_point_run_equals_the_float_network(bundle):
     trains = random_trains(bundle.network, bundle.host.time_steps, 24, seed=1)

@@ -198,6 +198,7 @@ def test_energy_tables_name_their_sources_and_add_up():
 
 
 # --------------------------------------------------------------------------- Lava
+@pytest.mark.lava
 @pytest.mark.slow
 def test_lava_float_spikes_equal_pytorch_on_every_neuron_and_step(bundle):
     b = open_bundle(bundle)
@@ -219,6 +220,7 @@ def test_lava_float_spikes_equal_pytorch_on_every_neuron_and_step(bundle):
     assert sum(counts.synops) == pytest.approx(sum(float(stats[f"synops/{k}"]) for k in range(2)) / 24)
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_lava_runs_a_layer_of_unlike_neurons_as_separate_processes():
     torch.manual_seed(1)
@@ -239,6 +241,7 @@ def test_lava_runs_a_layer_of_unlike_neurons_as_separate_processes():
     assert all(np.array_equal(g, r) for g, r in zip(result.layer_spikes, reference))
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_cubalif_maps_to_lava_current_decay_in_both_modes():
     from snntorch.export_nir import export_to_nir
@@ -261,6 +264,7 @@ def test_cubalif_maps_to_lava_current_decay_in_both_modes():
         assert np.array_equal(result.layer_spikes[0], reference), mode
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_fixed_mode_report_figures_equal_a_recount_from_the_bundle_and_a_lava_run(bundle):
     """The report export wrote (fast backend) against figures made apart from hw_sim.simulate: the same images
@@ -343,6 +347,7 @@ def hanging_lava_args() -> tuple:
     return hanging, data, 3, 4, 4, "fixed_pt"
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_a_hanging_lava_run_is_stopped_with_all_its_workers():
 
@@ -402,7 +407,7 @@ def broken_bundles(bundle, tmp_path_factory) -> dict[str, Path]:
     ("unsupported", [], "node '1' is a Threshold"),
     ("tampered", [], "does not match its sha256"),
     ("missing", [], "bundle directory not found"),
-    (None, ["--backend", "lava", "--timeout", "0.05"], "exceeded --timeout 0.05 s"),
+    pytest.param(None, ["--backend", "lava", "--timeout", "0.05"], "exceeded --timeout 0.05 s", marks=pytest.mark.lava),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(bundle, broken_bundles, tmp_path, case, extra, fragment):
     out = tmp_path / "report"
@@ -438,6 +443,7 @@ print("spikes", result.layer_spikes[0][0, :, 0].tolist())
 """
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_lava_runs_in_a_process_whose_start_method_is_already_set():
     """Lava's first import calls mp.set_start_method("fork"), which raised once a progress bar had run."""
@@ -489,6 +495,7 @@ def _process_table() -> dict[int, tuple[int, int]]:
     return table
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_the_lava_process_group_dies_with_its_parent(sig):

@@ -373,6 +373,7 @@ def test_fixed_mode_agrees_on_an_exact_chain_and_is_refused_where_it_cannot_run(
     assert not (tmp_path / "rep2").exists()
 
 
+@pytest.mark.lava
 def test_lava_runs_a_chain_graph_and_agrees_with_the_interpreter_and_the_fast_fixed_path(tmp_path, capsys):
     chain = exact_chain(weights(4, 3))
     assert main([str(write(tmp_path, chain)), "--input", "random:0.5", "--steps", "12", "--samples", "3",

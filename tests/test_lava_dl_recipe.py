@@ -32,6 +32,7 @@ def images(tmp_path_factory) -> tuple[Path, np.ndarray]:
     return path, x
 
 
+@pytest.mark.lava
 @pytest.mark.slow
 def test_the_recipe_gives_the_chip_simulations_gates_exactly(bundle, images, tmp_path):
     path, x = images

@@ -14,7 +14,7 @@ from deploy.bundle import open_bundle
 from export.loihi import export_loihi
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.publish import claim_output, rename_noreplace
-from tests.conftest import ROOT, assert_one_line_error, run_cli
+from tests.conftest import LAVA, ROOT, assert_one_line_error, run_cli
 from tests.test_export_loihi import shared_bundle, shared_checkpoint
 
 
@@ -181,10 +181,11 @@ def test_a_write_that_fails_mid_export_is_one_line_and_publishes_nothing(tmp_pat
 
 
 @pytest.mark.slow
-def test_hwsim_and_cosim_refuse_an_unwritable_output_before_simulating(tmp_path_factory, tmp_path):
+@pytest.mark.parametrize("backend", ["fast", LAVA])
+def test_hwsim_and_cosim_refuse_an_unwritable_output_before_simulating(tmp_path_factory, tmp_path, backend):
     bundle = shared_bundle(tmp_path_factory)
     for module in ("hw_sim.cli", "hw_sim.cosim_cli"):
-        proc = run_cli(module, str(bundle), "-o", "/proc/x", "--backend", "lava", "--timeout", "0.01")
+        proc = run_cli(module, str(bundle), "-o", "/proc/x", "--backend", backend, "--timeout", "0.01")
         assert_one_line_error(proc, "cannot write in /proc")  # not the Lava timeout: nothing ran
         proc = run_cli(module, str(bundle), "-o", str(bundle / "hw_sim"), "--force")
         assert_one_line_error(proc, "the input")

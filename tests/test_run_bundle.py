@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from packaging.version import Version
 from safetensors.numpy import load_file
 
 from deploy.bundle import MANIFEST_FILE
@@ -24,6 +25,10 @@ from tests.conftest import ROOT, assert_one_line_error
 from tests.deploy_helpers import LORSP_PACKAGES, call_cli, linked_copy, rewrite, run_isolated, shared_all_bundle
 
 RUNNER = ROOT / "examples" / "run_bundle.py"
+SHRINK_EXACT_UP_TO = Version("2.3.1")
+"""The newest torch on which the runner's resize is measured bit-exact also where an axis shrinks (27 of 27 size
+checks; on 2.14.1 7 of 27 differ by at most one unit in the last place, each with a shrinking axis; docs/install.md).
+Which release in between changed is not measured."""
 SAMPLES = 128
 
 
@@ -171,13 +176,17 @@ def test_the_runner_preprocesses_and_sums_the_prompt_bit_for_bit_as_lorsp(tmp_pa
     them, against lorsp's transform and PyTorch's matmul: up and down, square or not, grey or colour."""
     runner = runpy.run_path(str(RUNNER))
     rng = np.random.default_rng(0)
+    shrinking_exact = Version(torch.__version__.split("+")[0]) <= SHRINK_EXACT_UP_TO
     for H, W, L in [(28, 28, 128), (8, 8, 32), (28, 28, 20), (50, 37, 64), (5, 90, 16), (300, 200, 128), (32, 32, 32),
                     *[tuple(int(v) for v in rng.integers(3, 80, 2)) + (int(rng.integers(8, 100)),) for _ in range(20)]]:
         for pixels in (rng.integers(0, 256, (2, H, W)), rng.integers(0, 256, (2, 3, H, W))):
             pixels = pixels.astype(np.uint8)
             ours = runner["preprocess"](pixels, L)
             lorsp = torch.stack([ToModelInput(L)(p if p.ndim == 2 else p.transpose(1, 2, 0)) for p in pixels]).numpy()
-            assert np.array_equal(ours, lorsp), (H, W, L)
+            if shrinking_exact or (H <= L and W <= L):
+                assert np.array_equal(ours, lorsp), (H, W, L)
+            else:  # the spec's narrowed promise: an axis that shrinks may differ in the last bit on newer torch
+                assert np.abs(ours - lorsp).max() <= np.spacing(np.float32(1.0)), (H, W, L)
     for shape_l, shape_r in (((4, 3, 32, 4), (4, 1, 4, 32)), ((2, 3, 128, 8), (2, 3, 8, 128)), ((3, 64, 16), (1, 16, 64))):
         left, right = rng.normal(size=shape_l).astype(np.float32), rng.normal(size=shape_r).astype(np.float32)
         ours = runner["fused_matmul"](left, right)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from hw_sim.backends.base import MODES, Backend, SimResult
 from hw_sim.backends.registry import BACKENDS, register_backend
+from hw_sim.lava_runtime import LAVA_INSTALL_HINT
 
 
 def list_backends() -> list[str]:
@@ -26,7 +27,7 @@ def get_backend(name: str) -> Backend:
 
 
 from hw_sim.backends import fast as _fast  # noqa: E402,F401  (registers "fast")
-BACKENDS.add_module("lava", "hw_sim.backends.lava")  # registers "lava" when first asked for
+BACKENDS.add_module("lava", "hw_sim.backends.lava", LAVA_INSTALL_HINT)  # registers "lava" when first asked for
 
 
 def default_backend() -> str:

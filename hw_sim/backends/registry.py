@@ -19,12 +19,17 @@ class BackendRegistry(Registry[Backend]):
     def __init__(self) -> None:
         super().__init__("backend")
         self._modules: dict[str, str] = {}
+        self._install_hints: dict[str, str] = {}
 
-    def add_module(self, name: str, module: str) -> None:
-        """``name`` is registered by ``module`` (``@register_backend(name)``), imported by the first :meth:`get`."""
+    def add_module(self, name: str, module: str, install_hint: str = "") -> None:
+        """``name`` is registered by ``module`` (``@register_backend(name)``), imported by the first :meth:`get`.
+
+        ``install_hint`` says how to get what ``module`` imports; the refusal names it when the import fails.
+        """
         if name in self._modules or name in self._items:
             raise ValueError(f"{self.kind} {name!r} registered twice")
         self._modules[name] = module
+        self._install_hints[name] = install_hint
 
     def register(self, name: str) -> Callable[[Backend], Backend]:
         """Decorator: the simulation behind :func:`~hw_sim.backends.base.checked`, under ``name``."""
@@ -44,8 +49,10 @@ class BackendRegistry(Registry[Backend]):
                 importlib.import_module(self._modules[name])
             except ImportError as exc:
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                hint = self._install_hints[name]
                 raise LorspError(f"the {name} backend cannot be loaded here ({reason}); "
-                                 f"use another backend: {', '.join(n for n in self.names() if n != name)}") from None
+                                 + (f"{hint}, or " if hint else "")
+                                 + f"use another backend: {', '.join(n for n in self.names() if n != name)}") from None
         return super().get(name)
 
 

@@ -162,15 +162,15 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, cfg: TrainConfig
     for step, (x, y) in enumerate(bar):
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
         loss, logits = step_loss(model, prompt, x, y, epoch + step / len(loader), precision)
-        if not torch.isfinite(loss):
-            raise LorspError(f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: "
-                             f"lower --lr (now {cfg.lr})")
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise LorspError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}: lower --lr (now {cfg.lr})")
         apply_step(loss, opt, scaler)
         sched.step()
-        loss_sum += float(loss) * len(y)
+        loss_sum += value * len(y)
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{value:.3f}")
     prompt.settle()
     seconds = time.perf_counter() - start
     return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen,
