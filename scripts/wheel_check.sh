@@ -15,9 +15,12 @@ fi
 py="${PYTHON_CHECK:-}"
 if [ -z "$py" ]; then
   root="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"
-  py="$(command -v python3.12 || ls "$root"/versions/3.12.*/bin/python3.12 2>/dev/null | tail -1 || true)"
+  for cand in "$(command -v python3.12 || true)" "$root"/versions/3.12.*/bin/python3.12; do
+    if [ -n "$cand" ] && [ -x "$cand" ] && "$cand" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null
+    then py="$cand"; break; fi
+  done
 fi
-[ -n "$py" ] && "$py" -c 'import sys' || { echo "error: no Python 3.12 found; set PYTHON_CHECK=/path/to/python" >&2; exit 2; }
+[ -n "$py" ] && "$py" -c 'import sys' 2>/dev/null || { echo "error: no Python 3.12 found; set PYTHON_CHECK=/path/to/python" >&2; exit 2; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 export MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 PIP_CONFIG_FILE=/dev/null
@@ -37,7 +40,8 @@ bin="$tmp/venv/bin"
 "$bin/lorsp-hwsim" bundle --samples 8 --quiet -o report
 "$bin/lorsp-cosim" bundle --dataset sklearn-digits --split test --limit 16 --quiet -o cosim
 done_at=$(date +%s)
-"$bin/python" - "$out_json" "$((installed - start))" "$((done_at - installed))" <<'EOF'
+commit="$(git -C "$repo" rev-parse --short=12 HEAD)$(git -C "$repo" diff --quiet HEAD -- 2>/dev/null || echo +dirty)"
+"$bin/python" - "$out_json" "$((installed - start))" "$((done_at - installed))" "$commit" <<'EOF'
 import json, platform, sys
 from importlib.metadata import version
 from pathlib import Path
@@ -47,7 +51,7 @@ import lorsp
 cosim = json.loads(Path("cosim/cosim.json").read_text())
 report = json.loads(Path("report/report.json").read_text())
 summary = {
-    "python": platform.python_version(),
+    "python": platform.python_version(), "lorsp_commit": sys.argv[4],
     "versions": {p: version(p) for p in ("lorsp", "torch", "torchvision", "numpy", "onnxruntime", "onnx", "timm",
                                          "snntorch", "nir", "h5py")},
     "lorsp_from": str(Path(lorsp.__file__).parent),

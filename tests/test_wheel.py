@@ -92,12 +92,15 @@ def wheel_venv(tmp_path_factory) -> dict:
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
+    pip_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}  # no target, prefix or user site
     installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-                                "--no-index", "--quiet", str(wheels[0])], capture_output=True, text=True,
-                               timeout=300)
+                                "--no-index", str(wheels[0])], capture_output=True, text=True, timeout=300,
+                               env=pip_env)
     assert installed.returncode == 0, installed.stderr[-3000:]
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
+    assert (site / "lorsp" / "__init__.py").is_file() and (venv / "bin" / "lorsp-train").is_file(), \
+        (sorted(p.name for p in site.iterdir()), installed.stdout[-2000:], installed.stderr[-2000:])
     (site / "lorsp_test_dependencies.pth").write_text(f"{dependency_links(base / 'deps')}\n")
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     work = base / "work"
