@@ -62,11 +62,12 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not slow"
 
 # The quick subset of the benchmarks; each writes JSON under runs/bench/ and prints a table.
-bench: $(STAMP)
+# fastsim.py races the fast simulator against Lava, so it runs in the Lava environment.
+bench: $(STAMP) $(STAMP_LAVA)
 	$(PY) benchmarks/train_speed.py --json runs/bench/train_speed.json
 	$(PY) benchmarks/onnx_latency.py --json runs/bench/onnx_latency.json
 	$(PY) benchmarks/cosim_throughput.py --json runs/bench/cosim_throughput.json
-	$(PY) benchmarks/fastsim.py --samples 256 --json runs/bench/fastsim.json
+	$(PY_LAVA) benchmarks/fastsim.py --samples 256 --json runs/bench/fastsim.json
 	$(PY) benchmarks/results_doc.py --speed-dir runs/bench --out runs/bench/results.md --figures runs/bench/figures --readme ''
 
 # The whole of docs/results.md (every run finished at the running commit, on a clean checkout, is reused, so it can

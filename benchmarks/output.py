@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lorsp.plumbing.fileio import atomic_write, write_json
-from lorsp.plumbing.provenance import git_commit, machine
+from lorsp.plumbing.provenance import git_commit, machine, versions
 
 
 def run_record(args: argparse.Namespace, **fields: Any) -> dict[str, Any]:
-    """``{"settings", "machine", "git_commit", **fields}``: a benchmark's result with its provenance."""
-    return {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), **fields}
+    """``{"settings", "machine", "git_commit", "versions", **fields}``: a benchmark's result with its provenance."""
+    return {"settings": vars(args), "machine": machine(), "git_commit": git_commit(), "versions": versions(), **fields}
 
 
 def write_tables(directory: str | Path, name: str, result: dict[str, Any], text: str) -> None:

@@ -406,6 +406,21 @@ def energy_sweep_section(sweep: dict, figure: str) -> list[str]:
             energy_sweep.markdown(sweep), ""]
 
 
+STACK_PACKAGES = ("python", "torch", "numpy", "onnxruntime", "lava-nc")
+
+
+def speed_stacks(speed: dict[str, dict | None]) -> str:
+    """The package versions each benchmark ran on (from its JSON), the benchmarks of each stack named."""
+    by_stack: dict[str, list[str]] = {}
+    for key, data in speed.items():
+        found = (data or {}).get("versions") or {}
+        label = ", ".join(f"{name} {found[name]}" for name in STACK_PACKAGES
+                          if found.get(name) not in (None, "not installed"))
+        if label:
+            by_stack.setdefault(label, []).append(key)
+    return "; ".join(f"{label} ({', '.join(keys)})" for label, keys in by_stack.items())
+
+
 def speed_section(speed: dict[str, dict | None], machine: str) -> list[str]:
     """Every performance ratio of the benchmarks, one table."""
     rows = []
@@ -439,8 +454,10 @@ def speed_section(speed: dict[str, dict | None], machine: str) -> list[str]:
         return []
     commits = sorted({d["git_commit"][:12] for d in speed.values() if d and d.get("git_commit")})
     at = f"; measured at commit {', '.join(commits)}" if commits else ""
-    lines = ["## Speed", "", f"Machine: {machine}{at}. Ratios are within one run of each benchmark (docs/speed.md, "
-             "docs/onnx.md, docs/fastsim.md say how each is measured).", "",
+    stack = speed_stacks(speed)
+    lines = ["## Speed", "", f"Machine: {machine}{at}." + (f" Stack: {stack}." if stack else "") +
+             " Ratios are within one run of each benchmark (docs/speed.md, docs/onnx.md, docs/fastsim.md say how "
+             "each is measured; docs/install.md, which environment runs what).", "",
              "| ratio | measured | target | command |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return lines + [""]
