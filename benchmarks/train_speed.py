@@ -27,15 +27,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.baselines import parse_method  # noqa: E402
 from benchmarks.output import fail, run_record  # noqa: E402
 from lorsp.prompts import list_prompts  # noqa: E402
 
+if TYPE_CHECKING:
+    from lorsp.train import TrainConfig
+
 TARGET_STEP_RATIO = 1.1
 """LoRSP's training step may take at most this many times LoR-VP's."""
+
+
+def method_config(spec: str, image_size: int) -> TrainConfig:
+    """The training config of a method spec as benchmarks/baselines.py writes it (``lorsp:relay=learned,...``)."""
+    from lorsp.train.cli import build_parser, config_from_args
+
+    name, extra, _ = parse_method(spec)
+    return config_from_args(build_parser().parse_args(["--prompt", name, "--image-size", str(image_size),
+                                                       "--out", "unused", *extra]))
 
 
 def measure_rounds(methods: list[str], image_size: int, batch_size: int, steps: int,
@@ -46,7 +60,6 @@ def measure_rounds(methods: list[str], image_size: int, batch_size: int, steps: 
 
     from lorsp.data import create_splits
     from lorsp.model import build_model
-    from lorsp.train import TrainConfig
 
     torch.manual_seed(0)
     splits = create_splits("mnist-5k", image_size, limit_train=batch_size)
@@ -54,7 +67,7 @@ def measure_rounds(methods: list[str], image_size: int, batch_size: int, steps: 
     y = torch.tensor(splits.train.targets[:batch_size])
     steppers = {}
     for method in methods:
-        model = build_model(TrainConfig(prompt=method, image_size=image_size).to_dict(), splits.classes).train()
+        model = build_model(method_config(method, image_size).to_dict(), splits.classes).train()
         opt = torch.optim.SGD(model.trainable_parameters(), lr=0.01, momentum=0.9)
 
         def step(model=model, opt=opt) -> None:
@@ -104,17 +117,18 @@ def summarise(without: dict[str, list[float]], with_fix: dict[str, list[float]],
         r["fix_gain"] = r["with_fix"] / r["without_fix"]
         r["ratio_to_" + methods[0]] = r["with_fix"] / base
         rows[method] = r
-    if "lorsp" in rows and "lorvp" in rows:
-        per_round = [a / b for a, b in zip(interleaved["lorvp"], interleaved["lorsp"])]
-        lorvp, lorsp = rows["lorvp"]["interleaved_with_fix"], rows["lorsp"]["interleaved_with_fix"]
-        rows["lorsp"]["step_time_vs_lorvp"] = lorvp / lorsp
-        rows["lorsp"]["step_time_vs_lorvp_range"] = [min(per_round), max(per_round)]
+    lorvp = next((m for m in methods if parse_method(m)[0] == "lorvp"), None)
+    for lorsp in (m for m in methods if parse_method(m)[0] == "lorsp" and lorvp is not None):
+        per_round = [a / b for a, b in zip(interleaved[lorvp], interleaved[lorsp])]
+        rows[lorsp]["step_time_vs_lorvp"] = rows[lorvp]["interleaved_with_fix"] / rows[lorsp]["interleaved_with_fix"]
+        rows[lorsp]["step_time_vs_lorvp_range"] = [min(per_round), max(per_round)]
     return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"], choices=list_prompts())
+    p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"],
+                   help="methods, each a name or a spec as benchmarks/baselines.py takes it (lorsp:relay=learned,...)")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=4, help="timed steps per method per round")
@@ -124,6 +138,9 @@ def main() -> None:
     for name in ("image_size", "batch_size", "steps", "rounds"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    for spec in args.methods:
+        if parse_method(spec)[0] not in list_prompts():
+            fail(f"unknown method {spec!r}; choose among {', '.join(list_prompts())} (with options: name:key=value,...)")
     from lorsp.plumbing.provenance import machine
 
     without, with_fix = {}, {}
@@ -138,10 +155,11 @@ def main() -> None:
     for method, r in rows.items():
         print(f"{method:8s} {r['without_fix']:10.1f}/s {r['with_fix']:8.1f}/s {r['fix_gain']:8.2f}x "
               f"{r['ratio_to_' + first]:8.2f}x")
-    if "step_time_vs_lorvp" in rows.get("lorsp", {}):
-        lo, hi = rows["lorsp"]["step_time_vs_lorvp_range"]
-        print(f"LoRSP step time / LoR-VP step time: {rows['lorsp']['step_time_vs_lorvp']:.3f} "
-              f"(rounds {lo:.3f}-{hi:.3f}; target <= {TARGET_STEP_RATIO})")
+    for method, r in rows.items():
+        if "step_time_vs_lorvp" in r:
+            lo, hi = r["step_time_vs_lorvp_range"]
+            print(f"{method} step time / LoR-VP step time: {r['step_time_vs_lorvp']:.3f} "
+                  f"(rounds {lo:.3f}-{hi:.3f}; target <= {TARGET_STEP_RATIO})")
     if args.json:
         from lorsp.plumbing.fileio import write_json
 

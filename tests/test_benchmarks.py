@@ -376,9 +376,20 @@ def test_train_speed_summary_takes_medians_over_rounds():
 def test_train_speed_times_every_method_in_every_round():
     from benchmarks.train_speed import measure_rounds
 
-    rates = measure_rounds(["lorvp", "lorsp"], image_size=32, batch_size=4, steps=1, rounds=3)
-    assert set(rates) == {"lorvp", "lorsp"}
+    rates = measure_rounds(["lorvp", "lorsp", "lorsp:rank=2"], image_size=32, batch_size=4, steps=1, rounds=3)
+    assert set(rates) == {"lorvp", "lorsp", "lorsp:rank=2"}
     assert all(len(r) == 3 and all(v > 0 for v in r) for r in rates.values())
+
+
+def test_train_speed_takes_method_specs_as_the_benchmarks_write_them():
+    from benchmarks.train_speed import method_config, summarise
+
+    cfg = method_config("lorsp:rank=2,relay=learned,train-generator=all", 32)
+    assert (cfg.prompt, cfg.image_size, cfg.rank, cfg.relay, cfg.train_generator) == ("lorsp", 32, 2, "learned", "all")
+    runs = {"lorvp": [80.0, 80.0], "lorsp": [100.0, 100.0], "lorsp:rank=2": [40.0, 40.0]}
+    rows = summarise(runs, runs, runs)
+    assert rows["lorsp"]["step_time_vs_lorvp"] == pytest.approx(0.8)
+    assert rows["lorsp:rank=2"]["step_time_vs_lorvp"] == pytest.approx(2.0)
 
 
 def test_speed_section_is_replaced_in_place():
