@@ -27,6 +27,7 @@ export MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 PIP_C
 start=$(date +%s)
 mkdir "$tmp/src"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tmp/src")
+cd "$tmp"  # pip must not see the checkout's lorsp.egg-info (an editable install's) on its path
 "$py" -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip build
 "$tmp/venv/bin/python" -m build --outdir "$tmp/dist" "$tmp/src" >/dev/null

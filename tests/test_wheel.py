@@ -92,10 +92,12 @@ def wheel_venv(tmp_path_factory) -> dict:
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    pip_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}  # no target, prefix or user site
+    # Outside the checkout: pip runs in the venv's interpreter with the working folder on its path, and the
+    # checkout's lorsp.egg-info (an editable install's) would read as "lorsp already installed" there.
+    pip_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k != "PYTHONPATH"}
     installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
                                 "--no-index", str(wheels[0])], capture_output=True, text=True, timeout=300,
-                               env=pip_env)
+                               env=pip_env, cwd=base)
     assert installed.returncode == 0, installed.stderr[-3000:]
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
