@@ -46,9 +46,9 @@ test-main: $(STAMP)
 test-lava: $(STAMP_LAVA)
 	LORSP_REQUIRE_LAVA=1 $(PY_LAVA) -m pytest -q -ra -m "lava or not slow"
 
-# A wheel and an sdist in dist/, as `python -m build` makes them.
+# A wheel and an sdist in dist/, as `python -m build` makes them, from the files git tracks.
 wheel: $(STAMP)
-	$(PY) -m build --outdir dist .
+	PYTHON=$(PY) scripts/build_wheel.sh dist
 
 # Fashion-MNIST and OpenCV digits come from Debian packages; this unpacks them
 # without root into ~/.cache/lorsp/debian (or $$LORSP_DEBIAN_DIR).

@@ -7,7 +7,7 @@
 #                                            GPU_WHEELS_EXCLUDE="..." GPU_WHEELS_CARRY="..."
 #
 # Run it here, where a package index answers. It
-# 1. builds lorsp's wheel (python -m build --wheel) from a copy of the files git tracks or would track;
+# 1. builds lorsp's wheel (scripts/build_wheel.sh --wheel: from a copy of the files git tracks or would track);
 # 2. resolves that wheel's whole closure for the machine (pip install --dry-run --ignore-installed --report,
 #    --python-version GPU_PYTHON_VERSION, manylinux x86_64, wheels only; nothing is installed);
 # 3. walks it from lorsp (scripts/gpu_wheel_set.py): what gpu_machine_has.txt lists is the machine's and is not
@@ -37,9 +37,8 @@ TARGET=(--only-binary=:all: --python-version "$VERSION" --implementation cp "${P
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 rm -rf "$DIR.partial"
-mkdir -p "$DIR.partial" "$tmp/src"
-git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tmp/src"
-"$PY" -m build --wheel --no-isolation --outdir "$DIR.partial" "$tmp/src" > "$tmp/build.log" 2>&1 \
+mkdir -p "$DIR.partial"
+PYTHON="$PY" scripts/build_wheel.sh "$DIR.partial" --wheel --no-isolation > "$tmp/build.log" 2>&1 \
     || { tail -20 "$tmp/build.log" >&2; echo "error: building lorsp's wheel failed (above)" >&2; exit 2; }
 own=$(ls "$DIR.partial"/lorsp-*.whl)
 echo "built $(basename "$own")"

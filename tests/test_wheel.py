@@ -1,7 +1,7 @@
 """The built wheel runs the whole chain outside the repository.
 
-The checkout's files (tracked and untracked, not ignored) are copied to a temporary folder and built
-there with ``python -m build`` (an sdist, then the wheel from that sdist, as PyPI users get it). The
+``scripts/build_wheel.sh`` builds from a copy of the checkout's files (tracked and untracked, not ignored) with
+``python -m build`` (an sdist, then the wheel from that sdist, as PyPI users get it). The
 wheel goes into a fresh venv, with ``--no-deps``: its dependencies come from this environment's
 site-packages through a folder of links that leaves out lorsp's own editable install, so the only
 lorsp that venv can import is the wheel's. Then lorsp-train, lorsp-export --target all, lorsp-hwsim
@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.venv_helpers import build_dist, linked_venv
 
 pytestmark = pytest.mark.slow
-
-OWN_ENTRIES = ("lorsp", "__editable__.lorsp", "__editable___lorsp", "_lorsp")
 
 SITECUSTOMIZE = '''\
 """Test-only: record every file opened under LORSP_FORBIDDEN_ROOT but outside LORSP_ALLOWED_PREFIX, the environment
@@ -57,41 +54,15 @@ if _root:
 '''
 
 
-def checkout_copy(dest: Path) -> Path:
-    """The working tree's files that git tracks or would track, copied to ``dest``."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
-
-
-def dependency_links(dest: Path) -> Path:
-    """A folder linking every entry of this environment's site-packages except lorsp's own."""
-    dest.mkdir()
-    purelib = Path(sysconfig.get_paths()["purelib"])
-    for entry in purelib.iterdir():
-        if not entry.name.startswith(OWN_ENTRIES) and entry.suffix != ".pth":
-            (dest / entry.name).symlink_to(entry)
-    return dest
-
-
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory) -> dict:
     """A fresh venv holding only the built wheel, its dependencies linked from this environment."""
     base = tmp_path_factory.mktemp("wheel")
-    source = checkout_copy(base / "source")
-    built = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(base / "dist"),
-                            str(source)], capture_output=True, text=True, timeout=600)
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    build_dist(base / "dist")
     wheels = sorted((base / "dist").glob("lorsp-*.whl"))
     assert len(wheels) == 1 and sorted((base / "dist").glob("lorsp-*.tar.gz")), sorted((base / "dist").iterdir())
+    python, site = linked_venv(base, "venv")
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
     # Outside the checkout: pip runs in the venv's interpreter with the working folder on its path, and the
     # checkout's lorsp.egg-info (an editable install's) would read as "lorsp already installed" there.
     pip_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k != "PYTHONPATH"}
@@ -99,11 +70,8 @@ def wheel_venv(tmp_path_factory) -> dict:
                                 "--no-index", str(wheels[0])], capture_output=True, text=True, timeout=300,
                                env=pip_env, cwd=base)
     assert installed.returncode == 0, installed.stderr[-3000:]
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
     assert (site / "lorsp" / "__init__.py").is_file() and (venv / "bin" / "lorsp-train").is_file(), \
         (sorted(p.name for p in site.iterdir()), installed.stdout[-2000:], installed.stderr[-2000:])
-    (site / "lorsp_test_dependencies.pth").write_text(f"{dependency_links(base / 'deps')}\n")
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     work = base / "work"
     work.mkdir()
