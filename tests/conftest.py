@@ -1,7 +1,7 @@
 """Shared fixtures. Tests run on the real offline assets; nothing is mocked."""
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -36,7 +36,15 @@ def lite0():
     return create_backbone("efficientnet_lite0")
 
 
-LAVA_INSTALLED = importlib.util.find_spec("lava") is not None and importlib.util.find_spec("lava.lib.dl") is not None
+def _installed(*distributions: str) -> bool:
+    """Whether every one of ``distributions`` is installed (read from their metadata: nothing is imported)."""
+    try:
+        return all(importlib.metadata.version(name) for name in distributions)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+LAVA_INSTALLED = _installed("lava-nc", "lava-dl")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

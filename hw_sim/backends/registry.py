@@ -18,8 +18,7 @@ class BackendRegistry(Registry[Backend]):
 
     def __init__(self) -> None:
         super().__init__("backend")
-        self._modules: dict[str, str] = {}
-        self._install_hints: dict[str, str] = {}
+        self._modules: dict[str, tuple[str, str]] = {}  # name -> (module, how to install what it imports)
 
     def add_module(self, name: str, module: str, install_hint: str = "") -> None:
         """``name`` is registered by ``module`` (``@register_backend(name)``), imported by the first :meth:`get`.
@@ -28,8 +27,7 @@ class BackendRegistry(Registry[Backend]):
         """
         if name in self._modules or name in self._items:
             raise ValueError(f"{self.kind} {name!r} registered twice")
-        self._modules[name] = module
-        self._install_hints[name] = install_hint
+        self._modules[name] = (module, install_hint)
 
     def register(self, name: str) -> Callable[[Backend], Backend]:
         """Decorator: the simulation behind :func:`~hw_sim.backends.base.checked`, under ``name``."""
@@ -46,10 +44,10 @@ class BackendRegistry(Registry[Backend]):
         """The backend ``name``, importing its module first where needed; one-line LorspError if it cannot."""
         if name in self._modules and name not in self._items:
             try:
-                importlib.import_module(self._modules[name])
+                importlib.import_module(self._modules[name][0])
             except ImportError as exc:
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                hint = self._install_hints[name]
+                hint = self._modules[name][1]
                 raise LorspError(f"the {name} backend cannot be loaded here ({reason}); "
                                  + (f"{hint}, or " if hint else "")
                                  + f"use another backend: {', '.join(n for n in self.names() if n != name)}") from None
