@@ -13,6 +13,9 @@ STAMP_LAVA := $(VENV_LAVA)/.lorsp-installed
 # glibc keeps large buffers instead of returning them to the system (see docs/speed.md).
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 1073741824
+# torch's CUDA wheels from PyPI are several GB per environment; pip's cache would keep a second copy
+# of each download, which is what ran a CI disk out of space. The installs below skip that cache.
+NO_PIP_CACHE := PIP_NO_CACHE_DIR=1
 
 .PHONY: demo test test-main test-lava test-fast bench results data venv venv-lava wheel clean
 
@@ -22,15 +25,15 @@ venv-lava: $(STAMP_LAVA)
 $(STAMP): pyproject.toml
 	@py=$$(scripts/find_python.sh main) || exit 2; \
 	if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$py"; "$$py" -m venv $(VENV) || exit 2; fi
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --progress-bar off -e ".[test,bench]"
+	$(NO_PIP_CACHE) $(PY) -m pip install --quiet --upgrade pip
+	$(NO_PIP_CACHE) $(PY) -m pip install --progress-bar off -e ".[test,bench]"
 	@touch $(STAMP)
 
 $(STAMP_LAVA): pyproject.toml constraints/lowest.txt
 	@py=$$(scripts/find_python.sh lava) || exit 2; \
 	if [ ! -x $(PY_LAVA) ]; then echo "creating $(VENV_LAVA) with $$py"; "$$py" -m venv $(VENV_LAVA) || exit 2; fi
-	$(PY_LAVA) -m pip install --quiet --upgrade pip
-	$(PY_LAVA) -m pip install --progress-bar off -c constraints/lowest.txt -e ".[lava,test,bench]"
+	$(NO_PIP_CACHE) $(PY_LAVA) -m pip install --quiet --upgrade pip
+	$(NO_PIP_CACHE) $(PY_LAVA) -m pip install --progress-bar off -c constraints/lowest.txt -e ".[lava,test,bench]"
 	@touch $(STAMP_LAVA)
 
 demo: $(STAMP)

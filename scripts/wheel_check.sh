@@ -23,7 +23,7 @@ fi
 [ -n "$py" ] && "$py" -c 'import sys' 2>/dev/null || { echo "error: no Python 3.12 found; set PYTHON_CHECK=/path/to/python" >&2; exit 2; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-export MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 PIP_CONFIG_FILE=/dev/null
+export MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 PIP_CONFIG_FILE=/dev/null PIP_NO_CACHE_DIR=1  # no second copy of torch in pip's cache
 start=$(date +%s)
 cd "$tmp"  # pip must not see the checkout's lorsp.egg-info (an editable install's) on its path
 "$py" -m venv "$tmp/venv"
