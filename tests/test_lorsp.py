@@ -414,3 +414,28 @@ def test_learned_relay_term_holds_each_gate_open_for_its_share_of_the_batch_and_
     assert float(term) == pytest.approx(1.0 - q)
     term.backward()
     assert all(w.grad is not None and bool(w.grad.abs().sum() > 0) for w in p.spiking_generator.parameters())
+
+
+def test_sparsity_feedback_steers_each_gates_share_to_the_closed_share_target(images):
+    """``--sparsity-feedback``: after the ramp, each training call moves ``q`` by the gain times (closed share -
+    target): down while every gate is open (nothing closed), up once every gate is shut; never during the ramp, in
+    evaluation, or with a gain of 0 (then ``q`` stays the independence value and is not saved)."""
+    torch.manual_seed(0)
+    p = create_prompt("lorsp", image_size=L, **LEARNED, sparsity_target=0.5, sparsity_feedback=0.2,
+                      sparsity_warmup=1.0).train()
+    q0 = float(p.open_target)
+    assert q0 == pytest.approx(p.gate_open_target()) and "open_target" in p.state_dict()
+    p.loss_terms(p.output(images), epoch=0.5)  # during the ramp: unchanged
+    assert float(p.open_target) == q0
+    p.loss_terms(p.output(images), epoch=1.0)  # every gate open: closed share 0, so q falls by 0.2 * 0.5
+    assert float(p.open_target) == pytest.approx(q0 - 0.1)
+    with torch.no_grad():
+        p.spiking_generator[2].bias.fill_(-8.0)  # every gate shut: closed share 1, q rises by 0.1
+    p.loss_terms(p.output(images), epoch=2.0)
+    assert float(p.open_target) == pytest.approx(q0)
+    p.eval().loss_terms(p.output(images), epoch=2.0)
+    assert float(p.open_target) == pytest.approx(q0)
+    still = create_prompt("lorsp", image_size=L, **LEARNED).train()
+    still.loss_terms(still.output(images), epoch=5.0)
+    assert float(still.open_target) == pytest.approx(still.gate_open_target())
+    assert "open_target" not in still.state_dict()

@@ -139,6 +139,11 @@ class LorspOptions(LorvpOptions):
         "help": "share of zero prompt pixels to aim at (band: the calibrated start, and with a learning "
                 "generator the value each image's closed share is pulled to; rowcol/rank: per image, the term "
                 "pushes down just enough of the weakest gates)", "parse": number(0.0, 1.0, below=True)})
+    sparsity_feedback: float = field(default=0.0, metadata={
+        "help": "learned relay: after each training step the share q of the batch each gate is held open for moves "
+                "by this gain times (the batch's closed share - --sparsity-target), so the closed share settles at "
+                "the target however the gates correlate (0: q stays sqrt(1 - s^(1/r)), which assumes independent "
+                "gates)", "parse": number(0.0), "applies_when": {"relay": ("learned",)}, "legacy": 0.0})
     sparsity_warmup: float = field(default=0.0, metadata={
         "help": "epochs over which the sparsity weight ramps up linearly from 0", "parse": number(0.0)})
     gate_bias: float = field(default=1.0, metadata={
@@ -277,6 +282,9 @@ class LowRankSpikePrompt(VisualPrompt):
         for name, param in self.spiking_generator.named_parameters():
             param.requires_grad_(o.train_generator == "all" and param.requires_grad)
         self.band_layout = o.band_layout
+        if gate == "band" and o.relay == "learned":  # q; saved (for resuming) when --sparsity-feedback moves it
+            self.register_buffer("open_target", torch.tensor(self.gate_open_target()),
+                                 persistent=bool(o.sparsity_feedback))
         self.register_buffer("group_of_line", lines_to_bands(image_size, gates, o.band_layout), persistent=False)
 
     # ------------------------------------------------------------------ training
@@ -296,11 +304,17 @@ class LowRankSpikePrompt(VisualPrompt):
         return o.sparsity_weight * min(1.0, epoch / o.sparsity_warmup)
 
     def loss_terms(self, out: PromptOutput, epoch: float) -> torch.Tensor | None:
-        """``--sparsity-weight`` (ramped, :meth:`sparsity_weight_at`) times :meth:`regularizer` of the batch's trace."""
-        if not self.options.sparsity_weight:
+        """``--sparsity-weight`` (ramped, :meth:`sparsity_weight_at`) times :meth:`regularizer` of the batch's trace.
+
+        Training the learned relay with ``--sparsity-feedback``, once the ramp is over, each call also steers the
+        term's target (:meth:`steer_open_target`)."""
+        o = self.options
+        if not o.sparsity_weight:
             return None
         weight = self.sparsity_weight_at(epoch)
         reg = self.regularizer(out.trace)
+        if reg is not None and self.training and self.options.sparsity_feedback and epoch >= o.sparsity_warmup:
+            self.steer_open_target(self.gates_open(out.trace.rates.detach()))  # once the term has its full weight
         return None if reg is None else weight * reg.float()
 
     # ------------------------------------------------------------------ start
@@ -469,8 +483,8 @@ class LowRankSpikePrompt(VisualPrompt):
         """The closed-share part of :meth:`regularizer` for gate rates ``rho`` ``(N, n_gates)`` of ``trace``."""
         if self.sparsity_target is None:
             return trace.gate_spikes.mean()
-        if self.gate == "band" and self.relay == "learned":  # each gate open for its share of the batch
-            return (self.gates_open(rho)[:, ~self.held].mean(0) - self.gate_open_target()).abs().mean()
+        if self.gate == "band" and self.relay == "learned":  # each gate open for its share q of the batch
+            return (self.gates_open(rho)[:, ~self.held].mean(0) - self.open_target).abs().mean()
         if self.gate == "band":
             return (self.closed_share(self.gates_open(rho)) - self.sparsity_target).abs().mean()
         k = self.closing_quota()
@@ -478,6 +492,14 @@ class LowRankSpikePrompt(VisualPrompt):
             return rho.sum() * 0.0
         parts = [rho] if self.gate == "rank" else [rho[:, : self.num_groups], rho[:, self.num_groups:]]
         return torch.stack([torch.topk(part, k, dim=1, largest=False).values.mean() for part in parts]).mean()
+
+    @torch.no_grad()
+    def steer_open_target(self, g: torch.Tensor) -> None:
+        """``--sparsity-feedback``: move :attr:`open_target` ``q`` by the gain times the closed share of gates ``g``
+        ``(N, n_gates)`` over the target (too many closed pixels: each gate is held open for more of the batch),
+        kept in ``[0, 1]``. Integral control: the closed share settles at the target however the gates correlate."""
+        error = float(self.closed_share(g).mean()) - self.sparsity_target
+        self.open_target.add_(self.options.sparsity_feedback * error).clamp_(0.0, 1.0)
 
     def gate_open_target(self) -> float:
         """The learned start's share of images each gate should open for, ``q = sqrt(1 - s^(1/r))``: with gates
