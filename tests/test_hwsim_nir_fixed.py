@@ -3,7 +3,10 @@
 The chain path (``deploy.fixed_point`` on the fast backend, spike-identical to Lava's ``fixed_pt``
 models) takes chains; :mod:`hw_sim.graph.fixed_graph` takes branches, recurrence and large
 convolutions by the same rules. On chains both must give the same spikes, bit for bit; on a
-recurrent snnTorch graph only the general path runs.
+recurrent snnTorch graph only the general path runs. Its integer step (PyTorch, float64 tensors of
+integers) equals the fast backend's numpy step bit for bit; the nodes it adds (``Delay``,
+``Threshold``, the read-outs, a bias before a ``CubaLIF``, a neuron fed without a weighted node,
+dense nodes in a row) give the float run's spikes exactly where the weights are dyadic.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from snntorch.export_nir import export_to_nir
 
 from deploy.nir_graph import flat_graph
 from hw_sim.backends import get_backend
-from hw_sim.graph.fixed import chain_network, fixed_run
+from hw_sim.graph.fixed import chain_network, fixed_run, graph_run
 from hw_sim.graph.fixed_graph import compile_fixed
 from hw_sim.graph.runner import compile_graph, run_graph
 from lorsp.plumbing.errors import LorspError
@@ -109,13 +112,13 @@ def test_a_recurrent_graph_runs_in_fixed_point_on_the_general_path(tmp_path):
 
 def test_what_neither_path_holds_is_named_with_both_reasons():
     g = nir.NIRGraph(nodes={"in": nir.Input(np.array([3])), "w": nir.Linear(np.ones((3, 3), np.float32)),
-                            "d": nir.Delay(np.full(3, 1e-4)),
                             "lif": nir.LIF(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3),
-                                           v_threshold=np.ones(3)), "out": nir.Output(np.array([3]))},
-                     edges=[("in", "w"), ("w", "d"), ("d", "lif"), ("lif", "out")], type_check=False)
+                                           v_threshold=np.ones(3), v_reset=np.full(3, 0.5)),
+                            "out": nir.Output(np.array([3]))},
+                     edges=[("in", "w"), ("w", "lif"), ("lif", "out")], type_check=False)
     report = fixed_run(compile_graph(flat_graph(g), 1e-4), spikes((3,)), timeout=60).block
     assert not report["ran"] and "chain path:" in report["reason"] and \
-        "general path: node 'd' is a Delay" in report["reason"]
+        "general path: LIF node 'lif' has a nonzero v_reset" in report["reason"]
     with pytest.raises(LorspError, match="--mode fixed: chain path"):
         fixed_run(compile_graph(flat_graph(g), 1e-4), spikes((3,)), timeout=60, required=True)
 
@@ -149,3 +152,179 @@ def test_a_sinabs_shaped_cnn_runs_in_float_and_fixed():
     assert np.array_equal(fixed.outputs["out"], float_run.outputs["if3"])
     # dyadic weights and integrate-and-fire (no decay): the integers round nothing, so fixed equals float
     assert report["overall"] == 1.0, report["per_node"]
+
+
+# --------------------------------------------------------------------------- the integer compartments
+def test_the_torch_integer_step_equals_the_fast_backends_numpy_step_bit_for_bit():
+    """FixedNeuron (float64 tensors holding integers) against FixedCompartments (numpy int32/int64), with
+    currents and voltages driven past 24 bits so that the wrap and the clip are exercised."""
+    from deploy.fixed_point import DECAY_UNITY
+    from hw_sim.backends.fast import FixedCompartments
+    from hw_sim.graph.fixed_neurons import FixedNeuron
+    rng = np.random.default_rng(7)
+    size, n = 64, 5
+    u_factor = rng.integers(0, DECAY_UNITY, size)
+    u_factor[:8] = 0
+    v_factor = rng.integers(1, DECAY_UNITY + 1, size)
+    v_factor[8:16] = DECAY_UNITY
+    bias = rng.integers(-2 ** 14, 2 ** 14, size).astype(np.int32)
+    vth = np.left_shift(rng.integers(1, 2 ** 17, size), 6)
+    reference = FixedCompartments(np.zeros((size, 0)), u_factor, v_factor, bias, vth)
+    ours = FixedNeuron.build("CubaLIF", (size,), scale=1.0, u_factor=u_factor, v_factor=v_factor, bias=bias, vth=vth)
+    u, v = reference.initial_state(n)
+    state = ours.initial_state(n)
+    wrapped = clipped = 0
+    for t in range(40):
+        a = rng.integers(-2 ** 17, 2 ** 17, (n, size)).astype(np.int32)
+        expected = reference.step(u, v, a)
+        got = ours.step([torch.from_numpy(a.astype(np.float32))], state)
+        assert np.array_equal(got.numpy().astype(bool), expected), t
+        assert np.array_equal(state["u"].numpy(), u) and np.array_equal(state["v"].numpy(), v), t
+        wrapped += int((np.abs(u) > 2 ** 22).sum())
+        clipped += int((np.abs(v) == 2 ** 23 - 1).sum())
+    assert wrapped and clipped and 0 < (state["v"] == 0).float().mean() < 1
+
+
+# --------------------------------------------------------------------------- nodes the general path adds
+def integrate_and_fire(n, r=1.0):
+    return nir.IF(r=np.full(n, r, np.float32), v_threshold=np.ones(n, np.float32), v_reset=np.zeros(n, np.float32))
+
+
+def dyadic(rng, shape, denominator=8):
+    return (rng.integers(-3, 7, size=shape) / denominator).astype(np.float32)
+
+
+def general_run(nodes, edges, x):
+    compiled = compile_graph(flat_graph(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)), 1e-4)
+    with pytest.raises(LorspError):
+        chain_network(compiled, x)  # so the general path is the one tested
+    fixed = fixed_run(compiled, x, timeout=60)
+    assert fixed.block["ran"] and fixed.block["path"] == "general", fixed.block.get("reason")
+    return compiled, fixed, {r["node"]: r for r in fixed.block["per_node"]}
+
+
+def assert_exact_spikes(rows, names):
+    for name in names:
+        assert rows[name]["exact"] and rows[name]["agreement"] == 1.0 and rows[name]["spikes_per_sample"] > 0, \
+            rows[name]
+
+
+def test_delays_run_as_integer_buffers_of_spikes_and_of_block_sums():
+    """Delay between a block and its neuron (a block's integer sums wait) and between a neuron and the next block
+    (spikes wait); integrate-and-fire with dyadic weights rounds nothing, so fixed equals float exactly."""
+    rng = np.random.default_rng(11)
+    nodes = {"in": nir.Input(np.array([8])), "w1": nir.Linear(dyadic(rng, (10, 8))), "d1": nir.Delay(np.full(10, 2e-4)),
+             "if1": integrate_and_fire(10), "d2": nir.Delay(np.full(10, 3e-4)), "w2": nir.Linear(dyadic(rng, (4, 10))),
+             "if2": integrate_and_fire(4), "out": nir.Output(np.array([4]))}
+    edges = [("in", "w1"), ("w1", "d1"), ("d1", "if1"), ("if1", "d2"), ("d2", "w2"), ("w2", "if2"), ("if2", "out")]
+    x = spikes((8,))
+    compiled, fixed, rows = general_run(nodes, edges, x)
+    assert_exact_spikes(rows, ["if1", "if2"])
+    assert not fixed.outputs["out"][:5].any() and fixed.outputs["out"].any()  # nothing arrives before 2 + 3 steps
+    nodes["w1"] = nir.Affine(nodes["w1"].weight, np.full(10, 0.25, np.float32))
+    with pytest.raises(LorspError, match="'w1' has a bias and a Delay behind it"):
+        fixed_run(compile_graph(flat_graph(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)), 1e-4), x,
+                  timeout=60, required=True)
+
+
+def test_threshold_is_a_compare_on_the_integer_potential():
+    rng = np.random.default_rng(12)
+    nodes = {"in": nir.Input(np.array([8])), "w1": nir.Affine(dyadic(rng, (10, 8)), dyadic(rng, (10,))),
+             "th": nir.Threshold(np.full(10, 0.5, np.float32)), "w2": nir.Linear(dyadic(rng, (4, 10))),
+             "if2": integrate_and_fire(4), "out": nir.Output(np.array([4]))}
+    _, _, rows = general_run(nodes, [("in", "w1"), ("w1", "th"), ("th", "w2"), ("w2", "if2"), ("if2", "out")],
+                             spikes((8,)))
+    assert_exact_spikes(rows, ["th", "if2"])
+
+
+@pytest.mark.parametrize("readout", ["I", "LI", "CubaLI"])
+def test_readouts_give_the_integer_potential_dequantised(readout):
+    """An ``I`` read-out (no decay) equals float exactly; ``LI``/``CubaLI`` (decay 0.5, rounded towards zero
+    on the chip) stay within a quantum of the scale per step."""
+    rng = np.random.default_rng(13)
+    node = {"I": nir.I(r=np.ones(4, np.float32)),
+            "LI": nir.LI(tau=np.full(4, 2e-4), r=np.ones(4), v_leak=np.zeros(4)),
+            "CubaLI": nir.CubaLI(tau_syn=np.full(4, 2e-4), tau_mem=np.full(4, 2e-4), r=np.ones(4), v_leak=np.zeros(4),
+                                 w_in=np.full(4, 2.0))}[readout]
+    nodes = {"in": nir.Input(np.array([8])), "w1": nir.Affine(dyadic(rng, (10, 8)), dyadic(rng, (10,))),
+             "if1": integrate_and_fire(10), "w2": nir.Affine(dyadic(rng, (4, 10)), dyadic(rng, (4,))), "ro": node,
+             "out": nir.Output(np.array([4]))}
+    edges = [("in", "w1"), ("w1", "if1"), ("if1", "w2"), ("w2", "ro"), ("ro", "out")]
+    x = spikes((8,))
+    compiled, fixed, rows = general_run(nodes, edges, x)
+    assert_exact_spikes(rows, ["if1"])
+    row = rows["ro"]
+    assert row["readout"] and row["max_abs_voltage"] > 0 and fixed.block["overall"] == 1.0
+    voltage = run_graph(compiled, x).outputs["out"]
+    assert np.array_equal(fixed.outputs["out"], voltage) == row["exact"]
+    if readout == "I":
+        assert row["exact"] and row["max_abs_error"] == 0.0
+    else:
+        assert 0 < row["max_abs_error"] <= T / row["scale"]
+    nodes["next"] = nir.Linear(np.ones((4, 4), np.float32))
+    edges = [e for e in edges if e != ("ro", "out")] + [("ro", "next"), ("next", "out")]
+    with pytest.raises(LorspError, match=f"{readout} node 'ro' feeds another node"):
+        fixed_run(compile_graph(flat_graph(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)), 1e-4), x,
+                  timeout=60, required=True)
+
+
+def dyadic_layers(net, denominator=8, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+                m.weight.copy_(torch.randint(-3, 7, m.weight.shape, generator=gen) / denominator)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randint(-2, 4, m.bias.shape, generator=gen) / denominator)
+    return net
+
+
+def compare_with_float(compiled, x):
+    """The general path's rows, whether or not the chain path could take the graph."""
+    return {r["node"]: r for r in graph_run(compiled, compile_fixed(compiled), x, 60).block["per_node"]}
+
+
+def test_a_bias_before_a_cuba_lif_enters_its_current(tmp_path):
+    """snnTorch ``Linear`` with bias -> ``Synaptic``: the bias is a weight from a bias neuron into the current."""
+    net = dyadic_layers(torch.nn.Sequential(
+        torch.nn.Linear(8, 6), snn.Synaptic(alpha=torch.full((6,), 0.5), beta=torch.full((6,), 0.5),
+                                            threshold=torch.ones(6), init_hidden=True, output=True, **ZERO)))
+    compiled = exported(tmp_path, net, torch.zeros(1, 8))
+    assert np.any(compiled["0"].node.node.bias != 0)
+    assert_exact_spikes(compare_with_float(compiled, spikes((8,))), ["1"])
+
+
+def test_a_neuron_fed_without_a_weighted_node_gets_one_to_one_synapses(tmp_path):
+    """snnTorch ``Linear -> Leaky -> Leaky`` (spikes straight into a neuron) and ``AvgPool2d -> Leaky``
+    (pooled spikes straight into a neuron)."""
+    half = dict(init_hidden=True, **ZERO)
+    net = dyadic_layers(torch.nn.Sequential(
+        torch.nn.Linear(8, 6), snn.Leaky(beta=torch.full((6,), 0.5), threshold=torch.ones(6), **half),
+        snn.Leaky(beta=torch.full((6,), 0.5), threshold=torch.full((6,), 0.5), output=True, **half)))
+    compiled = exported(tmp_path, net, torch.zeros(1, 8))
+    assert compiled["2"].node.inputs == ("1",)
+    assert_exact_spikes(compare_with_float(compiled, spikes((8,))), ["1", "2"])
+    net = dyadic_layers(torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, padding=1), snn.Leaky(beta=torch.full((2, 8, 8), 0.5), threshold=torch.ones(2, 8, 8),
+                                                       **half),
+        torch.nn.AvgPool2d(2), snn.Leaky(beta=torch.full((2, 4, 4), 0.5), threshold=torch.full((2, 4, 4), 0.3),
+                                         output=True, **half)), denominator=4)
+    compiled = exported(tmp_path, net, torch.zeros(1, 1, 8, 8))
+    assert_exact_spikes(compare_with_float(compiled, spikes((1, 8, 8))), ["1", "3"])
+
+
+def test_two_dense_nodes_in_a_row_are_one_block_and_a_convolution_before_a_linear_is_refused(tmp_path):
+    net = dyadic_layers(torch.nn.Sequential(
+        torch.nn.Linear(8, 10), torch.nn.Linear(10, 6),
+        snn.Leaky(beta=torch.full((6,), 0.5), threshold=torch.ones(6), init_hidden=True, output=True, **ZERO)))
+    compiled = exported(tmp_path, net, torch.zeros(1, 8))
+    assert compiled["1"].node.inputs == ("0",)
+    assert_exact_spikes(compare_with_float(compiled, spikes((8,))), ["2"])
+    assert [c.name for c in compile_fixed(compiled).nodes if c.node.kind in ("Affine", "Linear")] == ["1"]
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(72, 4),
+                              snn.Leaky(beta=torch.full((4,), 0.5), threshold=torch.ones(4), init_hidden=True,
+                                        output=True, **ZERO))
+    compiled = exported(tmp_path, net, torch.zeros(1, 1, 8, 8))
+    with pytest.raises(LorspError, match=r"^Conv2d node '0' feeds Affine node '2' without a neuron between them; "
+                                         r"[^\n]*$"):
+        compile_fixed(compiled)  # (the chain path multiplies the convolution out and runs it)

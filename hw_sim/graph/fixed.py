@@ -29,9 +29,10 @@ from lorsp.plumbing.errors import LorspError
 HOW = ("lorsp's fixed-point conversion (deploy.fixed_point: 8-bit weights, 24-bit u and v, 12-bit decays, "
        "per-layer scale) run by the fast backend's bit-accurate Loihi arithmetic (spike-identical to Lava's "
        "fixed_pt models), against the float graph interpreter on the same input")
-HOW_GRAPH = ("the general graph's integer twin (hw_sim.graph.fixed_graph: the chain path's rules per neuron node, "
-             "the fast backend's bit-accurate neuron step; equal to the chain path where both run, not run against "
-             "Lava itself), against the float graph interpreter on the same input")
+HOW_GRAPH = ("the general graph's integer twin (hw_sim.graph.fixed_graph: the chain path's rules per compartment "
+             "node, the fast backend's bit-accurate neuron step; equal to the chain path where both run, not run "
+             "against Lava itself), against the float graph interpreter on the same input; read-outs (LI, I, CubaLI) "
+             "compare their voltages, dequantised")
 
 
 @dataclass
@@ -97,17 +98,32 @@ def chain_run(compiled: CompiledGraph, network, x: np.ndarray, timeout: float) -
 
 
 def graph_run(compiled: CompiledGraph, fixed: CompiledGraph, x: np.ndarray, timeout: float) -> FixedRun:
-    """The general path's fixed run and its agreement, per neuron node, with the scale each node took."""
-    names = [c.name for c in fixed.nodes if c.node.is_neuron]
+    """The general path's fixed run and its agreement, per compartment node, with the scale each node took:
+    spikes for spiking nodes and ``Threshold``s, the dequantised voltage for read-outs (``LI``, ``I``, ``CubaLI``)."""
+    names = [c.name for c in fixed.nodes if c.is_compartment]
     run = run_graph(fixed, x, record=names, timeout=timeout)
-    rows = agreement_rows(names, [run.outputs[n].astype(np.uint8) for n in names], compiled, x, timeout)
-    for row, name in zip(rows, names):
-        row["scale"] = fixed[name].op.scale
+    reference = run_graph(compiled, x, record=names, timeout=timeout)
+    rows = []
+    for name in names:
+        ours, theirs = run.outputs[name], reference.outputs[name]
+        rows.append(compare_voltages(name, ours, theirs) if fixed[name].op.readout else
+                    compare([name], [ours.astype(np.uint8)], [theirs])[0])
+        rows[-1]["scale"] = fixed[name].op.scale
+    spiking = [r["agreement"] for r in rows if not r.get("readout")]
     block = {"ran": True, "path": "general", "how": HOW_GRAPH, "per_node": rows,
-             "overall": float(np.mean([r["agreement"] for r in rows])),
+             "overall": float(np.mean(spiking or [r["agreement"] for r in rows])),
              "performance": {"seconds": run.seconds, "samples_per_s": run.samples / run.seconds if run.seconds > 0
                              else None, "steps": run.steps}}
     return FixedRun(block, {o: run.outputs[o] for o in compiled.graph.output_names})
+
+
+def compare_voltages(name: str, ours: np.ndarray, theirs: np.ndarray) -> dict:
+    """A read-out's row: the share of equal voltages (fixed dequantised against float), the largest
+    difference and the largest float voltage; ``overall`` leaves read-outs out where a node spikes."""
+    diff = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))
+    return {"node": name, "readout": True, "agreement": float((diff == 0).mean()), "exact": bool((diff == 0).all()),
+            "max_abs_error": float(diff.max()), "max_abs_voltage": float(np.abs(theirs).max()),
+            "spikes_per_sample": None}
 
 
 def chain_network(compiled: CompiledGraph, x: np.ndarray):

@@ -1,36 +1,44 @@
-r"""Loihi's integers for a general graph: every spiking node a bit-accurate Lava LIF, every synapse 8 bits.
+r"""Loihi's integers for a general graph: every compartment a bit-accurate Lava LIF, every synapse 8 bits.
 
 For graphs the chain path (:mod:`hw_sim.graph.fixed`) cannot take (branches, merges, recurrence,
 convolutions too large for a dense matrix), :func:`compile_fixed` turns the float graph into its
 fixed-point twin, which :func:`hw_sim.graph.runner.run_graph` runs like any other:
 
-* every compartment (``LIF``, ``CubaLIF``, ``IF``; ``v_reset = v_leak = 0``) gets its own scale
-  ``s`` (:func:`deploy.fixed_point.scale_limit` and :func:`~deploy.fixed_point.scale_between`,
-  the chain path's rules, from the largest weight, the largest row sum of ``|w|``, the most
-  inputs of one neuron, the largest bias and threshold of all the blocks that feed it), and
-  steps as ``FixedCompartments.step`` of the fast backend (Lava's ``PyLifResetModelBitAcc``:
-  ``du = 4095 - round(4096 alpha)``, ``dv = round(4096 (1 - beta))``, ``vth = round(s theta)``,
-  bias mantissa ``round(s b)`` with exponent 6, 24-bit ``u`` and ``v``);
+* every compartment node (``LIF``, ``CubaLIF``, ``IF``; the read-outs ``LI``, ``I``, ``CubaLI``;
+  ``Threshold``; ``v_reset = v_leak = 0``) gets its own scale ``s``
+  (:func:`deploy.fixed_point.scale_limit` and :func:`~deploy.fixed_point.scale_between`, the chain
+  path's rules, from the largest weight, the largest row sum of ``|w|``, the most inputs of one
+  neuron, the largest bias and threshold of all the blocks that feed it; a read-out has no
+  threshold and takes 1), and steps as :class:`hw_sim.graph.fixed_neurons.FixedNeuron` (Lava's
+  ``PyLifResetModelBitAcc``: ``du = 4095 - round(4096 alpha)``, ``dv = round(4096 (1 - beta))``,
+  ``vth = round(s theta)``, bias mantissa ``round(s b)`` with exponent 6, 24-bit ``u`` and ``v``).
+  A read-out is the same compartment with no spike, its output ``v`` dequantised; a ``Threshold``
+  compares ``2^6 a + b`` with ``vth`` and keeps no state;
 * every weighted node (``Affine``, ``Linear``, ``Conv1d``, ``Conv2d``, ``Scale``) feeds exactly
-  one compartment (through ``Flatten``s) and holds ``integer_weights(g W / k^2, s)``: the
-  compartment's input gain ``g`` (one value per node) and the ``1/k^2`` of any ``AvgPool2d`` in
-  front of it folded in; its bias, times ``g``, becomes the compartment's bias;
-* pools in front of a weighted node (stride = kernel, no padding: no window overlaps) run as
-  ``SumPool2d``: integer counts of spikes, so ``W / k^2`` on them is the chip's multiplied-out
-  block exactly.
+  one compartment (through ``Flatten``s and ``Delay``s) and holds ``integer_weights(g W / k^2, s)``:
+  the compartment's input gain ``g`` (one value per node) and the ``1/k^2`` of any ``AvgPool2d`` in
+  front of it folded in. Its bias, times ``g``, becomes the compartment's bias; in front of a
+  ``CubaLIF``/``CubaLI``, which adds it to the current, it is an 8-bit weight from a compartment that
+  spikes every step (the bias neuron), added to the dendrite input;
+* dense weighted nodes in a row are one block (:func:`hw_sim.graph.fixed_compose.compose_dense`);
+* an input that reaches a compartment without a weighted node (spikes of a compartment or of the
+  graph's input, pooled or not) goes through one-to-one synapses of weight ``integer_weights(g / k^2, s)``;
+* pools in front of a weighted node or compartment (stride = kernel, no padding: no window
+  overlaps) run as ``SumPool2d``: integer counts of spikes, so ``W / k^2`` on them is the chip's
+  multiplied-out block exactly;
+* a ``Delay`` passes its integers (spikes, or a block's sums) on, ``round(tau / dt)`` steps later.
 
 Float32 computes every integer sum exactly: ``s`` keeps every neuron's ``sum |w|`` within the
-16-bit dendrite. Anything else (``Delay``, ``Threshold``, read-outs ``LI``/``I``/``CubaLI``, a
-bias before a ``CubaLIF``, a neuron fed without a weighted node, a gain that differs between the
-neurons of a node, overlapping pools, graded input) is refused in one line, and the report says
-why. The chain path is Lava-verified; this one equals it wherever both run
+16-bit dendrite. Anything else (a read-out that feeds another node, a biased block behind a
+``Delay``, two weighted nodes in a row that are not dense vectors, a gain that differs between
+the neurons of a node, overlapping pools, graded input) is refused in one line, and the report
+says why. The chain path is Lava-verified; this one equals it wherever both run
 (``tests/test_hwsim_nir_fixed.py``) and is not run against Lava itself.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
 
 import nir
 import numpy as np
@@ -38,74 +46,61 @@ import torch
 
 from deploy.fixed_point import BIAS_EXP, DECAY_UNITY, STATE_SHIFT, decays, integer_bias, integer_weights, \
     scale_between, scale_limit
-from hw_sim.backends.fast import CURRENT_OFFSET, FixedCompartments, scaled_bias
+from hw_sim.backends.fast import CURRENT_OFFSET, UV_LIMIT, scaled_bias
+from hw_sim.graph.fixed_compose import compose_dense
+from hw_sim.graph.fixed_neurons import FixedNeuron
 from hw_sim.graph.neurons import Neuron
 from hw_sim.graph.runner import CompiledGraph, CompiledNode
 from hw_sim.graph.synapses import Synapse, build_synapse, ints
 from lorsp.plumbing.errors import LorspError
 
-PASS = ("Flatten", "Input", "Output")
+PASS = ("Flatten", "Input", "Output", "Delay")
 WEIGHTED = ("Affine", "Linear", "Conv1d", "Conv2d", "Scale")
 POOLS = ("SumPool2d", "AvgPool2d")
 SPIKING = ("LIF", "CubaLIF", "IF")
+READOUTS = ("LI", "I", "CubaLI")
+CURRENT = ("CubaLIF", "CubaLI")
+COMPARTMENTS = (*SPIKING, *READOUTS, "Threshold")
 GAIN_RTOL = 1e-6
-
-
-@dataclasses.dataclass
-class FixedNeuron(Neuron):
-    """A compartment node in Loihi's integers: the fast backend's bit-accurate step on flattened neurons."""
-
-    compartments: FixedCompartments | None = None
-    scale: float = 1.0
-
-    def initial_state(self, n: int) -> dict:
-        """``u = v = 0`` as int32, ``(n, neurons)``."""
-        size = self.compartments.size
-        return {"u": np.zeros((n, size), np.int32), "v": np.zeros((n, size), np.int32)}
-
-    def step(self, inputs: Sequence[torch.Tensor], state: dict) -> torch.Tensor:
-        """One bit-accurate step on the summed integer input; the spikes (0/1 float32)."""
-        total = inputs[0]
-        for x in inputs[1:]:
-            total = total + x
-        n = total.shape[0]
-        a = total.reshape(n, -1).numpy().astype(np.int64).astype(np.int32)
-        spikes = self.compartments.step(state["u"], state["v"], a)
-        return torch.from_numpy(spikes.reshape(n, *self.shape).astype(np.float32))
 
 
 def compile_fixed(compiled: CompiledGraph) -> CompiledGraph:
     """The fixed-point twin of ``compiled`` (module docstring); a one-line LorspError for what it cannot hold."""
+    for c in compiled.nodes:
+        _check_supported(c)
+    compiled = compose_dense(compiled)
     nodes = {c.name: c for c in compiled.nodes}
     succ: dict[str, list[str]] = {name: [] for name in nodes}
     for c in compiled.nodes:
         for a in (*c.node.inputs, *c.node.recurrent):
             succ[a].append(c.name)
     for c in compiled.nodes:
-        _check_supported(c)
+        if c.node.kind in READOUTS and any(nodes[s].node.kind != "Output" or succ[s] for s in succ[c.name]):
+            raise LorspError(f"{c.node.kind} node {c.name!r} feeds another node; a chip reads a membrane through "
+                             f"probes and sends only spikes")
     factors = _pool_factors(compiled)
     owner = {c.name: _owner(c.name, nodes, succ) for c in compiled.nodes if c.node.kind in WEIGHTED}
     ops: dict[str, Synapse | Neuron] = {}
     for c in compiled.nodes:
         if c.node.kind in POOLS:
             ops[c.name] = build_synapse(c.name, _sum_pool(c), compiled.dt)
-        elif c.node.kind in SPIKING:
-            blocks = [nodes[w] for w, target in owner.items() if target == c.name]
-            _check_fed(c, nodes, {b.name for b in blocks})
-            neuron, weights = _quantise(c, blocks, factors)
+        elif c.node.kind in COMPARTMENTS:
+            blocks = [(nodes[w], delayed) for w, (target, delayed) in owner.items() if target == c.name]
+            direct = _direct_inputs(c, nodes, {b.name for b, _ in blocks}, factors)
+            neuron, weights = _quantise(c, blocks, direct, factors)
             ops[c.name] = neuron
             for name, node in weights.items():
                 ops[name] = build_synapse(name, node, compiled.dt)
     fixed = [dataclasses.replace(c, op=ops.get(c.name, c.op)) for c in compiled.nodes]
-    return CompiledGraph(compiled.graph, fixed, compiled.dt, compiled.cuba_input)
+    return dataclasses.replace(compiled, nodes=fixed)
 
 
 def _check_supported(c: CompiledNode) -> None:
     """A one-line LorspError unless node ``c`` is of a kind and form this path holds."""
     kind = c.node.kind
-    if kind not in (*PASS, *WEIGHTED, *POOLS, *SPIKING):
+    if kind not in (*PASS, *WEIGHTED, *POOLS, *COMPARTMENTS):
         raise LorspError(f"node {c.name!r} is a {kind}, which the fixed-point path does not hold yet")
-    if kind in SPIKING:
+    if kind in COMPARTMENTS:
         for key in ("v_reset", "v_leak"):
             value = getattr(c.node.node, key, None)
             if value is not None and np.any(np.asarray(value) != 0):
@@ -123,7 +118,7 @@ def _pool_factors(compiled: CompiledGraph) -> dict[str, tuple[float, int]]:
     source values each of its input values sums (the product of every pool's ``k^2``); 1 at every compartment."""
     factors: dict[str, tuple[float, int]] = {}
     for c in compiled.nodes:
-        if c.name == compiled.graph.input_name or c.node.kind in SPIKING:
+        if c.name == compiled.graph.input_name or c.node.kind in COMPARTMENTS:
             factors[c.name] = (1.0, 1)
             continue
         found = {factors.get(a, (1.0, 1)) for a in (*c.node.inputs, *c.node.recurrent)}
@@ -138,37 +133,49 @@ def _pool_factors(compiled: CompiledGraph) -> dict[str, tuple[float, int]]:
     return factors
 
 
-def _owner(name: str, nodes: dict[str, CompiledNode], succ: dict[str, list[str]]) -> str:
-    """The one compartment a weighted node feeds (through ``Flatten``s)."""
-    found, todo = set(), list(succ[name])
+def _owner(name: str, nodes: dict[str, CompiledNode], succ: dict[str, list[str]]) -> tuple[str, bool]:
+    """The one compartment a weighted node feeds (through ``Flatten``s and ``Delay``s), and whether a
+    ``Delay`` lies between them."""
+    found, delayed, todo = set(), False, list(succ[name])
     while todo:
         n = todo.pop()
         kind = nodes[n].node.kind
-        if kind in SPIKING:
+        if kind in COMPARTMENTS:
             found.add(n)
-        elif kind in ("Flatten", "Input") or (kind == "Output" and succ[n]):
+        elif kind in ("Flatten", "Input", "Delay") or (kind == "Output" and succ[n]):
+            delayed = delayed or kind == "Delay"
             todo += succ[n]
         else:
             raise LorspError(f"{nodes[name].node.kind} node {name!r} feeds {kind} node {n!r} without a neuron "
-                             f"between them; the fixed-point path holds one weighted node per block")
+                             f"between them; the fixed-point path holds one weighted node per block (it composes "
+                             f"only dense Affine/Linear/Scale nodes on vectors, each feeding only the next)")
     if len(found) != 1:
         raise LorspError(f"{nodes[name].node.kind} node {name!r} feeds {len(found)} neuron nodes; the fixed-point "
                          f"path holds one neuron node per weighted node")
-    return found.pop()
+    return found.pop(), delayed
 
 
-def _check_fed(c: CompiledNode, nodes: dict[str, CompiledNode], blocks: set[str]) -> None:
-    """Every input of compartment ``c`` comes from one of its weighted nodes (through ``Flatten``s)."""
-    todo = [*c.node.inputs, *c.node.recurrent]
-    while todo:
-        n = todo.pop()
-        if n in blocks:
-            continue
-        if nodes[n].node.kind in ("Flatten", "Input", "Output") and (nodes[n].node.inputs or nodes[n].node.recurrent):
-            todo += [*nodes[n].node.inputs, *nodes[n].node.recurrent]
-            continue
-        raise LorspError(f"{c.node.kind} node {c.name!r} takes input from {n!r} without a weighted node "
-                         f"between them; the chip needs a synapse block there")
+def _direct_inputs(c: CompiledNode, nodes: dict[str, CompiledNode], blocks: set[str],
+                   factors: dict[str, tuple[float, int]]) -> list[tuple[float, int] | None]:
+    """Per input of compartment ``c`` (same-step, then recurrent): None where it comes from ``c``'s weighted
+    nodes, else the pool factor and window of the spikes that reach ``c`` without a weighted node."""
+    out: list[tuple[float, int] | None] = []
+    for a in (*c.node.inputs, *c.node.recurrent):
+        weighted, unweighted, todo = False, False, [a]
+        while todo:
+            n = todo.pop()
+            sources = (*nodes[n].node.inputs, *nodes[n].node.recurrent)
+            if n in blocks:
+                weighted = True
+            elif nodes[n].node.kind in PASS and sources:
+                todo += sources
+            else:
+                unweighted = True
+        if weighted and unweighted:
+            raise LorspError(f"{c.node.kind} node {c.name!r} takes, through {a!r}, a sum of weighted and "
+                             f"unweighted inputs; the fixed-point path cannot give them one scale")
+        out.append(factors[a] if unweighted else None)
+    return out
 
 
 def _uniform(value: torch.Tensor | None, what: str, name: str) -> float:
@@ -181,42 +188,69 @@ def _uniform(value: torch.Tensor | None, what: str, name: str) -> float:
     return float(v[0])
 
 
-def _quantise(c: CompiledNode, blocks: list[CompiledNode],
+def _quantise(c: CompiledNode, blocks: list[tuple[CompiledNode, bool]], direct: list[tuple[float, int] | None],
               factors: dict[str, tuple[float, int]]) -> tuple[FixedNeuron, dict[str, object]]:
     """Compartment ``c``'s integer neuron and the integer NIR nodes of its weighted blocks."""
-    op: Neuron = c.op
-    gain = _uniform(op.gain, "input gain", c.name) * _uniform(op.syn_gain, "synaptic input gain", c.name)
-    shape, n = c.out_shape, math.prod(c.out_shape)
-    bias = np.zeros(n)
-    weights, rows, fans = [], np.zeros(n), np.zeros(n)
-    for b in blocks:
+    kind, shape, n = c.node.kind, c.out_shape, math.prod(c.out_shape)
+    op = c.op
+    gain = 1.0 if kind == "Threshold" else \
+        _uniform(op.gain, "input gain", c.name) * _uniform(op.syn_gain, "synaptic input gain", c.name)
+    bias, rows, fans = np.zeros(n), np.zeros(n), np.zeros(n)
+    weights: list[np.ndarray] = []
+    for b, delayed in blocks:
         factor, window = factors[b.name]
         w = np.asarray(_weight_of(b), dtype=np.float64) * gain * factor
         weights.append(w)
         with torch.no_grad():
-            own = b.op.apply(torch.zeros((1, *b.in_shape), dtype=torch.float32))
-        bias += own.double().reshape(-1).numpy() * gain
+            own = b.op.apply(torch.zeros((1, *b.in_shape), dtype=torch.float32)).double().reshape(-1).numpy()
+        if delayed and np.any(own != 0):
+            raise LorspError(f"{b.node.kind} node {b.name!r} has a bias and a Delay behind it; the float run adds "
+                             f"no bias during the delay's first steps, the chip's neuron adds it from the start")
+        bias += own * gain
         reached, links = _reach(b, np.abs(w), window)
         rows += reached
         fans += links
-    if op.kind == "CubaLIF" and np.any(bias != 0):
-        raise LorspError(f"CubaLIF node {c.name!r} follows a bias; snnTorch adds it to the current, Loihi to "
-                         f"the voltage, so it cannot be held exactly")
-    theta = op.threshold.double().reshape(-1).numpy()
+    one_to_one = [None if d is None else gain * d[0] for d in direct]
+    for d, w in zip(direct, one_to_one):
+        if d is not None:
+            weights.append(np.array([w]))
+            rows += abs(w) * d[1]
+            fans += d[1]
+    current_bias = None
+    if kind in CURRENT and np.any(bias != 0):  # the current takes the bias: a bias neuron's synapses
+        current_bias, bias = bias, np.zeros(n)
+        weights.append(current_bias)
+        rows += np.abs(current_bias)
+        fans += 1
+    theta = _threshold(c)
+    theta_scale = theta if theta is not None and theta.max() > 0 else np.ones(1)
     flat = np.concatenate([w.reshape(-1) for w in weights]) if weights else np.zeros(1)
     mixed = bool(flat.min() < 0 < flat.max())
     largest = scale_limit(c.name, float(np.abs(flat).max()), float(rows.max()), int(fans.max()),
-                          float(np.abs(bias).max()), float(theta.max()), mixed)
-    scale = scale_between(largest, weights, bias, theta, mixed)
-    alpha = np.zeros(n) if op.alpha is None else op.alpha.double().reshape(-1).numpy()
-    beta = np.ones(n) if op.beta is None else op.beta.double().reshape(-1).numpy()
+                          float(np.abs(bias).max()), float(theta_scale.max()), mixed)
+    scale = scale_between(largest, weights, bias, theta_scale, mixed)
+    alpha = np.zeros(n) if getattr(op, "alpha", None) is None else op.alpha.double().reshape(-1).numpy()
+    beta = np.ones(n) if getattr(op, "beta", None) is None else op.beta.double().reshape(-1).numpy()
     du, dv = decays(alpha, beta)
-    compartments = FixedCompartments(
-        weight=np.zeros((n, 0)), u_factor=DECAY_UNITY - (du.astype(np.int64) + CURRENT_OFFSET),
-        v_factor=DECAY_UNITY - dv.astype(np.int64), bias=scaled_bias(integer_bias(bias, scale), np.full(n, BIAS_EXP)),
-        vth=np.left_shift(np.round(scale * theta).astype(np.int64), STATE_SHIFT))
-    neuron = FixedNeuron(op.kind, shape, threshold=op.threshold, compartments=compartments, scale=scale)
-    return neuron, {b.name: _integer_node(b, integer_weights(w, scale, mixed)) for b, w in zip(blocks, weights)}
+    vth = np.full(n, float(UV_LIMIT)) if theta is None else \
+        np.left_shift(np.round(scale * theta).astype(np.int64), STATE_SHIFT).astype(np.float64)
+    neuron = FixedNeuron.build(
+        kind, shape, scale=scale, u_factor=DECAY_UNITY - (du + CURRENT_OFFSET), v_factor=DECAY_UNITY - dv,
+        bias=scaled_bias(integer_bias(bias, scale), np.full(n, BIAS_EXP)), vth=vth,
+        current_bias=None if current_bias is None else integer_weights(current_bias, scale, mixed),
+        direct=[None if w is None else float(integer_weights(np.array([w]), scale, mixed)[0]) for w in one_to_one],
+        readout=kind in READOUTS, stateless=kind == "Threshold")
+    neuron.threshold = None if theta is None else torch.as_tensor(theta.reshape(shape), dtype=torch.float32)
+    return neuron, {b.name: _integer_node(b, integer_weights(w, scale, mixed)) for (b, _), w in zip(blocks, weights)}
+
+
+def _threshold(c: CompiledNode) -> np.ndarray | None:
+    """The thresholds of compartment ``c`` per flattened neuron (float64), None for a read-out."""
+    if c.node.kind == "Threshold":
+        return np.broadcast_to(np.asarray(c.node.node.threshold, dtype=np.float64), c.out_shape).reshape(-1).copy()
+    if c.node.kind in READOUTS:
+        return None
+    return c.op.threshold.double().reshape(-1).numpy()
 
 
 def _weight_of(b: CompiledNode) -> np.ndarray:
@@ -241,9 +275,7 @@ def _integer_node(b: CompiledNode, weight: np.ndarray) -> nir.NIRNode:
     w = np.asarray(weight, dtype=np.float32)
     if b.node.kind == "Scale":
         return dataclasses.replace(node, scale=w)
-    if b.node.kind == "Affine":
-        return dataclasses.replace(node, weight=w, bias=np.zeros(w.shape[0], np.float32))
-    if b.node.kind in ("Conv1d", "Conv2d"):
+    if b.node.kind in ("Affine", "Conv1d", "Conv2d"):
         return dataclasses.replace(node, weight=w, bias=np.zeros(w.shape[0], np.float32))
     return dataclasses.replace(node, weight=w)
 

@@ -114,10 +114,11 @@ def fixed_blocks(fixed: dict) -> list[Block]:
     return [
         Heading(f"Fixed point against float (spike agreement per node; {fixed['path']} path)"),
         Paragraph(fixed["how"]),
-        Table(["node", "spike agreement", "all equal", "spikes per sample (fixed)", "scale",
-               "exact by construction"],
+        Table(["node", "agreement (spikes; read-outs: equal voltages)", "all equal", "spikes per sample (fixed)",
+               "largest voltage error (read-outs)", "scale", "exact by construction"],
               [[n["node"], fmt_pct(n["agreement"]), str(n["exact"]), fmt_num(n["spikes_per_sample"]),
-                fmt_num(n.get("scale")), str(n.get("fixed_point_exact", "n/a"))] for n in fixed["per_node"]]),
+                fmt_num(n.get("max_abs_error")), fmt_num(n.get("scale")), str(n.get("fixed_point_exact", "n/a"))]
+               for n in fixed["per_node"]]),
     ]
 
 
