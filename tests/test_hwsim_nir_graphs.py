@@ -98,6 +98,23 @@ def test_every_neuron_type_follows_its_documented_update(kind):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["I", "IF"])
+def test_the_euler_if_input_integrates_r_dt_x(kind):
+    """``if_input="euler"`` (SpikingJelly's export): ``v += r dt x``; here ``r = 0.5 / dt``, so the default's update."""
+    w = weights(4, 3)
+    node = neuron(kind, 4)
+    node.r = node.r / DT
+    g = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(w), "n": node, "out": nir.Output(np.array([4]))},
+              [("in", "w"), ("w", "n"), ("n", "out")])
+    x = spikes((3,))
+    want = reference(kind, np.einsum("tni,oi->tno", x.astype(np.float64), w))
+    got = run_graph(compile_graph(flat_graph(g), DT, if_input="euler"), x).outputs["out"]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(run(g, x).outputs["out"], want)  # the default reads v += r x: 10,000 times the gain
+    with pytest.raises(LorspError, match="unknown IF input reading 'exp'"):
+        compile_graph(flat_graph(g), DT, if_input="exp")
+
+
 def test_broadcast_parameters_and_a_shape_that_does_not_broadcast():
     lif = nir.LIF(tau=np.array([TAU]), r=np.array([2.0]), v_leak=np.array([0.0]), v_threshold=np.array([1.0]))
     g = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(weights(4, 3)), "n": lif, "out": nir.Output(np.array([4]))},

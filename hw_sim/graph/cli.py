@@ -15,7 +15,7 @@ from hw_sim.backends import get_backend
 from hw_sim.graph.chip_fit import list_chips
 from hw_sim.graph.fixed import chain_network
 from hw_sim.graph.inputs import input_spec, load_input
-from hw_sim.graph.neurons import CUBA_INPUTS
+from hw_sim.graph.neurons import CUBA_INPUTS, IF_INPUTS
 from hw_sim.graph.report import write_graph_report
 from hw_sim.graph.simulate import load_graph, simulate_compiled
 from lorsp.plumbing.cli_options import OptionParser, count, number, seconds, seed
@@ -42,6 +42,9 @@ def build_graph_parser() -> argparse.ArgumentParser:
     p.add_argument("--synaptic-input", default="euler", choices=CUBA_INPUTS,
                    help="how CubaLI/CubaLIF currents take input: euler, i += w_in dt/tau_syn x (NIR's ODE, "
                         "snnTorch); jump, i += w_in x (Norse)")
+    p.add_argument("--if-input", default="jump", choices=IF_INPUTS,
+                   help="how IF/I voltages take input: jump, v += r x (Norse, Sinabs); euler, v += r dt x "
+                        "(NIR's ODE, SpikingJelly)")
     p.add_argument("--mode", default="float", choices=MODES,
                    help="float: the graph interpreter; fixed: Loihi integers (chains lorsp's fixed-point path "
                         "expresses); both: float, and fixed where it can")
@@ -60,7 +63,7 @@ def main_graph(argv: list[str]) -> int:
     args = build_graph_parser().parse_args(argv)
     if args.steps is not None and not args.input.startswith("random:"):
         raise LorspError("--steps is for random input; an input file gives its own number of steps")
-    compiled, _, origin = load_graph(args.graph, args.dt, args.synaptic_input)
+    compiled, _, origin = load_graph(args.graph, args.dt, args.synaptic_input, args.if_input)
     x = load_input(args.input, compiled.graph.input_shape, steps=args.steps or (
         DEFAULT_STEPS if args.input.startswith("random:") else None), samples=args.samples, seed=args.seed,
         input_name=compiled.graph.input_name, dt=compiled.dt)

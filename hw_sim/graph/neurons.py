@@ -16,7 +16,7 @@ one step with inputs ``x_1, ..., x_k`` (same-step inputs in edge order, then rec
 ``LI``         ``v = beta v + l + g x_1 + ... + g x_k``; output ``v``
 ``CubaLIF``    ``i = alpha i + g_syn x_1 + ...`` (``g_syn``: :data:`CUBA_INPUTS`); ``v = beta v + l + g i``; spike and reset as ``LIF``
 ``CubaLI``     ``i = alpha i + g_syn x_1 + ...``; ``v = beta v + l + g i``; output ``v``
-``IF``         ``v = v + r x_1 + ... + r x_k``; spike and reset as ``LIF``
+``IF``         ``v = v + r x_1 + ... + r x_k`` (``r``: :data:`IF_INPUTS`); spike and reset as ``LIF``
 ``I``          ``v = v + r x_1 + ... + r x_k``; output ``v``
 =============  ===================================================================================
 
@@ -26,8 +26,9 @@ left to right, so a snnTorch graph is computed in snnTorch's own order: ``Leaky`
 (snnTorch, Lava; NIR's own numpy CubaLIF reference takes the last step's). A gain within
 :data:`GAIN_RTOL` of 1 (every snnTorch export) and a zero leak are skipped, not multiplied or
 added, so nothing rounds that snnTorch does not round. ``IF`` and ``I`` integrate one input
-per step, ``r x`` without ``dt`` (Sinabs' ``IAF`` convention: with Euler's ``dt r x`` an IF
-of ``r = 1`` at ``dt = 1e-4`` would need 10,000 spikes to fire once). ``v > v_th`` is strict
+per step, ``r x`` without ``dt`` by default (``jump``: Norse's and Sinabs' ``IAF`` convention; with
+Euler's ``dt r x`` an IF of ``r = 1`` at ``dt = 1e-4`` would need 10,000 spikes to fire once), or
+``dt r x`` (``euler``: NIR's ODE, SpikingJelly, whose export writes ``r = 1 / dt``). ``v > v_th`` is strict
 (NIR, snnTorch's ``mem - threshold > 0``). The reset is NIR's: to ``v_reset``, in the step of
 the spike (snnTorch ``reset_mechanism="zero", reset_delay=False``; snnTorch's default
 reset by subtraction is not in the file and is not what NIR says).
@@ -53,6 +54,10 @@ CUBA_INPUTS = ("euler", "jump")
 """How a synaptic current takes its input: ``euler``, ``g_syn = w_in dt / tau_syn`` (NIR's ODE, snnTorch:
 its export sets ``w_in = tau_syn / dt``, so ``g_syn = 1``); ``jump``, ``g_syn = w_in`` (Norse: every input
 is a jump of the current, ``i = i + x``)."""
+IF_INPUTS = ("jump", "euler")
+"""How an ``IF``/``I`` voltage takes its input: ``jump``, ``v += r x`` (Norse's and Sinabs' ``IAF``: one step
+integrates one input, without ``dt``); ``euler``, ``v += r dt x`` (NIR's ODE ``dv/dt = r x`` by forward Euler,
+SpikingJelly: its export writes ``r = 1 / dt`` for its ``IFNode``'s ``v += x``)."""
 
 
 def _param(node: Any, key: str, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -122,16 +127,20 @@ class Neuron:
         return spikes.to(torch.float32)
 
 
-def build_neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, cuba_input: str = "euler") -> Neuron:
+def build_neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, cuba_input: str = "euler",
+                 if_input: str = "jump") -> Neuron:
     """The :class:`Neuron` of NIR node ``node`` of input shape ``shape``, discretised with ``dt``.
 
-    ``cuba_input`` (:data:`CUBA_INPUTS`) is how a ``CubaLI``/``CubaLIF`` current takes its input.
+    ``cuba_input`` (:data:`CUBA_INPUTS`) is how a ``CubaLI``/``CubaLIF`` current takes its input,
+    ``if_input`` (:data:`IF_INPUTS`) how an ``IF``/``I`` voltage does.
     """
     kind = type(node).__name__
     p = lambda key: _param(node, key, shape, name)  # noqa: E731
     out = Neuron(kind, shape)
     if kind in ("I", "IF"):
-        out.gain = _factor(p("r"))
+        if if_input not in IF_INPUTS:
+            raise LorspError(f"unknown IF input reading {if_input!r}; choose one of: {', '.join(IF_INPUTS)}")
+        out.gain = _factor(p("r") * dt if if_input == "euler" else p("r"))
     else:
         tau = p("tau_mem" if kind in SYNAPTIC else "tau")
         if not np.all(tau > 0):

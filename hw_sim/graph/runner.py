@@ -65,6 +65,8 @@ class CompiledGraph:
     dt: float
     cuba_input: str = "euler"
     """How synaptic currents take their input (:data:`hw_sim.graph.neurons.CUBA_INPUTS`)."""
+    if_input: str = "jump"
+    """How IF/I voltages take their input (:data:`hw_sim.graph.neurons.IF_INPUTS`)."""
 
     def __getitem__(self, name: str) -> CompiledNode:
         return next(c for c in self.nodes if c.name == name)
@@ -93,8 +95,12 @@ class GraphRun:
     extra: dict = field(default_factory=dict)
 
 
-def compile_graph(graph: FlatGraph, dt: float, source: str = "NIR graph", cuba_input: str = "euler") -> CompiledGraph:
-    """Every node's operation and shapes, checked on one zero sample; a one-line LorspError names a misfit."""
+def compile_graph(graph: FlatGraph, dt: float, source: str = "NIR graph", cuba_input: str = "euler",
+                  if_input: str = "jump") -> CompiledGraph:
+    """Every node's operation and shapes, checked on one zero sample; a one-line LorspError names a misfit.
+
+    ``cuba_input`` and ``if_input``: the readings of :func:`hw_sim.graph.neurons.build_neuron`.
+    """
     shapes: dict[str, tuple[int, ...]] = {}
     compiled: list[CompiledNode] = []
     with torch.no_grad():
@@ -108,7 +114,7 @@ def compile_graph(graph: FlatGraph, dt: float, source: str = "NIR graph", cuba_i
                                      f"{sorted(found)}: {', '.join(node.inputs)}")
                 in_shape = found.pop() if found else _neuron_shape(graph.node(node.recurrent[0]), source)
             try:
-                op = build_neuron(node.name, node.node, in_shape, dt, cuba_input) if node.is_neuron \
+                op = build_neuron(node.name, node.node, in_shape, dt, cuba_input, if_input) if node.is_neuron \
                     else build_synapse(node.name, node.node, dt)
                 out_shape = _probe(op, in_shape)
             except LorspError as exc:
@@ -128,7 +134,7 @@ def compile_graph(graph: FlatGraph, dt: float, source: str = "NIR graph", cuba_i
             if shapes[a] != c.in_shape:
                 raise LorspError(f"{source}: recurrent edge {a!r} -> {c.name!r} carries shape {shapes[a]}, but "
                                  f"{c.name!r} takes {c.in_shape}")
-    return CompiledGraph(graph, compiled, dt, cuba_input)
+    return CompiledGraph(graph, compiled, dt, cuba_input, if_input)
 
 
 PASS_ON = ("Flatten", "Delay", "Output")

@@ -37,11 +37,12 @@ class GraphSimulation:
     arrays: dict[str, np.ndarray]
 
 
-def load_graph(path: str | Path, dt: float | None, cuba_input: str = "euler") -> tuple[CompiledGraph, float, str]:
+def load_graph(path: str | Path, dt: float | None, cuba_input: str = "euler",
+               if_input: str = "jump") -> tuple[CompiledGraph, float, str]:
     """The compiled graph of ``path``, its step and where the step came from (metadata, ``--dt``, default)."""
     graph = flat_graph(read_nir(path), source=str(path))
     step, origin = graph_dt(graph.metadata, dt, str(path))
-    return compile_graph(graph, step, str(path), cuba_input), step, origin
+    return compile_graph(graph, step, str(path), cuba_input, if_input), step, origin
 
 
 def graph_dt(metadata: dict, given: float | None, source: str) -> tuple[float, str]:
@@ -63,9 +64,13 @@ def graph_dt(metadata: dict, given: float | None, source: str) -> tuple[float, s
 
 def simulate_graph(path: str | Path, x: np.ndarray, *, input_spec: str, dt: float | None = None,
                    modes: Sequence[str] = ("float",), timeout: float = 600.0, cuba_input: str = "euler",
-                   progress: Callable[[int], None] | None = None) -> GraphSimulation:
-    """Run ``x`` ``(T, N, *input_shape)`` through the graph at ``path``; the report and output arrays."""
-    compiled, step, origin = load_graph(path, dt, cuba_input)
+                   if_input: str = "jump", progress: Callable[[int], None] | None = None) -> GraphSimulation:
+    """Run ``x`` ``(T, N, *input_shape)`` through the graph at ``path``; the report and output arrays.
+
+    ``cuba_input``, ``if_input``: how CubaLI/CubaLIF currents and IF/I voltages take their input
+    (:data:`hw_sim.graph.neurons.CUBA_INPUTS`, :data:`hw_sim.graph.neurons.IF_INPUTS`).
+    """
+    compiled, step, origin = load_graph(path, dt, cuba_input, if_input)
     return simulate_compiled(compiled, x, path=path, input_spec=input_spec, dt_origin=origin, modes=modes,
                              timeout=timeout, progress=progress)
 
@@ -100,7 +105,10 @@ def simulate_compiled(compiled: CompiledGraph, x: np.ndarray, *, path: str | Pat
                        "spike when v > v_threshold, reset to v_reset in the same step; no delay per layer; "
                        f"synaptic input {compiled.cuba_input!r}"
                        + (" (i += w_in dt/tau_syn x, snnTorch)" if compiled.cuba_input == "euler"
-                          else " (i += w_in x, Norse)"),
+                          else " (i += w_in x, Norse)")
+                       + f"; IF input {compiled.if_input!r}"
+                       + (" (v += r x, Norse, Sinabs)" if compiled.if_input == "jump"
+                          else " (v += r dt x, SpikingJelly)"),
         "nodes": node_rows(compiled, run),
         "activity": counts.totals(),
         "energy": energy_lines(counts),
