@@ -21,18 +21,28 @@ counts), whether every output spike is equal step by step, the report's spikes, 
 operations, energy and chip fit, and the fixed-point run's path, spike agreement and accuracy
 (``--mode both``; graded input has none). The reports are ``OUT/NAME-report/``.
 
-``speed``: two untrained networks (weights scaled so every layer spikes) through both simulators
-on the same Bernoulli input (rate 0.1), 32 samples, the best of 3 interleaved runs each: a
-convolutional net on 2 x 34 x 34 inputs (27,754 neurons; N-MNIST's size) for T = 30 and a recurrent
-one (700 -> RLeaky 1000 -> 20, SHD's size) for T = 100. Prints whether the output spikes are equal
-and both rates.
+``speed``: two untrained networks (weights scaled so every layer spikes) on the same Bernoulli
+input (rate 0.1), 32 samples, timed in ``--rounds`` interleaved rounds (snnTorch's own step loop,
+then ``lorsp-hwsim``'s float run, then its fixed-point run, in every round; the best round of each
+counts): a convolutional net on 2 x 34 x 34 inputs (27,754 neurons; N-MNIST's size) for T = 30 and
+a recurrent one (700 -> RLeaky 1000 -> 20, SHD's size) for T = 100. The float and fixed runs are
+the graph interpreter's (``hw_sim.graph.runner.run_graph``, counting every operation) on the graph
+read back from the file and on its fixed-point twin (``hw_sim.graph.fixed_graph.compile_fixed``,
+built once, untimed). Prints and, with ``--json``, writes the rates, their ratios, whether the float
+output spikes equal snnTorch's and the fixed run's spike agreement per neuron node:
+
+    OMP_NUM_THREADS=1 .venv/bin/python examples/nir_snntorch.py speed --json docs/data/hwsim-nir/speed.json
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import nir
@@ -45,8 +55,12 @@ from snntorch.export_nir import export_to_nir
 
 from deploy.nir_graph import flat_graph
 from hw_sim.cli import main as hwsim
+from hw_sim.graph.fixed import graph_run
+from hw_sim.graph.fixed_graph import compile_fixed
 from hw_sim.graph.runner import compile_graph, run_graph
 from lorsp.data import load_source
+from lorsp.plumbing.fileio import write_json
+from lorsp.plumbing.provenance import git_commit, machine, versions
 
 ZERO = {"reset_mechanism": "zero", "reset_delay": False}
 TRAIN, SEED = 4000, 0
@@ -193,29 +207,78 @@ def speed_recurrent_net() -> Recurrent:
     return net
 
 
+def compile_fixed_at(revision: str):
+    """``compile_fixed`` of ``hw_sim/graph/fixed_graph.py`` as committed at git ``revision``, for a before/after
+    measurement in one run (it imports today's modules, so it must still fit them)."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(["git", "show", f"{revision}:hw_sim/graph/fixed_graph.py"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout
+    module = types.ModuleType(f"fixed_graph_at_{revision}")
+    sys.modules[module.__name__] = module
+    exec(compile(source, f"{revision}:hw_sim/graph/fixed_graph.py", "exec"), module.__dict__)
+    return module.compile_fixed
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
 def speed(args: argparse.Namespace) -> None:
     """The ``speed`` command (module docstring)."""
     cases = (("conv", speed_conv_net(), (2, 34, 34), simulate_conv, 30),
              ("recurrent", speed_recurrent_net(), (700,), simulate_recurrent, 100))
+    samples = 32
+    record = {"command": "examples/nir_snntorch.py speed", "rounds": args.rounds, "samples": samples,
+              "threads": torch.get_num_threads(), "machine": machine(), "versions": versions(),
+              "commit": git_commit(), "load_average_start": os.getloadavg(), "graphs": {}}
+    baseline = compile_fixed_at(args.baseline_fixed) if args.baseline_fixed else None
+    record["baseline_fixed"] = args.baseline_fixed
     with tempfile.TemporaryDirectory() as tmp:
         for name, net, shape, simulate, steps in cases:
             path = Path(tmp) / f"{name}.nir"
             nir.write(path, export_to_nir(net, torch.zeros(1, *shape), ignore_dims=[0]))
             compiled = compile_graph(flat_graph(nir.read(path)), 1e-4)
+            start = time.perf_counter()
+            fixed = compile_fixed(compiled)
+            compile_s = time.perf_counter() - start
             neurons = sum(int(np.prod(c.out_shape)) for c in compiled.nodes if c.node.is_neuron)
-            x = (torch.rand(steps, 32, *shape) < 0.1).float()
-            t_ref = t_run = float("inf")
-            for _ in range(3):
-                start = time.perf_counter()
-                reference = simulate(net, x)
-                t_ref = min(t_ref, time.perf_counter() - start)
-                start = time.perf_counter()
-                run = run_graph(compiled, x.numpy())
-                t_run = min(t_run, time.perf_counter() - start)
-            same = np.array_equal(run.outputs["output"], reference.numpy())
-            print(f"{name}: {neurons} neurons, T = {steps}, N = 32: output spikes equal {same} "
-                  f"({int(reference.sum())} spikes); snnTorch {32 / t_ref:.1f} samples/s, "
-                  f"lorsp graph interpreter {32 / t_run:.1f} samples/s ({t_ref / t_run:.2f}x)")
+            x = (torch.rand(steps, samples, *shape) < 0.1).float()
+            runs = {"snntorch": (simulate, net, x), "lorsp_float": (run_graph, compiled, x.numpy()),
+                    "lorsp_fixed": (run_graph, fixed, x.numpy())}
+            if args.baseline_fixed:
+                old = baseline(compiled)
+                runs[f"lorsp_fixed_at_{args.baseline_fixed}"] = (run_graph, old, x.numpy())
+                record.setdefault("fixed_output_spikes_equal_baseline", {})[name] = bool(np.array_equal(
+                    run_graph(fixed, x.numpy()).outputs["output"], run_graph(old, x.numpy()).outputs["output"]))
+            rounds = {k: [] for k in runs}
+            for _ in range(args.rounds):
+                for k, (fn, *a) in runs.items():
+                    rounds[k].append(timed(fn, *a))
+            rate = {k: samples / min(v) for k, v in rounds.items()}
+            same = np.array_equal(run_graph(compiled, x.numpy()).outputs["output"], simulate(net, x).numpy())
+            agreement = graph_run(compiled, fixed, x.numpy(), timeout=600).block
+            record["graphs"][name] = {
+                "neurons": neurons, "steps": steps, "seconds_per_round": rounds, "samples_per_s": rate,
+                "float_over_snntorch": rate["lorsp_float"] / rate["snntorch"],
+                "fixed_over_snntorch": rate["lorsp_fixed"] / rate["snntorch"],
+                "fixed_over_float": rate["lorsp_fixed"] / rate["lorsp_float"],
+                **({"fixed_over_baseline_fixed": rate["lorsp_fixed"] / rate[f"lorsp_fixed_at_{args.baseline_fixed}"]}
+                   if args.baseline_fixed else {}),
+                "float_output_spikes_equal_snntorch": bool(same), "fixed_compile_seconds": compile_s,
+                "fixed_spike_agreement": {r["node"]: r["agreement"] for r in agreement["per_node"]},
+                "fixed_spike_agreement_overall": agreement["overall"]}
+            print(f"{name}: {neurons} neurons, T = {steps}, N = {samples}: float output spikes equal snnTorch's "
+                  f"{same}; snnTorch {rate['snntorch']:.1f}, lorsp float {rate['lorsp_float']:.1f} "
+                  f"({rate['lorsp_float'] / rate['snntorch']:.2f}x), lorsp fixed {rate['lorsp_fixed']:.1f} samples/s "
+                  f"({rate['lorsp_fixed'] / rate['snntorch']:.2f}x snnTorch); fixed spike agreement "
+                  f"{100 * agreement['overall']:.2f}%"
+                  + (f"; fixed at {args.baseline_fixed} {rate[f'lorsp_fixed_at_{args.baseline_fixed}']:.1f} samples/s "
+                     f"(today {record['graphs'][name]['fixed_over_baseline_fixed']:.2f}x)" if args.baseline_fixed else ""))
+    record["load_average_end"] = os.getloadavg()
+    if args.json:
+        write_json(args.json, record)
 
 
 def main() -> None:
@@ -224,7 +287,11 @@ def main() -> None:
     t = sub.add_parser("trained", help="train on mnist-5k, export, run, compare")
     t.add_argument("--seconds", type=float, default=150.0, help="training time per network")
     t.add_argument("-o", "--out", default="runs/nir-trained")
-    sub.add_parser("speed", help="samples per second of snnTorch and of the graph interpreter")
+    sp = sub.add_parser("speed", help="samples per second of snnTorch and of the graph interpreter, float and fixed")
+    sp.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the best of each counts")
+    sp.add_argument("--json", default=None, help="write the figures to this JSON file")
+    sp.add_argument("--baseline-fixed", default=None, metavar="REV",
+                    help="also time the fixed path of hw_sim/graph/fixed_graph.py as committed at git REV")
     args = p.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
