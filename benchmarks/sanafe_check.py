@@ -1,33 +1,32 @@
 """lorsp-hwsim against SANA-FE: the same network and input spikes on SANA-FE's Loihi and on lorsp's simulator.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/sanafe_check.py -o docs/data/hwsim-nir/sanafe_check.json
+    ... --net conv --image 2,34,34 --naive -o docs/data/hwsim-nir/sanafe_check_conv.json
+    ... --net recurrent --sizes 200,2048,10 --naive -o docs/data/hwsim-nir/sanafe_check_recurrent.json
 
 SANA-FE (PyPI ``sanafe``, GPL-3.0; a benchmark and test dependency only, never imported by lorsp's
 packages) runs a network with its bundled Loihi architecture (``sanafe.load_loihi()``, the
-``arch/loihi.yaml`` whose energies lorsp's ``loihi-sanafe`` table copies). What it can express
-here: feed-forward chains of dense synapses into ``LIF`` neurons (``Affine``/``Linear`` + ``LIF``
-in NIR, as snnTorch's ``Linear`` + ``Leaky`` export them), binary input spikes.
+``arch/loihi.yaml`` whose energies lorsp's ``loihi-sanafe`` table copies).
 
 The neuron model. SANA-FE's ``leaky_integrate_fire`` soma (``LoihiLifModel::update``) does, each
 step, ``v = trunc64(v * leak_decay) + bias + (u * input_decay + input)`` then, if ``v >
 threshold``, a hard reset to ``reset``; ``trunc64`` truncates ``v`` towards zero to a multiple of
-1/64 (Loihi's 6-bit shift). That is Lava's bit-accurate LIF (and lorsp's fixed point,
-``deploy/fixed_point.py``) in units of 2^6, so the network SANA-FE gets is lorsp's fixed-point
-form of the graph: weight ``w`` (the 8-bit integer), ``threshold = vth``, ``bias = b_m``,
-``leak_decay = (4096 - dv) / 4096``, ``input_decay = 0`` (a ``LIF`` has no current state),
-``reset = 0``. Two differences are not in the neuron: SANA-FE delivers a spike to the next layer
-one step later (as Lava does; lorsp has no delay per layer), so layer ``k``'s spikes are compared
-shifted by ``k + 1`` steps and SANA-FE runs ``T + layers`` steps; and a ``CubaLIF`` is not the
-same model (SANA-FE decays the current in float, Loihi truncates it), so it is refused.
+1/64 (Loihi's 6-bit shift). That is Lava's bit-accurate LIF in units of 2^6, so SANA-FE gets
+lorsp's fixed-point form of the graph (:func:`hw_sim.graph.fixed_graph.compile_fixed`, the general
+path: dense, convolutional, pooled, recurrent), as groups and multiplied-out connection lists
+(:mod:`benchmarks.sanafe_graph`), and its spikes are compared with lorsp's fixed-point spikes.
+SANA-FE delivers a spike one step after it fires, on every connection; a group at depth ``d`` is
+compared shifted by ``d`` steps, which is exact for feed-forward connections (depth ``d - 1`` to
+``d``) and for recurrent ones (lorsp's recurrence is the previous step's spike, SANA-FE's one
+step of delay is that same step). Biases are switched on at a group's step ``d`` and groups are
+silenced after their ``T`` steps (:mod:`benchmarks.sanafe_run`); ``--naive`` also runs the plain
+mapping (biases from step 0) and reports its agreement.
 
-Compared per sample: the spikes of every layer (SANA-FE against lorsp's fixed point, and against
+Compared per sample: the spikes of every group (SANA-FE against lorsp's fixed point, and against
 lorsp's float graph interpreter), the synaptic operations (SANA-FE's synapse events, one per spike
-and outgoing connection; only nonzero integer weights are connected, as lorsp counts them) and the
-energy: SANA-FE's total and its parts against lorsp's report with the ``loihi-sanafe`` table. The
-parts count differently (docs/hwsim-nir.md): SANA-FE updates a neuron whose potential is nonzero
-as well as one that receives input, sends input spikes over the mesh (111 pJ a packet, lorsp
-leaves input I/O out), sends a packet per spike and destination core, adds hop energy, and runs
-``layers`` extra steps of neuron access (51.2 pJ per neuron per step).
+and outgoing connection in the firing step; only nonzero integer weights are connected, as lorsp
+counts them) and the energy: SANA-FE's total and its parts against lorsp's report with the
+``loihi-sanafe`` table, reconciled from SANA-FE's own counts.
 """
 from __future__ import annotations
 
@@ -36,7 +35,6 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import nir
@@ -46,179 +44,142 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from deploy.fixed_point import DECAY_UNITY, quantise  # noqa: E402
+from benchmarks.sanafe_graph import INPUT, LoihiGraph, loihi_groups  # noqa: E402
+from benchmarks.sanafe_nets import export, export_chain, snntorch_chain, snntorch_conv, \
+    snntorch_recurrent  # noqa: E402,F401
+from benchmarks.sanafe_run import conv2d_edges, packets_per_spike, run_sanafe  # noqa: E402
 from deploy.nir_graph import flat_graph  # noqa: E402
-from hw_sim.backends import get_backend  # noqa: E402
-from hw_sim.graph.fixed import chain_network  # noqa: E402
-from hw_sim.graph.runner import compile_graph  # noqa: E402
+from hw_sim.graph.fixed_graph import compile_fixed  # noqa: E402
+from hw_sim.graph.runner import CompiledGraph, compile_graph, run_graph  # noqa: E402
 from hw_sim.graph.simulate import simulate_compiled  # noqa: E402
 
-CORE_NEURONS = 1024  # loihi.yaml: max_neurons_supported per core, and 1024 input somas per core
 PJ = 1e12
 
 
-def snntorch_chain(sizes: list[int], seed: int, beta: float = 0.9, gain: float = 3.0, bias: bool = False):
-    """A randomly initialised snnTorch ``Linear -> Leaky`` chain (NIR's reset), weights scaled so every layer spikes."""
-    import snntorch as snn
-    import torch
-    from torch import nn
-
-    torch.manual_seed(seed)
-    layers: list = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        fc = nn.Linear(a, b, bias=bias)
-        with torch.no_grad():
-            fc.weight.mul_(gain)
-        layers += [fc, snn.Leaky(beta=torch.full((b,), beta), threshold=torch.ones(b), init_hidden=True,
-                                 reset_mechanism="zero", reset_delay=False, output=i == len(sizes) - 2)]
-    return nn.Sequential(*layers)
-
-
-def export_chain(path: Path, sizes: list[int], seed: int) -> Path:
-    import torch
-    from snntorch.export_nir import export_to_nir
-
-    nir.write(path, export_to_nir(snntorch_chain(sizes, seed), torch.zeros(1, sizes[0]), ignore_dims=[0]))
-    return path
-
-
-def sanafe_network(fixed, input_size: int):
-    """lorsp's fixed-point layers as a SANA-FE network on its Loihi architecture; the input group and arch."""
-    import sanafe
-
-    arch = sanafe.load_loihi()
-    cores = [c for tile in arch.tiles for c in tile.cores]
-    net = sanafe.Network()
-    next_core = 0
-
-    def place(group, size: int) -> None:
-        nonlocal next_core
-        neurons = group.neurons
-        for i in range(size):
-            neurons[i].map_to_core(cores[next_core + i // CORE_NEURONS])
-        next_core += -(-size // CORE_NEURONS)
-
-    inputs = net.create_neuron_group("input", input_size)
-    for i, neuron in enumerate(inputs.neurons):
-        neuron.set_attributes(soma_hw_name=f"loihi_inputs[{i % CORE_NEURONS}]")
-    place(inputs, input_size)
-    previous = inputs
-    groups = []
-    for k, layer in enumerate(fixed):
-        if np.any(layer.du != DECAY_UNITY - 1):
-            raise ValueError(f"layer {layer.name}: a current-based (CubaLIF) neuron; SANA-FE decays the current "
-                             "in float and Loihi truncates it, so it is not the same model")
-        n = layer.weight.shape[0]
-        group = net.create_neuron_group(f"layer{k}", n, soma_hw_name="loihi_lif",
-                                        default_synapse_hw_name="loihi_dense_synapse",
-                                        default_dendrite_hw_name="loihi_dendrites", log_spikes=True)
-        for i, neuron in enumerate(group.neurons):
-            neuron.set_attributes(model_attributes={
-                "threshold": float(layer.vth[i]), "bias": float(layer.bias_mant[i]),
-                "leak_decay": float(DECAY_UNITY - layer.dv[i]) / DECAY_UNITY, "input_decay": 0.0,
-                "reset": 0.0, "reset_mode": "hard"})
-        place(group, n)
-        dst, src = np.nonzero(layer.weight)  # only nonzero weights are synapses (lorsp counts those)
-        previous.connect_neurons_sparse(group, {"w": [float(w) for w in layer.weight[dst, src]]},
-                                        list(zip(src.tolist(), dst.tolist())))
-        groups.append(group)
-        previous = group
-    return arch, net, inputs
-
-
-def run_sanafe(fixed, x: np.ndarray) -> dict:
-    """Every sample of ``x`` ``(T, N, D)`` on SANA-FE: spikes per layer aligned to the input steps, counts, energy."""
-    import sanafe
-
-    T, N, D = x.shape
-    L = len(fixed)
-    steps = T + L
-    arch, net, inputs = sanafe_network(fixed, D)
-    spikes = [np.zeros((T, N, layer.weight.shape[0]), dtype=np.uint8) for layer in fixed]
-    late = 0
-    per_sample = {k: np.zeros(N) for k in ("synapse_events", "fired", "packets", "updated", "hops")}
-    energy = {k: np.zeros(N) for k in ("total", "synapse", "dendrite", "soma", "network")}
-    start = time.perf_counter()
-    chip = sanafe.SpikingChip(arch)  # built once (about 1.4 s for loihi.yaml's 128 cores); loaded per sample
-    for s in range(N):
-        for i, neuron in enumerate(inputs.neurons):
-            train = [bool(v) for v in x[:, s, i]] + [False] * L
-            neuron.set_attributes(model_attributes={"spikes": train})
-        chip.reset()
-        chip.load(net)
-        result = chip.sim(steps, processing_threads=1, spike_trace=True, perf_trace=True)
-        for t, fired in enumerate(result["spike_trace"]):
-            for address in fired:
-                name, _, offset = str(address).rpartition(".")
-                if not name.startswith("layer"):
-                    continue
-                k = int(name[5:])
-                t_in = t - (k + 1)  # one step of delay per connection
-                if 0 <= t_in < T:
-                    spikes[k][t_in, s, int(offset)] = 1
-                else:
-                    late += 1
-        perf = result["perf_trace"]
-        per_sample["synapse_events"][s] = sum(perf["spikes"])
-        per_sample["fired"][s] = sum(perf["fired"]) - int(x[:, s].sum())  # less the input neurons' spikes
-        per_sample["packets"][s] = result["packets_sent"]
-        per_sample["updated"][s] = sum(perf["updated"])
-        per_sample["hops"][s] = sum(perf["hops"])
-        for key in energy:
-            energy[key][s] = result["energy"][key]
-    return {"spikes": spikes, "steps": steps, "spikes_outside_window": late, "per_sample": per_sample,
-            "energy_j": energy, "seconds": time.perf_counter() - start}
-
-
 def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> list[float]:
+    """Per group: the share of (step, sample, neuron) where the two spike arrays agree."""
     return [float((x.astype(np.uint8) == y.astype(np.uint8)).mean()) for x, y in zip(a, b)]
 
 
-def synops_on(fixed, x: np.ndarray, spikes: list[np.ndarray]) -> np.ndarray:
-    """Per sample: pairs of a spike and a nonzero integer weight, every layer (lorsp's rule on these spikes)."""
+def synops_on(graph: LoihiGraph, x: np.ndarray, spikes: dict[str, np.ndarray]) -> np.ndarray:
+    """Per sample: every spike times its nonzero outgoing connections (SANA-FE counts a spike's synapse
+    events in the step it fires, the last step's recurrent spikes included)."""
     total = np.zeros(x.shape[1])
-    inputs = [x] + spikes[:-1]
-    for layer, s in zip(fixed, inputs):
-        fan_out = (layer.weight != 0).sum(0).astype(np.float64)
-        total += (s.astype(np.float64) * fan_out).sum(axis=(0, 2))
+    for c in graph.connections:
+        source = x if c.source == INPUT else spikes[c.source]
+        total += (source.astype(np.float64) * c.fan_out(graph.size_of(c.source))).sum(axis=(0, 2))
     return total
 
 
-def compare(path: Path, x: np.ndarray) -> dict:
-    """The whole comparison for the NIR chain at ``path`` and binary input ``x`` ``(T, N, D)``."""
+def packets_on(graph: LoihiGraph, x: np.ndarray, spikes: dict[str, np.ndarray]) -> np.ndarray:
+    """Per sample: one packet per spike and core its connections reach (input spikes included)."""
+    total = np.zeros(x.shape[1])
+    for name, per_spike in packets_per_spike(graph).items():
+        source = x if name == INPUT else spikes[name]
+        total += (source.astype(np.float64) * per_spike).sum(axis=(0, 2))
+    return total
+
+
+def last_step_recurrent(graph: LoihiGraph, spikes: dict[str, np.ndarray]) -> float:
+    """Per sample: synapse events of recurrent connections from spikes of the last step (lorsp's report
+    never delivers them: their next step is past the run)."""
+    total = 0.0
+    for c in graph.connections:
+        if c.recurrent:
+            last = spikes[c.source][-1].astype(np.float64)
+            total += float((last * c.fan_out(graph.size_of(c.source))).sum()) / last.shape[0]
+    return total
+
+
+def layer_spikes(compiled: CompiledGraph, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Every named node's output ``(T, N, neurons)`` as uint8."""
+    T, N = x.shape[:2]
+    run = run_graph(compiled, x, record=names)
+    return {n: run.outputs[n].reshape(T, N, -1).astype(np.uint8) for n in names}
+
+
+def conv2d_check(fixed: CompiledGraph, graph: LoihiGraph) -> list[dict]:
+    """For each ``Conv2d`` SANA-FE's ``connect_neurons_conv2d`` could take (stride 1, no padding, dilation
+    or groups, fed by a group or the input without a pool): whether its connection list, less its
+    zero-weight edges, equals the multiplied-out one lorsp gives SANA-FE."""
+    rows = []
+    for c in graph.connections:
+        node = fixed[c.node]
+        if node.node.kind != "Conv2d":
+            continue
+        n = node.node.node
+        shape = tuple(int(v) for v in fixed[c.via[0]].in_shape)
+        plain = all(np.all(np.asarray(getattr(n, k)) == v) for k, v in
+                    (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1))) and len(c.via) == 1
+        row = {"node": c.node, "padding": np.asarray(n.padding).tolist(), "stride": np.asarray(n.stride).tolist(),
+               "expressible": bool(plain)}
+        if plain:
+            pre, post, w = conv2d_edges(_kernel(c, np.shape(n.weight), shape), shape)
+            keep = w != 0
+            ours = sorted(zip(c.pre.tolist(), c.post.tolist(), c.weight.tolist()))
+            theirs = sorted(zip(pre[keep].tolist(), post[keep].tolist(), w[keep].astype(np.int64).tolist()))
+            row.update({"edges": int(len(w)), "zero_weight_edges": int((~keep).sum()),
+                        "nonzero_edges_equal_multiplied_out": ours == theirs})
+        rows.append(row)
+    return rows
+
+
+def _kernel(c, kernel_shape: tuple[int, ...], in_shape: tuple[int, ...]) -> np.ndarray:
+    """The integer kernel ``(out, in, kh, kw)`` of an unpadded stride-1 convolution, read back from its
+    multiplied-out connection list (output ``(o, y, x)`` from input ``(i, y + ky, x + kx)``)."""
+    co, ci, kh, kw = kernel_shape
+    _, h, w = in_shape
+    ho, wo = h - kh + 1, w - kw + 1
+    o, rest = np.divmod(c.post, ho * wo)
+    y, x = np.divmod(rest, wo)
+    i, rest = np.divmod(c.pre, h * w)
+    yi, xi = np.divmod(rest, w)
+    kernel = np.zeros(kernel_shape, np.int64)
+    kernel[o, i, yi - y, xi - x] = c.weight
+    return kernel
+
+
+def compare(path: Path, x: np.ndarray, naive: bool = False) -> dict:
+    """The whole comparison for the NIR graph at ``path`` and binary input ``x`` ``(T, N, *input_shape)``."""
     compiled = compile_graph(flat_graph(nir.read(path)), dt=1e-4)
-    network = chain_network(compiled, x)
-    fixed = quantise(network)
+    fixed = compile_fixed(compiled)
+    graph = loihi_groups(fixed)
+    names = [g.name for g in graph.groups]
     T, N = x.shape[:2]
     flat = x.reshape(T, N, -1).astype(np.uint8)
-    lorsp_fixed = get_backend("fast")(network, flat, mode="fixed", timeout=600).layer_spikes
-    sim = simulate_compiled(compiled, x, path=path, input_spec="benchmark", dt_origin="1e-4 (snnTorch)")
-    report = sim.report
-    names = [layer.name for layer in network.layers]
-    float_spikes = _float_layer_spikes(compiled, x, names)
-    sf = run_sanafe(fixed, flat)
+    lorsp_fixed = layer_spikes(fixed, x, names)
+    float_spikes = layer_spikes(compiled, x, names)
+    report = simulate_compiled(compiled, x, path=path, input_spec="benchmark", dt_origin="1e-4 (snnTorch)").report
+    sf = run_sanafe(graph, flat)
+    sf_list, fixed_list, float_list = ([d[n] for n in names] for d in (sf["spikes"], lorsp_fixed, float_spikes))
 
-    lorsp_synops_fixed = synops_on(fixed, flat, lorsp_fixed)
+    lorsp_synops_fixed = synops_on(graph, flat, lorsp_fixed)
     sanafe_synops = sf["per_sample"]["synapse_events"]
     table = next(e for e in report["energy"] if e.get("table") == "loihi-sanafe")
-    neurons = sum(layer.weight.shape[0] for layer in fixed)
+    neurons = sum(g.size for g in graph.groups)
     mean = lambda a: float(np.mean(a))  # noqa: E731
-    return {
-        "network": {"layers": [{"name": l.name, "in": int(l.weight.shape[1]), "out": int(l.weight.shape[0]),
-                                "synapses": int(np.count_nonzero(l.weight)), "vth": sorted({int(v) for v in l.vth}),
-                                "dv": sorted({int(v) for v in l.dv})} for l in fixed],
-                    "neurons": neurons},
+    result = {
+        "network": {
+            "groups": [{"name": g.name, "shape": list(g.shape), "depth": g.depth,
+                        "vth": sorted({int(v) for v in g.threshold}),
+                        "leak_decay": sorted({float(v) for v in g.leak_decay}),
+                        "nonzero_biases": int(np.count_nonzero(g.bias))} for g in graph.groups],
+            "connections": [{"node": c.node, "source": c.source, "target": c.target, "recurrent": c.recurrent,
+                             "via": c.via, "synapses": int(len(c.weight))} for c in graph.connections],
+            "neurons": neurons, "synapses": int(sum(len(c.weight) for c in graph.connections)),
+            "conv2d_through_connect_neurons_conv2d": conv2d_check(fixed, graph)},
         "input": {"steps": T, "samples": N, "spikes_per_sample": float(flat.sum() / N)},
         "sanafe_steps": sf["steps"],
         "spikes": {
-            "layers": names,
-            "sanafe_vs_lorsp_fixed_agreement": agreement(sf["spikes"], lorsp_fixed),
-            "sanafe_equals_lorsp_fixed": all(np.array_equal(a, b) for a, b in zip(sf["spikes"], lorsp_fixed)),
-            "sanafe_vs_lorsp_float_agreement": agreement(sf["spikes"], float_spikes),
-            "lorsp_fixed_vs_float_agreement": agreement(lorsp_fixed, float_spikes),
+            "groups": names,
+            "shift_steps": [g.depth for g in graph.groups],
+            "sanafe_vs_lorsp_fixed_agreement": agreement(sf_list, fixed_list),
+            "sanafe_equals_lorsp_fixed": all(np.array_equal(a, b) for a, b in zip(sf_list, fixed_list)),
+            "sanafe_vs_lorsp_float_agreement": agreement(sf_list, float_list),
+            "lorsp_fixed_vs_float_agreement": agreement(fixed_list, float_list),
             "spikes_outside_window": sf["spikes_outside_window"],
             "per_sample": {"sanafe": mean(sf["per_sample"]["fired"]),
-                           "lorsp_fixed": mean(sum(s.reshape(T, N, -1).sum(axis=(0, 2)) for s in lorsp_fixed)),
+                           "lorsp_fixed": mean(sum(s.sum(axis=(0, 2)) for s in fixed_list)),
                            "lorsp_float_report": report["activity"]["spike"]},
         },
         "synops_per_sample": {
@@ -226,6 +187,7 @@ def compare(path: Path, x: np.ndarray) -> dict:
             "lorsp_rule_on_lorsp_fixed_spikes": mean(lorsp_synops_fixed),
             "equal_every_sample": bool(np.array_equal(sanafe_synops, lorsp_synops_fixed)),
             "lorsp_float_report": report["activity"]["synop"],
+            "last_step_recurrent_events_on_lorsp_fixed_spikes": last_step_recurrent(graph, lorsp_fixed),
         },
         "energy_per_sample_pj": {
             "sanafe_total": mean(sf["energy_j"]["total"]) * PJ,
@@ -236,17 +198,29 @@ def compare(path: Path, x: np.ndarray) -> dict:
             "lorsp_report_lines_pj": {line["operation"]: line["pj"] for line in table["lines"]},
             "sanafe_over_lorsp": mean(sf["energy_j"]["total"]) * PJ / table["total_pj"],
             "sanafe_counts": {k: mean(v) for k, v in sf["per_sample"].items()},
-            "reconciliation": reconcile(sf, report, neurons, T, flat),
+            "reconciliation": {**reconcile(sf, report, neurons, T, flat),
+                               "packets_on_lorsp_fixed_spikes_one_per_destination_core":
+                                   mean(packets_on(graph, flat, lorsp_fixed)),
+                               "packets_equal_every_sample": bool(np.array_equal(
+                                   sf["per_sample"]["packets"], packets_on(graph, flat, lorsp_fixed)))},
             "lorsp_counts": report["activity"],
         },
         "seconds": {"sanafe": sf["seconds"], "lorsp_float": report["runs"]["float"]["performance"]["seconds"]},
     }
+    if naive and any(np.any(g.bias != 0) for g in graph.groups):
+        plain = run_sanafe(graph, flat, aligned=False)
+        result["naive_bias_from_step_0"] = {
+            "sanafe_vs_lorsp_fixed_agreement": agreement([plain["spikes"][n] for n in names], fixed_list),
+            "spikes_per_sample_in_window": mean(sum(plain["spikes"][n].sum(axis=(0, 2)) for n in names)),
+            "spikes_outside_window": plain["spikes_outside_window"],
+            "sanafe_total_pj": mean(plain["energy_j"]["total"]) * PJ}
+    return result
 
 
 def reconcile(sf: dict, report: dict, neurons: int, T: int, x: np.ndarray) -> dict:
     """SANA-FE's energy parts rebuilt from its own counts with loihi.yaml's figures, next to lorsp's counts.
 
-    Soma: 51.2 pJ access per LIF neuron per step (``steps`` = T + layers there, T in lorsp), 21.6 pJ
+    Soma: 51.2 pJ access per LIF neuron per step (``steps`` = T + depth there, T in lorsp), 21.6 pJ
     per update, 69.3 pJ per spike; network: 111 pJ per packet plus hops (3.0-4.2 pJ each).
     """
     mean = lambda a: float(np.mean(a))  # noqa: E731
@@ -266,14 +240,6 @@ def reconcile(sf: dict, report: dict, neurons: int, T: int, x: np.ndarray) -> di
     }
 
 
-def _float_layer_spikes(compiled, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
-    from hw_sim.graph.runner import run_graph
-
-    T, N = x.shape[:2]
-    run = run_graph(compiled, x, record=names)
-    return [run.outputs[n].reshape(T, N, -1).astype(np.uint8) for n in names]
-
-
 def provenance() -> dict:
     from importlib.metadata import version
 
@@ -281,10 +247,42 @@ def provenance() -> dict:
             **{p: version(p) for p in ("sanafe", "torch", "numpy", "snntorch", "nir")}}
 
 
+def ints(text: str) -> list[int]:
+    return [int(s) for s in text.split(",")]
+
+
+def build(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
+    """The NIR file to compare and a line saying what it is."""
+    if args.nir is not None:
+        return args.nir, str(args.nir)
+    bias = not args.no_bias
+    if args.net == "chain":
+        sizes = ints(args.sizes or "100,64,32,10")
+        return export(snntorch_chain(sizes, args.seed), (sizes[0],), tmp / "net.nir"), \
+            f"snnTorch Linear+Leaky chain {sizes} (no bias), seed {args.seed}, exported with export_to_nir"
+    if args.net == "conv":
+        image, channels = tuple(ints(args.image)), ints(args.sizes or "8,16")
+        net = snntorch_conv(image, channels, args.classes, args.seed, bias=bias)
+        return export(net, image, tmp / "net.nir"), \
+            (f"snnTorch conv net {image} -> " + " -> ".join(f"Conv2d {c} 3x3 (pad {0 if i == 0 else 1}) + Leaky + "
+                                                          f"AvgPool2d 2" for i, c in enumerate(channels))
+             + f" -> Linear {args.classes} + Leaky, bias {bias}, seed {args.seed}, exported with export_to_nir")
+    sizes = ints(args.sizes or "100,512,10")
+    return export(snntorch_recurrent(sizes, args.seed, bias=bias), (sizes[0],), tmp / "net.nir"), \
+        (f"snnTorch Linear {sizes[1]} -> RLeaky {sizes[1]} (reset subtract) -> Linear {sizes[2]} -> Leaky, "
+         f"input {sizes[0]}, bias {bias}, seed {args.seed}, exported with export_to_nir")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="100,64,32,10", help="the snnTorch chain's layer sizes (input first)")
-    parser.add_argument("--nir", type=Path, help="a NIR chain of Affine/Linear + LIF instead of the snnTorch chain")
+    parser.add_argument("--net", choices=("chain", "conv", "recurrent"), default="chain")
+    parser.add_argument("--sizes", help="chain: layer sizes, input first (100,64,32,10); conv: channels (8,16); "
+                                        "recurrent: input,recurrent,output (100,512,10)")
+    parser.add_argument("--image", default="2,18,18", help="conv: the input's C,H,W")
+    parser.add_argument("--classes", type=int, default=10, help="conv: the read-out layer's size")
+    parser.add_argument("--no-bias", action="store_true", help="conv, recurrent: no biases")
+    parser.add_argument("--naive", action="store_true", help="also run biases from SANA-FE's step 0")
+    parser.add_argument("--nir", type=Path, help="a NIR graph instead of an snnTorch network")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--rate", type=float, default=0.2)
@@ -292,18 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.nir is None:
-            sizes = [int(s) for s in args.sizes.split(",")]
-            path = export_chain(Path(tmp) / "chain.nir", sizes, args.seed)
-            source = f"snnTorch Linear+Leaky chain {sizes}, seed {args.seed}, exported with export_to_nir"
-        else:
-            path, source = args.nir, str(args.nir)
-        graph = flat_graph(nir.read(path))
-        shape = graph.input_shape
+        path, source = build(args, Path(tmp))
+        shape = flat_graph(nir.read(path)).input_shape
         rng = np.random.default_rng(args.seed)
         x = (rng.random((args.steps, args.samples, *shape)) < args.rate).astype(np.float32)
         result = {"command": "benchmarks/sanafe_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                  "graph": source, "input_rate": args.rate, **compare(path, x), "provenance": provenance()}
+                  "graph": source, "input_rate": args.rate, **compare(path, x, naive=args.naive),
+                  "provenance": provenance()}
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:
