@@ -84,12 +84,7 @@ def graph_blocks(r: dict) -> list[Block]:
     if "fixed" in r["runs"]:
         blocks += fixed_blocks(r["runs"]["fixed"])
     for mode, lava in r.get("lava", {}).items():
-        blocks += [Heading(f"Lava ({mode}) against {lava['against']}"),
-                   Table(["node", "spike agreement", "all equal", "spikes per sample (Lava)"],
-                         [[n["node"], fmt_pct(n["agreement"]), str(n["exact"]), fmt_num(n["spikes_per_sample"])]
-                          for n in lava["per_node"]]),
-                   Paragraph(f"lava-nc 0.10.0 took {fmt_num(lava['seconds'])} s ({fmt_num(lava['samples_per_s'])} "
-                             f"samples/s).")]
+        blocks += lava_blocks(mode, lava)
     blocks += [
         Heading("Figures"),
         Figure("firing_rates.png", plot_node_rates(r), "Firing rate of every spiking node (float mode)."),
@@ -105,6 +100,20 @@ def graph_blocks(r: dict) -> list[Block]:
                for t in r["energy_tables"].values()]),
     ]
     return blocks
+
+
+def lava_blocks(mode: str, lava: dict) -> list[Block]:
+    """The report's section on one Lava run: per compartment node, spike (or read-out voltage) agreement."""
+    if not lava["ran"]:
+        return [Heading(f"Lava ({mode})"), Paragraph(f"Not run: {lava['reason']}.")]
+    return [Heading(f"Lava ({mode}) against {lava['against']}"),
+            Table(["node", "agreement (spikes, or voltages within 1e-5)", "all equal",
+                   "spikes per sample (Lava) / largest voltage difference"],
+                  [[n["node"], fmt_pct(n["agreement"]), str(n["exact"]),
+                    fmt_num(n["spikes_per_sample"]) if "spikes_per_sample" in n else f"{n['max_abs_difference']:.3g}"]
+                   for n in lava["per_node"]]),
+            Paragraph(f"lava-nc 0.10.0 took {fmt_num(lava['seconds'])} s ({fmt_num(lava['samples_per_s'])} "
+                      f"samples/s).")]
 
 
 def fixed_blocks(fixed: dict) -> list[Block]:
