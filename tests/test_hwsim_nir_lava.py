@@ -117,11 +117,12 @@ def test_threshold_scale_and_pools_equal_the_interpreter():
 
 # --------------------------------------------------------------------------- structures
 def test_branches_merges_and_a_skip_connection_line_up_in_lava():
-    """in -> a; in -> b; a + b -> c (merge); in -> c (skip over one layer: a DelayDense waits one step);
-    c -> Delay(2 steps) -> d: the interpreter's Delay and Lava's block delay agree."""
+    """in -> a; in -> b; a + b -> c (merge, with a bias: c integrates it in the steps before its first, and is
+    reset there); in -> c (skip over one layer: a DelayDense waits one step); c -> Delay(2 steps) -> d: the
+    interpreter's Delay and Lava's block delay agree."""
     g = graph({"in": nir.Input(np.array([3])), "wa": nir.Linear(weights(4, 3, 1)), "a": lif(4),
                "wb": nir.Affine(weights(4, 3, 2), full(4, 0.25)), "b": lif(4),
-               "wac": nir.Linear(weights(5, 4, 3)), "wbc": nir.Linear(weights(5, 4, 4)),
+               "wac": nir.Affine(weights(5, 4, 3), full(5, 0.125)), "wbc": nir.Linear(weights(5, 4, 4)),
                "wskip": nir.Linear(weights(5, 3, 5)), "c": lif(5),
                "delay": nir.Delay(np.full(5, 2 * DT)), "wd": nir.Linear(weights(2, 5, 6) + 0.5), "d": lif(2),
                "out": nir.Output(np.array([2]))},
@@ -150,6 +151,18 @@ def test_a_recurrent_loop_carries_the_previous_step_and_no_sample_leaks_into_the
     block = lava_float(g, x)
     assert_exact(block, {"lif", "lif2"})
     assert block["lava"]["processes"]["Reset"] == 1
+
+
+def test_graded_input_reaches_lava_as_numbers():
+    """Input values in quarters (not spikes): the blocks from the input take them as graded messages."""
+    g = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(weights(4, 3)), "lif": lif(4),
+               "skip": nir.Linear(weights(2, 3, 4)), "w2": nir.Linear(weights(2, 4, 5)), "lif2": lif(2),
+               "out": nir.Output(np.array([2]))},
+              [("in", "w"), ("w", "lif"), ("lif", "w2"), ("w2", "lif2"), ("in", "skip"), ("skip", "lif2"),
+               ("lif2", "out")])
+    x = (rng(3).integers(0, 5, size=(T, N, 3)) / 4).astype(np.float32)
+    block = lava_float(g, x)
+    assert_exact(block, {"lif", "lif2"})
 
 
 # --------------------------------------------------------------------------- snnTorch exports

@@ -168,7 +168,9 @@ def _simulate_in(net: LavaNet, data: np.ndarray, T: int, N: int, chunk: int, pro
         if block.clear:  # zeroed after the source's last step of each sample: step first(target) - 1 (mod T)
             reset = Reset(reset_value=0, interval=T, offset=(first[block.target] - 2) % T)
             reset.connect_var(conn.a_buff)
-    cfg = Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map={SpikeRecorder: PySpikeRecorderModel})
+    # keyed by process instance: Lava would otherwise search this module's directory for the recorder's model
+    cfg = Loihi2SimCfg(select_tag="floating_pt",
+                       exception_proc_model_map={s: PySpikeRecorderModel for s in sinks.values()})
     t1 = time.perf_counter()
     first_chunk = None
     try:
