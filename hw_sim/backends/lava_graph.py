@@ -81,7 +81,7 @@ class PySpikeRecorderModel(PyLoihiProcessModel):
 
 @dataclass
 class LavaNetRun:
-    """What Lava gave: per neuron node ``(T, N, size)`` spikes (uint8) or, for a read-out, voltages (float64)."""
+    """What Lava gave: per recorded neuron node ``(T, N, size)`` spikes (uint8), for a read-out voltages (float64)."""
 
     outputs: dict[str, np.ndarray]
     seconds: float
@@ -107,16 +107,18 @@ def run_lava_net(net: LavaNet, x: np.ndarray, *, timeout: float,
                                          what="the Lava float run of the graph", on_progress=progress)
     seconds = time.perf_counter() - start
     outputs = {}
-    for neurons in net.neurons:
+    for neurons in (n for n in net.neurons if n.recorded):
         values = recorded[neurons.name][neurons.first - 1: neurons.first - 1 + N * T]  # (N T, size)
         values = values.reshape(N, T, neurons.size).transpose(1, 0, 2)
         outputs[neurons.name] = np.ascontiguousarray(values if neurons.readout else (values != 0).astype(np.uint8))
     kinds = [_block_kind(b) for b in net.blocks]
+    processes = {"LIFReset": len(net.neurons), **{k: kinds.count(k) for k in sorted(set(kinds))},
+                 "Reset": sum(b.clear for b in net.blocks), "RingBuffer": 1,
+                 "SpikeRecorder": sum(n.recorded and not n.readout for n in net.neurons),
+                 "Monitor": sum(n.readout for n in net.neurons)}
     details = {**timing, "run_config": "Loihi2SimCfg(select_tag='floating_pt')", "simulated_steps": total,
                "first_step": {"input": net.input_first, **{n.name: n.first for n in net.neurons}},
-               "processes": {"LIFReset": len(net.neurons), **{k: kinds.count(k) for k in sorted(set(kinds))},
-                             "Reset": sum(b.clear for b in net.blocks), "RingBuffer": 1, "SpikeRecorder": sum(
-                                 not n.readout for n in net.neurons), "Monitor": sum(n.readout for n in net.neurons)}}
+               "processes": processes}
     return LavaNetRun(outputs, seconds, details)
 
 
@@ -154,6 +156,8 @@ def _simulate_in(net: LavaNet, data: np.ndarray, T: int, N: int, chunk: int, pro
     for n in net.neurons:
         cells[n.name] = LIFReset(shape=(n.size,), du=n.du, dv=n.dv, vth=n.vth, bias_mant=n.bias,
                                  bias_exp=np.zeros(n.size), reset_interval=T, reset_offset=n.first % T)
+        if not n.recorded:
+            continue
         if n.readout:
             monitors[n.name] = Monitor()
             monitors[n.name].probe(cells[n.name].v, total)

@@ -40,6 +40,8 @@ class LavaNeurons:
     """The Lava step on which the node takes step 0 of the first sample."""
     readout: bool = False
     """A membrane read-out (``LI``, ``I``, ``CubaLI``): ``vth`` is infinite and a ``Monitor`` probes ``v``."""
+    recorded: bool = True
+    """False for a helper neuron of no graph node (the always-on source of constant currents): not read back."""
 
     @property
     def size(self) -> int:

@@ -53,10 +53,10 @@ def float_run(compiled: CompiledGraph, net: LavaNet, x: np.ndarray, timeout: flo
     """Lava's float run of ``net`` against the graph interpreter, per compartment node."""
     from hw_sim.backends.lava_graph import run_lava_net  # imports Lava (loaded by check_lava)
     lava = run_lava_net(net, x, timeout=timeout)
-    names = [n.name for n in net.neurons]
-    reference = run_graph(compiled, x, record=names, timeout=timeout)
+    nodes = [n for n in net.neurons if n.recorded]
+    reference = run_graph(compiled, x, record=[n.name for n in nodes], timeout=timeout)
     rows = []
-    for n in net.neurons:
+    for n in nodes:
         theirs = reference.outputs[n.name].reshape(lava.outputs[n.name].shape)
         rows.append(voltage_row(n.name, lava.outputs[n.name], theirs) if n.readout
                     else compare([n.name], [lava.outputs[n.name]], [theirs])[0])

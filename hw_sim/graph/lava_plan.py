@@ -16,7 +16,10 @@ node         ``du``                ``dv``             ``vth``     input gain ``h
 Threshold    1                     1 (no memory)      ``theta``   1 / ``c``
 ===========  ====================  =================  ==========  =================================
 
-where ``c`` is the constant input the biases of the synapse nodes before it give.
+where ``c`` is the constant input the biases of the synapse nodes before it give. Lava's bias enters
+``v``, so a ``CubaLI``/``CubaLIF`` takes its ``c`` into the current instead from an always-on neuron
+(:data:`ALWAYS_ON`: ``dv = 1``, bias 1, ``vth`` 0.5, a spike every step) through a block of weights
+``g g_syn c``.
 
 **Synapse blocks.** The synapse nodes between a source (the graph's input or a compartment node)
 and a compartment node (``Affine``, ``Linear``, ``Scale``, ``Conv1d``/``Conv2d``, ``SumPool2d``/
@@ -28,10 +31,10 @@ steps before: 1 where its first edge is a recurrent one (the interpreter's previ
 steps of its ``Delay`` nodes. :mod:`hw_sim.backends.lava_net` says how Lava's one step per block is
 lined up with that.
 
-Refused, naming the node: a ``v_reset`` other than 0 (Lava resets to 0), a bias into a ``CubaLI``/
-``CubaLIF`` current (Lava's bias enters ``v``), a bias through a ``Delay``, a ``Delay`` whose elements
-differ, a read-out whose voltage feeds another compartment (Lava's ``LIF`` sends spikes), and a graph
-whose blocks cannot be lined up (a same-step edge on a cycle: a ``Threshold`` in a recurrent loop).
+Refused, naming the node: a ``v_reset`` other than 0 (Lava resets to 0), a bias through a ``Delay``, a
+``Delay`` whose elements differ, a read-out whose voltage feeds another compartment (Lava's ``LIF`` sends
+spikes), and a graph whose blocks cannot be lined up (a same-step edge on a cycle: a ``Threshold`` in a
+recurrent loop).
 """
 from __future__ import annotations
 
@@ -54,6 +57,8 @@ PASSING = ("Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "
            "Flatten", "Delay")
 """Nodes a synapse block may pass through: linear maps of one step's values (``Delay``: of an earlier step)."""
 CHUNK = 512
+ALWAYS_ON = "(always-on)"
+"""The name of the neuron that spikes every step to feed constant currents (no NIR node has parentheses here)."""
 """Unit vectors pushed through a block at once."""
 Op = Callable[[torch.Tensor], torch.Tensor]
 
@@ -77,9 +82,15 @@ def lava_net(compiled: CompiledGraph, graded_input: bool) -> LavaNet:
                                  f"feeds {target!r}; Lava's LIF sends spikes, not its voltage")
             gain = params[target]["h"]
             raw.append((src.name, target, delta, sparse.csr_matrix(sparse.diags(gain) @ matrix)))
-    first = _first_steps([input_node.name, *(c.name for c in comps)], raw)
+    drives = {name: p.pop("drive") for name, p in params.items() if "drive" in p}
+    for target, drive in drives.items():
+        raw.append((ALWAYS_ON, target, 0, sparse.csr_matrix(drive.reshape(-1, 1))))
+    first = _first_steps([input_node.name, *(c.name for c in comps), *([ALWAYS_ON] if drives else [])], raw)
     neurons = tuple(LavaNeurons(c.name, c.node.kind, **{k: v for k, v in params[c.name].items() if k != "h"},
                                 first=first[c.name], readout=c.node.kind in READOUTS) for c in comps)
+    if drives:
+        neurons += (LavaNeurons(ALWAYS_ON, "LIF", du=np.ones(1), dv=np.ones(1), vth=np.full(1, 0.5),
+                                bias=np.ones(1), first=first[ALWAYS_ON], recorded=False),)
     blocks = tuple(LavaBlock(s, t, m, delay=first[t] - first[s] - 1 + d, clear=d >= 1,
                              graded=graded_input and s == input_node.name) for s, t, d, m in raw)
     return LavaNet(input_node.name, size(input_node), first[input_node.name], neurons, blocks)
@@ -200,10 +211,8 @@ def _neuron_params(c: CompiledNode, constant: np.ndarray | None) -> dict[str, np
     dv = 1.0 - _flat(op.beta, shape, 1.0)
     vth = _flat(op.threshold, shape, 0.0) if op.spiking else np.full(n, np.inf)
     if c.node.kind in CUBA:
-        if np.any(const):
-            raise LorspError(f"--backend lava: a bias feeds the synaptic current of {c.name!r} ({c.node.kind}); "
-                             f"Lava's bias enters the voltage")
-        return {"du": du, "dv": dv, "vth": vth, "bias": leak, "h": gain * _flat(op.syn_gain, shape, 1.0)}
+        h = gain * _flat(op.syn_gain, shape, 1.0)
+        return {"du": du, "dv": dv, "vth": vth, "bias": leak, "h": h, **({"drive": h * const} if np.any(const) else {})}
     return {"du": du, "dv": dv, "vth": vth, "bias": leak + gain * const, "h": gain}
 
 
