@@ -1,0 +1,123 @@
+"""Samples per second of lorsp's graph interpreter against Lava itself, on the same snnTorch graphs and input.
+
+    OMP_NUM_THREADS=1 .venv-lava/bin/python benchmarks/nir_lava_speed.py -o docs/data/hwsim-nir/lava_speed.json
+
+The two untrained networks of ``examples/nir_snntorch.py speed`` (imported from it: weights scaled
+so every layer spikes), exported with snnTorch's ``export_to_nir`` and read back from the file: a
+convolutional net on 2 x 34 x 34 inputs (27,754 neurons, T = 30) and a recurrent one (700 -> RLeaky
+1000 -> 20, T = 100), Bernoulli input of rate 0.1. In one process (the Lava environment, one thread):
+the graph interpreter (``hw_sim.graph.runner.run_graph``, what ``lorsp-hwsim MODEL.nir`` runs, counting
+every operation) on ``--samples`` samples, best of ``--rounds``; then Lava (lava-nc 0.10.0, its
+``floating_pt`` models, :mod:`hw_sim.backends.lava_graph`) once on the first ``--lava-samples`` of
+them, and the spike agreement of every neuron node between the two. Lava's rate counts its whole
+run (process start-up, the run, the read-out); its steady rate only the samples after its first
+chunk (Lava compiles and starts its processes during the first); ``build_seconds_lorsp``
+(multiplying the blocks out, in lorsp) is reported apart and counted in neither.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import nir
+import numpy as np
+import torch
+
+from deploy.nir_graph import flat_graph
+from hw_sim.graph.lava_check import check_lava, voltage_row
+from hw_sim.graph.fixed import compare
+from hw_sim.graph.runner import compile_graph, run_graph
+from lorsp.plumbing.fileio import write_json
+from lorsp.plumbing.provenance import git_commit, versions
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def example():
+    """``examples/nir_snntorch.py`` as a module (its networks)."""
+    spec = importlib.util.spec_from_file_location("nir_snntorch", ROOT / "examples" / "nir_snntorch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def case(name: str, net: torch.nn.Module, shape: tuple[int, ...], steps: int, args: argparse.Namespace) -> dict:
+    """Both simulators on one network; the figures of one row."""
+    from hw_sim.backends.lava_graph import run_lava_net  # Lava, loaded by check_lava
+    from snntorch.export_nir import export_to_nir
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.nir"
+        nir.write(path, export_to_nir(net, torch.zeros(1, *shape), ignore_dims=[0]))
+        compiled = compile_graph(flat_graph(nir.read(path)), 1e-4)
+    neurons = sum(int(np.prod(c.out_shape)) for c in compiled.nodes if c.node.is_neuron)
+    gen = torch.Generator().manual_seed(args.seed)
+    x = (torch.rand((steps, args.samples, *shape), generator=gen) < 0.1).float().numpy()
+    fast = float("inf")
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        run = run_graph(compiled, x)
+        fast = min(fast, time.perf_counter() - start)
+    xl = np.ascontiguousarray(x[:, :args.lava_samples])
+    start = time.perf_counter()
+    net_plan = check_lava(compiled, xl)
+    build = time.perf_counter() - start
+    lava = run_lava_net(net_plan, xl, timeout=args.timeout)
+    nodes = [n for n in net_plan.neurons if n.recorded]
+    reference = run_graph(compiled, xl, record=[n.name for n in nodes])
+    rows = [voltage_row(n.name, lava.outputs[n.name], reference.outputs[n.name].reshape(lava.outputs[n.name].shape))
+            if n.readout else compare([n.name], [lava.outputs[n.name]], [reference.outputs[n.name].reshape(
+                lava.outputs[n.name].shape)])[0] for n in nodes]
+    fast_rate, lava_rate = args.samples / fast, args.lava_samples / lava.seconds
+    d = lava.details
+    after_first = args.lava_samples - d["chunk_samples"]
+    steady = after_first / (d["run_seconds"] - d["first_chunk_seconds"]) if after_first > 0 else None
+    row = {"graph": name, "neurons": neurons, "steps": steps, "input_rate": 0.1,
+           "fast": {"samples": args.samples, "seconds": fast, "samples_per_s": fast_rate, "rounds": args.rounds,
+                    "output_spikes_per_sample": float(run.outputs["output"].sum() / args.samples)},
+           "lava": {"samples": args.lava_samples, "seconds": lava.seconds, "samples_per_s": lava_rate,
+                    "build_seconds_lorsp": build, **lava.details,
+                    "blocks": [{"source": b.source, "target": b.target, "nonzero_weights": int(b.weight.nnz),
+                                "shape": list(b.weight.shape), "delay": b.delay, "clear": b.clear}
+                               for b in net_plan.blocks]},
+           "lava_steady_samples_per_s": steady, "agreement_lava_vs_interpreter": rows,
+           "speedup": fast_rate / lava_rate, "speedup_over_lava_steady": fast_rate / steady if steady else None}
+    print(f"{name}: {neurons} neurons, T = {steps}: graph interpreter {fast_rate:.1f} samples/s "
+          f"({args.samples} samples, best of {args.rounds}); Lava {lava_rate:.3f} samples/s ({args.lava_samples} "
+          f"samples, {lava.seconds:.1f} s; {steady or float('nan'):.3f} samples/s after its first chunk); "
+          f"{fast_rate / lava_rate:.0f}x ({fast_rate / steady if steady else float('nan'):.0f}x the steady rate); "
+          f"spike agreement "
+          + ", ".join(f"{r['node']} {100 * r['agreement']:.2f}%" for r in rows), flush=True)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--samples", type=int, default=32, help="samples the graph interpreter runs")
+    p.add_argument("--lava-samples", type=int, default=16, help="samples Lava runs (the first of the same input)")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds of the graph interpreter (best counts)")
+    p.add_argument("--graphs", default="conv,recurrent", help="which of conv, recurrent")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed for each Lava run")
+    p.add_argument("-o", "--out", default=None, help="JSON to write")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    ex = example()
+    cases = {"conv": (ex.speed_conv_net, (2, 34, 34), 30), "recurrent": (ex.speed_recurrent_net, (700,), 100)}
+    rows = [case(name, cases[name][0](), cases[name][1], cases[name][2], args) for name in args.graphs.split(",")]
+    if args.out:
+        write_json(args.out, {
+            "command": "OMP_NUM_THREADS=1 .venv-lava/bin/python benchmarks/nir_lava_speed.py " + " ".join(
+                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out") + f" -o {args.out}",
+            "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, one thread (OMP_NUM_THREADS="
+                       f"{os.environ.get('OMP_NUM_THREADS')}), load average at the end {os.getloadavg()[0]:.2f}",
+            "python": platform.python_version(), "versions": versions(), "commit": git_commit(), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
