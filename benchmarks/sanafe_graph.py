@@ -111,12 +111,7 @@ def loihi_groups(fixed: CompiledGraph) -> LoihiGraph:
 def _loihi_integers(c: CompiledNode) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(u_factor, v_factor, bias << 6, vth << 6)`` per neuron of compartment node ``c``'s fixed-point op."""
     op = c.op
-    if hasattr(op, "compartments"):  # a FixedNeuron holding the fast backend's FixedCompartments
-        comp = op.compartments
-        return (np.asarray(comp.u_factor, np.int64), np.asarray(comp.v_factor, np.int64),
-                np.asarray(comp.bias, np.int64), np.asarray(comp.vth, np.int64))
-    if getattr(op, "direct", ()) and any(w is not None for w in op.direct) or getattr(op, "current_bias", None) \
-            is not None:
+    if any(w is not None for w in op.direct) or op.current_bias is not None:
         raise LorspError(f"node {c.name!r} takes input without a weighted node (a one-to-one synapse) or a "
                          f"current bias; the SANA-FE cross-check connects weighted nodes only")
     n = op.size
