@@ -1,13 +1,14 @@
 """Samples per second of lorsp's graph interpreter against Lava itself, on the same snnTorch graphs and input.
 
-    OMP_NUM_THREADS=1 .venv-lava/bin/python benchmarks/nir_lava_speed.py -o docs/data/hwsim-nir/lava_speed.json
+    OMP_NUM_THREADS=1 .venv-lava/bin/python benchmarks/nir_lava_speed.py --graphs conv,recurrent,recurrent:4000 \
+        -o docs/data/hwsim-nir/lava_speed.json
 
 The two untrained networks of ``examples/nir_snntorch.py speed`` (imported from it: weights scaled
 so every layer spikes), exported with snnTorch's ``export_to_nir`` and read back from the file: a
 convolutional net on 2 x 34 x 34 inputs (27,754 neurons, T = 30) and a recurrent one (700 -> RLeaky
-1000 -> 20, T = 100), Bernoulli input of rate 0.1. In one process (the Lava environment, one thread):
-the graph interpreter (``hw_sim.graph.runner.run_graph``, what ``lorsp-hwsim MODEL.nir`` runs, counting
-every operation) on ``--samples`` samples, best of ``--rounds``; then Lava (lava-nc 0.10.0, its
+1000 -> 20, T = 100; ``recurrent:4000`` the same with 4,000), Bernoulli input of rate 0.1. In one
+process (the Lava environment, one thread): the graph interpreter (``hw_sim.graph.runner.run_graph``,
+what ``lorsp-hwsim MODEL.nir`` runs, counting every operation) on ``--samples`` samples, best of ``--rounds``; then Lava (lava-nc 0.10.0, its
 ``floating_pt`` models, :mod:`hw_sim.backends.lava_graph`) once on the first ``--lava-samples`` of
 them, and the spike agreement of every neuron node between the two. Lava's rate counts its whole
 run (process start-up, the run, the read-out); its steady rate only the samples after its first
@@ -44,6 +45,17 @@ def example():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def scaled_recurrent(ex, hidden: int) -> torch.nn.Module:
+    """The example's recurrent net with ``hidden`` neurons, 700 -> RLeaky ``hidden`` -> 20, and its weight scaling
+    (``speed_recurrent_net``: input and output weights times 4, recurrent ones times 2)."""
+    net = ex.Recurrent(700, hidden, 20)
+    with torch.no_grad():
+        net.fc1.weight.mul_(4)
+        net.fc2.weight.mul_(4)
+        net.rec.recurrent.weight.mul_(2)
+    return net
 
 
 def case(name: str, net: torch.nn.Module, shape: tuple[int, ...], steps: int, args: argparse.Namespace) -> dict:
@@ -100,7 +112,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=32, help="samples the graph interpreter runs")
     p.add_argument("--lava-samples", type=int, default=16, help="samples Lava runs (the first of the same input)")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds of the graph interpreter (best counts)")
-    p.add_argument("--graphs", default="conv,recurrent", help="which of conv, recurrent")
+    p.add_argument("--graphs", default="conv,recurrent", help="which of conv, recurrent, recurrent:H (H hidden "
+                   "neurons instead of 1000, the example's weight scaling)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed for each Lava run")
     p.add_argument("-o", "--out", default=None, help="JSON to write")
@@ -109,7 +122,11 @@ def main() -> None:
     torch.set_num_threads(1)
     ex = example()
     cases = {"conv": (ex.speed_conv_net, (2, 34, 34), 30), "recurrent": (ex.speed_recurrent_net, (700,), 100)}
-    rows = [case(name, cases[name][0](), cases[name][1], cases[name][2], args) for name in args.graphs.split(",")]
+    rows = []
+    for name in args.graphs.split(","):
+        kind, _, hidden = name.partition(":")
+        net = cases[kind][0]() if not hidden else scaled_recurrent(ex, int(hidden))
+        rows.append(case(name, net, cases[kind][1], cases[kind][2], args))
     if args.out:
         write_json(args.out, {
             "command": "OMP_NUM_THREADS=1 .venv-lava/bin/python benchmarks/nir_lava_speed.py " + " ".join(
