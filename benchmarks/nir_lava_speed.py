@@ -3,17 +3,17 @@
     OMP_NUM_THREADS=1 .venv-lava/bin/python benchmarks/nir_lava_speed.py --graphs conv,recurrent,recurrent:4000 \
         -o docs/data/hwsim-nir/lava_speed.json
 
-The two untrained networks of ``examples/nir_snntorch.py speed`` (imported from it: weights scaled
-so every layer spikes), exported with snnTorch's ``export_to_nir`` and read back from the file: a
-convolutional net on 2 x 34 x 34 inputs (27,754 neurons, T = 30) and a recurrent one (700 -> RLeaky
-1000 -> 20, T = 100; ``recurrent:4000`` the same with 4,000), Bernoulli input of rate 0.1. In one
-process (the Lava environment, one thread): the graph interpreter (``hw_sim.graph.runner.run_graph``,
-what ``lorsp-hwsim MODEL.nir`` runs, counting every operation) on ``--samples`` samples, best of
+The two untrained networks of ``examples/nir_snntorch.py speed`` (imported from it: weights scaled so
+every layer spikes), exported with snnTorch's ``export_to_nir`` and read back from the file: a
+convolutional net on 2 x 34 x 34 inputs (27,754 neurons, T = 30) and a recurrent one (700 -> RLeaky 1000
+-> 20, T = 100; ``recurrent:4000`` the same with 4,000), Bernoulli input of rate 0.1. In one process
+(the Lava environment, one thread): the graph interpreter (``hw_sim.graph.runner.run_graph``, what
+``lorsp-hwsim MODEL.nir`` runs, counting every operation) on ``--samples`` samples, best of
 ``--rounds``; then Lava (lava-nc 0.10.0, its ``floating_pt`` models, :mod:`hw_sim.backends.lava_graph`)
-once on the first ``--lava-samples`` of them, and the spike agreement of every neuron node between the two. Lava's rate counts its whole
-run (process start-up, the run, the read-out); its steady rate only the samples after its first
-chunk (Lava compiles and starts its processes during the first); ``build_seconds_lorsp``
-(multiplying the blocks out, in lorsp) is reported apart and counted in neither.
+once on the first ``--lava-samples`` of them, and the spike agreement of every neuron node between the
+two. Lava's rate counts its whole run (process start-up, the run, the read-out); its steady rate only
+the samples after its first chunk (Lava compiles and starts its processes during the first);
+``build_seconds_lorsp`` (multiplying the blocks out, in lorsp) is reported apart and counted in neither.
 """
 from __future__ import annotations
 
