@@ -155,6 +155,11 @@ class VisualPrompt(nn.Module):
         ``epoch``; None: nothing."""
         return None
 
+    def selectable(self, epochs_done: int) -> bool:
+        """Whether the model after ``epochs_done`` epochs may be the val-selected one: False while the method's
+        training schedule has not reached its trained form (default: always)."""
+        return True
+
     def settle(self) -> None:
         """After each epoch's training steps: bring trained parameters onto the form they are deployed in, without
         changing what the prompt computes (default: nothing to do)."""

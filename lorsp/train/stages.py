@@ -180,11 +180,16 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, cfg: TrainConfig
 # --------------------------------------------------------------------------- evaluate and select
 def evaluate_and_select(t: Training, cfg: TrainConfig, row: dict[str, Any], stage: Path, progress: bool = True,
                         workers: int = 0) -> None:
-    """Stage 3 (rank 0): score the epoch on val, keep the best model, save ``last.pt``, print the epoch's line."""
+    """Stage 3 (rank 0): score the epoch on val, keep the best model among the epochs the prompt calls selectable
+    (:meth:`~lorsp.prompts.VisualPrompt.selectable`), save ``last.pt``, print the epoch's line."""
     val = evaluate(t.model, t.splits.val, desc="val", progress=progress, workers=workers)
     row["val_accuracy"], row["val_prompt_sparsity"] = val["accuracy"], val["prompt_sparsity"]
     t.history.append(row)
-    if row["val_accuracy"] > t.best["val_accuracy"]:
+    prompt = (t.model.module if isinstance(t.model, torch.nn.parallel.DistributedDataParallel) else t.model).prompt
+    # an epoch the prompt is not yet in its trained form (a sparsity term still ramping) competes only if nothing
+    # else can: the last epoch is kept when no epoch before it was selectable
+    eligible = prompt.selectable(row["epoch"]) or (t.best["epoch"] < 0 and row["epoch"] == cfg.epochs)
+    if eligible and (row["val_accuracy"] > t.best["val_accuracy"] or not prompt.selectable(t.best["epoch"])):
         t.best = {"val_accuracy": row["val_accuracy"], "epoch": row["epoch"], "state": trainable_state(t.model)}
     save_torch(stage / "last.pt", {
         "format": RESUME_FORMAT, "config": cfg.to_dict(), "epoch": row["epoch"],
