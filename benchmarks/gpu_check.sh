@@ -46,6 +46,10 @@ export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 read -r -a EXTRA <<< "${GPU_CHECK_ARGS:-}"
 read -r -a SEEDS <<< "${GPU_CHECK_SEEDS:-0 1 2}"
+# Each training step's limit, in seconds, sized for the device machine's budget; the CPU test at a tiny scale on a
+# loaded machine sets them higher (GPU_CHECK_GPU_S, GPU_CHECK_CPU_S).
+GPU_S=${GPU_CHECK_GPU_S:-330}
+CPU_S=${GPU_CHECK_CPU_S:-150}
 
 step "install lorsp from $WHEELS into $VENV, over $PY"
 [ -f "$WHEELS/SHA256SUMS" ] || { echo "error: no wheel set in $WHEELS (scripts/build_gpu_wheels.sh)" >&2; exit 2; }
@@ -140,12 +144,12 @@ export MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824
 METHODS=(lorsp:prompt-lr=0.2,rank=8 lorvp:prompt-lr=0.2)
 
 step "precision on the GPU"
-timeout 330 "$VPY" benchmarks/precision.py --device "$DEVICE" --methods "${METHODS[@]}" --seeds "${SEEDS[@]}" --speed \
+timeout "$GPU_S" "$VPY" benchmarks/precision.py --device "$DEVICE" --methods "${METHODS[@]}" --seeds "${SEEDS[@]}" --speed \
     "${EXTRA[@]}" --out "$RESULTS/gpu" --json "$RESULTS/precision-gpu.json" 2>&1 | grep -v "^epoch" | tail -40
 
 step "the seed-0 fp32 runs on this machine's CPU"
 export OMP_NUM_THREADS=$(nproc)
-timeout 150 "$VPY" benchmarks/precision.py --device cpu --methods "${METHODS[@]}" --precisions fp32 --seeds 0 \
+timeout "$CPU_S" "$VPY" benchmarks/precision.py --device cpu --methods "${METHODS[@]}" --precisions fp32 --seeds 0 \
     "${EXTRA[@]}" --out "$RESULTS/cpu" --json "$RESULTS/precision-cpu.json" 2>&1 | grep -v "^epoch" | tail -12
 
 step "GPU against CPU, same seed"
