@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import torch
+
 from hw_sim.backends import get_backend, list_backends
-from hw_sim.backends.fast import (FixedCompartments, FloatCompartments, build_compartments, dense_weights,
-                                  exact_sum_rows, lava_timeline, run_compartments)
+from hw_sim.backends.fast import chain_graph, lava_timeline, run_chain
+from hw_sim.backends.lava_dense import dense_weights, exact_sum_rows, fixed_dense
+from hw_sim.backends.lava_lif import lava_lif
 from hw_sim.backends.processes import LavaLayer, NeuronGroup, lava_layers
 from deploy.bundle import open_bundle
 from hw_sim.cli import build_parser
@@ -91,22 +94,21 @@ def lava_window(layers: list[LavaLayer], recorded: list[list[np.ndarray]], colum
 
 def fast_timeline(layers: list[LavaLayer], spikes: np.ndarray, mode: str, input_size: int) -> list[np.ndarray]:
     """fast's spikes of ``layers`` on Lava's step index (``(neurons, N T + L)`` per layer)."""
-    out = run_compartments(build_compartments(layers, mode, input_size), spikes)
-    return [lava_timeline(s.astype(np.uint8), k, len(layers)) for k, s in enumerate(out)]
+    out = run_chain(chain_graph(layers, mode, input_size), spikes)
+    return [lava_timeline(s, k, len(layers)) for k, s in enumerate(out)]
 
 
-def fixed_trace(network: SpikingNetwork, spikes: np.ndarray, layer: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``u`` and ``v`` of fast's fixed-point layer ``layer`` after every step, ``(T, N, n)`` each."""
-    compartments = build_compartments(lava_layers(network, "fixed"), "fixed", network.input_size)
-    inputs = run_compartments(compartments[:layer], spikes)[-1] if layer else spikes.astype(bool)
-    comp = compartments[layer]
-    a = comp.currents(inputs)
-    u, v = comp.initial_state(spikes.shape[1])
+def fixed_trace(network: SpikingNetwork, spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``u`` and ``v`` of fast's fixed-point first layer after every step, ``(T, N, n)`` each: its two nodes of the
+    compiled chain stepped by hand."""
+    compiled = chain_graph(lava_layers(network, "fixed"), "fixed", network.input_size)
+    dense, neuron = compiled["layer0.dense"].op, compiled["layer0"].op
+    state = neuron.initial_state(spikes.shape[1])
     us, vs = [], []
     for t in range(spikes.shape[0]):
-        comp.step(u, v, a[t])
-        us.append(u.copy())
-        vs.append(v.copy())
+        neuron.step([dense(torch.from_numpy(spikes[t].astype(np.float32)))], state)
+        us.append(state["u"].numpy().copy())
+        vs.append(state["v"].numpy().copy())
     return np.stack(us), np.stack(vs)
 
 
@@ -212,10 +214,24 @@ def lava_fixed_neuron(du: int, dv: int, vth: int, bias_mant: int, bias_exp: int,
 
 
 def one_neuron(du, dv, vth, bias_mant, bias_exp, mode: str):
+    """fast's neuron node of one Lava process, and a step of it on numpy ``u, v, a`` ``(n, 1)`` (in place on
+    ``u, v``; returns the bool spikes), as the chain steps it (integers held in float64 in fixed mode)."""
     layer = LavaLayer(np.zeros((1, 1)), np.array([bias_mant]), np.array([bias_exp]),
                       (NeuronGroup(np.array([0]), du, dv, vth),))
-    kind = FixedCompartments if mode == "fixed" else FloatCompartments
-    return kind.build(layer, [np.arange(1)])
+    neuron = lava_lif(layer, mode)
+
+    as_state = torch.from_numpy if mode == "fixed" else np.asarray  # FixedNeuron: tensors; FloatLif: numpy arrays
+
+    def step(u: np.ndarray, v: np.ndarray, a: np.ndarray) -> np.ndarray:
+        state = {"u": as_state(u.astype(np.float64)), "v": as_state(v.astype(np.float64))}
+        spikes = neuron.step([torch.from_numpy(a.astype(np.float64))], state).numpy().astype(bool)
+        for name, x in (("u", u), ("v", v)):
+            got = np.asarray(state[name])
+            assert np.array_equal(got, got.astype(x.dtype)), name  # fixed: integers, no fraction
+            x[:] = got
+        return spikes
+
+    return step
 
 
 @pytest.mark.lava
@@ -237,20 +253,20 @@ def test_fixed_neuron_step_equals_lavas_bit_accurate_model_at_the_register_limit
                     lava.subthr_dynamics(activation_in=a.copy())
                     s_lava = lava.spiking_activation()
                     lava.reset_voltage(s_lava)
-                    fast = one_neuron(du, dv, vth, bias_mant, bias_exp, "fixed")
+                    step = one_neuron(du, dv, vth, bias_mant, bias_exp, "fixed")
                     u, v = u0[:, None].copy(), v0[:, None].copy()
-                    s_fast = fast.step(u, v, a[:, None])
+                    s_fast = step(u, v, a[:, None])
                     assert np.array_equal(u[:, 0], lava.u) and np.array_equal(v[:, 0], lava.v), (du, dv, vth)
-                    assert np.array_equal(s_fast[:, 0], s_lava) and u.dtype == v.dtype == np.int32
+                    assert np.array_equal(s_fast[:, 0], s_lava)
 
 
 def test_fixed_current_register_keeps_plus_2_to_23_and_wraps_minus_2_to_23_to_plus():
     """Lava's wrap: above 2^23 subtract 2^24, at or below -2^23 add it: u lies in (-2^23, 2^23], one value more
     than a 24-bit register; the voltage saturates at +-(2^23 - 1) instead."""
-    fast = one_neuron(4095, 0, 2 ** 17 - 1, 0, 6, "fixed")  # du = 4095: u = a << 6, nothing kept
+    step = one_neuron(4095, 0, 2 ** 17 - 1, 0, 6, "fixed")  # du = 4095: u = a << 6, nothing kept
     a = np.array([[2 ** 17], [-2 ** 17], [2 ** 17 + 1], [-(2 ** 17) - 1]], np.int32)
     u, v = np.zeros((4, 1), np.int32), np.zeros((4, 1), np.int32)
-    fast.step(u, v, a)
+    step(u, v, a)
     assert u[:, 0].tolist() == [M, M, -M + 64, M - 64]
     # M saturates to M - 1 > vth << 6 = M - 64: spike and reset; M - 64 equals it: no spike (the compare is >)
     assert v[:, 0].tolist() == [0, 0, -M + 64, M - 64]
@@ -271,9 +287,9 @@ def test_float_neuron_step_equals_lavas_float_model():
         lava.subthr_dynamics(activation_in=a)
         s_lava = lava.spiking_activation()
         lava.reset_voltage(s_lava)
-        fast = one_neuron(du, dv, float(np.float32(vth)), bias, 0, "float")
+        step = one_neuron(du, dv, float(np.float32(vth)), bias, 0, "float")
         u, v = u0[:, None].copy(), v0[:, None].copy()
-        s_fast = fast.step(u, v, a[:, None])
+        s_fast = step(u, v, a[:, None])
         assert np.array_equal(u[:, 0], lava.u) and np.array_equal(v[:, 0], lava.v)
         assert np.array_equal(s_fast[:, 0], s_lava)
 
@@ -461,9 +477,10 @@ def test_even_weight_rule_and_sign_mode_per_dense_block_in_a_real_lava_run():
     spikes[:, 0] = 1
     recorded = lava_sinks(layers, spikes, "fixed_pt")
     expected = fast_timeline(layers, spikes, "fixed", 200)
-    raw = [replace(c, weight=l.weight.astype(np.float64))
-           for c, l in zip(build_compartments(layers, "fixed", 200), layers)]
-    naive = [lava_timeline(s.astype(np.uint8), k, 2) for k, s in enumerate(run_compartments(raw, spikes))]
+    chain = chain_graph(layers, "fixed", 200)
+    raw = replace(chain, nodes=[replace(c, op=fixed_dense(c.node.node.weight)) if c.node.kind == "Dense" else c
+                                for c in chain.nodes])  # Lava's weight rule left out
+    naive = [lava_timeline(s, k, 2) for k, s in enumerate(run_chain(raw, spikes))]
     lava = lava_window(layers, recorded, spikes.shape[0] * spikes.shape[1])
     assert all(np.array_equal(a, b) for a, b in zip(lava, expected))
     assert not all(np.array_equal(a, b) for a, b in zip(lava, naive))
@@ -493,7 +510,38 @@ def test_cli_fast_and_lava_reports_have_identical_spike_and_synop_fields(bundle,
 
 
 @pytest.mark.parametrize("mode", ["float", "fixed"])
-def test_compartments_are_built_once_per_network_and_give_the_same_spikes(mode):
+def test_the_chain_is_the_graph_runners_compiled_form_and_runs_step_by_step_as_node_by_node(mode):
+    """fast compiles a network into the graph interpreter's CompiledGraph (input -> Dense -> LIF -> ...) and runs it
+    node by node; hw_sim.graph.runner's step-by-step schedule (the NIR path's) gives every spike the same, on the
+    random corpus, the float64 network that sums in Lava's order among them."""
+    from hw_sim.graph.runner import CompiledGraph, run_graph
+
+    for seed, depth, sign, dtype in RANDOM_NETWORKS:
+        net = random_network(seed, depth, sign, dtype)
+        spikes = random_inputs(seed, net)
+        compiled = chain_graph(lava_layers(net, mode), mode, net.input_size)
+        assert isinstance(compiled, CompiledGraph)
+        assert [c.node.kind for c in compiled.nodes] == ["Input"] + ["Dense", "CubaLIF"] * depth
+        names = [f"layer{k}" for k in range(depth)]
+        step = run_graph(compiled, spikes, record=names, count=False, output_dtype=np.uint8)
+        fast = get_backend("fast")(net, spikes, mode=mode, timeout=TIMEOUT)
+        for name, got in zip(names, fast.layer_spikes):
+            assert np.array_equal(step.outputs[name], got), (seed, name)
+        if dtype == np.float64 and mode == "float":
+            assert "Lava's order, per step" in fast.details["float_sums"]
+
+
+def test_the_dense_sum_wraps_through_lavas_int32_channel():
+    """A bit-accurate Dense sends its int64 sum through an int32 channel: 3 x 2^30 arrives as -2^30 (Lava's
+    ``CspSendPort`` copies into the source port's int32 buffer); a sum within int32 arrives whole."""
+    dense = fixed_dense(np.array([[2 ** 30, 2 ** 30, 2 ** 30], [2 ** 20, 1, 0]]))
+    a = dense(torch.ones((1, 3)))
+    assert a.tolist() == [[-(2 ** 30), 2 ** 20 + 1]]
+    assert np.array_equal(a.numpy(), (np.array([[3 * 2 ** 30, 2 ** 20 + 1]]).astype(np.int64).astype(np.int32)))
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_the_chain_is_compiled_once_per_network_and_gives_the_same_spikes(mode):
     from hw_sim.backends import fast
 
     network = random_network(7, 2, "mixed", np.float32)
@@ -503,9 +551,9 @@ def test_compartments_are_built_once_per_network_and_give_the_same_spikes(mode):
     first = run(network, spikes, mode=mode, timeout=60)
     again = run(network, spikes, mode=mode, timeout=60)
     assert not first.details["build_reused"] and again.details["build_reused"]
-    assert fast.compiled_compartments(network, mode) is fast.compiled_compartments(network, mode)
-    assert fast.compiled_compartments(twin, mode) is not fast.compiled_compartments(network, mode)
-    fresh = fast.run_compartments(build_compartments(lava_layers(network, mode), mode, network.input_size), spikes)
+    assert fast.compiled_chain(network, mode) is fast.compiled_chain(network, mode)
+    assert fast.compiled_chain(twin, mode) is not fast.compiled_chain(network, mode)
+    fresh = run_chain(chain_graph(lava_layers(network, mode), mode, network.input_size), spikes)
     for a, b, c in zip(first.layer_spikes, again.layer_spikes, fresh):
         assert np.array_equal(a, b) and np.array_equal(a, c)
     key = (id(twin), mode)

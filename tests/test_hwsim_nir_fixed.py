@@ -155,11 +155,28 @@ def test_a_sinabs_shaped_cnn_runs_in_float_and_fixed():
 
 
 # --------------------------------------------------------------------------- the integer compartments
+def lava_int32_step(u, v, a, u_factor, v_factor, bias, vth):
+    """Lava's ``PyLifResetModelBitAcc`` step in numpy int32/int64, in place on ``u, v`` (int32); the spikes. The fast
+    backend's numpy step before it moved onto the graph runner, kept here as the oracle."""
+    def decay(x, f):  # rz(x f / 2^12): the int64 product, sign(p) (|p| >> 12), to int32
+        p = x.astype(np.int64) * f
+        return (np.sign(p) * (np.abs(p) >> 12)).astype(np.int32)
+
+    m = 2 ** 23
+    with np.errstate(over="ignore"):
+        current = decay(u, u_factor) + np.left_shift(a.astype(np.int32), 6)  # int32: wraps modulo 2^32
+        u[:] = np.where(current > m, current - 2 * m, np.where(current <= -m, current + 2 * m, current))
+        v[:] = np.clip(decay(v, v_factor) + u + bias, -(m - 1), m - 1)
+    spikes = v > vth
+    v[spikes] = 0
+    return spikes
+
+
 def test_the_torch_integer_step_equals_the_fast_backends_numpy_step_bit_for_bit():
-    """FixedNeuron (float64 tensors holding integers) against FixedCompartments (numpy int32/int64), with
-    currents and voltages driven past 24 bits so that the wrap and the clip are exercised."""
+    """FixedNeuron (float64 tensors holding integers) against Lava's equations in numpy int32/int64
+    (:func:`lava_int32_step`), with currents and voltages driven past 24 bits so that the wrap and the clip are
+    exercised, and inputs and biases past int32 so that Lava's int32 sums overflow (and wrap) too."""
     from deploy.fixed_point import DECAY_UNITY
-    from hw_sim.backends.fast import FixedCompartments
     from hw_sim.graph.fixed_neurons import FixedNeuron
     rng = np.random.default_rng(7)
     size, n = 64, 5
@@ -167,22 +184,25 @@ def test_the_torch_integer_step_equals_the_fast_backends_numpy_step_bit_for_bit(
     u_factor[:8] = 0
     v_factor = rng.integers(1, DECAY_UNITY + 1, size)
     v_factor[8:16] = DECAY_UNITY
-    bias = rng.integers(-2 ** 14, 2 ** 14, size).astype(np.int32)
-    vth = np.left_shift(rng.integers(1, 2 ** 17, size), 6)
-    reference = FixedCompartments(np.zeros((size, 0)), u_factor, v_factor, bias, vth)
-    ours = FixedNeuron.build("CubaLIF", (size,), scale=1.0, u_factor=u_factor, v_factor=v_factor, bias=bias, vth=vth)
-    u, v = reference.initial_state(n)
-    state = ours.initial_state(n)
-    wrapped = clipped = 0
-    for t in range(40):
-        a = rng.integers(-2 ** 17, 2 ** 17, (n, size)).astype(np.int32)
-        expected = reference.step(u, v, a)
-        got = ours.step([torch.from_numpy(a.astype(np.float32))], state)
-        assert np.array_equal(got.numpy().astype(bool), expected), t
-        assert np.array_equal(state["u"].numpy(), u) and np.array_equal(state["v"].numpy(), v), t
-        wrapped += int((np.abs(u) > 2 ** 22).sum())
-        clipped += int((np.abs(v) == 2 ** 23 - 1).sum())
-    assert wrapped and clipped and 0 < (state["v"] == 0).float().mean() < 1
+    for top_a, top_bias in ((2 ** 17, 2 ** 14), (2 ** 27, 2 ** 31 - 1)):
+        bias = rng.integers(-top_bias, top_bias, size).astype(np.int32)
+        vth = np.left_shift(rng.integers(1, 2 ** 17, size), 6)
+        ours = FixedNeuron.build("CubaLIF", (size,), scale=1.0, u_factor=u_factor, v_factor=v_factor, bias=bias,
+                                 vth=vth)
+        u, v = np.zeros((n, size), np.int32), np.zeros((n, size), np.int32)
+        state = ours.initial_state(n)
+        wrapped = clipped = overflowed = 0
+        for t in range(40):
+            a = rng.integers(-top_a, top_a, (n, size)).astype(np.int32)
+            overflowed += int((np.abs(a.astype(np.int64) * 64) >= 2 ** 31).sum())
+            expected = lava_int32_step(u, v, a, u_factor, v_factor, bias, vth)
+            got = ours.step([torch.from_numpy(a.astype(np.float64))], state)
+            assert np.array_equal(got.numpy().astype(bool), expected), (top_a, t)
+            assert np.array_equal(state["u"].numpy(), u) and np.array_equal(state["v"].numpy(), v), (top_a, t)
+            wrapped += int((np.abs(u) > 2 ** 22).sum())
+            clipped += int((np.abs(v) == 2 ** 23 - 1).sum())
+        assert wrapped and clipped and 0 < (state["v"] == 0).float().mean() < 1
+        assert bool(overflowed) == (top_a > 2 ** 25)  # the second round's inputs leave int32 once shifted
 
 
 # --------------------------------------------------------------------------- nodes the general path adds

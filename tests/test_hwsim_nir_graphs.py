@@ -216,6 +216,31 @@ def test_a_recurrent_edge_carries_the_previous_step():
     assert np.array_equal(run(g, x).outputs["out"], np.stack(want))
 
 
+def test_by_node_runs_the_same_steps_node_by_node_and_refuses_feedback_and_counting():
+    """run_graph(by_node=True) (the fast backend's schedule): each synapse node on all steps at once, each neuron
+    T steps; on a branching, merging graph with dyadic weights (exact sums) every output equals step by step."""
+    w1, w2, w3 = weights(5, 3, 1), weights(4, 3, 2), weights(4, 5, 3)
+    g = graph({"in": nir.Input(np.array([3])), "w1": nir.Linear(w1), "lif1": neuron("CubaLIF", 5),
+               "w2": nir.Linear(w2), "w3": nir.Linear(w3), "lif2": neuron("LIF", 4), "out": nir.Output(np.array([4]))},
+              [("in", "w1"), ("w1", "lif1"), ("lif1", "w3"), ("in", "w2"), ("w3", "lif2"), ("w2", "lif2"),
+               ("lif2", "out")])
+    compiled, x = compile_graph(flat_graph(g), DT), spikes((3,))
+    names = ["lif1", "w3", "lif2", "out"]
+    step = run_graph(compiled, x, record=names, count=False, chunk=2)
+    node = run_graph(compiled, x, record=names, count=False, chunk=2, by_node=True)
+    assert all(np.array_equal(step.outputs[n], node.outputs[n]) for n in names)
+    assert 0 < node.outputs["out"].sum() < node.outputs["out"].size
+    assert np.array_equal(step.outputs["out"], run(g, x).outputs["out"])  # counting changes no value
+    with pytest.raises(ValueError, match="by_node"):
+        run_graph(compiled, x, by_node=True)  # counts need every step's inputs
+    w, r = weights(4, 3, 4), weights(4, 4, 5)
+    recurrent = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(w), "lif": neuron("LIF", 4),
+                       "rec": nir.Linear(r), "out": nir.Output(np.array([4]))},
+                      [("in", "w"), ("w", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")])
+    with pytest.raises(ValueError, match="by_node"):
+        run_graph(compile_graph(flat_graph(recurrent), DT), x, count=False, by_node=True)
+
+
 def test_a_cycle_without_a_neuron_is_refused_in_one_line():
     g = graph({"in": nir.Input(np.array([3])), "a": nir.Linear(weights(3, 3)), "b": nir.Linear(weights(3, 3)),
                "lif": neuron("LIF", 3), "out": nir.Output(np.array([3]))},

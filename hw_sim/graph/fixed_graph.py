@@ -46,9 +46,8 @@ import torch
 
 from deploy.fixed_point import BIAS_EXP, DECAY_UNITY, STATE_SHIFT, decays, integer_bias, integer_weights, \
     scale_between, scale_limit
-from hw_sim.backends.fast import CURRENT_OFFSET, UV_LIMIT, scaled_bias
 from hw_sim.graph.fixed_compose import compose_dense
-from hw_sim.graph.fixed_neurons import FixedNeuron
+from hw_sim.graph.fixed_neurons import CURRENT_OFFSET, UV_LIMIT, FixedNeuron, scaled_bias
 from hw_sim.graph.neurons import Neuron
 from hw_sim.graph.runner import CompiledGraph, CompiledNode
 from hw_sim.graph.synapses import Synapse, build_synapse, ints

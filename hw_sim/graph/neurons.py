@@ -126,6 +126,11 @@ class Neuron:
         state["v"] = torch.where(spikes, self.reset, v) if self.reset is not None else v.masked_fill(spikes, 0.0)
         return spikes.to(torch.float32)
 
+    def steps(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        """:meth:`step` on each of the ``T`` steps of ``x`` ``(T, n, *shape)``, one input per step; the outputs
+        ``(T, n, *out_shape)``."""
+        return torch.stack([self.step([xt], state) for xt in x.unbind(0)])
+
 
 def build_neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, cuba_input: str = "euler",
                  if_input: str = "jump") -> Neuron:

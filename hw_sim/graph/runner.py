@@ -7,13 +7,15 @@ then runs input ``(T, N, *input_shape)``: at every step ``t`` each node, in the 
 takes the sum of its same-step inputs (edge order) and, for a neuron, then the previous step's
 outputs of its recurrent sources; every sample starts from rest. It counts, per node and
 per sample, what :mod:`hw_sim.graph.counts` prices, and keeps the outputs of the ``Output``
-nodes (and of any node named in ``record``).
+nodes (and of any node named in ``record``). The fast backend of a lorsp bundle
+(:mod:`hw_sim.backends.fast`) compiles its chain of Lava processes into this form and runs it here too,
+counting nothing and node by node (``by_node``).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -173,26 +175,47 @@ def _probe(op: Synapse | Neuron, in_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def run_graph(compiled: CompiledGraph, x: np.ndarray, *, record: Iterable[str] = (), timeout: float = 600.0,
-              progress: Callable[[int], None] | None = None) -> GraphRun:
-    """Run input ``x`` ``(T, N, *input_shape)`` through ``compiled``; counts and outputs (see the module docstring)."""
+              progress: Callable[[int], None] | None = None, count: bool = True, chunk: int = CHUNK_SAMPLES,
+              what: str = "the graph run", output_dtype: type = np.float32, by_node: bool = False) -> GraphRun:
+    """Run input ``x`` ``(T, N, *input_shape)`` through ``compiled``; counts and outputs (see the module docstring).
+
+    ``count=False`` leaves the counts (:class:`NodeStats`) at zero and skips their work (the fast backend,
+    which counts from the spikes). ``chunk``: samples stepped together. ``what`` names the run in the
+    ``--timeout`` message. ``output_dtype``: the dtype of the kept outputs (``np.uint8`` for spikes).
+
+    ``by_node=True`` (with ``count=False``, for a graph without feedback or ``Delay``) runs the same steps in
+    another order: node by node, each synapse node once on all ``T`` steps of a chunk (``(T n, *shape)``, one
+    matrix product where step by step takes ``T``), each neuron node ``T`` steps. Every sample's steps are the
+    same operations on the same values; the results are equal where a synapse node's numbers do not depend
+    on how many rows one call takes (exact sums: the fast backend's Lava ``Dense``; not promised for
+    float32 products, so a NIR graph runs step by step).
+    """
+    if by_node and (count or any(c.node.recurrent or c.node.kind == "Delay" for c in compiled.nodes)):
+        raise ValueError("by_node runs graphs without feedback or Delay, and counts nothing")
     start = time.perf_counter()
     x = np.asarray(x, dtype=np.float32)
     T, N = x.shape[:2]
     keep = set(compiled.graph.output_names) | set(record)
-    stats = {c.name: NodeStats(np.zeros(N), np.zeros(N), np.zeros(N)) for c in compiled.nodes}
-    outputs = {c.name: np.zeros((T, N, *c.out_shape), np.float32) for c in compiled.nodes if c.name in keep}
+    stats = {c.name: NodeStats(np.zeros(N), np.zeros(N), np.zeros(N)) for c in compiled.nodes} if count else {}
+    outputs = {c.name: np.zeros((T, N, *c.out_shape), output_dtype) for c in compiled.nodes if c.name in keep}
     deadline = start + timeout
+    late = lambda where: LorspError(f"{what} exceeded --timeout {timeout:g} s and was stopped at {where} "  # noqa: E731
+                                    f"(raise --timeout for more samples or steps)")
     with torch.no_grad():
-        for lo in range(0, N, CHUNK_SAMPLES):
-            hi = min(N, lo + CHUNK_SAMPLES)
-            _run_chunk(compiled, torch.from_numpy(x[:, lo:hi]), stats, outputs, lo, deadline)
+        for lo in range(0, N, chunk):
+            hi = min(N, lo + chunk)
+            if by_node:
+                _run_chunk_by_node(compiled, torch.from_numpy(x[:, lo:hi]), outputs, lo, deadline, late)
+            else:
+                _run_chunk(compiled, torch.from_numpy(x[:, lo:hi]), stats, outputs, lo, deadline, late, count)
             if progress is not None:
                 progress(hi)
     return GraphRun(stats, outputs, T, N, time.perf_counter() - start)
 
 
 def _run_chunk(compiled: CompiledGraph, x: torch.Tensor, stats: dict[str, NodeStats],
-               outputs: dict[str, np.ndarray], lo: int, deadline: float) -> None:
+               outputs: dict[str, np.ndarray], lo: int, deadline: float, late: Callable[[str], LorspError],
+               count: bool) -> None:
     T, n = x.shape[:2]
     states: dict[str, dict] = {}
     for c in compiled.nodes:
@@ -203,50 +226,78 @@ def _run_chunk(compiled: CompiledGraph, x: torch.Tensor, stats: dict[str, NodeSt
     fed_back = {a for c in compiled.nodes for a in c.node.recurrent}
     previous = {a: torch.zeros((n, *compiled[a].out_shape)) for a in fed_back}
     zeros = lambda: torch.zeros(n, dtype=torch.float64)  # noqa: E731
-    spikes, pairs, active = ({c.name: zeros() for c in compiled.nodes} for _ in range(3))
-    graded = {c.name: False for c in compiled.nodes}
-    binary_x = bool(((x == 0) | (x == 1)).all())
+    names = [c.name for c in compiled.nodes] if count else []
+    spikes, pairs, active = ({name: zeros() for name in names} for _ in range(3))
+    graded = {name: False for name in names}
+    binary_x = count and bool(((x == 0) | (x == 1)).all())
     sl = slice(lo, lo + n)
+    plan = [(c, c.name, c.op, isinstance(c.op, Neuron), c.name == compiled.graph.input_name, c.node.inputs,
+             c.node.recurrent, outputs.get(c.name)) for c in compiled.nodes]
     for t in range(T):
         if time.perf_counter() > deadline:
-            raise LorspError(f"the graph run exceeded --timeout and was stopped at step {t} of {T} (raise "
-                             f"--timeout for more samples or steps)")
+            raise late(f"step {t} of {T}")
         values: dict[str, torch.Tensor] = {}
-        for c in compiled.nodes:
-            inputs: Sequence[torch.Tensor] = [x[t]] if c.name == compiled.graph.input_name else \
-                [values[a] for a in c.node.inputs]
-            everything = [*inputs, *[previous[a] for a in c.node.recurrent]]
-            if isinstance(c.op, Neuron):
-                y = c.op.step(everything, states[c.name])
-                if len(everything) == 1:
-                    active[c.name] += torch.count_nonzero(everything[0].reshape(n, -1), dim=1)
-                else:
+        for c, name, op, is_neuron, is_input, sources, recurrent, out in plan:
+            everything: list[torch.Tensor] = [x[t]] if is_input else [values[a] for a in sources]
+            if recurrent:
+                everything += [previous[a] for a in recurrent]
+            if is_neuron:
+                y = op.step(everything, states[name])
+                if count and len(everything) == 1:
+                    active[name] += torch.count_nonzero(everything[0].reshape(n, -1), dim=1)
+                elif count:
                     drive = everything[0] != 0
                     for v in everything[1:]:
                         drive |= v != 0
-                    active[c.name] += drive.reshape(n, -1).sum(1)
+                    active[name] += drive.reshape(n, -1).sum(1)
             else:
                 total = everything[0]
                 for v in everything[1:]:
                     total = total + v
-                y = c.op(total)
-                if c.fan_out is not None:
-                    mask = total if c.spike_input or (binary_x and c.node.inputs == (compiled.graph.input_name,)) \
+                y = op(total)
+                if count and c.fan_out is not None:
+                    mask = total if c.spike_input or (binary_x and sources == (compiled.graph.input_name,)) \
                         else (total != 0)
-                    pairs[c.name] += mask.reshape(n, -1).to(c.fan_out.dtype) @ c.fan_out.reshape(-1)
-                    if not graded[c.name] and mask is not total:
-                        graded[c.name] = not bool(((total == 1) | (total == 0)).all())
-                if c.is_compartment:
-                    active[c.name] += torch.count_nonzero(total.reshape(n, -1), dim=1)
-            if c.emits_spikes:
-                spikes[c.name] += y.reshape(n, -1).sum(1)
-            values[c.name] = y
-            if c.name in outputs:
-                outputs[c.name][t, sl] = y.numpy()
+                    pairs[name] += mask.reshape(n, -1).to(c.fan_out.dtype) @ c.fan_out.reshape(-1)
+                    if not graded[name] and mask is not total:
+                        graded[name] = not bool(((total == 1) | (total == 0)).all())
+                if count and c.is_compartment:
+                    active[name] += torch.count_nonzero(total.reshape(n, -1), dim=1)
+            if count and c.emits_spikes:
+                spikes[name] += y.reshape(n, -1).sum(1)
+            values[name] = y
+            if out is not None:
+                out[t, sl] = y.numpy()
         for a in fed_back:
             previous[a] = values[a]
+    if not count:
+        return
     for c in compiled.nodes:
         s = stats[c.name]
         s.spikes[sl], s.pairs[sl], s.active_updates[sl] = spikes[c.name].numpy(), pairs[c.name].numpy(), \
             active[c.name].numpy()
         s.binary_input = s.binary_input and not graded[c.name]
+
+
+def _run_chunk_by_node(compiled: CompiledGraph, x: torch.Tensor, outputs: dict[str, np.ndarray], lo: int,
+                       deadline: float, late: Callable[[str], LorspError]) -> None:
+    """:func:`_run_chunk`'s steps node by node (:func:`run_graph`'s ``by_node``), counting nothing."""
+    T, n = x.shape[:2]
+    sl = slice(lo, lo + n)
+    values: dict[str, torch.Tensor] = {}
+    for c in compiled.nodes:
+        if time.perf_counter() > deadline:
+            raise late(f"node {c.name!r} of samples {lo}-{lo + n - 1}")
+        total = x if c.name == compiled.graph.input_name else values[c.node.inputs[0]]
+        for a in c.node.inputs[1:]:
+            total = total + values[a]
+        if c.name == compiled.graph.input_name:
+            y = total  # an Input passes its input on
+        elif isinstance(c.op, Neuron):
+            y = c.op.steps(total, c.op.initial_state(n))
+        else:
+            c.op.reset(n, c.in_shape, T)
+            y = c.op(total.reshape(T * n, *c.in_shape)).reshape(T, n, *c.out_shape)
+        values[c.name] = y
+        if c.name in outputs:
+            outputs[c.name][:, sl] = y.numpy()
