@@ -451,18 +451,3 @@ def test_sparsity_delay_trains_dense_first_and_only_sparse_epochs_are_selectable
     assert [p.selectable(e) for e in (1, 2, 3, 5)] == [False, False, True, True]
     fixed = create_prompt("lorsp", image_size=L, rank=R)
     assert fixed.selectable(1)
-
-
-def test_the_learned_relay_with_a_delay_calibrates_after_its_dense_epochs(images):
-    """``--sparsity-delay 2``: the learned relay calibrates after two epochs (not at the start): its gates, held far
-    above threshold, are shifted until the target share of pixels is closed, each image keeping its own pattern."""
-    torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=L, **LEARNED, sparsity_delay=2.0, sparsity_target=0.5).eval()
-    assert [p.calibrates_after(e) for e in (0, 1, 2, 3)] == [False, False, True, False]
-    with torch.no_grad():
-        p.spiking_generator[2].bias.add_(3.0)  # a dense phase that pushed every gate further open
-    assert float(p.closed_share(p.gates_open(p.gate_rates(images))).mean()) == 0.0
-    reached = p.calibrate(images)
-    assert 0.5 <= reached < 0.9
-    assert not create_prompt("lorsp", image_size=L, **LEARNED).calibrates_after(0)
-    assert create_prompt("lorsp", image_size=L, rank=R).calibrates_after(0)

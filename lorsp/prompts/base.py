@@ -169,11 +169,6 @@ class VisualPrompt(nn.Module):
         """Whether :meth:`calibrate` does anything (the trainer loads its images only then)."""
         return False
 
-    def calibrates_after(self, epochs_done: int) -> bool:
-        """Whether the trainer calls :meth:`calibrate` before the epoch that follows ``epochs_done`` epochs (0: the
-        start; default: at the start when :attr:`calibrates`)."""
-        return epochs_done == 0 and self.calibrates
-
     def calibrate(self, x: torch.Tensor) -> float | None:
         """A data-dependent start from training images ``x``, before the first step (default: none)."""
         return None

@@ -410,32 +410,21 @@ class LowRankSpikePrompt(VisualPrompt):
         """Band gating starts from a calibration (the learned start does not); the other modes do not."""
         return self.gate == "band" and self.relay != "learned"
 
-    def calibrates_after(self, epochs_done: int) -> bool:
-        """The band relays' start (epoch 0); the learned relay with ``--sparsity-delay d`` after ``d`` epochs of dense
-        training, so its gates, however far above threshold the dense phase left them, close the target share before
-        the sparsity term begins."""
-        if self.gate == "band" and self.relay == "learned" and self.options.sparsity_delay > 0:
-            return epochs_done == self.options.sparsity_delay
-        return epochs_done == 0 and self.calibrates
-
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, steps: int = 40) -> float | None:
         """Shift the gate biases until the prompt of images ``x`` has the target share of closed pixels.
 
         Band gating only (other modes: nothing to do, None): bisection on one offset
         added to every gate bias, so each image keeps its own pattern and the batch as a whole
-        starts at ``sparsity_target`` (0.5 without a target); the trainer calls it when
-        :meth:`calibrates_after` says. Returns the share reached.
+        starts at ``sparsity_target`` (0.5 without a target). Returns the share reached.
         """
-        if self.gate != "band":
+        if not self.calibrates:
             return None
         target = 0.5 if self.sparsity_target is None else self.sparsity_target
         bias = self.spiking_generator[2].bias
         base = bias.clone()
         shifted = (~self.held).to(bias.dtype)  # gates the start holds (relay "open") keep their bias
         reach = 4.0 * self.spiking_generator[3].threshold.max().item()
-        if self.relay == "learned":  # far enough to shut or open every gate, however large a trained bias or current
-            reach += base.abs().max().item() + self.spiking_generator[2].weight.abs().sum(1).max().item()
         low, high = -reach, reach
         share = 0.0
         for _ in range(steps):  # the closed share falls as the offset rises

@@ -83,14 +83,13 @@ def make_optimizer(model: PromptedClassifier, cfg: TrainConfig, steps: int):
 
 
 def calibrate_prompt(model: PromptedClassifier, splits: Splits, batch_size: int,
-                     device: torch.device = torch.device("cpu"), epochs_done: int = 0) -> None:
-    """The prompt's ``calibrate`` on the first training images: a fresh run's data-dependent start
-    (``epochs_done`` 0), or a calibration the prompt asks for after that many epochs.
+                     device: torch.device = torch.device("cpu")) -> None:
+    """A fresh run's data-dependent start: the prompt's ``calibrate`` on the first training images.
 
     The first ``max(batch_size, 64)`` images of the (seeded, fixed) training split, loaded only
-    for a prompt that calibrates then (:meth:`VisualPrompt.calibrates_after`).
+    for a prompt that has a data-dependent start (:attr:`VisualPrompt.calibrates`).
     """
-    if not model.prompt.calibrates_after(epochs_done):
+    if not model.prompt.calibrates:
         return
     count = min(len(splits.train), max(batch_size, 64))
     x = torch.stack([splits.train[i][0] for i in range(count)])
@@ -243,8 +242,6 @@ def run_protocol(cfg: TrainConfig, stage: Path, state: dict[str, Any] | None, d:
         net = torch.nn.parallel.DistributedDataParallel(
             t.model, device_ids=[d.device.index] if d.device.type == "cuda" else None, broadcast_buffers=False)
     for epoch in range(t.start_epoch, cfg.epochs):
-        if epoch > 0:  # the start's calibration ran in build
-            calibrate_prompt(t.model, t.splits, cfg.batch_size, d.device, epochs_done=epoch)
         row = {"epoch": epoch + 1, **train_one_epoch(net, t.loader, cfg, epoch, d, t.opt, t.sched, progress,
                                                      precision, t.scaler)}
         if d.main:
