@@ -441,13 +441,13 @@ def test_sparsity_feedback_steers_each_gates_share_to_the_closed_share_target(im
     assert "open_target" not in still.state_dict()
 
 
-def test_sparsity_delay_trains_dense_first_and_only_sparse_epochs_are_selectable():
-    """``--sparsity-delay 2 --sparsity-warmup 1``: no sparsity term for two epochs, then a one-epoch ramp; the val
-    selection may keep a learned model only once the term has its full weight, so a model still dense is never the
-    one kept. A generator that does not learn is selectable after any epoch."""
-    p = create_prompt("lorsp", image_size=L, **LEARNED, sparsity_delay=2.0, sparsity_warmup=1.0)
+def test_only_epochs_after_the_sparsity_ramp_are_selectable():
+    """``--sparsity-warmup 3``: the val selection may keep a learned model only once the term has its full weight, so
+    a model not yet as sparse as trained is never the one kept. A generator that does not learn is selectable after
+    any epoch."""
+    p = create_prompt("lorsp", image_size=L, **LEARNED, sparsity_warmup=3.0)
     full = p.options.sparsity_weight
-    assert [p.sparsity_weight_at(e) for e in (0.0, 2.0, 2.5, 3.0, 5.0)] == [0.0, 0.0, 0.5 * full, full, full]
+    assert [p.sparsity_weight_at(e) for e in (0.0, 1.5, 3.0, 5.0)] == [0.0, 0.5 * full, full, full]
     assert [p.selectable(e) for e in (1, 2, 3, 5)] == [False, False, True, True]
     fixed = create_prompt("lorsp", image_size=L, rank=R)
     assert fixed.selectable(1)

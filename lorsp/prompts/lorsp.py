@@ -144,9 +144,6 @@ class LorspOptions(LorvpOptions):
                 "by this gain times (the batch's closed share - --sparsity-target), so the closed share settles at "
                 "the target however the gates correlate (0: q stays sqrt(1 - s^(1/r)), which assumes independent "
                 "gates)", "parse": number(0.0), "applies_when": {"relay": ("learned",)}, "legacy": 0.0})
-    sparsity_delay: float = field(default=0.0, metadata={
-        "help": "epochs before the sparsity term's ramp begins: with the learned relay, the dense prompt trains "
-                "first and the gates then learn where to close it", "parse": number(0.0), "legacy": 0.0})
     sparsity_warmup: float = field(default=0.0, metadata={
         "help": "epochs over which the sparsity weight ramps up linearly from 0", "parse": number(0.0)})
     gate_bias: float = field(default=1.0, metadata={
@@ -300,19 +297,15 @@ class LowRankSpikePrompt(VisualPrompt):
                 ([p for p in learning if id(p) in in_generator], rates.base * self.options.generator_lr_scale)]
 
     def sparsity_weight_at(self, epoch: float) -> float:
-        """The sparsity term's weight at (fractional) ``epoch``: 0 for ``--sparsity-delay`` epochs, then ramped up
-        linearly over ``--sparsity-warmup``."""
+        """The sparsity term's weight at (fractional) ``epoch``: ramped up linearly over ``--sparsity-warmup``."""
         o = self.options
-        ramped = epoch - o.sparsity_delay
-        if ramped < 0:
-            return 0.0
         if o.sparsity_warmup <= 0:
             return o.sparsity_weight
-        return o.sparsity_weight * min(1.0, ramped / o.sparsity_warmup)
+        return o.sparsity_weight * min(1.0, epoch / o.sparsity_warmup)
 
     def selectable(self, epochs_done: int) -> bool:
         """A learning generator's model competes in the val selection once its sparsity term has its full weight
-        (after ``--sparsity-delay`` and ``--sparsity-warmup``), so a prompt still dense cannot be the one kept."""
+        (after ``--sparsity-warmup``), so a prompt not yet as sparse as trained cannot be the one kept."""
         return not self.learns or self.sparsity_weight_at(epochs_done) >= self.options.sparsity_weight
 
     def loss_terms(self, out: PromptOutput, epoch: float) -> torch.Tensor | None:
@@ -325,8 +318,7 @@ class LowRankSpikePrompt(VisualPrompt):
             return None
         weight = self.sparsity_weight_at(epoch)
         reg = self.regularizer(out.trace)
-        if reg is not None and self.training and self.options.sparsity_feedback and \
-                epoch >= o.sparsity_delay + o.sparsity_warmup:
+        if reg is not None and self.training and self.options.sparsity_feedback and epoch >= o.sparsity_warmup:
             self.steer_open_target(self.gates_open(out.trace.rates.detach()))  # once the term has its full weight
         return None if reg is None else weight * reg.float()
 
