@@ -66,14 +66,25 @@ def case(name: str, net: torch.nn.Module, shape: tuple[int, ...], steps: int, ar
         path = Path(tmp) / f"{name}.nir"
         nir.write(path, export_to_nir(net, torch.zeros(1, *shape), ignore_dims=[0]))
         compiled = compile_graph(flat_graph(nir.read(path)), 1e-4)
+        before = args.before.compile_graph(flat_graph(nir.read(path)), 1e-4) if args.before else None
     neurons = sum(int(np.prod(c.out_shape)) for c in compiled.nodes if c.node.is_neuron)
     gen = torch.Generator().manual_seed(args.seed)
     x = (torch.rand((steps, args.samples, *shape), generator=gen) < 0.1).float().numpy()
-    fast = float("inf")
+    fast = then = float("inf")
     for _ in range(args.rounds):
         start = time.perf_counter()
         run = run_graph(compiled, x)
         fast = min(fast, time.perf_counter() - start)
+        if before is not None:
+            start = time.perf_counter()
+            old = args.before.run_graph(before, x)
+            then = min(then, time.perf_counter() - start)
+    baseline = {} if before is None else {"baseline_runner": {
+        "revision": args.baseline_runner, "seconds": then, "samples_per_s": args.samples / then,
+        "today_over_baseline": then / fast,
+        "output_spikes_and_counts_equal": bool(np.array_equal(run.outputs["output"], old.outputs["output"]) and all(
+            np.array_equal(getattr(run.stats[k], f), getattr(old.stats[k], f))
+            for k in run.stats for f in ("spikes", "pairs", "active_updates")))}}
     xl = np.ascontiguousarray(x[:, :args.lava_samples])
     start = time.perf_counter()
     net_plan = check_lava(compiled, xl)
@@ -90,7 +101,7 @@ def case(name: str, net: torch.nn.Module, shape: tuple[int, ...], steps: int, ar
     steady = after_first / (d["run_seconds"] - d["first_chunk_seconds"]) if after_first > 0 else None
     row = {"graph": name, "neurons": neurons, "steps": steps, "input_rate": 0.1,
            "fast": {"samples": args.samples, "seconds": fast, "samples_per_s": fast_rate, "rounds": args.rounds,
-                    "output_spikes_per_sample": float(run.outputs["output"].sum() / args.samples)},
+                    "output_spikes_per_sample": float(run.outputs["output"].sum() / args.samples), **baseline},
            "lava": {"samples": args.lava_samples, "seconds": lava.seconds, "samples_per_s": lava_rate,
                     "build_seconds_lorsp": build, **lava.details,
                     "blocks": [{"source": b.source, "target": b.target, "nonzero_weights": int(b.weight.nnz),
@@ -102,7 +113,10 @@ def case(name: str, net: torch.nn.Module, shape: tuple[int, ...], steps: int, ar
           f"({args.samples} samples, best of {args.rounds}); Lava {lava_rate:.3f} samples/s ({args.lava_samples} "
           f"samples, {lava.seconds:.1f} s; {steady or float('nan'):.3f} samples/s after its first chunk); "
           f"{fast_rate / lava_rate:.0f}x ({fast_rate / steady if steady else float('nan'):.0f}x the steady rate); "
-          f"spike agreement "
+          + (f"the interpreter at {args.baseline_runner}: {args.samples / then:.1f} samples/s (today "
+             f"{then / fast:.2f}x; spikes and counts equal {baseline['baseline_runner']['output_spikes_and_counts_equal']}); "
+             if before is not None else "")
+          + f"spike agreement "
           + ", ".join(f"{r['node']} {100 * r['agreement']:.2f}%" for r in rows), flush=True)
     return row
 
@@ -116,11 +130,14 @@ def main() -> None:
                    "neurons instead of 1000, the example's weight scaling)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed for each Lava run")
+    p.add_argument("--baseline-runner", default=None, metavar="REV",
+                   help="also time the graph interpreter (runner and neurons) as committed at git REV, in the same rounds")
     p.add_argument("-o", "--out", default=None, help="JSON to write")
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
     ex = example()
+    args.before = ex.runner_at(args.baseline_runner) if args.baseline_runner else None
     cases = {"conv": (ex.speed_conv_net, (2, 34, 34), 30), "recurrent": (ex.speed_recurrent_net, (700,), 100)}
     rows = []
     for name in args.graphs.split(","):
@@ -130,7 +147,7 @@ def main() -> None:
     if args.out:
         write_json(args.out, {
             "command": "OMP_NUM_THREADS=1 .venv-lava/bin/python benchmarks/nir_lava_speed.py " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out") + f" -o {args.out}",
+                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "before")) + f" -o {args.out}",
             "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, one thread (OMP_NUM_THREADS="
                        f"{os.environ.get('OMP_NUM_THREADS')}), load average at the end {os.getloadavg()[0]:.2f}",
             "python": platform.python_version(), "versions": versions(), "commit": git_commit(), "rows": rows})

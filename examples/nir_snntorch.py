@@ -29,7 +29,8 @@ a recurrent one (700 -> RLeaky 1000 -> 20, SHD's size) for T = 100. The float an
 the graph interpreter's (``hw_sim.graph.runner.run_graph``, counting every operation) on the graph
 read back from the file and on its fixed-point twin (``hw_sim.graph.fixed_graph.compile_fixed``,
 built once, untimed). Prints and, with ``--json``, writes the rates, their ratios, whether the float
-output spikes equal snnTorch's and the fixed run's spike agreement per neuron node:
+output spikes equal snnTorch's and the fixed run's spike agreement per neuron node; ``--baseline-runner REV``
+also times the float interpreter as committed at ``REV`` and checks its output spikes and counts against today's:
 
     OMP_NUM_THREADS=1 .venv/bin/python examples/nir_snntorch.py speed --json docs/data/hwsim-nir/speed.json
 """
@@ -207,16 +208,38 @@ def speed_recurrent_net() -> Recurrent:
     return net
 
 
-def compile_fixed_at(revision: str):
-    """``compile_fixed`` of ``hw_sim/graph/fixed_graph.py`` as committed at git ``revision``, for a before/after
-    measurement in one run (it imports today's modules, so it must still fit them)."""
+def module_at(revision: str, path: str, replacing: dict[str, types.ModuleType] | None = None) -> types.ModuleType:
+    """The module at ``path`` as committed at git ``revision``, for a before/after measurement in one run (it
+    imports today's modules, but those named in ``replacing``: ``{dotted name: module}``, which it gets
+    instead)."""
     root = Path(__file__).resolve().parent.parent
-    source = subprocess.run(["git", "show", f"{revision}:hw_sim/graph/fixed_graph.py"], cwd=root, check=True,
+    source = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=root, check=True,
                             capture_output=True, text=True).stdout
-    module = types.ModuleType(f"fixed_graph_at_{revision}")
+    module = types.ModuleType(f"{Path(path).stem}_at_{revision}")
     sys.modules[module.__name__] = module
-    exec(compile(source, f"{revision}:hw_sim/graph/fixed_graph.py", "exec"), module.__dict__)
-    return module.compile_fixed
+    saved = {name: sys.modules.get(name) for name in replacing or {}}
+    sys.modules.update(replacing or {})
+    try:
+        exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = old
+    return module
+
+
+def compile_fixed_at(revision: str):
+    """``compile_fixed`` of ``hw_sim/graph/fixed_graph.py`` as committed at git ``revision``."""
+    return module_at(revision, "hw_sim/graph/fixed_graph.py").compile_fixed
+
+
+def runner_at(revision: str) -> types.ModuleType:
+    """``hw_sim/graph/runner.py`` as committed at git ``revision``, with the neurons of that revision
+    (``compile_graph`` and ``run_graph`` of the float graph interpreter before a change)."""
+    neurons = module_at(revision, "hw_sim/graph/neurons.py")
+    return module_at(revision, "hw_sim/graph/runner.py", {"hw_sim.graph.neurons": neurons})
 
 
 def timed(fn, *args) -> float:
@@ -235,6 +258,8 @@ def speed(args: argparse.Namespace) -> None:
               "commit": git_commit(), "load_average_start": os.getloadavg(), "graphs": {}}
     baseline = compile_fixed_at(args.baseline_fixed) if args.baseline_fixed else None
     record["baseline_fixed"] = args.baseline_fixed
+    before = runner_at(args.baseline_runner) if args.baseline_runner else None
+    record["baseline_runner"] = args.baseline_runner
     with tempfile.TemporaryDirectory() as tmp:
         for name, net, shape, simulate, steps in cases:
             path = Path(tmp) / f"{name}.nir"
@@ -252,6 +277,14 @@ def speed(args: argparse.Namespace) -> None:
                 runs[f"lorsp_fixed_at_{args.baseline_fixed}"] = (run_graph, old, x.numpy())
                 record.setdefault("fixed_output_spikes_equal_baseline", {})[name] = bool(np.array_equal(
                     run_graph(fixed, x.numpy()).outputs["output"], run_graph(old, x.numpy()).outputs["output"]))
+            if before is not None:
+                old_float = before.compile_graph(flat_graph(nir.read(path)), 1e-4)
+                runs[f"lorsp_float_at_{args.baseline_runner}"] = (before.run_graph, old_float, x.numpy())
+                now, then = run_graph(compiled, x.numpy()), before.run_graph(old_float, x.numpy())
+                record.setdefault("float_output_spikes_and_counts_equal_baseline_runner", {})[name] = bool(
+                    np.array_equal(now.outputs["output"], then.outputs["output"]) and all(
+                        np.array_equal(getattr(now.stats[k], f), getattr(then.stats[k], f))
+                        for k in now.stats for f in ("spikes", "pairs", "active_updates")))
             rounds = {k: [] for k in runs}
             for _ in range(args.rounds):
                 for k, (fn, *a) in runs.items():
@@ -264,6 +297,8 @@ def speed(args: argparse.Namespace) -> None:
                 "float_over_snntorch": rate["lorsp_float"] / rate["snntorch"],
                 "fixed_over_snntorch": rate["lorsp_fixed"] / rate["snntorch"],
                 "fixed_over_float": rate["lorsp_fixed"] / rate["lorsp_float"],
+                **({"float_over_baseline_runner": rate["lorsp_float"] / rate[f"lorsp_float_at_{args.baseline_runner}"]}
+                   if args.baseline_runner else {}),
                 **({"fixed_over_baseline_fixed": rate["lorsp_fixed"] / rate[f"lorsp_fixed_at_{args.baseline_fixed}"]}
                    if args.baseline_fixed else {}),
                 "float_output_spikes_equal_snntorch": bool(same), "fixed_compile_seconds": compile_s,
@@ -290,6 +325,9 @@ def main() -> None:
     sp = sub.add_parser("speed", help="samples per second of snnTorch and of the graph interpreter, float and fixed")
     sp.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the best of each counts")
     sp.add_argument("--json", default=None, help="write the figures to this JSON file")
+    sp.add_argument("--baseline-runner", default=None, metavar="REV",
+                    help="also time the float graph interpreter (runner and neurons) as committed at git REV, "
+                         "and check that its output spikes and counts equal today's")
     sp.add_argument("--baseline-fixed", default=None, metavar="REV",
                     help="also time the fixed path of hw_sim/graph/fixed_graph.py as committed at git REV")
     args = p.parse_args()

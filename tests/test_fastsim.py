@@ -523,7 +523,7 @@ def test_the_chain_is_the_graph_runners_compiled_form_and_runs_step_by_step_as_n
         assert isinstance(compiled, CompiledGraph)
         assert [c.node.kind for c in compiled.nodes] == ["Input"] + ["Dense", "CubaLIF"] * depth
         names = [f"layer{k}" for k in range(depth)]
-        step = run_graph(compiled, spikes, record=names, count=False, output_dtype=np.uint8)
+        step = run_graph(compiled, spikes, record=names, count=False, output_dtype=np.uint8, by_node=False)
         fast = get_backend("fast")(net, spikes, mode=mode, timeout=TIMEOUT)
         for name, got in zip(names, fast.layer_spikes):
             assert np.array_equal(step.outputs[name], got), (seed, name)

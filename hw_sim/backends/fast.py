@@ -128,7 +128,7 @@ def run_chain(compiled: CompiledGraph, spikes_in: np.ndarray, *, timeout: float 
     input steps, every sample from rest."""
     names = [c.name for c in compiled.nodes if c.node.kind == KIND]
     run = run_graph(compiled, spikes_in, record=names, timeout=timeout, progress=progress, count=False,
-                    chunk=CHUNK_SAMPLES, what=what, output_dtype=np.uint8, by_node=True)
+                    chunk=CHUNK_SAMPLES, what=what, output_dtype=np.uint8, block=max(1, spikes_in.shape[0]))
     return [run.outputs[name] for name in names]
 
 

@@ -105,31 +105,47 @@ class Neuron:
         return state
 
     def step(self, inputs: Sequence[torch.Tensor], state: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One step in place on ``state``; the spikes (0/1 float32) or, for a read-out, the voltage."""
+        """One step in place on ``state``; the spikes (0/1 float32) or, for a read-out, the voltage.
+
+        Sums are taken into the step's own new tensor in place (the same float32 additions in the same order).
+        A spike resets a voltage by ``v (1 - s)`` (to ``+-0``, equal to 0; PyTorch's ``masked_fill`` costs several
+        times as much; an infinite voltage, which only infinite input gives, would become NaN), or to
+        ``v_reset`` by ``where``."""
         if self.kind in SYNAPTIC:
-            i = state["i"] if self.alpha is None else self.alpha * state["i"]
-            for x in inputs:
-                i = i + (x if self.syn_gain is None else self.syn_gain * x)
+            i = _plus(state["i"] if self.alpha is None else self.alpha * state["i"], self.alpha is not None,
+                      [x if self.syn_gain is None else self.syn_gain * x for x in inputs])
             state["i"] = i
             drive: Sequence[torch.Tensor] = (i,)
         else:
             drive = inputs
         v = state["v"] if self.beta is None else self.beta * state["v"]
-        if self.leak is not None:
-            v = v + self.leak
-        for x in drive:
-            v = v + (x if self.gain is None else self.gain * x)
+        terms = ([self.leak] if self.leak is not None else []) + [x if self.gain is None else self.gain * x
+                                                                   for x in drive]
+        v = _plus(v, self.beta is not None, terms)
         if not self.spiking:
             state["v"] = v
             return v
-        spikes = v > self.threshold
-        state["v"] = torch.where(spikes, self.reset, v) if self.reset is not None else v.masked_fill(spikes, 0.0)
-        return spikes.to(torch.float32)
+        above = v > self.threshold
+        spikes = above.view(torch.uint8).to(torch.float32)
+        state["v"] = torch.where(above, self.reset, v) if self.reset is not None else v.mul_(1.0 - spikes)
+        return spikes
 
     def steps(self, x: torch.Tensor, state: dict) -> torch.Tensor:
         """:meth:`step` on each of the ``T`` steps of ``x`` ``(T, n, *shape)``, one input per step; the outputs
         ``(T, n, *out_shape)``."""
         return torch.stack([self.step([xt], state) for xt in x.unbind(0)])
+
+
+def _plus(total: torch.Tensor, fresh: bool, terms: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``total + terms[0] + terms[1] + ...`` left to right, in place once the sum is a tensor of this step's
+    (``fresh``: ``total`` already is)."""
+    for term in terms:
+        if fresh and torch.broadcast_shapes(term.shape, total.shape) == total.shape:
+            total.add_(term)
+        else:
+            total = total + term
+            fresh = True
+    return total
 
 
 def build_neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, cuba_input: str = "euler",

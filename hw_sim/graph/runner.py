@@ -9,7 +9,7 @@ outputs of its recurrent sources; every sample starts from rest. It counts, per 
 per sample, what :mod:`hw_sim.graph.counts` prices, and keeps the outputs of the ``Output``
 nodes (and of any node named in ``record``). The fast backend of a lorsp bundle
 (:mod:`hw_sim.backends.fast`) compiles its chain of Lava processes into this form and runs it here too,
-counting nothing and node by node (``by_node``).
+counting nothing.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from deploy.nir_graph import FlatGraph, GraphNode
+from hw_sim.graph.components import Component, component_order
 from hw_sim.graph.neurons import Neuron, build_neuron
 from hw_sim.graph.synapses import Synapse, build_synapse, fan_out
 from lorsp.plumbing.errors import LorspError
@@ -175,48 +176,121 @@ def _probe(op: Synapse | Neuron, in_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def run_graph(compiled: CompiledGraph, x: np.ndarray, *, record: Iterable[str] = (), timeout: float = 600.0,
-              progress: Callable[[int], None] | None = None, count: bool = True, chunk: int = CHUNK_SAMPLES,
-              what: str = "the graph run", output_dtype: type = np.float32, by_node: bool = False) -> GraphRun:
+              progress: Callable[[int], None] | None = None, count: bool = True, chunk: int | None = None,
+              what: str = "the graph run", output_dtype: type = np.float32, by_node: bool = True,
+              block: int | None = None) -> GraphRun:
     """Run input ``x`` ``(T, N, *input_shape)`` through ``compiled``; counts and outputs (see the module docstring).
 
     ``count=False`` leaves the counts (:class:`NodeStats`) at zero and skips their work (the fast backend,
-    which counts from the spikes). ``chunk``: samples stepped together. ``what`` names the run in the
-    ``--timeout`` message. ``output_dtype``: the dtype of the kept outputs (``np.uint8`` for spikes).
+    which counts from the spikes). ``chunk``: samples run together (default :data:`CHUNK_SAMPLES`). ``what``
+    names the run in the ``--timeout`` message. ``output_dtype``: the dtype of the kept outputs (``np.uint8``
+    for spikes).
 
-    ``by_node=True`` (with ``count=False``, for a graph without feedback or ``Delay``) runs the same steps in
-    another order: node by node, each synapse node once on all ``T`` steps of a chunk (``(T n, *shape)``, one
-    matrix product where step by step takes ``T``), each neuron node ``T`` steps. Every sample's steps are the
-    same operations on the same values; the results are equal where a synapse node's numbers do not depend
-    on how many rows one call takes (exact sums: the fast backend's Lava ``Dense``; not promised for
-    float32 products, so a NIR graph runs step by step).
+    ``by_node`` (the default) runs the same steps in another order (:mod:`hw_sim.graph.components`), in
+    blocks of ``block`` steps (default :func:`block_steps`: a block's values fit the cache): every node
+    outside a cycle once on all the steps of a block (a synapse node on ``(B n, *shape)``, one call where
+    step by step takes ``B``), every recurrent loop step by step on its inputs from outside, known by then
+    for every step of the block. ``by_node=False`` steps the whole graph, every node once a step. Every
+    sample's steps are the same operations on the same values, and the counts are sums of the same
+    integers, equal in both orders; the outputs are equal where a synapse node's float32 numbers do not
+    depend on how many rows one call takes (exact sums; measured equal on the snnTorch graphs of
+    ``examples/nir_snntorch.py speed``; the library may pick another kernel for another number of rows,
+    as the exporting framework does for another batch size).
     """
-    if by_node and (count or any(c.node.recurrent or c.node.kind == "Delay" for c in compiled.nodes)):
-        raise ValueError("by_node runs graphs without feedback or Delay, and counts nothing")
     start = time.perf_counter()
     x = np.asarray(x, dtype=np.float32)
     T, N = x.shape[:2]
     keep = set(compiled.graph.output_names) | set(record)
     stats = {c.name: NodeStats(np.zeros(N), np.zeros(N), np.zeros(N)) for c in compiled.nodes} if count else {}
     outputs = {c.name: np.zeros((T, N, *c.out_shape), output_dtype) for c in compiled.nodes if c.name in keep}
+    chunk = chunk or CHUNK_SAMPLES
     deadline = start + timeout
     late = lambda where: LorspError(f"{what} exceeded --timeout {timeout:g} s and was stopped at {where} "  # noqa: E731
                                     f"(raise --timeout for more samples or steps)")
+    order = component_order([c.node for c in compiled.nodes]) if by_node else [Component(tuple(c.name for c in compiled.nodes), True)]
     with torch.no_grad():
         for lo in range(0, N, chunk):
             hi = min(N, lo + chunk)
-            if by_node:
-                _run_chunk_by_node(compiled, torch.from_numpy(x[:, lo:hi]), outputs, lo, deadline, late)
-            else:
-                _run_chunk(compiled, torch.from_numpy(x[:, lo:hi]), stats, outputs, lo, deadline, late, count)
+            xs = torch.from_numpy(x[:, lo:hi])
+            counter = _Counter(compiled, hi - lo, count and bool(((xs == 0) | (xs == 1)).all()), count)
+            _run_chunk(compiled, order, xs, counter, outputs, lo, deadline, late,
+                       block or (block_steps(compiled, hi - lo, T) if by_node else 1))
+            counter.store(stats, slice(lo, hi))
             if progress is not None:
                 progress(hi)
     return GraphRun(stats, outputs, T, N, time.perf_counter() - start)
 
 
-def _run_chunk(compiled: CompiledGraph, x: torch.Tensor, stats: dict[str, NodeStats],
+BLOCK_VALUES = 2 ** 20
+"""Float32 values (4 MiB) one node's output over a block of steps may hold (:func:`block_steps`)."""
+
+
+def block_steps(compiled: CompiledGraph, samples: int, steps: int) -> int:
+    """Steps run together node by node: as many as keep the largest node's ``(B, n, *shape)`` block within
+    :data:`BLOCK_VALUES` values, so that a block's values stay in the processor's cache (at least 1)."""
+    largest = max(int(np.prod(s)) for c in compiled.nodes for s in (c.in_shape, c.out_shape))
+    return max(1, min(steps, BLOCK_VALUES // max(1, samples * largest)))
+
+
+class _Counter:
+    """One chunk's per-sample counts, from a node's inputs and outputs over ``R`` steps ``(R, n, *shape)``:
+    sums of integers, equal whether they come a step or many steps at a time."""
+
+    def __init__(self, compiled: CompiledGraph, n: int, binary_x: bool, on: bool):
+        self.compiled, self.n, self.binary_x, self.on = compiled, n, binary_x, on
+        names = [c.name for c in compiled.nodes] if on else []
+        self.spikes, self.pairs, self.active = ({name: torch.zeros(n, dtype=torch.float64) for name in names}
+                                                for _ in range(3))
+        self.graded = {name: False for name in names}
+
+    def _per_sample(self, rows: torch.Tensor, steps: int) -> torch.Tensor:
+        return rows.reshape(steps, self.n).to(torch.float64).sum(0)
+
+    def node(self, c: CompiledNode, inputs: list[torch.Tensor], total: torch.Tensor | None, y: torch.Tensor) -> None:
+        """Count node ``c`` on ``R`` steps: its ``inputs`` (a neuron), their sum ``total`` (any other node), its
+        output ``y``."""
+        if not self.on:
+            return
+        name, steps, n = c.name, y.shape[0], self.n
+        if total is None:
+            drive = inputs[0].bool()
+            for v in inputs[1:]:
+                drive |= v.bool()
+            self.active[name] += self._per_sample(_count(drive, steps * n), steps)
+        else:
+            if c.fan_out is not None:
+                sources = c.node.inputs
+                if c.spike_input or (self.binary_x and sources == (self.compiled.graph.input_name,)):
+                    mask = total.reshape(steps * n, -1).to(c.fan_out.dtype)
+                else:
+                    mask = total.bool().view(torch.uint8).reshape(steps * n, -1).to(c.fan_out.dtype)
+                    if not self.graded[name]:
+                        self.graded[name] = not bool(((total == 1) | (total == 0)).all())
+                self.pairs[name] += self._per_sample(mask @ c.fan_out.reshape(-1), steps)
+            if c.is_compartment:
+                self.active[name] += self._per_sample(_count(total.bool(), steps * n), steps)
+        if c.emits_spikes:
+            self.spikes[name] += self._per_sample(y.reshape(steps * n, -1).sum(1), steps)
+
+    def store(self, stats: dict[str, NodeStats], sl: slice) -> None:
+        """Write the chunk's counts into ``stats`` at samples ``sl``."""
+        if not self.on:
+            return
+        for c in self.compiled.nodes:
+            s = stats[c.name]
+            s.spikes[sl], s.pairs[sl], s.active_updates[sl] = (self.spikes[c.name].numpy(),
+                                                               self.pairs[c.name].numpy(), self.active[c.name].numpy())
+            s.binary_input = s.binary_input and not self.graded[c.name]
+
+
+def _run_chunk(compiled: CompiledGraph, order: list[Component], x: torch.Tensor, counter: _Counter,
                outputs: dict[str, np.ndarray], lo: int, deadline: float, late: Callable[[str], LorspError],
-               count: bool) -> None:
+               block: int) -> None:
+    """Chunk ``x`` ``(T, n, *input_shape)`` in blocks of ``block`` steps: in each block, every component of
+    ``order`` in turn, one outside a cycle on all the block's steps at once, one with a cycle step by step.
+    Neuron states, recurrent outputs and ``Delay`` lines carry over from block to block."""
     T, n = x.shape[:2]
+    sl = slice(lo, lo + n)
     states: dict[str, dict] = {}
     for c in compiled.nodes:
         if isinstance(c.op, Neuron):
@@ -225,79 +299,88 @@ def _run_chunk(compiled: CompiledGraph, x: torch.Tensor, stats: dict[str, NodeSt
             c.op.reset(n, c.in_shape, T)
     fed_back = {a for c in compiled.nodes for a in c.node.recurrent}
     previous = {a: torch.zeros((n, *compiled[a].out_shape)) for a in fed_back}
-    zeros = lambda: torch.zeros(n, dtype=torch.float64)  # noqa: E731
-    names = [c.name for c in compiled.nodes] if count else []
-    spikes, pairs, active = ({name: zeros() for name in names} for _ in range(3))
-    graded = {name: False for name in names}
-    binary_x = count and bool(((x == 0) | (x == 1)).all())
-    sl = slice(lo, lo + n)
-    plan = [(c, c.name, c.op, isinstance(c.op, Neuron), c.name == compiled.graph.input_name, c.node.inputs,
-             c.node.recurrent, outputs.get(c.name)) for c in compiled.nodes]
-    for t in range(T):
-        if time.perf_counter() > deadline:
-            raise late(f"step {t} of {T}")
-        values: dict[str, torch.Tensor] = {}
-        for c, name, op, is_neuron, is_input, sources, recurrent, out in plan:
-            everything: list[torch.Tensor] = [x[t]] if is_input else [values[a] for a in sources]
-            if recurrent:
-                everything += [previous[a] for a in recurrent]
-            if is_neuron:
-                y = op.step(everything, states[name])
-                if count and len(everything) == 1:
-                    active[name] += torch.count_nonzero(everything[0].reshape(n, -1), dim=1)
-                elif count:
-                    drive = everything[0] != 0
-                    for v in everything[1:]:
-                        drive |= v != 0
-                    active[name] += drive.reshape(n, -1).sum(1)
+    """The last step's output of every node a recurrent edge leaves (zero before the first)."""
+    for t0 in range(0, T, block):
+        t1 = min(T, t0 + block)
+        full: dict[str, torch.Tensor] = {}
+        for component in order:
+            if time.perf_counter() > deadline:
+                raise late(f"step {t0} of {T}, node {component.names[0]!r}")
+            nodes = [compiled[name] for name in component.names]
+            if component.stepped:
+                _run_steps(compiled, nodes, x[t0:t1], full, states, previous)
             else:
-                total = everything[0]
-                for v in everything[1:]:
-                    total = total + v
-                y = op(total)
-                if count and c.fan_out is not None:
-                    mask = total if c.spike_input or (binary_x and sources == (compiled.graph.input_name,)) \
-                        else (total != 0)
-                    pairs[name] += mask.reshape(n, -1).to(c.fan_out.dtype) @ c.fan_out.reshape(-1)
-                    if not graded[name] and mask is not total:
-                        graded[name] = not bool(((total == 1) | (total == 0)).all())
-                if count and c.is_compartment:
-                    active[name] += torch.count_nonzero(total.reshape(n, -1), dim=1)
-            if count and c.emits_spikes:
-                spikes[name] += y.reshape(n, -1).sum(1)
-            values[name] = y
-            if out is not None:
-                out[t, sl] = y.numpy()
+                _run_whole(compiled, nodes[0], x[t0:t1], full, states)
+            for c in nodes:
+                if counter.on:
+                    inputs = [x[t0:t1]] if c.name == compiled.graph.input_name else [full[a] for a in c.node.inputs]
+                    inputs += [_late(full[a], previous[a]) for a in c.node.recurrent]
+                    counter.node(c, inputs, None if isinstance(c.op, Neuron) else _sum(inputs), full[c.name])
+                if c.name in outputs:
+                    outputs[c.name][t0:t1, sl] = full[c.name].numpy()
         for a in fed_back:
-            previous[a] = values[a]
-    if not count:
-        return
-    for c in compiled.nodes:
-        s = stats[c.name]
-        s.spikes[sl], s.pairs[sl], s.active_updates[sl] = spikes[c.name].numpy(), pairs[c.name].numpy(), \
-            active[c.name].numpy()
-        s.binary_input = s.binary_input and not graded[c.name]
+            previous[a] = full[a][-1]
 
 
-def _run_chunk_by_node(compiled: CompiledGraph, x: torch.Tensor, outputs: dict[str, np.ndarray], lo: int,
-                       deadline: float, late: Callable[[str], LorspError]) -> None:
-    """:func:`_run_chunk`'s steps node by node (:func:`run_graph`'s ``by_node``), counting nothing."""
-    T, n = x.shape[:2]
-    sl = slice(lo, lo + n)
-    values: dict[str, torch.Tensor] = {}
-    for c in compiled.nodes:
-        if time.perf_counter() > deadline:
-            raise late(f"node {c.name!r} of samples {lo}-{lo + n - 1}")
-        total = x if c.name == compiled.graph.input_name else values[c.node.inputs[0]]
-        for a in c.node.inputs[1:]:
-            total = total + values[a]
-        if c.name == compiled.graph.input_name:
-            y = total  # an Input passes its input on
-        elif isinstance(c.op, Neuron):
-            y = c.op.steps(total, c.op.initial_state(n))
-        else:
-            c.op.reset(n, c.in_shape, T)
-            y = c.op(total.reshape(T * n, *c.in_shape)).reshape(T, n, *c.out_shape)
-        values[c.name] = y
-        if c.name in outputs:
-            outputs[c.name][:, sl] = y.numpy()
+def _count(nonzero: torch.Tensor, rows: int) -> torch.Tensor:
+    """The true values in each of ``rows`` rows of the bool tensor ``nonzero`` (summed as bytes: faster than
+    ``count_nonzero``)."""
+    return nonzero.view(torch.uint8).reshape(rows, -1).sum(1, dtype=torch.int32)
+
+
+def _late(values: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    """``values`` ``(B, n, *shape)`` one step later: ``before`` (the step before the block), then all but the last."""
+    return torch.cat([before.unsqueeze(0), values[:-1]])
+
+
+def _sum(inputs: list[torch.Tensor]) -> torch.Tensor:
+    total = inputs[0]
+    for v in inputs[1:]:
+        total = total + v
+    return total
+
+
+def _run_whole(compiled: CompiledGraph, c: CompiledNode, x: torch.Tensor, full: dict[str, torch.Tensor],
+               states: dict[str, dict]) -> None:
+    """Node ``c`` (on no cycle) on all ``B`` steps of a block of its inputs at once (a neuron and a ``Delay``
+    step through them)."""
+    B, n = x.shape[:2]
+    inputs = [x] if c.name == compiled.graph.input_name else [full[a] for a in c.node.inputs]
+    if isinstance(c.op, Neuron):
+        state = states[c.name]
+        y = c.op.step([v[0] for v in inputs], state).unsqueeze(0) if B == 1 else \
+            c.op.steps(inputs[0], state) if len(inputs) == 1 else \
+            torch.stack([c.op.step([v[t] for v in inputs], state) for t in range(B)])
+    elif c.op.delay_steps is not None:
+        y = torch.stack([c.op(v) for v in _sum(inputs).unbind(0)])
+    else:
+        y = c.op(_sum(inputs).reshape(B * n, *c.in_shape)).reshape(B, n, *c.out_shape)
+    full[c.name] = y
+
+
+def _run_steps(compiled: CompiledGraph, nodes: list[CompiledNode], x: torch.Tensor, full: dict[str, torch.Tensor],
+               states: dict[str, dict], previous: dict[str, torch.Tensor]) -> None:
+    """The nodes of one component step by step through a block ``x`` ``(B, n, ...)``: at each step each node,
+    in the graph's order, takes the sum of its same-step inputs (edge order; from outside the component,
+    that step of the block already run) and, a neuron, then the previous step's outputs of its recurrent
+    sources (``previous``, updated here)."""
+    B = x.shape[0]
+    inside = {c.name for c in nodes}
+    fed_back = [a for a in previous if a in inside]
+    last = {a: previous[a] for a in fed_back}
+    steps: dict[str, list[torch.Tensor]] = {c.name: [] for c in nodes}
+    plan = [(c.name, c.op, isinstance(c.op, Neuron), c.name == compiled.graph.input_name,
+             [(a, a in inside) for a in c.node.inputs], c.node.recurrent) for c in nodes]
+    for t in range(B):
+        values: dict[str, torch.Tensor] = {}
+        for name, op, is_neuron, is_input, sources, recurrent in plan:
+            everything = [x[t]] if is_input else [values[a] if here else full[a][t] for a, here in sources]
+            if recurrent:
+                everything += [last[a] for a in recurrent]
+            y = op.step(everything, states[name]) if is_neuron else op(_sum(everything))
+            values[name] = y
+            steps[name].append(y)
+        for a in fed_back:
+            last[a] = values[a]
+    for name, ys in steps.items():
+        full[name] = torch.stack(ys)
