@@ -4,7 +4,7 @@ The chain path (``deploy.fixed_point`` on the fast backend, spike-identical to L
 models) takes chains; :mod:`hw_sim.graph.fixed_graph` takes branches, recurrence and large
 convolutions by the same rules. On chains both must give the same spikes, bit for bit; on a
 recurrent snnTorch graph only the general path runs. Its integer step (PyTorch, float64 tensors of
-integers) equals the fast backend's numpy step bit for bit; the nodes it adds (``Delay``,
+integers) equals Lava's bit-accurate LIF step in numpy int32 bit for bit; the nodes it adds (``Delay``,
 ``Threshold``, the read-outs, a bias before a ``CubaLIF``, a neuron fed without a weighted node,
 dense nodes in a row) give the float run's spikes exactly where the weights are dyadic.
 """
