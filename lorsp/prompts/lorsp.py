@@ -318,7 +318,7 @@ class LowRankSpikePrompt(VisualPrompt):
             return None
         weight = self.sparsity_weight_at(epoch)
         reg = self.regularizer(out.trace)
-        if reg is not None and self.training and self.options.sparsity_feedback and epoch >= o.sparsity_warmup:
+        if reg is not None and self.training and o.sparsity_feedback and epoch >= o.sparsity_warmup:
             self.steer_open_target(self.gates_open(out.trace.rates.detach()))  # once the term has its full weight
         return None if reg is None else weight * reg.float()
 

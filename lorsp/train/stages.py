@@ -185,7 +185,7 @@ def evaluate_and_select(t: Training, cfg: TrainConfig, row: dict[str, Any], stag
     val = evaluate(t.model, t.splits.val, desc="val", progress=progress, workers=workers)
     row["val_accuracy"], row["val_prompt_sparsity"] = val["accuracy"], val["prompt_sparsity"]
     t.history.append(row)
-    prompt = (t.model.module if isinstance(t.model, torch.nn.parallel.DistributedDataParallel) else t.model).prompt
+    prompt = t.model.prompt  # t.model is the module itself; run() trains it through a DDP wrapper of its own
     # an epoch the prompt is not yet in its trained form (a sparsity term still ramping) competes only if nothing
     # else can: the last epoch is kept when no epoch before it was selectable
     eligible = prompt.selectable(row["epoch"]) or (t.best["epoch"] < 0 and row["epoch"] == cfg.epochs)
