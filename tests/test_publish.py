@@ -83,6 +83,39 @@ def test_parents_made_for_a_failed_run_are_removed(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_parent_folder_made_by_another_run_meanwhile_is_shared_not_refused(tmp_path, monkeypatch):
+    """A grid's jobs start together and make the same parent folders: the one that loses the race to
+    ``mkdir`` uses the folder, and does not remove it when its own run fails (it is not its own)."""
+    shared = tmp_path / "grid" / "dataset"
+    real_mkdir = Path.mkdir
+
+    def another_run_was_first(self, *args, **kwargs):
+        if self == shared and not self.exists():
+            os.makedirs(self)  # the other job, between our check and our mkdir
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", another_run_was_first)
+    with pytest.raises(RuntimeError):
+        with claim_output(shared / "method" / "seed0", False) as claim, claim.staged():
+            raise RuntimeError
+    assert shared.is_dir() and list(shared.iterdir()) == []  # ours (method/) removed, the other run's kept
+    assert (tmp_path / "grid").is_dir()  # made by us before the other run made its child: kept as in use
+
+
+def test_many_runs_claiming_siblings_at_once_all_succeed(tmp_path):
+    code = ("import sys, time; from lorsp.plumbing.publish import claim_output\n"
+            "start = float(sys.argv[2])\n"
+            "while time.time() < start: pass\n"
+            "with claim_output(sys.argv[1], False) as claim, claim.staged() as stage:\n"
+            "    (stage / 'x').write_text('x')\n")
+    start = __import__("time").time() + 3.0
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "g" / "d" / f"m{i}" / "seed0"), str(start)],
+                              cwd=ROOT, stderr=subprocess.PIPE, text=True) for i in range(8)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, errors
+    assert sorted(p.name for p in (tmp_path / "g" / "d").iterdir()) == [f"m{i}" for i in range(8)]
+
+
 @pytest.mark.parametrize("make,fragment", [
     (lambda t: Path("/proc/x"), "cannot write in /proc"),
     (lambda t: (t / "file").write_text("x") and t / "file" / "out", "parent of output .* is not a directory"),

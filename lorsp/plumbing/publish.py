@@ -153,11 +153,8 @@ class OutputClaim:
     # ------------------------------------------------------------------ claim and release
     def acquire(self) -> None:
         parent = self.path.parent
-        missing = [p for p in (parent, *parent.parents) if not p.exists()]
         try:
-            for directory in reversed(missing):
-                directory.mkdir()
-                self.created_parents.append(directory)
+            self._make_parents(parent)
         except OSError as exc:
             self.release()
             raise LorspError(f"cannot create the folder of output {_display(self.out)}: "
@@ -216,6 +213,26 @@ class OutputClaim:
             self.release()
             raise LorspError(f"cannot restore what an interrupted run left beside output {_display(self.out)}: "
                              f"{exc.strerror or exc}") from None
+
+    def _make_parents(self, parent: Path) -> None:
+        """Create ``parent`` and its missing ancestors, recording those this claim made. Runs that start
+        together (a grid's jobs) share ancestors: one made by another run meanwhile is used, not ours to remove;
+        one removed by another run's release before we made our child in it is made again."""
+        for _ in range(8):
+            missing = [p for p in (parent, *parent.parents) if not p.exists()]
+            try:
+                for directory in reversed(missing):
+                    try:
+                        directory.mkdir()
+                    except FileExistsError:
+                        if not directory.is_dir():
+                            raise
+                        continue
+                    self.created_parents.append(directory)
+                return
+            except FileNotFoundError:
+                continue  # an ancestor vanished between our check and our mkdir: look again
+        raise OSError(errno.ENOENT, "its parent folders keep vanishing")
 
     def add_inputs(self, sources: Iterable[str | Path | None]) -> None:
         """Inputs the command learns of after the claim (the data set a checkpoint names): refused as
