@@ -348,3 +348,56 @@ def test_two_dense_nodes_in_a_row_are_one_block_and_a_convolution_before_a_linea
     with pytest.raises(LorspError, match=r"^Conv2d node '0' feeds Affine node '2' without a neuron between them; "
                                          r"[^\n]*$"):
         compile_fixed(compiled)  # (the chain path multiplies the convolution out and runs it)
+
+
+# --------------------------------------------------------------------------- chip fit of what the general path places
+def placed_graph():
+    """``in -> Affine (bias) -> CubaLIF -> LIF (fed directly) -> Linear -> Linear -> IF``, hand-countable: the
+    Affine has 9 zeros and one weight 8 bits round to 0, one zero bias; the two Linears are dense."""
+    rng = np.random.default_rng(21)
+    w1 = (rng.integers(1, 8, size=(6, 8)) / 8).astype(np.float32)
+    w1.reshape(-1)[rng.permutation(48)[:9]] = 0.0
+    w1[5, 7] = 1e-4                                  # nonzero in float32, 0 at any 8-bit scale here
+    b1 = np.array([0.25, -0.125, 0.0, 0.5, 0.125, 0.375], np.float32)
+    w2 = (rng.integers(1, 8, size=(4, 6)) / 8).astype(np.float32)
+    w3 = (rng.integers(1, 8, size=(3, 4)) / 8).astype(np.float32)
+    cuba = nir.CubaLIF(tau_syn=np.full(6, 2e-4), tau_mem=np.full(6, 2e-4), r=np.full(6, 2.0), v_leak=np.zeros(6),
+                       v_threshold=np.ones(6), v_reset=np.zeros(6), w_in=np.full(6, 2.0))
+    lif = nir.LIF(tau=np.full(6, 2e-4), r=np.full(6, 2.0), v_leak=np.zeros(6), v_threshold=np.full(6, 0.5),
+                  v_reset=np.zeros(6))
+    nodes = {"in": nir.Input(np.array([8])), "w1": nir.Affine(w1, b1), "cuba": cuba, "lif": lif,
+             "w2": nir.Linear(w2), "w3": nir.Linear(w3), "if3": integrate_and_fire(3), "out": nir.Output(np.array([3]))}
+    edges = [("in", "w1"), ("w1", "cuba"), ("cuba", "lif"), ("lif", "w2"), ("w2", "w3"), ("w3", "if3"),
+             ("if3", "out")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def test_the_fixed_chip_fit_counts_what_the_general_path_places(tmp_path):
+    """Hand count: ``cuba`` 6 neurons + 1 bias neuron, 48 - 9 - 1 = 38 synapses from the input (the weight 8 bits
+    round to 0 is not stored) and 5 from the bias neuron (one bias is 0); ``lif`` 6 one-to-one synapses; ``if3``
+    the composed 3x6 block, 18 synapses (the float count takes the 6 x 4 x 3 = 72 paths through both Linears)."""
+    from hw_sim.cli import main
+    from hw_sim.graph.chip_fit import CHIPS, chip_fit
+    from hw_sim.graph.fixed_fit import fixed_chip_fit
+    compiled = compile_graph(flat_graph(placed_graph()), 1e-4)
+    fit = fixed_chip_fit(compile_fixed(compiled), CHIPS.get("loihi"))
+    rows = {r["node"]: r for r in fit["nodes"]}
+    assert rows["cuba"]["neurons"] == 7 and rows["cuba"]["bias_neurons"] == 1
+    assert rows["cuba"]["synapses_from"] == {"in": 38, "bias neuron": 5}
+    assert rows["lif"]["neurons"] == 6 and rows["lif"]["synapses_from"] == {"cuba": 6}
+    assert rows["if3"]["neurons"] == 3 and rows["if3"]["synapses_from"] == {"lif": 18}
+    assert (fit["neurons"], fit["bias_neurons"], fit["synapses"]) == (16, 1, 38 + 5 + 6 + 18)
+    assert fit["synaptic_memory_bytes"] == 67 and fit["cores_needed"] == 3 and fit["fits"]
+    assert fit["counts"].startswith("the fixed-point general path's placement")
+    floats = chip_fit(compiled, CHIPS.get("loihi"))
+    assert (floats["neurons"], floats["synapses"]) == (15, 39 + 6 + 72) and floats["counts"].startswith("the float")
+    path = tmp_path / "placed.nir"
+    nir.write(path, placed_graph())
+    assert main([str(path), "--input", "random:0.4", "--steps", "10", "--samples", "2", "--mode", "both",
+                 "--chip", "loihi", "-o", str(tmp_path / "rep"), "--quiet"]) == 0
+    import json
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    fixed = report["runs"]["fixed"]
+    assert fixed["path"] == "general" and fixed["chip_fit"] == {"loihi": fit}
+    assert report["chip_fit"]["loihi"]["synapses"] == 117
+    assert "Chip fit: Loihi (fixed point, general path)" in (tmp_path / "rep" / "report.md").read_text()

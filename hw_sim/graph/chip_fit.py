@@ -28,19 +28,27 @@ Placement rule (an estimate, not a compiler's placement):
 
 For Loihi 2 the memory is shared with neuron state, which rule 3 does not charge: its figure
 is optimistic there. Rule 3 is pessimistic for convolutions (Loihi 2 shares their weights).
+
+:func:`chip_fit` counts the float graph (:data:`FLOAT_COUNTS`); the fixed-point general path places
+other parts (integer weights that round to 0 are not stored, composed dense blocks, bias neurons) and
+:mod:`hw_sim.graph.fixed_fit` counts those by the same rule, through :func:`placements` and :func:`fit`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
-from hw_sim.graph.runner import CompiledGraph
+from hw_sim.graph.runner import CompiledGraph, CompiledNode
 from hw_sim.graph.synapses import Synapse
 from lorsp.plumbing.registry import Registry
 
 WEIGHT_BITS = 8
+FLOAT_COUNTS = ("the float graph: every NIR weight that is nonzero in float32, synapse nodes in a row counted as "
+                "paths (an upper bound where two paths join the same pair of neurons); the fixed-point run's own "
+                "placement is counted apart (runs.fixed.chip_fit)")
 
 
 @dataclass(frozen=True)
@@ -71,9 +79,13 @@ def list_chips() -> list[str]:
     return CHIPS.names()
 
 
-def block_synapses(compiled: CompiledGraph) -> dict[str, dict[str, int]]:
+def block_synapses(compiled: CompiledGraph, placed: Callable[[CompiledNode, int], bool] | None = None
+                   ) -> dict[str, dict[str, int]]:
     """Rule 2: synapses of the block each source (a compartment node or the ``Input``) feeds each compartment
-    node through, ``{target: {source: synapses}}``: the paths through the synapse nodes between them."""
+    node through, ``{target: {source: synapses}}``: the paths through the synapse nodes between them.
+
+    ``placed(c, i)``: whether the chip holds synapses for input ``i`` of compartment ``c`` (same-step inputs,
+    then recurrent ones; all of them where None)."""
     sources = [c for c in compiled.nodes if c.is_compartment or c.name == compiled.graph.input_name]
     blocks: dict[str, dict[str, int]] = {c.name: {} for c in compiled.nodes if c.is_compartment}
     with torch.no_grad():
@@ -82,7 +94,8 @@ def block_synapses(compiled: CompiledGraph) -> dict[str, dict[str, int]]:
             for c in compiled.nodes:
                 if c.name == src.name:
                     continue
-                arriving = [values[a] for a in (*c.node.inputs, *c.node.recurrent) if a in values]
+                arriving = [values[a] for i, a in enumerate((*c.node.inputs, *c.node.recurrent))
+                            if a in values and (placed is None or not c.is_compartment or placed(c, i))]
                 if not arriving:
                     continue
                 total = torch.stack(arriving).sum(0)
@@ -118,27 +131,51 @@ def host_synapse_nodes(compiled: CompiledGraph) -> list[str]:
     return host
 
 
+@dataclass(frozen=True)
+class Placement:
+    """What one compartment node puts on the chip: its neurons (``bias_neurons`` of them always-on neurons
+    that carry a bias as synapses) and its synapses per source."""
+
+    node: str
+    kind: str
+    neurons: int
+    synapses_from: dict[str, int] = field(default_factory=dict)
+    bias_neurons: int = 0
+
+
+def placements(compiled: CompiledGraph, placed: Callable[[CompiledNode, int], bool] | None = None
+               ) -> list[Placement]:
+    """Every compartment node of ``compiled`` with its neurons and its blocks' synapses (rules 1 and 2)."""
+    blocks = block_synapses(compiled, placed)
+    return [Placement(c.name, c.node.kind, math.prod(c.out_shape), blocks[c.name])
+            for c in compiled.nodes if c.is_compartment]
+
+
 def chip_fit(compiled: CompiledGraph, chip: Chip) -> dict:
-    """The fit of ``compiled`` on ``chip`` by the module's rule: a plain dict for the report."""
-    blocks = block_synapses(compiled)
+    """The fit of the float graph ``compiled`` on ``chip`` by the module's rule: a plain dict for the report."""
+    return fit(placements(compiled), chip, host_synapse_nodes(compiled), FLOAT_COUNTS)
+
+
+def fit(placed: list[Placement], chip: Chip, host: list[str], counts: str) -> dict:
+    """Rules 3 and 4 on ``placed``: bytes and cores per node and in all; ``host``: synapse nodes left to the
+    host; ``counts``: which graph (float, or a fixed-point run's placement) the figures count."""
     rows = []
-    for c in compiled.nodes:
-        if not c.is_compartment:
-            continue
-        neurons = math.prod(c.out_shape)
-        synapses = sum(blocks[c.name].values())
+    for p in placed:
+        synapses = sum(p.synapses_from.values())
         memory = synapses * WEIGHT_BITS / 8
-        by_neurons = math.ceil(neurons / chip.neurons_per_core)
+        by_neurons = math.ceil(p.neurons / chip.neurons_per_core)
         by_memory = math.ceil(memory / chip.memory_per_core_bytes)
-        rows.append({"node": c.name, "kind": c.node.kind, "neurons": neurons, "synapses": synapses,
+        rows.append({"node": p.node, "kind": p.kind, "neurons": p.neurons, "synapses": synapses,
                      "synaptic_memory_bytes": int(memory), "cores": max(1, by_neurons, by_memory),
                      "limited_by": "memory" if by_memory > by_neurons else "neurons",
-                     "synapses_from": blocks[c.name]})
+                     "synapses_from": dict(p.synapses_from)}
+                    | ({"bias_neurons": p.bias_neurons} if p.bias_neurons else {}))
     cores = sum(r["cores"] for r in rows)
-    return {"chip": chip.name, "title": chip.title, "source": chip.source, "note": chip.note,
+    return {"chip": chip.name, "title": chip.title, "source": chip.source, "note": chip.note, "counts": counts,
             "limits": {"cores": chip.cores, "neurons_per_core": chip.neurons_per_core,
                        "memory_per_core_bytes": chip.memory_per_core_bytes, "weight_bits": WEIGHT_BITS},
             "nodes": rows, "cores_needed": cores, "fits": cores <= chip.cores,
             "neurons": sum(r["neurons"] for r in rows), "synapses": sum(r["synapses"] for r in rows),
-            "off_chip_synapse_nodes": host_synapse_nodes(compiled),
+            "bias_neurons": sum(p.bias_neurons for p in placed), "off_chip_synapse_nodes": list(host),
+            "synaptic_memory_bytes": sum(r["synaptic_memory_bytes"] for r in rows),
             "does_not_fit": [] if cores <= chip.cores else [f"{cores} cores needed, {chip.cores} on the chip"]}

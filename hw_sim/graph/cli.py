@@ -77,6 +77,9 @@ def main_graph(argv: list[str]) -> int:
                                 lava=args.backend == "lava")
         if args.chip != "all":
             sim.report["chip_fit"] = {args.chip: sim.report["chip_fit"][args.chip]}
+            fixed_fit = sim.report["runs"].get("fixed", {}).get("chip_fit")
+            if fixed_fit is not None:
+                sim.report["runs"]["fixed"]["chip_fit"] = {args.chip: fixed_fit[args.chip]}
         with claim.staged() as stage:
             write_graph_report(sim, stage)
     r = sim.report

@@ -22,6 +22,8 @@ from deploy.fixed_point import exactness, quantise
 from deploy.nir_reader import network_from_nir
 from hw_sim.backends import get_backend
 from hw_sim.backends.base import is_binary
+from hw_sim.graph.chip_fit import CHIPS, list_chips
+from hw_sim.graph.fixed_fit import fixed_chip_fit
 from hw_sim.graph.fixed_graph import compile_fixed
 from hw_sim.graph.runner import CompiledGraph, run_graph
 from lorsp.plumbing.errors import LorspError
@@ -33,6 +35,9 @@ HOW_GRAPH = ("the general graph's integer twin (hw_sim.graph.fixed_graph: the ch
              "node, the fast backend's bit-accurate neuron step; equal to the chain path where both run, not run "
              "against Lava itself), against the float graph interpreter on the same input; read-outs (LI, I, CubaLI) "
              "compare their voltages, dequantised")
+
+CHAIN_FIT = ("the chain path's placement is not counted apart: chip_fit (the float graph) counts its blocks, "
+             "including weights that 8 bits round to 0")
 
 
 @dataclass
@@ -93,13 +98,15 @@ def chain_run(compiled: CompiledGraph, network, x: np.ndarray, timeout: float) -
     out = compiled.graph.output_names[0]  # a chain has one Output, fed by its last layer
     block = {"ran": True, "path": "chain", "how": HOW, "per_node": rows,
              "overall": float(np.mean([r["agreement"] for r in rows])), "fixed_point_exact": exact,
+             "chip_fit_note": CHAIN_FIT,
              "performance": {"seconds": result.seconds, "samples_per_s": result.images_per_s, "steps": result.steps}}
     return FixedRun(block, {out: result.layer_spikes[-1].reshape(T, N, *compiled[out].out_shape).astype(np.float32)})
 
 
 def graph_run(compiled: CompiledGraph, fixed: CompiledGraph, x: np.ndarray, timeout: float) -> FixedRun:
     """The general path's fixed run and its agreement, per compartment node, with the scale each node took:
-    spikes for spiking nodes and ``Threshold``s, the dequantised voltage for read-outs (``LI``, ``I``, ``CubaLI``)."""
+    spikes for spiking nodes and ``Threshold``s, the dequantised voltage for read-outs (``LI``, ``I``, ``CubaLI``);
+    and its chip fit on every chip (:mod:`hw_sim.graph.fixed_fit`: what the integer twin places)."""
     names = [c.name for c in fixed.nodes if c.is_compartment]
     run = run_graph(fixed, x, record=names, timeout=timeout)
     reference = run_graph(compiled, x, record=names, timeout=timeout)
@@ -113,7 +120,8 @@ def graph_run(compiled: CompiledGraph, fixed: CompiledGraph, x: np.ndarray, time
     block = {"ran": True, "path": "general", "how": HOW_GRAPH, "per_node": rows,
              "overall": float(np.mean(spiking or [r["agreement"] for r in rows])),
              "performance": {"seconds": run.seconds, "samples_per_s": run.samples / run.seconds if run.seconds > 0
-                             else None, "steps": run.steps}}
+                             else None, "steps": run.steps},
+             "chip_fit": {name: fixed_chip_fit(fixed, CHIPS.get(name)) for name in list_chips()}}
     return FixedRun(block, {o: run.outputs[o] for o in compiled.graph.output_names})
 
 

@@ -66,21 +66,7 @@ def graph_blocks(r: dict) -> list[Block]:
               [[x["line"], "n/a" if x["count"] is None else fmt_num(x["count"]), x["why"]] for x in r["left_out"]]),
     ]
     for fit in r["chip_fit"].values():
-        lim = fit["limits"]
-        verdict = "fits" if fit["fits"] else "does NOT fit: " + "; ".join(fit["does_not_fit"])
-        blocks += [
-            Heading(f"Chip fit: {fit['title']}"),
-            Paragraph(f"{fit['cores_needed']} of {lim['cores']} cores: {verdict}. Limits: {fmt_num(lim['neurons_per_core'])} "
-                      f"neurons and {fmt_num(lim['memory_per_core_bytes'] // 1024)} KB per core, {lim['weight_bits']}-bit "
-                      f"synapses (source: {fit['source']}; {fit['note']}). Placement rule: docs/hwsim-nir.md."
-                      + (f" Synapse nodes left to the host (they feed no neuron): "
-                         f"{', '.join(fit['off_chip_synapse_nodes'])}." if fit["off_chip_synapse_nodes"] else "")),
-            Table(["node", "type", "neurons", "synapses", "synaptic memory (bytes)", "cores", "limited by",
-                   "synapses from"],
-                  [[n["node"], n["kind"], fmt_num(n["neurons"]), fmt_num(n["synapses"]),
-                    fmt_num(n["synaptic_memory_bytes"]), n["cores"], n["limited_by"], ", ".join(f"{k} ({fmt_num(v)})" for k, v in n["synapses_from"].items())]
-                   for n in fit["nodes"]]),
-        ]
+        blocks += chip_fit_blocks(fit, "float graph")
     if "fixed" in r["runs"]:
         blocks += fixed_blocks(r["runs"]["fixed"])
     for mode, lava in r.get("lava", {}).items():
@@ -116,6 +102,30 @@ def lava_blocks(mode: str, lava: dict) -> list[Block]:
                       f"samples/s).")]
 
 
+def chip_fit_blocks(fit: dict, label: str) -> list[Block]:
+    """One chip's fit: cores against the limits, what the figures count, and a row per compartment node."""
+    lim = fit["limits"]
+    verdict = "fits" if fit["fits"] else "does NOT fit: " + "; ".join(fit["does_not_fit"])
+    return [
+        Heading(f"Chip fit: {fit['title']} ({label})"),
+        Paragraph(f"{fit['cores_needed']} of {lim['cores']} cores: {verdict}. "
+                  f"Limits: {fmt_num(lim['neurons_per_core'])} neurons and "
+                  f"{fmt_num(lim['memory_per_core_bytes'] // 1024)} KB per core, {lim['weight_bits']}-bit synapses "
+                  f"(source: {fit['source']}; {fit['note']}). Counts {fit['counts']}."
+                  f" Placement rule: docs/hwsim-nir.md."
+                  + (f" Bias neurons (always on, counted in their node's neurons): {fit['bias_neurons']}."
+                     if fit.get("bias_neurons") else "")
+                  + (f" Synapse nodes left to the host (they feed no neuron): "
+                     f"{', '.join(fit['off_chip_synapse_nodes'])}." if fit["off_chip_synapse_nodes"] else "")),
+        Table(["node", "type", "neurons", "synapses", "synaptic memory (bytes)", "cores", "limited by",
+               "synapses from"],
+              [[n["node"], n["kind"], fmt_num(n["neurons"]), fmt_num(n["synapses"]),
+                fmt_num(n["synaptic_memory_bytes"]), n["cores"], n["limited_by"],
+                ", ".join(f"{k} ({fmt_num(v)})" for k, v in n["synapses_from"].items())]
+               for n in fit["nodes"]]),
+    ]
+
+
 def fixed_blocks(fixed: dict) -> list[Block]:
     """The fixed-point section: agreement per node, or why the graph has no fixed-point run."""
     if not fixed.get("ran"):
@@ -128,7 +138,8 @@ def fixed_blocks(fixed: dict) -> list[Block]:
               [[n["node"], fmt_pct(n["agreement"]), str(n["exact"]), fmt_num(n["spikes_per_sample"]),
                 fmt_num(n.get("max_abs_error")), fmt_num(n.get("scale")), str(n.get("fixed_point_exact", "n/a"))]
                for n in fixed["per_node"]]),
-    ]
+    ] + ([Paragraph(f"Chip fit of the chain path: {fixed['chip_fit_note']}.")] if "chip_fit_note" in fixed else []) \
+        + [b for fit in fixed.get("chip_fit", {}).values() for b in chip_fit_blocks(fit, "fixed point, general path")]
 
 
 def plot_node_rates(r: dict) -> bytes:
