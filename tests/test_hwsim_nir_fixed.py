@@ -6,7 +6,9 @@ convolutions by the same rules. On chains both must give the same spikes, bit fo
 recurrent snnTorch graph only the general path runs. Its integer step (PyTorch, float64 tensors of
 integers) equals Lava's bit-accurate LIF step in numpy int32 bit for bit; the nodes it adds (``Delay``,
 ``Threshold``, the read-outs, a bias before a ``CubaLIF``, a neuron fed without a weighted node,
-dense nodes in a row) give the float run's spikes exactly where the weights are dyadic.
+dense nodes in a row) give the float run's spikes exactly where the weights are dyadic. An input gain
+that differs between a node's neurons (``tau``, ``r``, ``tau_syn``, ``w_in``) runs with each neuron's
+share of it in its threshold; the fixed run's chip fit counts what the general path places.
 """
 from __future__ import annotations
 
@@ -401,3 +403,124 @@ def test_the_fixed_chip_fit_counts_what_the_general_path_places(tmp_path):
     assert fixed["path"] == "general" and fixed["chip_fit"] == {"loihi": fit}
     assert report["chip_fit"]["loihi"]["synapses"] == 117
     assert "Chip fit: Loihi (fixed point, general path)" in (tmp_path / "rep" / "report.md").read_text()
+
+
+# --------------------------------------------------------------------------- per-neuron parameters in fixed point
+def per_neuron_node(case, n, rng):
+    """A compartment node of ``n`` neurons whose ``case`` parameter differs between neurons (so its input gain
+    ``r dt / tau`` or ``w_in dt / tau_syn`` does too); a read-out for ``LI``."""
+    spread, z, one = (lambda lo, hi: rng.uniform(lo, hi, n)), np.zeros(n), np.ones(n)
+    return {"tau": lambda: nir.LIF(tau=spread(1.5e-4, 1e-3), r=one, v_leak=z, v_threshold=one, v_reset=z),
+            "r": lambda: nir.LIF(tau=np.full(n, 5e-4), r=spread(1, 10), v_leak=z, v_threshold=one, v_reset=z),
+            "tau_syn": lambda: nir.CubaLIF(tau_syn=spread(2e-4, 1e-3), tau_mem=np.full(n, 5e-4), r=np.full(n, 5.0),
+                                           v_leak=z, v_threshold=one, v_reset=z, w_in=one),
+            "w_in": lambda: nir.CubaLIF(tau_syn=np.full(n, 4e-4), tau_mem=np.full(n, 5e-4), r=np.full(n, 5.0),
+                                        v_leak=z, v_threshold=one, v_reset=z, w_in=spread(1, 8)),
+            "IF.r": lambda: nir.IF(r=spread(0.2, 1.0), v_threshold=spread(0.5, 1.5), v_reset=z),
+            "LI": lambda: nir.LI(tau=spread(1.5e-4, 1e-3), r=spread(0.5, 2.0), v_leak=z)}[case]()
+
+
+def per_neuron_graph(case, seed=5):
+    """``in -> Linear -> node (per-neuron case) -> Linear -> IF -> out`` (an ``LI`` read-out ends the graph),
+    random normal weights."""
+    rng = np.random.default_rng(seed)
+    nodes = {"in": nir.Input(np.array([16])), "w1": nir.Linear(rng.normal(0, 1, (32, 16)).astype(np.float32)),
+             "x": per_neuron_node(case, 32, rng)}
+    edges = [("in", "w1"), ("w1", "x")]
+    if case == "LI":
+        nodes["out"], edges = nir.Output(np.array([32])), edges + [("x", "out")]
+    else:
+        nodes |= {"w2": nir.Linear(rng.normal(0, 1, (8, 32)).astype(np.float32)), "if2": integrate_and_fire(8),
+                  "out": nir.Output(np.array([8]))}
+        edges += [("x", "w2"), ("w2", "if2"), ("if2", "out")]
+    return compile_graph(flat_graph(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)), 1e-4)
+
+
+PER_NEURON = ["tau", "r", "tau_syn", "w_in", "IF.r", "LI"]
+
+
+def node_gain(op):
+    """A float neuron's input gain ``g g_syn`` per neuron (float64)."""
+    gain = np.ones(int(np.prod(op.shape)))
+    for part in (op.gain, op.syn_gain):
+        if part is not None:
+            gain = gain * part.double().numpy().reshape(-1)
+    return gain
+
+
+@pytest.mark.parametrize("case", PER_NEURON)
+def test_a_parameter_that_differs_between_neurons_runs_in_fixed_point(case):
+    """The node's input gain differs between its neurons: the largest folds into the weights and each neuron's
+    share ``h`` divides its threshold (a read-out's voltage is multiplied by it). Against float on random
+    normal weights: at least 99% equal spikes on the node (a read-out: every voltage within a few quanta)."""
+    compiled = per_neuron_graph(case)
+    gain = node_gain(compiled["x"].op)
+    assert gain.max() > 1.5 * gain.min()  # the gain differs between neurons
+    x = (np.random.default_rng(6).random((50, 8, 16)) < 0.3).astype(np.float32)
+    rows = compare_with_float(compiled, x)
+    if case == "LI":
+        assert rows["x"]["readout"] and rows["x"]["max_abs_voltage"] > 1
+        assert rows["x"]["max_abs_error"] <= 50 / rows["x"]["scale"], rows["x"]
+    else:
+        assert rows["x"]["agreement"] >= 0.99 and rows["x"]["spikes_per_sample"] > 50, rows["x"]
+
+
+@pytest.mark.parametrize("case", PER_NEURON)
+def test_per_neuron_integers_step_as_lavas_bit_accurate_lif_in_numpy_int32(case):
+    """The node's integer dendrite input (the fixed ``Linear``'s output) through :func:`lava_int32_step` with the
+    node's per-neuron ``du``, ``dv``, ``vth``: the same spikes (a read-out: the same voltage) bit for bit; and
+    ``vth = round(s theta / h) << 6`` with ``h`` each neuron's share of the largest gain."""
+    from deploy.fixed_point import DECAY_UNITY
+    compiled = per_neuron_graph(case)
+    fixed = compile_fixed(compiled)
+    op = fixed["x"].op
+    x = (np.random.default_rng(6).random((30, 4, 16)) < 0.3).astype(np.float32)
+    got = run_graph(fixed, x, record=["w1", "x"]).outputs
+    size = op.size
+    u_factor = np.zeros(size) if op.u_factor is None else op.u_factor.numpy() * DECAY_UNITY
+    v_factor = np.full(size, DECAY_UNITY) if op.v_factor is None else op.v_factor.numpy() * DECAY_UNITY
+    vth = op.vth.numpy().astype(np.int64)
+    u, v = np.zeros((4, size), np.int32), np.zeros((4, size), np.int32)
+    for t in range(30):
+        a = got["w1"][t].astype(np.int64)
+        assert np.array_equal(a, got["w1"][t])  # integers
+        expected = lava_int32_step(u, v, a, u_factor.astype(np.int64), v_factor.astype(np.int64), 0, vth)
+        if case == "LI":
+            share = op.readout_share.numpy()
+            assert np.array_equal(got["x"][t], (v / (64 * op.scale) * share).astype(np.float32)), t
+        else:
+            assert np.array_equal(got["x"][t].astype(bool), expected), t
+    gain = node_gain(compiled["x"].op)
+    share = gain / gain.max()
+    assert share.min() < 0.7 and np.allclose(share.max(), 1.0)
+    if case != "LI":
+        theta = compiled["x"].op.threshold.double().numpy().reshape(-1)
+        assert np.array_equal(vth, np.left_shift(np.round(op.scale * theta / share).astype(np.int64), 6))
+        assert got["x"].sum() > 0
+
+
+def test_dyadic_gain_shares_give_the_float_spikes_exactly():
+    """``IF`` with ``r`` of 1, 1/2, 1/4 per neuron and dyadic weights: ``theta / h`` is a whole number at the chosen
+    scale, so nothing rounds and fixed equals float spike for spike (without dividing the threshold by ``h``,
+    neurons of ``r = 1/4`` would fire as if ``r = 1``)."""
+    rng = np.random.default_rng(14)
+    nodes = {"in": nir.Input(np.array([8])), "w1": nir.Linear(dyadic(rng, (12, 8))),
+             "if1": integrate_and_fire(12), "w2": nir.Linear(dyadic(rng, (4, 12))), "if2": integrate_and_fire(4),
+             "out": nir.Output(np.array([4]))}
+    nodes["if1"] = nir.IF(r=np.tile(np.array([1.0, 0.5, 0.25], np.float32), 4), v_threshold=np.ones(12, np.float32),
+                          v_reset=np.zeros(12, np.float32))
+    compiled, fixed, rows = general_run(nodes, [("in", "w1"), ("w1", "if1"), ("if1", "w2"), ("w2", "if2"),
+                                                ("if2", "out")], spikes((8,)))
+    assert_exact_spikes(rows, ["if1", "if2"])
+
+
+def test_a_gain_that_is_zero_or_changes_sign_between_neurons_is_refused():
+    rng = np.random.default_rng(15)
+    for r in ([1.0, -1.0, 0.5], [1.0, 0.0, 0.5]):
+        nodes = {"in": nir.Input(np.array([4])), "w": nir.Linear(dyadic(rng, (3, 4))),
+                 "if1": nir.IF(r=np.array(r, np.float32), v_threshold=np.ones(3, np.float32),
+                               v_reset=np.zeros(3, np.float32)), "out": nir.Output(np.array([3]))}
+        compiled = compile_graph(flat_graph(nir.NIRGraph(nodes=nodes, edges=[("in", "w"), ("w", "if1"),
+                                                                            ("if1", "out")], type_check=False)), 1e-4)
+        with pytest.raises(LorspError, match=r"^IF node 'if1': its input gain is 0 or changes sign between neurons"):
+            compile_fixed(compiled)

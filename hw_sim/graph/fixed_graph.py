@@ -11,13 +11,15 @@ fixed-point twin, which :func:`hw_sim.graph.runner.run_graph` runs like any othe
   neuron, the largest bias and threshold of all the blocks that feed it; a read-out has no
   threshold and takes 1), and steps as :class:`hw_sim.graph.fixed_neurons.FixedNeuron` (Lava's
   ``PyLifResetModelBitAcc``: ``du = 4095 - round(4096 alpha)``, ``dv = round(4096 (1 - beta))``,
-  ``vth = round(s theta)``, bias mantissa ``round(s b)`` with exponent 6, 24-bit ``u`` and ``v``).
-  A read-out is the same compartment with no spike, its output ``v`` dequantised; a ``Threshold``
-  compares ``2^6 a + b`` with ``vth`` and keeps no state;
+  ``vth = round(s theta / h)``, bias mantissa ``round(s b)`` with exponent 6, 24-bit ``u`` and ``v``;
+  ``alpha``, ``beta`` and ``theta`` per neuron). A read-out is the same compartment with no spike, its
+  output ``h v`` dequantised; a ``Threshold`` compares ``2^6 a + b`` with ``vth`` and keeps no state;
 * every weighted node (``Affine``, ``Linear``, ``Conv1d``, ``Conv2d``, ``Scale``) feeds exactly
   one compartment (through ``Flatten``s and ``Delay``s) and holds ``integer_weights(g W / k^2, s)``:
-  the compartment's input gain ``g`` (one value per node) and the ``1/k^2`` of any ``AvgPool2d`` in
-  front of it folded in. Its bias, times ``g``, becomes the compartment's bias; in front of a
+  the compartment's input gain ``g`` (``r dt / tau`` times ``g_syn``; where it differs between
+  neurons, the largest, each neuron's share ``h`` of it dividing that neuron's threshold:
+  :func:`_gains`) and the ``1/k^2`` of any ``AvgPool2d`` in front of it folded in. Its bias, times
+  ``g``, becomes the compartment's bias; in front of a
   ``CubaLIF``/``CubaLI``, which adds it to the current, it is an 8-bit weight from a compartment that
   spikes every step (the bias neuron), added to the dendrite input;
 * dense weighted nodes in a row are one block (:func:`hw_sim.graph.fixed_compose.compose_dense`);
@@ -30,8 +32,8 @@ fixed-point twin, which :func:`hw_sim.graph.runner.run_graph` runs like any othe
 
 Float32 computes every integer sum exactly: ``s`` keeps every neuron's ``sum |w|`` within the
 16-bit dendrite. Anything else (a read-out that feeds another node, a biased block behind a
-``Delay``, two weighted nodes in a row that are not dense vectors, a gain that differs between
-the neurons of a node, overlapping pools, graded input) is refused in one line, and the report
+``Delay``, two weighted nodes in a row that are not dense vectors, a gain that is 0 or changes
+sign between the neurons of a node, overlapping pools, graded input) is refused in one line, and the report
 says why. The chain path is Lava-verified; this one equals it wherever both run
 (``tests/test_hwsim_nir_fixed.py``) and is not run against Lava itself.
 """
@@ -177,14 +179,30 @@ def _direct_inputs(c: CompiledNode, nodes: dict[str, CompiledNode], blocks: set[
     return out
 
 
-def _uniform(value: torch.Tensor | None, what: str, name: str) -> float:
-    if value is None:
-        return 1.0
-    v = value.double().reshape(-1)
-    if not torch.allclose(v, v[0].expand_as(v), rtol=GAIN_RTOL, atol=0.0):
-        raise LorspError(f"node {name!r}: its {what} differs between neurons; the fixed-point path folds one "
-                         f"value per node into the weights")
-    return float(v[0])
+def _gains(c: CompiledNode) -> tuple[float, np.ndarray | None]:
+    """Compartment ``c``'s input gain (``g g_syn`` per neuron) as one value ``G`` folded into the weights and a
+    factor per neuron ``h = g g_syn / G`` (None: 1 for every neuron) that divides its threshold.
+
+    With ``v_leak = v_reset = 0`` a neuron's voltage over ``h`` follows the same equations with gain ``G`` and
+    threshold ``theta / h`` (a read-out's voltage is ``h`` times it), so the spikes are the same in exact
+    arithmetic. ``G`` is the gain of largest magnitude: every neuron's weights keep all 8 bits, and ``h <= 1``
+    raises thresholds, which the chip holds in 17 bits. A gain within :data:`GAIN_RTOL` of the same value
+    everywhere folds whole, as before; one that is 0 or changes sign between neurons is refused."""
+    if c.node.kind == "Threshold":
+        return 1.0, None
+    n = math.prod(c.out_shape)
+    total = np.ones(n)
+    for value in (c.op.gain, c.op.syn_gain):
+        if value is not None:
+            total = total * np.broadcast_to(value.double().reshape(-1).numpy(), (n,))
+    if np.allclose(total, total[0], rtol=GAIN_RTOL, atol=0.0):
+        return float(total[0]), None
+    ref = float(total[np.argmax(np.abs(total))])
+    share = total / ref
+    if not np.all(share > 0):
+        raise LorspError(f"{c.node.kind} node {c.name!r}: its input gain is 0 or changes sign between neurons; "
+                         f"the fixed-point path divides each neuron's threshold by its share of the gain")
+    return ref, share
 
 
 def _quantise(c: CompiledNode, blocks: list[tuple[CompiledNode, bool]], direct: list[tuple[float, int] | None],
@@ -192,8 +210,7 @@ def _quantise(c: CompiledNode, blocks: list[tuple[CompiledNode, bool]], direct: 
     """Compartment ``c``'s integer neuron and the integer NIR nodes of its weighted blocks."""
     kind, shape, n = c.node.kind, c.out_shape, math.prod(c.out_shape)
     op = c.op
-    gain = 1.0 if kind == "Threshold" else \
-        _uniform(op.gain, "input gain", c.name) * _uniform(op.syn_gain, "synaptic input gain", c.name)
+    gain, share = _gains(c)
     bias, rows, fans = np.zeros(n), np.zeros(n), np.zeros(n)
     weights: list[np.ndarray] = []
     for b, delayed in blocks:
@@ -222,7 +239,8 @@ def _quantise(c: CompiledNode, blocks: list[tuple[CompiledNode, bool]], direct: 
         rows += np.abs(current_bias)
         fans += 1
     theta = _threshold(c)
-    theta_scale = theta if theta is not None and theta.max() > 0 else np.ones(1)
+    held = theta if theta is None or share is None else theta / share  # the threshold of voltage / share
+    theta_scale = held if held is not None and held.max() > 0 else np.ones(1)
     flat = np.concatenate([w.reshape(-1) for w in weights]) if weights else np.zeros(1)
     mixed = bool(flat.min() < 0 < flat.max())
     largest = scale_limit(c.name, float(np.abs(flat).max()), float(rows.max()), int(fans.max()),
@@ -231,14 +249,15 @@ def _quantise(c: CompiledNode, blocks: list[tuple[CompiledNode, bool]], direct: 
     alpha = np.zeros(n) if getattr(op, "alpha", None) is None else op.alpha.double().reshape(-1).numpy()
     beta = np.ones(n) if getattr(op, "beta", None) is None else op.beta.double().reshape(-1).numpy()
     du, dv = decays(alpha, beta)
-    vth = np.full(n, float(UV_LIMIT)) if theta is None else \
-        np.left_shift(np.round(scale * theta).astype(np.int64), STATE_SHIFT).astype(np.float64)
+    vth = np.full(n, float(UV_LIMIT)) if held is None else \
+        np.left_shift(np.round(scale * held).astype(np.int64), STATE_SHIFT).astype(np.float64)
     neuron = FixedNeuron.build(
         kind, shape, scale=scale, u_factor=DECAY_UNITY - (du + CURRENT_OFFSET), v_factor=DECAY_UNITY - dv,
         bias=scaled_bias(integer_bias(bias, scale), np.full(n, BIAS_EXP)), vth=vth,
         current_bias=None if current_bias is None else integer_weights(current_bias, scale, mixed),
         direct=[None if w is None else float(integer_weights(np.array([w]), scale, mixed)[0]) for w in one_to_one],
-        readout=kind in READOUTS, stateless=kind == "Threshold")
+        readout=kind in READOUTS, stateless=kind == "Threshold",
+        readout_share=share if kind in READOUTS else None)
     neuron.threshold = None if theta is None else torch.as_tensor(theta.reshape(shape), dtype=torch.float32)
     return neuron, {b.name: _integer_node(b, integer_weights(w, scale, mixed)) for (b, _), w in zip(blocks, weights)}
 

@@ -86,19 +86,24 @@ class FixedNeuron(Neuron):
     stateless: bool = False
     bias_bound: float = 0.0
     """The largest ``|bias|``: the voltage's sum can leave int32 only where this is large."""
+    readout_share: torch.Tensor | None = None
+    """A read-out's factor per neuron on its dequantised voltage (its share of the node's input gain; None: 1)."""
 
     @classmethod
     def build(cls, kind: str, shape: tuple[int, ...], *, scale: float, u_factor: np.ndarray, v_factor: np.ndarray,
               bias: np.ndarray, vth: np.ndarray, current_bias: np.ndarray | None = None,
-              direct: Sequence[float | None] = (), readout: bool = False, stateless: bool = False) -> "FixedNeuron":
+              direct: Sequence[float | None] = (), readout: bool = False, stateless: bool = False,
+              readout_share: np.ndarray | None = None) -> "FixedNeuron":
         """From Lava's integers (``u_factor = 4096 - du - 1``, ``v_factor = 4096 - dv``, ``bias`` already shifted
-        (:func:`scaled_bias`), ``vth`` shifted by 6), per flattened neuron."""
+        (:func:`scaled_bias`), ``vth`` shifted by 6), per flattened neuron; ``readout_share``: a read-out's factor
+        per neuron on its dequantised voltage."""
         as64 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
         return cls(kind, shape, scale=scale, u_factor=_factor(u_factor, 0.0), v_factor=_factor(v_factor, 1.0),
                    bias=as64(bias) if np.any(bias) else None, vth=as64(vth),
                    current_bias=None if current_bias is None or not np.any(current_bias) else as64(current_bias),
                    direct=tuple(direct), readout=readout, stateless=stateless,
-                   bias_bound=float(np.abs(np.asarray(bias, dtype=np.float64)).max(initial=0.0)))
+                   bias_bound=float(np.abs(np.asarray(bias, dtype=np.float64)).max(initial=0.0)),
+                   readout_share=None if readout_share is None else as64(readout_share))
 
     @property
     def size(self) -> int:
@@ -152,7 +157,10 @@ class FixedNeuron(Neuron):
             v = state["v"] = wrap_int32(v)
         v.clamp_(-(UV_LIMIT - 1), UV_LIMIT - 1)
         if self.readout:
-            return (v / (SHIFT * self.scale)).to(torch.float32).reshape(n, *self.shape)
+            out = v / (SHIFT * self.scale)
+            if self.readout_share is not None:
+                out = out * self.readout_share
+            return out.to(torch.float32).reshape(n, *self.shape)
         spikes = v > self.vth
         v.masked_fill_(spikes, 0.0)
         return spikes.to(torch.float32).reshape(n, *self.shape)
