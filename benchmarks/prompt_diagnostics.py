@@ -91,8 +91,7 @@ def diagnose(model: "Any", x: "Any", y: "Any", perm_seed: int = 0) -> dict[str, 
     other = prompts[derangement(len(x), perm_seed)]
     prompted = {"own": x + prompts, "none": x, "other": x + other, "mean": x + prompts.mean(0, keepdim=True)}
     if model.prompt.chip_part:
-        gates = model.prompt.spiking_generator[-2].out_features
-        open_prompt = model.prompt.prompt_from_rates(torch.ones(1, gates))
+        open_prompt = model.prompt.prompt_from_rates(torch.ones(1, model.prompt.n_gates))
         prompted["gates open"] = x + open_prompt
         start = generator_at_start(model)
         prompted["generator reset"] = x + batched(start.prompt, x)

@@ -66,7 +66,10 @@ def read_source(checkpoint: str | Path, *, generator_for: str | None = None) -> 
     if generator_for is not None and config.get("prompt") not in chip_prompts():
         raise LorspError(f"{checkpoint} is a {config.get('prompt')!r} checkpoint; --target {generator_for} needs "
                          f"one whose prompt has a spiking generator (--prompt {'|'.join(chip_prompts())})")
-    return Source(Path(checkpoint), state, model_from_state(state, source=str(checkpoint)))
+    model = model_from_state(state, source=str(checkpoint))
+    if generator_for is not None and (why := model.prompt.chip_refusal()) is not None:
+        raise LorspError(f"{checkpoint}: {why}")
+    return Source(Path(checkpoint), state, model)
 
 
 def check_dataset(config: dict[str, Any], given: str | None) -> str:

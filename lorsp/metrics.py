@@ -21,16 +21,21 @@ from lorsp.plumbing.loading import make_loader
 from lorsp.snn_stats import is_spike_like, synops_per_sample
 
 
-def spiking_layer_stats(generator: nn.Sequential, input_spikes: torch.Tensor,
+def spiking_layer_stats(generator: nn.Module, input_spikes: torch.Tensor,
                         layer_spikes: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Per-batch sums for a ``Linear -> Leaky -> ...`` generator: spikes, neuron-steps, synops."""
-    linears = [m for m in generator if isinstance(m, nn.Linear)]
+    """Per-batch sums for a ``Linear -> Leaky -> ...`` generator, or a one-layer generator that counts its own
+    synaptic operations (``synops_per_sample``, LoRSP's pixel gates): spikes, neuron-steps, synops."""
+    if isinstance(generator, nn.Sequential):
+        synops = [lambda x, lin=lin: synops_per_sample(x, lin.weight)
+                  for lin in generator if isinstance(lin, nn.Linear)]
+    else:
+        synops = [generator.synops_per_sample]
     inputs = [input_spikes, *layer_spikes[:-1]]
     out: dict[str, torch.Tensor] = {}
-    for k, (lin, x_in, spk) in enumerate(zip(linears, inputs, layer_spikes)):
+    for k, (count, x_in, spk) in enumerate(zip(synops, inputs, layer_spikes)):
         out[f"spikes/{k}"] = spk.sum()
         out[f"neuron_steps/{k}"] = torch.tensor(float(spk.numel()))
-        out[f"synops/{k}"] = synops_per_sample(x_in, lin.weight).sum()
+        out[f"synops/{k}"] = count(x_in).sum()
         out[f"synops_not_acs/{k}"] = torch.tensor(float(not is_spike_like(x_in)))  # batches with graded input
     out["input_spikes"] = input_spikes.sum()
     return out

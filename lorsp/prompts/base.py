@@ -182,6 +182,10 @@ class VisualPrompt(nn.Module):
         entries the host added (whole batch)."""
         raise LorspError(f"{type(self).__name__} has no chip part")
 
+    def chip_refusal(self) -> str | None:
+        """A chip prompt's reason, in one line, why this configuration has no chip export yet (None: it has one)."""
+        return None
+
     def host_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """A chip prompt's part of the host file: tensors (``encoding.*``: its input encoding; ``prompt.*``: a
         trained one, loaded back into the parameter of that name, or a fixed one the config must reproduce) and

@@ -67,9 +67,13 @@ from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.cli_options import integer, number
 from lorsp.prompts.base import (GeneratorTrace, LearningRates, PromptOutput, Retired, VisualPrompt,
                                 register_prompt)
+from lorsp.prompts.grid import GRID_STEP, on_grid, snap_to_grid
 from lorsp.prompts.lorvp import LorvpOptions, check_rank
+from lorsp.prompts.pixel_gates import PixelGates
 
-GATE_MODES = ("band", "rowcol", "rank")
+GATE_MODES = ("band", "rowcol", "rank", "pixel")
+LINE_GATES = ("band", "rowcol", "rank")
+"""The gate modes whose generator reads an encoding through ``Linear -> Leaky -> Linear -> Leaky``."""
 GENERATOR_TRAINING = ("all", "none")
 BAND_RELAYS = ("content", "open", "learned")
 BAND_LAYOUTS = ("blocks", "comb")
@@ -92,12 +96,12 @@ class LorspOptions(LorvpOptions):
                                                  "parse": integer(1, 10_000)})
     encoding: str = field(default="bands", metadata={
         "help": "the generator's input: content per row and column band (bands) or the pooled image (pool)",
-        "choices": tuple(list_encodings()), "legacy": "pool"})
+        "choices": tuple(list_encodings()), "legacy": "pool", "applies_when": {"gate": LINE_GATES}})
     pool: int = field(default=4, metadata={"help": "pool encoding: the image pooled to 3 x p x p",
                                            "parse": integer(1, 4096),
                                            "applies_when": {"encoding": ("pool",)}})
     hidden: int = field(default=32, metadata={"help": "hidden spiking neurons (band start: 2 G relays)",
-                                             "parse": integer(1, 65_536)})
+                                             "parse": integer(1, 65_536), "applies_when": {"gate": LINE_GATES}})
     gates: int = field(default=16, metadata={"help": "G: bands of rows (and of columns); the bands encoding's size "
                                                      "too (fixed at 16 under --gate rank)", "parse": integer(1, 4096),
                                             "applies_when": {"gate": ("band", "rowcol")}})
@@ -131,7 +135,8 @@ class LorspOptions(LorvpOptions):
     threshold: float = field(default=1.0, metadata={"help": "firing threshold", "parse": number(0.0, above=True)})
     gate: str = field(default="band", metadata={
         "help": "gate every rank-1 term band by band (band), the rows and columns of the product (rowcol), "
-                "or whole rank-1 terms (rank, no pixel zeros)",
+                "whole rank-1 terms (rank, no pixel zeros), or every pixel with its own gate neuron fed by the "
+                "image and the prompt's magnitude (pixel; needs --train-generator all to learn)",
         "choices": GATE_MODES})
     sparsity_weight: float = field(default=10.0, metadata={"help": "weight of the sparsity term in the loss",
                                                                     "parse": number(0.0)})
@@ -156,21 +161,6 @@ class LorspOptions(LorvpOptions):
         "help": "the spiking generator's learning rate, as a multiple of --lr", "parse": number(0.0, above=True)})
 
 
-GRID_STEP = 2.0 ** -5
-"""Band gating's start (relay weights, calibrated gate biases) lies on multiples of this step.
-
-Dyadic values with few bits survive every stage unrounded: float32 sums and products by a
-dyadic ``beta`` are exact, and :func:`deploy.fixed_point.choose_scale` finds a power-of-two
-scale that turns each of them into an (even) integer. With ``beta = 0.5`` and ``T <= 8``
-Loihi's integer decay is exact as well, so the fixed-point chip gives PyTorch's spikes bit
-for bit (docs/method.md, "Exact on the chip")."""
-
-
-def snap_to_grid(values: torch.Tensor, step: float = GRID_STEP) -> torch.Tensor:
-    """``values`` rounded to the nearest multiple of ``step``."""
-    return torch.round(values / step) * step
-
-
 def leaky_layer(width: int, beta: float, threshold: float, slope: float = 25.0) -> snn.Leaky:
     """A Leaky layer in the exportable form: zero reset, no reset delay, per-neuron tensors."""
     return snn.Leaky(beta=torch.full((width,), float(beta)), threshold=torch.full((width,), float(threshold)),
@@ -192,12 +182,6 @@ def reset_state(generator: nn.Module) -> None:
     for m in generator.modules():
         if isinstance(m, snn.Leaky):
             m.reset_mem()
-
-
-def on_grid(values: torch.Tensor, step: float = GRID_STEP) -> torch.Tensor:
-    """``values`` snapped to the grid in the forward pass, the gradient passed straight through: a generator that
-    learns computes what the fixed-point chip computes (docs/method.md, "Exact on the chip")."""
-    return values + (snap_to_grid(values, step) - values).detach()
 
 
 def run_generator(generator: nn.Module, spikes_in: torch.Tensor, *, grid: bool = False) -> list[torch.Tensor]:
@@ -246,7 +230,11 @@ class LowRankSpikePrompt(VisualPrompt):
         o = self.options
         rank, gates, hidden, gate, encoding = o.rank, o.gates, o.hidden, o.gate, o.encoding
         check_rank(rank, image_size)
-        if encoding == "pool" and not 1 <= o.pool <= image_size:
+        if gate == "pixel":
+            encoding, pool = "pool", image_size  # the image's spikes at full resolution
+        else:
+            pool = o.pool
+        if encoding == "pool" and not 1 <= pool <= image_size:
             raise LorspError(f"--pool must be in 1..{image_size}, got {o.pool}")
         if not 1 <= gates <= image_size:
             raise LorspError(f"--gates must be an integer in 1..{image_size} (the image size), got {gates}")
@@ -256,24 +244,28 @@ class LowRankSpikePrompt(VisualPrompt):
             if image_size % gates:
                 raise LorspError(f"band gating with the bands encoding needs --gates to divide the image size "
                                  f"{image_size}, got {gates}")
-        self.encoding = Encoding(encoding, o.pool if encoding == "pool" else gates, o.time_steps)
+        self.encoding = Encoding(encoding, pool if encoding == "pool" else gates, o.time_steps)
         self.rank, self.time_steps, self.gate, self.factors = rank, o.time_steps, gate, o.factors
         self.pool = o.pool
         self.sparsity_target = o.sparsity_target
         self.num_groups = gates
-        n_out = {"band": 2 * gates * rank, "rowcol": 2 * gates, "rank": 3 * rank}[gate]
+        n_out = {"band": 2 * gates * rank, "rowcol": 2 * gates, "rank": 3 * rank, "pixel": image_size ** 2}[gate]
+        self.n_gates = n_out
         copies = 1 if o.factors == "shared" else 3
         self.B = nn.Parameter(torch.zeros(copies, image_size, rank))
         self.A = nn.Parameter(torch.randn(copies, rank, image_size) * o.init_std)
         self.mix = nn.Parameter(torch.ones(3, rank)) if o.factors == "shared" else None
-        self.spiking_generator = make_spiking_generator(self.encoding.inputs, hidden, n_out, o.beta, o.threshold,
-                                                        o.surrogate_slope)
+        if gate == "pixel":
+            self.spiking_generator: nn.Module = PixelGates(o.beta, o.threshold, o.surrogate_slope)
+        else:
+            self.spiking_generator = make_spiking_generator(self.encoding.inputs, hidden, n_out, o.beta, o.threshold,
+                                                            o.surrogate_slope)
         self.relay = o.relay
         # gates whose bias the start fixes whatever the image (relay "open"); the calibration leaves them alone
         self.register_buffer("held", torch.zeros(n_out, dtype=torch.bool), persistent=False)
         if gate == "band":
             self._relay_bands(o.threshold, noise=o.relay_noise, relay=o.relay)
-        else:
+        elif gate != "pixel":  # pixel gates start open (PixelGates)
             with torch.no_grad():  # gate_bias = threshold: (nearly) every gate fires at start, as in LoR-VP
                 for layer in (self.spiking_generator[0], self.spiking_generator[2]):
                     layer.weight.mul_(self.init_gain)
@@ -440,8 +432,19 @@ class LowRankSpikePrompt(VisualPrompt):
     def run_generator(self, x: torch.Tensor) -> GeneratorTrace:
         """Encode ``x`` and step the spiking generator over it (keeps no state)."""
         spikes_in = self.encode(x)
+        if self.gate == "pixel":
+            gate_spikes = self.spiking_generator(spikes_in, self.magnitude(), grid=self.learns)
+            return GeneratorTrace(spikes_in, (gate_spikes,), gate_spikes.mean(0))
         spikes = run_generator(self.spiking_generator, spikes_in, grid=self.learns)
         return GeneratorTrace(spikes_in, tuple(spikes), spikes[-1].mean(0))
+
+    def magnitude(self) -> torch.Tensor:
+        """Pixel gating: the dense low-rank prompt's magnitude map ``M = sum_c |P_c|`` ``(L, L)``, the gates' drive."""
+        return self.low_rank_prompt().abs().sum(0)
+
+    def low_rank_prompt(self) -> torch.Tensor:
+        """The factors' whole low-rank prompt ``(3, L, L)``, every gate open (``P_c = B_c diag(m_c) A_c``)."""
+        return torch.matmul(*self.channel_factors())
 
     def gate_rates(self, x: torch.Tensor) -> torch.Tensor:
         """Spike rates ``rho`` of the gate neurons, ``(N, n_gates)`` in {0, 1/T, ..., 1}."""
@@ -460,6 +463,8 @@ class LowRankSpikePrompt(VisualPrompt):
         """
         if self.gate == "rank":
             return g.sum(1) * 0.0
+        if self.gate == "pixel":
+            return 1.0 - g.mean(1)
         w = self.band_sizes() / self.image_size  # (G,)
         if self.gate == "rowcol":
             rows, cols = g[:, : self.num_groups], g[:, self.num_groups:]
@@ -490,7 +495,7 @@ class LowRankSpikePrompt(VisualPrompt):
             return trace.gate_spikes.mean()
         if self.gate == "band" and self.relay == "learned":  # each gate open for its share q of the batch
             return (self.gates_open(rho)[:, ~self.held].mean(0) - self.open_target).abs().mean()
-        if self.gate == "band":
+        if self.gate in ("band", "pixel"):
             return (self.closed_share(self.gates_open(rho)) - self.sparsity_target).abs().mean()
         k = self.closing_quota()
         if k == 0:
@@ -522,7 +527,7 @@ class LowRankSpikePrompt(VisualPrompt):
         s = self.sparsity_target or 0.0
         if self.gate == "rank":
             return math.ceil(3 * self.rank * s - 1e-9)
-        if self.gate == "band":
+        if self.gate in ("band", "pixel"):
             return 0
         return math.ceil(self.num_groups * (1.0 - math.sqrt(1.0 - s)) - 1e-9)
 
@@ -569,6 +574,8 @@ class LowRankSpikePrompt(VisualPrompt):
         Training gets ``rho`` from the generator; deployment from the chip's gate spikes.
         """
         g = self.gates_open(rho)
+        if self.gate == "pixel":
+            return self.low_rank_prompt().unsqueeze(0) * g.view(-1, 1, self.image_size, self.image_size)
         B, A = self.channel_factors()
         if self.gate == "band":
             rows, cols = self.line_gates(g)  # (N, r, L) each
@@ -584,9 +591,18 @@ class LowRankSpikePrompt(VisualPrompt):
 
 
     # ------------------------------------------------------------------ the host's side of the chip
+    def chip_refusal(self) -> str | None:
+        """Why this prompt's generator cannot be exported to a chip yet (None: it can)."""
+        if self.gate == "pixel":
+            return ("LoRSP's --gate pixel has no chip export yet (its convolution and per-neuron drive need the "
+                    "convolutional bundle path; docs/method.md, \"Pixel gating\"): export a band-gated model")
+        return None
+
     def host_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """The host file's LoRSP part: the encoding's size and ``T``, the factors (``B``, ``A``, ``mix`` with
         shared factors), the line-to-band map; metadata ``gate``, ``encoding`` (its name) and ``factors``."""
+        if (why := self.chip_refusal()) is not None:
+            raise LorspError(why)
         tensors = {"encoding.size": torch.tensor([self.encoding.size], dtype=torch.int64),
                    "encoding.time_steps": torch.tensor([self.encoding.time_steps], dtype=torch.int64),
                    "prompt.B": self.B, "prompt.A": self.A,
@@ -617,7 +633,7 @@ class LowRankSpikePrompt(VisualPrompt):
         """
         if self.gate != "rowcol":
             added = x + self.prompt_from_spikes(gate_spikes)
-            pixels = int(self.open_pixels(gate_spikes).sum()) if self.gate == "band" else x[:, 0].numel()
+            pixels = int(self.open_pixels(gate_spikes).sum()) if self.gate != "rank" else x[:, 0].numel()
             return added, 3 * pixels
         rows, cols = self.line_gates(gate_spikes.bool().any(0))  # (N, L) each: fired at least once
         low_rank = torch.matmul(*self.channel_factors())  # (3, L, L)
@@ -629,6 +645,9 @@ class LowRankSpikePrompt(VisualPrompt):
 
     @torch.no_grad()
     def open_pixels(self, gate_spikes: torch.Tensor) -> torch.Tensor:
-        """Band gating: ``(N, L, L)`` True where some term has both its row's and its column's gate open."""
+        """Band gating: ``(N, L, L)`` True where some term has both its row's and its column's gate open; pixel
+        gating: where the pixel's gate fired."""
+        if self.gate == "pixel":
+            return gate_spikes.bool().any(0).view(-1, self.image_size, self.image_size)
         rows, cols = self.line_gates(gate_spikes.bool().any(0).to(torch.float32))  # (N, r, L) each
         return torch.einsum("nki,nkj->nij", rows, cols) > 0
