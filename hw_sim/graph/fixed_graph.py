@@ -5,7 +5,7 @@ convolutions too large for a dense matrix), :func:`compile_fixed` turns the floa
 fixed-point twin, which :func:`hw_sim.graph.runner.run_graph` runs like any other:
 
 * every compartment node (``LIF``, ``CubaLIF``, ``IF``; the read-outs ``LI``, ``I``, ``CubaLI``;
-  ``Threshold``; ``v_reset = v_leak = 0``) gets its own scale ``s``
+  ``Threshold``; ``v_reset = 0``) gets its own scale ``s``
   (:func:`deploy.fixed_point.scale_limit` and :func:`~deploy.fixed_point.scale_between`, the chain
   path's rules, from the largest weight, the largest row sum of ``|w|``, the most inputs of one
   neuron, the largest bias and threshold of all the blocks that feed it; a read-out has no
@@ -22,6 +22,12 @@ fixed-point twin, which :func:`hw_sim.graph.runner.run_graph` runs like any othe
   ``g``, becomes the compartment's bias; in front of a
   ``CubaLIF``/``CubaLI``, which adds it to the current, it is an 8-bit weight from a compartment that
   spikes every step (the bias neuron), added to the dendrite input;
+* a leaky node's constant drive, the ``(dt / tau) v_leak`` its float step adds to the voltage every step
+  (``l``), is Loihi's per-compartment bias current, which does just that: it adds ``l / h`` to the
+  compartment's bias before quantisation (:func:`_quantise`): no rounding where ``s l / h`` is a whole
+  number, and with ``beta = 1/2``, ``T <= 8`` and every value on the grid 2^-5 at a power-of-two scale of at
+  least 2^6 the spikes are the float run's bit for bit (LoRSP's pixel gates, export/nir_pixel.py); elsewhere it
+  rounds like every other bias;
 * dense weighted nodes in a row are one block (:func:`hw_sim.graph.fixed_compose.compose_dense`);
 * an input that reaches a compartment without a weighted node (spikes of a compartment or of the
   graph's input, pooled or not) goes through one-to-one synapses of weight ``integer_weights(g / k^2, s)``;
@@ -102,11 +108,9 @@ def _check_supported(c: CompiledNode) -> None:
     if kind not in (*PASS, *WEIGHTED, *POOLS, *COMPARTMENTS):
         raise LorspError(f"node {c.name!r} is a {kind}, which the fixed-point path does not hold yet")
     if kind in COMPARTMENTS:
-        for key in ("v_reset", "v_leak"):
-            value = getattr(c.node.node, key, None)
-            if value is not None and np.any(np.asarray(value) != 0):
-                raise LorspError(f"{kind} node {c.name!r} has a nonzero {key}; Loihi's LIF resets to 0 and "
-                                 f"leaks towards 0")
+        value = getattr(c.node.node, "v_reset", None)
+        if value is not None and np.any(np.asarray(value) != 0):
+            raise LorspError(f"{kind} node {c.name!r} has a nonzero v_reset; Loihi's LIF resets to 0")
     if kind in POOLS:
         k, s, p = (ints(getattr(c.node.node, f), 2) for f in ("kernel_size", "stride", "padding"))
         if k != s or any(p):
@@ -183,9 +187,9 @@ def _gains(c: CompiledNode) -> tuple[float, np.ndarray | None]:
     """Compartment ``c``'s input gain (``g g_syn`` per neuron) as one value ``G`` folded into the weights and a
     factor per neuron ``h = g g_syn / G`` (None: 1 for every neuron) that divides its threshold.
 
-    With ``v_leak = v_reset = 0`` a neuron's voltage over ``h`` follows the same equations with gain ``G`` and
-    threshold ``theta / h`` (a read-out's voltage is ``h`` times it), so the spikes are the same in exact
-    arithmetic. ``G`` is the gain of largest magnitude: every neuron's weights keep all 8 bits, and ``h <= 1``
+    With ``v_reset = 0`` a neuron's voltage over ``h`` follows the same equations with gain ``G``, threshold
+    ``theta / h`` and leak constant ``l / h`` (a read-out's voltage is ``h`` times it), so the spikes are the same
+    in exact arithmetic. ``G`` is the gain of largest magnitude: every neuron's weights keep all 8 bits, and ``h <= 1``
     raises thresholds, which the chip holds in 17 bits. A gain within :data:`GAIN_RTOL` of the same value
     everywhere folds whole, as before; one that is 0 or changes sign between neurons is refused."""
     if c.node.kind == "Threshold":
@@ -238,6 +242,10 @@ def _quantise(c: CompiledNode, blocks: list[tuple[CompiledNode, bool]], direct: 
         weights.append(current_bias)
         rows += np.abs(current_bias)
         fans += 1
+    leak = getattr(op, "leak", None)
+    if leak is not None:  # the constant (dt/tau) v_leak of every step: the compartment's own bias, as v over h
+        constant = np.broadcast_to(leak.double().numpy(), shape).reshape(-1)
+        bias = bias + (constant if share is None else constant / share)
     theta = _threshold(c)
     held = theta if theta is None or share is None else theta / share  # the threshold of voltage / share
     theta_scale = held if held is not None and held.max() > 0 else np.ones(1)
