@@ -40,7 +40,6 @@ import torch
 from deploy.hdf5_files import write_hdf5
 from deploy.nir_reader import SNNTORCH_DT
 from lorsp.plumbing.errors import LorspError
-from lorsp.prompts.grid import on_grid
 from lorsp.prompts.lorsp import LowRankSpikePrompt
 
 NODES = ("input", "conv", "gates", "output")
@@ -75,7 +74,7 @@ def pixel_gate_parameters(prompt: LowRankSpikePrompt) -> PixelGateParameters:
                          f"{getattr(prompt, 'gate', type(prompt).__name__)!r}")
     gates = prompt.spiking_generator
     grid = bool(prompt.learns)
-    weight = on_grid(gates.conv.weight) if grid else gates.conv.weight
+    weight = gates.weight(grid)
     drive = gates.drive(prompt.magnitude(), grid=grid)[0]
     beta = float(gates.neurons.beta.clamp(0, 1))  # snnTorch's Leaky clamps beta so
     return PixelGateParameters(weight=weight.detach().float().numpy().copy(),

@@ -121,7 +121,7 @@ def test_chip_export_is_refused_in_one_line(tmp_path):
                 "--limit-test", "16", "--batch-size", "16", "--device", "cpu", "--quiet", "--out", str(out))
     assert r.returncode == 0, r.stderr
     r = run_cli("pipeline.export_cli", "--target", "loihi", str(out / "model.pt"), "-o", str(tmp_path / "bundle"))
-    assert_one_line_error(r, "--gate pixel has no chip export yet")
+    assert_one_line_error(r, "--gate pixel has no Loihi bundle yet")
     assert not (tmp_path / "bundle").exists()
 
 

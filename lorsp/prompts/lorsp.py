@@ -594,8 +594,8 @@ class LowRankSpikePrompt(VisualPrompt):
     def chip_refusal(self) -> str | None:
         """Why this prompt's generator cannot be exported to a chip yet (None: it can)."""
         if self.gate == "pixel":
-            return ("LoRSP's --gate pixel has no chip export yet (its convolution and per-neuron drive need the "
-                    "convolutional bundle path; docs/method.md, \"Pixel gating\"): export a band-gated model")
+            return ("LoRSP's --gate pixel has no Loihi bundle yet (its gates run as a NIR graph on lorsp-hwsim: "
+                    "examples/nir_pixel_gates.py; docs/hwsim-nir.md); export a band-gated model for a bundle")
         return None
 
     def host_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -64,11 +64,15 @@ class PixelGates(nn.Module):
         drive = self.conv.bias + self.kappa * relative
         return (on_grid(drive) if grid else drive)[None, None]
 
+    def weight(self, grid: bool) -> torch.Tensor:
+        """The convolution's weights ``(1, 3, k, k)`` the neurons compute with (on the grid when ``grid``)."""
+        return on_grid(self.conv.weight) if grid else self.conv.weight
+
     def forward(self, spikes_in: torch.Tensor, magnitude: torch.Tensor, grid: bool = False) -> torch.Tensor:
         """Gate spikes ``(T, N, L * L)`` for input spikes ``(T, N, 3 L L)`` and the magnitude map ``(L, L)``."""
         steps, n = spikes_in.shape[:2]
         side = magnitude.shape[-1]
-        weight = on_grid(self.conv.weight) if grid else self.conv.weight
+        weight = self.weight(grid)
         drive = self.drive(magnitude, grid)
         self.neurons.reset_mem()
         out = []
