@@ -129,3 +129,11 @@ def test_options_of_the_line_generators_are_refused_under_pixel_gating(tmp_path)
     r = run_cli("lorsp.train", "--dataset", "sklearn-digits", "--prompt", "lorsp", "--gate", "pixel",
                 "--hidden", "8", "--out", str(tmp_path / "x"))
     assert_one_line_error(r, "--hidden does not apply to --gate pixel")
+
+
+def test_without_the_image_every_image_gets_the_mask_of_the_drive_alone(images):
+    p = pixel_prompt(bias=-1.0, pixel_input="none")
+    assert not p.spiking_generator.conv.weight.requires_grad and p.spiking_generator.kappa.requires_grad
+    with torch.no_grad():
+        masks = zero_masks(p(images))
+    assert masks[0].any() and (~masks[0]).any() and bool((masks == masks[:1]).all())

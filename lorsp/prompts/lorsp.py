@@ -133,6 +133,10 @@ class LorspOptions(LorvpOptions):
         "help": "membrane decay of every Leaky neuron (0.5: the chip's integer decay is exact for T <= 8, "
                 "see docs/method.md)", "legacy": 0.9, "parse": number(0.0, 1.0, below=True)})
     threshold: float = field(default=1.0, metadata={"help": "firing threshold", "parse": number(0.0, above=True)})
+    pixel_input: str = field(default="image", metadata={
+        "help": "pixel gating: the gates read the image's spikes and the prompt's magnitude (image), or the "
+                "magnitude alone, one static mask for every image (none: the static-mask ablation)",
+        "choices": ("image", "none"), "applies_when": {"gate": ("pixel",)}})
     gate: str = field(default="band", metadata={
         "help": "gate every rank-1 term band by band (band), the rows and columns of the product (rowcol), "
                 "whole rank-1 terms (rank, no pixel zeros), or every pixel with its own gate neuron fed by the "
@@ -256,7 +260,8 @@ class LowRankSpikePrompt(VisualPrompt):
         self.A = nn.Parameter(torch.randn(copies, rank, image_size) * o.init_std)
         self.mix = nn.Parameter(torch.ones(3, rank)) if o.factors == "shared" else None
         if gate == "pixel":
-            self.spiking_generator: nn.Module = PixelGates(o.beta, o.threshold, o.surrogate_slope)
+            self.spiking_generator: nn.Module = PixelGates(o.beta, o.threshold, o.surrogate_slope,
+                                                           reads_image=o.pixel_input == "image")
         else:
             self.spiking_generator = make_spiking_generator(self.encoding.inputs, hidden, n_out, o.beta, o.threshold,
                                                             o.surrogate_slope)
@@ -273,6 +278,8 @@ class LowRankSpikePrompt(VisualPrompt):
         self.train_generator = o.train_generator
         for name, param in self.spiking_generator.named_parameters():
             param.requires_grad_(o.train_generator == "all" and param.requires_grad)
+        if gate == "pixel" and o.pixel_input == "none":
+            self.spiking_generator.conv.weight.requires_grad_(False)
         self.band_layout = o.band_layout
         if gate == "band" and o.relay == "learned":  # q; saved (for resuming) when --sparsity-feedback moves it
             self.register_buffer("open_target", torch.tensor(self.gate_open_target()),

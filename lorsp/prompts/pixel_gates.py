@@ -43,7 +43,9 @@ class PixelGates(nn.Module):
     """The gate neurons of pixel gating (module docstring): a ``3 x 3`` convolution of the image's spikes plus
     the drive map, into one ``Leaky`` neuron per pixel."""
 
-    def __init__(self, beta: float, threshold: float, slope: float, kernel: int = 3):
+    def __init__(self, beta: float, threshold: float, slope: float, kernel: int = 3, reads_image: bool = True):
+        """``reads_image=False``: the convolution is held at zero, so every image gets the same mask, the one the
+        drive alone gives (the static-mask ablation of docs/method.md)."""
         super().__init__()
         self.conv = nn.Conv2d(3, 1, kernel, padding=kernel // 2)
         self.kappa = nn.Parameter(torch.tensor(1.0))
@@ -51,10 +53,11 @@ class PixelGates(nn.Module):
                                  reset_mechanism="zero", reset_delay=False, init_hidden=True,
                                  spike_grad=surrogate.fast_sigmoid(slope=slope))
         with torch.no_grad():
-            self.conv.weight.mul_(START_WEIGHT_SCALE)
+            self.conv.weight.mul_(START_WEIGHT_SCALE if reads_image else 0.0)
             self.conv.bias.fill_(OPEN_DRIVE * threshold)
             for p in self.parameters():
                 p.copy_(snap_to_grid(p))
+        self.reads_image = reads_image
 
     def drive(self, magnitude: torch.Tensor, grid: bool) -> torch.Tensor:
         """The constant part of each gate's current, ``(1, 1, L, L)``: ``b + kappa M / mean(M)`` for the prompt's
