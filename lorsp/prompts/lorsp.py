@@ -39,6 +39,12 @@ target; it exists only where the generator learns (``all``). ``relay="open"`` ho
 open: LoRSP's dense twin, the same factors with no zeros. ``band_layout="comb"`` spreads each
 band over the image (line ``i`` in band ``i mod G``) instead of a block of neighbouring lines.
 
+``gate="pixel"`` (:mod:`lorsp.prompts.pixel_gates`): one gate neuron per pixel, whose current is a ``3 x 3``
+convolution of the image's spikes plus a drive that grows with the prompt's own magnitude ``sum_c |P_c|``;
+``P(x) = P * 1[rho(x) > 0]``, so the zeros follow each image at pixel level (the product is no longer of rank
+``<= r``); the sparsity term pulls each image's closed share to the target. It trains with
+``train_generator="all"`` and runs as a NIR graph on the simulator, not yet as a Loihi bundle.
+
 Ablations: ``gate="rowcol"`` gates the rows and columns of the whole product
 (``P_c = diag(g^{row}) B_c A_c diag(g^{col})``, ``2 G`` gates), ``gate="rank"`` whole
 rank-1 terms with no pixel-level zeros (``P_c = B_c diag(g_c) A_c``, ``3 r`` gates);
