@@ -284,8 +284,6 @@ class LowRankSpikePrompt(VisualPrompt):
         self.train_generator = o.train_generator
         for name, param in self.spiking_generator.named_parameters():
             param.requires_grad_(o.train_generator == "all" and param.requires_grad)
-        if gate == "pixel" and o.pixel_input == "none":
-            self.spiking_generator.conv.weight.requires_grad_(False)
         self.band_layout = o.band_layout
         if gate == "band" and o.relay == "learned":  # q; saved (for resuming) when --sparsity-feedback moves it
             self.register_buffer("open_target", torch.tensor(self.gate_open_target()),

@@ -57,7 +57,7 @@ class PixelGates(nn.Module):
             self.conv.bias.fill_(OPEN_DRIVE * threshold)
             for p in self.parameters():
                 p.copy_(snap_to_grid(p))
-        self.reads_image = reads_image
+        self.conv.weight.requires_grad_(reads_image)
 
     def drive(self, magnitude: torch.Tensor, grid: bool) -> torch.Tensor:
         """The constant part of each gate's current, ``(1, 1, L, L)``: ``b + kappa M / mean(M)`` for the prompt's
@@ -83,13 +83,6 @@ class PixelGates(nn.Module):
             current = F.conv2d(spikes_in[t].view(n, 3, side, side), weight, padding=self.conv.padding) + drive
             out.append(self.neurons(current).flatten(1))
         return torch.stack(out)
-
-    def settle(self) -> None:
-        """Snap the learning parameters onto the grid in place (what the forward pass computed with)."""
-        with torch.no_grad():
-            for p in self.parameters():
-                if p.requires_grad:
-                    p.copy_(snap_to_grid(p))
 
     def synops_per_sample(self, spikes_in: torch.Tensor) -> torch.Tensor:
         """Synaptic operations per sample ``(N,)`` (the rule of :mod:`lorsp.snn_stats`): each input spike times the
