@@ -48,8 +48,9 @@ from lorsp.plumbing.registry import Registry
 
 
 def pooled_values(x: torch.Tensor, pool: int) -> torch.Tensor:
-    """``(N, 3, L, L)`` images -> ``(N, 3 * pool * pool)`` mean values in [0, 1]."""
-    return F.adaptive_avg_pool2d(x, pool).flatten(1).clamp(0.0, 1.0)
+    """``(N, 3, L, L)`` images -> ``(N, 3 * pool * pool)`` mean values in [0, 1] (``pool = L``: the pixels)."""
+    pooled = x if tuple(x.shape[-2:]) == (pool, pool) else F.adaptive_avg_pool2d(x, pool)
+    return pooled.flatten(1).clamp(0.0, 1.0)
 
 
 ENCODING_VERSION = 2
@@ -137,8 +138,16 @@ def spike_train(counts: torch.Tensor | np.ndarray, time_steps: int) -> torch.Ten
     """Binary spike trains ``(T, N, D)`` from counts ``(N, D)`` (torch or numpy, same type back)."""
     is_numpy = isinstance(counts, np.ndarray)
     k = torch.from_numpy(np.asarray(counts, dtype=np.int64)) if is_numpy else counts.to(torch.int64)
-    t = torch.arange(1, time_steps + 1, dtype=torch.int64, device=k.device).view(-1, *([1] * k.ndim))
-    # a spike at step t (1-based) iff floor(t k / T) increases: the accumulator above in closed form
-    fired = (t * k) // time_steps - ((t - 1) * k) // time_steps
-    out = fired.to(torch.float32)
+    if k.numel() and (int(k.min()) < 0 or int(k.max()) > time_steps):
+        raise LorspError(f"spike counts must lie in 0..{time_steps} (T), got {int(k.min())}..{int(k.max())}")
+    out = train_table(time_steps, k.device).t()[:, k]  # (T, N, D) straight from the lookup
     return out.numpy() if is_numpy else out
+
+
+def train_table(time_steps: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The train of every count, ``(T + 1, T)`` float32: row ``k`` spikes at step ``t`` (1-based) iff
+    ``floor(t k / T)`` increases there, the accumulator of the module docstring in closed form. A lookup in it
+    is what :func:`spike_train` does per input (a few times faster than the integer arithmetic per element)."""
+    k = torch.arange(time_steps + 1, dtype=torch.int64, device=device)[:, None]
+    t = torch.arange(1, time_steps + 1, dtype=torch.int64, device=device)[None, :]
+    return ((t * k) // time_steps - ((t - 1) * k) // time_steps).to(torch.float32)

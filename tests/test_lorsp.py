@@ -1,4 +1,5 @@
 """LoRSP's defining properties, on real images."""
+import numpy as np
 import pytest
 import snntorch as snn
 import torch
@@ -204,6 +205,26 @@ def test_sparsity_target_pushes_only_the_weakest_gates(gate, quota, images):
 def test_encoding_fires_exactly_k_times():
     counts = Encoding("pool", 4, 8).counts(torch.rand(5, 3, 16, 16))
     assert torch.equal(spike_train(counts, 8).sum(0).long(), counts)
+
+
+@pytest.mark.parametrize("steps", [1, 3, 8, 13])
+def test_spike_train_is_the_accumulator_step_by_step(steps):
+    # the module docstring's integer accumulator, run literally, against the lookup spike_train uses
+    counts = np.arange(steps + 1).repeat(2).reshape(1, -1)
+    acc, expected = np.zeros_like(counts), []
+    for _ in range(steps):
+        acc = acc + counts
+        fired = acc >= steps
+        acc = acc - steps * fired
+        expected.append(fired.astype(np.float32))
+    assert np.array_equal(spike_train(counts, steps), np.stack(expected))
+    assert torch.equal(spike_train(torch.from_numpy(counts), steps), torch.from_numpy(np.stack(expected)))
+
+
+@pytest.mark.parametrize("bad", [-1, 9])
+def test_spike_counts_outside_0_to_t_are_refused(bad):
+    with pytest.raises(LorspError, match="spike counts must lie in 0..8"):
+        spike_train(torch.tensor([[0, bad]]), 8)
 
 
 def test_parameter_count_matches_the_formula_in_docs():
