@@ -1,4 +1,9 @@
-"""Lava (lava-nc 0.10.0, CPU, ``floating_pt``) runs a general graph: a :class:`~hw_sim.backends.lava_net.LavaNet`.
+"""Lava (lava-nc 0.10.0, CPU) runs a general graph: a :class:`~hw_sim.backends.lava_net.LavaNet`.
+
+A float net runs Lava's ``floating_pt`` models (float64); a fixed net (``LavaNet.mode == "fixed"``) its
+bit-accurate ``fixed_pt`` models on integers: the input as int32 spikes, every block with its 8-bit
+weights and weight exponent and ``num_message_bits = 0`` (binary spikes), every ``LIFReset`` with its
+integer ``du``, ``dv``, ``vth`` and ``bias_mant``/``bias_exp``; a read-out's ``Monitor`` gives its integer ``v``.
 
 One ``RingBuffer`` source plays the input, one ``LIFReset`` per neuron node (its ``du``, ``dv``,
 ``vth`` and bias per neuron; reset at the node's first step of every sample), one ``Dense`` per
@@ -47,6 +52,7 @@ SPARSE_DENSITY = 0.2
 """A block with at most this share of nonzero weights runs as Lava's ``Sparse`` (scipy CSR), else ``Dense``."""
 GRADED_BITS = 24
 PROGRESS_UPDATES = 20
+RUN_TAGS = {"float": "floating_pt", "fixed": "fixed_pt"}
 
 
 class SpikeRecorder(AbstractProcess):
@@ -79,9 +85,22 @@ class PySpikeRecorderModel(PyLoihiProcessModel):
         self.out[self.time_step - 1] = self.a_in.recv() != 0
 
 
+@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikeRecorderFixedModel(PySpikeRecorderModel):
+    """:class:`SpikeRecorder` behind Lava's bit-accurate ``LIF`` (integer spikes)."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+
+
+RECORDER_MODELS = {"float": PySpikeRecorderModel, "fixed": PySpikeRecorderFixedModel}
+
+
 @dataclass
 class LavaNetRun:
-    """What Lava gave: per recorded neuron node ``(T, N, size)`` spikes (uint8), for a read-out voltages (float64)."""
+    """What Lava gave: per recorded neuron node ``(T, N, size)`` spikes (uint8), for a read-out voltages (float64;
+    a fixed net's integer ``v``)."""
 
     outputs: dict[str, np.ndarray]
     seconds: float
@@ -95,16 +114,17 @@ class LavaNetRun:
 
 def run_lava_net(net: LavaNet, x: np.ndarray, *, timeout: float,
                  progress: Callable[[int], None] | None = None) -> LavaNetRun:
-    """Run input ``x`` ``(T, N, *input_shape)`` through ``net`` in Lava's float models; outputs aligned to its steps."""
+    """Run input ``x`` ``(T, N, *input_shape)`` through ``net`` in Lava's models of its mode; outputs aligned to its
+    steps."""
     T, N = x.shape[:2]
     total = net.steps(N, T)
-    data = np.zeros((net.input_size, total), dtype=np.float64)
+    data = np.zeros((net.input_size, total), dtype=np.float64 if net.mode == "float" else np.int32)
     start_col = net.input_first - 1
     data[:, start_col:start_col + N * T] = x.reshape(T, N, -1).transpose(2, 1, 0).reshape(net.input_size, N * T)
     chunk = max(1, math.ceil(N / PROGRESS_UPDATES))
     start = time.perf_counter()
     recorded, timing = run_with_deadline(_simulate, (net, data, T, N, chunk), timeout=timeout,
-                                         what="the Lava float run of the graph", on_progress=progress)
+                                         what=f"the Lava {net.mode} run of the graph", on_progress=progress)
     seconds = time.perf_counter() - start
     outputs = {}
     for neurons in (n for n in net.neurons if n.recorded):
@@ -116,7 +136,7 @@ def run_lava_net(net: LavaNet, x: np.ndarray, *, timeout: float,
                  "Reset": sum(b.clear for b in net.blocks), "RingBuffer": 1,
                  "SpikeRecorder": sum(n.recorded and not n.readout for n in net.neurons),
                  "Monitor": sum(n.readout for n in net.neurons)}
-    details = {**timing, "run_config": "Loihi2SimCfg(select_tag='floating_pt')", "simulated_steps": total,
+    details = {**timing, "run_config": f"Loihi2SimCfg(select_tag={RUN_TAGS[net.mode]!r})", "simulated_steps": total,
                "first_step": {"input": net.input_first, **{n.name: n.first for n in net.neurons}},
                "processes": processes}
     return LavaNetRun(outputs, seconds, details)
@@ -127,17 +147,21 @@ def _block_kind(block: LavaBlock) -> str:
     return f"Delay{kind}" if block.delay else kind
 
 
-def _connection(block: LavaBlock):
-    """The Lava process of one block."""
+def _connection(block: LavaBlock, mode: str):
+    """The Lava process of one block (a fixed net's: integer weights with their exponent)."""
     bits = GRADED_BITS if block.graded else 0
     kind = _block_kind(block)
     weights = block.weight if kind.endswith("Sparse") else block.weight.toarray()
+    extra = {}
+    if mode == "fixed":
+        weights = weights.astype(np.int32)
+        extra = {"weight_exp": int(block.weight_exp)}
     if kind == "Dense":
-        return Dense(weights=weights, num_message_bits=bits)
+        return Dense(weights=weights, num_message_bits=bits, **extra)
     if kind == "Sparse":
-        return Sparse(weights=weights, num_message_bits=bits)
+        return Sparse(weights=weights, num_message_bits=bits, **extra)
     return (DelayDense if kind == "DelayDense" else DelaySparse)(weights=weights, delays=int(block.delay),
-                                                                num_message_bits=bits)
+                                                                num_message_bits=bits, **extra)
 
 
 def _simulate(net: LavaNet, data: np.ndarray, T: int, N: int, chunk: int,
@@ -155,7 +179,8 @@ def _simulate_in(net: LavaNet, data: np.ndarray, T: int, N: int, chunk: int, pro
     cells, sinks, monitors = {}, {}, {}
     for n in net.neurons:
         cells[n.name] = LIFReset(shape=(n.size,), du=n.du, dv=n.dv, vth=n.vth, bias_mant=n.bias,
-                                 bias_exp=np.zeros(n.size), reset_interval=T, reset_offset=n.first % T)
+                                 bias_exp=np.zeros(n.size) if n.bias_exp is None else n.bias_exp,
+                                 reset_interval=T, reset_offset=n.first % T)
         if not n.recorded:
             continue
         if n.readout:
@@ -166,15 +191,15 @@ def _simulate_in(net: LavaNet, data: np.ndarray, T: int, N: int, chunk: int, pro
             cells[n.name].s_out.connect(sinks[n.name].a_in)
     first = {n.name: n.first for n in net.neurons}
     for block in net.blocks:
-        conn = _connection(block)
+        conn = _connection(block, net.mode)
         (source if block.source == net.input_name else cells[block.source]).s_out.connect(conn.s_in)
         conn.a_out.connect(cells[block.target].a_in)
         if block.clear:  # zeroed after the source's last step of each sample: step first(target) - 1 (mod T)
             reset = Reset(reset_value=0, interval=T, offset=(first[block.target] - 2) % T)
             reset.connect_var(conn.a_buff)
     # keyed by process instance: Lava would otherwise search this module's directory for the recorder's model
-    cfg = Loihi2SimCfg(select_tag="floating_pt",
-                       exception_proc_model_map={s: PySpikeRecorderModel for s in sinks.values()})
+    cfg = Loihi2SimCfg(select_tag=RUN_TAGS[net.mode],
+                       exception_proc_model_map={s: RECORDER_MODELS[net.mode] for s in sinks.values()})
     t1 = time.perf_counter()
     first_chunk = None
     try:

@@ -8,6 +8,12 @@ source (the graph's input or a compartment node) and a compartment node, the syn
 between them multiplied out, is one :class:`LavaBlock` (one ``Dense`` or ``Sparse``, a
 ``DelayDense``/``DelaySparse`` where it must wait).
 
+Mode. A float net (:mod:`hw_sim.graph.lava_plan`) holds Lava's float parameters and runs its
+``floating_pt`` models; a fixed net (:mod:`hw_sim.graph.lava_fixed_plan`, ``mode="fixed"``) holds
+Loihi's integers (12-bit ``du``/``dv``, 17-bit ``vth`` mantissa, 13-bit bias mantissa with its
+exponent, 8-bit weights with a weight exponent per block) and runs the ``fixed_pt`` models
+(``PyLifResetModelBitAcc``, ``PyDenseModelBitAcc``, ``PySparseModelBitAcc``).
+
 Time. Lava's ``LIF`` takes its input and spikes in the same step; every ``Dense`` hands on in step
 ``s + 1`` what it got in step ``s``. A node takes step ``t`` of sample ``n`` on Lava step
 ``first + n T + t`` (:attr:`LavaNeurons.first`; the input source sends it on
@@ -42,6 +48,8 @@ class LavaNeurons:
     """A membrane read-out (``LI``, ``I``, ``CubaLI``): ``vth`` is infinite and a ``Monitor`` probes ``v``."""
     recorded: bool = True
     """False for a helper neuron of no graph node (the always-on source of constant currents): not read back."""
+    bias_exp: np.ndarray | None = None
+    """A fixed net's bias exponent per neuron (``bias_mant << bias_exp``); None: 0 (a float net)."""
 
     @property
     def size(self) -> int:
@@ -62,6 +70,8 @@ class LavaBlock:
     """Zeroed by a Lava ``Reset`` at the source's last step of every sample (the block carries a past step)."""
     graded: bool = False
     """Its source sends numbers, not spikes (graded input): ``num_message_bits = 24``."""
+    weight_exp: int = 0
+    """A fixed net's weight exponent: Lava's bit-accurate synapse adds ``(weight @ s) << weight_exp``."""
 
     @property
     def density(self) -> float:
@@ -78,6 +88,8 @@ class LavaNet:
     input_first: int
     neurons: tuple[LavaNeurons, ...]
     blocks: tuple[LavaBlock, ...]
+    mode: str = "float"
+    """``float`` (Lava's ``floating_pt`` models) or ``fixed`` (its bit-accurate ``fixed_pt`` models, integers)."""
 
     def steps(self, samples: int, steps: int) -> int:
         """Lava steps that ``samples`` samples of ``steps`` steps take, the pipeline drained."""

@@ -61,6 +61,8 @@ ALWAYS_ON = "(always-on)"
 """The name of the neuron that spikes every step to feed constant currents (no NIR node has parentheses here)."""
 """Unit vectors pushed through a block at once."""
 Op = Callable[[torch.Tensor], torch.Tensor]
+EdgeWeight = Callable[[CompiledNode, int], "float | None"]
+"""A factor on the ``i``-th input edge of a compartment node (same-step inputs, then recurrent ones); None: 1."""
 
 
 def lava_net(compiled: CompiledGraph, graded_input: bool) -> LavaNet:
@@ -76,7 +78,7 @@ def lava_net(compiled: CompiledGraph, graded_input: bool) -> LavaNet:
     raw: list[tuple[str, str, int, sparse.csr_matrix]] = []
     input_node = compiled[compiled.graph.input_name]
     for src in [input_node, *comps]:
-        for (target, delta), matrix in _blocks_from(compiled, src, size(src), ops).items():
+        for (target, delta), matrix in blocks_from(compiled, src, size(src), ops).items():
             if src.node.kind in READOUTS:
                 raise LorspError(f"--backend lava: node {src.name!r} ({src.node.kind}) is a membrane read-out that "
                                  f"feeds {target!r}; Lava's LIF sends spikes, not its voltage")
@@ -85,15 +87,27 @@ def lava_net(compiled: CompiledGraph, graded_input: bool) -> LavaNet:
     drives = {name: p.pop("drive") for name, p in params.items() if "drive" in p}
     for target, drive in drives.items():
         raw.append((ALWAYS_ON, target, 0, sparse.csr_matrix(drive.reshape(-1, 1))))
-    first = _first_steps([input_node.name, *(c.name for c in comps), *([ALWAYS_ON] if drives else [])], raw)
-    neurons = tuple(LavaNeurons(c.name, c.node.kind, **{k: v for k, v in params[c.name].items() if k != "h"},
-                                first=first[c.name], readout=c.node.kind in READOUTS) for c in comps)
+    neurons = [LavaNeurons(c.name, c.node.kind, **{k: v for k, v in params[c.name].items() if k != "h"},
+                           first=0, readout=c.node.kind in READOUTS) for c in comps]
     if drives:
-        neurons += (LavaNeurons(ALWAYS_ON, "LIF", du=np.ones(1), dv=np.ones(1), vth=np.full(1, 0.5),
-                                bias=np.ones(1), first=first[ALWAYS_ON], recorded=False),)
+        neurons.append(LavaNeurons(ALWAYS_ON, "LIF", du=np.ones(1), dv=np.ones(1), vth=np.full(1, 0.5),
+                                   bias=np.ones(1), first=0, recorded=False))
+    return line_up(input_node.name, size(input_node), neurons, raw, graded_input)
+
+
+def line_up(input_name: str, input_size: int, neurons: list[LavaNeurons],
+            raw: list[tuple[str, str, int, sparse.csr_matrix]], graded_input: bool = False, mode: str = "float",
+            weight_exps: list[int] | None = None) -> LavaNet:
+    """The :class:`LavaNet` of ``neurons`` (their ``first`` is set here) and the blocks ``raw`` (source, target, steps
+    back, matrix; ``weight_exps`` per block for a fixed net): every node's first step (:func:`first_steps`), every
+    block's wait and reset (:mod:`hw_sim.backends.lava_net`)."""
+    first = first_steps([input_name, *(n.name for n in neurons)], raw)
+    exps = weight_exps or [0] * len(raw)
     blocks = tuple(LavaBlock(s, t, m, delay=first[t] - first[s] - 1 + d, clear=d >= 1,
-                             graded=graded_input and s == input_node.name) for s, t, d, m in raw)
-    return LavaNet(input_node.name, size(input_node), first[input_node.name], neurons, blocks)
+                             graded=graded_input and s == input_name, weight_exp=e)
+                   for (s, t, d, m), e in zip(raw, exps))
+    placed = tuple(dataclasses.replace(n, first=first[n.name]) for n in neurons)
+    return LavaNet(input_name, input_size, first[input_name], placed, blocks, mode=mode)
 
 
 def _linear_op(c: CompiledNode, dt: float) -> Op:
@@ -115,9 +129,10 @@ def _delay_steps(c: CompiledNode) -> int:
     return int(steps[0])
 
 
-def _blocks_from(compiled: CompiledGraph, src: CompiledNode, n: int, ops: dict[str, Op]) \
-        -> dict[tuple[str, int], sparse.csr_matrix]:
-    """Per (compartment target, steps back): the matrix from ``src``'s output to the target's input."""
+def blocks_from(compiled: CompiledGraph, src: CompiledNode, n: int, ops: dict[str, Op],
+                edge_weight: EdgeWeight | None = None) -> dict[tuple[str, int], sparse.csr_matrix]:
+    """Per (compartment target, steps back): the matrix from ``src``'s output to the target's input, through the
+    synapse nodes' operations ``ops`` (and ``edge_weight`` on a compartment's input edges)."""
     parts: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     shapes: dict[str, int] = {}
     with torch.no_grad():
@@ -125,7 +140,8 @@ def _blocks_from(compiled: CompiledGraph, src: CompiledNode, n: int, ops: dict[s
             k = min(CHUNK, n - lo)
             unit = torch.zeros((k, n))
             unit[torch.arange(k), lo + torch.arange(k)] = 1.0
-            for (target, delta), y in _propagate(compiled, src, unit.reshape(k, *src.out_shape), ops).items():
+            for (target, delta), y in _propagate(compiled, src, unit.reshape(k, *src.out_shape), ops,
+                                                     edge_weight).items():
                 y = y.reshape(k, -1)
                 shapes[target] = y.shape[1]
                 col, row = torch.nonzero(y, as_tuple=True)
@@ -139,8 +155,8 @@ def _blocks_from(compiled: CompiledGraph, src: CompiledNode, n: int, ops: dict[s
     return out
 
 
-def _propagate(compiled: CompiledGraph, src: CompiledNode, value: torch.Tensor, ops: dict[str, Op]) \
-        -> dict[tuple[str, int], torch.Tensor]:
+def _propagate(compiled: CompiledGraph, src: CompiledNode, value: torch.Tensor, ops: dict[str, Op],
+               edge_weight: EdgeWeight | None = None) -> dict[tuple[str, int], torch.Tensor]:
     """``value`` (a batch of ``src``'s outputs) through the synapse nodes to every compartment it reaches."""
     vals: dict[str, dict[int, torch.Tensor]] = {src.name: {0: value}}
     reached: dict[tuple[str, int], torch.Tensor] = {}
@@ -148,10 +164,12 @@ def _propagate(compiled: CompiledGraph, src: CompiledNode, value: torch.Tensor, 
         if c.name == src.name and not c.is_compartment:  # the graph's input; a compartment may feed itself
             continue
         drive: dict[int, torch.Tensor] = {}
-        for names, lag in ((c.node.inputs, 0), (c.node.recurrent, 1)):
-            for a in names:
-                for d, v in vals.get(a, {}).items():
-                    drive[d + lag] = drive[d + lag] + v if d + lag in drive else v
+        edges = [(a, 0) for a in c.node.inputs] + [(a, 1) for a in c.node.recurrent]
+        for i, (a, lag) in enumerate(edges):
+            w = edge_weight(c, i) if edge_weight is not None and c.is_compartment else None
+            for d, v in vals.get(a, {}).items():
+                v = v if w is None else v * w
+                drive[d + lag] = drive[d + lag] + v if d + lag in drive else v
         if not drive:
             continue
         if c.is_compartment:
@@ -216,7 +234,7 @@ def _neuron_params(c: CompiledNode, constant: np.ndarray | None) -> dict[str, np
     return {"du": du, "dv": dv, "vth": vth, "bias": leak + gain * const, "h": gain}
 
 
-def _first_steps(names: list[str], blocks: list[tuple[str, str, int, sparse.csr_matrix]]) -> dict[str, int]:
+def first_steps(names: list[str], blocks: list[tuple[str, str, int, sparse.csr_matrix]]) -> dict[str, int]:
     """The Lava step on which each node takes a sample's step 0: a block carrying a past step joins its ends
     (equal first steps), a same-step block puts its target at least one step after its source."""
     parent = {n: n for n in names}
