@@ -235,7 +235,8 @@ def test_snntorch_conv_graph_runs_in_lava(tmp_path):
 # --------------------------------------------------------------------------- the command
 def test_command_runs_a_recurrent_read_out_graph_in_lava_and_refuses_what_lava_cannot_hold(tmp_path, capsys):
     """A recurrent LIF into an LI read-out, through ``lorsp-hwsim --backend lava --mode both``: the float block
-    compares both nodes; Lava's fixed point (chains only) says why it did not run. A v_reset Lava cannot hold
+    compares both nodes; Lava's fixed point runs it on the general path, equal to the fast backend's fixed mode
+    (tests/test_hwsim_lava_fixed_graph.py). A v_reset Lava cannot hold
     is one line naming the node, exit 2, nothing written."""
     g = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(weights(4, 3)), "lif": lif(4),
                "rec": nir.Linear(weights(4, 4, 5)), "w2": nir.Linear(weights(2, 4, 6)), "li": neuron("LI", 2),
@@ -247,7 +248,8 @@ def test_command_runs_a_recurrent_read_out_graph_in_lava_and_refuses_what_lava_c
     lava = json.loads((tmp_path / "rep" / "report.json").read_text())["lava"]
     assert lava["float"]["ran"] and [r["node"] for r in lava["float"]["per_node"]] == ["lif", "li"]
     assert all(r["exact"] for r in lava["float"]["per_node"])
-    assert not lava["fixed"]["ran"] and "chain path" in lava["fixed"]["reason"]
+    assert lava["fixed"]["ran"] and lava["fixed"]["path"] == "general"
+    assert [(r["node"], r["exact"]) for r in lava["fixed"]["per_node"]] == [("lif", True), ("li", True)]
     capsys.readouterr()
     bad = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(weights(4, 3)), "odd": lif(4, v_reset=full(4, 0.25)),
                  "out": nir.Output(np.array([4]))}, [("in", "w"), ("w", "odd"), ("odd", "out")])

@@ -49,7 +49,8 @@ def build_graph_parser() -> argparse.ArgumentParser:
     p.add_argument("--chip", default="all", choices=(*list_chips(), "all"), help="chip(s) to check the fit on")
     p.add_argument("--backend", default="fast", choices=("fast", "lava"),
                    help="fast: the graph interpreter; lava: also lava-nc itself (float: any graph its processes "
-                        "express; fixed: chains), compared node by node")
+                        "express; fixed: its bit-accurate processes on the fast fixed mode's integers), compared "
+                        "node by node")
     p.add_argument("-o", "--out", required=True, help="report directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--timeout", type=seconds(), default=600.0, help="seconds allowed for the run")
@@ -68,8 +69,10 @@ def main_graph(argv: list[str]) -> int:
         input_name=compiled.graph.input_name, dt=compiled.dt)
     modes = ("float",) if args.mode == "float" else ("float", "fixed")  # fixed is compared with float
     if args.backend == "lava":
-        from hw_sim.graph.lava_check import check_lava  # scipy and Lava: the extra 'lava' only
+        from hw_sim.graph.lava_check import check_lava, check_lava_fixed  # scipy and Lava: the extra 'lava' only
         check_lava(compiled, x)  # refused in one line where Lava cannot load or express the graph
+        if args.mode == "fixed":
+            check_lava_fixed(compiled, x)  # likewise where Lava's fixed point cannot hold it
     inputs = [args.graph] + ([] if args.input.startswith("random:") else [args.input])
     with claim_output(args.out, args.force, sources=inputs) as claim:
         sim = simulate_compiled(compiled, x, path=args.graph, input_spec=args.input, dt_origin=origin,

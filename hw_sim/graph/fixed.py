@@ -32,9 +32,9 @@ HOW = ("lorsp's fixed-point conversion (deploy.fixed_point: 8-bit weights, 24-bi
        "per-layer scale) run by the fast backend's bit-accurate Loihi arithmetic (spike-identical to Lava's "
        "fixed_pt models), against the float graph interpreter on the same input")
 HOW_GRAPH = ("the general graph's integer twin (hw_sim.graph.fixed_graph: the chain path's rules per compartment "
-             "node, the fast backend's bit-accurate neuron step; equal to the chain path where both run, not run "
-             "against Lava itself), against the float graph interpreter on the same input; read-outs (LI, I, CubaLI) "
-             "compare their voltages, dequantised")
+             "node, the fast backend's bit-accurate neuron step; equal to the chain path where both run, and to "
+             "Lava's bit-accurate processes with --backend lava), against the float graph interpreter on the same "
+             "input; read-outs (LI, I, CubaLI) compare their voltages, dequantised")
 
 CHAIN_FIT = ("the chain path's placement is not counted apart: chip_fit (the float graph) counts its blocks, "
              "including weights that 8 bits round to 0")

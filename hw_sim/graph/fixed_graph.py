@@ -41,7 +41,8 @@ Float32 computes every integer sum exactly: ``s`` keeps every neuron's ``sum |w|
 ``Delay``, two weighted nodes in a row that are not dense vectors, a gain that is 0 or changes
 sign between the neurons of a node, overlapping pools, graded input) is refused in one line, and the report
 says why. The chain path is Lava-verified; this one equals it wherever both run
-(``tests/test_hwsim_nir_fixed.py``) and is not run against Lava itself.
+(``tests/test_hwsim_nir_fixed.py``), and Lava's bit-accurate processes give its spikes bit for bit
+(:mod:`hw_sim.graph.lava_fixed_plan`, ``tests/test_hwsim_lava_fixed_graph.py``).
 """
 from __future__ import annotations
 

@@ -8,14 +8,21 @@ runs the same input:
   read-outs): :mod:`hw_sim.backends.lava_graph`, Lava's ``floating_pt`` models (float64), against the
   graph interpreter (PyTorch float32), per compartment node: the share of equal spikes, or for a
   read-out the share of voltages within :data:`VOLTAGE_RTOL` and the largest difference;
-* **fixed**, where the graph is a chain lorsp's chain path expresses (:func:`hw_sim.graph.fixed.chain_network`):
-  the bundle path's Lava backend in ``fixed_pt``, against the fast backend's bit-accurate arithmetic.
-  Elsewhere the block says why it did not run.
+* **fixed**, on the path the fast backend's fixed mode takes (:func:`hw_sim.graph.fixed.fixed_run`): where the
+  graph is a chain lorsp's chain path expresses (:func:`hw_sim.graph.fixed.chain_network`), the bundle path's
+  Lava backend in ``fixed_pt`` against the fast backend's chain arithmetic; elsewhere (branches, merges,
+  recurrence, convolutions, a per-neuron ``v_leak``) the general path's integer twin
+  (:func:`hw_sim.graph.fixed_graph.compile_fixed`) as Lava's bit-accurate processes
+  (:func:`hw_sim.graph.lava_fixed_plan.lava_fixed_net`) against the fast backend running that twin: the
+  spikes must be equal on every step, neuron and sample. Where Lava's fixed point cannot hold the graph the
+  block says why.
 
-A graph Lava cannot express in float is refused in one line before any work (:func:`check_lava`).
+A graph Lava cannot express in float is refused in one line before any work (:func:`check_lava`); with
+``--mode fixed``, so is one it cannot run in fixed point (:func:`check_lava_fixed`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -23,13 +30,16 @@ import numpy as np
 from hw_sim.backends import get_backend
 from hw_sim.backends.base import is_binary
 from hw_sim.backends.lava_net import LavaNet
-from hw_sim.graph.fixed import chain_network, compare
+from hw_sim.graph.fixed import chain_network, compare, compare_voltages
+from hw_sim.graph.fixed_graph import compile_fixed
+from hw_sim.graph.lava_fixed_plan import dequantised, lava_fixed_net
 from hw_sim.graph.lava_plan import lava_net
 from hw_sim.graph.runner import CompiledGraph, run_graph
 from lorsp.plumbing.errors import LorspError
 
 AGAINST = {"float": "the graph interpreter (PyTorch float32)",
-           "fixed": "the fast backend's bit-accurate Loihi arithmetic (the chain path)"}
+           "fixed": "the fast backend's bit-accurate Loihi arithmetic (the chain path)",
+           "fixed-general": "the fast backend's fixed mode (the general path's integer twin, hw_sim.graph.fixed_graph)"}
 VOLTAGE_RTOL = 1e-5
 """A read-out's Lava voltage (float64) agrees with the interpreter's (float32) within this relative distance
 (at least this much absolute): float32's rounding, some 6e-8 per operation, over a run's sums."""
@@ -37,6 +47,8 @@ VOLTAGE_RTOL = 1e-5
 
 _LAST: list[tuple[CompiledGraph, bool, LavaNet]] = []
 """The last :class:`LavaNet` built, so the command's check before any work and its run build it once."""
+_LAST_FIXED: list[tuple[CompiledGraph, "FixedPlan"]] = []
+"""The last fixed plan, likewise."""
 
 
 def check_lava(compiled: CompiledGraph, x: np.ndarray) -> LavaNet:
@@ -48,6 +60,35 @@ def check_lava(compiled: CompiledGraph, x: np.ndarray) -> LavaNet:
     net = lava_net(compiled, graded_input=graded)
     _LAST[:] = [(compiled, graded, net)]
     return net
+
+
+@dataclass(frozen=True)
+class FixedPlan:
+    """How Lava runs ``compiled`` in fixed point: the chain ``network``, or the integer twin ``fixed`` and its ``net``."""
+
+    network: object | None = None
+    fixed: CompiledGraph | None = None
+    net: LavaNet | None = None
+
+
+def check_lava_fixed(compiled: CompiledGraph, x: np.ndarray) -> FixedPlan:
+    """Lava can run ``compiled`` in fixed point on the path the fast backend takes: its plan, or a one-line
+    LorspError naming what is missing (both paths' reasons where neither holds it)."""
+    if _LAST_FIXED and _LAST_FIXED[0][0] is compiled:
+        return _LAST_FIXED[0][1]
+    try:
+        plan = FixedPlan(network=chain_network(compiled, x))
+    except LorspError as chain_reason:
+        try:
+            if not is_binary(x):
+                raise LorspError("the input is not binary spikes, and Loihi takes spikes only") from None
+            fixed = compile_fixed(compiled)
+            plan = FixedPlan(fixed=fixed, net=lava_fixed_net(fixed))
+        except LorspError as graph_reason:
+            raise LorspError(f"--backend lava --mode fixed: chain path: {chain_reason}; general path: "
+                             f"{graph_reason}") from None
+    _LAST_FIXED[:] = [(compiled, plan)]
+    return plan
 
 
 def lava_runs(compiled: CompiledGraph, x: np.ndarray, modes: Sequence[str], timeout: float) -> dict:
@@ -82,15 +123,37 @@ def voltage_row(name: str, ours: np.ndarray, theirs: np.ndarray) -> dict:
 
 
 def fixed_run(compiled: CompiledGraph, x: np.ndarray, timeout: float) -> dict:
-    """Lava's ``fixed_pt`` run of the chain network against the fast backend, or why it did not run."""
+    """Lava's ``fixed_pt`` run against the fast backend's fixed mode on the same path (chain or general), or why it
+    did not run."""
     try:
-        network = chain_network(compiled, x)
+        plan = check_lava_fixed(compiled, x)
     except LorspError as exc:
-        return {"ran": False, "reason": f"Lava's fixed point runs graphs the chain path expresses: {exc}"}
+        return {"ran": False, "reason": str(exc)}
+    if plan.network is None:
+        return general_fixed_run(plan.fixed, plan.net, x, timeout)
+    network = plan.network
     T, N = x.shape[:2]
     spikes_in = x.reshape(T, N, -1).astype(np.uint8)
     lava = get_backend("lava")(network, spikes_in, mode="fixed", timeout=timeout)
     reference = get_backend("fast")(network, spikes_in, mode="fixed", timeout=timeout).layer_spikes
-    return {"ran": True, "against": AGAINST["fixed"],
+    return {"ran": True, "path": "chain", "against": AGAINST["fixed"],
             "per_node": compare([layer.name for layer in network.layers], lava.layer_spikes, reference),
             "seconds": lava.seconds, "samples_per_s": lava.images_per_s}
+
+
+def general_fixed_run(fixed: CompiledGraph, net: LavaNet, x: np.ndarray, timeout: float) -> dict:
+    """Lava's bit-accurate run of the integer twin ``fixed`` (as ``net``) against the fast backend running ``fixed``,
+    per compartment node: spikes, or a read-out's dequantised voltage."""
+    from hw_sim.backends.lava_graph import run_lava_net  # imports Lava (loaded by check_lava)
+    lava = run_lava_net(net, x, timeout=timeout)
+    nodes = [n for n in net.neurons if n.recorded]
+    reference = run_graph(fixed, x, record=[n.name for n in nodes], timeout=timeout)
+    rows = []
+    for n in nodes:
+        theirs = reference.outputs[n.name].reshape(lava.outputs[n.name].shape)
+        if n.readout:
+            rows.append(compare_voltages(n.name, dequantised(fixed[n.name].op, lava.outputs[n.name]), theirs))
+        else:
+            rows.append(compare([n.name], [lava.outputs[n.name]], [theirs])[0])
+    return {"ran": True, "path": "general", "against": AGAINST["fixed-general"], "per_node": rows,
+            "seconds": lava.seconds, "samples_per_s": lava.samples_per_s, "lava": lava.details}

@@ -1,0 +1,223 @@
+"""``lorsp-hwsim MODEL.nir --backend lava --mode fixed`` beyond chains: Lava's bit-accurate processes on the general path.
+
+The fast backend's fixed mode runs a graph that is not a chain as its integer twin
+(:func:`hw_sim.graph.fixed_graph.compile_fixed`); :func:`hw_sim.graph.lava_fixed_plan.lava_fixed_net` hands the
+same integers to lava-nc 0.10.0's ``fixed_pt`` models (``LIFReset``, ``Sparse``/``Dense`` with 8-bit weights and
+binary messages). Every test runs the same graph on the same input through both and asserts equal spikes on every
+step, neuron and sample (and equal read-out voltages): LoRSP's pixel gates (``Conv2d -> LIF`` with a per-neuron
+``v_leak``, written by export/nir_pixel.py) and a graph with a branch, a merge, a recurrent loop, a one-to-one
+synapse, a ``Delay``, a bias into a ``CubaLIF`` current and an ``LI`` read-out, on random (not dyadic) weights, so
+the integers round.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import nir
+import numpy as np
+import pytest
+
+from deploy.nir_graph import flat_graph
+from export.nir_pixel import PixelGateParameters, pixel_gates_graph
+from hw_sim.cli import main
+from hw_sim.graph.fixed import chain_network
+from hw_sim.graph.runner import compile_graph, run_graph
+from lorsp.plumbing.errors import LorspError
+
+pytestmark = pytest.mark.lava
+
+DT = 1e-4
+TIMEOUT = 300
+
+
+def gates_graph(side=10, seed=0) -> nir.NIRGraph:
+    """Pixel gates as export/nir_pixel.py writes them: weights and drive on LoRSP's grid 2^-5, beta 1/2, T = 8."""
+    rng = np.random.default_rng(seed)
+    weight = (rng.integers(-16, 17, size=(1, 3, 3, 3)) / 32).astype(np.float32)
+    drive = (rng.integers(-10, 24, size=(1, side, side)) / 32).astype(np.float32)
+    return pixel_gates_graph(PixelGateParameters(weight=weight, drive=drive, beta=0.5, threshold=1.0, padding=(1, 1),
+                                                 time_steps=8))
+
+
+def spikes(shape, steps=8, samples=6, rate=0.4, seed=1) -> np.ndarray:
+    return (np.random.default_rng(seed).random((steps, samples, *shape)) < rate).astype(np.float32)
+
+
+def compiled_of(g: nir.NIRGraph, tmp_path=None):
+    """The graph compiled as ``lorsp-hwsim`` does, read back from a file where ``tmp_path`` is given."""
+    if tmp_path is not None:
+        nir.write(tmp_path / "g.nir", g)
+        g = nir.read(tmp_path / "g.nir")
+    return compile_graph(flat_graph(g), DT)
+
+
+def lava_and_fast(compiled, x):
+    """Lava's bit-accurate outputs and the fast backend's fixed-mode outputs of every recorded node, and the plan."""
+    from hw_sim.backends.lava_graph import run_lava_net
+    from hw_sim.graph.lava_check import check_lava, check_lava_fixed
+    check_lava(compiled, x)
+    plan = check_lava_fixed(compiled, x)
+    assert plan.network is None and plan.net.mode == "fixed"  # the general path, not the chain one
+    lava = run_lava_net(plan.net, x, timeout=TIMEOUT)
+    names = [n.name for n in plan.net.neurons if n.recorded]
+    fast = run_graph(plan.fixed, x, record=names, timeout=TIMEOUT)
+    return plan, lava, {n: fast.outputs[n].reshape(lava.outputs[n].shape) for n in names}
+
+
+def test_pixel_gates_with_per_neuron_v_leak_spike_as_the_fast_fixed_mode_bit_for_bit(tmp_path):
+    g = gates_graph()
+    compiled = compiled_of(g, tmp_path)
+    x = spikes((3, 10, 10))
+    with pytest.raises(LorspError, match="v_leak"):
+        chain_network(compiled, x)  # the chain path refuses it: this is the general path
+    plan, lava, fast = lava_and_fast(compiled, x)
+    gates = next(n for n in plan.net.neurons if n.name == "gates")
+    assert gates.bias.min() < 0 < gates.bias.max() and len(np.unique(gates.bias)) > 10  # the drive, per neuron
+    assert np.array_equal(lava.outputs["gates"], fast["gates"].astype(np.uint8))
+    share = fast["gates"].mean()
+    assert 0.1 < share < 0.9
+    # the fixed run is the float one here (every value on the grid), and Lava's too
+    float_gates = run_graph(compiled, x, record=["gates"]).outputs["gates"].reshape(fast["gates"].shape)
+    assert np.array_equal(float_gates, fast["gates"])
+    from hw_sim.backends.lava_graph import run_lava_net
+    no_drive = dataclasses.replace(plan.net, neurons=tuple(dataclasses.replace(n, bias=np.zeros_like(n.bias))
+                                                           for n in plan.net.neurons))
+    assert not np.array_equal(run_lava_net(no_drive, x, timeout=TIMEOUT).outputs["gates"], lava.outputs["gates"])
+
+
+def branchy_graph(seed=3) -> nir.NIRGraph:
+    """A branch (``lif1`` feeds three nodes), merges (``lif2`` sums three blocks and a recurrent one), a recurrent
+    loop, a one-to-one synapse (``lif1 -> lif3`` with no weighted node), a ``Delay`` of spikes, a bias into a
+    ``CubaLIF`` current and an ``LI`` read-out; random normal weights (the integers round)."""
+    rng = np.random.default_rng(seed)
+    w = lambda o, i, s=0.6: rng.normal(0.0, s, size=(o, i)).astype(np.float32)  # noqa: E731
+    full = lambda n, v: np.full(n, v, dtype=np.float32)  # noqa: E731
+
+    def lif(n, beta=0.8, theta=1.0):
+        tau = DT / (1.0 - beta)
+        return nir.LIF(tau=full(n, tau), r=full(n, tau / DT), v_leak=full(n, 0.0), v_threshold=full(n, theta),
+                       v_reset=full(n, 0.0))
+
+    nodes = {
+        "in": nir.Input(np.array([12])),
+        "w1": nir.Linear(w(16, 12, 0.8)), "lif1": lif(16),
+        "w2": nir.Affine(w(10, 12, 0.8), rng.normal(0.0, 0.1, 10).astype(np.float32)),
+        "cuba": nir.CubaLIF(tau_syn=full(10, 2 * DT), tau_mem=full(10, 4 * DT), r=full(10, 4.0), v_leak=full(10, 0.0),
+                            w_in=full(10, 2.0), v_threshold=full(10, 1.0), v_reset=full(10, 0.0)),
+        "w3": nir.Linear(w(8, 16)), "w4": nir.Linear(w(8, 10)), "rec": nir.Linear(w(8, 8, 0.4)),
+        "lif2": lif(8, beta=0.7),
+        "lif3": lif(16, beta=0.5, theta=0.9),
+        "delay": nir.Delay(full(16, 2 * DT)), "w5": nir.Linear(w(8, 16)), "lif4": lif(8, beta=0.6),
+        "w6": nir.Linear(w(4, 8)), "li": nir.LI(tau=full(4, 2 * DT), r=full(4, 2.0), v_leak=full(4, 0.0)),
+        "out": nir.Output(np.array([8])), "volts": nir.Output(np.array([4])),
+    }
+    edges = [("in", "w1"), ("w1", "lif1"), ("in", "w2"), ("w2", "cuba"),
+             ("lif1", "w3"), ("w3", "lif2"), ("cuba", "w4"), ("w4", "lif2"), ("lif2", "rec"), ("rec", "lif2"),
+             ("lif1", "lif3"),
+             ("lif3", "delay"), ("delay", "w5"), ("w5", "lif4"), ("lif2", "w6"), ("w6", "li"),
+             ("lif4", "out"), ("li", "volts")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def test_branches_merges_recurrence_delay_bias_and_read_out_spike_as_the_fast_fixed_mode(tmp_path):
+    compiled = compiled_of(branchy_graph(), tmp_path)
+    x = spikes((12,), steps=16, samples=5)
+    plan, lava, fast = lava_and_fast(compiled, x)
+    kinds = {b.source: b for b in plan.net.blocks}
+    assert "(always-on)" in kinds and any(b.clear for b in plan.net.blocks) and any(b.delay for b in plan.net.blocks)
+    for name in ("lif1", "cuba", "lif2", "lif3", "lif4"):
+        assert np.array_equal(lava.outputs[name], fast[name].astype(np.uint8)), name
+        assert lava.outputs[name].any() and not lava.outputs[name].all(), name
+    from hw_sim.graph.lava_fixed_plan import dequantised
+    volts = dequantised(plan.fixed["li"].op, lava.outputs["li"])
+    assert np.array_equal(volts, fast["li"]) and np.abs(volts).max() > 0
+    # the fixed run rounds (random weights): not the float run, which the integer twin approximates
+    floats = run_graph(compiled, x, record=["lif2"]).outputs["lif2"].reshape(fast["lif2"].shape)
+    assert 0.8 < float((floats == fast["lif2"]).mean())
+
+
+def test_a_recurrent_loop_keeps_no_spike_of_one_sample_in_the_next():
+    """Every sample alone gives Lava the spikes it gives in a batch: the recurrent block's buffer is cleared."""
+    compiled = compiled_of(branchy_graph())
+    x = spikes((12,), steps=16, samples=3, seed=4)
+    _, batch, _ = lava_and_fast(compiled, x)
+    _, alone, _ = lava_and_fast(compiled, x[:, 2:3])
+    assert np.array_equal(batch.outputs["lif2"][:, 2:3], alone.outputs["lif2"])
+
+
+def test_lava_weights_take_an_exponent_and_refuse_what_8_bits_cannot_hold():
+    from scipy import sparse
+
+    from hw_sim.graph.lava_fixed_plan import lava_weights
+    held, e = lava_weights(sparse.csr_matrix(np.array([[255.0, 3.0], [0.0, 1.0]])), "b")
+    assert e == 0 and held.toarray().tolist() == [[255, 3], [0, 1]]
+    held, e = lava_weights(sparse.csr_matrix(np.array([[508.0, -4.0]])), "b")   # mixed: even mantissas
+    assert e == 1 and held.toarray().tolist() == [[254, -2]]
+    with pytest.raises(LorspError, match="'b' sums weights up to 506"):
+        lava_weights(sparse.csr_matrix(np.array([[506.0, -4.0]])), "'b'")
+    with pytest.raises(LorspError, match="not integers"):
+        lava_weights(sparse.csr_matrix(np.array([[0.5]])), "b")
+
+
+def test_the_command_runs_pixel_gates_in_lava_fixed_point_and_refuses_a_threshold_in_one_line(tmp_path, capsys):
+    nir.write(tmp_path / "gates.nir", gates_graph(side=8, seed=2))
+    np.savez(tmp_path / "x.npz", spikes=spikes((3, 8, 8), samples=4, seed=5))
+    assert main([str(tmp_path / "gates.nir"), "--input", str(tmp_path / "x.npz"), "--mode", "fixed",
+                 "--backend", "lava", "-o", str(tmp_path / "rep"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    fixed = report["lava"]["fixed"]
+    assert fixed["ran"] and fixed["path"] == "general" and "fixed_pt" in fixed["lava"]["run_config"]
+    assert [(r["node"], r["exact"]) for r in fixed["per_node"]] == [("gates", True)]
+    assert report["runs"]["fixed"]["path"] == "general" and fixed["per_node"][0]["spikes_per_sample"] == \
+        report["runs"]["fixed"]["per_node"][0]["spikes_per_sample"]
+    assert "lava fixed: agreement" in capsys.readouterr().out
+    rng = np.random.default_rng(0)
+    bad = nir.NIRGraph(nodes={"in": nir.Input(np.array([6])), "w": nir.Linear(rng.normal(size=(4, 6)).astype(np.float32)),
+                              "thr": nir.Threshold(np.full(4, 0.5, np.float32)), "out": nir.Output(np.array([4]))},
+                       edges=[("in", "w"), ("w", "thr"), ("thr", "out")], type_check=False)
+    nir.write(tmp_path / "bad.nir", bad)
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "bad.nir"), "--input", "random:0.4", "--steps", "8", "--mode", "fixed",
+              "--backend", "lava", "-o", str(tmp_path / "rep2")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "Threshold node 'thr' keeps no state" in err and "--backend lava --mode fixed" in err
+    assert not (tmp_path / "rep2").exists()
+
+
+def test_a_snntorch_recurrent_export_with_per_neuron_parameters_runs_as_one_process_per_node(tmp_path):
+    """snnTorch ``Linear -> RLeaky`` (per-neuron beta and threshold) ``-> Linear`` (bias) ``-> Synaptic`` (per-neuron
+    alpha, beta): neither recurrence nor a bias into a current is a chain, so both backends take the general path;
+    Lava holds each node's per-neuron integers in one ``LIFReset`` (plus the always-on one for the bias)."""
+    import snntorch as snn
+    import torch
+    from snntorch.export_nir import export_to_nir
+    torch.manual_seed(1)
+    zero = {"reset_mechanism": "zero", "reset_delay": False}
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = torch.nn.Linear(10, 24), torch.nn.Linear(24, 6)
+            self.rec = snn.RLeaky(beta=0.6 + 0.35 * torch.rand(24), threshold=0.5 + torch.rand(24), linear_features=24,
+                                  **zero)
+            self.syn = snn.Synaptic(alpha=0.3 + 0.6 * torch.rand(6), beta=0.5 + 0.4 * torch.rand(6),
+                                    threshold=torch.ones(6), **zero)
+            with torch.no_grad():
+                self.fc1.weight.mul_(2.5)
+                self.fc2.weight.mul_(3.0)
+
+        def forward(self, x):
+            s, _ = self.rec(self.fc1(x))
+            return self.syn(self.fc2(s))[0]
+
+    nir.write(tmp_path / "net.nir", export_to_nir(Net(), torch.zeros(1, 10), ignore_dims=[0]))
+    compiled = compile_graph(flat_graph(nir.read(tmp_path / "net.nir")), DT)
+    x = spikes((10,), steps=30, samples=6, rate=0.3, seed=7)
+    plan, lava, fast = lava_and_fast(compiled, x)
+    names = [n.name for n in plan.net.neurons if n.recorded]
+    assert len(names) == 2 and len(plan.net.neurons) == 3 and len(np.unique(plan.net.neurons[0].dv)) > 10
+    for name in names:
+        assert np.array_equal(lava.outputs[name], fast[name].astype(np.uint8)), name
+        assert lava.outputs[name].any(), name
