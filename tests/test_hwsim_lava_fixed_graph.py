@@ -221,3 +221,27 @@ def test_a_snntorch_recurrent_export_with_per_neuron_parameters_runs_as_one_proc
     for name in names:
         assert np.array_equal(lava.outputs[name], fast[name].astype(np.uint8)), name
         assert lava.outputs[name].any(), name
+
+
+def parallel_paths(factor: float) -> nir.NIRGraph:
+    """The branchy graph with a second weighted node from the input into ``lif1``: ``factor`` times ``w1``."""
+    g = branchy_graph()
+    nodes = {**g.nodes, "w1b": nir.Linear((np.asarray(g.nodes["w1"].weight) * factor).astype(np.float32))}
+    return nir.NIRGraph(nodes=nodes, edges=[*g.edges, ("in", "w1b"), ("w1b", "lif1")], type_check=False)
+
+
+def test_two_paths_summing_past_8_bits_run_with_a_weight_exponent_or_are_refused_naming_the_block():
+    """Twice ``w1`` into ``lif1``: one Lava block of even sums up to 504, held as mantissas with ``weight_exp = 1``,
+    and Lava's spikes still equal; ``1.75 w1`` sums odd multiples of 2 past 254 and is refused in one line."""
+    from hw_sim.graph.lava_check import check_lava_fixed
+    compiled = compile_graph(flat_graph(parallel_paths(1.0)), DT)
+    x = spikes((12,), steps=16, samples=4, seed=9)
+    plan, lava, fast = lava_and_fast(compiled, x)
+    block = next(b for b in plan.net.blocks if (b.source, b.target) == ("in", "lif1"))
+    assert block.weight_exp == 1 and np.abs(block.weight.data).max() > 127
+    for name in ("lif1", "lif2", "lif4"):
+        assert np.array_equal(lava.outputs[name], fast[name].astype(np.uint8)), name
+    with pytest.raises(LorspError) as exc:
+        check_lava_fixed(compile_graph(flat_graph(parallel_paths(0.75)), DT), x)
+    message = str(exc.value)
+    assert "\n" not in message and "the block from 'in' to 'lif1' sums weights up to" in message
