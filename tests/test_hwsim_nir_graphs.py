@@ -483,3 +483,18 @@ def test_console_script_routes_a_graph_file_and_keeps_the_bundle_path(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Loihi 2:" in proc.stdout and (tmp_path / "rep" / "outputs.npz").is_file()
     assert_one_line_error(run_cli("hw_sim.cli", str(tmp_path), "-o", str(tmp_path / "rep2"), timeout=300))
+
+
+def test_a_neuron_with_a_constant_drive_is_an_active_update_every_step():
+    # v_leak is the chip's bias: it changes the state every step, input or not (as hw_sim.energy counts the chain)
+    leak = np.array([0.0, 0.5, 0.0, -0.25], np.float32)
+    g = graph({"in": nir.Input(input_type=np.array([3])), "w": nir.Linear(weight=weights(4, 3)),
+               "lif": nir.LIF(tau=full(4, TAU), r=full(4, 2.0), v_leak=leak * 2, v_threshold=full(4, 1.0),
+                              v_reset=full(4, 0.0)),
+               "out": nir.Output(output_type=np.array([4]))},
+              [("in", "w"), ("w", "lif"), ("lif", "out")])
+    x = spikes((3,), rate=0.3)
+    stats = run(g, x).stats["lif"]
+    reached = (x @ (weights(4, 3) != 0).T) > 0                 # (T, N, 4): a synaptic event this step
+    expected = (reached | (leak != 0)).sum((0, 2))
+    assert np.array_equal(stats.active_updates, expected) and expected.max() > (reached.sum((0, 2))).max()

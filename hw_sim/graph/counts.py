@@ -7,7 +7,8 @@ Per sample, from :class:`~hw_sim.graph.runner.GraphRun`:
   NeuroBench's rule, bias excluded; ACs where every input the node saw was 0 or 1, MACs
   otherwise (both priced as ``synop``, the kind is in the report);
 * ``neuron_update``: every neuron of every compartment node (NIR neurons and ``Threshold``)
-  every step; *active* where it received a nonzero input that step;
+  every step; *active* where it received a nonzero input that step or has a constant drive (a nonzero
+  ``v_leak``, which Loihi runs as the compartment's bias), as :mod:`hw_sim.energy` counts the chain;
 * ``spike``: spikes of the spiking nodes (``IF``, ``LIF``, ``CubaLIF``, ``Threshold``);
   ``spike_packet``: those of nodes that feed another node than an ``Output`` (sent on the chip);
 * ``mac``: the same graph run densely, every step: one MAC per synapse (connection) of every

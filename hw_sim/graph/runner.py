@@ -256,6 +256,9 @@ class _Counter:
             drive = inputs[0].bool()
             for v in inputs[1:]:
                 drive |= v.bool()
+            leak = getattr(c.op, "leak", None)
+            if leak is not None:  # a constant drive (v_leak, the chip's bias) changes the state every step
+                drive = drive | (leak != 0)
             self.active[name] += self._per_sample(_count(drive, steps * n), steps)
         else:
             if c.fan_out is not None:
