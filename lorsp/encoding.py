@@ -7,7 +7,10 @@ Host side, per image ``x`` (``3 x L x L`` in [0, 1]):
 3. emit a deterministic integrate-and-fire spike train per input: an integer
    accumulator ``a_i(0) = 0``, ``a_i(t) = a_i(t-1) + k_i``; input ``i`` spikes at step
    ``t`` when ``a_i(t) >= T``, and then ``a_i(t) -= T``. Input ``i`` fires exactly ``k_i``
-   times in ``T`` steps, evenly spread.
+   times in ``T`` steps, evenly spread (the ``rate`` code, every encoding's default). The ``latency``
+   code (pixel gating's ``--pixel-code latency``) sends each input at most one spike instead: input
+   ``i`` spikes once, at step ``T - k_i + 1`` (1-based; the brightest first), when ``k_i > 0``, and never
+   when ``k_i = 0``: at most ``1/T`` of the inputs spike on any step, whatever the image.
 
 Step 1, by encoding (:data:`ENCODINGS`, its ``size`` in brackets):
 
@@ -103,9 +106,12 @@ class Encoding:
     name: str
     size: int
     time_steps: int
+    code: str = "rate"
+    """How counts become spikes (step 3): :data:`SPIKE_CODES`."""
 
     def __post_init__(self) -> None:
         ENCODINGS.get(self.name)
+        SPIKE_CODES.get(self.code)
         if not isinstance(self.size, int) or self.size < 1:
             raise LorspError(f"encoding size must be a positive integer, got {self.size!r}")
         if not isinstance(self.time_steps, int) or not 1 <= self.time_steps <= 1024:
@@ -126,7 +132,7 @@ class Encoding:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(N, 3, L, L)`` -> input spikes ``(T, N, D)`` in {0, 1}."""
-        return spike_train(self.counts(x), self.time_steps)
+        return SPIKE_CODES.get(self.code)(self.counts(x), self.time_steps)
 
     def host_operations(self, image_size: int) -> tuple[int, int]:
         """``(adds, multiplies)`` per image of steps 1-3 on the host (fp32 arithmetic, counted once)."""
@@ -138,10 +144,28 @@ def spike_train(counts: torch.Tensor | np.ndarray, time_steps: int) -> torch.Ten
     """Binary spike trains ``(T, N, D)`` from counts ``(N, D)`` (torch or numpy, same type back)."""
     is_numpy = isinstance(counts, np.ndarray)
     k = torch.from_numpy(np.asarray(counts, dtype=np.int64)) if is_numpy else counts.to(torch.int64)
-    if k.numel() and (int(k.min()) < 0 or int(k.max()) > time_steps):
-        raise LorspError(f"spike counts must lie in 0..{time_steps} (T), got {int(k.min())}..{int(k.max())}")
+    check_counts(k, time_steps)
     out = train_table(time_steps, k.device).t()[:, k]  # (T, N, D) straight from the lookup
     return out.numpy() if is_numpy else out
+
+
+def latency_train(counts: torch.Tensor | np.ndarray, time_steps: int) -> torch.Tensor | np.ndarray:
+    """Binary spike trains ``(T, N, D)`` of the latency code (module docstring) from counts ``(N, D)``: one spike at
+    step ``T - k + 1`` (1-based) for ``k > 0``, none for ``k = 0`` (torch or numpy, same type back)."""
+    is_numpy = isinstance(counts, np.ndarray)
+    k = torch.from_numpy(np.asarray(counts, dtype=np.int64)) if is_numpy else counts.to(torch.int64)
+    check_counts(k, time_steps)
+    levels = torch.arange(1, time_steps + 1, device=k.device)
+    table = torch.zeros(time_steps, time_steps + 1, dtype=torch.float32, device=k.device)
+    table[time_steps - levels, levels] = 1.0  # (T, T + 1): count k > 0 fires at 0-based step T - k
+    out = table[:, k]
+    return out.numpy() if is_numpy else out
+
+
+def check_counts(k: torch.Tensor, time_steps: int) -> None:
+    """A one-line LorspError unless every count lies in ``0..T``."""
+    if k.numel() and (int(k.min()) < 0 or int(k.max()) > time_steps):
+        raise LorspError(f"spike counts must lie in 0..{time_steps} (T), got {int(k.min())}..{int(k.max())}")
 
 
 def train_table(time_steps: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -151,3 +175,9 @@ def train_table(time_steps: int, device: torch.device | str = "cpu") -> torch.Te
     k = torch.arange(time_steps + 1, dtype=torch.int64, device=device)[:, None]
     t = torch.arange(1, time_steps + 1, dtype=torch.int64, device=device)[None, :]
     return ((t * k) // time_steps - ((t - 1) * k) // time_steps).to(torch.float32)
+
+
+SPIKE_CODES: Registry[Callable[..., torch.Tensor | np.ndarray]] = Registry("spike code", sort_names=False)
+"""Step 3 by name: ``(counts (N, D), T) -> spikes (T, N, D)``."""
+SPIKE_CODES.add("rate", spike_train)
+SPIKE_CODES.add("latency", latency_train)
