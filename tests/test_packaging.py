@@ -19,8 +19,9 @@ EXTRAS = PROJECT["optional-dependencies"]
 LAVA_IMPORT = re.compile(r"^\s*(?:import lava\b|from lava[.\s])", re.M)
 PACKAGES = ("lorsp", "deploy", "export", "hw_sim", "pipeline")
 # The modules that may import Lava: the chain backend (imported by name on first use) and the general graph's
-# Lava runner (imported by hw_sim.graph.lava_check only for --backend lava).
-LAVA_MODULES = {"hw_sim/backends/lava.py", "hw_sim/backends/lava_graph.py"}
+# Lava runner (imported by hw_sim.graph.lava_check only for --backend lava); the runner of a pixel gates' netx file
+# (hw_sim/netx_conv.py, lava-dl, in the child process of its run).
+LAVA_MODULES = {"hw_sim/backends/lava.py", "hw_sim/backends/lava_graph.py", "hw_sim/netx_conv.py"}
 
 
 def requirements(*groups: str) -> list[Requirement]:
