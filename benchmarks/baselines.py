@@ -297,7 +297,7 @@ def map_runs(fn: Callable[[T], R], items: Iterable[T], jobs: int, desc: str = "r
 
 
 def parse_method(spec: str) -> tuple[str, tuple[str, ...], str]:
-    """``lorsp:gate=rank,sparsity-weight=1`` -> (``lorsp``, lorsp-train options, a run tag)."""
+    """``lorsp:gate=rowcol,sparsity-weight=1`` -> (``lorsp``, lorsp-train options, a run tag)."""
     name, _, opts = spec.partition(":")
     extra: list[str] = []
     for item in filter(None, opts.split(",")):
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["mnist-5k", "animal-shape"])
     p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"],
-                   help="prompt names, optionally with lorsp-train options: lorsp:gate=rank,threshold=2")
+                   help="prompt names, optionally with lorsp-train options: lorsp:gate=rowcol,threshold=2")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--table-name", default="results", help="writes OUT/<name>.json and OUT/<name>.md")
     add_protocol_args(p, default_out="runs/baselines")

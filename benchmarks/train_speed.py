@@ -44,7 +44,7 @@ TARGET_STEP_RATIO = 1.1
 
 
 def method_config(spec: str, image_size: int) -> TrainConfig:
-    """The training config of a method spec as benchmarks/baselines.py writes it (``lorsp:relay=learned,...``)."""
+    """The training config of a method spec as benchmarks/baselines.py writes it (``lorsp:gate=pixel,...``)."""
     from lorsp.train.cli import build_parser, config_from_args
 
     name, extra, _ = parse_method(spec)
@@ -128,7 +128,7 @@ def summarise(without: dict[str, list[float]], with_fix: dict[str, list[float]],
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", nargs="+", default=["none", "vp", "lorvp", "lorsp"],
-                   help="methods, each a name or a spec as benchmarks/baselines.py takes it (lorsp:relay=learned,...)")
+                   help="methods, each a name or a spec as benchmarks/baselines.py takes it (lorsp:gate=pixel,...)")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=4, help="timed steps per method per round")

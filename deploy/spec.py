@@ -95,11 +95,9 @@ EXACT_RULE = ("exact: the integers give the float network's spikes bit for bit, 
 GATE_RULE = "a gate is open when its neuron fired at least once in the T steps (rate > 0)"
 GATE_LAYOUTS = {
     "band": ("2 G r gates: index = side r G + k G + b, side 0 = rows, 1 = columns, term k = 0..r-1, band "
-             "b = 0..G-1; line i (row or column) reads band group_of_line[i], the host file's tensor (floor(i G / L) "
-             "in the blocks band layout, i mod G in the comb layout)"),
+             "b = 0..G-1; line i (row or column) reads band group_of_line[i], the host file's tensor (floor(i G / L))"),
     "rowcol": ("2 G gates: 0..G-1 rows, G..2G-1 columns; line i reads gate group_of_line[i], the host file's "
-               "tensor (floor(i G / L) in the blocks band layout, i mod G in the comb layout)"),
-    "rank": "3 r gates: index = c r + k, channel c, rank-1 term k",
+               "tensor (floor(i G / L))"),
 }
 PROMPT_FORMULAS = {
     "band": ("P_c = sum_k mix[c, k] (row_k * B[:, k]) (col_k * A[k, :])^T, row_k[i] = gate(0, k, "
@@ -107,7 +105,6 @@ PROMPT_FORMULAS = {
              "matmul(left (N, 3, L, r), right (N, 1, r, L)), left = B mix_c * row gates, right = A * column gates"),
     "rowcol": ("P_c = (B_c diag(mix_c) A) at open rows x open columns, 0 elsewhere (float32 matmul of "
                "B mix_c (L, r) and A (r, L))"),
-    "rank": "P_c = B_c diag(mix_c g_c) A_c (float32 matmul)",
 }
 PROMPTED_RULE = "prompted = x + P(x), float32 (x the preprocessed image): P rounded first, then one float32 add"
 SUM_ORDER = ("every entry of a matmul above is a float32 sum over the rank k = 0..r-1 in order, fused: p = "
@@ -260,8 +257,7 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
                                 {"name": "x", "shape": ["N", 3, L, L], "dtype": "float32"}],
                       "output": {"name": "prompted", "shape": ["N", 3, L, L], "dtype": "float32"},
                       "gate": host.gate, "factors": host.factors, "gates": n_gates,
-                      "band_layout": config.get("band_layout", "blocks") if host.gate != "rank" else None,
-                      "rank": rank, "bands": int(config.get("gates", 0)) if host.gate != "rank" else None,
+                      "rank": rank, "bands": int(config.get("gates", 0)),
                       "gate_rule": GATE_RULE, "gate_layout": GATE_LAYOUTS[host.gate],
                       "formula": PROMPT_FORMULAS[host.gate], "sum_order": SUM_ORDER, "prompted": PROMPTED_RULE,
                       "tensors": {"file": HOST_FILE, **host_tensor_shapes(root / HOST_FILE)},

@@ -241,12 +241,9 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
 def rank_products(config: dict[str, Any], gate: str, prompt_entries: float) -> float:
     """Host multiply-adds per image to form the prompt's entries from the factors.
 
-    Rank gating: ``3 L^2 r`` (``B diag(g) A`` densely); band gating: ``r`` per entry added (the
-    sum of the open rank-1 terms at each open pixel); row/column gating: 0 (``B A`` is fixed,
-    computed once).
+    Band gating: ``r`` per entry added (the sum of the open rank-1 terms at each open pixel); row/column
+    gating: 0 (``B A`` is fixed, computed once).
     """
-    if gate == "rank":
-        return 3 * config["image_size"] ** 2 * config["rank"]
     return config["rank"] * prompt_entries if gate == "band" else 0
 
 

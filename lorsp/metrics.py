@@ -117,7 +117,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
     ``instance_images`` images of ``dataset`` (all of them if it has fewer): ``prompt_unique_mask_share``,
     ``prompt_mask_flip_share`` and ``prompt_instance_images``. Their zero pixel is zero in all channels;
     ``prompt_sparsity`` counts entries: the same share wherever zeros span all channels (LoRSP's
-    row/column gates, VP's centre, no prompt), not under LoRSP's ``gate="rank"``, which zeroes channels apart.
+    gates, VP's centre, no prompt).
     """
     model.eval()
     device = next(model.parameters()).device  # the batches go where the model is

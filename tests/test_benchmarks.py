@@ -30,7 +30,7 @@ def test_few_shot_epochs_give_the_same_step_budget():
 def test_method_specs_and_grids_parse():
     assert parse_method("vp:prompt-lr=20") == ("vp", ("--prompt-lr", "20"), "vp-prompt-lr-20")
     assert parse_method("lorsp") == ("lorsp", (), "lorsp")
-    assert parse_grid("lorsp:gate=rank@0.02,0.2") == ("lorsp:gate=rank", [0.02, 0.2])
+    assert parse_grid("lorsp:gate=rowcol@0.02,0.2") == ("lorsp:gate=rowcol", [0.02, 0.2])
     from lorsp.plumbing.errors import LorspError
 
     for bad in ("lorvp", "lorvp@0.2,x"):
@@ -191,10 +191,10 @@ def protocol(**over) -> argparse.Namespace:
 
 
 def test_a_run_plan_is_lorsp_train_options_and_a_folder():
-    run = plan_run("mnist-5k", "lorsp", 2, protocol(prompt_lr=0.2), ("--gate", "rank"), "lorsp-gate-rank")
-    assert str(run.out) == "runs/x/mnist-5k/lorsp-gate-rank/seed2" and not run.complete
+    run = plan_run("mnist-5k", "lorsp", 2, protocol(prompt_lr=0.2), ("--gate", "rowcol"), "lorsp-gate-rowcol")
+    assert str(run.out) == "runs/x/mnist-5k/lorsp-gate-rowcol/seed2" and not run.complete
     assert run.command.startswith("lorsp-train --dataset mnist-5k --backbone efficientnet_lite0 --prompt lorsp")
-    assert "--seed 2 --prompt-lr 0.2 --gate rank --quiet --out runs/x/mnist-5k/lorsp-gate-rank/seed2" in run.command
+    assert "--seed 2 --prompt-lr 0.2 --gate rowcol --quiet --out runs/x/mnist-5k/lorsp-gate-rowcol/seed2" in run.command
 
 
 def test_a_finished_run_is_reused_only_under_the_config_it_was_trained_with(tmp_path):
@@ -325,7 +325,7 @@ def test_bad_runs_are_refused_before_any_training(change, fragment):
 @pytest.mark.parametrize("prompt, options, expected", [
     ("vp", ("--prompt-lr", "20"), {"prompt_lr": 20.0}),
     ("lorvp", ("--rank", "8"), {"rank": 8}),
-    ("lorsp", ("--gate", "rank", "--time-steps", "4"), {"gate": "rank", "time_steps": 4, "gates": 16}),
+    ("lorsp", ("--gate", "rowcol", "--time-steps", "4"), {"gate": "rowcol", "time_steps": 4, "gates": 16}),
 ])
 def test_good_lorsp_train_commands_pass_the_check_with_their_options(prompt, options, expected):
     config = check_train_argv(["--dataset", "sklearn-digits", "--prompt", prompt, *options, "--out", "x"])
@@ -335,7 +335,7 @@ def test_good_lorsp_train_commands_pass_the_check_with_their_options(prompt, opt
 
 @pytest.mark.parametrize("argv, fragment", [
     (("--prompt", "vp", "--rank", "8"), "--rank does not apply to --prompt vp"),
-    (("--prompt", "lorsp", "--gate", "rank", "--gates", "8"), "--gates does not apply to --gate rank"),
+    (("--prompt", "lorsp", "--gate", "pixel", "--gates", "8"), "--gates does not apply to --gate pixel"),
 ])
 def test_the_check_refuses_options_the_method_does_not_take(argv, fragment):
     from lorsp.plumbing.errors import LorspError
@@ -346,7 +346,7 @@ def test_the_check_refuses_options_the_method_does_not_take(argv, fragment):
 
 def test_one_line_says_where_lorsp_wins_ties_and_loses_against_lorvp():
     table = {"a": {"lorvp:prompt-lr=0.2": row(0.90, 0.01), "lorsp:prompt-lr=0.2": row(0.93, 0.01)},
-             "b": {"lorvp": row(0.90, 0.01), "lorsp": row(0.905, 0.01), "lorsp:gate=rank": row(0.5, 0.0)},
+             "b": {"lorvp": row(0.90, 0.01), "lorsp": row(0.905, 0.01), "lorsp:gate=rowcol": row(0.5, 0.0)},
              "c": {"none": row(0.9, 0.0), "lorvp": row(0.90, 0.005), "lorsp": row(0.88, 0.005)},
              "d": {"none": row(0.9, 0.0), "lorsp": row(0.99, 0.0)}}   # no LoR-VP row: not counted
     line = against_lorvp({"table": table, "settings": {"backbone": "efficientnet_lite2", "seeds": [0, 1, 2]}})
@@ -384,8 +384,8 @@ def test_train_speed_times_every_method_in_every_round():
 def test_train_speed_takes_method_specs_as_the_benchmarks_write_them():
     from benchmarks.train_speed import method_config, summarise
 
-    cfg = method_config("lorsp:rank=2,relay=learned,train-generator=all", 32)
-    assert (cfg.prompt, cfg.image_size, cfg.rank, cfg.relay, cfg.train_generator) == ("lorsp", 32, 2, "learned", "all")
+    cfg = method_config("lorsp:rank=2,relay=open,train-generator=all", 32)
+    assert (cfg.prompt, cfg.image_size, cfg.rank, cfg.relay, cfg.train_generator) == ("lorsp", 32, 2, "open", "all")
     runs = {"lorvp": [80.0, 80.0], "lorsp": [100.0, 100.0], "lorsp:rank=2": [40.0, 40.0]}
     rows = summarise(runs, runs, runs)
     assert rows["lorsp"]["step_time_vs_lorvp"] == pytest.approx(0.8)
@@ -474,18 +474,18 @@ def test_accuracy_tables_read_the_figures_from_the_runs_metrics_json(tmp_path):
     from benchmarks.results_doc import accuracy_markdown, seed_metrics
 
     for seed, share in ((0, 0.25), (1, 0.75)):
-        run = tmp_path / "a" / "lorsp-gate-rank" / f"seed{seed}"
+        run = tmp_path / "a" / "lorsp-gate-rowcol" / f"seed{seed}"
         run.mkdir(parents=True)
         (run / "metrics.json").write_text(json.dumps({"prompt_unique_mask_share": share,
                                                       "prompt_mask_flip_share": share / 10}))
     cell = {**row(0.9, 0.0), "val_accuracy_mean": 0.9, "params": {"prompt": 1, "head": 1},
             "prompt_sparsity_mean": 0.0, "firing_rate_mean": 0.1, "seeds": [0, 1],
-            "command": f"lorsp-train --gate rank --out {tmp_path}/a/lorsp-gate-rank/seedS"}
-    table = {"a": {"lorsp:gate=rank": cell, "vp": {**cell, "command": "lorsp-train --prompt vp"}}}
+            "command": f"lorsp-train --gate rowcol --out {tmp_path}/a/lorsp-gate-rowcol/seedS"}
+    table = {"a": {"lorsp:gate=rowcol": cell, "vp": {**cell, "command": "lorsp-train --prompt vp"}}}
     settings = dict(backbone="b", image_size=32, epochs=1, batch_size=16, lr=0.02, limit_train=64,
                     limit_test=32, seeds=[0, 1], out=str(tmp_path))
     found = seed_metrics(table, settings)
-    assert [m["prompt_unique_mask_share"] for m in found[("a", "lorsp:gate=rank")]] == [0.25, 0.75]
+    assert [m["prompt_unique_mask_share"] for m in found[("a", "lorsp:gate=rowcol")]] == [0.25, 0.75]
     assert found[("a", "vp")] == [{}, {}]   # OUT/a/vp/seed<k> has no metrics.json
     rows = [line for line in accuracy_markdown(table, settings).splitlines() if line.startswith("| a |")]
     assert rows[0].endswith("| 0.100 | 50.0 | 5.0 |") and rows[1].endswith("| 0.100 | n/a | n/a |")

@@ -215,30 +215,8 @@ def test_energy_tables_price_every_backbone_precision():
 
 
 @pytest.mark.slow
-def test_the_comb_layout_runs_the_split_as_pytorch_does(tmp_path):
-    """``--band-layout comb`` changes only the host's ``group_of_line``: exported with ``--target all``, its host
-    file holds ``i mod G``, and the co-simulated test images (fixed point, fp32 ONNX) give PyTorch's spikes,
-    prompted images and predictions."""
-    from deploy.host import read_host
-    from tests.conftest import run_cli
-    from tests.test_export_loihi import TINY_TRAIN
-
-    run, out = tmp_path / "run", tmp_path / "bundle"
-    proc = run_cli("lorsp.train", *TINY_TRAIN, "--band-layout", "comb", "--out", str(run))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = run_cli("pipeline.export_cli", "--target", "all", str(run / "model.pt"), "-o", str(out),
-                   "--samples", "16", "--quiet")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    host = read_host(out / "host.safetensors")
-    assert torch.equal(host.group_of_line, torch.arange(32) % 16)
-    report = cosimulate(open_bundle(out), limit=64, mode="fixed", progress=False)
-    assert report["agreement"]["share"] == 1.0 and report["spikes"]["overall"] == 1.0
-    assert report["prompted_max_abs_diff"] == 0.0
-
-
-@pytest.mark.slow
 def test_a_generator_that_learned_runs_exact_on_the_chip(tmp_path):
-    """``--relay learned --train-generator all``: the generator trains on the grid, so after training every weight
+    """``--train-generator all``: the generator trains on the grid, so after training every weight
     and bias is a multiple of the grid step, the manifest declares fixed point exact, and the co-simulated test
     images (fixed point, fp32 ONNX) give PyTorch's spikes, prompted images and predictions."""
     from lorsp.model import load
@@ -247,8 +225,7 @@ def test_a_generator_that_learned_runs_exact_on_the_chip(tmp_path):
     from tests.test_export_loihi import TINY_TRAIN
 
     run, out = tmp_path / "run", tmp_path / "bundle"
-    proc = run_cli("lorsp.train", *TINY_TRAIN, "--epochs", "2", "--relay", "learned", "--train-generator", "all",
-                   "--encoding", "pool", "--gates", "4", "--hidden", "8", "--surrogate-slope", "5",
+    proc = run_cli("lorsp.train", *TINY_TRAIN, "--epochs", "2", "--train-generator", "all", "--surrogate-slope", "5",
                    "--out", str(run))
     assert proc.returncode == 0, proc.stderr[-2000:]
     trained = load(run / "model.pt").prompt.spiking_generator

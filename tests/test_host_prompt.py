@@ -31,12 +31,6 @@ def test_rowcol_gating_adds_only_the_open_block():
     assert torch.equal(out[closed], x[closed])
 
 
-def test_rank_gating_takes_the_dense_path():
-    prompt, x, dense, gate_spikes = gated_prompt("rank")
-    out, entries = prompt.add_from_spikes(x, gate_spikes)
-    assert torch.equal(out, x + dense) and entries == 3 * 32 * 32 * len(x)
-
-
 @pytest.mark.parametrize("fired", [False, True])
 def test_all_closed_or_all_open(fired):
     prompt, x, dense, gate_spikes = gated_prompt("rowcol")

@@ -65,23 +65,29 @@ def test_a_manifest_config_with_an_unknown_key_is_one_line_even_resealed(tmp_pat
 
 
 def test_options_removed_since_load_at_the_value_kept_and_are_refused_by_name_otherwise():
-    """A config written while ``--usage-weight`` and ``--border-bands`` existed (every checkpoint of that time holds
-    them) loads when they hold what LoRSP does today; another value, or a removed ``--relay`` or
-    ``--train-generator`` choice, is one line naming the option and the last commit that runs it."""
+    """A config written while ``--usage-weight``, ``--border-bands``, ``--band-layout`` and ``--sparsity-feedback``
+    existed (every checkpoint of that time holds them) loads when they hold what LoRSP does today; another value, or
+    a removed ``--relay``, ``--gate`` or ``--train-generator`` choice, is one line naming the option and the last
+    commit that runs it."""
     from lorsp.config import train_config_class
     from lorsp.plumbing.errors import LorspError
     from lorsp.stored_config import check_stored_config
 
     config = train_config_class()(prompt="lorsp", image_size=32).to_dict()
-    old = {**config, "usage_weight": 0.0, "border_bands": 1}
+    old = {**config, "usage_weight": 0.0, "border_bands": 1, "band_layout": "blocks", "sparsity_feedback": 0.0}
     assert check_stored_config(old, "old.pt") is old
-    for key, value, fragment in [("usage_weight", 5.0, "--usage-weight"), ("border_bands", 2, "--border-bands"),
-                                 ("usage_weight", 0, "--usage-weight")]:
+    for key, value, fragment, commit in [("usage_weight", 5.0, "--usage-weight", "567fd19"),
+                                         ("border_bands", 2, "--border-bands", "567fd19"),
+                                         ("usage_weight", 0, "--usage-weight", "567fd19"),
+                                         ("band_layout", "comb", "--band-layout", "37f2411"),
+                                         ("sparsity_feedback", 0.02, "--sparsity-feedback", "37f2411")]:
         with pytest.raises(LorspError, match=f"old.pt: config '{key}' = .* uses {fragment}, removed from lorsp "
-                                             f"after commit 567fd19"):
+                                             f"after commit {commit}"):
             check_stored_config({**old, key: value}, "old.pt")
-    for key, value in [("relay", "frame"), ("relay", "border"), ("train_generator", "gate-biases")]:
-        with pytest.raises(LorspError, match=f"{value!r} was removed from lorsp after commit 567fd19"):
+    for key, value, commit in [("relay", "frame", "567fd19"), ("relay", "border", "567fd19"),
+                               ("train_generator", "gate-biases", "567fd19"), ("relay", "learned", "37f2411"),
+                               ("gate", "rank", "37f2411")]:
+        with pytest.raises(LorspError, match=f"{value!r} was removed from lorsp after commit {commit}"):
             check_stored_config({**config, key: value}, "old.pt")
 
 

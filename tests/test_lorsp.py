@@ -6,7 +6,7 @@ import torch
 
 import lorsp
 from lorsp.data import create_splits
-from lorsp.encoding import Encoding, spike_train
+from lorsp.encoding import Encoding, latency_train, spike_train
 from lorsp.plumbing.errors import LorspError
 from lorsp.model import build_model
 from lorsp.prompts import create_prompt
@@ -183,18 +183,18 @@ def test_generator_is_in_the_exportable_form(trained_like_prompt):
             assert m.beta.shape == m.threshold.shape == (m.beta.numel(),) and m.beta.numel() > 1
 
 
-@pytest.mark.parametrize("gate,quota", [("rowcol", 6), ("rank", 8)])
-def test_sparsity_target_pushes_only_the_weakest_gates(gate, quota, images):
-    prompt = create_prompt("lorsp", image_size=L, rank=R, gate=gate, sparsity_target=0.6, gates=16,
+def test_sparsity_target_pushes_only_the_weakest_gates(images):
+    quota = 6
+    prompt = create_prompt("lorsp", image_size=L, rank=R, gate="rowcol", sparsity_target=0.6, gates=16,
                            encoding="pool", factors="per-channel", train_generator="all").train()
     assert prompt.closing_quota() == quota
-    if gate == "rowcol":  # closing 6 of 16 row and column groups zeroes 1 - (10/16)^2 >= 60% of the pixels
-        assert 1 - (1 - quota / prompt.num_groups) ** 2 >= 0.6 > 1 - (1 - (quota - 1) / prompt.num_groups) ** 2
+    # closing 6 of 16 row and column groups zeroes 1 - (10/16)^2 >= 60% of the pixels
+    assert 1 - (1 - quota / prompt.num_groups) ** 2 >= 0.6 > 1 - (1 - (quota - 1) / prompt.num_groups) ** 2
     _, trace = prompt.trace(images)
     rho = trace.rates
     rho.retain_grad()
     reg = prompt.regularizer(trace)
-    sides = [rho] if gate == "rank" else [rho[:, : prompt.num_groups], rho[:, prompt.num_groups:]]
+    sides = [rho[:, : prompt.num_groups], rho[:, prompt.num_groups:]]
     expected = torch.stack([s.sort(1).values[:, :quota].mean() for s in sides]).mean()
     assert torch.allclose(reg, expected)
     reg.backward()
@@ -221,10 +221,26 @@ def test_spike_train_is_the_accumulator_step_by_step(steps):
     assert torch.equal(spike_train(torch.from_numpy(counts), steps), torch.from_numpy(np.stack(expected)))
 
 
+@pytest.mark.parametrize("train", [spike_train, latency_train])
 @pytest.mark.parametrize("bad", [-1, 9])
-def test_spike_counts_outside_0_to_t_are_refused(bad):
+def test_spike_counts_outside_0_to_t_are_refused(train, bad):
     with pytest.raises(LorspError, match="spike counts must lie in 0..8"):
-        spike_train(torch.tensor([[0, bad]]), 8)
+        train(torch.tensor([[0, bad]]), 8)
+
+
+@pytest.mark.parametrize("steps", [1, 4, 8, 16])
+def test_the_latency_code_sends_one_spike_per_lit_input_brightest_first(steps):
+    counts = torch.arange(steps + 1).repeat(3, 1)  # (3, T + 1): every count
+    spikes = latency_train(counts, steps)
+    assert spikes.shape == (steps, 3, steps + 1) and set(spikes.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(spikes.sum(0), (counts > 0).float())          # one spike for k > 0, none for k = 0
+    first = spikes.argmax(0)                                         # 0-based step of the spike
+    assert torch.equal(first[:, 1:], steps - counts[:, 1:])          # k fires at step T - k: k = T first
+    assert spikes.sum((1, 2)).max() <= 3                             # at most one count level per step
+    assert np.array_equal(latency_train(counts.numpy(), steps), spikes.numpy())
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.equal(Encoding("pool", 8, steps, "latency")(x), latency_train(Encoding("pool", 8, steps).counts(x),
+                                                                             steps))
 
 
 def test_parameter_count_matches_the_formula_in_docs():
@@ -341,58 +357,7 @@ def test_the_open_relay_is_the_dense_twin_every_image_gets_the_whole_low_rank_pr
     assert torch.equal(prompt, whole.expand_as(prompt)) and bool((prompt != 0).all())
 
 
-def test_comb_layout_spreads_each_band_over_the_whole_image_with_the_same_gates():
-    """``--band-layout comb`` on real digits: band ``b`` holds lines ``b, b + G, ...``; the generator and its
-    gates are those of the blocks layout (same start, same images), and the zero mask is the blocks layout's band
-    pattern read through ``i mod G``: exact zeros, rank <= r, the same closed share, and every open band reaches
-    every block of ``G`` lines of the image."""
-    from lorsp.metrics import instance_figures, zero_masks
-
-    splits = create_splits("sklearn-digits", 64, limit_train=64, limit_test=100)
-    x = torch.stack([splits.train[i][0] for i in range(64)])
-    test = torch.stack([splits.test[i][0] for i in range(100)])
-    prompts = {}
-    for layout in ("blocks", "comb"):
-        torch.manual_seed(0)
-        p = create_prompt("lorsp", image_size=64, rank=R, gates=16, hidden=32, band_layout=layout).eval()
-        p.calibrate(x)
-        with torch.no_grad():
-            p.B.normal_()
-        prompts[layout] = p
-    comb, blocks = prompts["comb"], prompts["blocks"]
-    assert torch.equal(comb.group_of_line, torch.arange(64) % 16)
-    assert torch.equal(comb.spiking_generator[2].bias, blocks.spiking_generator[2].bias)  # one calibration
-    with torch.no_grad():
-        out_comb, out_blocks = comb(test), blocks(test)
-    masks_comb, masks_blocks = zero_masks(out_comb), zero_masks(out_blocks)  # (N, L, L) True where zero
-    first_of_band = torch.arange(16) * 4  # blocks: band b starts at line 4 b
-    band_pattern = masks_blocks[:, first_of_band][:, :, first_of_band]  # (N, G, G)
-    assert torch.equal(masks_comb, band_pattern.repeat(1, 4, 4))  # line i reads band i mod G
-    assert 0.4 < float(masks_comb.float().mean()) < 0.8
-    assert float(masks_comb.float().mean()) == pytest.approx(float(masks_blocks.float().mean()))
-    figures = instance_figures(masks_comb)
-    assert figures["prompt_unique_mask_share"] >= 0.9 and figures["prompt_mask_flip_share"] >= 0.1
-    for n in range(0, len(test), 10):
-        assert all(torch.linalg.matrix_rank(out_comb[n, c]) <= R for c in range(3))
-    with pytest.raises(LorspError, match="--band-layout"):
-        create_prompt("lorsp", image_size=32, band_layout="stripes")
-
-
-LEARNED = dict(relay="learned", encoding="pool", pool=4, gates=4, rank=R, hidden=8, train_generator="all",
-               surrogate_slope=5.0)
-
-
-def test_learned_start_opens_every_gate_on_the_grid_and_needs_no_calibration(images):
-    """``--relay learned``: the start is the dense prompt (every gate fires whatever the image) and every weight
-    and bias lies on the chip's grid; nothing to calibrate."""
-    from lorsp.prompts.lorsp import GRID_STEP
-    torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=L, **LEARNED).eval()
-    assert not p.calibrates and p.learns
-    assert bool((p.gate_rates(images) > 0).all())
-    assert bool((p.gate_rates(torch.ones_like(images)) > 0).all())  # whatever the image
-    for q in p.spiking_generator.parameters():
-        assert torch.equal(q / GRID_STEP, torch.round(q / GRID_STEP))
+LEARNING = dict(encoding="pool", pool=4, gates=4, rank=R, hidden=8, train_generator="all", surrogate_slope=5.0)
 
 
 def test_a_learning_generator_trains_on_the_grid_and_settling_keeps_what_it_computes(images):
@@ -401,7 +366,7 @@ def test_a_learning_generator_trains_on_the_grid_and_settling_keeps_what_it_comp
     the prompt; a generator that does not learn is left as it is."""
     from lorsp.prompts.lorsp import GRID_STEP
     torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=L, **LEARNED)
+    p = create_prompt("lorsp", image_size=L, **LEARNING)
     with torch.no_grad():
         p.B.normal_()
         for q in p.spiking_generator.parameters():  # trained values off the grid
@@ -423,50 +388,11 @@ def test_a_learning_generator_trains_on_the_grid_and_settling_keeps_what_it_comp
     assert torch.equal(fixed.spiking_generator[0].weight, kept)
 
 
-def test_learned_relay_term_holds_each_gate_open_for_its_share_of_the_batch_and_reaches_the_generator(images):
-    """The learned start's term: ``mean_g |p_g - q|``, ``p_g`` the share of the batch that opens gate ``g`` and
-    ``q = sqrt(1 - s^(1/r))``; at the start every gate is open, so it is ``1 - q``, and its gradient reaches every
-    layer of the generator."""
-    torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=L, **LEARNED).train()
-    q = p.gate_open_target()
-    assert (1 - q * q) ** R == pytest.approx(p.sparsity_target)
-    term = p.regularizer(p.output(images).trace)
-    assert float(term) == pytest.approx(1.0 - q)
-    term.backward()
-    assert all(w.grad is not None and bool(w.grad.abs().sum() > 0) for w in p.spiking_generator.parameters())
-
-
-def test_sparsity_feedback_steers_each_gates_share_to_the_closed_share_target(images):
-    """``--sparsity-feedback``: after the ramp, each training call moves ``q`` by the gain times (closed share -
-    target): down while every gate is open (nothing closed), up once every gate is shut; never during the ramp, in
-    evaluation, or with a gain of 0 (then ``q`` stays the independence value and is not saved)."""
-    torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=L, **LEARNED, sparsity_target=0.5, sparsity_feedback=0.2,
-                      sparsity_warmup=1.0).train()
-    q0 = float(p.open_target)
-    assert q0 == pytest.approx(p.gate_open_target()) and "open_target" in p.state_dict()
-    p.loss_terms(p.output(images), epoch=0.5)  # during the ramp: unchanged
-    assert float(p.open_target) == q0
-    p.loss_terms(p.output(images), epoch=1.0)  # every gate open: closed share 0, so q falls by 0.2 * 0.5
-    assert float(p.open_target) == pytest.approx(q0 - 0.1)
-    with torch.no_grad():
-        p.spiking_generator[2].bias.fill_(-8.0)  # every gate shut: closed share 1, q rises by 0.1
-    p.loss_terms(p.output(images), epoch=2.0)
-    assert float(p.open_target) == pytest.approx(q0)
-    p.eval().loss_terms(p.output(images), epoch=2.0)
-    assert float(p.open_target) == pytest.approx(q0)
-    still = create_prompt("lorsp", image_size=L, **LEARNED).train()
-    still.loss_terms(still.output(images), epoch=5.0)
-    assert float(still.open_target) == pytest.approx(still.gate_open_target())
-    assert "open_target" not in still.state_dict()
-
-
 def test_only_epochs_after_the_sparsity_ramp_are_selectable():
     """``--sparsity-warmup 3``: the val selection may keep a learned model only once the term has its full weight, so
     a model not yet as sparse as trained is never the one kept. A generator that does not learn is selectable after
     any epoch."""
-    p = create_prompt("lorsp", image_size=L, **LEARNED, sparsity_warmup=3.0)
+    p = create_prompt("lorsp", image_size=L, **LEARNING, sparsity_warmup=3.0)
     full = p.options.sparsity_weight
     assert [p.sparsity_weight_at(e) for e in (0.0, 1.5, 3.0, 5.0)] == [0.0, 0.5 * full, full, full]
     assert [p.selectable(e) for e in (1, 2, 3, 5)] == [False, False, True, True]

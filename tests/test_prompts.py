@@ -69,12 +69,12 @@ def test_a_whole_config_builds_each_prompt_with_its_own_options():
         assert set(options_from_config(name, config)) == set(option_names(name))
         prompt = build_prompt(config)
         assert getattr(prompt, "rank", 3) == 3
-    assert build_prompt(TrainConfig(prompt="lorsp", gate="rank", gates=8, image_size=32).to_dict()).gate == "rank"
+    assert build_prompt(TrainConfig(prompt="lorsp", gate="rowcol", gates=8, image_size=32).to_dict()).gate == "rowcol"
 
 
 @pytest.mark.parametrize("given,fragment", [
     (("vp", {"rank": 8}), "--rank does not apply to --prompt vp"),
-    (("lorsp", {"gate": "rank", "gates": 8}), "--gates does not apply to --gate rank"),
+    (("lorsp", {"gate": "pixel", "gates": 8}), "--gates does not apply to --gate pixel"),
     (("lorvp", {"time_steps": 3}), "--time-steps does not apply to --prompt lorvp"),
 ])
 def test_check_options_refuses_what_the_method_or_its_mode_does_not_use(given, fragment):
@@ -84,7 +84,7 @@ def test_check_options_refuses_what_the_method_or_its_mode_does_not_use(given, f
 
 def test_check_options_takes_what_applies():
     check_options("lorsp", {"gate": "rowcol", "gates": 8, "rank": 2})
-    check_options("lorsp", {"gate": "rank", "rank": 2, "time_steps": 4})
+    check_options("lorsp", {"gate": "pixel", "rank": 2, "time_steps": 4})
     check_options("lorvp", {"rank": 2})
     check_options("vp", {})
 
@@ -92,9 +92,9 @@ def test_check_options_takes_what_applies():
 def test_metrics_keys_of_each_method_are_the_run_keys_and_its_declaration():
     from lorsp.train import RUN_KEYS, TrainConfig, metrics_config
 
-    lorsp_keys = ["time_steps", "encoding", "pool", "hidden", "gates", "factors", "train_generator", "relay", "band_layout", "relay_noise",
+    lorsp_keys = ["time_steps", "encoding", "pool", "hidden", "gates", "factors", "train_generator", "relay", "relay_noise",
                   "init_std", "beta",
-                  "threshold", "pixel_input", "gate", "sparsity_weight", "sparsity_target", "sparsity_feedback", "sparsity_warmup", "gate_bias",
+                  "threshold", "pixel_input", "gate", "sparsity_weight", "sparsity_target", "sparsity_warmup", "gate_bias",
                   "surrogate_slope", "generator_lr_scale"]
     assert list(metrics_config(TrainConfig(prompt="lorsp"))) == [*RUN_KEYS, *lorsp_keys]  # in declaration order
     assert list(metrics_config(TrainConfig(prompt="smm"))) == [*RUN_KEYS, "mask_width", "patch", "mask_layers"]

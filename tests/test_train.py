@@ -160,7 +160,7 @@ def test_generator_learning_rate_scale_applies_to_the_generator_only():
 
 @pytest.mark.parametrize("args,fragments", [
     (["--prompt", "vp", "--rank", "8"], ("--rank", "--prompt vp")),
-    (["--prompt", "lorsp", "--gate", "rank", "--gates", "8"], ("--gates", "--gate rank")),
+    (["--prompt", "lorsp", "--gate", "pixel", "--gates", "8"], ("--gates", "--gate pixel")),
     (["--prompt", "none", "--time-steps", "4"], ("--time-steps", "--prompt none")),
 ])
 def test_an_option_the_method_does_not_take_is_one_line_before_any_data(tmp_path, args, fragments):
@@ -169,6 +169,31 @@ def test_an_option_the_method_does_not_take_is_one_line_before_any_data(tmp_path
     proc = run_cli("lorsp.train", *TINY, "--dataset", f"imagefolder:{data}", "--epochs", "1", *args,
                    "--out", str(tmp_path / "x"))
     assert_one_line_error(proc, "does not apply", *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--relay", "learned"], "argument --relay: 'learned' was removed from lorsp after commit 37f2411"),
+    (["--gate", "rank"], "argument --gate: 'rank' was removed from lorsp after commit 37f2411"),
+    (["--band-layout", "comb"], "argument --band-layout: it was removed from lorsp after commit 37f2411"),
+    (["--sparsity-feedback", "0.02"], "argument --sparsity-feedback: it was removed from lorsp after commit 37f2411"),
+    (["--relay", "frame"], "argument --relay: 'frame' was removed from lorsp after commit 567fd19"),
+])
+def test_a_retired_mode_is_refused_naming_the_commit_that_last_ran_it(args, fragment):
+    """A removed choice or option is one line naming the commit where its code lived (docs/method.md keeps its
+    figures); a kept choice of the same option still parses."""
+    from lorsp.train import build_parser
+
+    with pytest.raises(LorspError) as refused:
+        build_parser().parse_args(["--prompt", "lorsp", *args, "--out", "x"])
+    assert fragment in str(refused.value) and "\n" not in str(refused.value)
+    assert vars(build_parser().parse_args(["--prompt", "lorsp", "--relay", "open", "--out", "x"]))["relay"] == "open"
+
+
+def test_a_retired_mode_on_the_command_line_exits_2_before_any_data(tmp_path):
+    proc = run_cli("lorsp.train", *TINY, "--dataset", f"imagefolder:{tmp_path / 'none'}", "--prompt", "lorsp",
+                   "--relay", "learned", "--out", str(tmp_path / "x"))
+    assert_one_line_error(proc, "'learned' was removed from lorsp after commit 37f2411", "run that commit")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 

@@ -284,8 +284,6 @@ def prompted_images(x: np.ndarray, gate_spikes: np.ndarray, host: dict, prompt: 
         rows, cols = g[:, :G][:, line] > 0, g[:, G:][:, line] > 0
         block = rows[:, None, :, None] & cols[:, None, None, :]
         return np.where(block, x + fused_matmul(B, A), x)
-    if prompt["gate"] == "rank":
-        return x + fused_matmul(B[None] * g.reshape(n, 3, 1, r), A[None])
     raise BundleError(f"gate mode {prompt['gate']!r} is not one this runner knows")
 
 

@@ -100,6 +100,11 @@ class Retired:
     last_commit: str
     kept: Any = None
 
+    def refusal(self, what: str) -> str:
+        """The one-line refusal that begins with ``what`` (``--relay 'frame' was``), naming :attr:`last_commit`."""
+        return (f"{what} removed from lorsp after commit {self.last_commit} (docs/method.md keeps its "
+                f"figures): run that commit to use it")
+
 
 @dataclass(frozen=True)
 class NoOptions:
@@ -305,8 +310,7 @@ def check_value(options: type, field: dataclasses.Field, value: Any, name: str |
     choices = choices() if callable(choices) else choices
     retired = field.metadata.get("retired", {}).get(value) if isinstance(value, str) else None
     if retired is not None:
-        raise LorspError(f"{name} {value!r} was removed from lorsp after commit {retired.last_commit} "
-                         f"(docs/method.md keeps its figures): run that commit to use it")
+        raise LorspError(retired.refusal(f"{name} {value!r} was"))
     if choices is not None and value is not None and value not in choices:
         listed = ", ".join(map(str, choices))
         raise LorspError(f"unknown {name} {value!r:.60}; choose one of: {listed}" if name.startswith("--") else
@@ -330,8 +334,7 @@ def check_retired(key: str, value: Any, retired: Retired, name: str) -> None:
     """A stored config's removed option ``key`` (``retired``, what became of it): accepted when it holds the
     value kept, else one line."""
     if value != retired.kept or type(value) is not type(retired.kept):
-        raise LorspError(f"{name} = {value!r:.60} uses {option_flag(key)}, removed from lorsp after commit "
-                         f"{retired.last_commit} (docs/method.md keeps its figures): run that commit to use it")
+        raise LorspError(retired.refusal(f"{name} = {value!r:.60} uses {option_flag(key)},"))
 
 
 def check_option_values(options: Any) -> None:

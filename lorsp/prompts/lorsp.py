@@ -36,8 +36,7 @@ and only the factors and the mix learn: trained generators (``all``) were measur
 collapse to one mask for every image within the protocol's 160 steps (docs/method.md). The
 sparsity term (:meth:`LowRankSpikePrompt.regularizer`) pulls each image's closed share to the
 target; it exists only where the generator learns (``all``). ``relay="open"`` holds every gate
-open: LoRSP's dense twin, the same factors with no zeros. ``band_layout="comb"`` spreads each
-band over the image (line ``i`` in band ``i mod G``) instead of a block of neighbouring lines.
+open: LoRSP's dense twin, the same factors with no zeros.
 
 ``gate="pixel"`` (:mod:`lorsp.prompts.pixel_gates`): one gate neuron per pixel, whose current is a ``3 x 3``
 convolution of the image's spikes plus a drive that grows with the prompt's own magnitude ``sum_c |P_c|``;
@@ -46,9 +45,8 @@ convolution of the image's spikes plus a drive that grows with the prompt's own 
 ``train_generator="all"`` and runs as a NIR graph on the simulator, not yet as a Loihi bundle.
 
 Ablations: ``gate="rowcol"`` gates the rows and columns of the whole product
-(``P_c = diag(g^{row}) B_c A_c diag(g^{col})``, ``2 G`` gates), ``gate="rank"`` whole
-rank-1 terms with no pixel-level zeros (``P_c = B_c diag(g_c) A_c``, ``3 r`` gates);
-``factors="per-channel"`` gives each channel its own ``B_c`` (L x r) and ``A_c`` (r x L),
+(``P_c = diag(g^{row}) B_c A_c diag(g^{col})``, ``2 G`` gates; the earlier design, which old host files and
+checkpoints hold); ``factors="per-channel"`` gives each channel its own ``B_c`` (L x r) and ``A_c`` (r x L),
 as LoR-VP; ``encoding="pool"`` feeds the ``3 x p x p`` pooled image.
 
 ``S`` is ``Linear(D, H) -> Leaky -> Linear(H, n_gates) -> Leaky``, snnTorch ``Leaky``
@@ -77,16 +75,20 @@ from lorsp.prompts.grid import GRID_STEP, on_grid, snap_to_grid
 from lorsp.prompts.lorvp import LorvpOptions, check_rank
 from lorsp.prompts.pixel_gates import PixelGates
 
-GATE_MODES = ("band", "rowcol", "rank", "pixel")
-LINE_GATES = ("band", "rowcol", "rank")
+GATE_MODES = ("band", "rowcol", "pixel")
+LINE_GATES = ("band", "rowcol")
 """The gate modes whose generator reads an encoding through ``Linear -> Leaky -> Linear -> Leaky``."""
 GENERATOR_TRAINING = ("all", "none")
-BAND_RELAYS = ("content", "open", "learned")
-BAND_LAYOUTS = ("blocks", "comb")
+BAND_RELAYS = ("content", "open")
 LAST_WITH_TRIES = "567fd19"
 """The last commit with the band-gating tries removed since (docs/method.md keeps their figures)."""
-REMOVED_RELAYS = {v: Retired(LAST_WITH_TRIES) for v in ("background", "frame", "mixed", "border")}
+LAST_WITH_LEARNED = "37f2411"
+"""The last commit with the learned relay (and its ``--sparsity-feedback``), the comb band layout and rank
+gating, each measured and removed since (docs/method.md keeps their figures)."""
+REMOVED_RELAYS = {**{v: Retired(LAST_WITH_TRIES) for v in ("background", "frame", "mixed", "border")},
+                  "learned": Retired(LAST_WITH_LEARNED)}
 REMOVED_GENERATOR_TRAINING = {v: Retired(LAST_WITH_TRIES) for v in ("weights", "gate-biases")}
+REMOVED_GATES = {"rank": Retired(LAST_WITH_LEARNED)}
 FACTOR_MODES = ("shared", "per-channel")
 
 
@@ -109,8 +111,8 @@ class LorspOptions(LorvpOptions):
     hidden: int = field(default=32, metadata={"help": "hidden spiking neurons (band start: 2 G relays)",
                                              "parse": integer(1, 65_536), "applies_when": {"gate": LINE_GATES}})
     gates: int = field(default=16, metadata={"help": "G: bands of rows (and of columns); the bands encoding's size "
-                                                     "too (fixed at 16 under --gate rank)", "parse": integer(1, 4096),
-                                            "applies_when": {"gate": ("band", "rowcol")}})
+                                                     "too", "parse": integer(1, 4096),
+                                            "applies_when": {"gate": LINE_GATES}})
     factors: str = field(default="shared", metadata={
         "help": "low-rank factors shared by the channels with a per-channel mix, or one pair per channel",
         "choices": FACTOR_MODES, "legacy": "per-channel"})
@@ -120,15 +122,9 @@ class LorspOptions(LorvpOptions):
     relay: str = field(default="content", metadata={
         "help": "band gating's start: a gate opens on bands with much of the image's content (content); "
                 "every gate is held open, the same for every image (open: LoRSP's dense twin, the same factors "
-                "with no zeros); or every gate open at start, a generator of any shape that learns, per image, "
-                "where to close them, each gate for its share of the batch (learned: with --train-generator all)",
+                "with no zeros)",
         "choices": BAND_RELAYS, "retired": REMOVED_RELAYS,
         "applies_when": {"gate": ("band",)}, "legacy": "content"})
-    band_layout: str = field(default="blocks", metadata={
-        "help": "which lines a gate's band holds: blocks of L/G neighbouring lines (line i in band floor(i G / L)) "
-                "or a comb of lines G apart spread over the whole image (line i in band i mod G); the generator "
-                "and its input stay the same", "choices": BAND_LAYOUTS, "applies_when": {"gate": ("band", "rowcol")},
-        "legacy": "blocks"})
     relay_noise: float = field(default=0.05, metadata={
         "help": "band gating's start: std of the random cross-talk between bands, in thresholds (0: an exact "
                 "sparse relay)", "applies_when": {"gate": ("band",)}, "legacy": 0.05, "parse": number(0.0)})
@@ -145,25 +141,19 @@ class LorspOptions(LorvpOptions):
         "choices": ("image", "none"), "applies_when": {"gate": ("pixel",)}})
     gate: str = field(default="band", metadata={
         "help": "gate every rank-1 term band by band (band), the rows and columns of the product (rowcol), "
-                "whole rank-1 terms (rank, no pixel zeros), or every pixel with its own gate neuron fed by the "
-                "image and the prompt's magnitude (pixel; needs --train-generator all to learn)",
-        "choices": GATE_MODES})
+                "or every pixel with its own gate neuron fed by the image and the prompt's magnitude (pixel; "
+                "needs --train-generator all to learn)", "choices": GATE_MODES, "retired": REMOVED_GATES})
     sparsity_weight: float = field(default=10.0, metadata={"help": "weight of the sparsity term in the loss",
                                                                     "parse": number(0.0)})
     sparsity_target: float | None = field(default=0.6, metadata={
         "help": "share of zero prompt pixels to aim at (band: the calibrated start, and with a learning "
-                "generator the value each image's closed share is pulled to; rowcol/rank: per image, the term "
+                "generator the value each image's closed share is pulled to; rowcol: per image, the term "
                 "pushes down just enough of the weakest gates)", "parse": number(0.0, 1.0, below=True)})
-    sparsity_feedback: float = field(default=0.0, metadata={
-        "help": "learned relay: after each training step the share q of the batch each gate is held open for moves "
-                "by this gain times (the batch's closed share - --sparsity-target), so the closed share settles at "
-                "the target however the gates correlate (0: q stays sqrt(1 - s^(1/r)), which assumes independent "
-                "gates)", "parse": number(0.0), "applies_when": {"relay": ("learned",)}, "legacy": 0.0})
     sparsity_warmup: float = field(default=0.0, metadata={
         "help": "epochs over which the sparsity weight ramps up linearly from 0", "parse": number(0.0)})
     gate_bias: float = field(default=1.0, metadata={
         "help": "initial bias of the gate neurons (per step; >= --threshold opens every gate at start; "
-                "band gates are calibrated instead)", "applies_when": {"gate": ("rowcol", "rank")}})
+                "band gates are calibrated instead)", "applies_when": {"gate": ("rowcol",)}})
     surrogate_slope: float = field(default=25.0, metadata={
         "help": "slope k of the fast-sigmoid surrogate 1/(1+k|U-theta|)^2 (training only); smaller "
                 "lets silent neurons feel the task's gradient and fire again", "parse": number(0.0, above=True)})
@@ -215,13 +205,10 @@ def run_generator(generator: nn.Module, spikes_in: torch.Tensor, *, grid: bool =
     return [torch.stack(r) for r in records]
 
 
-def lines_to_bands(image_size: int, gates: int, layout: str = "blocks") -> torch.Tensor:
-    """The band of each of the ``image_size`` lines, ``(L,)`` int64: ``floor(i G / L)`` (``"blocks"``) or
-    ``i mod G`` (``"comb"``: band ``b`` holds lines ``b, b + G, b + 2 G, ...``)."""
-    if layout not in BAND_LAYOUTS:
-        raise LorspError(f"unknown --band-layout {layout!r}; choose one of: {', '.join(BAND_LAYOUTS)}")
-    line = torch.arange(image_size)
-    return line % gates if layout == "comb" else (line * gates) // image_size
+def lines_to_bands(image_size: int, gates: int) -> torch.Tensor:
+    """The band of each of the ``image_size`` lines, ``(L,)`` int64: ``floor(i G / L)``, blocks of neighbouring
+    lines."""
+    return (torch.arange(image_size) * gates) // image_size
 
 
 @register_prompt("lorsp")
@@ -230,10 +217,12 @@ class LowRankSpikePrompt(VisualPrompt):
 
     Options = LorspOptions
     retired_options = {"border_bands": Retired(LAST_WITH_TRIES, kept=1),
-                       "usage_weight": Retired(LAST_WITH_TRIES, kept=0.0)}
+                       "usage_weight": Retired(LAST_WITH_TRIES, kept=0.0),
+                       "band_layout": Retired(LAST_WITH_LEARNED, kept="blocks"),
+                       "sparsity_feedback": Retired(LAST_WITH_LEARNED, kept=0.0)}
     chip_part = True
     init_gain = 4.0
-    """Row/column and rank gating: the generator's snnTorch start, scaled by this."""
+    """Row/column gating: the generator's snnTorch start, scaled by this."""
 
     def __init__(self, image_size: int, options: LorspOptions | None = None, **overrides):
         super().__init__(image_size, options, **overrides)
@@ -249,7 +238,7 @@ class LowRankSpikePrompt(VisualPrompt):
         if not 1 <= gates <= image_size:
             raise LorspError(f"--gates must be an integer in 1..{image_size} (the image size), got {gates}")
         if gate == "band" and encoding == "bands":
-            if hidden != 2 * gates and o.relay != "learned":
+            if hidden != 2 * gates:
                 raise LorspError(f"band gating's relay start needs --hidden 2 x --gates = {2 * gates}, got {hidden}")
             if image_size % gates:
                 raise LorspError(f"band gating with the bands encoding needs --gates to divide the image size "
@@ -259,7 +248,7 @@ class LowRankSpikePrompt(VisualPrompt):
         self.pool = o.pool
         self.sparsity_target = o.sparsity_target
         self.num_groups = gates
-        n_out = {"band": 2 * gates * rank, "rowcol": 2 * gates, "rank": 3 * rank, "pixel": image_size ** 2}[gate]
+        n_out = {"band": 2 * gates * rank, "rowcol": 2 * gates, "pixel": image_size ** 2}[gate]
         self.n_gates = n_out
         copies = 1 if o.factors == "shared" else 3
         self.B = nn.Parameter(torch.zeros(copies, image_size, rank))
@@ -284,11 +273,7 @@ class LowRankSpikePrompt(VisualPrompt):
         self.train_generator = o.train_generator
         for name, param in self.spiking_generator.named_parameters():
             param.requires_grad_(o.train_generator == "all" and param.requires_grad)
-        self.band_layout = o.band_layout
-        if gate == "band" and o.relay == "learned":  # q; saved (for resuming) when --sparsity-feedback moves it
-            self.register_buffer("open_target", torch.tensor(self.gate_open_target()),
-                                 persistent=bool(o.sparsity_feedback))
-        self.register_buffer("group_of_line", lines_to_bands(image_size, gates, o.band_layout), persistent=False)
+        self.register_buffer("group_of_line", lines_to_bands(image_size, gates), persistent=False)
 
     # ------------------------------------------------------------------ training
     def param_groups(self, rates: LearningRates) -> list[tuple[list[nn.Parameter], float]]:
@@ -312,18 +297,11 @@ class LowRankSpikePrompt(VisualPrompt):
         return not self.learns or self.sparsity_weight_at(epochs_done) >= self.options.sparsity_weight
 
     def loss_terms(self, out: PromptOutput, epoch: float) -> torch.Tensor | None:
-        """``--sparsity-weight`` (ramped, :meth:`sparsity_weight_at`) times :meth:`regularizer` of the batch's trace.
-
-        Training the learned relay with ``--sparsity-feedback``, once the ramp is over, each call also steers the
-        term's target (:meth:`steer_open_target`)."""
-        o = self.options
-        if not o.sparsity_weight:
+        """``--sparsity-weight`` (ramped, :meth:`sparsity_weight_at`) times :meth:`regularizer` of the batch's trace."""
+        if not self.options.sparsity_weight:
             return None
-        weight = self.sparsity_weight_at(epoch)
         reg = self.regularizer(out.trace)
-        if reg is not None and self.training and o.sparsity_feedback and epoch >= o.sparsity_warmup:
-            self.steer_open_target(self.gates_open(out.trace.rates.detach()))  # once the term has its full weight
-        return None if reg is None else weight * reg.float()
+        return None if reg is None else self.sparsity_weight_at(epoch) * reg.float()
 
     # ------------------------------------------------------------------ start
     @torch.no_grad()
@@ -340,9 +318,6 @@ class LowRankSpikePrompt(VisualPrompt):
         """
         first, second = self.spiking_generator[0], self.spiking_generator[2]
         d, h, g, r = first.in_features, first.out_features, self.num_groups, self.rank
-        if relay == "learned":
-            self._open_start(threshold)
-            return
         if self.encoding.name != "bands" or h != d:
             for layer in (first, second):
                 layer.weight.mul_(4.0)
@@ -366,23 +341,6 @@ class LowRankSpikePrompt(VisualPrompt):
             layer.weight.copy_(snap_to_grid(layer.weight))
         second.bias.copy_(snap_to_grid(second.bias))
 
-    @torch.no_grad()
-    def _open_start(self, threshold: float) -> None:
-        """The learned start: every gate open for every image, so the first steps train the dense prompt and the
-        generator then learns, per image, where to close it. The hidden layer gets snnTorch's default weights
-        scaled by :attr:`init_gain`; the gates get weights too small to silence them (snnTorch's times
-        ``0.5 / sqrt(H)``: a gate's inputs sum to at most ``theta / 2``) and biases ``1.125 theta``, so each
-        gate's current stays above ``theta / 2`` and it fires (``beta = 0.5``: the voltage tends to twice the
-        current). Every value on the grid."""
-        first, second = self.spiking_generator[0], self.spiking_generator[2]
-        first.weight.mul_(self.init_gain)
-        first.bias.zero_()
-        second.weight.mul_(0.5 / math.sqrt(second.in_features))
-        second.bias.fill_(1.125 * threshold)
-        for layer in (first, second):
-            layer.weight.copy_(snap_to_grid(layer.weight))
-            layer.bias.copy_(snap_to_grid(layer.bias))
-
     @property
     def learns(self) -> bool:
         """Whether part of the generator learns: it then trains on the grid (:func:`on_grid`)."""
@@ -402,8 +360,8 @@ class LowRankSpikePrompt(VisualPrompt):
 
     @property
     def calibrates(self) -> bool:
-        """Band gating starts from a calibration (the learned start does not); the other modes do not."""
-        return self.gate == "band" and self.relay != "learned"
+        """Band gating starts from a calibration; the other modes do not."""
+        return self.gate == "band"
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, steps: int = 40) -> float | None:
@@ -470,10 +428,8 @@ class LowRankSpikePrompt(VisualPrompt):
         """Per image, the share of pixels that gates ``g`` ``(N, n_gates)`` close, ``(N,)`` (differentiable).
 
         band: ``mean_ij prod_k (1 - g^row_k(i) g^col_k(j))``, computed band by band; rowcol:
-        ``1 - (open rows / L)(open columns / L)``; rank gating closes no pixel (0).
+        ``1 - (open rows / L)(open columns / L)``; pixel: the share of closed gates.
         """
-        if self.gate == "rank":
-            return g.sum(1) * 0.0
         if self.gate == "pixel":
             return 1.0 - g.mean(1)
         w = self.band_sizes() / self.image_size  # (G,)
@@ -488,12 +444,11 @@ class LowRankSpikePrompt(VisualPrompt):
         """The sparsity term of the forward pass that gave ``trace``.
 
         band: the mean over images of ``|closed share - s|``, which pulls each image's closed
-        share to the target ``s`` (no target: the mean gate rate); under ``relay="learned"``, the mean over
-        gates of ``|p_g - q|``, ``p_g`` the share of the batch that opens gate ``g`` (:meth:`gate_open_target`).
+        share to the target ``s`` (no target: the mean gate rate); pixel gating the same.
         ``None`` when the generator does not learn (``train_generator="none"``: nothing the term could move).
-        rowcol and rank, without a target: the mean gate firing rate; with target ``s``: per
+        rowcol, without a target: the mean gate firing rate; with target ``s``: per
         image, the mean rate of the ``k`` gates that fire least (:meth:`closing_quota`), for
-        the row gates and the column gates apart (rank gating: of all gates), so gates close
+        the row gates and the column gates apart, so gates close
         one by one; the task decides which, and the term is zero once they are silent.
         """
         if not self.learns:
@@ -504,40 +459,21 @@ class LowRankSpikePrompt(VisualPrompt):
         """The closed-share part of :meth:`regularizer` for gate rates ``rho`` ``(N, n_gates)`` of ``trace``."""
         if self.sparsity_target is None:
             return trace.gate_spikes.mean()
-        if self.gate == "band" and self.relay == "learned":  # each gate open for its share q of the batch
-            return (self.gates_open(rho)[:, ~self.held].mean(0) - self.open_target).abs().mean()
         if self.gate in ("band", "pixel"):
             return (self.closed_share(self.gates_open(rho)) - self.sparsity_target).abs().mean()
         k = self.closing_quota()
         if k == 0:
             return rho.sum() * 0.0
-        parts = [rho] if self.gate == "rank" else [rho[:, : self.num_groups], rho[:, self.num_groups:]]
+        parts = [rho[:, : self.num_groups], rho[:, self.num_groups:]]
         return torch.stack([torch.topk(part, k, dim=1, largest=False).values.mean() for part in parts]).mean()
 
-    @torch.no_grad()
-    def steer_open_target(self, g: torch.Tensor) -> None:
-        """``--sparsity-feedback``: move :attr:`open_target` ``q`` by the gain times the closed share of gates ``g``
-        ``(N, n_gates)`` over the target (too many closed pixels: each gate is held open for more of the batch),
-        kept in ``[0, 1]``. Integral control: the closed share settles at the target however the gates correlate."""
-        error = float(self.closed_share(g).mean()) - self.sparsity_target
-        self.open_target.add_(self.options.sparsity_feedback * error).clamp_(0.0, 1.0)
-
-    def gate_open_target(self) -> float:
-        """The learned start's share of images each gate should open for, ``q = sqrt(1 - s^(1/r))``: with gates
-        open independently (a term covers a pixel with probability ``q^2``) a share ``s`` of the pixels is closed,
-        ``(1 - q^2)^r = s``."""
-        return math.sqrt(1.0 - self.sparsity_target ** (1.0 / self.rank))
-
     def closing_quota(self) -> int:
-        """Gates to close per image (per side for row/column gating) so that a share ``s`` of the prompt is zero.
+        """Gates to close per image and side (row/column gating) so that a share ``s`` of the prompt is zero.
 
         Row/column gating zeroes ``1 - (1 - k/G)^2`` of the pixels with ``k`` of ``G`` row
-        and column groups closed, so ``k = ceil(G (1 - sqrt(1 - s)))``; rank gating zeroes
-        ``k / 3r`` of the rank-1 terms, so ``k = ceil(3 r s)``. Band gating has no quota (0).
+        and column groups closed, so ``k = ceil(G (1 - sqrt(1 - s)))``. Band and pixel gating have no quota (0).
         """
         s = self.sparsity_target or 0.0
-        if self.gate == "rank":
-            return math.ceil(3 * self.rank * s - 1e-9)
         if self.gate in ("band", "pixel"):
             return 0
         return math.ceil(self.num_groups * (1.0 - math.sqrt(1.0 - s)) - 1e-9)
@@ -593,9 +529,6 @@ class LowRankSpikePrompt(VisualPrompt):
             left = B.unsqueeze(0) * rows.transpose(1, 2)[:, None]  # (N, 3, L, r)
             right = A.unsqueeze(0) * cols[:, None]  # (N, 1 or 3, r, L)
             return torch.matmul(left, right)
-        if self.gate == "rank":
-            gb = g.view(-1, 3, 1, self.rank)
-            return torch.matmul(B.unsqueeze(0) * gb, A.unsqueeze(0))
         rows, cols = self.line_gates(g)  # (N, L) each
         low_rank = torch.matmul(B, A)  # (3, L, L), rank <= r per channel
         return low_rank.unsqueeze(0) * (rows[:, None, :, None] * cols[:, None, None, :])
@@ -639,13 +572,11 @@ class LowRankSpikePrompt(VisualPrompt):
         (``x + 0 = x``); a host that visits only the open block needs ``3 |rows| |cols|`` adds
         per image instead of ``3 L^2``, and that is the count returned. Band gating: the prompt
         of the open terms, added where at least one term is open (``3`` entries per open pixel;
-        :meth:`open_pixels`). Rank gating has no pixel-level zeros and takes the dense path
-        (``3 L^2`` entries).
+        :meth:`open_pixels`); pixel gating likewise.
         """
         if self.gate != "rowcol":
             added = x + self.prompt_from_spikes(gate_spikes)
-            pixels = int(self.open_pixels(gate_spikes).sum()) if self.gate != "rank" else x[:, 0].numel()
-            return added, 3 * pixels
+            return added, 3 * int(self.open_pixels(gate_spikes).sum())
         rows, cols = self.line_gates(gate_spikes.bool().any(0))  # (N, L) each: fired at least once
         low_rank = torch.matmul(*self.channel_factors())  # (3, L, L)
         open_block = rows[:, None, :, None] & cols[:, None, None, :]  # (N, 1, L, L)

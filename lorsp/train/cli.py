@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from lorsp.backbones import list_backbones
 from lorsp.config import RunOptions, TrainConfig, prompt_fields
@@ -13,6 +15,7 @@ from lorsp.plumbing.cli_options import OptionParser, device_name, worker_count
 from lorsp.plumbing.device import DEVICE_CHOICES
 from lorsp.prompts import check_options, list_prompts, option_flag, option_names, option_type, options_class, \
     prompt_options
+from lorsp.prompts.base import Retired, retired_options
 from lorsp.train.run import train
 from lorsp.stored_paths import name_paths_of
 
@@ -25,8 +28,35 @@ def declared_argument(p: argparse._ActionsContainer, options: type, f: dataclass
         p.add_argument(option_flag(f.name), action="store_true", default=default, help=help_text)
         return
     choices = f.metadata.get("choices")
-    p.add_argument(option_flag(f.name), type=option_type(options, f),
-                   choices=choices() if callable(choices) else choices, default=default, help=help_text)
+    parse = option_type(options, f)
+    if f.metadata.get("retired"):
+        parse = refusing_retired(parse, f.metadata["retired"])
+    p.add_argument(option_flag(f.name), type=parse, choices=choices() if callable(choices) else choices,
+                   default=default, help=help_text)
+
+
+def refusing_retired(parse: Callable[[str], Any], retired: Mapping[str, Retired]) -> Callable[[str], Any]:
+    """``parse``, except that a removed choice (``--relay learned``) is refused naming the commit that last ran it."""
+    def parse_value(text: str) -> Any:
+        if text in retired:
+            raise argparse.ArgumentTypeError(retired[text].refusal(f"{text!r} was"))
+        return parse(text)
+
+    parse_value.__name__ = getattr(parse, "__name__", "value")  # what argparse names in its own messages
+    return parse_value
+
+
+def add_retired_arguments(p: argparse.ArgumentParser, declared: set[str]) -> None:
+    """A hidden argument for each option removed from a method (``--sparsity-feedback``): typed, it is refused in
+    one line naming the commit that last ran it, instead of argparse's "unrecognized arguments"."""
+    for name, retired in sorted(retired_options().items()):
+        if name in declared:
+            continue
+
+        def refuse(text: str, retired: Retired = retired) -> Any:
+            raise argparse.ArgumentTypeError(retired.refusal("it was"))
+
+        p.add_argument(option_flag(name), type=refuse, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,6 +99,7 @@ def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
             notes += [f"only with {option_flag(other)} {'|'.join(allowed)}"
                       for other, allowed in f.metadata.get("applies_when", {}).items()]
             declared_argument(group, options_class(name), f, f"{f.metadata['help']} ({'; '.join(notes)})")
+    add_retired_arguments(p, set(owner))
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
