@@ -90,11 +90,11 @@ results: bench data
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --table-name ablation \
 		--methods lorsp:prompt-lr=0.2,rank=8 lorsp:prompt-lr=0.2,rank=8,beta=0.9
 	# the tries' rows with --relay frame/mixed/border, --usage-weight or --train-generator gate-biases need
-	# lorsp 567fd19 (their options were removed after it; the committed tables keep them)
+	# lorsp 567fd19, those with --band-layout comb lorsp 37f2411 (their options were removed after it; the
+	# committed tables keep them)
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k opencv-digits sklearn-digits \
 		--table-name digit-tries --methods $(LORSP) $(LORSP),sparsity-target=0.5 $(LORSP),init-std=0.1 \
-		lorsp:prompt-lr=0.1,rank=4,factors=per-channel lorsp:prompt-lr=0.1,rank=11 \
-		$(LORSP),band-layout=comb lorsp:prompt-lr=0.2,rank=8,band-layout=comb
+		lorsp:prompt-lr=0.1,rank=4,factors=per-channel lorsp:prompt-lr=0.1,rank=11
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets $(DATASETS) \
 		--methods $(METHODS) --table-name results
 	$(PY) benchmarks/gate_usage.py --runs runs/main --datasets $(DATASETS) --method lorsp-prompt-lr-0.1_rank-8 \
