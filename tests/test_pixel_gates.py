@@ -137,3 +137,28 @@ def test_without_the_image_every_image_gets_the_mask_of_the_drive_alone(images):
     with torch.no_grad():
         masks = zero_masks(p(images))
     assert masks[0].any() and (~masks[0]).any() and bool((masks == masks[:1]).all())
+
+
+def test_the_latency_code_sends_each_pixel_at_most_once_and_the_gates_read_it(images):
+    rate, latency = pixel_prompt(bias=-0.5), pixel_prompt(bias=-0.5, pixel_code="latency")
+    with torch.no_grad():
+        s_rate, s_lat = rate.run_generator(images[:4]), latency.run_generator(images[:4])
+    counts = rate.encoding.counts(images[:4])
+    assert torch.equal(s_rate.input_spikes.sum(0), counts.float())          # rate: k spikes
+    assert torch.equal(s_lat.input_spikes.sum(0), (counts > 0).float())     # latency: one spike when k > 0
+    assert s_lat.input_spikes.sum() < s_rate.input_spikes.sum()
+    assert not torch.equal(s_lat.gate_spikes, s_rate.gate_spikes)           # the gates read the code they get
+    assert latency.encoding.code == "latency" and rate.encoding.code == "rate"
+
+
+def test_a_wider_kernel_keeps_the_image_size_and_an_even_one_is_refused(images, tmp_path):
+    p = pixel_prompt(bias=-0.5, pixel_kernel=5)
+    assert tuple(p.spiking_generator.conv.weight.shape) == (1, 3, 5, 5)
+    with torch.no_grad():
+        assert p(images[:2]).shape == (2, 3, L, L)
+    r = run_cli("lorsp.train", "--dataset", "sklearn-digits", "--prompt", "lorsp", "--gate", "pixel",
+                "--pixel-kernel", "4", "--out", str(tmp_path / "x"))
+    assert_one_line_error(r, "--pixel-kernel must be odd")
+    r = run_cli("lorsp.train", "--dataset", "sklearn-digits", "--prompt", "lorsp", "--pixel-code", "latency",
+                "--out", str(tmp_path / "y"))
+    assert_one_line_error(r, "--pixel-code does not apply to --gate band")

@@ -94,7 +94,7 @@ def test_metrics_keys_of_each_method_are_the_run_keys_and_its_declaration():
 
     lorsp_keys = ["time_steps", "encoding", "pool", "hidden", "gates", "factors", "train_generator", "relay", "relay_noise",
                   "init_std", "beta",
-                  "threshold", "pixel_input", "gate", "sparsity_weight", "sparsity_target", "sparsity_warmup", "gate_bias",
+                  "threshold", "pixel_input", "pixel_code", "pixel_kernel", "gate", "sparsity_weight", "sparsity_target", "sparsity_warmup", "gate_bias",
                   "surrogate_slope", "generator_lr_scale"]
     assert list(metrics_config(TrainConfig(prompt="lorsp"))) == [*RUN_KEYS, *lorsp_keys]  # in declaration order
     assert list(metrics_config(TrainConfig(prompt="smm"))) == [*RUN_KEYS, "mask_width", "patch", "mask_layers"]

@@ -139,6 +139,14 @@ class LorspOptions(LorvpOptions):
         "help": "pixel gating: the gates read the image's spikes and the prompt's magnitude (image), or the "
                 "magnitude alone, one static mask for every image (none: the static-mask ablation)",
         "choices": ("image", "none"), "applies_when": {"gate": ("pixel",)}})
+    pixel_code: str = field(default="rate", metadata={
+        "help": "pixel gating: how each pixel's value becomes the gates' input spikes: as many spikes as its value "
+                "in T steps (rate), or one spike, the brighter the earlier (latency: at most 1/T of the inputs "
+                "spike on any step, fewer synaptic operations on a chip)",
+        "choices": ("rate", "latency"), "applies_when": {"gate": ("pixel",)}, "legacy": "rate"})
+    pixel_kernel: int = field(default=3, metadata={
+        "help": "pixel gating: the side k of the gates' k x k convolution of the image's spikes (odd)",
+        "parse": integer(1, 31), "applies_when": {"gate": ("pixel",)}, "legacy": 3})
     gate: str = field(default="band", metadata={
         "help": "gate every rank-1 term band by band (band), the rows and columns of the product (rowcol), "
                 "or every pixel with its own gate neuron fed by the image and the prompt's magnitude (pixel; "
@@ -243,7 +251,10 @@ class LowRankSpikePrompt(VisualPrompt):
             if image_size % gates:
                 raise LorspError(f"band gating with the bands encoding needs --gates to divide the image size "
                                  f"{image_size}, got {gates}")
-        self.encoding = Encoding(encoding, pool if encoding == "pool" else gates, o.time_steps)
+        if gate == "pixel" and o.pixel_kernel % 2 == 0:
+            raise LorspError(f"--pixel-kernel must be odd (the gate map keeps the image's size), got {o.pixel_kernel}")
+        self.encoding = Encoding(encoding, pool if encoding == "pool" else gates, o.time_steps,
+                                 o.pixel_code if gate == "pixel" else "rate")
         self.rank, self.time_steps, self.gate, self.factors = rank, o.time_steps, gate, o.factors
         self.pool = o.pool
         self.sparsity_target = o.sparsity_target
@@ -255,7 +266,7 @@ class LowRankSpikePrompt(VisualPrompt):
         self.A = nn.Parameter(torch.randn(copies, rank, image_size) * o.init_std)
         self.mix = nn.Parameter(torch.ones(3, rank)) if o.factors == "shared" else None
         if gate == "pixel":
-            self.spiking_generator: nn.Module = PixelGates(o.beta, o.threshold, o.surrogate_slope,
+            self.spiking_generator: nn.Module = PixelGates(o.beta, o.threshold, o.surrogate_slope, o.pixel_kernel,
                                                            reads_image=o.pixel_input == "image")
         else:
             self.spiking_generator = make_spiking_generator(self.encoding.inputs, hidden, n_out, o.beta, o.threshold,
