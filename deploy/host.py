@@ -17,7 +17,10 @@ itself (:meth:`lorsp.prompts.VisualPrompt.host_state`; LoRSP: tensors ``encoding
 ``encoding.time_steps``, ``prompt.B``, ``prompt.A``, ``prompt.mix`` (shared factors only),
 ``prompt.group_of_line``; metadata ``gate``, ``encoding`` (its name) and ``factors``), then
 ``head.*`` and ``fixed_point.scale`` (one scale per chip layer, :mod:`deploy.fixed_point`) and
-metadata ``format``. :func:`rebuild_model` loads a file back into the config's model without
+metadata ``format``. Pixel gating adds the gates' trained tensors (``prompt.spiking_generator.conv.weight``,
+``.conv.bias``, ``.kappa``: with the factors they give the gates' drive) and metadata ``code`` (the spike
+code); the rebuilt model's gates must then be the NIR graph's, value for value
+(:meth:`deploy.pixel_bundle.PixelGateNetwork.check_prompt`). :func:`rebuild_model` loads a file back into the config's model without
 naming a method: ``prompt.*`` tensors that are parameters are taken from the file, every other
 declared tensor and text must be what the config's prompt declares. A ``lorsp-host-v1`` file
 (``encoding.pool``, per-channel factors, from before the band gating) is still read.
@@ -33,6 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open
 
 from deploy.network import SpikingNetwork
+from deploy.pixel_bundle import PixelGateNetwork
 from lorsp.encoding import Encoding
 from lorsp.plumbing.errors import LorspError
 from lorsp.model import PromptedClassifier, build_model
@@ -100,9 +104,10 @@ def read_host(path: str | Path) -> HostParts:
         if size.numel() != 1 or steps.numel() != 1:
             raise ValueError("encoding.size and encoding.time_steps must hold one value each")
         encoding = Encoding("pool" if legacy else meta.get("encoding", ""), int(size.reshape(-1)[0]),
-                            int(steps.reshape(-1)[0]))
+                            int(steps.reshape(-1)[0]), meta.get("code", "rate"))
         prompt_metadata = {"gate": meta.get("gate", "rowcol"), "encoding": encoding.name,
-                           "factors": "per-channel" if legacy else meta.get("factors", "")}
+                           "factors": "per-channel" if legacy else meta.get("factors", ""),
+                           **({"code": meta["code"]} if "code" in meta else {})}
         prompt_state = {("encoding.size" if k == "encoding.pool" else k): v for k, v in tensors.items()
                         if k.startswith(("encoding.", "prompt."))}
         return HostParts(encoding=encoding, gate=prompt_metadata["gate"], factors=prompt_metadata["factors"],
@@ -119,7 +124,9 @@ def read_host(path: str | Path) -> HostParts:
 
 HOST_DTYPES = {"encoding.size": torch.int64, "encoding.pool": torch.int64, "encoding.time_steps": torch.int64,
                "prompt.B": torch.float32, "prompt.A": torch.float32, "prompt.mix": torch.float32,
-               "prompt.group_of_line": torch.int64, "fixed_point.scale": torch.float64}
+               "prompt.group_of_line": torch.int64, "fixed_point.scale": torch.float64,
+               "prompt.spiking_generator.conv.weight": torch.float32, "prompt.spiking_generator.conv.bias": torch.float32,
+               "prompt.spiking_generator.kappa": torch.float32}
 """The dtype of every tensor :func:`host_tensors` writes (``head.*``: float32)."""
 MAX_ENCODING = {"encoding.size": 4096, "encoding.pool": 4096, "encoding.time_steps": 10_000}
 
@@ -157,15 +164,17 @@ def generator_state(network: SpikingNetwork) -> dict[str, torch.Tensor]:
 
 
 def rebuild_model(config: dict[str, Any], classes: list[str], backbone_sha256: str | None,
-                  network: SpikingNetwork, host: HostParts) -> PromptedClassifier:
-    """The checkpoint's model again, its generator taken from ``network`` (the chip's description)."""
+                  network: SpikingNetwork | PixelGateNetwork, host: HostParts) -> PromptedClassifier:
+    """The checkpoint's model again, its generator taken from ``network`` (the chip's description); pixel gates
+    from the host file's tensors, then held to ``network`` (:meth:`PixelGateNetwork.check_prompt`)."""
     if config.get("prompt") not in chip_prompts():
         raise LorspError(f"the bundle's config is a {config.get('prompt')!r} prompt, which has no chip part")
     model = build_model(config, classes)
     if backbone_sha256 and model.backbone.weights_sha256 != backbone_sha256:
         raise LorspError(f"backbone weights differ from the exported model's (sha256 {backbone_sha256[:12]}...)")
     state = model.prompt.state_dict()
-    for key, value in generator_state(network).items():
+    chip_state = generator_state(network) if isinstance(network, SpikingNetwork) else {}
+    for key, value in chip_state.items():
         full = f"spiking_generator.{key}"
         if full not in state or state[full].shape != value.shape:
             raise LorspError(f"the NIR network does not fit this model's spiking generator ({full} "
@@ -186,6 +195,8 @@ def rebuild_model(config: dict[str, Any], classes: list[str], backbone_sha256: s
     if any(host.prompt_metadata.get(k) != v for k, v in expected_metadata.items()):
         raise LorspError("host encoding or gate mapping differs from the config's")
     model.prompt.load_state_dict(state)
+    if isinstance(network, PixelGateNetwork):
+        network.check_prompt(model.prompt)
     try:
         model.head.load_state_dict(host.head)
     except RuntimeError as exc:

@@ -25,6 +25,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
+from deploy.chip_kinds import KINDS as CHIP_KINDS
 from lorsp.plumbing.errors import LorspError
 from lorsp.stored_config import check_classes, check_stored_config
 
@@ -157,6 +158,7 @@ SCHEMA: dict[str, Check] = {
     "config": lambda v, where: check_stored_config(v, where),
     "classes": lambda v, where: check_classes(v, where),
     "backbone_weights_sha256": sha256,
+    "chip_network": one_of(*CHIP_KINDS),
     "network": plain, "fixed_point": list_of(plain), "fixed_point_exact": plain, "checks": plain, "on_chip": text,
     "on_host": text,
     "onnx": ONNX, "simulation": plain, "spec": plain,

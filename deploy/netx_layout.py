@@ -52,10 +52,17 @@ def _read_netx(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 def check_netx(path: str | Path, network: SpikingNetwork, host_scale: np.ndarray | None = None) -> None:
     """Refuse a netx file that differs from ``network``'s fixed-point form, or whose scales differ from the host's."""
-    path = Path(path)
     fixed = quantise(network)
-    expected = netx_datasets(network, fixed)
-    scales = np.array([fx.scale for fx in fixed], dtype=np.float64)
+    compare_netx(path, netx_datasets(network, fixed), np.array([fx.scale for fx in fixed], dtype=np.float64),
+                 host_scale)
+
+
+def compare_netx(path: str | Path, expected: dict[str, np.ndarray], scales: np.ndarray,
+                 host_scale: np.ndarray | None = None) -> None:
+    """Refuse a netx file whose datasets are not exactly ``expected`` (:func:`netx_datasets`, or a pixel bundle's
+    :func:`deploy.pixel_fixed.pixel_gates_netx_datasets`), whose ``scales`` attribute is not ``scales``, or, given
+    the host file's ``fixed_point.scale``, one whose scales differ from it."""
+    path = Path(path)
     found, file_scales = read_bounded(_read_netx, path, "netx file")
     differ = sorted(set(found) ^ set(expected))
     if differ:

@@ -150,7 +150,8 @@ ARTIFACTS_RULE = ("manifest.json's artifacts: every file under the bundle direct
                   "the directory with '/' separators, each with its sha256 (hex, of its bytes) and size in bytes")
 
 
-def _onnx_stage(onnx: dict[str, Any] | None, classes: list[str]) -> dict[str, Any] | None:
+def onnx_stage(onnx: dict[str, Any] | None, classes: list[str]) -> dict[str, Any] | None:
+    """The spec's ``backbone`` stage from the manifest's ``onnx`` fields (None: no ONNX files)."""
     if not onnx:
         return None
     L = onnx["image_size"]
@@ -190,20 +191,8 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
     """The spec of the bundle staged at ``root`` (manifest ``fields`` so far, the exported ``model``)."""
     config, classes = model.config, list(model.classes)
     L = int(config["image_size"])
-    spec: dict[str, Any] = {
-        "format": SPEC_FORMAT, "version": SPEC_VERSION, "target": fields.get("target"), "classes": classes,
-        "preprocess": {"where": "host",
-                       "input": "an image: uint8 pixels (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, any size",
-                       "output": {"shape": ["N", 3, L, L], "dtype": "float32", "range": [0, 1]},
-                       "rule": ("uint8 pixels / 255; grayscale repeated to 3 channels, RGBA drops alpha; resized to "
-                                f"{L} x {L} with torch.nn.functional.interpolate(**resize) when the size differs, "
-                                "then clipped to [0, 1]; no normalisation (it is inside the ONNX graph)"),
-                       "resize": dict(RESIZE), "arithmetic": RESIZE_ARITHMETIC, "image_size": L,
-                       "normalisation_inside_onnx": {"mean": model.backbone.mean.flatten().tolist(),
-                                                     "std": model.backbone.std.flatten().tolist(),
-                                                     "rule": "(prompted - mean) / std per channel"}},
-    }
-    onnx = _onnx_stage(fields.get("onnx"), classes)
+    spec = base_spec(model, fields)
+    onnx = onnx_stage(fields.get("onnx"), classes)
     if not (root / NIR_FILE).is_file():
         spec["prompt"] = {"where": "host (lorsp, PyTorch)", "method": config.get("prompt"),
                           "rule": "the prompt of this method is not part of the spec; lorsp computes it"}
@@ -268,8 +257,27 @@ def bundle_spec(root: Path, model: PromptedClassifier, fields: dict[str, Any]) -
     return spec
 
 
-def runner_fields(ship: bool) -> dict[str, Any]:
-    """``bundle_files.runner``: the copy of the reference runner this bundle carries, or where it lives."""
+def base_spec(model: PromptedClassifier, fields: dict[str, Any]) -> dict[str, Any]:
+    """What every bundle's spec begins with: format, version, target, classes and the ``preprocess`` stage."""
+    config, classes = model.config, list(model.classes)
+    L = int(config["image_size"])
+    return {
+        "format": SPEC_FORMAT, "version": SPEC_VERSION, "target": fields.get("target"), "classes": classes,
+        "preprocess": {"where": "host",
+                       "input": "an image: uint8 pixels (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, any size",
+                       "output": {"shape": ["N", 3, L, L], "dtype": "float32", "range": [0, 1]},
+                       "rule": ("uint8 pixels / 255; grayscale repeated to 3 channels, RGBA drops alpha; resized to "
+                                f"{L} x {L} with torch.nn.functional.interpolate(**resize) when the size differs, "
+                                "then clipped to [0, 1]; no normalisation (it is inside the ONNX graph)"),
+                       "resize": dict(RESIZE), "arithmetic": RESIZE_ARITHMETIC, "image_size": L,
+                       "normalisation_inside_onnx": {"mean": model.backbone.mean.flatten().tolist(),
+                                                     "std": model.backbone.std.flatten().tolist(),
+                                                     "rule": "(prompted - mean) / std per channel"}},
+    }
+
+
+def runner_fields(ship: bool, why_not: str | None = None) -> dict[str, Any]:
+    """``bundle_files.runner``: the copy of the reference runner this bundle carries, or why it carries none."""
     if ship:
         return {"file": RUNNER_FILE, "needs": RUNNER_NEEDS, "python": ">= 3.9",
                 "usage": (f"cd into the bundle; python {RUNNER_FILE} . --images x.npy --mode fixed --precision fp32 "
@@ -277,15 +285,16 @@ def runner_fields(ship: bool) -> dict[str, Any]:
                 "images": ("x.npy: uint8 pixels (N, H, W) grey or (N, 3, H, W), any size (preprocessed as the spec "
                            "says), or float32 (N, 3, L, L) already preprocessed"),
                 "copy_of": "lorsp's deploy/runner/run_bundle.py (examples/run_bundle.py in the source tree)"}
-    return {"file": None, "why_not_shipped": "this bundle has no spiking generator with an ONNX backbone to run"}
+    return {"file": None,
+            "why_not_shipped": why_not or "this bundle has no spiking generator with an ONNX backbone to run"}
 
 
-def bundle_files(fields: dict[str, Any], runner: bool) -> dict[str, Any]:
+def bundle_files(fields: dict[str, Any], runner: bool, why_not: str | None = None) -> dict[str, Any]:
     """``bundle_files``: what the manifest lists, how its integrity is computed, what may be added later."""
     dataset = (fields.get("config") or {}).get("dataset")
     entry = DATASETS.get(dataset) if isinstance(dataset, str) and dataset in DATASETS.names() else None
     return {"manifest": MANIFEST_FILE, "artifacts": ARTIFACTS_RULE, "integrity": INTEGRITY_RULE,
-            "not_listed": outputs.NOT_LISTED_RULE, "runner": runner_fields(runner),
+            "not_listed": outputs.NOT_LISTED_RULE, "runner": runner_fields(runner, why_not),
             "cosim_images": {"file": f"{outputs.COSIM_DIR}/{outputs.IMAGES_FILE}", "format": outputs.IMAGES_FORMAT,
                              "rows": "one per image, in the split's order",
                              "tensors": {k: {"dtype": d, "meaning": m} for k, (d, m) in outputs.MEANINGS.items()},

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from deploy.chip_kinds import CHAIN, PIXEL_GATES, kind_of_manifest
 from deploy.manifest import write_manifest
+from deploy.pixel_spec import pixel_bundle_spec
 from deploy.spec import README_FILE, RUNNER_SOURCE, bundle_spec
 from deploy.spec_readme import render_readme
 from lorsp.plumbing.errors import LorspError
@@ -85,10 +87,14 @@ def provenance_fields() -> dict[str, Any]:
     return {"versions": versions(), "git_commit": git_commit(), "machine": machine()}
 
 
+SPECS = {CHAIN: bundle_spec, PIXEL_GATES: pixel_bundle_spec}
+"""The spec builder per chip network kind (:mod:`deploy.chip_kinds`; an ONNX-only export is a ``chain`` here)."""
+
+
 def write_spec(stage: Path, model: PromptedClassifier, fields: dict[str, Any]) -> dict[str, Any]:
     """The bundle spec of the staged files (:mod:`deploy.spec`), also written as ``README.md``, and the reference
     runner copied in where the spec names it; returns the spec."""
-    spec = bundle_spec(stage, model, fields)
+    spec = SPECS[kind_of_manifest(fields)](stage, model, fields)
     atomic_write(stage / README_FILE, lambda tmp: tmp.write_text(render_readme(spec)))
     runner = spec["bundle_files"]["runner"]["file"]
     if runner:

@@ -4,6 +4,8 @@ Steps, all in a staging directory (``DIR`` claimed first, published at the end; 
 directory removed on any error, :mod:`lorsp.plumbing.publish`):
 
 1. read the checkpoint (``weights_only``) and refuse prompts without a spiking generator;
+   steps 2-4 then follow the prompt's chip network kind (:mod:`deploy.chip_kinds`): a chain as below,
+   pixel gates by :mod:`export.pixel_section`;
 2. export the generator to NIR and check it (:mod:`export.nir`) on the input encodings
    of the first ``N`` test images of the model's dataset;
 3. read the NIR file into the chip's description, convert it to Loihi integers
@@ -17,12 +19,13 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import nir
 import torch
 
 from deploy.bundle import HOST_FILE, NETX_FILE, NIR_FILE
+from deploy.chip_kinds import CHAIN, PIXEL_GATES, kind_of_prompt
 from deploy.fixed_point import exactness, quantise
 from deploy.hdf5_files import write_hdf5
 from deploy.nir_reader import load_network
@@ -31,9 +34,11 @@ from export.bundle_writer import Finish, check_dataset, read_source, write_expor
 from export.host import write_host
 from export.netx import write_netx
 from export.nir import check_description, check_nodes, check_round_trip, export_generator
+from export.pixel_section import write_pixel_artifacts
 from lorsp.data import dataset_paths, load_split_images
 from lorsp.plumbing.publish import claim_output
 from lorsp.model import PromptedClassifier
+from lorsp.plumbing.registry import Registry
 
 
 def export_loihi(checkpoint: str | Path, out: str | Path, *, samples: int = 64, force: bool = False,
@@ -55,7 +60,15 @@ def export_loihi(checkpoint: str | Path, out: str | Path, *, samples: int = 64, 
 
 def write_loihi_artifacts(model: PromptedClassifier, stage: Path, *, images: torch.Tensor,
                           dataset: str) -> dict[str, Any]:
-    """Steps 2-4 for a LoRSP ``model``: NIR, netx and host files in ``stage``, checked on ``images``.
+    """Steps 2-4 for a LoRSP ``model``, by its chip network kind (:data:`CHIP_SECTIONS`, keyed by
+    :func:`deploy.chip_kinds.kind_of_prompt`); returns the manifest section."""
+    return CHIP_SECTIONS.get(kind_of_prompt(model.prompt))(model, stage, images=images, dataset=dataset)
+
+
+def write_chain_artifacts(model: PromptedClassifier, stage: Path, *, images: torch.Tensor,
+                          dataset: str) -> dict[str, Any]:
+    """Steps 2-4 for a LoRSP ``model`` whose generator is a chain: NIR, netx and host files in ``stage``, checked
+    on ``images``.
 
     Returns the manifest section (network, fixed point, checks, what runs where).
     """
@@ -79,3 +92,9 @@ def write_loihi_artifacts(model: PromptedClassifier, stage: Path, *, images: tor
         "on_chip": "the spiking generator (prompt_generator.nir / .net)",
         "on_host": "input encoding, gate rates -> low-rank prompt, backbone and head (host.safetensors)",
     }
+
+
+CHIP_SECTIONS: Registry[Callable[..., dict[str, Any]]] = Registry("chip network kind")
+"""The Loihi section's writer per chip network kind (:mod:`deploy.chip_kinds`)."""
+CHIP_SECTIONS.add(CHAIN, write_chain_artifacts)
+CHIP_SECTIONS.add(PIXEL_GATES, write_pixel_artifacts)

@@ -18,82 +18,23 @@ netx gives the neuron ``bias_exp = 6``; the root attributes are the bundle's run
 (:func:`deploy.spec.netx_attributes`: ``reset_interval = T``, ``reset_offset``, ``output_lag`` 1,
 ``select_tag`` ``fixed_pt``) plus the layer's scale. The integers are not computed here: they are those
 of the general fixed-point path (:func:`pipeline.netx_pixel.pixel_gate_integers` reads them from
-:func:`hw_sim.graph.fixed_graph.compile_fixed`), checked against Loihi's registers before anything is
-written.
+:func:`hw_sim.graph.fixed_graph.compile_fixed`; a bundle's from :func:`deploy.pixel_fixed.pixel_gate_integers`,
+which gives the same), checked against Loihi's registers before anything is written.
 """
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from deploy.fixed_point import BIAS_MANT_MAX, DECAY_UNITY, VTH_MAX, WEIGHT_MAX_ONE_SIGN
 from deploy.hdf5_files import write_hdf5
 from deploy.netx_layout import WRITER
+# the integers and the file's datasets live in deploy (a bundle's reader checks the file against them)
+from deploy.pixel_fixed import CONV_GROUP, PixelGateIntegers, check_registers, \
+    pixel_gates_netx_datasets  # noqa: F401
 from deploy.spec import netx_attributes
-from lorsp.plumbing.errors import LorspError
-
-CONV_GROUP = "layer/1"
-"""The netx group of the gates' convolution layer (``layer/0`` is the input)."""
-
-
-@dataclass(frozen=True)
-class PixelGateIntegers:
-    """The Loihi integers of the gates: the kernel ``(1, 3, k, k)`` (PyTorch's order), the bias mantissa per neuron
-    ``(1, L, L)`` (exponent 6), and ``vth``, ``du``, ``dv`` (one each: netx holds one per layer), the padding, the
-    fixed-point scale (float ``x`` is ``scale x`` in these integers) and ``T``."""
-
-    weight: np.ndarray
-    bias_mant: np.ndarray
-    vth: int
-    du: int
-    dv: int
-    padding: tuple[int, int]
-    scale: float
-    time_steps: int
-
-    @property
-    def image_size(self) -> int:
-        return int(self.bias_mant.shape[-1])
-
-
-def check_registers(ints: PixelGateIntegers) -> None:
-    """A one-line LorspError unless every integer is one Loihi's registers hold (8-bit weights, 13-bit bias
-    mantissa, 17-bit threshold, 12-bit decays) and the shapes are the gates' (one output channel, 3 inputs, an odd
-    square kernel that keeps the image size)."""
-    w, b = np.asarray(ints.weight), np.asarray(ints.bias_mant)
-    if w.ndim != 4 or w.shape[:2] != (1, 3) or w.shape[2] != w.shape[3] or w.shape[2] != 2 * ints.padding[0] + 1 \
-            or ints.padding[0] != ints.padding[1]:
-        raise LorspError(f"the gates' kernel {list(w.shape)} with padding {list(ints.padding)} is not a 3 -> 1 "
-                         f"square convolution that keeps the image size")
-    if b.ndim != 3 or b.shape[0] != 1 or b.shape[1] != b.shape[2]:
-        raise LorspError(f"the gates' bias has shape {list(b.shape)}, not (1, L, L)")
-    for name, values, low, high in (("weight", w, -WEIGHT_MAX_ONE_SIGN, WEIGHT_MAX_ONE_SIGN),
-                                    ("bias mantissa", b, -BIAS_MANT_MAX - 1, BIAS_MANT_MAX),
-                                    ("vth", np.array(ints.vth), 0, VTH_MAX),
-                                    ("du", np.array(ints.du), 0, DECAY_UNITY - 1),
-                                    ("dv", np.array(ints.dv), 0, DECAY_UNITY - 1)):
-        if not np.all(values == np.round(values)) or values.min() < low or values.max() > high:
-            raise LorspError(f"the gates' {name} does not fit Loihi's register ({low}..{high})")
-
-
-def pixel_gates_netx_datasets(ints: PixelGateIntegers) -> dict[str, np.ndarray]:
-    """``{path: value}`` of every dataset of the gates' netx file (layout: module docstring)."""
-    check_registers(ints)
-    text = lambda s: np.array([s.encode("ascii")])  # noqa: E731  netx reads a type as the first ascii bytes
-    side, pad = ints.image_size, [int(p) for p in ints.padding]
-    g = CONV_GROUP
-    return {"layer/0/type": text("input"), "layer/0/shape": np.array([3, side, side]),
-            f"{g}/type": text("conv"), f"{g}/shape": np.array([1, side, side]),
-            f"{g}/weight": np.asarray(ints.weight).astype(np.int32), f"{g}/stride": np.array([1, 1]),
-            f"{g}/padding": np.array(pad), f"{g}/dilation": np.array([1, 1]), f"{g}/groups": np.array(1),
-            f"{g}/bias": np.ascontiguousarray(np.asarray(ints.bias_mant)[0].T[..., None]).astype(np.int32),
-            f"{g}/neuron/type": text("CUBA"), f"{g}/neuron/iDecay": np.array(int(ints.du) + 1),
-            f"{g}/neuron/vDecay": np.array(int(ints.dv)), f"{g}/neuron/vThMant": np.array(int(ints.vth)),
-            f"{g}/neuron/refDelay": np.array(1), f"{g}/neuron/gradedSpike": np.array(False)}
 
 
 def write_pixel_gates_netx_file(ints: PixelGateIntegers, path: str | Path) -> Path:

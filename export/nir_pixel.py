@@ -21,7 +21,7 @@ the gain ``r dt / tau`` is 1, as snnTorch's own export writes it. With ``beta = 
 ``tau = 2 dt``, ``r = 2`` and ``v_leak = 2 drive``, all exact in binary. The drive does not go into the
 Conv2d's bias: NIR's convolution bias is one value per output channel, not per pixel.
 
-:func:`pixel_gates_graph` checks its own numbers rather than trusting them: the Euler reading of
+:func:`pixel_gates_graph` (:mod:`deploy.pixel_gates`) checks its own numbers rather than trusting them: the Euler reading of
 the node it writes (``beta`` and ``(dt/tau) v_leak`` in float64, rounded to float32 as a float32
 simulator holds them) must give PyTorch's ``beta`` and drive bit for bit, else a one-line
 :class:`~lorsp.plumbing.errors.LorspError`. :func:`write_pixel_gates_nir` writes the graph with
@@ -30,7 +30,6 @@ simulator holds them) must give PyTorch's ``beta`` and drive bit for bit, else a
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 
 import nir
@@ -39,90 +38,11 @@ import torch
 
 from deploy.hdf5_files import write_hdf5
 from deploy.nir_reader import SNNTORCH_DT
+# the parameters and the graph live in deploy (a bundle's reader rebuilds them); re-exported for the examples
+from deploy.pixel_gates import NODES, PixelGateParameters, euler_reading, pixel_gate_parameters, \
+    pixel_gates_graph  # noqa: F401
 from lorsp.plumbing.errors import LorspError
 from lorsp.prompts.lorsp import LowRankSpikePrompt
-
-NODES = ("input", "conv", "gates", "output")
-"""The graph's node names, in order (``Input``, ``Conv2d``, ``LIF``, ``Output``)."""
-
-
-@dataclass(frozen=True)
-class PixelGateParameters:
-    """What the gate neurons compute with, float32 as PyTorch holds it: the convolution's weight ``(1, 3, k, k)``
-    (on the grid where the generator learned), the constant drive ``(1, L, L)``, ``beta``, the threshold, the
-    convolution's padding and the number of steps ``T``."""
-
-    weight: np.ndarray
-    drive: np.ndarray
-    beta: float
-    threshold: float
-    padding: tuple[int, int]
-    time_steps: int
-
-    @property
-    def image_size(self) -> int:
-        return int(self.drive.shape[-1])
-
-
-@torch.no_grad()
-def pixel_gate_parameters(prompt: LowRankSpikePrompt) -> PixelGateParameters:
-    """The parameters of a pixel-gated LoRSP prompt's gates (``prompt.gate == "pixel"``), as its
-    ``run_generator`` uses them: the weight and drive on the grid where the generator learns
-    (``prompt.learns``), PyTorch's float32 values otherwise; a one-line LorspError for another gate."""
-    if getattr(prompt, "gate", None) != "pixel":
-        raise LorspError(f"the pixel gates' NIR graph needs a LoRSP prompt with --gate pixel, got "
-                         f"{getattr(prompt, 'gate', type(prompt).__name__)!r}")
-    gates = prompt.spiking_generator
-    grid = bool(prompt.learns)
-    weight = gates.weight(grid)
-    drive = gates.drive(prompt.magnitude(), grid=grid)[0]
-    beta = float(gates.neurons.beta.clamp(0, 1))  # snnTorch's Leaky clamps beta so
-    return PixelGateParameters(weight=weight.detach().float().numpy().copy(),
-                               drive=drive.detach().float().numpy().copy(), beta=beta,
-                               threshold=float(gates.neurons.threshold),
-                               padding=tuple(int(p) for p in gates.conv.padding), time_steps=int(prompt.time_steps))
-
-
-def euler_reading(tau: np.ndarray, r: np.ndarray, v_leak: np.ndarray, dt: float
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A NIR LIF's forward-Euler step as a float32 simulator holds it: ``beta = 1 - dt/tau``, the input gain
-    ``r dt/tau`` and the constant ``(dt/tau) v_leak``, each computed in float64 and rounded to float32."""
-    f32 = lambda a: np.asarray(a, dtype=np.float64).astype(np.float32)  # noqa: E731
-    return f32(1.0 - dt / tau), f32(r * dt / tau), f32(v_leak * dt / tau)
-
-
-def pixel_gates_graph(params: PixelGateParameters, dt: float = SNNTORCH_DT) -> nir.NIRGraph:
-    """The NIR graph of the gates (module docstring), ``dt`` in its metadata; a one-line LorspError where
-    the Euler reading of the LIF node would not give PyTorch's ``beta`` and drive bit for bit."""
-    if not 0.0 <= params.beta < 1.0:
-        raise LorspError(f"the gates' beta is {params.beta:g}; NIR's LIF needs a finite tau = dt / (1 - beta)")
-    side = params.image_size
-    shape = (1, side, side)
-    ratio = 1.0 / (1.0 - params.beta)  # tau / dt
-    tau = np.full(shape, dt * ratio)
-    r = np.full(shape, ratio)
-    v_leak = params.drive.astype(np.float64) * ratio
-    beta, gain, leak = euler_reading(tau, r, v_leak, dt)
-    if not (np.all(beta == np.float32(params.beta)) and np.all(gain == 1.0)
-            and np.array_equal(leak, params.drive.astype(np.float32))):
-        raise LorspError(f"the LIF node's Euler reading does not give the gates' beta {params.beta:g} and drive "
-                         f"exactly in float32; no exact NIR graph for these gates")
-    k = params.weight.shape[-1]
-    if k != 2 * params.padding[0] + 1:
-        raise LorspError(f"the gates' {k} x {k} convolution with padding {params.padding} does not keep the "
-                         f"image size")
-    nodes = {
-        "input": nir.Input(input_type=np.array([3, side, side])),
-        "conv": nir.Conv2d(input_shape=(side, side), weight=params.weight.astype(np.float32),
-                           stride=np.array([1, 1]), padding=np.array(params.padding),
-                           dilation=np.array([1, 1]), groups=1, bias=np.zeros(1, np.float32)),
-        "gates": nir.LIF(tau=tau, r=r, v_leak=v_leak, v_threshold=np.full(shape, params.threshold),
-                         v_reset=np.zeros(shape)),
-        "output": nir.Output(output_type=np.array(list(shape))),
-    }
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(NODES, NODES[1:])),
-                        metadata={"dt": float(dt), "source": "lorsp pixel gates (export/nir_pixel.py)",
-                                  "time_steps": params.time_steps})
 
 
 def write_pixel_gates_nir(prompt: LowRankSpikePrompt, path: str | Path, dt: float = SNNTORCH_DT) -> nir.NIRGraph:

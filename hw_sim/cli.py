@@ -17,7 +17,7 @@ from deploy.bundle import open_bundle
 from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend, list_backends
 from hw_sim.graph.cli import build_graph_parser, main_graph
-from hw_sim.report import write_report
+from hw_sim.reports import write_bundle_report
 from hw_sim.simulate import simulate
 from lorsp.plumbing.cli import run_cli
 from lorsp.plumbing.cli_options import OptionParser, count, seconds
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         report = simulate(bundle, dataset=args.dataset, samples=args.samples, modes=modes_of(args.mode),
                           backend=args.backend, timeout=args.timeout, progress=not args.quiet)
         with claim.staged() as stage:
-            write_report(report, stage)
+            write_bundle_report(report, stage)
     for mode, run in report["runs"].items():
         f, a = run["fidelity"], run["activity"]
         print(f"{mode}: spike agreement {100 * f['spikes']['overall']:.2f}%  accuracy {f['accuracy_chip']:.4f} "

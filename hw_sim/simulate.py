@@ -13,11 +13,13 @@ import numpy as np
 from tqdm import tqdm
 
 from deploy.bundle import Bundle
+from deploy.chip_kinds import PIXEL_GATES
 from deploy.fixed_point import exactness, quantise
 from deploy.network import SpikingNetwork
 from hw_sim import energy
 from hw_sim.backends import MODES, SimResult, get_backend
 from hw_sim.fidelity import end_to_end, spike_agreement
+from hw_sim.pixel_simulate import simulate_pixel
 from hw_sim.run import bundle_fields, chip_weights, encoding_fields, provenance, rebuild, reference
 from lorsp.data import load_split_images
 from lorsp.plumbing.errors import LorspError
@@ -28,7 +30,11 @@ RASTER_SAMPLE = 0
 
 def simulate(bundle: Bundle, *, dataset: str | None = None, samples: int = 64, modes: Sequence[str] = MODES,
              backend: str = "fast", timeout: float = 600.0, progress: bool = True) -> dict:
-    """Run ``bundle`` on the first ``samples`` test images in every mode; the report dict."""
+    """Run ``bundle`` on the first ``samples`` test images in every mode; the report dict (a pixel bundle's:
+    :func:`hw_sim.pixel_simulate.simulate_pixel`)."""
+    if bundle.kind == PIXEL_GATES:
+        return simulate_pixel(bundle, dataset=dataset, samples=samples, modes=modes, backend=backend,
+                              timeout=timeout, progress=progress)
     for mode in modes:
         if mode not in MODES:
             raise LorspError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")

@@ -13,7 +13,7 @@ from typing import Any
 from deploy.bundle import REPORT_DIR, open_bundle
 from export.bundle_writer import Finish
 from hw_sim.backends.base import MODES
-from hw_sim.report import write_report
+from hw_sim.reports import write_bundle_report
 from hw_sim.simulate import simulate
 
 DEFAULT_TIMEOUT = 600.0
@@ -29,7 +29,7 @@ def simulation_step(out: Path, *, dataset: str | None, samples: int, timeout: fl
         report = simulate(open_bundle(stage), dataset=dataset, samples=samples, modes=MODES,
                           timeout=timeout, progress=progress)
         report["bundle"]["path"] = str(out)
-        write_report(report, stage / REPORT_DIR)
+        write_bundle_report(report, stage / REPORT_DIR)
         return {"simulation": headline(report)}
 
     return run

@@ -114,15 +114,16 @@ def test_synops_count_every_input_spike_times_the_gates_it_reaches(images):
     assert float(stats["synops/0"]) == float(brute.sum())
 
 
-def test_chip_export_is_refused_in_one_line(tmp_path):
-    out = tmp_path / "run"
-    r = run_cli("lorsp.train", "--dataset", "sklearn-digits", "--prompt", "lorsp", "--gate", "pixel",
-                "--train-generator", "all", "--image-size", "16", "--epochs", "1", "--limit-train", "32",
-                "--limit-test", "16", "--batch-size", "16", "--device", "cpu", "--quiet", "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    r = run_cli("pipeline.export_cli", "--target", "loihi", str(out / "model.pt"), "-o", str(tmp_path / "bundle"))
-    assert_one_line_error(r, "--gate pixel has no Loihi bundle yet")
-    assert not (tmp_path / "bundle").exists()
+def test_the_host_file_carries_the_gates_and_their_spike_code(images):
+    # pixel gating has a chip export now (tests/test_pixel_bundle.py): the host file holds what rebuilds its gates
+    p = pixel_prompt(bias=-0.5, pixel_code="latency")
+    tensors, metadata = p.host_state()
+    gates = p.spiking_generator
+    assert metadata == {"gate": "pixel", "encoding": "pool", "factors": p.factors, "code": "latency"}
+    assert tensors["prompt.spiking_generator.conv.weight"] is gates.conv.weight
+    assert tensors["prompt.spiking_generator.conv.bias"] is gates.conv.bias
+    assert tensors["prompt.spiking_generator.kappa"] is gates.kappa
+    assert p.chip_refusal() is None
 
 
 def test_options_of_the_line_generators_are_refused_under_pixel_gating(tmp_path):

@@ -546,25 +546,25 @@ class LowRankSpikePrompt(VisualPrompt):
 
 
     # ------------------------------------------------------------------ the host's side of the chip
-    def chip_refusal(self) -> str | None:
-        """Why this prompt's generator cannot be exported to a chip yet (None: it can)."""
-        if self.gate == "pixel":
-            return ("LoRSP's --gate pixel has no Loihi bundle yet (its gates run as a NIR graph on lorsp-hwsim: "
-                    "examples/nir_pixel_gates.py; docs/hwsim-nir.md); export a band-gated model for a bundle")
-        return None
-
     def host_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """The host file's LoRSP part: the encoding's size and ``T``, the factors (``B``, ``A``, ``mix`` with
-        shared factors), the line-to-band map; metadata ``gate``, ``encoding`` (its name) and ``factors``."""
-        if (why := self.chip_refusal()) is not None:
-            raise LorspError(why)
+        shared factors), the line-to-band map; metadata ``gate``, ``encoding`` (its name) and ``factors``. Pixel
+        gating adds the gates' trained tensors (their kernel, bias and ``kappa``: the PyTorch reference's gates) and
+        metadata ``code`` (the spike code)."""
         tensors = {"encoding.size": torch.tensor([self.encoding.size], dtype=torch.int64),
                    "encoding.time_steps": torch.tensor([self.encoding.time_steps], dtype=torch.int64),
                    "prompt.B": self.B, "prompt.A": self.A,
                    "prompt.group_of_line": self.group_of_line.to(torch.int64)}
         if self.mix is not None:
             tensors["prompt.mix"] = self.mix
-        return tensors, {"gate": self.gate, "encoding": self.encoding.name, "factors": self.factors}
+        metadata = {"gate": self.gate, "encoding": self.encoding.name, "factors": self.factors}
+        if self.gate == "pixel":
+            gates = self.spiking_generator
+            tensors.update({"prompt.spiking_generator.conv.weight": gates.conv.weight,
+                            "prompt.spiking_generator.conv.bias": gates.conv.bias,
+                            "prompt.spiking_generator.kappa": gates.kappa})
+            metadata["code"] = self.encoding.code
+        return tensors, metadata
 
     @torch.no_grad()
     def prompt_from_spikes(self, gate_spikes: torch.Tensor) -> torch.Tensor:
