@@ -7,7 +7,7 @@ Each batch of images goes through the split as it would be deployed (docs/method
 
 1. host: the prompt's encoding (:class:`lorsp.encoding.Encoding`) -> binary input spikes ``(T, N, D)``;
 2. chip: the spiking generator of ``prompt_generator.nir`` on a simulator backend
-   (:mod:`hw_sim.backends`) -> gate spikes;
+   (:mod:`hw_sim.backends`; a pixel bundle's gates on the NIR graph path, :mod:`hw_sim.cosim_chip`) -> gate spikes;
 3. host: the prompt from the gate spikes (the prompt's own ``prompt_from_spikes``), added
    to the image;
 4. accelerator: ``backbone.onnx`` (or its fp16 or int8 file) in onnxruntime -> logits.
@@ -36,9 +36,9 @@ from deploy.onnx_runtime import (NUMBER_FORMATS, PRECISIONS, check_onnx_contract
 from hw_sim import energy
 from hw_sim.backends import MODES, default_backend, get_backend
 from deploy.bundle import Bundle
+from hw_sim.cosim_chip import ChipPart, ChipRun, chip_part
 from hw_sim.fidelity import spike_agreement
-from deploy.network import SpikingNetwork
-from hw_sim.run import Reference, bundle_fields, chip_weights, encoding_fields, provenance, rebuild, reference
+from hw_sim.run import Reference, bundle_fields, encoding_fields, provenance, rebuild, reference
 from hw_sim.cosim_images import describe, per_image_arrays
 from lorsp.data.splits import load_split_images_indexed
 from hw_sim.stage_energy import STAGES, WHERE, stage_energy
@@ -102,6 +102,7 @@ class StageRun:
     layer_spikes: list[np.ndarray]
     seconds: dict[str, float]
     prompt_entries: int
+    chip: ChipRun
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class SplitPipeline:
     """The deployment split on this machine: host encode -> chip (simulator) -> host prompt -> ORT backbone."""
 
     model: PromptedClassifier
-    network: SpikingNetwork
+    chip: ChipPart
     session: ort.InferenceSession
     backend: str
     mode: str
@@ -121,14 +122,15 @@ class SplitPipeline:
         t0 = time.perf_counter()
         spikes_in = prompt.encode(x).numpy().astype(np.uint8)
         t1 = time.perf_counter()
-        chip = get_backend(self.backend)(self.network, spikes_in, mode=self.mode, timeout=self.timeout)
+        chip = self.chip.run(spikes_in)
+        layer_spikes = chip[0]
         t2 = time.perf_counter()
-        prompted, entries = prompt.add_from_spikes(x, torch.from_numpy(chip.layer_spikes[-1]))
+        prompted, entries = prompt.add_from_spikes(x, torch.from_numpy(layer_spikes[-1]))
         t3 = time.perf_counter()
         logits = run_logits(self.session, prompted, batch_size=len(x), timeout=self.timeout)
         t4 = time.perf_counter()
-        return StageRun(logits, prompted, spikes_in, chip.layer_spikes,
-                        dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3))), entries)
+        return StageRun(logits, prompted, spikes_in, layer_spikes,
+                        dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3))), entries, chip)
 
 
 def open_pipeline(bundle: Bundle, *, precision: str = "fp32", backend: str | None = None, mode: str = "fixed",
@@ -142,8 +144,9 @@ def open_pipeline(bundle: Bundle, *, precision: str = "fp32", backend: str | Non
         raise LorspError(f"--timeout must be positive, got {timeout}")
     path = backbone_file(bundle, precision)
     model = rebuild(bundle)
+    chip = chip_part(bundle, backend, mode, timeout)
     session = make_session(path, PROVIDERS, threads=ONNX_THREADS, spinning=False)
-    return SplitPipeline(model, bundle.network, session, backend, mode, timeout)
+    return SplitPipeline(model, chip, session, backend, mode, timeout)
 
 
 def cosimulate(bundle: Bundle, **options: Any) -> dict[str, Any]:
@@ -198,11 +201,11 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
     logits = np.concatenate([r.logits for r in runs])
     logits_ref = np.concatenate([r.logits.numpy() for r in refs])
     spikes_in = np.concatenate([r.spikes_in for r in runs], axis=1)
-    layers = range(len(pipeline.network.layers))
+    names = pipeline.chip.names
+    layers = range(len(names))
     sim = [np.concatenate([r.layer_spikes[k] for r in runs], axis=1) for k in layers]
     ref = [np.concatenate([r.layer_spikes[k] for r in refs], axis=1) for k in layers]
-    names = [layer.name for layer in pipeline.network.layers]
-    counts = energy.count_operations(*chip_weights(pipeline.network, pipeline.mode), spikes_in, sim)
+    counts = pipeline.chip.count(spikes_in, sim, [r.chip for r in runs])
     labels = y.numpy()
     n = len(labels)
     equal = int(np.sum(logits.argmax(1) == logits_ref.argmax(1)))
@@ -229,7 +232,7 @@ def _report(bundle: Bundle, pipeline: SplitPipeline, runs: list[StageRun], refs:
                      "dense_macs_per_image": counts.dense_macs,
                      "prompt_entries_per_image": prompt_entries},
         "energy": stage_energy(counts, image_size=bundle.config["image_size"], encoding=host.encoding,
-                               gates=pipeline.network.sizes[-1], prompt_entries=prompt_entries,
+                               gates=pipeline.chip.gates, prompt_entries=prompt_entries,
                                rank_products=rank_products(bundle.config, host.gate, prompt_entries),
                                backbone_macs=onnx["macs_per_image"], precision=NUMBER_FORMATS[precision],
                                chip_table=chip_table),
