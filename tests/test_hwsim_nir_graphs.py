@@ -18,6 +18,7 @@ from deploy.nir_graph import flat_graph
 from hw_sim.cli import main
 from hw_sim.graph.chip_fit import CHIPS, chip_fit
 from hw_sim.graph.counts import connections
+from hw_sim.graph.fixed_graph import compile_fixed
 from hw_sim.graph.runner import compile_graph, run_graph
 from lorsp.plumbing.errors import LorspError
 from tests.conftest import assert_one_line_error, run_cli
@@ -498,3 +499,5 @@ def test_a_neuron_with_a_constant_drive_is_an_active_update_every_step():
     reached = (x @ (weights(4, 3) != 0).T) > 0                 # (T, N, 4): a synaptic event this step
     expected = (reached | (leak != 0)).sum((0, 2))
     assert np.array_equal(stats.active_updates, expected) and expected.max() > (reached.sum((0, 2))).max()
+    fixed = run_graph(compile_fixed(compile_graph(flat_graph(g), DT)), x).stats["lif"]  # the integer twin: its bias
+    assert np.array_equal(fixed.active_updates, expected)

@@ -256,9 +256,13 @@ class _Counter:
             drive = inputs[0].bool()
             for v in inputs[1:]:
                 drive |= v.bool()
-            leak = getattr(c.op, "leak", None)
-            if leak is not None:  # a constant drive (v_leak, the chip's bias) changes the state every step
-                drive = drive | (leak != 0)
+            for constant in CONSTANT_DRIVES:  # v_leak (float) or the chip's bias (fixed) changes v every step
+                value = getattr(c.op, constant, None)
+                if value is not None:  # per neuron (the integer twin holds it flat) or broadcast
+                    nonzero = value != 0
+                    if nonzero.numel() == drive[0, 0].numel():
+                        nonzero = nonzero.reshape(drive.shape[2:])
+                    drive = drive | nonzero
             self.active[name] += self._per_sample(_count(drive, steps * n), steps)
         else:
             if c.fan_out is not None:
@@ -323,6 +327,11 @@ def _run_chunk(compiled: CompiledGraph, order: list[Component], x: torch.Tensor,
                     outputs[c.name][t0:t1, sl] = full[c.name].numpy()
         for a in fed_back:
             previous[a] = full[a][-1]
+
+
+CONSTANT_DRIVES = ("leak", "bias", "current_bias")
+"""A neuron op's per-neuron constants that drive it every step: the float step's ``(dt / tau) v_leak`` and the
+integer twin's compartment bias and current bias; a neuron with one is an active update every step."""
 
 
 def _count(nonzero: torch.Tensor, rows: int) -> torch.Tensor:
