@@ -11,7 +11,8 @@ energy tables price as they price a chain's: synaptic operations as the graph ru
 gate's update active at a step where an input spike reaches it or its bias (the drive; in fixed point the
 bias mantissa) is nonzero, the rule of :func:`hw_sim.energy.count_operations`, in both modes alike (the
 general path's integer twin counts its bias as no activity, which would price the same spikes lower in
-fixed point than in float).
+fixed point than in float). The dense alternative multiplies every synapse the graph holds (pairs with a
+nonzero weight inside the image, as ``lorsp-hwsim MODEL.nir`` counts them) once per step.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from deploy.nir_graph import flat_graph
 from deploy.pixel_bundle import PixelGateNetwork
 from hw_sim.backends import MODES
 from hw_sim.energy import OperationCounts
+from hw_sim.graph.counts import connections
 from hw_sim.graph.fixed_graph import compile_fixed
 from hw_sim.graph.runner import CompiledGraph, compile_graph, run_graph
 from hw_sim.pixel_twin import twin_integers
@@ -69,12 +71,11 @@ def run_pixel_gates(network: PixelGateNetwork, spikes_in: np.ndarray, *, mode: s
     run = run_graph(compiled, x, timeout=timeout, progress=progress)
     seconds = time.perf_counter() - start
     gates = run.outputs["output"].reshape(steps, n, network.gates)
-    k = network.params.weight.shape[-1]
     counts = OperationCounts(
         input_spikes=float(np.count_nonzero(x)) / n, synops=[float(run.stats["conv"].pairs.mean())],
         spikes=[float(gates.sum()) / n], neuron_updates=[float(steps * network.gates)],
         active_neuron_updates=[active_updates(network, x, mode)],
-        dense_macs=[float(steps * network.gates * 3 * k * k)])
+        dense_macs=[float(steps * connections(compiled)["conv"])])
     return PixelRun(mode, gates.astype(np.uint8), counts, seconds)
 
 

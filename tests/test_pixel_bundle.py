@@ -161,4 +161,12 @@ def test_a_tampered_file_is_refused_in_one_line(exported, tmp_path):
     resign(forged, NETX_FILE)
     assert_one_line_error(run_cli("hw_sim.cli", str(forged), "-o", str(tmp_path / "r2")),
                           "layer/1/bias differs from the fixed-point form")
-    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+    unnamed = tmp_path / "unnamed"  # the manifest's kind dropped (re-signed): read as a chain, the graph is refused
+    shutil.copytree(loihi, unnamed)
+    manifest = json.loads((unnamed / "manifest.json").read_text())
+    del manifest["chip_network"]
+    manifest["integrity"] = {"sha256": manifest_digest(manifest)}
+    (unnamed / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_line_error(run_cli("hw_sim.cli", str(unnamed), "-o", str(tmp_path / "r3")), "nonzero v_leak")
+    assert not any((tmp_path / r).exists() for r in ("r1", "r2", "r3"))
