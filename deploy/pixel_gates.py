@@ -24,9 +24,10 @@ Conv2d's bias: NIR's convolution bias is one value per output channel, not per p
 :func:`pixel_gates_graph` checks its own numbers rather than trusting them: the Euler reading of
 the node it writes (``beta`` and ``(dt/tau) v_leak`` in float64, rounded to float32 as a float32
 simulator holds them) must give PyTorch's ``beta`` and drive bit for bit, else a one-line
-:class:`~lorsp.plumbing.errors.LorspError`. :func:`read_pixel_gates` reads the parameters back from a graph (a bundle's ``prompt_generator.nir``)
-and refuses one that :func:`pixel_gates_graph` would not write from them bit for bit. The writer is
-:func:`export.nir_pixel.write_pixel_gates_nir`; a pixel bundle is read by :mod:`deploy.pixel_bundle`.
+:class:`~lorsp.plumbing.errors.LorspError`. :func:`read_pixel_gates` reads the parameters back from a
+graph (a bundle's ``prompt_generator.nir``) and refuses one that :func:`pixel_gates_graph` would not write
+from them bit for bit. The writer is :func:`export.nir_pixel.write_pixel_gates_nir`; a pixel bundle is read
+by :mod:`deploy.pixel_bundle`.
 """
 from __future__ import annotations
 

@@ -1,31 +1,11 @@
-r"""LoRSP's pixel gates (``--gate pixel``) as a NIR graph, for ``lorsp-hwsim MODEL.nir`` and any NIR reader.
+r"""LoRSP's pixel gates (``--gate pixel``) as a NIR file, for ``lorsp-hwsim MODEL.nir`` and any NIR reader.
 
-The gate neurons of :class:`lorsp.prompts.pixel_gates.PixelGates` after training are a fixed network:
-one snnTorch ``Leaky`` (zero reset, no reset delay) per pixel, whose current at step ``t`` is
-``conv3x3(s_t) + drive``, ``s_t`` the image's ``3 x L x L`` input spikes and ``drive`` a constant map
-``(1, L, L)`` (the convolution's bias folded in). In NIR 1.0.8 terms:
-
-    Input (3, L, L) -> Conv2d (3 -> 1, 3 x 3, padding 1, bias 0) -> LIF (1, L, L) -> Output
-
-with, per neuron (``dt`` the graph metadata's step, snnTorch's ``1e-4`` s),
-
-.. math::
-
-    \tau = \frac{dt}{1 - \beta}, \quad r = \frac{\tau}{dt}, \quad
-    v_{leak} = \frac{\tau}{dt}\,\mathrm{drive}, \quad v_{threshold} = \theta, \quad v_{reset} = 0.
-
-NIR's LIF is ``tau dv/dt = (v_leak - v) + r I``; one forward-Euler step of ``dt`` (snnTorch's
-reading, lorsp's runner, Norse's ``LIFBox``) is ``v = (1 - dt/tau) v + (dt/tau) v_leak + (r dt/tau) I``
-``= beta v + drive + I``: the constant drive is the leak's target, the convolution is the input, and
-the gain ``r dt / tau`` is 1, as snnTorch's own export writes it. With ``beta = 1/2`` (LoRSP's)
-``tau = 2 dt``, ``r = 2`` and ``v_leak = 2 drive``, all exact in binary. The drive does not go into the
-Conv2d's bias: NIR's convolution bias is one value per output channel, not per pixel.
-
-:func:`pixel_gates_graph` (:mod:`deploy.pixel_gates`) checks its own numbers rather than trusting them: the Euler reading of
-the node it writes (``beta`` and ``(dt/tau) v_leak`` in float64, rounded to float32 as a float32
-simulator holds them) must give PyTorch's ``beta`` and drive bit for bit, else a one-line
-:class:`~lorsp.plumbing.errors.LorspError`. :func:`write_pixel_gates_nir` writes the graph with
-``nir.write`` and reads it back with ``nir.read``, comparing every array.
+The graph, its parameters and the numbers it checks are :mod:`deploy.pixel_gates`'s
+(``Input (3, L, L) -> Conv2d (3 -> 1, k x k) -> LIF (1, L, L) -> Output``, the drive as the LIF's
+per-neuron ``v_leak``; re-exported here). :func:`write_pixel_gates_nir` writes the graph with
+``nir.write`` and reads it back with ``nir.read``, comparing every array; :func:`encoded_input` gives
+the graph's input spikes for images. A pixel bundle's NIR file is the same graph with the bundle's
+metadata (:mod:`export.pixel_section`).
 """
 from __future__ import annotations
 

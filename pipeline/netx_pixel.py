@@ -2,9 +2,9 @@ r"""A pixel-gated LoRSP prompt's gates as a lava-dl netx file, with the general 
 
 :func:`write_pixel_gates_netx` chains three stages: the gates' NIR graph
 (:func:`export.nir_pixel.pixel_gates_graph`), its fixed-point twin
-(:func:`hw_sim.graph.fixed_graph.compile_fixed`, read back by :mod:`hw_sim.pixel_twin`: the scale, the 8-bit kernel, each compartment's bias
-mantissa, ``vth``, ``du``, ``dv``, the numbers ``lorsp-hwsim MODEL.nir --mode fixed`` and its Lava backend
-run) and the netx writer (:func:`export.netx_pixel.write_pixel_gates_netx_file`). Nothing is quantised
+(:func:`hw_sim.graph.fixed_graph.compile_fixed`, read back by :mod:`hw_sim.pixel_twin`: the scale, the
+8-bit kernel, each compartment's bias mantissa, ``vth``, ``du``, ``dv``, the numbers ``lorsp-hwsim MODEL.nir
+--mode fixed`` and its Lava backend run) and the netx writer (:func:`export.netx_pixel.write_pixel_gates_netx_file`). Nothing is quantised
 here: the neuron's integers are read back from the twin's compartment as its Lava plan reads them
 (:func:`hw_sim.graph.lava_fixed_plan`), the kernel by feeding the twin's integer convolution one
 spike per input channel, and checked by running that convolution on a random spike map.
