@@ -7,11 +7,10 @@ input spikes ``(T, N, 3 L^2)`` with the graph interpreter of ``lorsp-hwsim MODEL
 bundle's netx file's (:func:`hw_sim.pixel_twin.twin_integers` against the bundle's
 :func:`deploy.pixel_fixed.pixel_gate_integers`). It returns the gate spikes ``(T, N, L^2)`` and the
 chip's operations per image as :class:`hw_sim.energy.OperationCounts` (one layer, ``gates``), which the
-energy tables price as they price a chain's: synaptic operations as the graph runner counts them, and a
-gate's update active at a step where an input spike reaches it or its bias (the drive; in fixed point the
-bias mantissa) is nonzero, the rule of :func:`hw_sim.energy.count_operations`, in both modes alike (the
-general path's integer twin counts its bias as no activity, which would price the same spikes lower in
-fixed point than in float). The dense alternative multiplies every synapse the graph holds (pairs with a
+energy tables price as they price a chain's: synaptic operations and active updates as the graph runner
+counts them (a gate's update is active at a step where an input spike reaches it or its bias, the drive, is
+nonzero, in float and in fixed point alike: the rule of :func:`hw_sim.energy.count_operations`). The dense
+alternative multiplies every synapse the graph holds (pairs with a
 nonzero weight inside the image, as ``lorsp-hwsim MODEL.nir`` counts them) once per step.
 """
 from __future__ import annotations
@@ -21,8 +20,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from deploy.nir_graph import flat_graph
 from deploy.pixel_bundle import PixelGateNetwork
@@ -74,22 +71,9 @@ def run_pixel_gates(network: PixelGateNetwork, spikes_in: np.ndarray, *, mode: s
     counts = OperationCounts(
         input_spikes=float(np.count_nonzero(x)) / n, synops=[float(run.stats["conv"].pairs.mean())],
         spikes=[float(gates.sum()) / n], neuron_updates=[float(steps * network.gates)],
-        active_neuron_updates=[active_updates(network, x, mode)],
+        active_neuron_updates=[float(run.stats["gates"].active_updates.mean())],
         dense_macs=[float(steps * connections(compiled)["conv"])])
     return PixelRun(mode, gates.astype(np.uint8), counts, seconds)
-
-
-def active_updates(network: PixelGateNetwork, x: np.ndarray, mode: str) -> float:
-    """Active gate updates per image for graph input ``x`` ``(T, N, 3, L, L)``: a gate at a step where a nonzero
-    weight brings it an input spike, or every step where its bias (``mode``'s) is nonzero."""
-    steps, n = x.shape[:2]
-    bias = network.integers.bias_mant if mode == "fixed" else network.params.drive
-    kernel = torch.from_numpy((np.asarray(network.params.weight) != 0).astype(np.float32))
-    with torch.no_grad():
-        spikes = torch.from_numpy(np.ascontiguousarray(x != 0, dtype=np.float32)).view(steps * n, *network.input_shape)
-        reached = F.conv2d(spikes, kernel, padding=tuple(network.params.padding)) > 0
-        active = reached | torch.from_numpy(np.asarray(bias) != 0)
-    return float(active.sum()) / n
 
 
 def graph_input(network: PixelGateNetwork, spikes_in: np.ndarray) -> np.ndarray:

@@ -113,6 +113,7 @@ def test_hwsim_runs_the_gates_on_the_graph_path_exactly_in_both_modes(exported, 
         assert run["activity"]["synops_total_per_image"] > 0
         assert {e["table"] for e in run["energy"]} >= {"loihi-davies2018"}
     assert report["runs"]["fixed"]["fixed_point_exact"]["exact"] is True
+    assert report["runs"]["float"]["activity"] == report["runs"]["fixed"]["activity"]  # same spikes, same counts
     assert (tmp_path / "report" / "report.html").is_file() and (tmp_path / "report" / "energy.png").is_file()
 
 
