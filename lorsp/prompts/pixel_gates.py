@@ -33,8 +33,9 @@ from torch import nn
 from lorsp.prompts.grid import on_grid, snap_to_grid
 
 OPEN_DRIVE = 1.125
-"""The start's bias, in thresholds: above ``theta / 2``, so with ``beta = 0.5`` every gate fires and the
-prompt starts dense; the sparsity term then lowers it."""
+"""The start's bias, in thresholds: above ``theta / 2``, so with ``beta = 0.5`` a gate whose convolution adds
+little fires, and with the start's small weights nearly every gate does (docs/method.md): the prompt starts
+dense; the sparsity term then lowers it."""
 START_WEIGHT_SCALE = 0.5
 """The start's convolution: PyTorch's default initialisation times this."""
 
