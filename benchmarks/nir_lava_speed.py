@@ -7,7 +7,7 @@ The two untrained networks of ``examples/nir_snntorch.py speed`` (imported from 
 every layer spikes), exported with snnTorch's ``export_to_nir`` and read back from the file: a
 convolutional net on 2 x 34 x 34 inputs (27,754 neurons, T = 30) and a recurrent one (700 -> RLeaky 1000
 -> 20, T = 100; ``recurrent:4000`` the same with 4,000), Bernoulli input of rate 0.1. In one process
-(the Lava environment, one thread): the graph interpreter (``hw_sim.graph.runner.run_graph``, what
+(the Lava environment; the interpreter on ``--threads`` threads, 1 by default): the graph interpreter (``hw_sim.graph.runner.run_graph``, what
 ``lorsp-hwsim MODEL.nir`` runs, counting every operation) on ``--samples`` samples, best of
 ``--rounds``; then Lava (lava-nc 0.10.0, its ``floating_pt`` models, :mod:`hw_sim.backends.lava_graph`)
 once on the first ``--lava-samples`` of them, and the spike agreement of every neuron node between the
@@ -132,10 +132,14 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed for each Lava run")
     p.add_argument("--baseline-runner", default=None, metavar="REV",
                    help="also time the graph interpreter (runner and neurons) as committed at git REV, in the same rounds")
+    p.add_argument("--threads", type=int, default=1, help="PyTorch threads of the graph interpreter (Lava runs each "
+                   "of its processes in an OS process of its own, so it uses every core whatever this says)")
     p.add_argument("-o", "--out", default=None, help="JSON to write")
     args = p.parse_args()
+    if args.threads < 1:
+        raise SystemExit(f"--threads must be at least 1, got {args.threads}")
     torch.manual_seed(0)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     ex = example()
     args.before = ex.runner_at(args.baseline_runner) if args.baseline_runner else None
     cases = {"conv": (ex.speed_conv_net, (2, 34, 34), 30), "recurrent": (ex.speed_recurrent_net, (700,), 100)}
@@ -146,10 +150,11 @@ def main() -> None:
         rows.append(case(name, net, cases[kind][1], cases[kind][2], args))
     if args.out:
         write_json(args.out, {
-            "command": "OMP_NUM_THREADS=1 .venv-lava/bin/python benchmarks/nir_lava_speed.py " + " ".join(
+            "command": f"OMP_NUM_THREADS={args.threads} .venv-lava/bin/python benchmarks/nir_lava_speed.py " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "before")) + f" -o {args.out}",
-            "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, one thread (OMP_NUM_THREADS="
-                       f"{os.environ.get('OMP_NUM_THREADS')}), load average at the end {os.getloadavg()[0]:.2f}",
+            "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, the interpreter on {args.threads} "
+                       f"thread(s) (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), load average at the end "
+                       f"{os.getloadavg()[0]:.2f}",
             "python": platform.python_version(), "versions": versions(), "commit": git_commit(), "rows": rows})
 
 
