@@ -23,7 +23,7 @@ A graph Lava cannot express in float is refused in one line before any work (:fu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -101,17 +101,25 @@ def lava_runs(compiled: CompiledGraph, x: np.ndarray, modes: Sequence[str], time
 
 def float_run(compiled: CompiledGraph, net: LavaNet, x: np.ndarray, timeout: float) -> dict:
     """Lava's float run of ``net`` against the graph interpreter, per compartment node."""
+    rows, lava = lava_against_graph(compiled, net, x, timeout, voltage_row)
+    return {"ran": True, "against": AGAINST["float"], "per_node": rows, "seconds": lava.seconds,
+            "samples_per_s": lava.samples_per_s, "lava": lava.details}
+
+
+def lava_against_graph(graph: CompiledGraph, net: LavaNet, x: np.ndarray, timeout: float,
+                       readout_row: Callable[[str, np.ndarray, np.ndarray], dict]) -> tuple[list[dict], Any]:
+    """Run ``net`` in Lava and ``graph`` (what it was made from) on the interpreter, on ``x``; per recorded compartment
+    node, the spike comparison, or ``readout_row(name, Lava's voltage, the interpreter's)`` for a read-out; and
+    Lava's run."""
     from hw_sim.backends.lava_graph import run_lava_net  # imports Lava (loaded by check_lava)
     lava = run_lava_net(net, x, timeout=timeout)
     nodes = [n for n in net.neurons if n.recorded]
-    reference = run_graph(compiled, x, record=[n.name for n in nodes], timeout=timeout)
+    reference = run_graph(graph, x, record=[n.name for n in nodes], timeout=timeout)
     rows = []
     for n in nodes:
-        theirs = reference.outputs[n.name].reshape(lava.outputs[n.name].shape)
-        rows.append(voltage_row(n.name, lava.outputs[n.name], theirs) if n.readout
-                    else compare([n.name], [lava.outputs[n.name]], [theirs])[0])
-    return {"ran": True, "against": AGAINST["float"], "per_node": rows, "seconds": lava.seconds,
-            "samples_per_s": lava.samples_per_s, "lava": lava.details}
+        ours, theirs = lava.outputs[n.name], reference.outputs[n.name].reshape(lava.outputs[n.name].shape)
+        rows.append(readout_row(n.name, ours, theirs) if n.readout else compare([n.name], [ours], [theirs])[0])
+    return rows, lava
 
 
 def voltage_row(name: str, ours: np.ndarray, theirs: np.ndarray) -> dict:
@@ -144,16 +152,8 @@ def fixed_run(compiled: CompiledGraph, x: np.ndarray, timeout: float) -> dict:
 def general_fixed_run(fixed: CompiledGraph, net: LavaNet, x: np.ndarray, timeout: float) -> dict:
     """Lava's bit-accurate run of the integer twin ``fixed`` (as ``net``) against the fast backend running ``fixed``,
     per compartment node: spikes, or a read-out's dequantised voltage."""
-    from hw_sim.backends.lava_graph import run_lava_net  # imports Lava (loaded by check_lava)
-    lava = run_lava_net(net, x, timeout=timeout)
-    nodes = [n for n in net.neurons if n.recorded]
-    reference = run_graph(fixed, x, record=[n.name for n in nodes], timeout=timeout)
-    rows = []
-    for n in nodes:
-        theirs = reference.outputs[n.name].reshape(lava.outputs[n.name].shape)
-        if n.readout:
-            rows.append(compare_voltages(n.name, dequantised(fixed[n.name].op, lava.outputs[n.name]), theirs))
-        else:
-            rows.append(compare([n.name], [lava.outputs[n.name]], [theirs])[0])
+    rows, lava = lava_against_graph(
+        fixed, net, x, timeout,
+        lambda name, ours, theirs: compare_voltages(name, dequantised(fixed[name].op, ours), theirs))
     return {"ran": True, "path": "general", "against": AGAINST["fixed-general"], "per_node": rows,
             "seconds": lava.seconds, "samples_per_s": lava.samples_per_s, "lava": lava.details}
