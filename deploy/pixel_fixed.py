@@ -7,7 +7,7 @@ kernel and the compartment's bias is the drive map; the scale comes from the lar
 largest sum of ``|w|`` one neuron reaches (a neuron away from the border reaches all ``3 k^2`` inputs),
 the largest ``|drive|`` and the threshold (:func:`~deploy.fixed_point.scale_limit`,
 :func:`~deploy.fixed_point.scale_between`). The integers are those of the general path bit for bit
-(``tests/test_pixel_bundle.py`` compares them with :func:`pipeline.netx_pixel.pixel_gate_integers`,
+(``tests/test_pixel_bundle.py`` compares them with :func:`hw_sim.pixel_twin.twin_integers`,
 which reads them from the path's integer twin); ``lorsp-hwsim`` on a pixel bundle checks them again
 against the twin it runs.
 

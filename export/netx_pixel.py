@@ -17,7 +17,7 @@ PyTorch's ``C, H, W`` order, which netx reverses to its ``x, y, z``)::
 netx gives the neuron ``bias_exp = 6``; the root attributes are the bundle's run settings
 (:func:`deploy.spec.netx_attributes`: ``reset_interval = T``, ``reset_offset``, ``output_lag`` 1,
 ``select_tag`` ``fixed_pt``) plus the layer's scale. The integers are not computed here: they are those
-of the general fixed-point path (:func:`pipeline.netx_pixel.pixel_gate_integers` reads them from
+of the general fixed-point path (:func:`hw_sim.pixel_twin.twin_integers` reads them from
 :func:`hw_sim.graph.fixed_graph.compile_fixed`; a bundle's from :func:`deploy.pixel_fixed.pixel_gate_integers`,
 which gives the same), checked against Loihi's registers before anything is written.
 """

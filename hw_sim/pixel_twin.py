@@ -17,7 +17,7 @@ from deploy.nir_graph import flat_graph
 from deploy.pixel_fixed import PixelGateIntegers
 from deploy.pixel_gates import PixelGateParameters, pixel_gates_graph
 from hw_sim.graph.fixed_graph import compile_fixed
-from hw_sim.graph.lava_fixed_plan import _neurons as lava_neuron_integers
+from hw_sim.graph.lava_fixed_plan import neuron_integers as lava_neuron_integers
 from hw_sim.graph.runner import CompiledGraph, compile_graph
 from lorsp.plumbing.errors import LorspError
 

@@ -15,20 +15,14 @@ from pathlib import Path
 
 from export.netx_pixel import PixelGateIntegers, write_pixel_gates_netx_file
 from export.nir_pixel import PixelGateParameters, pixel_gate_parameters
-# the twin and its integers live in hw_sim (lorsp-hwsim checks a pixel bundle's netx file against them)
-from hw_sim.pixel_twin import fixed_twin, integer_kernel, twin_integers  # noqa: F401
+from hw_sim.pixel_twin import twin_integers  # the twin's integers (lorsp-hwsim checks a bundle's netx file against them)
 from lorsp.prompts.lorsp import LowRankSpikePrompt
-
-
-def pixel_gate_integers(params: PixelGateParameters) -> PixelGateIntegers:
-    """The gates' Loihi integers, those of the general fixed-point path (:func:`hw_sim.pixel_twin.twin_integers`)."""
-    return twin_integers(params)
 
 
 def write_pixel_gates_netx(prompt: LowRankSpikePrompt | PixelGateParameters, path: str | Path) -> PixelGateIntegers:
     """Write the gates of ``prompt`` (a pixel-gated LoRSP prompt, or its :class:`PixelGateParameters`) to ``path`` as a
     lava-dl netx file (atomically); return the integers written. A one-line LorspError for another gate."""
     params = prompt if isinstance(prompt, PixelGateParameters) else pixel_gate_parameters(prompt)
-    ints = pixel_gate_integers(params)
+    ints = twin_integers(params)
     write_pixel_gates_netx_file(ints, path)
     return ints

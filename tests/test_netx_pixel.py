@@ -24,7 +24,8 @@ from hw_sim.graph.runner import compile_graph
 from lorsp.data import load_split_images
 from lorsp.plumbing.errors import LorspError
 from lorsp.prompts.lorsp import LowRankSpikePrompt
-from pipeline.netx_pixel import fixed_twin, pixel_gate_integers, write_pixel_gates_netx
+from hw_sim.pixel_twin import fixed_twin, twin_integers
+from pipeline.netx_pixel import write_pixel_gates_netx
 from tests.test_pixel_gates_nir import pixel_prompt
 
 SIDE, SAMPLES = 16, 8
@@ -145,7 +146,7 @@ def test_integers_of_another_gate_size_and_beta():
     prompt = LowRankSpikePrompt(10, gate="pixel", train_generator="all", gates=10)
     params = pixel_gate_parameters(prompt)
     params = type(params)(**{**params.__dict__, "beta": 0.75})
-    ints = pixel_gate_integers(params)
+    ints = twin_integers(params)
     op = fixed_twin(params)["gates"].op
     assert ints.bias_mant.shape == (1, 10, 10) and ints.dv == 1024 and ints.du == 4095
     assert np.array_equal(ints.bias_mant.reshape(-1) * 2.0 ** BIAS_EXP, op.bias.numpy())

@@ -77,7 +77,7 @@ def lava_fixed_net(fixed: CompiledGraph) -> LavaNet:
         weights, e = lava_weights(m, f"the block from {s!r} to {t!r}")
         held.append((s, t, d, weights))
         exps.append(e)
-    neurons = [_neurons(c) for c in comps]
+    neurons = [neuron_integers(c) for c in comps]
     if currents:
         neurons.append(LavaNeurons(ALWAYS_ON, "LIF", du=np.full(1, DECAY_UNITY - 1), dv=np.zeros(1, np.int64),
                                    vth=np.zeros(1, np.int64), bias=np.ones(1, np.int64),
@@ -104,7 +104,7 @@ def lava_weights(matrix: sparse.csr_matrix, what: str) -> tuple[sparse.csr_matri
                      f"hold{' (signs mixed: even mantissas)' if mixed else ''}")
 
 
-def _neurons(c: CompiledNode) -> LavaNeurons:
+def neuron_integers(c: CompiledNode) -> LavaNeurons:
     """Compartment ``c``'s ``LIFReset`` integers, read back from its :class:`FixedNeuron` and checked against Lava's
     register widths."""
     op: FixedNeuron = c.op
