@@ -405,6 +405,92 @@ def test_the_fixed_chip_fit_counts_what_the_general_path_places(tmp_path):
     assert "Chip fit: Loihi (fixed point, general path)" in (tmp_path / "rep" / "report.md").read_text()
 
 
+# --------------------------------------------------------------------------- chip fit of what the chain path places
+SIDE, WIDE = 34, 120   # a 34 x 34 map: 1,156 neurons (two Loihi cores); 120 neurons fed by 4 x 289 x 120 synapses
+
+
+def chain_fit_graph():
+    """``in (1, 34, 34) -> Conv2d 3x3 pad 1 -> LIF -> AvgPool2d 2 -> Flatten -> Linear (120 x 289) -> LIF``: a chain
+    the chain path runs. The kernel's centre and one Linear weight are nonzero in float32 but 0 at any 8-bit scale
+    here; the Linear has 10 zeros."""
+    kernel = np.full((1, 1, 3, 3), 0.5, np.float32)
+    kernel[0, 0, 1, 1] = 1e-6
+    w = np.ones((WIDE, (SIDE // 2) ** 2), np.float32)
+    w[0, :10] = 0.0
+    w[1, 0] = 1e-6
+
+    def lif(*shape):
+        return nir.LIF(tau=np.full(shape, 2e-4), r=np.full(shape, 2.0), v_leak=np.zeros(shape),
+                       v_threshold=np.ones(shape), v_reset=np.zeros(shape))
+
+    pooled = np.array([1, SIDE // 2, SIDE // 2])
+    nodes = {"in": nir.Input(np.array([1, SIDE, SIDE])),
+             "conv": nir.Conv2d(np.array([SIDE, SIDE]), kernel, 1, 1, 1, 1, np.zeros(1, np.float32)), "lif1": lif(1, SIDE, SIDE),
+             "pool": nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+             "flat": nir.Flatten(pooled, 0, -1), "fc": nir.Linear(w), "lif2": lif(WIDE), "out": nir.Output(np.array([WIDE]))}
+    edges = [("in", "conv"), ("conv", "lif1"), ("lif1", "pool"), ("pool", "flat"), ("flat", "fc"), ("fc", "lif2"),
+             ("lif2", "out")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def conv3x3_pairs(h, w, centre=True):
+    """(input, output) pairs of a 3 x 3 convolution with padding 1 on an ``h x w`` map, counted tap by tap."""
+    taps = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if centre or (di, dj) != (0, 0)]
+    return sum(0 <= i + di < h and 0 <= j + dj < w for i in range(h) for j in range(w) for di, dj in taps)
+
+
+def test_the_chain_paths_chip_fit_counts_the_layers_it_quantises(tmp_path):
+    """Hand count. ``lif1``: 1,156 neurons; the convolution's pairs less the centre tap's (8 bits round it to 0):
+    10,000 - 1,156 = 8,844. ``lif2``: 120 neurons; pool, Flatten and Linear are one dense 120 x 1,156 block whose
+    entries are the Linear's nonzero weights four times over (a 2 x 2 pool of stride 2 puts each pixel in one
+    window): 4 (34,680 - 10 - 1) = 138,676, over Loihi's 128 KB (two cores by memory), under Loihi 2's 192 KB.
+    The float graph counts 10,000 and 138,680: the chain places other blocks, so its fit is reported apart."""
+    import json
+
+    from hw_sim.backends.fast import compiled_chain
+    from hw_sim.cli import main
+    from hw_sim.graph.chip_fit import CHIPS, chip_fit
+    from hw_sim.graph.fixed_fit import chain_chip_fit
+    from deploy.fixed_point import quantise
+    conv_pairs, centre = conv3x3_pairs(SIDE, SIDE), SIDE * SIDE
+    assert conv_pairs == (3 * SIDE - 2) ** 2 == 10_000
+    linear_nonzero = WIDE * (SIDE // 2) ** 2 - 10
+    expected = {"lif1": (centre, {"in": conv_pairs - centre}), "lif2": (WIDE, {"lif1": 4 * (linear_nonzero - 1)})}
+    cores = {"loihi": {"lif1": 2, "lif2": 2}, "loihi2": {"lif1": 1, "lif2": 1}}  # 1,156 > 1,024; 138,676 > 131,072
+    compiled = compile_graph(flat_graph(chain_fit_graph()), 1e-4)
+    network = chain_network(compiled, spikes((1, SIDE, SIDE)))
+    fits = {name: chain_chip_fit(compiled, network, quantise(network), CHIPS.get(name)) for name in cores}
+    for name, fit in fits.items():
+        rows = {r["node"]: r for r in fit["nodes"]}
+        assert {n: (r["neurons"], r["synapses_from"]) for n, r in rows.items()} == expected
+        assert {n: r["synaptic_memory_bytes"] for n, r in rows.items()} == {n: sum(e[1].values())
+                                                                           for n, e in expected.items()}
+        assert {n: r["cores"] for n, r in rows.items()} == cores[name]
+        assert (fit["neurons"], fit["synapses"], fit["synaptic_memory_bytes"], fit["cores_needed"]) == \
+            (centre + WIDE, 8_844 + 138_676, 147_520, sum(cores[name].values()))
+        assert fit["bias_neurons"] == 0 and fit["fits"] and fit["counts"].startswith("the fixed-point chain path")
+    assert [r["limited_by"] for r in fits["loihi"]["nodes"]] == ["neurons", "memory"]
+    # the counts are the nonzero weights of the very Dense blocks the fast backend's fixed run steps
+    held = [c.op.apply(torch.eye(c.in_shape[0], dtype=torch.float64)) for c in compiled_chain(network, "fixed").nodes
+            if c.node.kind == "Dense"]
+    assert [int(torch.count_nonzero(w)) for w in held] == [8_844, 138_676]
+    floats = chip_fit(compiled, CHIPS.get("loihi"))
+    assert {r["node"]: r["synapses_from"] for r in floats["nodes"]} == {"lif1": {"in": 10_000},
+                                                                         "lif2": {"lif1": 4 * linear_nonzero}}
+    path = tmp_path / "chain.nir"
+    nir.write(path, chain_fit_graph())
+    assert main([str(path), "--input", "random:0.2", "--steps", "4", "--samples", "2", "--mode", "both",
+                 "-o", str(tmp_path / "rep"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    fixed = report["runs"]["fixed"]
+    assert fixed["path"] == "chain" and fixed["chip_fit"] == fits and "chip_fit_note" not in fixed
+    assert report["chip_fit"]["loihi"]["synapses"] == 148_680
+    for doc in ("report.md", "report.html"):
+        text = (tmp_path / "rep" / doc).read_text()
+        assert "Chip fit: Loihi 2 (fixed point, chain path)" in text and "in (8,844)" in text \
+            and "lif1 (138,676)" in text, doc
+
+
 # --------------------------------------------------------------------------- per-neuron parameters in fixed point
 def per_neuron_node(case, n, rng):
     """A compartment node of ``n`` neurons whose ``case`` parameter differs between neurons (so its input gain

@@ -29,9 +29,10 @@ Placement rule (an estimate, not a compiler's placement):
 For Loihi 2 the memory is shared with neuron state, which rule 3 does not charge: its figure
 is optimistic there. Rule 3 is pessimistic for convolutions (Loihi 2 shares their weights).
 
-:func:`chip_fit` counts the float graph (:data:`FLOAT_COUNTS`); the fixed-point general path places
-other parts (integer weights that round to 0 are not stored, composed dense blocks, bias neurons) and
-:mod:`hw_sim.graph.fixed_fit` counts those by the same rule, through :func:`placements` and :func:`fit`.
+:func:`chip_fit` counts the float graph (:data:`FLOAT_COUNTS`); each fixed-point path places other
+parts (integer weights that round to 0 are not stored, composed dense blocks; the general path's bias
+neurons) and :mod:`hw_sim.graph.fixed_fit` counts those by the same rule, through :class:`Placement` and
+:func:`fit` (the general path through :func:`placements` on its integer twin).
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from deploy.nir_reader import network_from_nir
 from hw_sim.backends import get_backend
 from hw_sim.backends.base import is_binary
 from hw_sim.graph.chip_fit import CHIPS, list_chips
-from hw_sim.graph.fixed_fit import fixed_chip_fit
+from hw_sim.graph.fixed_fit import chain_chip_fit, fixed_chip_fit
 from hw_sim.graph.fixed_graph import compile_fixed
 from hw_sim.graph.runner import CompiledGraph, run_graph
 from lorsp.plumbing.errors import LorspError
@@ -35,9 +35,6 @@ HOW_GRAPH = ("the general graph's integer twin (hw_sim.graph.fixed_graph: the ch
              "node, the fast backend's bit-accurate neuron step; equal to the chain path where both run, and to "
              "Lava's bit-accurate processes with --backend lava), against the float graph interpreter on the same "
              "input; read-outs (LI, I, CubaLI) compare their voltages, dequantised")
-
-CHAIN_FIT = ("the chain path's placement is not counted apart: chip_fit (the float graph) counts its blocks, "
-             "including weights that 8 bits round to 0")
 
 
 @dataclass
@@ -88,18 +85,20 @@ def compare(names: list[str], spikes: list[np.ndarray], reference: list[np.ndarr
 
 
 def chain_run(compiled: CompiledGraph, network, x: np.ndarray, timeout: float) -> FixedRun:
-    """The chain path's fixed run (the fast backend's bit-accurate Lava arithmetic) and its agreement."""
+    """The chain path's fixed run (the fast backend's bit-accurate Lava arithmetic) and its agreement; and its
+    chip fit on every chip (:func:`hw_sim.graph.fixed_fit.chain_chip_fit`: the layers as it quantises them)."""
     T, N = x.shape[:2]
     result = get_backend("fast")(network, x.reshape(T, N, -1).astype(np.uint8), mode="fixed", timeout=timeout)
     rows = agreement_rows([layer.name for layer in network.layers], result.layer_spikes, compiled, x, timeout)
-    exact = exactness(network, quantise(network), T)
+    layers = quantise(network)
+    exact = exactness(network, layers, T)
     for row, layer in zip(rows, exact["layers"]):
         row["fixed_point_exact"] = layer.get("exact")
     out = compiled.graph.output_names[0]  # a chain has one Output, fed by its last layer
     block = {"ran": True, "path": "chain", "how": HOW, "per_node": rows,
              "overall": float(np.mean([r["agreement"] for r in rows])), "fixed_point_exact": exact,
-             "chip_fit_note": CHAIN_FIT,
-             "performance": {"seconds": result.seconds, "samples_per_s": result.images_per_s, "steps": result.steps}}
+             "performance": {"seconds": result.seconds, "samples_per_s": result.images_per_s, "steps": result.steps},
+             "chip_fit": {name: chain_chip_fit(compiled, network, layers, CHIPS.get(name)) for name in list_chips()}}
     return FixedRun(block, {out: result.layer_spikes[-1].reshape(T, N, *compiled[out].out_shape).astype(np.float32)})
 
 

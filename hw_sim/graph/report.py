@@ -138,8 +138,8 @@ def fixed_blocks(fixed: dict) -> list[Block]:
               [[n["node"], fmt_pct(n["agreement"]), str(n["exact"]), fmt_num(n["spikes_per_sample"]),
                 fmt_num(n.get("max_abs_error")), fmt_num(n.get("scale")), str(n.get("fixed_point_exact", "n/a"))]
                for n in fixed["per_node"]]),
-    ] + ([Paragraph(f"Chip fit of the chain path: {fixed['chip_fit_note']}.")] if "chip_fit_note" in fixed else []) \
-        + [b for fit in fixed.get("chip_fit", {}).values() for b in chip_fit_blocks(fit, "fixed point, general path")]
+    ] + [b for fit in fixed.get("chip_fit", {}).values()
+         for b in chip_fit_blocks(fit, f"fixed point, {fixed['path']} path")]
 
 
 def plot_node_rates(r: dict) -> bytes:
