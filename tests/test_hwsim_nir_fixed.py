@@ -425,9 +425,10 @@ def chain_fit_graph():
 
     pooled = np.array([1, SIDE // 2, SIDE // 2])
     nodes = {"in": nir.Input(np.array([1, SIDE, SIDE])),
-             "conv": nir.Conv2d(np.array([SIDE, SIDE]), kernel, 1, 1, 1, 1, np.zeros(1, np.float32)), "lif1": lif(1, SIDE, SIDE),
-             "pool": nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
-             "flat": nir.Flatten(pooled, 0, -1), "fc": nir.Linear(w), "lif2": lif(WIDE), "out": nir.Output(np.array([WIDE]))}
+             "conv": nir.Conv2d(np.array([SIDE, SIDE]), kernel, 1, 1, 1, 1, np.zeros(1, np.float32)),
+             "lif1": lif(1, SIDE, SIDE), "pool": nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+             "flat": nir.Flatten(pooled, 0, -1), "fc": nir.Linear(w), "lif2": lif(WIDE),
+             "out": nir.Output(np.array([WIDE]))}
     edges = [("in", "conv"), ("conv", "lif1"), ("lif1", "pool"), ("pool", "flat"), ("flat", "fc"), ("fc", "lif2"),
              ("lif2", "out")]
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
