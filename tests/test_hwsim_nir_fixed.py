@@ -259,6 +259,41 @@ def test_threshold_is_a_compare_on_the_integer_potential():
     assert_exact_spikes(rows, ["th", "if2"])
 
 
+def test_branches_a_merge_a_skip_connection_and_a_nested_graph_run_exactly_in_fixed_point():
+    """in -> w1 -> [nested: IF] -> w3 -> if2 <- w2 <- in (a skip connection: two blocks merge into ``if2``), and
+    the nested IF branches to w4 -> if3: integrate-and-fire with dyadic weights, so fixed equals float exactly."""
+    rng = np.random.default_rng(14)
+    sub = nir.NIRGraph(nodes={"i": nir.Input(np.array([10])), "if1": integrate_and_fire(10),
+                              "o": nir.Output(np.array([10]))}, edges=[("i", "if1"), ("if1", "o")], type_check=False)
+    nodes = {"in": nir.Input(np.array([8])), "w1": nir.Linear(dyadic(rng, (10, 8))), "sub": sub,
+             "w2": nir.Linear(dyadic(rng, (4, 8))), "w3": nir.Linear(dyadic(rng, (4, 10))),
+             "if2": integrate_and_fire(4),
+             "w4": nir.Linear(dyadic(rng, (3, 10))), "if3": integrate_and_fire(3), "o2": nir.Output(np.array([4])),
+             "o3": nir.Output(np.array([3]))}
+    edges = [("in", "w1"), ("w1", "sub"), ("sub", "w3"), ("in", "w2"), ("w3", "if2"), ("w2", "if2"), ("sub", "w4"),
+             ("w4", "if3"), ("if2", "o2"), ("if3", "o3")]
+    x = spikes((8,))
+    compiled, fixed, rows = general_run(nodes, edges, x)
+    assert compiled["if2"].node.inputs == ("w3", "w2")
+    assert_exact_spikes(rows, ["sub.if1", "if2", "if3"])
+    reference = run_graph(compiled, x)
+    assert all(np.array_equal(fixed.outputs[o], reference.outputs[o]) for o in ("o2", "o3"))
+
+
+def test_broadcast_parameters_run_in_fixed_point():
+    """An IF and a LIF whose parameters are one value for all their neurons (NumPy's broadcast; NIR wants one shape
+    for all of a node's parameters): the chain path refuses the shapes, the general path runs them."""
+    rng = np.random.default_rng(15)
+    lif = nir.LIF(tau=np.array([2e-4]), r=np.array([2.0]), v_leak=np.array([0.0]), v_threshold=np.array([1.0]),
+                  v_reset=np.array([0.0]))
+    nodes = {"in": nir.Input(np.array([8])), "w1": nir.Linear(dyadic(rng, (10, 8))), "if1": integrate_and_fire(1),
+             "w2": nir.Linear(dyadic(rng, (4, 10))), "lif": lif, "out": nir.Output(np.array([4]))}
+    edges = [("in", "w1"), ("w1", "if1"), ("if1", "w2"), ("w2", "lif"), ("lif", "out")]
+    compiled, fixed, rows = general_run(nodes, edges, spikes((8,)))
+    assert compiled["if1"].out_shape == (10,)
+    assert_exact_spikes(rows, ["if1", "lif"])   # dyadic weights: here the LIF's decay drops no bit either
+
+
 @pytest.mark.parametrize("readout", ["I", "LI", "CubaLI"])
 def test_readouts_give_the_integer_potential_dequantised(readout):
     """An ``I`` read-out (no decay) equals float exactly; ``LI``/``CubaLI`` (decay 0.5, rounded towards zero

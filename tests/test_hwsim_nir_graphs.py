@@ -443,6 +443,8 @@ def test_lava_runs_a_chain_graph_and_agrees_with_the_interpreter_and_the_fast_fi
 @pytest.mark.parametrize("case, fragment", [
     ("shape", "is not (T, N, 3)"), ("garbage", "not a readable NIR graph"), ("missing", "not found"),
     ("cycle", "has no neuron node"), ("rate", "random:RATE needs a rate between 0 and 1"),
+    ("graph-shape", "node 'w' (Linear) does not fit its input of shape (3,)"), ("nan", "holds NaN or infinite values"),
+    ("unknown-type", "not a readable NIR graph"),
 ])
 def test_command_refusals_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, case, fragment):
     model = write(tmp_path, readout_graph())
@@ -461,6 +463,20 @@ def test_command_refusals_are_one_line_exit_2_and_write_nothing(tmp_path, capsys
         model = write(tmp_path, g, "cycle.nir")
     elif case == "rate":
         args = ["--input", "random:1.5"]
+    elif case == "graph-shape":
+        g = graph({"in": nir.Input(np.array([3])), "w": nir.Linear(weights(4, 5)), "lif": neuron("LIF", 4),
+                   "out": nir.Output(np.array([4]))}, [("in", "w"), ("w", "lif"), ("lif", "out")])
+        model = write(tmp_path, g, "shapes.nir")
+    elif case == "nan":
+        x = spikes((3,))
+        x[2, 1, 0] = np.nan
+        np.savez(tmp_path / "in.npz", spikes=x)
+        args = ["--input", str(tmp_path / "in.npz")]
+    elif case == "unknown-type":  # a node type NIR 1.0.8 does not know: nir.read itself refuses the file
+        import h5py
+        with h5py.File(model, "r+") as f:
+            del f["node/nodes/lif/type"]
+            f["node/nodes/lif/type"] = np.bytes_("Mystery")
     with pytest.raises(SystemExit) as exc:
         main([str(model), *args, "-o", str(tmp_path / "rep")])
     err = capsys.readouterr().err.strip().splitlines()
