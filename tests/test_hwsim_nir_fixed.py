@@ -280,6 +280,24 @@ def test_branches_a_merge_a_skip_connection_and_a_nested_graph_run_exactly_in_fi
     assert all(np.array_equal(fixed.outputs[o], reference.outputs[o]) for o in ("o2", "o3"))
 
 
+def test_conv1d_and_scale_run_exactly_in_fixed_point():
+    """``Conv1d`` (2 channels, kernel 3, stride 1, padding 1) and ``Scale`` (per element, one 0) as 8-bit weighted
+    nodes: integrate-and-fire with dyadic weights, so fixed equals float exactly."""
+    rng = np.random.default_rng(16)
+    scale = dyadic(rng, (24,), denominator=4)
+    scale[3] = 0.0
+    if1 = nir.IF(r=np.ones((2, 12), np.float32), v_threshold=np.ones((2, 12), np.float32),
+                 v_reset=np.zeros((2, 12), np.float32))
+    nodes = {"in": nir.Input(np.array([1, 12])),
+             "c": nir.Conv1d(12, dyadic(rng, (2, 1, 3)) * 2, 1, 1, 1, 1, dyadic(rng, (2,))), "if1": if1,
+             "flat": nir.Flatten(np.array([2, 12]), 0, -1), "s": nir.Scale(scale),
+             "if2": integrate_and_fire(24, r=0.5), "out": nir.Output(np.array([24]))}
+    edges = [("in", "c"), ("c", "if1"), ("if1", "flat"), ("flat", "s"), ("s", "if2"), ("if2", "out")]
+    compiled, fixed, rows = general_run(nodes, edges, spikes((1, 12)))
+    assert compiled["c"].out_shape == (2, 12)
+    assert_exact_spikes(rows, ["if1", "if2"])
+
+
 def test_broadcast_parameters_run_in_fixed_point():
     """An IF and a LIF whose parameters are one value for all their neurons (NumPy's broadcast; NIR wants one shape
     for all of a node's parameters): the chain path refuses the shapes, the general path runs them."""
