@@ -117,6 +117,17 @@ def test_threshold_scale_and_pools_equal_the_interpreter():
     assert_exact(lava_float(g, spikes((1, 4, 4), rate=0.6)), {"thr", "lif"})
 
 
+def test_conv1d_equals_the_interpreter():
+    """Input (1, 8) -> Conv1d (2 channels, kernel 3, padding 1, a bias) -> LIF (2, 8): multiplied out into one
+    block, the bias Lava's neuron bias."""
+    kernel = (rng(7).integers(-4, 12, size=(2, 1, 3)) / 4).astype(np.float32)
+    g = graph({"in": nir.Input(np.array([1, 8])), "c": nir.Conv1d(8, kernel, 1, 1, 1, 1, full(2, 0.125)),
+               "lif": nir.LIF(tau=np.full((2, 8), TAU), r=np.full((2, 8), 2.0), v_leak=np.zeros((2, 8)),
+                              v_threshold=np.ones((2, 8)), v_reset=np.zeros((2, 8))),
+               "out": nir.Output(np.array([2, 8]))}, [("in", "c"), ("c", "lif"), ("lif", "out")])
+    assert_exact(lava_float(g, spikes((1, 8))), {"lif"})
+
+
 # --------------------------------------------------------------------------- structures
 def test_branches_merges_and_a_skip_connection_line_up_in_lava():
     """in -> a; in -> b; a + b -> c (merge, with a bias: c integrates it in the steps before its first, and is
