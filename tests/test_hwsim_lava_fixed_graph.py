@@ -137,6 +137,46 @@ def test_branches_merges_recurrence_delay_bias_and_read_out_spike_as_the_fast_fi
     assert 0.8 < float((floats == fast["lif2"]).mean())
 
 
+def test_pools_conv1d_scale_if_and_the_i_and_cubali_read_outs_spike_as_the_fast_fixed_mode(tmp_path):
+    """The node types the graph above leaves out, on dyadic weights: ``SumPool2d`` of input spikes straight into an
+    ``IF`` (one-to-one synapses), ``AvgPool2d -> Flatten -> Linear`` into a ``CubaLI`` read-out, ``Flatten -> Scale``
+    into an ``I`` read-out; and ``Conv1d`` (padding, a bias) into an ``IF``, then ``Flatten -> Scale`` into an
+    ``IF``. Lava's spikes and dequantised voltages equal the fast fixed mode's."""
+    from hw_sim.graph.lava_fixed_plan import dequantised
+    rng = np.random.default_rng(5)
+    ones = lambda *shape: np.ones(shape, np.float32)  # noqa: E731
+    pooled = nir.IF(r=ones(1, 4, 4), v_threshold=ones(1, 4, 4) * 1.5, v_reset=ones(1, 4, 4) * 0)
+    pools = nir.NIRGraph(nodes={
+        "in": nir.Input(np.array([1, 8, 8])),
+        "sum": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+        "if1": pooled, "avg": nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+        "f1": nir.Flatten(np.array([1, 2, 2]), 0, -1),
+        "w": nir.Linear((rng.integers(-2, 7, (3, 4)) / 4).astype(np.float32)),
+        "cubali": nir.CubaLI(tau_syn=np.full(3, 2 * DT), tau_mem=np.full(3, 2 * DT), r=np.full(3, 2.0),
+                             v_leak=np.zeros(3), w_in=np.full(3, 2.0)),
+        "f2": nir.Flatten(np.array([1, 4, 4]), 0, -1), "s": nir.Scale((rng.integers(-2, 5, 16) / 4).astype(np.float32)),
+        "i": nir.I(r=ones(16)), "o1": nir.Output(np.array([3])), "o2": nir.Output(np.array([16]))},
+        edges=[("in", "sum"), ("sum", "if1"), ("if1", "avg"), ("avg", "f1"), ("f1", "w"), ("w", "cubali"),
+               ("cubali", "o1"), ("if1", "f2"), ("f2", "s"), ("s", "i"), ("i", "o2")], type_check=False)
+    plan, lava, fast = lava_and_fast(compiled_of(pools, tmp_path), spikes((1, 8, 8), steps=12, samples=4))
+    assert np.array_equal(lava.outputs["if1"], fast["if1"].astype(np.uint8)) and lava.outputs["if1"].any()
+    for name in ("cubali", "i"):
+        volts = dequantised(plan.fixed[name].op, lava.outputs[name])
+        assert np.array_equal(volts, fast[name]) and np.abs(volts).max() > 0, name
+    conv = nir.NIRGraph(nodes={
+        "in": nir.Input(np.array([1, 12])),
+        "c": nir.Conv1d(12, (rng.integers(-2, 7, (2, 1, 3)) / 4).astype(np.float32), 1, 1, 1, 1,
+                        np.full(2, 0.25, np.float32)),
+        "if1": nir.IF(r=ones(2, 12), v_threshold=ones(2, 12), v_reset=ones(2, 12) * 0),
+        "f": nir.Flatten(np.array([2, 12]), 0, -1), "s": nir.Scale((rng.integers(1, 6, 24) / 4).astype(np.float32)),
+        "if2": nir.IF(r=ones(24), v_threshold=ones(24), v_reset=ones(24) * 0), "out": nir.Output(np.array([24]))},
+        edges=[("in", "c"), ("c", "if1"), ("if1", "f"), ("f", "s"), ("s", "if2"), ("if2", "out")], type_check=False)
+    plan, lava, fast = lava_and_fast(compiled_of(conv, tmp_path), spikes((1, 12), steps=12, samples=4))
+    for name in ("if1", "if2"):
+        assert np.array_equal(lava.outputs[name], fast[name].astype(np.uint8)), name
+        assert lava.outputs[name].any() and not lava.outputs[name].all(), name
+
+
 def test_a_recurrent_loop_keeps_no_spike_of_one_sample_in_the_next():
     """Every sample alone gives Lava the spikes it gives in a batch: the recurrent block's buffer is cleared."""
     compiled = compiled_of(branchy_graph())
