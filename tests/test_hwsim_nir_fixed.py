@@ -125,6 +125,21 @@ def test_what_neither_path_holds_is_named_with_both_reasons():
         fixed_run(compile_graph(flat_graph(g), 1e-4), spikes((3,)), timeout=60, required=True)
 
 
+def test_overlapping_pools_and_graded_input_are_refused_in_fixed_point():
+    """A pool whose windows overlap is no integer SumPool2d block, and Loihi takes spikes: both one line."""
+    nodes = {"in": nir.Input(np.array([1, 4, 4])), "pool": nir.SumPool2d(np.array([2, 2]), np.array([1, 1]),
+                                                                         np.array([0, 0])),
+             "if1": nir.IF(r=np.ones((1, 3, 3), np.float32), v_threshold=np.ones((1, 3, 3), np.float32),
+                           v_reset=np.zeros((1, 3, 3), np.float32)), "out": nir.Output(np.array([1, 3, 3]))}
+    g = nir.NIRGraph(nodes=nodes, edges=[("in", "pool"), ("pool", "if1"), ("if1", "out")], type_check=False)
+    compiled = compile_graph(flat_graph(g), 1e-4)
+    with pytest.raises(LorspError, match=r"^SumPool2d node 'pool': its windows overlap or are padded; [^\n]*$"):
+        compile_fixed(compiled)
+    graded = spikes((1, 4, 4)) * 0.5
+    with pytest.raises(LorspError, match=r"^--mode fixed: .*general path: the input is not binary spikes"):
+        fixed_run(compiled, graded, timeout=60, required=True)
+
+
 def test_a_sinabs_shaped_cnn_runs_in_float_and_fixed():
     """Conv2d -> IF -> SumPool2d -> Conv2d -> IF -> Flatten -> Linear -> IF, as Sinabs exports CNNs (IF, r = 1)."""
     rng = np.random.default_rng(3)

@@ -179,6 +179,27 @@ def test_sum_and_average_pooling_and_conv1d_count_their_synapses():
     assert np.array_equal(y[:, :, 0], xs[:, :, 0:4] - 0.5 * xs[:, :, 2:6])
 
 
+def test_overlapping_and_padded_pools_follow_their_windows():
+    """SumPool2d 3x3 stride 1 and AvgPool2d 2x2 stride 1 padding 1 (the padding counted in the mean, PyTorch's
+    default), against window sums written out by hand; each input's pairs are the windows it lies in."""
+    g = graph({"in": nir.Input(np.array([1, 4, 4])),
+               "sp": nir.SumPool2d(np.array([3, 3]), np.array([1, 1]), np.array([0, 0])),
+               "ap": nir.AvgPool2d(np.array([2, 2]), np.array([1, 1]), np.array([1, 1])),
+               "o1": nir.Output(np.array([1, 2, 2])), "o2": nir.Output(np.array([1, 5, 5]))},
+              [("in", "sp"), ("in", "ap"), ("sp", "o1"), ("ap", "o2")])
+    x = spikes((1, 4, 4))
+    result = run(g, x)
+    img = x[:, :, 0]
+    sums = np.stack([np.stack([img[:, :, i:i + 3, j:j + 3].sum((2, 3)) for j in range(2)], -1) for i in range(2)], -2)
+    padded = np.pad(img, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    means = np.stack([np.stack([padded[:, :, i:i + 2, j:j + 2].sum((2, 3)) / 4 for j in range(5)], -1)
+                      for i in range(5)], -2)
+    assert np.array_equal(result.outputs["o1"][:, :, 0], sums) and np.array_equal(result.outputs["o2"][:, :, 0], means)
+    windows = np.array([[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]])   # 3x3 windows at stride 1 on 4x4
+    assert result.stats["sp"].pairs.tolist() == (img * windows).sum((0, 2, 3)).tolist()
+    assert result.stats["ap"].pairs.tolist() == (4 * img).sum((0, 2, 3)).tolist()  # every input in 4 windows
+
+
 # --------------------------------------------------------------------------- structure
 def lif_graph_node(n):
     return nir.NIRGraph(nodes={"i": nir.Input(np.array([n])), "lif": neuron("LIF", n), "o": nir.Output(np.array([n]))},
