@@ -177,6 +177,24 @@ def test_pools_conv1d_scale_if_and_the_i_and_cubali_read_outs_spike_as_the_fast_
         assert lava.outputs[name].any() and not lava.outputs[name].all(), name
 
 
+def test_broadcast_parameters_spike_as_the_fast_fixed_mode():
+    """An IF and a LIF whose parameters are one value for all their neurons, behind a branch (so not a chain)."""
+    rng = np.random.default_rng(6)
+    one = lambda v: np.array([v], np.float32)  # noqa: E731
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(np.array([8])), "w1": nir.Linear((rng.integers(-2, 7, (10, 8)) / 4).astype(np.float32)),
+        "if1": nir.IF(r=one(1.0), v_threshold=one(1.0), v_reset=one(0.0)),
+        "w2": nir.Linear((rng.integers(-2, 7, (4, 10)) / 4).astype(np.float32)),
+        "lif": nir.LIF(tau=one(2 * DT), r=one(2.0), v_leak=one(0.0), v_threshold=one(1.0), v_reset=one(0.0)),
+        "o1": nir.Output(np.array([4])), "o2": nir.Output(np.array([10]))},
+        edges=[("in", "w1"), ("w1", "if1"), ("if1", "w2"), ("w2", "lif"), ("lif", "o1"), ("if1", "o2")],
+        type_check=False)
+    plan, lava, fast = lava_and_fast(compiled_of(g), spikes((8,), steps=12, samples=4))
+    for name in ("if1", "lif"):
+        assert np.array_equal(lava.outputs[name], fast[name].astype(np.uint8)), name
+        assert lava.outputs[name].any() and not lava.outputs[name].all(), name
+
+
 def test_a_recurrent_loop_keeps_no_spike_of_one_sample_in_the_next():
     """Every sample alone gives Lava the spikes it gives in a batch: the recurrent block's buffer is cleared."""
     compiled = compiled_of(branchy_graph())

@@ -128,6 +128,17 @@ def test_conv1d_equals_the_interpreter():
     assert_exact(lava_float(g, spikes((1, 8))), {"lif"})
 
 
+def test_broadcast_parameters_equal_the_interpreter():
+    """A LIF and an IF whose parameters are one value for all their neurons (NumPy's broadcast)."""
+    one = lambda v: np.array([v], np.float32)  # noqa: E731
+    g = graph({"in": nir.Input(np.array([3])), "w": nir.Affine(weights(4, 3), full(4, 0.125)),
+               "lif": nir.LIF(tau=one(TAU), r=one(2.0), v_leak=one(0.25), v_threshold=one(1.0), v_reset=one(0.0)),
+               "w2": nir.Linear(weights(2, 4, 3)), "if": nir.IF(r=one(0.5), v_threshold=one(1.0), v_reset=one(0.0)),
+               "out": nir.Output(np.array([2]))},
+              [("in", "w"), ("w", "lif"), ("lif", "w2"), ("w2", "if"), ("if", "out")])
+    assert_exact(lava_float(g, spikes((3,))), {"lif", "if"})
+
+
 # --------------------------------------------------------------------------- structures
 def test_branches_merges_and_a_skip_connection_line_up_in_lava():
     """in -> a; in -> b; a + b -> c (merge, with a bias: c integrates it in the steps before its first, and is
