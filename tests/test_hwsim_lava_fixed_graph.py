@@ -195,6 +195,27 @@ def test_broadcast_parameters_spike_as_the_fast_fixed_mode():
         assert lava.outputs[name].any() and not lava.outputs[name].all(), name
 
 
+def test_a_skip_connection_lines_up_in_lava_fixed_point():
+    """in -> w1 -> if1 -> w2 -> lif2 <- wskip <- in: the skip's block waits one step in Lava (a DelaySparse or
+    DelayDense), and the spikes equal the fast fixed mode's."""
+    rng = np.random.default_rng(7)
+    w = lambda o, i: (rng.integers(-2, 7, (o, i)) / 4).astype(np.float32)  # noqa: E731
+    ones = lambda n: np.ones(n, np.float32)  # noqa: E731
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(np.array([8])), "w1": nir.Linear(w(10, 8)),
+        "if1": nir.IF(r=ones(10), v_threshold=ones(10), v_reset=ones(10) * 0), "w2": nir.Linear(w(4, 10)),
+        "wskip": nir.Linear(w(4, 8)), "lif2": nir.LIF(tau=np.full(4, 2 * DT), r=np.full(4, 2.0), v_leak=np.zeros(4),
+                                                     v_threshold=np.ones(4), v_reset=np.zeros(4)),
+        "out": nir.Output(np.array([4]))},
+        edges=[("in", "w1"), ("w1", "if1"), ("if1", "w2"), ("w2", "lif2"), ("in", "wskip"), ("wskip", "lif2"),
+               ("lif2", "out")], type_check=False)
+    plan, lava, fast = lava_and_fast(compiled_of(g, tmp_path=None), spikes((8,), steps=12, samples=4))
+    assert any(b.delay for b in plan.net.blocks)
+    for name in ("if1", "lif2"):
+        assert np.array_equal(lava.outputs[name], fast[name].astype(np.uint8)), name
+        assert lava.outputs[name].any() and not lava.outputs[name].all(), name
+
+
 def test_a_recurrent_loop_keeps_no_spike_of_one_sample_in_the_next():
     """Every sample alone gives Lava the spikes it gives in a batch: the recurrent block's buffer is cleared."""
     compiled = compiled_of(branchy_graph())
