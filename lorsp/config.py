@@ -21,7 +21,8 @@ from lorsp.heads import HEADS, list_heads
 from lorsp.plumbing.cli_options import MAX_IMAGES, count, integer, number, seed
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.precision import PRECISIONS, check_precision_name
-from lorsp.prompts import list_prompts, option_names, options_class, prompt_from_config, prompt_options
+from lorsp.prompts import (list_prompts, option_names, options_class, options_from_config, prompt_from_config,
+                           prompt_options)
 from lorsp.prompts.base import PROMPTS, check_value
 
 MAX_IMAGE_SIZE = 2048
@@ -103,9 +104,13 @@ class _ConfigMethods:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Any:
-        """A config from a flat dict; keys it does not know (a newer lorsp's) are left out."""
+        """A config from a flat dict; keys it does not know (a newer lorsp's) are left out. An option of its method
+        that the dict lacks (a stored config written before the option existed) takes the option's declared
+        ``legacy`` value, what that run had (:func:`lorsp.prompts.options_from_config`), not today's default."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        method = d.get("prompt")
+        older = options_from_config(method, d) if isinstance(method, str) and method in list_prompts() else {}
+        return cls(**{**older, **{k: v for k, v in d.items() if k in known}})
 
     def validate(self) -> None:
         """Refuse (one-line LorspError) a value outside its declaration, or a prompt the options cannot build."""

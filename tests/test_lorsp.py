@@ -10,10 +10,15 @@ from lorsp.encoding import Encoding, latency_train, spike_train
 from lorsp.plumbing.errors import LorspError
 from lorsp.model import build_model
 from lorsp.prompts import create_prompt
-from lorsp.prompts.lorsp import run_generator
+from lorsp.prompts.lorsp import BAND_DEFAULTS, run_generator
 from tests.conftest import assert_one_line_error, run_cli
 
 L, R = 32, 4
+
+
+def band_prompt(image_size: int, **options):
+    """A band-gated LoRSP prompt as band gating was measured (:data:`BAND_DEFAULTS`), ``options`` on top."""
+    return create_prompt("lorsp", image_size=image_size, **{**BAND_DEFAULTS, **options})
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +29,10 @@ def images():
 
 @pytest.fixture()
 def trained_like_prompt(images):
-    """The default LoRSP prompt as after its start and some training: gates calibrated on real images (part of
-    every image closed) and nonzero factors (B = 0 at init gives an all-zero prompt)."""
+    """The band-gated LoRSP prompt (the default until 2a8ab37) as after its start and some training: gates calibrated
+    on real images (part of every image closed) and nonzero factors (B = 0 at init gives an all-zero prompt)."""
     torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=L, rank=R).eval()
+    p = band_prompt(L, rank=R).eval()
     p.calibrate(images)
     with torch.no_grad():
         p.B.normal_()
@@ -87,7 +92,7 @@ def test_calibrated_start_closes_the_target_share_and_follows_each_image():
     train = torch.stack([splits.train[i][0] for i in range(64)])
     test = torch.stack([splits.test[i][0] for i in range(200)])
     torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=128, sparsity_target=0.6).eval()
+    p = band_prompt(128, sparsity_target=0.6).eval()
     reached = p.calibrate(train)
     assert 0.55 <= reached <= 0.65
     with torch.no_grad():
@@ -107,7 +112,7 @@ def test_content_relay_prompts_where_the_content_is():
     deviation = (grey - grey.mean((1, 2), keepdim=True)).abs()  # (N, L, L), what the bands encoding averages
     for relay, sign in (("content", 1),):
         torch.manual_seed(0)
-        p = create_prompt("lorsp", image_size=64, relay=relay, sparsity_target=0.5)
+        p = band_prompt(64, relay=relay, sparsity_target=0.5)
         p.calibrate(x)
         with torch.no_grad():
             p.B.normal_()
@@ -115,15 +120,15 @@ def test_content_relay_prompts_where_the_content_is():
         assert 0.2 < open_.float().mean() < 0.8
         assert sign * (deviation[open_].mean() - deviation[~open_].mean()) > 0
     with pytest.raises(LorspError, match="--relay"):
-        create_prompt("lorsp", image_size=32, relay="edges")
+        band_prompt(32, relay="edges")
     with pytest.raises(LorspError, match="--relay 'frame' was removed from lorsp after commit 567fd19"):
-        create_prompt("lorsp", image_size=32, relay="frame")
+        band_prompt(32, relay="frame")
 
 
 @pytest.mark.parametrize("kw,match", [({"gates": 8}, "--hidden 2 x --gates"), ({"gates": 12, "hidden": 24}, "divide")])
 def test_band_start_refuses_shapes_it_cannot_relay(kw, match):
     with pytest.raises(LorspError, match=match):
-        create_prompt("lorsp", image_size=128, **kw)
+        band_prompt(128, **kw)
 
 
 def test_an_image_without_content_encodes_as_zeros():
@@ -133,20 +138,20 @@ def test_an_image_without_content_encodes_as_zeros():
 
 
 def test_relay_noise_zero_is_an_exact_sparse_relay():
-    p = create_prompt("lorsp", image_size=64, relay_noise=0.0)
+    p = band_prompt(64, relay_noise=0.0)
     first, second = p.spiking_generator[0].weight, p.spiking_generator[2].weight
     g, r = p.num_groups, p.rank
     assert torch.equal(first, 1.5 * torch.eye(2 * g))  # every input relayed by its own hidden neuron
     assert int((second != 0).sum()) == 2 * g * r and set(second[second != 0].tolist()) == {0.5}
     with pytest.raises(LorspError, match="--relay-noise"):
-        create_prompt("lorsp", image_size=32, relay_noise=-0.1)
+        band_prompt(32, relay_noise=-0.1)
 
 
 @pytest.mark.parametrize("target", [0.3, 0.6])
 def test_band_sparsity_term_pulls_each_image_to_the_target(target, images):
-    frozen = create_prompt("lorsp", image_size=L, rank=R, sparsity_target=target).train()
-    assert frozen.regularizer(frozen.trace(images)[1]) is None  # the default generator does not learn: nothing for the term to move
-    p = create_prompt("lorsp", image_size=L, rank=R, sparsity_target=target, train_generator="all").train()
+    frozen = band_prompt(L, rank=R, sparsity_target=target).train()
+    assert frozen.regularizer(frozen.trace(images)[1]) is None  # the measured band generator does not learn: nothing for the term to move
+    p = band_prompt(L, rank=R, sparsity_target=target, train_generator="all").train()
     _, trace = p.trace(images)
     closed = p.closed_share(p.gates_open(trace.rates))
     assert torch.allclose(p.regularizer(trace), (closed - target).abs().mean())
@@ -244,15 +249,21 @@ def test_the_latency_code_sends_one_spike_per_lit_input_brightest_first(steps):
 
 
 def test_parameter_count_matches_the_formula_in_docs():
-    # default: 2 L r + 3 r trained (shared factors, channel mix); the generator, (D H + H) + (n H + n) with
-    # D = 2 G inputs and n = 2 G r gates, keeps its start (docs/method.md)
-    L_, r, H, G = 128, 4, 32, 16
+    # the default, pixel gating: 2 L r + 3 r (shared factors, channel mix) and 3 k^2 + 2 gate parameters (the
+    # k x k kernel, its bias, the magnitude's gain), all trained; 2,101 at rank 8 (docs/method.md, README)
+    L_, r, k = 128, 4, 3
+    assert create_prompt("lorsp", image_size=L_, rank=8).num_params() == 2 * L_ * 8 + 3 * 8 + 3 * k * k + 2 == 2101
+    default = create_prompt("lorsp", image_size=L_, rank=r)
+    assert default.num_params() == 2 * L_ * r + 3 * r + 3 * k * k + 2 == 1065
+    # band gating: 2 L r + 3 r trained; the generator, (D H + H) + (n H + n) with D = 2 G inputs and n = 2 G r
+    # gates, keeps its start
+    H, G = 32, 16
     D, n = 2 * G, 2 * G * r
-    prompt = create_prompt("lorsp", image_size=L_, rank=r)
+    prompt = band_prompt(L_, rank=r)
     assert prompt.num_params() == 2 * L_ * r + 3 * r == 1036
     assert prompt.num_params() <= 6 * L_ * r  # at most LoR-VP's 3,072 at the same L and r
     assert sum(p.numel() for p in prompt.spiking_generator.parameters()) == (D * H + H) + (n * H + n) == 5280
-    trained = create_prompt("lorsp", image_size=L_, rank=r, train_generator="all")
+    trained = band_prompt(L_, rank=r, train_generator="all")
     assert trained.num_params() == 1036 + 5280
     # the earlier design: per-channel factors, pooled encoding D = 3 p^2, row/column gates n = 2 G
     p_, G_, H_ = 4, 16, 16
@@ -261,14 +272,19 @@ def test_parameter_count_matches_the_formula_in_docs():
     assert old.num_params() == 6 * L_ * r + (3 * p_ * p_ * H_ + H_) + (2 * G_ * H_ + 2 * G_) == 4400
 
 
-def test_checkpoint_round_trip_is_bit_identical(lite0, tmp_path, images):
-    cfg = {"backbone": "efficientnet_lite0", "prompt": "lorsp", "head": "lp", "rank": R, "image_size": L}
+@pytest.mark.parametrize("gating", [{}, BAND_DEFAULTS], ids=["default", "band"])
+def test_checkpoint_round_trip_is_bit_identical(lite0, tmp_path, images, gating):
+    from lorsp.config import TrainConfig
+
+    cfg = TrainConfig(backbone="efficientnet_lite0", prompt="lorsp", head="lp", rank=R, image_size=L,
+                      **gating).to_dict()
     torch.manual_seed(1)
     model = build_model(cfg, [str(i) for i in range(10)], backbone=lite0).eval()
     with torch.no_grad():
         model.prompt.B.normal_()
     torch.save(model.checkpoint_state(), tmp_path / "m.pt")
     loaded = lorsp.load(tmp_path / "m.pt")
+    assert loaded.prompt.gate == model.prompt.gate == gating.get("gate", "pixel")
     with torch.no_grad():
         assert torch.equal(loaded.prompt(images), model.prompt(images))
         assert torch.equal(loaded(images), model(images))
@@ -302,7 +318,7 @@ def test_evaluation_counts_spikes_and_synops_as_acs_over_several_batches(lite0):
     from lorsp.metrics import evaluate
     from lorsp.snn_stats import synops_per_sample
 
-    cfg = {"backbone": "efficientnet_lite0", "prompt": "lorsp", "head": "lp", "rank": R, "image_size": L}
+    cfg = {"backbone": "efficientnet_lite0", "prompt": "lorsp", "head": "lp", "rank": R, "image_size": L, **BAND_DEFAULTS}
     torch.manual_seed(2)
     model = build_model(cfg, [str(i) for i in range(10)], backbone=lite0).eval()
     test = create_splits("mnist-5k", L, limit_test=12).test
@@ -323,7 +339,7 @@ def test_surrogate_slope_changes_gradients_not_prompts(images):
     prompts, grads = [], []
     for slope in (25.0, 2.0):
         torch.manual_seed(5)
-        p = create_prompt("lorsp", image_size=L, rank=R, surrogate_slope=slope, train_generator="all").train()
+        p = band_prompt(L, rank=R, surrogate_slope=slope, train_generator="all").train()
         with torch.no_grad():
             p.B.normal_()
         out = p(images)
@@ -347,7 +363,7 @@ def test_init_std_sets_the_start_of_the_factors_and_the_prompt_still_starts_at_z
 def test_the_open_relay_is_the_dense_twin_every_image_gets_the_whole_low_rank_prompt(images):
     """``--relay open``: every gate held open whatever the image (and the calibration leaves them), so the prompt is
     the factors' whole low-rank prompt for every image, with no zero pixel: LoRSP's dense twin."""
-    p = create_prompt("lorsp", image_size=L, rank=R, relay="open").eval()
+    p = band_prompt(L, rank=R, relay="open").eval()
     assert bool(p.held.all())
     p.calibrate(images)
     with torch.no_grad():
@@ -357,7 +373,8 @@ def test_the_open_relay_is_the_dense_twin_every_image_gets_the_whole_low_rank_pr
     assert torch.equal(prompt, whole.expand_as(prompt)) and bool((prompt != 0).all())
 
 
-LEARNING = dict(encoding="pool", pool=4, gates=4, rank=R, hidden=8, train_generator="all", surrogate_slope=5.0)
+LEARNING = dict(BAND_DEFAULTS, encoding="pool", pool=4, gates=4, rank=R, hidden=8, train_generator="all",
+                surrogate_slope=5.0)
 
 
 def test_a_learning_generator_trains_on_the_grid_and_settling_keeps_what_it_computes(images):
@@ -380,7 +397,7 @@ def test_a_learning_generator_trains_on_the_grid_and_settling_keeps_what_it_comp
     assert torch.equal(p(images), before)
     for q in p.spiking_generator.parameters():
         assert torch.equal(q / GRID_STEP, torch.round(q / GRID_STEP))
-    fixed = create_prompt("lorsp", image_size=L, rank=R)
+    fixed = band_prompt(L, rank=R)
     with torch.no_grad():
         fixed.spiking_generator[0].weight.add_(0.001)
     kept = fixed.spiking_generator[0].weight.clone()
@@ -392,9 +409,37 @@ def test_only_epochs_after_the_sparsity_ramp_are_selectable():
     """``--sparsity-warmup 3``: the val selection may keep a learned model only once the term has its full weight, so
     a model not yet as sparse as trained is never the one kept. A generator that does not learn is selectable after
     any epoch."""
-    p = create_prompt("lorsp", image_size=L, **LEARNING, sparsity_warmup=3.0)
+    p = create_prompt("lorsp", image_size=L, **{**LEARNING, "sparsity_warmup": 3.0})
     full = p.options.sparsity_weight
     assert [p.sparsity_weight_at(e) for e in (0.0, 1.5, 3.0, 5.0)] == [0.0, 0.5 * full, full, full]
     assert [p.selectable(e) for e in (1, 2, 3, 5)] == [False, False, True, True]
-    fixed = create_prompt("lorsp", image_size=L, rank=R)
+    fixed = band_prompt(L, rank=R)
     assert fixed.selectable(1)
+
+
+def test_the_default_is_learned_pixel_gating_and_an_older_config_keeps_what_its_run_had():
+    """LoRSP's defaults are the measured pixel-gating candidate (band gating was until 2a8ab37); a stored config holds every
+    option (an old band run's reads back as band), and one written before an option existed reads that option as its
+    run had it (the declared ``legacy``), never as today's default, in the prompt and in ``TrainConfig.from_dict``."""
+    from lorsp.config import TrainConfig
+    from lorsp.prompts import options_from_config, prompt_options
+
+    o = create_prompt("lorsp", image_size=L).options
+    assert (o.gate, o.train_generator, o.sparsity_target, o.sparsity_warmup, o.surrogate_slope, o.generator_lr_scale,
+            o.pixel_code, o.pixel_kernel) == ("pixel", "all", 0.55, 1.0, 5.0, 1.0, "rate", 3)
+    assert create_prompt("lorsp", image_size=L).learns and not create_prompt("lorsp", image_size=L).calibrates
+    band = TrainConfig(prompt="lorsp", image_size=L, **BAND_DEFAULTS).to_dict()
+    assert {k: options_from_config("lorsp", band)[k] for k in BAND_DEFAULTS} == BAND_DEFAULTS
+    legacy = {f.name: f.metadata["legacy"] for f in prompt_options("lorsp") if "legacy" in f.metadata}
+    legacy = {k: v for k, v in legacy.items() if k in BAND_DEFAULTS}  # --gate: in every LoRSP config since 4fd5180
+    assert legacy == {"train_generator": "all", "sparsity_target": None, "sparsity_warmup": 0.0,
+                      "surrogate_slope": 25.0, "generator_lr_scale": 1.0}  # what the code did before each option
+    # where the run's value differs from today's default, the legacy value is what must be read
+    assert {k for k in legacy if legacy[k] != getattr(TrainConfig(), k)} == {"sparsity_target", "sparsity_warmup",
+                                                                              "surrogate_slope"}
+    for key in legacy:
+        older = {k: v for k, v in band.items() if k != key}
+        assert options_from_config("lorsp", older)[key] == legacy[key]
+        assert getattr(TrainConfig.from_dict(older), key) == legacy[key]
+        assert {k: options_from_config("lorsp", older)[k] for k in BAND_DEFAULTS if k != key} == \
+            {k: v for k, v in BAND_DEFAULTS.items() if k != key}

@@ -1,9 +1,8 @@
 r"""LoRSP: Low-Rank visual Spike Prompting (our reading of arXiv 2606.01945; docs/method.md).
 
-Low-rank prompt factors, as in LoR-VP, whose pieces a small feed-forward spiking network
-``S`` switches on and off per image. ``S`` reads a binary encoding ``e_t(x)`` of the
-image (:mod:`lorsp.encoding`) for ``T`` steps; a gate is open when its neuron fired at
-least once:
+Low-rank prompt factors, as in LoR-VP, whose pieces a small spiking network ``S`` switches on and off per
+image. ``S`` reads a binary encoding ``e_t(x)`` of the image (:mod:`lorsp.encoding`) for ``T`` steps; a gate
+is open when its neuron fired at least once:
 
 .. math::
 
@@ -11,12 +10,22 @@ least once:
 
 Training passes the gradient of the rate ``rho`` straight through the step
 (``g = 1[rho > 0] + rho - stopgrad(rho)``), so the surrogate gradient of the spikes
-reaches the generator while the forward pass keeps LoR-VP's prompt scale.
+reaches the generator while the forward pass keeps LoR-VP's prompt scale. The factors ``b_k``,
+``a_k`` in ``R^L`` (``k = 1..r``) are shared by the three channels and mixed per channel by ``m_{c,k}``
+(``P_c = B diag(m_c) A``).
 
-``gate="band"`` (the default): rank-1 terms gated band by band. Factors ``b_k``, ``a_k``
-in ``R^L`` (``k = 1..r``) shared by the three channels, mixed per channel by ``m_{c,k}``;
-``G`` bands of rows and ``G`` of columns; term ``k`` has its own row gates
-``g^{row}_k`` and column gates ``g^{col}_k`` (``2 G r`` gate neurons, row ``i`` reading
+``gate="pixel"`` (the default; :mod:`lorsp.prompts.pixel_gates`): one gate neuron per pixel, whose current is
+a ``3 x 3`` convolution of the image's rate-coded spikes plus a drive that grows with the prompt's own magnitude
+``sum_c |P_c|``; ``P(x) = P * 1[rho(x) > 0]``, so the zeros follow each image at pixel level (the product is no
+longer of rank ``<= r``; the parameters are). The gates start open and learn (``train_generator="all"``, at
+``--lr`` times ``generator_lr_scale = 1``, surrogate slope 5); the sparsity term
+(:meth:`LowRankSpikePrompt.regularizer`) pulls each image's closed share to ``sparsity_target = 0.55``, ramped
+in over ``sparsity_warmup = 1`` epoch. It runs exactly as a NIR graph on the simulator and deploys as a
+Loihi bundle of its own kind (``"chip_network": "pixel-gates"``, docs/loihi.md).
+
+``gate="band"`` (the default until :data:`LAST_BAND_DEFAULT`; :data:`BAND_DEFAULTS` holds the options it was
+measured with): rank-1 terms gated band by band. ``G`` bands of rows and ``G`` of columns; term ``k`` has its
+own row gates ``g^{row}_k`` and column gates ``g^{col}_k`` (``2 G r`` gate neurons, row ``i`` reading
 band ``floor(i G / L)``):
 
 .. math::
@@ -30,31 +39,26 @@ image's content lies in each row band and each column band, so each gate is told
 its own band. The generator relays each band's value to that band's gates (layer 1 the
 identity, layer 2 band to band, small random cross-talk), and before the first step
 :meth:`LowRankSpikePrompt.calibrate` shifts the gate biases until the first
-``max(batch size, 64)`` images of the training split close the target share of pixels: the prompt starts sparse, and follows each
-image's content. By default (``train_generator="none"``) the generator keeps that start
-and only the factors and the mix learn: trained generators (``all``) were measured to
-collapse to one mask for every image within the protocol's 160 steps (docs/method.md). The
-sparsity term (:meth:`LowRankSpikePrompt.regularizer`) pulls each image's closed share to the
-target; it exists only where the generator learns (``all``). ``relay="open"`` holds every gate
-open: LoRSP's dense twin, the same factors with no zeros.
-
-``gate="pixel"`` (:mod:`lorsp.prompts.pixel_gates`): one gate neuron per pixel, whose current is a ``3 x 3``
-convolution of the image's spikes plus a drive that grows with the prompt's own magnitude ``sum_c |P_c|``;
-``P(x) = P * 1[rho(x) > 0]``, so the zeros follow each image at pixel level (the product is no longer of rank
-``<= r``); the sparsity term pulls each image's closed share to the target. It trains with
-``train_generator="all"`` and runs as a NIR graph on the simulator, not yet as a Loihi bundle.
+``max(batch size, 64)`` images of the training split close the target share of pixels: the prompt starts
+sparse, and follows each image's content. As measured (``train_generator="none"``) the generator keeps that
+start and only the factors and the mix learn: trained band generators (``all``) were measured to collapse to
+one mask for every image within the protocol's 160 steps (docs/method.md). The sparsity term exists only
+where the generator learns. ``relay="open"`` holds every gate open: LoRSP's dense twin, the same factors with
+no zeros.
 
 Ablations: ``gate="rowcol"`` gates the rows and columns of the whole product
 (``P_c = diag(g^{row}) B_c A_c diag(g^{col})``, ``2 G`` gates; the earlier design, which old host files and
 checkpoints hold); ``factors="per-channel"`` gives each channel its own ``B_c`` (L x r) and ``A_c`` (r x L),
-as LoR-VP; ``encoding="pool"`` feeds the ``3 x p x p`` pooled image.
+as LoR-VP; ``encoding="pool"`` feeds the ``3 x p x p`` pooled image to a band or row/column generator;
+``pixel_input="none"`` gives pixel gating one static mask.
 
-``S`` is ``Linear(D, H) -> Leaky -> Linear(H, n_gates) -> Leaky``, snnTorch ``Leaky``
-neurons with ``reset_mechanism="zero"``, ``reset_delay=False`` and per-neuron ``beta`` and
-``threshold`` tensors: the form that survives NIR export and Lava unchanged. Parameters:
-factors ``2 L r + 3 r`` (shared) or ``6 L r`` (per channel), generator
-``D H + H + n_gates H + n_gates``; at L = 128, r = 4, G = 16, H = 32 the default trains
-1,036 (the factors and the mix) and holds 5,280 fixed generator parameters.
+Band and row/column gating's ``S`` is ``Linear(D, H) -> Leaky -> Linear(H, n_gates) -> Leaky``, snnTorch
+``Leaky`` neurons with ``reset_mechanism="zero"``, ``reset_delay=False`` and per-neuron ``beta`` and
+``threshold`` tensors: the form that survives NIR export and Lava unchanged. Parameters: factors
+``2 L r + 3 r`` (shared) or ``6 L r`` (per channel); pixel gates ``3 k^2 + 2`` (the kernel, its bias and the
+magnitude's gain); a band generator ``D H + H + n_gates H + n_gates``. At L = 128 and r = 8 the default
+trains 2,072 factor and mix parameters and 29 gate parameters (2,101); band gating at r = 4, G = 16, H = 32
+trains 1,036 and holds 5,280 fixed generator parameters.
 """
 from __future__ import annotations
 
@@ -69,7 +73,7 @@ from torch import nn
 from lorsp.encoding import Encoding, list_encodings
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.cli_options import integer, number
-from lorsp.prompts.base import (GeneratorTrace, LearningRates, PromptOutput, Retired, VisualPrompt,
+from lorsp.prompts.base import (GeneratorTrace, LearningRates, PromptOutput, Retired, VisualPrompt, option_flag,
                                 register_prompt)
 from lorsp.prompts.grid import GRID_STEP, on_grid, snap_to_grid
 from lorsp.prompts.lorvp import LorvpOptions, check_rank
@@ -90,6 +94,13 @@ REMOVED_RELAYS = {**{v: Retired(LAST_WITH_TRIES) for v in ("background", "frame"
 REMOVED_GENERATOR_TRAINING = {v: Retired(LAST_WITH_TRIES) for v in ("weights", "gate-biases")}
 REMOVED_GATES = {"rank": Retired(LAST_WITH_LEARNED)}
 FACTOR_MODES = ("shared", "per-channel")
+LAST_BAND_DEFAULT = "2a8ab37"
+"""The last commit at which band gating was LoRSP's default (its tables in docs/method.md were measured so)."""
+BAND_DEFAULTS = {"gate": "band", "train_generator": "none", "sparsity_target": 0.6, "sparsity_warmup": 0.0,
+                 "surrogate_slope": 25.0, "generator_lr_scale": 10.0}
+"""Band gating as it was the default until :data:`LAST_BAND_DEFAULT`: the options that differ from today's
+defaults (:func:`band_flags` spells them for ``lorsp-train``). A run given them has the config of a run of the
+old default."""
 
 
 @dataclass(frozen=True)
@@ -116,8 +127,9 @@ class LorspOptions(LorvpOptions):
     factors: str = field(default="shared", metadata={
         "help": "low-rank factors shared by the channels with a per-channel mix, or one pair per channel",
         "choices": FACTOR_MODES, "legacy": "per-channel"})
-    train_generator: str = field(default="none", metadata={
-        "help": "whether the spiking generator learns (all) or stays the relay it starts as (none)",
+    train_generator: str = field(default="all", metadata={
+        "help": "whether the spiking generator learns (all: the default, and what pixel gating needs) or stays "
+                "as it starts (none: band gating's relay as measured)",
         "choices": GENERATOR_TRAINING, "legacy": "all", "retired": REMOVED_GENERATOR_TRAINING})
     relay: str = field(default="content", metadata={
         "help": "band gating's start: a gate opens on bands with much of the image's content (content); "
@@ -147,26 +159,38 @@ class LorspOptions(LorvpOptions):
     pixel_kernel: int = field(default=3, metadata={
         "help": "pixel gating: the side k of the gates' k x k convolution of the image's spikes (odd)",
         "parse": integer(1, 31), "applies_when": {"gate": ("pixel",)}, "legacy": 3})
-    gate: str = field(default="band", metadata={
-        "help": "gate every rank-1 term band by band (band), the rows and columns of the product (rowcol), "
-                "or every pixel with its own gate neuron fed by the image and the prompt's magnitude (pixel; "
-                "needs --train-generator all to learn)", "choices": GATE_MODES, "retired": REMOVED_GATES})
+    gate: str = field(default="pixel", metadata={
+        "help": "gate every pixel with its own gate neuron fed by the image and the prompt's magnitude (pixel: "
+                "the default, learning with --train-generator all), every rank-1 term band by band (band: "
+                "measured with --train-generator none --sparsity-target 0.6), or the rows and columns of the "
+                "product (rowcol)",
+        "choices": GATE_MODES, "retired": REMOVED_GATES})  # every LoRSP config holds it (since 4fd5180): no legacy
     sparsity_weight: float = field(default=10.0, metadata={"help": "weight of the sparsity term in the loss",
                                                                     "parse": number(0.0)})
-    sparsity_target: float | None = field(default=0.6, metadata={
-        "help": "share of zero prompt pixels to aim at (band: the calibrated start, and with a learning "
-                "generator the value each image's closed share is pulled to; rowcol: per image, the term "
-                "pushes down just enough of the weakest gates)", "parse": number(0.0, 1.0, below=True)})
-    sparsity_warmup: float = field(default=0.0, metadata={
-        "help": "epochs over which the sparsity weight ramps up linearly from 0", "parse": number(0.0)})
+    sparsity_target: float | None = field(default=0.55, metadata={
+        "help": "share of zero prompt pixels to aim at (pixel, and band with a learning generator: the value "
+                "each image's closed share is pulled to; band: the calibrated start too; rowcol: per image, the "
+                "term pushes down just enough of the weakest gates)", "parse": number(0.0, 1.0, below=True),
+        "legacy": None})
+    sparsity_warmup: float = field(default=1.0, metadata={
+        "help": "epochs over which the sparsity weight ramps up linearly from 0", "parse": number(0.0),
+        "legacy": 0.0})
     gate_bias: float = field(default=1.0, metadata={
         "help": "initial bias of the gate neurons (per step; >= --threshold opens every gate at start; "
                 "band gates are calibrated instead)", "applies_when": {"gate": ("rowcol",)}})
-    surrogate_slope: float = field(default=25.0, metadata={
+    surrogate_slope: float = field(default=5.0, metadata={
         "help": "slope k of the fast-sigmoid surrogate 1/(1+k|U-theta|)^2 (training only); smaller "
-                "lets silent neurons feel the task's gradient and fire again", "parse": number(0.0, above=True)})
-    generator_lr_scale: float = field(default=10.0, metadata={
-        "help": "the spiking generator's learning rate, as a multiple of --lr", "parse": number(0.0, above=True)})
+                "lets silent neurons feel the task's gradient and fire again (snnTorch's own default: 25)",
+        "parse": number(0.0, above=True), "legacy": 25.0})
+    generator_lr_scale: float = field(default=1.0, metadata={
+        "help": "the spiking generator's learning rate, as a multiple of --lr", "parse": number(0.0, above=True),
+        "legacy": 1.0})
+
+
+def band_flags() -> tuple[str, ...]:
+    """:data:`BAND_DEFAULTS` as ``lorsp-train`` options: ``("--gate", "band", "--train-generator", "none", ...)``."""
+    return tuple(part for name, value in BAND_DEFAULTS.items()
+                 for part in (option_flag(name), f"{value:g}" if isinstance(value, float) else str(value)))
 
 
 def leaky_layer(width: int, beta: float, threshold: float, slope: float = 25.0) -> snn.Leaky:
