@@ -2,12 +2,13 @@
 
     python -m pipeline.demo [--out runs/demo]
 
-1. trains LoRSP on mnist-5k with the frozen EfficientNet-Lite0 (128 px), selects on val,
-   scores the test split once (``OUT/train``);
-2. exports it (``lorsp-export --target all``): the spiking generator as NIR and lava-dl
-   netx, the host factors, the backbone as ONNX, one manifest; the export checks the NIR
-   round trip and ONNX parity and simulates the chip in float and fixed point
-   (``OUT/deploy``, report in ``OUT/deploy/hw_sim``);
+1. trains LoRSP's default (pixel gating: a spiking gate per pixel, learned) on mnist-5k with
+   the frozen EfficientNet-Lite0 (128 px), at the benchmark's rank 8 and prompt rate 0.1,
+   selects on val, scores the test split once (``OUT/train``);
+2. exports it (``lorsp-export --target all``): the gate neurons as a NIR graph and a lava-dl
+   netx conv file (a ``pixel-gates`` bundle), the host factors, the backbone as ONNX, one
+   manifest; the export checks the NIR round trip and ONNX parity and simulates the chip in
+   float and fixed point (``OUT/deploy``, report in ``OUT/deploy/hw_sim``);
 3. co-simulates the split pipeline on the test split against the PyTorch model
    (``lorsp-cosim``, report in ``OUT/deploy/cosim``).
 
@@ -24,9 +25,10 @@ from lorsp.plumbing.cli import run_cli
 from lorsp.train import TrainConfig, train
 from pipeline.export_cli import main as export_main
 
-DEMO = TrainConfig(dataset="mnist-5k", backbone="efficientnet_lite0", prompt="lorsp", head="lp", rank=4,
-                   image_size=128, epochs=3, batch_size=32, lr=0.02, prompt_lr=0.2, limit_train=1000, limit_test=500,
+DEMO = TrainConfig(dataset="mnist-5k", backbone="efficientnet_lite0", prompt="lorsp", head="lp", rank=8,
+                   image_size=128, epochs=3, batch_size=32, lr=0.02, prompt_lr=0.1, limit_train=1000, limit_test=500,
                    seed=0)
+"""LoRSP's default options (pixel gating), at the rank and prompt rate of the benchmark's LoRSP runs."""
 
 
 def print_training(m: dict, out: Path) -> None:
@@ -47,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/demo")
     args = p.parse_args(argv)
     out = Path(args.out)
-    print(f"lorsp demo: {DEMO.prompt} on {DEMO.dataset}, {DEMO.backbone} at {DEMO.image_size} px, "
-          f"{DEMO.limit_train} training images, {DEMO.epochs} epochs")
+    print(f"lorsp demo: {DEMO.prompt} (--gate {DEMO.gate}, rank {DEMO.rank}) on {DEMO.dataset}, {DEMO.backbone} "
+          f"at {DEMO.image_size} px, {DEMO.limit_train} training images, {DEMO.epochs} epochs")
     metrics = train(DEMO, out / "train", force=True)
     print_training(metrics, out / "train")
     print("\n== 2. export: lorsp-export --target all (NIR, netx, ONNX; chip simulated float and fixed) ==")

@@ -29,7 +29,7 @@ def images():
 
 @pytest.fixture()
 def trained_like_prompt(images):
-    """The band-gated LoRSP prompt (the default until 2a8ab37) as after its start and some training: gates calibrated
+    """The band-gated LoRSP prompt (the default until b567904) as after its start and some training: gates calibrated
     on real images (part of every image closed) and nonzero factors (B = 0 at init gives an all-zero prompt)."""
     torch.manual_seed(0)
     p = band_prompt(L, rank=R).eval()
@@ -418,7 +418,7 @@ def test_only_epochs_after_the_sparsity_ramp_are_selectable():
 
 
 def test_the_default_is_learned_pixel_gating_and_an_older_config_keeps_what_its_run_had():
-    """LoRSP's defaults are the measured pixel-gating candidate (band gating was until 2a8ab37); a stored config holds every
+    """LoRSP's defaults are the measured pixel-gating candidate (band gating was until b567904); a stored config holds every
     option (an old band run's reads back as band), and one written before an option existed reads that option as its
     run had it (the declared ``legacy``), never as today's default, in the prompt and in ``TrainConfig.from_dict``."""
     from lorsp.config import TrainConfig

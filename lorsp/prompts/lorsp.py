@@ -94,7 +94,7 @@ REMOVED_RELAYS = {**{v: Retired(LAST_WITH_TRIES) for v in ("background", "frame"
 REMOVED_GENERATOR_TRAINING = {v: Retired(LAST_WITH_TRIES) for v in ("weights", "gate-biases")}
 REMOVED_GATES = {"rank": Retired(LAST_WITH_LEARNED)}
 FACTOR_MODES = ("shared", "per-channel")
-LAST_BAND_DEFAULT = "2a8ab37"
+LAST_BAND_DEFAULT = "b567904"
 """The last commit at which band gating was LoRSP's default (its tables in docs/method.md were measured so)."""
 BAND_DEFAULTS = {"gate": "band", "train_generator": "none", "sparsity_target": 0.6, "sparsity_warmup": 0.0,
                  "surrogate_slope": 25.0, "generator_lr_scale": 10.0}
