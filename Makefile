@@ -76,10 +76,23 @@ bench: $(STAMP) $(STAMP_LAVA)
 # The whole of docs/results.md (every run finished at the running commit, on a clean checkout, is reused, so it can
 # be stopped and restarted; a run of other code is trained again, docs/protocol.md; on 2 cores
 # the Lite0 part takes about 2.5 h with JOBS=2, the Lite2 tables about 4 h more). Prompt learning rates and
-# LoRSP's rank: chosen on val by benchmarks/lr_select.py.
+# LoRSP's rank: chosen on val by benchmarks/lr_select.py. $(LORSP) is today's default (the trained
+# pixel-gated generator); $(BAND) the earlier band-gated design, whose tables (ablation, digit tries, gate
+# usage, the energy sweep of the band relay's noise, example prompts) the doc keeps, marked as such. The main
+# accuracy table is assembled from the peers' and the default's table, its dense twin's (relay=open: every gate
+# held open, the same factors with no zeros; a band-relay option, so the spec names gate=band) and its static
+# mask's (pixel-input=none); the diagnostics likewise (benchmarks/results_data.py, with --keep-missing: a table
+# not made here keeps its committed copy).
 DATASETS  := fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits
 LORSP     := lorsp:prompt-lr=0.1,rank=8
+LORSP_RUN := lorsp-prompt-lr-0.1_rank-8
+BAND      := lorsp:gate=band,prompt-lr=0.1,rank=8
+BAND_RUN  := lorsp-gate-band_prompt-lr-0.1_rank-8
+TWIN      := $(BAND),relay=open
+TWIN_RUN  := $(BAND_RUN)_relay-open
 METHODS   := none vp:prompt-lr=20 lorvp:prompt-lr=0.2 $(LORSP) smm:prompt-lr=$(SMM_LR)
+PARAM_METHODS := lorvp:prompt-lr=0.2,rank=1 lorvp:prompt-lr=0.2,rank=2 lorvp:prompt-lr=0.2,rank=4 \
+	lorvp:prompt-lr=0.2,rank=8 lorvp:prompt-lr=0.2,rank=16 lorsp:prompt-lr=0.1,rank=2 lorsp:prompt-lr=0.1,rank=4 $(LORSP)
 SMM_LR    ?= 0.02
 JOBS      ?= 2
 results: bench data
@@ -87,23 +100,30 @@ results: bench data
 		lorvp@0.02,0.05,0.1,0.2,0.5 lorsp:rank=8@0.05,0.1,0.2,0.3,0.5,1 smm@0.02,0.2,2 --out runs/lr-select
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --methods $(METHODS) \
 		--table-name results
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --methods $(TWIN) \
+		--table-name twin
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --seeds 0 \
+		--methods $(LORSP),pixel-input=none --table-name static-seed0
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --seeds 0 \
+		--methods $(PARAM_METHODS) --table-name param-figure-seed0
+	$(PY) benchmarks/prompt_diagnostics.py --runs runs/main --datasets $(DATASETS) --seeds 0 1 2 --limit-test 1000 \
+		--methods none vp-prompt-lr-20 lorvp-prompt-lr-0.2 $(LORSP_RUN) $(TWIN_RUN) smm-prompt-lr-$(SMM_LR) \
+		--json runs/diagnostics/diagnostics.json
+	$(PY) benchmarks/pixel_energy.py $(foreach d,$(DATASETS),runs/main/$(d)/$(LORSP_RUN)/seed0/model.pt) --samples 64 \
+		--out runs/pixel-energy --table-name pixel-energy
+	$(PY) benchmarks/train_speed.py --methods lorvp $(LORSP) --batch-size 32 --rounds 7 --json runs/step-cost/train_speed.json
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --table-name ablation \
-		--methods lorsp:prompt-lr=0.2,rank=8 lorsp:prompt-lr=0.2,rank=8,beta=0.9
-	# the tries' rows with --relay frame/mixed/border, --usage-weight or --train-generator gate-biases need
-	# lorsp 567fd19, those with --band-layout comb lorsp 37f2411 (their options were removed after it; the
-	# committed tables keep them)
+		--methods lorsp:gate=band,prompt-lr=0.2,rank=8 lorsp:gate=band,prompt-lr=0.2,rank=8,beta=0.9
+	# the committed tries' rows with --relay frame/mixed/border, --usage-weight or --train-generator gate-biases
+	# need lorsp 567fd19, those with --band-layout comb lorsp 37f2411 (their options were removed after it)
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k opencv-digits sklearn-digits \
-		--table-name digit-tries --methods $(LORSP) $(LORSP),sparsity-target=0.5 $(LORSP),init-std=0.1 \
-		lorsp:prompt-lr=0.1,rank=4,factors=per-channel lorsp:prompt-lr=0.1,rank=11
+		--table-name digit-tries --methods $(BAND) $(BAND),sparsity-target=0.5 $(BAND),init-std=0.1 \
+		lorsp:gate=band,prompt-lr=0.1,rank=4,factors=per-channel lorsp:gate=band,prompt-lr=0.1,rank=11
+	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --methods $(BAND) --table-name band
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets $(DATASETS) \
 		--methods $(METHODS) --table-name results
-	$(PY) benchmarks/gate_usage.py --runs runs/main --datasets $(DATASETS) --method lorsp-prompt-lr-0.1_rank-8 \
+	$(PY) benchmarks/gate_usage.py --runs runs/main --datasets $(DATASETS) --method $(BAND_RUN) \
 		--seeds 0 1 2 --limit 500 --json runs/gate-usage/gate_usage.json
-	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --seeds 0 \
-		--methods $(LORSP),relay=open --table-name twin
-	$(PY) benchmarks/prompt_diagnostics.py --runs runs/main --datasets $(DATASETS) --seeds 0 --limit-test 1000 \
-		--methods none lorvp-prompt-lr-0.2 lorsp-prompt-lr-0.1_rank-8 lorsp-prompt-lr-0.1_rank-8_relay-open \
-		--json runs/diagnostics/diagnostics.json
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets mnist-5k --methods $(METHODS) --seeds 0 1 2 --limit 300 \
 		--json runs/robustness/mnist-5k.json
 	$(PY) benchmarks/robustness.py --runs runs/main --datasets animal-shape --methods $(METHODS) --seeds 0 1 2 --limit 300 \
@@ -111,8 +131,11 @@ results: bench data
 	$(PY) benchmarks/deployment.py --runs runs/main --methods $(filter-out smm%,$(METHODS)) --out runs/deployment  # SMM: no chip path
 	$(PY) benchmarks/energy_sweep.py --dataset mnist-5k --seed 0 --time-steps 4 8 16 --relay-noise 0.05 0 --prompt-lr 0.1 \
 		--out runs/energy-sweep --json runs/energy-sweep/energy_sweep.json --figure runs/energy-sweep/energy_sweep.png
-	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2 --lorsp lorsp-prompt-lr-0.1_rank-8
-	$(PY) benchmarks/results_data.py --baselines runs/main/results.json --ablation runs/main/ablation.json \
-		--digit-tries runs/main/digit-tries.json \
+	$(PY) benchmarks/example_prompts.py --runs runs/main --lorvp lorvp-prompt-lr-0.2 --lorsp $(BAND_RUN)
+	$(PY) benchmarks/results_data.py --keep-missing \
+		--baselines runs/main/results.json runs/main/twin.json runs/main/static-seed0.json \
+		--diagnostics runs/diagnostics/diagnostics.json --param-figure runs/main/param-figure-seed0.json \
+		--pixel-energy runs/pixel-energy/pixel-energy.json --step-cost runs/step-cost/train_speed.json \
+		--ablation runs/main/ablation.json --digit-tries runs/main/digit-tries.json \
 		--other-backbones runs/baselines-lite2/results.json
 	$(PY) benchmarks/results_doc.py

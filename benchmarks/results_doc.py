@@ -18,7 +18,7 @@ import re
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,6 +32,8 @@ from benchmarks.prompt_diagnostics import markdown as diagnostics_markdown  # no
 from benchmarks.lr_select import markdown as lr_select_markdown  # noqa: E402
 from benchmarks.output import fail  # noqa: E402
 from benchmarks.results_data import collected_runs, run_dir, seed_file  # noqa: E402
+from benchmarks.results_targets import (CURVE_RULE, ON_PAR_TARGETS, first_specs, on_or_above,  # noqa: E402
+                                        on_par, param_points, targets_section, variant, verdict)
 from benchmarks.robustness import markdown as robustness_markdown  # noqa: E402
 from benchmarks.train_speed import TARGET_STEP_RATIO  # noqa: E402
 from lorsp.plumbing.fileio import atomic_write  # noqa: E402
@@ -45,29 +47,9 @@ def load(path: str | None) -> dict | None:
 
 
 # --------------------------------------------------------------------------- verdicts
-def verdict(lorsp: dict[str, Any], other: dict[str, Any]) -> tuple[str, float]:
-    """``("wins" | "ties" | "loses", difference in points)``: a tie when the difference of the
-    means is within the larger of the two standard deviations over seeds."""
-    diff = 100 * (lorsp["test_accuracy_mean"] - other["test_accuracy_mean"])
-    noise = 100 * max(lorsp["test_accuracy_std"], other["test_accuracy_std"])
-    return ("ties" if abs(diff) <= noise else "wins" if diff > 0 else "loses"), diff
-
-
-def on_par(lorsp: dict[str, Any], other: dict[str, Any]) -> bool:
-    """LoRSP wins or ties against ``other`` under :func:`verdict`."""
-    return verdict(lorsp, other)[0] != "loses"
-
-
-def first_specs(by_spec: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Method name -> (spec, summary) of its first row: ``vp:prompt-lr=20`` answers for ``vp``."""
-    methods: dict[str, tuple[str, dict[str, Any]]] = {}
-    for spec, summary in by_spec.items():
-        methods.setdefault(spec.partition(":")[0], (spec, summary))
-    return methods
-
-
-def against_lorvp(res: dict[str, Any]) -> str | None:
-    """One line for a whole accuracy table: the datasets where LoRSP wins, ties and loses against LoR-VP."""
+def against_lorvp(res: dict[str, Any], band: bool = False) -> str | None:
+    """One line for a whole accuracy table: the datasets where LoRSP wins, ties and loses against LoR-VP
+    (``band``: its LoRSP rows ran the earlier band-gated design, said in the line)."""
     by_verdict: dict[str, list[str]] = {"wins": [], "ties": [], "loses": []}
     for dataset, by_spec in res["table"].items():
         methods = first_specs(by_spec)
@@ -77,7 +59,8 @@ def against_lorvp(res: dict[str, Any]) -> str | None:
     if not any(by_verdict.values()):
         return None
     parts = [f"{v} on {', '.join(where)}" for v, where in by_verdict.items() if where]
-    return (f"- **{res['settings']['backbone']}**, LoRSP against LoR-VP over {len(res['settings']['seeds'])} "
+    design = " (the earlier band-gated design)" if band else ""
+    return (f"- **{res['settings']['backbone']}**, LoRSP{design} against LoR-VP over {len(res['settings']['seeds'])} "
             f"seeds (points): " + "; ".join(parts) + ".")
 
 
@@ -102,88 +85,6 @@ def headline(res: dict[str, Any]) -> list[str]:
                      f"{100 * lo['test_accuracy_std']:.1f} with {100 * lo['prompt_sparsity_mean']:.0f}% exactly-zero "
                      f"prompt pixels; " + "; ".join(parts) + ".")
     return lines
-
-
-# --------------------------------------------------------------------------- targets
-UNIQUE_TARGET, FLIP_TARGET = 0.90, 0.10
-"""Per instance: every seed's share of images with a zero mask of their own, and the mean over seeds of the
-zero-mask flip share, at least these on every data set."""
-SPARSITY_TARGET = 0.5
-"""LoRSP's mean share of exactly-zero prompt pixels on every data set, at least."""
-ON_PAR_TARGETS = {"lorvp": 4, "smm": 3}
-"""On par (wins or ties under :func:`verdict`) with these methods on at least this many data sets."""
-PROBE_MARGIN = 1.0
-"""Never more than this many points below the linear probe."""
-
-
-def met(ok: bool) -> str:
-    return "met" if ok else "missed"
-
-
-def lorsp_rows(res: dict[str, Any]) -> dict[str, dict[str, tuple[str, dict[str, Any]]]]:
-    """Dataset -> :func:`first_specs` of each dataset of the table that has a LoRSP row."""
-    return {d: methods for d, methods in ((d, first_specs(b)) for d, b in res["table"].items()) if "lorsp" in methods}
-
-
-def instance_target(res: dict[str, Any], runs: dict[tuple[str, str], list[dict]]) -> str | None:
-    """The per-instance target line from the seeds' metrics.json of LoRSP's rows (None without such rows)."""
-    rows = lorsp_rows(res)
-    unique, flip = [], []
-    for dataset, methods in rows.items():
-        seeds = runs.get((dataset, methods["lorsp"][0]), [])
-        shares = [r.get("prompt_unique_mask_share") for r in seeds]
-        flips = [r.get("prompt_mask_flip_share") for r in seeds]
-        if not seeds or None in shares + flips:
-            return f"- **per instance**: not measured: LoRSP's runs on {dataset} lack the per-instance figures."
-        unique.append((min(shares), dataset))
-        flip.append((statistics.mean(flips), dataset))
-    if not rows:
-        return None
-    (u, u_at), (f, f_at) = min(unique), min(flip)
-    return (f"- **per instance**: {met(u >= UNIQUE_TARGET and f >= FLIP_TARGET)}. LoRSP's lowest share of images "
-            f"with a zero mask of their own, over seeds and data sets, {100 * u:.1f}% ({u_at}; target >= "
-            f"{100 * UNIQUE_TARGET:.0f}% on every seed); lowest mean zero-mask flip share {100 * f:.1f}% ({f_at}; "
-            f"target >= {100 * FLIP_TARGET:.0f}%).")
-
-
-def params_target(res: dict[str, Any]) -> str | None:
-    """LoRSP's trainable prompt parameters (its most on any data set) against LoR-VP's (their fewest)."""
-    pairs = [(m["lorsp"][1]["params"]["prompt"], m["lorvp"][1]["params"]["prompt"])
-             for m in lorsp_rows(res).values() if "lorvp" in m]
-    if not pairs:
-        return None
-    lo, ref = max(p[0] for p in pairs), min(p[1] for p in pairs)
-    return (f"- **parameters**: {met(all(a <= b for a, b in pairs))}. LoRSP {lo:,} trainable prompt parameters, "
-            f"LoR-VP {ref:,} (target: at most LoR-VP's).")
-
-
-def sparsity_target(res: dict[str, Any]) -> str | None:
-    """LoRSP's lowest mean share of exactly-zero prompt pixels over the data sets."""
-    rows = lorsp_rows(res)
-    if not rows:
-        return None
-    low, at = min((m["lorsp"][1].get("prompt_sparsity_mean") or 0.0, d) for d, m in rows.items())
-    return (f"- **sparsity**: {met(low >= SPARSITY_TARGET)}. LoRSP's lowest mean share of exactly-zero prompt "
-            f"pixels {100 * low:.1f}% ({at}; target >= {100 * SPARSITY_TARGET:.0f}% on every data set).")
-
-
-def accuracy_target(res: dict[str, Any]) -> str | None:
-    """LoRSP on par with LoR-VP and SMM on enough data sets, never far below the linear probe; None unless
-    the table has rows of LoRSP, LoR-VP, SMM and the linear probe. Data sets without a method's row count
-    as not on par with it (and, for the linear probe, as missed)."""
-    rows = lorsp_rows(res)
-    if not rows or any(all(ref not in m for m in rows.values()) for ref in (*ON_PAR_TARGETS, "none")):
-        return None
-    par_counts = {ref: sum(on_par(m["lorsp"][1], m[ref][1]) for m in rows.values() if ref in m)
-                  for ref in ON_PAR_TARGETS}
-    probe = [(verdict(m["lorsp"][1], m["none"][1])[1], dataset) for dataset, m in rows.items() if "none" in m]
-    worst, at = min(probe)
-    ok = (all(par_counts[ref] >= n for ref, n in ON_PAR_TARGETS.items()) and len(probe) == len(rows)
-          and worst >= -PROBE_MARGIN)
-    par = ", ".join(f"with {method_label(ref)} on {par_counts[ref]} of {len(rows)} data sets (target >= {n})"
-                    for ref, n in ON_PAR_TARGETS.items())
-    return (f"- **accuracy** ({res['settings']['backbone']}): {met(ok)}. LoRSP on par (wins or ties) {par}; "
-            f"against the linear probe at worst {worst:+.1f} points ({at}; target >= {-PROBE_MARGIN:+.1f}).")
 
 
 def tries_markdown(tries: dict[str, Any], main_table: dict[str, Any] | None,
@@ -212,19 +113,6 @@ def tries_markdown(tries: dict[str, Any], main_table: dict[str, Any] | None,
     return "\n".join(lines)
 
 
-def targets_section(main_table: dict[str, Any], runs: dict[tuple[str, str], list[dict]],
-                    other_backbones: list[dict[str, Any]]) -> list[str]:
-    """LoRSP's targets, met or missed with the figures, from the main table (and the accuracy line of each
-    other backbone's); [] when none of their rows exist."""
-    lines = [line for line in (instance_target(main_table, runs), params_target(main_table),
-                               sparsity_target(main_table), accuracy_target(main_table),
-                               *map(accuracy_target, other_backbones)) if line]
-    if not lines:
-        return []
-    return ["## Targets", "", "From the accuracy tables below: LoRSP's first row against each method's first row, "
-            "per data set.", ""] + lines + [""]
-
-
 # --------------------------------------------------------------------------- sections
 def extra_headline(robustness: list[dict], deployment: dict | None) -> list[str]:
     """Robustness and deployment in one line each, for the README."""
@@ -247,8 +135,8 @@ def extra_headline(robustness: list[dict], deployment: dict | None) -> list[str]
     return lines
 
 
-def reproduce_baselines(res: dict[str, Any]) -> str:
-    a = res["settings"]
+def reproduce_baselines(a: dict[str, Any]) -> str:
+    """The baselines.py command of a table's ``settings``."""
     extra = f" --prompt-lr {a['prompt_lr']:g}" if a.get("prompt_lr") else ""
     if a.get("backbone", "efficientnet_lite0") != "efficientnet_lite0":
         extra += f" --backbone {a['backbone']}"
@@ -302,19 +190,24 @@ def table_runs(path: str, res: dict[str, Any]) -> dict[tuple[str, str], list[dic
 def accuracy_markdown(table: dict[str, dict[str, Any]], settings: dict[str, Any],
                       runs: dict[tuple[str, str], list[dict]] | None = None) -> str:
     """benchmarks/baselines.py's accuracy table with the per-instance columns added, each the mean over
-    the seeds' metrics.json in ``runs`` (read from the runs' folders when None); "n/a" where absent."""
+    the seeds' metrics.json in ``runs`` (read from the runs' folders when None); "n/a" where absent. A table
+    assembled from several (results_union) gets a column naming each row's source (1 = the first)."""
     runs = seed_metrics(table, settings) if runs is None else runs
-    cells = [instance_means(runs.get((dataset, spec), [])) for dataset, by_spec in table.items() for spec in by_spec]
+    rows = [(dataset, spec, cell) for dataset, by_spec in table.items() for spec, cell in by_spec.items()]
+    cells = [instance_means(runs.get((dataset, spec), [])) for dataset, spec, _ in rows]
+    sources = all("source" in cell for _, _, cell in rows)
     lines = baselines_markdown(table, argparse.Namespace(**settings)).split("\n")
     header = next(k for k, line in enumerate(lines) if line.startswith("| dataset | method |"))
-    lines[header] += " " + " | ".join(label for _, label in INSTANCE_COLUMNS) + " |"
-    lines[header + 1] += "---|" * len(INSTANCE_COLUMNS)
+    lines[header] += " " + " | ".join(label for _, label in INSTANCE_COLUMNS) + " |" + (" source |" if sources else "")
+    lines[header + 1] += "---|" * (len(INSTANCE_COLUMNS) + sources)
     end = header + 2 + len(cells)
     if any(not line.startswith("| ") for line in lines[header + 2:end]) or lines[end].startswith("| "):
         raise ValueError("the accuracy table's rows do not match its cells")  # baselines.markdown changed
     for k, means in enumerate(cells):
         lines[header + 2 + k] += " " + " | ".join("n/a" if means[key] is None else f"{100 * means[key]:.1f}"
                                                   for key, _ in INSTANCE_COLUMNS) + " |"
+        if sources:
+            lines[header + 2 + k] += f" {rows[k][2]['source'] + 1} |"
     lines[end:end] = ["", INSTANCE_NOTE]
     return "\n".join(lines)
 
@@ -326,18 +219,118 @@ def stale_line(res: dict[str, Any]) -> str | None:
     return stale_note(stale, total, res["git_commit"]) if stale else None
 
 
+BAND_NOTE = ("the earlier band-gated design (`gate=band`: band gates from an untrained spiking relay), LoRSP's "
+             "default before the trained pixel-gated generator; not today's default")
+
+
+def band_specs(runs: dict[tuple[str, str], list[dict]]) -> list[str]:
+    """The LoRSP specs whose runs' metrics.json all record ``gate: band`` (the earlier design), in order; not
+    the dense twin (every gate held open: no gating at all, whatever the gate mode)."""
+    return list(dict.fromkeys(spec for (_, spec), seeds in runs.items()
+                              if spec.startswith("lorsp") and variant(spec) != "twin" and seeds
+                              and all(r.get("gate") == "band" for r in seeds)))
+
+
+def band_title(title: str, res: dict[str, Any], runs: dict[tuple[str, str], list[dict]]) -> str:
+    """``title``, marked as the earlier band-gated design when every LoRSP row of ``res`` ran it."""
+    lorsp = {spec for by_spec in res["table"].values() for spec in by_spec
+             if spec.startswith("lorsp") and variant(spec) != "twin"}
+    return f"{title}: earlier band-gated design" if lorsp and lorsp <= set(band_specs(runs)) else title
+
+
+def sources_lines(res: dict[str, Any], command: Callable[[dict[str, Any]], str],
+                  rows_of: Callable[[int], str] = lambda k: "", single: str | None = None) -> list[str]:
+    """The provenance of a table: ``single`` (by default its machine, commit and command), or for a table
+    assembled from several (results_union) each source's command, commit and machine, numbered as the rows'
+    source column, and the rows taken out before assembling."""
+    if "sources" not in res:
+        return [single or f"Machine: {res['machine']}; assembled at commit {res['git_commit'][:12]} (each run "
+                f"records its own commit in its metrics.json). Reproduce: {command(res['settings'])}.", ""]
+    lines = [f"Assembled by `python benchmarks/results_data.py` from {len(res['sources'])} benchmark tables of one "
+             "protocol (each run records its own commit in its metrics.json); each row's source, as numbered here. "
+             "Reproduce:", ""]
+    for k, src in enumerate(res["sources"]):
+        stale = src.get("reused_stale") or []
+        lines.append(f"{k + 1}. {command(src['settings'])} (machine: {src.get('machine', 'unknown')}; commit "
+                     f"{src.get('git_commit', 'unknown')[:12]}{rows_of(k)}"
+                     + (f"; {len(stale)} runs reused from other commits (reused_stale in the JSON)" if stale else "")
+                     + ")")
+    dropped: dict[tuple[str, str], int] = {}
+    for d in res.get("dropped", []):
+        dropped[(d["input"], d["method"])] = dropped.get((d["input"], d["method"]), 0) + 1
+    if dropped:
+        lines += ["", "Taken out before assembling (`--drop-method`): " + "; ".join(
+            f"{method} of {path} ({n} rows)" for (path, method), n in dropped.items()) + "."]
+    return lines + [""]
+
+
 def baselines_section(res: dict, title: str, runs: dict[tuple[str, str], list[dict]], figure: str | None = None,
                       note: str | None = None) -> list[str]:
-    """A ``## title`` section of the baselines table ``res``: provenance, command, ``note``, ``figure``, the table."""
-    lines = [f"## {title}", "", f"Machine: {res['machine']}; assembled at commit {res['git_commit'][:12]} (each run "
-             f"records its own commit in its metrics.json). Reproduce: {reproduce_baselines(res)}.", ""]
+    """A ``## title`` section of the baselines table ``res``: provenance, command, ``note``, ``figure``, the table;
+    marked where its LoRSP rows ran the earlier band-gated design (their metrics.json say so)."""
+    lines = [f"## {band_title(title, res, runs)}", ""] + sources_lines(res, reproduce_baselines)
     if (stale := stale_line(res)) is not None:
         lines += [stale, ""]
+    if band := band_specs(runs):
+        lines += [f"LoRSP rows of {BAND_NOTE}: " + ", ".join(method_label(spec) for spec in band) + ".", ""]
     if note:
         lines += [note, ""]
     if figure:
         lines += [f"![accuracy against trainable prompt parameters]({figure})", ""]
     return lines + [accuracy_markdown(res["table"], res["settings"], runs)]
+
+
+def reproduce_diagnostics(d: dict[str, Any]) -> str:
+    """The prompt_diagnostics.py command of a diagnostics table's ``settings``."""
+    return (f"`python benchmarks/prompt_diagnostics.py --runs {d['runs']} --datasets {' '.join(d['datasets'])} --methods "
+            f"{' '.join(d['methods'])} --seeds {' '.join(map(str, d['seeds']))} --limit-test {d['limit_test']}`")
+
+
+def diagnostics_section(diagnostics: dict[str, Any]) -> list[str]:
+    """The diagnostics table (one or assembled from several), its commands and what each variant means."""
+    def rows_of(k: int) -> str:
+        methods = dict.fromkeys(r["method"] for r in diagnostics["rows"] if r.get("source") == k)
+        return f"; rows of {', '.join(methods)}"
+
+    return (["## Does the prompt help, and does its per-image part (diagnostics)", ""]
+            + sources_lines(diagnostics, reproduce_diagnostics, rows_of,
+                            f"Machine: {diagnostics['machine']}. Reproduce: "
+                            f"{reproduce_diagnostics(diagnostics['settings'])}.")
+            + ["Test accuracy (%) of each trained run with its own head: its own prompt, no prompt, another "
+               "test image's prompt (a seeded permutation that moves every image), the mean prompt over the "
+               "scored images and, for LoRSP, every gate open and the generator reset to its start. A static "
+               "prompt scores the same with own, other and mean (docs/method.md).", "",
+               diagnostics_markdown(diagnostics["rows"])])
+
+
+PARAM_COMMAND = ("python benchmarks/baselines.py --datasets fashion-mnist mnist-5k animal-shape opencv-digits "
+                 "sklearn-digits --seeds 0 --methods lorvp:prompt-lr=0.2,rank=1 lorvp:prompt-lr=0.2,rank=2 "
+                 "lorvp:prompt-lr=0.2,rank=4 lorvp:prompt-lr=0.2,rank=8 lorvp:prompt-lr=0.2,rank=16 "
+                 "lorsp:prompt-lr=0.1,rank=2 lorsp:prompt-lr=0.1,rank=4 lorsp:prompt-lr=0.1,rank=8 --out runs/main "
+                 "--table-name param-figure-seed0")
+"""How the parameter table is made (the Makefile's results target runs it)."""
+
+
+def param_section(param_table: dict[str, Any], figure: Path, figure_rel: str) -> list[str]:
+    """Test accuracy against trained prompt parameters, LoR-VP at its ranks and LoRSP at its sizes: the
+    figure, each point, and on which data sets LoRSP's curve is on or above LoR-VP's."""
+    points = {d: param_points(b) for d, b in param_table["table"].items()}
+    results_plots.param_curve(points, figure)
+    above = [d for d, p in points.items() if p["lorsp"] and p["lorvp"] and on_or_above(p["lorsp"], p["lorvp"])]
+    lines = ["## Accuracy against trained prompt parameters", ""]
+    lines += sources_lines(param_table, reproduce_baselines)
+    lines += [f"![test accuracy against trained prompt parameters]({figure_rel})", "",
+              f"{CURVE_RULE}. With the points below, on or above: {', '.join(above) or 'no data set'} (of "
+              f"{len(points)}; the Targets say whether the figure has the points the target needs).", "",
+              "| dataset | method | trained prompt parameters | test accuracy (%) | seeds |", "|---|---|---|---|---|"]
+    for dataset, by_spec in param_table["table"].items():
+        shown = [(spec, cell) for spec, cell in by_spec.items()
+                 if spec.partition(":")[0] in ("lorvp", "lorsp") and variant(spec) is None]
+        for spec, cell in sorted(shown, key=lambda kv: (kv[0].partition(":")[0], kv[1]["params"]["prompt"])):
+            lines.append(f"| {dataset} | {method_label(spec)} | {cell['params']['prompt']:,} | "
+                         f"{100 * cell['test_accuracy_mean']:.1f} +- {100 * cell['test_accuracy_std']:.1f} | "
+                         f"{', '.join(map(str, cell.get('seeds', [])))} |")
+    return lines + [""]
 
 
 def sweep_section(sw: dict, figure: str) -> list[str]:
@@ -395,7 +388,9 @@ def deployment_section(dep: dict, figure: str) -> list[str]:
 def energy_sweep_section(sweep: dict, figure: str) -> list[str]:
     """Test accuracy against the generator's energy on the Loihi table, with the dense int8 cost beside."""
     s = sweep["settings"]
-    return ["## Energy against accuracy", "",
+    return ["## Energy against accuracy: earlier band-gated design", "",
+            f"Measurements of {BAND_NOTE}. The relay noise is a setting of the band relay. The gates of today's "
+            "default: the Targets' energy line.", "",
             f"Machine: {sweep['machine']}; commit {sweep['git_commit'][:12]}. Reproduce: `python benchmarks/energy_sweep.py "
             f"--dataset {s['dataset']} --seed {s['seed']} --time-steps {' '.join(map(str, s['time_steps']))} "
             f"--relay-noise {' '.join(format(v, 'g') for v in s['relay_noise'])} --lorsp-rank {s['lorsp_rank']} "
@@ -553,8 +548,10 @@ def main(argv: list[str] | None = None) -> None:
     figures = Path(args.figures)
     rel = lambda name: str((figures / name).relative_to(Path(args.out).parent))  # noqa: E731
     main_table = load(args.baselines)
+    diagnostics, param_table = load(args.diagnostics), load(args.param_figure)
     other_backbones = [(path, t) for path, t in ((path, load(path)) for path in args.other_backbones) if t]
-    backbone_lines = [line for line in (against_lorvp(t) for _, t in other_backbones) if line]
+    backbone_lines = [line for line in (against_lorvp(t, bool(band_specs(table_runs(path, t))))
+                                        for path, t in other_backbones) if line]
     robustness = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(args.robustness))]
     few_shot, deployment = load(args.few_shot), load(args.deployment)
     speed = load_speed(Path(args.speed_dir))
@@ -566,7 +563,12 @@ def main(argv: list[str] | None = None) -> None:
     if main_table:
         main_runs = table_runs(args.baselines, main_table)
         lines += ["## Headline", ""] + headline(main_table) + backbone_lines + [""]
-        lines += targets_section(main_table, main_runs, [t for _, t in other_backbones])
+        targets = targets_section(main_table, main_runs, diagnostics, param_table, load(args.pixel_energy),
+                                  load(args.step_cost))
+        if targets and (band := band_specs(main_runs)) and first_specs(
+                next(iter(main_table["table"].values()))).get("lorsp", ("",))[0] in band:
+            targets[2] += f" The LoRSP rows measured here are {BAND_NOTE}."
+        lines += targets
         results_plots.accuracy_vs_params(main_table["table"], figures / "accuracy_params.png")
         lines += baselines_section(main_table, "Accuracy, parameters and sparsity", main_runs,
                                    rel("accuracy_params.png"))
@@ -586,8 +588,19 @@ def main(argv: list[str] | None = None) -> None:
         lines += baselines_section(target_select, "Choosing LoRSP's sparsity target (on val, 3 seeds)",
                                    table_runs(args.target_select, target_select), note="The target kept is the best mean val accuracy of these rows; every row "
                                         "has at least 50% zero prompt pixels (docs/method.md).")
+    if param_table:
+        lines += param_section(param_table, figures / "param_curve.png", rel("param_curve.png"))
+    else:
+        missing.append(("accuracy against trained prompt parameters", PARAM_COMMAND))
     for path, table in other_backbones:
-        lines += baselines_section(table, f"Accuracy with {table['settings']['backbone']}", table_runs(path, table))
+        runs = table_runs(path, table)
+        lines += baselines_section(table, f"Accuracy with {table['settings']['backbone']}", runs)
+        if band_specs(runs):
+            missing.append((f"today's default LoRSP on {table['settings']['backbone']} (its table has the earlier "
+                            "band-gated design's LoRSP rows only)",
+                            f"python benchmarks/baselines.py --backbone {table['settings']['backbone']} --methods "
+                            f"{' '.join(table['settings']['methods'])} --out {table['settings']['out']} --table-name "
+                            f"{table['settings']['table_name']}"))
     if not other_backbones:
         missing.append(("EfficientNet-Lite2 table", "python benchmarks/baselines.py --backbone efficientnet_lite2 "
                         "--out runs/baselines-lite2"))
@@ -606,23 +619,13 @@ def main(argv: list[str] | None = None) -> None:
     sweep = load(args.sweep)
     if sweep:
         lines += sweep_section(sweep, rel("sparsity_accuracy.png"))
-    diagnostics = load(args.diagnostics)
     if diagnostics:
-        d = diagnostics["settings"]
-        lines += ["## Does the prompt help, and does its per-image part (diagnostics)", "",
-                  f"Machine: {diagnostics['machine']}. Reproduce: `python benchmarks/prompt_diagnostics.py --runs "
-                  f"{d['runs']} --datasets {' '.join(d['datasets'])} --methods {' '.join(d['methods'])} --seeds "
-                  f"{' '.join(map(str, d['seeds']))} --limit-test {d['limit_test']}`.", "",
-                  "Test accuracy (%) of each trained run with its own head: its own prompt, no prompt, another "
-                  "test image's prompt (a seeded permutation that moves every image), the mean prompt over the "
-                  "scored images and, for LoRSP, every gate open and the generator reset to its start. A static "
-                  "prompt scores the same with own, other and mean (docs/method.md).", "",
-                  diagnostics_markdown(diagnostics["rows"])]
+        lines += diagnostics_section(diagnostics)
     gates = load(args.gate_usage)
     if gates:
         g = gates["settings"]
-        lines += ["## How instance-specific are LoRSP's gates", "",
-                  f"Machine: {gates['machine']}. Reproduce: `python benchmarks/gate_usage.py --runs {g['runs']} "
+        lines += ["## How instance-specific are LoRSP's gates: earlier band-gated design", "",
+                  f"Measurements of {BAND_NOTE}.", "", f"Machine: {gates['machine']}. Reproduce: `python benchmarks/gate_usage.py --runs {g['runs']} "
                   f"--datasets {' '.join(g['datasets'])} --method {g['method']} --limit {g['limit']}`.", "",
                   gate_usage_markdown(gates)]
     if robustness:
@@ -647,8 +650,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         missing.append(("energy against accuracy", "python benchmarks/energy_sweep.py"))
     if example_prompts_figure(Path(args.example_prompts), figures):
-        lines += ["## Example prompts", "", "Reproduce: `python benchmarks/example_prompts.py` (the seed-0 runs of "
-                  "the accuracy table).", "", f"![LoR-VP and LoRSP prompts]({rel('example_prompts.png')})", ""]
+        lines += ["## Example prompts: earlier band-gated design", "", f"Prompts of {BAND_NOTE}, beside LoR-VP's. "
+                  "Reproduce: `python benchmarks/example_prompts.py` (the seed-0 runs of the band-gated LoRSP).", "", f"![LoR-VP and LoRSP prompts]({rel('example_prompts.png')})", ""]
     lines += speed_section(speed, speed_machine(speed))
     if missing:
         lines += ["## Not in this document yet", "", "`make results` makes all of them (with the options of the "

@@ -101,3 +101,27 @@ def robustness_drop(results: list[dict[str, Any]], path: str | Path) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def param_curve(points: dict[str, dict[str, list[tuple[int, float]]]], path: str | Path) -> Path:
+    """Test accuracy against trained prompt parameters, one panel per data set: LoR-VP at its ranks and LoRSP
+    at its sizes, each a line through its points (``{dataset: {"lorvp": [(params, accuracy %)], "lorsp":
+    [...]}}``, results_targets.param_points)."""
+    plt = pyplot()
+    datasets = list(points)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets), 3.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for name in ("lorvp", "lorsp"):
+            if points[dataset][name]:
+                label, marker, color = METHOD_STYLE[name]
+                x, y = zip(*points[dataset][name])
+                ax.plot(x, y, marker=marker, color=color, label=label, markersize=7)
+        ax.set_xscale("log")
+        ax.set(title=dataset, xlabel="trained prompt parameters")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    fig.suptitle("test accuracy against trained prompt parameters", fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=max(len(labels), 1), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    return save_figure(fig, path)
