@@ -145,11 +145,16 @@ every run before it was fp32)."""
 def what_defines(config: dict) -> dict:
     """The part of a lorsp-train config that defines its run: every general field (one added later takes its
     :data:`GENERAL_LEGACY` value), and of the prompts' options only the method's own (an option added later takes
-    its declared ``legacy`` value)."""
+    its declared ``legacy`` value). An option removed since that holds the value it kept (a run of what the method
+    still does) defines nothing; at another value it is a :class:`LorspError` (a run of removed code)."""
     from lorsp.prompts import list_prompts, option_names, options_from_config
+    from lorsp.prompts.base import check_retired, retired_options
 
     every_option = {name for prompt in list_prompts() for name in option_names(prompt)}
-    general = {**GENERAL_LEGACY, **{k: v for k, v in config.items() if k not in every_option}}
+    retired = {k: r for k, r in retired_options().items() if k not in every_option}
+    for key in retired.keys() & config.keys():
+        check_retired(key, config[key], retired[key], f"config {key!r}")
+    general = {**GENERAL_LEGACY, **{k: v for k, v in config.items() if k not in every_option and k not in retired}}
     return {**general, **options_from_config(config["prompt"], config)}
 
 

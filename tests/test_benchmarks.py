@@ -220,6 +220,23 @@ def test_a_finished_run_is_reused_only_under_the_config_it_was_trained_with(tmp_
     assert run.stale
 
 
+def test_a_removed_option_at_the_value_it_kept_does_not_make_a_run_stale(tmp_path):
+    """A config written while an option existed still defines the run it did when the option holds the value the
+    method kept (``band_layout`` "blocks"); at a removed value (``"comb"``) the run is of removed code: stale."""
+    import json
+
+    run = plan_run("mnist-5k", "lorsp", 0, protocol(out=str(tmp_path), prompt_lr=0.2, reuse_stale=True),
+                   ("--rank", "8"), "lorsp")
+    run.out.mkdir(parents=True)
+    (run.out / "metrics.json").write_text("{}")
+    (run.out / "config.json").write_text(json.dumps(dict(run.config, band_layout="blocks", sparsity_feedback=0.0)))
+    assert run.complete and not run.stale
+    (run.out / "config.json").write_text(json.dumps(dict(run.config, band_layout="comb")))
+    assert run.stale and not run.complete
+    (run.out / "config.json").write_text(json.dumps(dict(run.config, sparsity_feedback=0.02)))
+    assert run.stale
+
+
 OTHER_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 """A commit that is not the running code's: the fake finished runs below were "trained" there."""
 
