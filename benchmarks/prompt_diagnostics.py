@@ -70,7 +70,7 @@ def generator_at_start(model: "Any") -> "Any":
     from lorsp.train.distributed import Dist
     from lorsp.train.stages import build
 
-    config = train_config_class().from_dict(model.config)
+    config = train_config_class().from_stored(model.config)
     start = build(config, None, Dist(), precision_for(config.precision, torch.device("cpu"))).model
     trained = model.prompt.state_dict()
     state = {k: (v if k.startswith("spiking_generator.") else trained[k]) for k, v in start.prompt.state_dict().items()}

@@ -104,13 +104,20 @@ class _ConfigMethods:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Any:
-        """A config from a flat dict; keys it does not know (a newer lorsp's) are left out. An option of its method
-        that the dict lacks (a stored config written before the option existed) takes the option's declared
-        ``legacy`` value, what that run had (:func:`lorsp.prompts.options_from_config`), not today's default."""
+        """A config from a flat dict; keys it does not know (a newer lorsp's) are left out, keys it lacks take their
+        defaults (the command line's options not typed)."""
         known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_stored(cls, d: dict[str, Any]) -> Any:
+        """The config a stored one (a checkpoint's, a ``config.json``) describes: as :meth:`from_dict`, but an option
+        of its method that it lacks (written before the option existed) takes the option's declared ``legacy``
+        value, what that run had (:func:`lorsp.prompts.options_from_config`, as the model is built), not today's
+        default."""
         method = d.get("prompt")
         older = options_from_config(method, d) if isinstance(method, str) and method in list_prompts() else {}
-        return cls(**{**older, **{k: v for k, v in d.items() if k in known}})
+        return cls.from_dict({**older, **d})
 
     def validate(self) -> None:
         """Refuse (one-line LorspError) a value outside its declaration, or a prompt the options cannot build."""

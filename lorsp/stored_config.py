@@ -52,7 +52,7 @@ def check_stored_config(config: Any, source: str) -> dict[str, Any]:
         if key not in config:
             raise LorspError(f"{source}: config lacks {key!r}")
     check_config_values(config, name_of=lambda key: f"{source}: config {key!r}")
-    train_config_class().from_dict(config).validate()
+    train_config_class().from_stored(config).validate()
     return config
 
 

@@ -420,7 +420,7 @@ def test_only_epochs_after_the_sparsity_ramp_are_selectable():
 def test_the_default_is_learned_pixel_gating_and_an_older_config_keeps_what_its_run_had():
     """LoRSP's defaults are the measured pixel-gating candidate (band gating was until b567904); a stored config holds every
     option (an old band run's reads back as band), and one written before an option existed reads that option as its
-    run had it (the declared ``legacy``), never as today's default, in the prompt and in ``TrainConfig.from_dict``."""
+    run had it (the declared ``legacy``), never as today's default, in the prompt and in ``TrainConfig.from_stored``."""
     from lorsp.config import TrainConfig
     from lorsp.prompts import options_from_config, prompt_options
 
@@ -440,6 +440,6 @@ def test_the_default_is_learned_pixel_gating_and_an_older_config_keeps_what_its_
     for key in legacy:
         older = {k: v for k, v in band.items() if k != key}
         assert options_from_config("lorsp", older)[key] == legacy[key]
-        assert getattr(TrainConfig.from_dict(older), key) == legacy[key]
+        assert getattr(TrainConfig.from_stored(older), key) == legacy[key]
         assert {k: options_from_config("lorsp", older)[k] for k in BAND_DEFAULTS if k != key} == \
             {k: v for k, v in BAND_DEFAULTS.items() if k != key}

@@ -45,7 +45,7 @@ def train(cfg: TrainConfig, out: str | Path, *, force: bool = False, resume: str
     out = Path(out)
     state = read_resume(resume) if resume else None
     if state is not None:
-        cfg = TrainConfig.from_dict(state["config"])
+        cfg = TrainConfig.from_stored(state["config"])
         refuse_conflicts(cfg, given or {})
     cfg.validate()
     precision = precision_for(cfg.precision, d.device)  # refused before anything is written or loaded
