@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import nir
 import numpy as np
 
@@ -55,7 +56,8 @@ def supported_names() -> list[str]:
 
 def read_nir(path: str | Path) -> nir.NIRGraph:
     """Read a NIR file in a child process with a time limit (:func:`deploy.hdf5_files.read_bounded`);
-    a missing, truncated, foreign, linked-out or looping file is a one-line LorspError."""
+    a missing, truncated, foreign, linked-out or looping file is a one-line LorspError, which names the node and
+    its type where ``nir.read`` failed on a node type the installed NIR does not know."""
     path = Path(path)
     if not path.is_file():
         raise LorspError(f"NIR file not found: {path}")
@@ -69,8 +71,59 @@ def _read_checked(path: Path) -> nir.NIRGraph:
         return nir.read(path, type_check=False)
     except Exception as exc:  # h5py and nir raise many kinds on foreign or cut files
         first = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise LorspError(f"{path} is not a readable NIR graph (truncated or another format): "
-                         f"{type(exc).__name__}: {first}") from None
+        failure = f"{type(exc).__name__}: {first}"
+    unknown = _unknown_node_types(path)
+    if unknown:
+        name, kind = unknown[0]
+        more = f" (and {len(unknown) - 1} more node(s) of unknown type)" if len(unknown) > 1 else ""
+        raise LorspError(f"{path}: NIR node {name!r} has type {kind!r}, which NIR {nir.version} does not know, so "
+                         f"nir.read cannot read the file{more}; known types: {', '.join(sorted(known_node_types()))}")
+    raise LorspError(f"{path} is not a readable NIR graph (truncated or another format): {failure}")
+
+
+def known_node_types() -> frozenset[str]:
+    """The node types the installed NIR reads from a file: its node classes (``nir.read`` refuses any other)."""
+    return frozenset(name for name in dir(nir.ir) if isinstance(getattr(nir.ir, name), type)
+                     and issubclass(getattr(nir.ir, name), nir.NIRNode) and getattr(nir.ir, name) is not nir.NIRNode)
+
+
+MAX_TYPE_SCAN = 100_000
+"""The most groups :func:`_unknown_node_types` visits (a NIR file holds one group per node and parameter)."""
+
+
+def _unknown_node_types(path: Path) -> list[tuple[str, str]]:
+    """``(node, type)`` of every node whose ``type`` field names no NIR node type, nested nodes as ``g.n``.
+
+    Reads nothing but the scalar string ``type`` fields of the node groups (the file is already checked by
+    :func:`deploy.hdf5_files.check_self_contained`); any other failure gives no names."""
+    known, found, visited = known_node_types(), [], 0
+    try:
+        with h5py.File(path, "r") as f:
+            stack: list[tuple[str, h5py.Group | h5py.Dataset | None]] = [("", f.get("node"))]
+            while stack and visited < MAX_TYPE_SCAN:
+                prefix, group = stack.pop()
+                visited += 1
+                kind = _type_field(group)
+                if kind == "NIRGraph" and isinstance(group.get("nodes"), h5py.Group):
+                    children = group["nodes"]
+                    stack.extend((f"{prefix}{name}.", children.get(name)) for name in sorted(children, reverse=True))
+                elif kind is not None and kind not in known:
+                    found.append((prefix[:-1][:80] or "(the file's top node)", kind))
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError):
+        pass  # a file h5py cannot walk: the names found so far, if any
+    return found
+
+
+def _type_field(group: object) -> str | None:
+    """The ``type`` string of a node group, at most 60 characters; None where it has no scalar string one."""
+    if not isinstance(group, h5py.Group):
+        return None
+    field = group.get("type")
+    if not isinstance(field, h5py.Dataset) or field.shape != () or field.dtype.kind not in "SOU":
+        return None
+    value = field[()]
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return text[:60] if isinstance(text, str) else None
 
 
 def load_network(path: str | Path) -> SpikingNetwork:
