@@ -5,9 +5,12 @@ Norse's ``to_nir`` (``norse/torch/utils/export_nir.py``) writes ``tau = dt / tau
 ``v += dt tau_inv (...)``, so forward Euler on the file's ``tau`` reproduces it with a step of
 ``dt^2 = 1e-6`` (``--dt 1e-6``). Norse's ``LIFCell`` current jumps by its input (``i = i + x``),
 not by ``dt / tau_syn`` of it: ``--synaptic-input jump``. With both, every spike matches, step by
-step; with snnTorch's (``euler``) reading the CubaLIF differs (docs/hwsim-nir.md).
+step; with snnTorch's (``euler``) reading the CubaLIF differs (docs/hwsim-nir.md). Norse 1.1.0
+exports none of its recurrent cells (the last test).
 """
 from __future__ import annotations
+
+import io
 
 import nir
 import numpy as np
@@ -16,6 +19,7 @@ import torch
 
 from deploy.nir_graph import flat_graph
 from hw_sim.graph.runner import compile_graph, run_graph
+from lorsp.plumbing.errors import LorspError
 
 norse = pytest.importorskip("norse.torch")
 from norse.torch.functional.iaf import IAFParameters  # noqa: E402
@@ -85,3 +89,20 @@ def test_the_other_readings_differ_from_norse(exported):
     assert not np.array_equal(euler.outputs["5"], reference["5"])
     nominal = run_graph(compile_graph(graph, NORSE_DT, cuba_input="jump"), x.numpy(), record=["1"])
     assert not np.array_equal(nominal.outputs["1"], reference["1"])
+
+
+@pytest.mark.parametrize("cell", ["LIFRecurrentCell", "LIFExRecurrentCell", "LIFAdExRecurrentCell",
+                                  "LIFRefracRecurrentCell", "LSNNRecurrentCell"])
+def test_norse_1_1_exports_a_recurrent_cell_as_no_node(cell):
+    """Norse 1.1.0's ``to_nir`` maps ``Conv2d``, ``Linear``, ``LIFCell``, ``LIFBoxCell``, ``LIBoxCell`` and
+    ``IAFCell`` only: a recurrent cell (and its recurrent weights) becomes a node that is ``None``, which
+    ``nir.write`` cannot write and lorsp refuses by name. So no recurrent Norse graph can be compared."""
+    torch.manual_seed(0)
+    net = norse.SequentialState(torch.nn.Linear(6, 6), getattr(norse, cell)(6, 8))
+    graph = to_nir(net, torch.zeros(6), dt=NORSE_DT)
+    assert graph.nodes["1"] is None and isinstance(graph.nodes["0"], nir.Affine)
+    assert ("0", "1") in graph.edges and ("1", "output") in graph.edges
+    with pytest.raises(AttributeError, match="NoneType"):
+        nir.write(io.BytesIO(), graph)
+    with pytest.raises(LorspError, match="node '1' is a NoneType, which hw_sim cannot run"):
+        flat_graph(graph)

@@ -5,12 +5,14 @@ layer spikes), exported with ``snntorch.export_nir.export_to_nir``, written with
 and read back from the file; the interpreter's spikes of every neuron node must equal
 snnTorch's, step by step, sample by sample. Neurons use NIR's reset (``reset_mechanism="zero",
 reset_delay=False``: the file carries ``v_reset = 0`` and no reset mechanism); the last two
-tests pin down which of snnTorch's other resets are another model (docs/hwsim-nir.md).
+tests pin down which of snnTorch's other resets are another model (docs/hwsim-nir.md), and the
+``RSynaptic`` tests that snnTorch 1.0.0's ``RSynaptic`` is one too, whatever its settings.
 """
 from __future__ import annotations
 
 import nir
 import numpy as np
+import pytest
 import snntorch as snn
 import torch
 from snntorch import utils as snn_utils
@@ -76,9 +78,7 @@ class FeedForward(nn.Module):
 class Recurrent(nn.Module):
     """Linear -> RLeaky (all to all) -> Linear -> RLeaky (one weight per neuron, ``all_to_all=False``).
 
-    Not RSynaptic: snnTorch 1.0.0's ``RSynaptic.forward`` applies ``reset_delay=False`` to local
-    variables only (``rsynaptic.py``: ``mem = mem - do_reset * mem``, then returns ``self.mem``), so
-    it always resets one step late and cannot be NIR's ``CubaLIF`` (docs/hwsim-nir.md)."""
+    ``RSynaptic`` is another model (:class:`RecurrentSynaptic`, below)."""
 
     def __init__(self, gen):
         super().__init__()
@@ -106,6 +106,73 @@ class Recurrent(nn.Module):
             out["rec1.lif"].append(s1)
             out["rec2.lif"].append(s2)
         return {k: torch.stack(v).numpy() for k, v in out.items()}
+
+
+class RecurrentSynaptic(nn.Module):
+    """Linear -> RSynaptic (all to all) -> Linear -> RSynaptic (one weight per neuron, ``all_to_all=False``).
+
+    snnTorch 1.0.0's ``RSynaptic.forward`` with ``reset_delay=False`` reads its ``spk`` argument as a tensor of
+    the input's shape (``spk / graded_spikes_factor - reset``): called with the input alone, as ``RLeaky`` is, it
+    raises, so every call here passes zero states of that shape (:func:`rsynaptic_states`)."""
+
+    def __init__(self, gen, reset: dict = ZERO):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(10, 24), nn.Linear(24, 8)
+        self.rec1 = snn.RSynaptic(alpha=torch.full((24,), 0.6), beta=torch.full((24,), 0.85),
+                                  threshold=torch.ones(24), linear_features=24, **reset)
+        self.rec2 = snn.RSynaptic(alpha=torch.full((8,), 0.5), beta=torch.full((8,), 0.8), threshold=torch.ones(8),
+                                  all_to_all=False, V=per_neuron(8, -0.5, 0.5, gen), **reset)
+        with torch.no_grad():
+            self.fc1.weight.mul_(1.5)
+            self.fc2.weight.mul_(1.5)
+
+    def forward(self, x):  # only for the export's trace
+        h = self.fc1(x)
+        s1, _, _ = self.rec1(h, *rsynaptic_states(h))
+        h = self.fc2(s1)
+        s2, _, _ = self.rec2(h, *rsynaptic_states(h))
+        return s2
+
+    @torch.no_grad()
+    def simulate(self, x):
+        states = [rsynaptic_states(torch.zeros(x.shape[1], 24)), rsynaptic_states(torch.zeros(x.shape[1], 8))]
+        out = {"rec1.lif": [], "rec2.lif": []}
+        for t in range(x.shape[0]):
+            h = x[t]
+            for k, (fc, rec) in enumerate(((self.fc1, self.rec1), (self.fc2, self.rec2))):
+                states[k] = rec(fc(h), *states[k])
+                h = states[k][0]
+                out[f"rec{k + 1}.lif"].append(h)
+        return {k: torch.stack(v).numpy() for k, v in out.items()}
+
+
+def rsynaptic_states(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(spk, syn, mem)`` at rest, of the shape of ``h``."""
+    return torch.zeros_like(h), torch.zeros_like(h), torch.zeros_like(h)
+
+
+@torch.no_grad()
+def rsynaptic_loop(net: RecurrentSynaptic, x: torch.Tensor, late: bool) -> dict[str, np.ndarray]:
+    """``RSynaptic``'s update in snnTorch's order, written out: ``i = alpha i + x + rec(s)``, ``v = beta v + i``,
+    ``s = [v - theta > 0]``, with ``v`` set to 0 in the step of the spike (``late=False``: NIR's ``CubaLIF``) or,
+    ``late=True``, the next step's new ``v`` set to 0 instead (what ``reset_mechanism="zero"`` does)."""
+    out = {"rec1.lif": [], "rec2.lif": []}
+    layers = ((net.fc1, net.rec1), (net.fc2, net.rec2))
+    state = [[torch.zeros(x.shape[1], fc.out_features) for _ in range(3)] for fc, _ in layers]
+    for t in range(x.shape[0]):
+        h = x[t]
+        for k, (fc, rec) in enumerate(layers):
+            s, i, v = state[k]
+            i = rec.alpha.clamp(0, 1) * i + fc(h) + rec.recurrent(s)
+            v = rec.beta.clamp(0, 1) * v + i
+            if late:
+                v = torch.where(s > 0, torch.zeros_like(v), v)
+            s = (v - rec.threshold > 0).float()
+            if not late:
+                v = torch.where(s > 0, torch.zeros_like(v), v)
+            state[k], h = [s, i, v], s
+            out[f"rec{k + 1}.lif"].append(s)
+    return {k: torch.stack(v).numpy() for k, v in out.items()}
 
 
 def conv_net(gen):
@@ -150,6 +217,68 @@ def test_recurrent_rleaky_sub_graphs_match_snntorch_step_by_step(tmp_path):
     x = spikes_in((10,))
     run = run_graph(compiled, x.numpy(), record=["rec1.lif", "rec2.lif"])
     assert_same(run, net.simulate(x))
+
+
+def test_rsynaptic_exports_nirs_cubalif_loop_but_snntorch_resets_it_a_step_late(tmp_path):
+    """The file is NIR's ``CubaLIF`` with its recurrent weights, and lorsp runs it exactly (against the update
+    written out); snnTorch 1.0.0's ``RSynaptic`` runs the same update with the reset one step late, whatever
+    ``reset_delay`` says (``rsynaptic.py`` resets a local ``mem`` it never returns), so their spikes part after
+    the first spike. The file cannot say which: both settings export the same graph."""
+    gen = torch.Generator().manual_seed(6)
+    torch.manual_seed(6)
+    net = RecurrentSynaptic(gen)
+    compiled = exported(tmp_path, net, torch.zeros(1, 10))
+    assert {c.name: (c.node.kind, c.node.inputs, c.node.recurrent) for c in compiled.nodes if "rec" in c.name} == {
+        "rec1.w_rec": ("Affine", (), ("rec1.lif",)), "rec1.lif": ("CubaLIF", ("fc1", "rec1.w_rec"), ()),
+        "rec2.w_rec": ("Linear", (), ("rec2.lif",)), "rec2.lif": ("CubaLIF", ("fc2", "rec2.w_rec"), ())}
+    x = spikes_in((10,))
+    run = run_graph(compiled, x.numpy(), record=["rec1.lif", "rec2.lif"])
+    assert_same(run, rsynaptic_loop(net, x, late=False))
+    reference = net.simulate(x)
+    late = rsynaptic_loop(net, x, late=True)
+    for name in reference:
+        assert np.array_equal(reference[name], late[name]), name
+    first = int(np.argwhere(reference["rec1.lif"].any(axis=(1, 2)))[0, 0])  # the first step with a spike
+    for name in reference:
+        assert np.array_equal(run.outputs[name][:first + 1], reference[name][:first + 1]), name
+        assert not np.array_equal(run.outputs[name], reference[name]), name
+    delayed = RecurrentSynaptic(torch.Generator().manual_seed(6), {"reset_mechanism": "zero", "reset_delay": True})
+    delayed.load_state_dict(net.state_dict())
+    for name, spikes in delayed.simulate(x).items():
+        assert np.array_equal(spikes, reference[name]), name
+    nir.write(tmp_path / "delayed.nir", export_to_nir(delayed, torch.zeros(1, 10), ignore_dims=[0]))
+    first_file, second_file = nir.read(tmp_path / "net.nir"), nir.read(tmp_path / "delayed.nir")
+    for sub in ("rec1", "rec2"):
+        a, b = first_file.nodes[f"{sub}.lif"], second_file.nodes[f"{sub}.lif"]
+        for key in ("tau_syn", "tau_mem", "r", "w_in", "v_threshold", "v_leak", "v_reset"):
+            assert np.array_equal(getattr(a, key), getattr(b, key)), (sub, key)
+
+
+def test_rsynaptic_without_reset_delay_raises_unless_given_states_of_the_input_shape():
+    """What the RLeaky tests do (call with the input alone, or with ``init_rsynaptic()``'s states) fails for
+    snnTorch 1.0.0's ``RSynaptic(reset_delay=False)``, in its own forward and so in ``export_to_nir``'s trace."""
+    h = torch.rand(1, 8)
+
+    def rec():
+        return snn.RSynaptic(alpha=0.5, beta=0.8, all_to_all=False, V=torch.ones(8), **ZERO)
+
+    with pytest.raises(TypeError):
+        rec()(h)
+    fresh = rec()
+    with pytest.raises(RuntimeError, match="size of tensor"):
+        fresh(h, *fresh.init_rsynaptic())
+    assert len(rec()(h, *rsynaptic_states(h))) == 3  # states of the input's shape: it runs
+
+    class Plain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.rec = nn.Linear(4, 8), rec()
+
+        def forward(self, x):
+            return self.rec(self.fc(x))[0]
+
+    with pytest.raises(ValueError, match="empty graph"):
+        export_to_nir(Plain(), torch.zeros(1, 4), ignore_dims=[0])
 
 
 def test_convolutional_net_matches_snntorch_step_by_step(tmp_path):
