@@ -3,8 +3,8 @@
     python benchmarks/cosim_throughput.py [BUNDLE] [--backend fast] [--mode fixed] [--precision fp32]
                                           [--limit 1024] [--batch-size 64] [--rounds 7] [--json FILE]
 
-BUNDLE is a ``lorsp-export --target all`` directory; without one, a LoRSP checkpoint is
-trained briefly (sklearn-digits, 32 px, one epoch) and exported with ``--target all`` into a
+BUNDLE is a ``lorsp-export --target all`` directory; without one, a band-gated LoRSP checkpoint (a chain
+bundle; ``lorsp.prompts.lorsp.band_flags``) is trained briefly (sklearn-digits, 32 px, one epoch) and exported with ``--target all`` into a
 temporary directory. The first ``--limit`` images of the test split (tiled when the split
 is smaller) are run in batches of ``--batch-size``:
 
@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lorsp.plumbing.fileio import write_json  # noqa: E402
+from lorsp.prompts.lorsp import band_flags  # noqa: E402
 
-TRAIN = ["--prompt", "lorsp", "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
+TRAIN = ["--prompt", "lorsp", *band_flags(), "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
          "--limit-train", "128", "--limit-test", "64", "--batch-size", "32", "--quiet"]
 TARGET_RATIO = 0.8
 

@@ -1,4 +1,5 @@
-"""Test accuracy against the spiking generator's energy per image, sweeping LoRSP's time steps T.
+"""Test accuracy against the spiking generator's energy per image, sweeping band-gated LoRSP's time steps T
+(``--gate band`` as measured, :func:`lorsp.prompts.lorsp.band_flags`, whose relay noise the sweep sets too).
 
     python benchmarks/energy_sweep.py --dataset mnist-5k --seed 0 --time-steps 4 8 16 \
         --relay-noise 0.05 0 --out runs/energy-sweep --json docs/data/energy-sweep/energy_sweep.json \
@@ -30,13 +31,14 @@ from benchmarks.output import run_record  # noqa: E402
 from lorsp.plumbing.cli import run_cli  # noqa: E402
 from lorsp.plumbing.errors import LorspError  # noqa: E402
 from lorsp.plumbing.fileio import atomic_write, write_json  # noqa: E402
+from lorsp.prompts.lorsp import band_flags  # noqa: E402
 
 CHIP_TABLE, DENSE_TABLE = "loihi-davies2018", "horowitz-int8-dense"
 
 
 def point(dataset: str, seed: int, steps: int, noise: float, args: argparse.Namespace) -> dict[str, Any]:
     """Train (or reuse) one setting, export it for Loihi (simulating it), and read its figures."""
-    extra = ("--time-steps", str(steps), "--relay-noise", f"{noise:g}", "--rank", str(args.lorsp_rank))
+    extra = (*band_flags(), "--time-steps", str(steps), "--relay-noise", f"{noise:g}", "--rank", str(args.lorsp_rank))
     run = plan_run(dataset, "lorsp", seed, args, extra, f"lorsp-T{steps}-noise{noise:g}")
     metrics = train_run(run, args.jobs)
     bundle = run.out.parent / f"{run.out.name}-loihi"

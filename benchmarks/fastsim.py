@@ -2,8 +2,8 @@
 
     python benchmarks/fastsim.py [BUNDLE] [--samples 256] [--repeats 5] [--json FILE]
 
-BUNDLE is a directory written by ``lorsp-export --target loihi``; without one, a LoRSP
-checkpoint with the default generator is trained briefly (sklearn-digits, 32 px, one
+BUNDLE is a directory written by ``lorsp-export --target loihi``; without one, a band-gated LoRSP
+checkpoint (a chain generator; ``lorsp.prompts.lorsp.band_flags``) is trained briefly (sklearn-digits, 32 px, one
 epoch) and exported into a temporary directory. Both backends run the first
 ``--samples`` test images of the bundle's dataset in float and fixed mode, and their
 spikes must be equal. Reported per mode:
@@ -36,10 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lorsp.plumbing.fileio import write_json  # noqa: E402
+from lorsp.prompts.lorsp import band_flags  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-TRAIN = ["--prompt", "lorsp", "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
+TRAIN = ["--prompt", "lorsp", *band_flags(), "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
          "--limit-train", "128", "--limit-test", "64", "--batch-size", "32", "--quiet"]
 BATCHES = (64, 256, 1024, 4096, 16384)
 STEPS = (4, 8, 16, 32, 64)

@@ -35,13 +35,15 @@ from benchmarks.fuzz_mutations import edit_json, hostile_array, mutate_bytes
 from lorsp.config import TrainConfig
 from lorsp.data import dataset_paths, load_source
 from lorsp.model import build_model
+from lorsp.prompts.lorsp import band_flags
 from lorsp.stored_paths import name_paths
 
 FOLDER_CLASSES = ("a", "b")
 SCRIPTS = ("lorsp-train", "lorsp-export", "lorsp-hwsim", "lorsp-cosim")
-TINY_TRAIN = ["--prompt", "lorsp", "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
+TINY_TRAIN = ["--prompt", "lorsp", *band_flags(), "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
               "--limit-train", "32", "--limit-test", "16", "--batch-size", "16", "--quiet"]
-"""A valid ``lorsp-train`` command line (the fuzzers' base run is trained with it)."""
+"""A valid ``lorsp-train`` command line (the fuzzers' base run is trained with it: band gating, whose bundle is
+the chain the fuzzers edit)."""
 T = TypeVar("T")
 
 

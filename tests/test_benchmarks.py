@@ -400,9 +400,13 @@ def test_train_speed_times_every_method_in_every_round():
 
 def test_train_speed_takes_method_specs_as_the_benchmarks_write_them():
     from benchmarks.train_speed import method_config, summarise
+    from lorsp.plumbing.errors import LorspError
 
-    cfg = method_config("lorsp:rank=2,relay=open,train-generator=all", 32)
-    assert (cfg.prompt, cfg.image_size, cfg.rank, cfg.relay, cfg.train_generator) == ("lorsp", 32, 2, "open", "all")
+    cfg = method_config("lorsp:gate=band,rank=2,relay=open,train-generator=none", 32)
+    assert (cfg.prompt, cfg.image_size, cfg.rank, cfg.gate, cfg.relay, cfg.train_generator) == \
+        ("lorsp", 32, 2, "band", "open", "none")
+    with pytest.raises(LorspError, match="--relay does not apply to --gate pixel"):  # the default gates every pixel
+        method_config("lorsp:rank=2,relay=open", 32)
     runs = {"lorvp": [80.0, 80.0], "lorsp": [100.0, 100.0], "lorsp:rank=2": [40.0, 40.0]}
     rows = summarise(runs, runs, runs)
     assert rows["lorsp"]["step_time_vs_lorvp"] == pytest.approx(0.8)
@@ -609,13 +613,15 @@ def test_masked_prompt_lays_each_mask_over_the_dense_prompt_and_refuses_a_missin
     from benchmarks.masked_prompt import main, refit_accuracy, variants
     from lorsp.data import create_splits
     from lorsp.model import build_model
+    from lorsp.prompts.lorsp import BAND_DEFAULTS
     from lorsp.train import TrainConfig
 
     splits = create_splits("sklearn-digits", 32, limit_train=32, limit_test=8)
     x = torch.stack([splits.train[i][0] for i in range(32)])
     torch.manual_seed(0)
     dense = build_model(TrainConfig(prompt="lorvp", image_size=32).to_dict(), splits.classes).eval()
-    sparse = build_model(TrainConfig(prompt="lorsp", image_size=32).to_dict(), splits.classes).eval()
+    sparse = build_model(TrainConfig(prompt="lorsp", image_size=32, **BAND_DEFAULTS).to_dict(),  # band masks, calibrated
+                         splits.classes).eval()
     sparse.prompt.calibrate(x)
     with torch.no_grad():
         dense.prompt.B.normal_()

@@ -22,15 +22,17 @@ from lorsp.plumbing.fileio import file_sha256
 from lorsp.plumbing.errors import LorspError
 from lorsp.plumbing.provenance import versions
 from lorsp.model import build_model, load
+from lorsp.prompts.lorsp import band_flags
 from tests.conftest import assert_one_line_error, run_cli
 
-TINY_TRAIN = ["--prompt", "lorsp", "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
+TINY_TRAIN = ["--prompt", "lorsp", *band_flags(), "--dataset", "sklearn-digits", "--image-size", "32", "--epochs", "1",
               "--limit-train", "64", "--limit-test", "32", "--batch-size", "16", "--quiet"]
 SAMPLES = 16
 
 
 def shared_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny trained LoRSP checkpoint, made once per session (also used by test_hw_sim)."""
+    """A tiny trained band-gated LoRSP checkpoint (its bundle is a chain), made once per session (also used by
+    test_hw_sim)."""
     run = tmp_path_factory.getbasetemp() / "loihi-shared" / "run"
     if not (run / "model.pt").exists():
         proc = run_cli("lorsp.train", *TINY_TRAIN, "--out", str(run))

@@ -10,6 +10,7 @@ from lorsp.metrics import (evaluate, instance_figures, mask_flip_share, mask_pai
                            zero_masks)
 from lorsp.model import build_model
 from lorsp.prompts import create_prompt
+from lorsp.prompts.lorsp import BAND_DEFAULTS
 from tests.conftest import run_cli
 
 L, R = 32, 4
@@ -104,7 +105,7 @@ def test_a_prompt_shared_by_all_images_scores_zero(name, options, images):
 
 def test_lorsp_figures_match_a_direct_computation(images):
     torch.manual_seed(0)
-    p = create_prompt("lorsp", image_size=L, rank=R, gate_bias=0.2).eval()   # some gates silent per image
+    p = create_prompt("lorsp", image_size=L, rank=R, **BAND_DEFAULTS).eval()   # band gating: some gates silent per image
     with torch.no_grad():
         p.B.normal_()
         prompt = p(images)
@@ -123,7 +124,7 @@ def test_lorsp_figures_match_a_direct_computation(images):
 
 def test_evaluate_reports_the_figures_of_the_first_images_over_batches(lite0):
     cfg = {"backbone": "efficientnet_lite0", "prompt": "lorsp", "head": "lp", "rank": R, "image_size": L,
-           "gate_bias": 0.2}
+           **BAND_DEFAULTS}
     torch.manual_seed(2)
     model = build_model(cfg, CLASSES, backbone=lite0).eval()
     with torch.no_grad():

@@ -137,6 +137,7 @@ def test_few_shot_run_trains_on_k_images_per_class(tmp_path):
 def test_generator_learning_rate_scale_applies_to_the_generator_only():
     from lorsp.data import create_splits
     from lorsp.model import build_model
+    from lorsp.prompts.lorsp import BAND_DEFAULTS
     from lorsp.train import make_optimizer
 
     cfg = tiny_config(prompt="lorsp", generator_lr_scale=10.0, prompt_lr=0.5, train_generator="all")
@@ -148,8 +149,8 @@ def test_generator_learning_rate_scale_applies_to_the_generator_only():
     assert by_lr[cfg.lr * 10.0] == generator
     assert by_lr[0.5] == factors
     assert by_lr[cfg.lr] == {id(p) for p in model.head.parameters()}
-    # the default generator keeps its start: no group trains it
-    frozen = tiny_config(prompt="lorsp", prompt_lr=0.5)
+    # band gating as measured keeps its generator's start: no group trains it
+    frozen = tiny_config(prompt="lorsp", prompt_lr=0.5, **BAND_DEFAULTS)
     model = build_model(frozen.to_dict(), create_splits("sklearn-digits", 32, limit_train=8).classes)
     opt, _ = make_optimizer(model, frozen, steps=4)
     trained = {id(p) for g in opt.param_groups for p in g["params"]}
