@@ -86,8 +86,11 @@ bench: $(STAMP) $(STAMP_LAVA)
 DATASETS  := fashion-mnist mnist-5k animal-shape opencv-digits sklearn-digits
 LORSP     := lorsp:prompt-lr=0.1,rank=8
 LORSP_RUN := lorsp-prompt-lr-0.1_rank-8
-BAND      := lorsp:gate=band,prompt-lr=0.1,rank=8
-BAND_RUN  := lorsp-gate-band_prompt-lr-0.1_rank-8
+# the band design's options that differ from today's defaults (lorsp.prompts.lorsp.BAND_DEFAULTS)
+BAND_BASE := gate=band,train-generator=none,sparsity-warmup=0,surrogate-slope=25,generator-lr-scale=10
+BAND_OPTS := $(BAND_BASE),sparsity-target=0.6
+BAND      := lorsp:$(BAND_OPTS),prompt-lr=0.1,rank=8
+BAND_RUN  := lorsp-gate-band_train-generator-none_sparsity-warmup-0_surrogate-slope-25_generator-lr-scale-10_sparsity-target-0.6_prompt-lr-0.1_rank-8
 TWIN      := $(BAND),relay=open
 TWIN_RUN  := $(BAND_RUN)_relay-open
 METHODS   := none vp:prompt-lr=20 lorvp:prompt-lr=0.2 $(LORSP) smm:prompt-lr=$(SMM_LR)
@@ -113,12 +116,12 @@ results: bench data
 		--out runs/pixel-energy --table-name pixel-energy
 	$(PY) benchmarks/train_speed.py --methods lorvp $(LORSP) --batch-size 32 --rounds 7 --json runs/step-cost/train_speed.json
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --table-name ablation \
-		--methods lorsp:gate=band,prompt-lr=0.2,rank=8 lorsp:gate=band,prompt-lr=0.2,rank=8,beta=0.9
+		--methods lorsp:$(BAND_OPTS),prompt-lr=0.2,rank=8 lorsp:$(BAND_OPTS),prompt-lr=0.2,rank=8,beta=0.9
 	# the committed tries' rows with --relay frame/mixed/border, --usage-weight or --train-generator gate-biases
 	# need lorsp 567fd19, those with --band-layout comb lorsp 37f2411 (their options were removed after it)
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets mnist-5k opencv-digits sklearn-digits \
-		--table-name digit-tries --methods $(BAND) $(BAND),sparsity-target=0.5 $(BAND),init-std=0.1 \
-		lorsp:gate=band,prompt-lr=0.1,rank=4,factors=per-channel lorsp:gate=band,prompt-lr=0.1,rank=11
+		--table-name digit-tries --methods $(BAND) lorsp:$(BAND_BASE),sparsity-target=0.5,prompt-lr=0.1,rank=8 $(BAND),init-std=0.1 \
+		lorsp:$(BAND_OPTS),prompt-lr=0.1,rank=4,factors=per-channel lorsp:$(BAND_OPTS),prompt-lr=0.1,rank=11
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --out runs/main --datasets $(DATASETS) --methods $(BAND) --table-name band
 	$(PY) benchmarks/baselines.py --jobs $(JOBS) --backbone efficientnet_lite2 --out runs/baselines-lite2 --datasets $(DATASETS) \
 		--methods $(METHODS) --table-name results

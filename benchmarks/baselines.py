@@ -155,7 +155,21 @@ def what_defines(config: dict) -> dict:
     for key in retired.keys() & config.keys():
         check_retired(key, config[key], retired[key], f"config {key!r}")
     general = {**GENERAL_LEGACY, **{k: v for k, v in config.items() if k not in every_option and k not in retired}}
-    return {**general, **options_from_config(config["prompt"], config)}
+    return {**general, **applying(config["prompt"], options_from_config(config["prompt"], config))}
+
+
+def applying(method: str, options: dict) -> dict:
+    """Of a method's ``options``, those its chosen mode uses: an option whose ``applies_when`` the other options do
+    not meet (``--pixel-input`` under ``--gate band``) defines nothing, whether the config holds it or not."""
+    from lorsp.prompts import prompt_options
+
+    fields = {f.name: f for f in prompt_options(method)}
+
+    def applies(name: str) -> bool:
+        return all(options.get(other, fields[other].default) in allowed
+                   for other, allowed in fields[name].metadata.get("applies_when", {}).items())
+
+    return {k: v for k, v in options.items() if applies(k)}
 
 
 def check_train_argv(argv: Sequence[str]) -> "TrainConfig":

@@ -237,6 +237,22 @@ def test_a_removed_option_at_the_value_it_kept_does_not_make_a_run_stale(tmp_pat
     assert run.stale
 
 
+def test_an_option_the_runs_mode_does_not_use_does_not_make_it_stale(tmp_path):
+    """A band-gated run's config written before ``pixel_input`` existed (pixel gating's option) defines the same run
+    as today's planned config, which holds it; an option the mode uses (``relay``) still does."""
+    import json
+
+    run = plan_run("mnist-5k", "lorsp", 0, protocol(out=str(tmp_path), prompt_lr=0.2, reuse_stale=True),
+                   ("--gate", "band", "--rank", "8"), "lorsp-gate-band")
+    run.out.mkdir(parents=True)
+    (run.out / "metrics.json").write_text("{}")
+    older = {k: v for k, v in run.config.items() if k != "pixel_input"}
+    (run.out / "config.json").write_text(json.dumps(older))
+    assert run.complete and not run.stale
+    (run.out / "config.json").write_text(json.dumps(dict(older, relay="open")))
+    assert run.stale
+
+
 OTHER_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 """A commit that is not the running code's: the fake finished runs below were "trained" there."""
 
