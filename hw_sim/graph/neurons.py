@@ -107,27 +107,32 @@ class Neuron:
     def step(self, inputs: Sequence[torch.Tensor], state: dict[str, torch.Tensor]) -> torch.Tensor:
         """One step in place on ``state``; the spikes (0/1 float32) or, for a read-out, the voltage.
 
-        Sums are taken into the step's own new tensor in place (the same float32 additions in the same order).
-        A spike resets a voltage by ``v (1 - s)`` (to ``+-0``, equal to 0; PyTorch's ``masked_fill`` costs several
-        times as much; an infinite voltage, which only infinite input gives, would become NaN), or to
-        ``v_reset`` by ``where``."""
+        The same float32 operations in the same order as the table (``beta v`` is ``v beta``), in place on the
+        state's own tensors (the current, a spiking neuron's voltage: nothing else holds them) and, for a
+        read-out's voltage, which the caller keeps as its output, in the step's own new tensor. The spikes
+        are ``[v > v_th]`` compared into a float32 tensor (a comparison into bool costs several times as much).
+        A spike resets a voltage by ``v [v <= v_th]``, which is ``v (1 - s)`` (to ``+-0``, equal to 0; PyTorch's
+        ``masked_fill`` costs several times as much; an infinite voltage, which only infinite input gives,
+        becomes NaN), or to ``v_reset`` by ``where``."""
         if self.kind in SYNAPTIC:
-            i = _plus(state["i"] if self.alpha is None else self.alpha * state["i"], self.alpha is not None,
-                      [x if self.syn_gain is None else self.syn_gain * x for x in inputs])
-            state["i"] = i
+            i = state["i"] if self.alpha is None else state["i"].mul_(self.alpha)
+            i = state["i"] = _plus(i, True, [x if self.syn_gain is None else self.syn_gain * x for x in inputs])
             drive: Sequence[torch.Tensor] = (i,)
         else:
             drive = inputs
-        v = state["v"] if self.beta is None else self.beta * state["v"]
+        v = state["v"]
+        if self.beta is not None:
+            v = v.mul_(self.beta) if self.spiking else self.beta * v
         terms = ([self.leak] if self.leak is not None else []) + [x if self.gain is None else self.gain * x
                                                                    for x in drive]
-        v = _plus(v, self.beta is not None, terms)
+        v = state["v"] = _plus(v, self.spiking or self.beta is not None, terms)
         if not self.spiking:
-            state["v"] = v
             return v
-        above = v > self.threshold
-        spikes = above.view(torch.uint8).to(torch.float32)
-        state["v"] = torch.where(above, self.reset, v) if self.reset is not None else v.mul_(1.0 - spikes)
+        spikes = torch.gt(v, self.threshold, out=torch.empty_like(v))
+        if self.reset is not None:
+            state["v"] = torch.where(spikes.bool(), self.reset, v)
+        else:
+            v.mul_(torch.le(v, self.threshold, out=torch.empty_like(v)))
         return spikes
 
     def steps(self, x: torch.Tensor, state: dict) -> torch.Tensor:
@@ -140,7 +145,7 @@ def _plus(total: torch.Tensor, fresh: bool, terms: Sequence[torch.Tensor]) -> to
     """``total + terms[0] + terms[1] + ...`` left to right, in place once the sum is a tensor of this step's
     (``fresh``: ``total`` already is)."""
     for term in terms:
-        if fresh and torch.broadcast_shapes(term.shape, total.shape) == total.shape:
+        if fresh and (term.shape == total.shape or torch.broadcast_shapes(term.shape, total.shape) == total.shape):
             total.add_(term)
         else:
             total = total + term

@@ -212,7 +212,7 @@ def run_graph(compiled: CompiledGraph, x: np.ndarray, *, record: Iterable[str] =
         for lo in range(0, N, chunk):
             hi = min(N, lo + chunk)
             xs = torch.from_numpy(x[:, lo:hi])
-            counter = _Counter(compiled, hi - lo, count and bool(((xs == 0) | (xs == 1)).all()), count)
+            counter = _Counter(compiled, hi - lo, count)
             _run_chunk(compiled, order, xs, counter, outputs, lo, deadline, late,
                        block or (block_steps(compiled, hi - lo, T) if by_node else 1))
             counter.store(stats, slice(lo, hi))
@@ -236,8 +236,8 @@ class _Counter:
     """One chunk's per-sample counts, from a node's inputs and outputs over ``R`` steps ``(R, n, *shape)``:
     sums of integers, equal whether they come a step or many steps at a time."""
 
-    def __init__(self, compiled: CompiledGraph, n: int, binary_x: bool, on: bool):
-        self.compiled, self.n, self.binary_x, self.on = compiled, n, binary_x, on
+    def __init__(self, compiled: CompiledGraph, n: int, on: bool):
+        self.compiled, self.n, self.on = compiled, n, on
         names = [c.name for c in compiled.nodes] if on else []
         self.spikes, self.pairs, self.active = ({name: torch.zeros(n, dtype=torch.float64) for name in names}
                                                 for _ in range(3))
@@ -253,26 +253,26 @@ class _Counter:
             return
         name, steps, n = c.name, y.shape[0], self.n
         if total is None:
-            drive = inputs[0].bool()
+            drive = inputs[0].bool().view(torch.uint8)  # [x != 0] as bytes: or-ing bytes costs a tenth of bools
             for v in inputs[1:]:
-                drive |= v.bool()
+                drive |= v.bool().view(torch.uint8)
             for constant in CONSTANT_DRIVES:  # v_leak (float) or the chip's bias (fixed) changes v every step
                 value = getattr(c.op, constant, None)
                 if value is not None:  # per neuron (the integer twin holds it flat) or broadcast
-                    nonzero = value != 0
+                    nonzero = (value != 0).view(torch.uint8)
                     if nonzero.numel() == drive[0, 0].numel():
                         nonzero = nonzero.reshape(drive.shape[2:])
                     drive = drive | nonzero
             self.active[name] += self._per_sample(_count(drive, steps * n), steps)
         else:
             if c.fan_out is not None:
-                sources = c.node.inputs
-                if c.spike_input or (self.binary_x and sources == (self.compiled.graph.input_name,)):
-                    mask = total.reshape(steps * n, -1).to(c.fan_out.dtype)
-                else:
-                    mask = total.bool().view(torch.uint8).reshape(steps * n, -1).to(c.fan_out.dtype)
-                    if not self.graded[name]:
-                        self.graded[name] = not bool(((total == 1) | (total == 0)).all())
+                if c.spike_input:
+                    mask = total
+                else:  # [total != 0], compared into numbers (into bool costs several times as much)
+                    mask = torch.ne(total, 0, out=torch.empty_like(total))
+                    if not self.graded[name]:  # some input is neither 0 nor 1 (NaN included): not its own mask
+                        self.graded[name] = bool(torch.ne(total, mask, out=torch.empty_like(total)).sum() > 0)
+                mask = mask.reshape(steps * n, -1).to(c.fan_out.dtype)
                 self.pairs[name] += self._per_sample(mask @ c.fan_out.reshape(-1), steps)
             if c.is_compartment:
                 self.active[name] += self._per_sample(_count(total.bool(), steps * n), steps)
@@ -310,23 +310,24 @@ def _run_chunk(compiled: CompiledGraph, order: list[Component], x: torch.Tensor,
     for t0 in range(0, T, block):
         t1 = min(T, t0 + block)
         full: dict[str, torch.Tensor] = {}
+        lagged: dict[str, torch.Tensor] = {}
+        """The outputs of every node a recurrent edge leaves one step late: the step before the block, then
+        all the block's but the last (the recurrent input of the block, for counting)."""
         for component in order:
             if time.perf_counter() > deadline:
                 raise late(f"step {t0} of {T}, node {component.names[0]!r}")
             nodes = [compiled[name] for name in component.names]
             if component.stepped:
-                _run_steps(compiled, nodes, x[t0:t1], full, states, previous)
+                _run_steps(compiled, nodes, x[t0:t1], full, states, previous, lagged)
             else:
                 _run_whole(compiled, nodes[0], x[t0:t1], full, states)
             for c in nodes:
                 if counter.on:
                     inputs = [x[t0:t1]] if c.name == compiled.graph.input_name else [full[a] for a in c.node.inputs]
-                    inputs += [_late(full[a], previous[a]) for a in c.node.recurrent]
+                    inputs += [lagged[a] for a in c.node.recurrent]
                     counter.node(c, inputs, None if isinstance(c.op, Neuron) else _sum(inputs), full[c.name])
                 if c.name in outputs:
                     outputs[c.name][t0:t1, sl] = full[c.name].numpy()
-        for a in fed_back:
-            previous[a] = full[a][-1]
 
 
 CONSTANT_DRIVES = ("leak", "bias", "current_bias")
@@ -335,14 +336,9 @@ integer twin's compartment bias and current bias; a neuron with one is an active
 
 
 def _count(nonzero: torch.Tensor, rows: int) -> torch.Tensor:
-    """The true values in each of ``rows`` rows of the bool tensor ``nonzero`` (summed as bytes: faster than
+    """The true values in each of ``rows`` rows of ``nonzero``, bool or 0/1 bytes (summed as bytes: faster than
     ``count_nonzero``)."""
     return nonzero.view(torch.uint8).reshape(rows, -1).sum(1, dtype=torch.int32)
-
-
-def _late(values: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
-    """``values`` ``(B, n, *shape)`` one step later: ``before`` (the step before the block), then all but the last."""
-    return torch.cat([before.unsqueeze(0), values[:-1]])
 
 
 def _sum(inputs: list[torch.Tensor]) -> torch.Tensor:
@@ -371,16 +367,18 @@ def _run_whole(compiled: CompiledGraph, c: CompiledNode, x: torch.Tensor, full: 
 
 
 def _run_steps(compiled: CompiledGraph, nodes: list[CompiledNode], x: torch.Tensor, full: dict[str, torch.Tensor],
-               states: dict[str, dict], previous: dict[str, torch.Tensor]) -> None:
+               states: dict[str, dict], previous: dict[str, torch.Tensor], lagged: dict[str, torch.Tensor]) -> None:
     """The nodes of one component step by step through a block ``x`` ``(B, n, ...)``: at each step each node,
     in the graph's order, takes the sum of its same-step inputs (edge order; from outside the component,
     that step of the block already run) and, a neuron, then the previous step's outputs of its recurrent
-    sources (``previous``, updated here)."""
+    sources (``previous``, updated here). Each node's steps go into one ``(B + 1, n, ...)`` tensor whose
+    rows ``1..B`` are its ``full`` outputs and, for a node a recurrent edge leaves, whose row 0 is the step
+    before the block, so that rows ``0..B-1`` are its ``lagged`` ones without another copy."""
     B = x.shape[0]
     inside = {c.name for c in nodes}
     fed_back = [a for a in previous if a in inside]
     last = {a: previous[a] for a in fed_back}
-    steps: dict[str, list[torch.Tensor]] = {c.name: [] for c in nodes}
+    rows: dict[str, torch.Tensor] = {}
     plan = [(c.name, c.op, isinstance(c.op, Neuron), c.name == compiled.graph.input_name,
              [(a, a in inside) for a in c.node.inputs], c.node.recurrent) for c in nodes]
     for t in range(B):
@@ -391,8 +389,13 @@ def _run_steps(compiled: CompiledGraph, nodes: list[CompiledNode], x: torch.Tens
                 everything += [last[a] for a in recurrent]
             y = op.step(everything, states[name]) if is_neuron else op(_sum(everything))
             values[name] = y
-            steps[name].append(y)
+            if not t:
+                rows[name] = y.new_empty((B + 1, *y.shape))
+            rows[name][t + 1] = y
         for a in fed_back:
             last[a] = values[a]
-    for name, ys in steps.items():
-        full[name] = torch.stack(ys)
+    for name, out in rows.items():
+        full[name] = out[1:]
+    for a in fed_back:
+        rows[a][0] = previous[a]
+        lagged[a], previous[a] = rows[a][:-1], rows[a][-1]
