@@ -166,6 +166,6 @@ def test_a_wider_kernel_keeps_the_image_size_and_an_even_one_is_refused(images, 
     r = run_cli("lorsp.train", "--dataset", "sklearn-digits", "--prompt", "lorsp", "--gate", "pixel",
                 "--pixel-kernel", "4", "--out", str(tmp_path / "x"))
     assert_one_line_error(r, "--pixel-kernel must be odd")
-    r = run_cli("lorsp.train", "--dataset", "sklearn-digits", "--prompt", "lorsp", "--pixel-code", "latency",
-                "--out", str(tmp_path / "y"))
+    r = run_cli("lorsp.train", "--dataset", "sklearn-digits", "--prompt", "lorsp", "--gate", "band", "--pixel-code",
+                "latency", "--out", str(tmp_path / "y"))
     assert_one_line_error(r, "--pixel-code does not apply to --gate band")
