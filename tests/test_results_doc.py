@@ -374,3 +374,19 @@ def test_the_parameter_figure_is_drawn_with_its_section(tmp_path):
     assert "![test accuracy against trained prompt parameters](figures/param_curve.png)" in text
     assert "With the points below, on or above: a, b, c, d (of 5;" in text
     assert "| e | LoRSP (prompt-lr=0.1,rank=4) | 3,072 | 81.0 +- 1.0 | 0, 1 |" in text
+
+
+def test_a_row_of_fewer_seeds_is_compared_with_lorsp_on_its_seeds_alone():
+    """The static mask trained on seed 0 only is set against LoRSP's seed 0, not LoRSP's mean over three seeds;
+    without LoRSP's per-seed figures the means are compared and the doc says which seeds each side averages."""
+    lorsp, static = "lorsp:prompt-lr=0.1,rank=8", "lorsp:prompt-lr=0.1,rank=8,pixel-input=none"
+    rows = {d: {"lorsp": (lorsp, cell("lorsp", 0.915, seeds=(0, 1, 2))),
+                "static": (static, cell("lorsp", 0.92, seeds=(0,)))} for d in "ab"}
+    runs = {(d, lorsp): [{"seed": 0, "test_accuracy": 0.93}, {"seed": 1, "test_accuracy": 0.9},
+                         {"seed": 2, "test_accuracy": 0.915}] for d in "ab"}
+    matched = results_targets.gap_target(rows, "static", "best static mask", 0.5, "the static mask", runs)
+    assert matched.startswith("- **best static mask**: met. ") and "+1.00 points" in matched
+    assert "LoRSP taken over the other row's seeds, [0]" in matched
+    means = results_targets.gap_target(rows, "static", "best static mask", 0.5, "the static mask")
+    assert means.startswith("- **best static mask**: missed. ") and "-0.50 points" in means
+    assert "LoRSP over seeds [0, 1, 2], the other row over seeds [0]" in means
