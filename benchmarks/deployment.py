@@ -172,7 +172,7 @@ def main() -> None:
     reports = lorsp_reports(run_dir(lorsp_spec) / "model.pt", out / parse_method(lorsp_spec)[2], args.dataset,
                             args.limit)
     metrics = {m: json.loads((run_dir(m) / "metrics.json").read_text()) for m in args.methods}
-    lo = lorsp_row(lorsp_spec, reports, metrics[lorsp_spec])
+    lo = {**lorsp_row(lorsp_spec, reports, metrics[lorsp_spec]), "gate": metrics[lorsp_spec].get("gate")}
     image_size = int(metrics[lorsp_spec]["image_size"])
     add_ms = prompt_add_ms(image_size)
     rows = [lo if m == lorsp_spec else dense_row(m, metrics[m], lo, reports, image_size, add_ms) for m in args.methods]

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import energy_sweep, results_data, results_plots  # noqa: E402
-from benchmarks.baselines import markdown as baselines_markdown, method_label, stale_note  # noqa: E402
+from benchmarks.baselines import markdown as baselines_markdown, method_label, parse_method, stale_note  # noqa: E402
 from benchmarks.deployment import markdown as deployment_markdown  # noqa: E402
 from benchmarks.few_shot import markdown as few_shot_markdown  # noqa: E402
 from benchmarks.gate_usage import markdown as gate_usage_markdown  # noqa: E402
@@ -119,14 +119,15 @@ def extra_headline(robustness: list[dict], deployment: dict | None) -> list[str]
     lines = []
     for r in robustness:
         for dataset, by_spec in r["table"].items():
-            drops = ", ".join(f"{method_label(spec)} {100 * v['mean_drop']['mean']:.1f}" for spec, v in by_spec.items())
+            drops = ", ".join(f"{design_label(spec, v)} {100 * v['mean_drop']['mean']:.1f}" for spec, v in by_spec.items())
             lines.append(f"- **robustness** ({dataset}, noise/blur/contrast x 3 severities): mean accuracy drop in "
                          f"points: {drops}.")
     if deployment:
         rows = {r["method"].partition(":")[0]: r for r in deployment["rows"]}
         lo, ref = rows.get("lorsp"), rows.get("lorvp")
         if lo and ref:
-            lines.append(f"- **deployment** ({deployment['settings']['dataset']}): the generator on the Loihi model "
+            design = " of the earlier band-gated design" if ran_band(lo["method"], lo) else ""
+            lines.append(f"- **deployment** ({deployment['settings']['dataset']}): the generator{design} on the Loihi model "
                          f"spends {lo['generator_nj']['fixed']:.1f} nJ per image ({lo['synops_per_image']['fixed']:.0f} "
                          f"synaptic ops); end to end with an int8 backbone LoRSP needs "
                          f"{lo['total_nj']['int8'] / 1e3:.2f} uJ per image against LoR-VP's "
@@ -229,6 +230,18 @@ def band_specs(runs: dict[tuple[str, str], list[dict]]) -> list[str]:
     return list(dict.fromkeys(spec for (_, spec), seeds in runs.items()
                               if spec.startswith("lorsp") and variant(spec) != "twin" and seeds
                               and all(r.get("gate") == "band" for r in seeds)))
+
+
+def ran_band(spec: str, entry: dict[str, Any]) -> bool:
+    """Whether a robustness or deployment entry of a LoRSP spec ran band gating: the gate its JSON records, or band
+    where the JSON records none (those benchmarks began recording it when pixel gating became the default, so
+    every entry without one is older)."""
+    return parse_method(spec)[0] == "lorsp" and entry.get("gate", "band") == "band"
+
+
+def design_label(spec: str, entry: dict[str, Any]) -> str:
+    """``method_label(spec)``, said to be the earlier band-gated design where it ran it (:func:`ran_band`)."""
+    return method_label(spec) + (" (the earlier band-gated design)" if ran_band(spec, entry) else "")
 
 
 def band_title(title: str, res: dict[str, Any], runs: dict[tuple[str, str], list[dict]]) -> str:
@@ -355,7 +368,9 @@ def sweep_section(sw: dict, figure: str) -> list[str]:
 
 
 def robustness_section(results: list[dict], figure: str) -> list[str]:
-    lines = ["## Robustness to corrupted test images", "",
+    band = any(ran_band(spec, v) for r in results for by_spec in r["table"].values() for spec, v in by_spec.items())
+    lines = ["## Robustness to corrupted test images" + (": earlier band-gated design" if band else ""), "",
+             *([f"LoRSP's rows here measure {BAND_NOTE}.", ""] if band else []),
              f"Machine: {results[0]['machine']}. Reproduce: "
              + "; ".join(f"`python benchmarks/robustness.py --runs {r['settings']['runs']} --datasets "
                          f"{' '.join(r['settings']['datasets'])} --methods {' '.join(r['settings']['methods'])} "
@@ -379,7 +394,10 @@ def few_shot_section(fs: dict) -> list[str]:
 
 def deployment_section(dep: dict, figure: str) -> list[str]:
     s = dep["settings"]
-    return ["## Deployment: chip, host and accelerator, per image", "",
+    band = any(ran_band(r["method"], r) for r in dep["rows"])
+    return ["## Deployment: chip, host and accelerator, per image" + (": earlier band-gated design" if band else ""), "",
+            *([f"LoRSP's row here measures {BAND_NOTE}; today's default deploys as a pixel-gates bundle "
+               "(docs/loihi.md, \"Pixel-gated bundles\")."] if band else []),
             f"Machine: {dep['machine']}. Reproduce: `python benchmarks/deployment.py --runs {s['runs']} --dataset "
             f"{s['dataset']} --seed {s['seed']} --limit {s['limit']} --out {s['out']}`.", "",
             f"![energy per image per method]({figure})", "", deployment_markdown(dep)]

@@ -85,6 +85,14 @@ def summarise(per_seed: list[dict[str, float]]) -> dict[str, Any]:
     return out
 
 
+def run_gate(runs: str, dataset: str, tag: str, seeds: list[int]) -> str | None:
+    """The LoRSP gate (``band``, ``pixel``, ...) the runs of ``tag`` trained with, from their metrics.json; None for a
+    method without one. The doc marks entries of band gating, the design before pixel gating became the default."""
+    gates = {json.loads((Path(runs) / dataset / tag / f"seed{seed}" / "metrics.json").read_text()).get("gate")
+             for seed in seeds}
+    return gates.pop() if len(gates) == 1 else None
+
+
 def markdown(result: dict[str, Any]) -> str:
     from lorsp.data.corruptions import CORRUPTIONS
 
@@ -130,6 +138,9 @@ def main() -> None:
                 print(f"{dataset} {tag} seed {seed}", flush=True)
                 per_seed.append(cached_score_run(path, args.limit, args.corruption_seed, args.progress))
             table[dataset][spec] = {**summarise(per_seed), "per_seed": per_seed}
+            gate = run_gate(args.runs, dataset, tag, args.seeds)
+            if gate is not None:
+                table[dataset][spec]["gate"] = gate
     result = run_record(args, table=table)
     write_json(args.json, result)
     print(markdown(result))

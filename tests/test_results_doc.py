@@ -390,3 +390,13 @@ def test_a_row_of_fewer_seeds_is_compared_with_lorsp_on_its_seeds_alone():
     means = results_targets.gap_target(rows, "static", "best static mask", 0.5, "the static mask")
     assert means.startswith("- **best static mask**: missed. ") and "-0.50 points" in means
     assert "LoRSP over seeds [0, 1, 2], the other row over seeds [0]" in means
+
+
+def test_robustness_and_deployment_entries_of_band_gating_are_said_to_be_the_earlier_design():
+    """An entry whose JSON records gate band, or records no gate (written before those benchmarks recorded it, when
+    band gating was the default), is marked; one recording pixel gating, and every other method, is not."""
+    spec = "lorsp:prompt-lr=0.1,rank=8"
+    assert results_doc.ran_band(spec, {}) and results_doc.ran_band(spec, {"gate": "band"})
+    assert not results_doc.ran_band(spec, {"gate": "pixel"}) and not results_doc.ran_band("lorvp:prompt-lr=0.2", {})
+    assert results_doc.design_label(spec, {}).endswith("(the earlier band-gated design)")
+    assert results_doc.design_label(spec, {"gate": "pixel"}) == results_doc.method_label(spec)
