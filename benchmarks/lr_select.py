@@ -58,7 +58,7 @@ def point(run: Run, lr: float, jobs: int) -> dict[str, Any]:
         return {"prompt_lr": lr, "diverged": True, "reused": False}
     return {"prompt_lr": lr, "diverged": False, "val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
             "prompt_sparsity": m.get("prompt_sparsity", 0.0), "best_epoch": m["best_epoch"], "command": m["command"],
-            "reused": m["reused"]}
+            "reused": m["reused"], **({"gate": m["gate"]} if m.get("gate") else {})}
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -239,6 +239,15 @@ def ran_band(spec: str, entry: dict[str, Any]) -> bool:
     return parse_method(spec)[0] == "lorsp" and entry.get("gate", "band") == "band"
 
 
+def lr_select_design(lr_select: dict[str, Any]) -> str:
+    """The sentence that says LoRSP's rows of the learning-rate choice ran band gating, where they did (the gate
+    their points record; none recorded: the JSON predates the record, :func:`ran_band`), or ""."""
+    band = any(ran_band(spec, point) for spec, row in lr_select["table"].items() for point in row.get("points", [])
+               if not point.get("diverged"))
+    return (f" LoRSP's rows here are {BAND_NOTE}; today's default keeps the rate chosen for it (0.1) without a "
+            "choice of its own on val yet.") if band else ""
+
+
 def design_label(spec: str, entry: dict[str, Any]) -> str:
     """``method_label(spec)``, said to be the earlier band-gated design where it ran it (:func:`ran_band`)."""
     return method_label(spec) + (" (the earlier band-gated design)" if ran_band(spec, entry) else "")
@@ -600,7 +609,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"--seed {g['seed']} --grid {' '.join(g['grid'])}`. The head keeps lr {g['lr']}; the prompt's "
                   "image parameters get their own rate (docs/protocol.md). LoRSP's defaults (the rows without "
                   "options) are the best val accuracy among its rows with at least 50% zero prompt pixels "
-                  "(docs/method.md).", "", lr_select_markdown(lr_select)]
+                  "(docs/method.md)." + lr_select_design(lr_select), "", lr_select_markdown(lr_select)]
     target_select = load(args.target_select)
     if target_select:
         lines += baselines_section(target_select, "Choosing LoRSP's sparsity target (on val, 3 seeds)",

@@ -400,3 +400,13 @@ def test_robustness_and_deployment_entries_of_band_gating_are_said_to_be_the_ear
     assert not results_doc.ran_band(spec, {"gate": "pixel"}) and not results_doc.ran_band("lorvp:prompt-lr=0.2", {})
     assert results_doc.design_label(spec, {}).endswith("(the earlier band-gated design)")
     assert results_doc.design_label(spec, {"gate": "pixel"}) == results_doc.method_label(spec)
+
+
+def test_the_learning_rate_choice_says_when_its_lorsp_rows_ran_band_gating():
+    """Points recording no gate (before lr_select recorded it) or gate band get the sentence; pixel points do not."""
+    def choice(**point):
+        return {"table": {"lorsp:rank=8": {"points": [{"prompt_lr": 0.1, "diverged": False, **point}]},
+                          "lorvp": {"points": [{"prompt_lr": 0.2, "diverged": False}]}}}
+    assert "earlier band-gated design" in results_doc.lr_select_design(choice())
+    assert "earlier band-gated design" in results_doc.lr_select_design(choice(gate="band"))
+    assert results_doc.lr_select_design(choice(gate="pixel")) == ""
