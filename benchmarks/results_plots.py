@@ -31,11 +31,30 @@ def save_figure(fig: Any, path: str | Path) -> Path:
     return Path(path)
 
 
+def per_dataset_panels(datasets: list[str]) -> tuple[Any, Any]:
+    """A figure with one square panel per data set in a row, and its axes (``axes[0]``, in order)."""
+    return pyplot().subplots(1, len(datasets), figsize=(3.2 * len(datasets), 3.2), squeeze=False)
+
+
+def finish_params_figure(fig: Any, axes: Any, datasets: list[str], xlabel: str, title: str,
+                         path: str | Path) -> Path:
+    """Log parameter axes titled by data set, one legend below, ``title`` above; the figure written to ``path``."""
+    for ax, dataset in zip(axes[0], datasets):
+        ax.set_xscale("log")
+        ax.set(title=dataset, xlabel=xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    fig.suptitle(title, fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=max(len(labels), 1), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    return save_figure(fig, path)
+
+
 def accuracy_vs_params(table: dict[str, dict[str, Any]], path: str | Path) -> Path:
     """Test accuracy (mean +- std) against trainable prompt parameters, one panel per dataset."""
-    plt = pyplot()
     datasets = list(table)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets), 3.2), squeeze=False)
+    fig, axes = per_dataset_panels(datasets)
     for ax, dataset in zip(axes[0], datasets):
         for spec, s in table[dataset].items():
             name = spec.partition(":")[0]
@@ -47,15 +66,8 @@ def accuracy_vs_params(table: dict[str, dict[str, Any]], path: str | Path) -> Pa
             x = max(s["params"]["prompt"], 1)
             ax.errorbar(x, 100 * s["test_accuracy_mean"], yerr=100 * s["test_accuracy_std"], fmt=marker,
                         color=color, label=label, capsize=3, markersize=8)
-        ax.set_xscale("log")
-        ax.set(title=dataset, xlabel="prompt parameters")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    fig.suptitle("test accuracy against trainable prompt parameters (linear probe drawn at 1)", fontsize=9)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    return save_figure(fig, path)
+    return finish_params_figure(fig, axes, datasets, "prompt parameters",
+                                "test accuracy against trainable prompt parameters (linear probe drawn at 1)", path)
 
 
 def energy_per_method(rows: list[dict[str, Any]], path: str | Path, title: str) -> Path:
@@ -107,21 +119,13 @@ def param_curve(points: dict[str, dict[str, list[tuple[int, float]]]], path: str
     """Test accuracy against trained prompt parameters, one panel per data set: LoR-VP at its ranks and LoRSP
     at its sizes, each a line through its points (``{dataset: {"lorvp": [(params, accuracy %)], "lorsp":
     [...]}}``, results_targets.param_points)."""
-    plt = pyplot()
     datasets = list(points)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets), 3.2), squeeze=False)
+    fig, axes = per_dataset_panels(datasets)
     for ax, dataset in zip(axes[0], datasets):
         for name in ("lorvp", "lorsp"):
             if points[dataset][name]:
                 label, marker, color = METHOD_STYLE[name]
                 x, y = zip(*points[dataset][name])
                 ax.plot(x, y, marker=marker, color=color, label=label, markersize=7)
-        ax.set_xscale("log")
-        ax.set(title=dataset, xlabel="trained prompt parameters")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    fig.suptitle("test accuracy against trained prompt parameters", fontsize=9)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=max(len(labels), 1), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    return save_figure(fig, path)
+    return finish_params_figure(fig, axes, datasets, "trained prompt parameters",
+                                "test accuracy against trained prompt parameters", path)
