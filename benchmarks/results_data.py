@@ -5,10 +5,10 @@
     python benchmarks/results_data.py --speed-only    # after make bench: only its JSON, into bench/
 
     # one accuracy table from several (docs/results.md's main table: the peers' table, the new default's,
-    # its static-mask twin), the old default's rows of the first taken out; the diagnostics likewise
+    # its dense twin's and its static mask's), the old default's rows of the first taken out; the diagnostics likewise
     python benchmarks/results_data.py --keep-missing \
-        --baselines docs/data/results/baselines.json runs/main/pixel-rate55.json runs/main/pixel-static55-seed0.json \
-        --diagnostics docs/data/results/diagnostics.json runs/queue/pixel-rate55-diagnostics.json \
+        --baselines docs/data/results/baselines.json runs/main/default.json runs/main/twin.json runs/main/static-seed0.json \
+        --diagnostics docs/data/results/diagnostics.json runs/queue/default-diagnostics.json \
         --drop-method docs/data/results/baselines.json lorsp:prompt-lr=0.1,rank=8 \
         --drop-method docs/data/results/diagnostics.json lorsp-prompt-lr-0.1_rank-8
 

@@ -126,6 +126,7 @@ def assemble(inputs: list[tuple[str, dict[str, Any]]], drops: list[tuple[str, st
         return table, {key: inputs[0][0] for key, _, _ in kind.rows(table)}
     check_protocols(inputs)
     sources: list[dict[str, Any]] = []
+    source_index: dict[str, int] = {}   # a source's JSON -> its position in ``sources``
     rows: list[tuple[tuple, str, dict[str, Any]]] = []
     origin: dict[tuple, str] = {}
     keys = [{json.dumps(src, sort_keys=True) for src in sources_of(t, p)} for p, t in inputs]
@@ -133,15 +134,13 @@ def assemble(inputs: list[tuple[str, dict[str, Any]]], drops: list[tuple[str, st
     dropped: list[dict[str, Any]] = []
     used_drops: set[tuple[str, str]] = set()
     for position, (path, table) in enumerate(inputs):
-        own = sources_of(table, path)
         index = []
-        for source in own:   # one record per source, however often it comes in
+        for source in sources_of(table, path):   # one record per source, however often it comes in
             key = json.dumps(source, sort_keys=True)
-            known = [json.dumps(s, sort_keys=True) for s in sources]
-            if key not in known:
+            if key not in source_index:
+                source_index[key] = len(sources)
                 sources.append(source)
-                known.append(key)
-            index.append(known.index(key))
+            index.append(source_index[key])
         for key, method, row in kind.rows(table):
             drop = next(((p, m) for p, m in drops if p == path and method_tag(m) == key[1]), None)
             if drop:
