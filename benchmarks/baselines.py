@@ -145,9 +145,10 @@ every run before it was fp32)."""
 def what_defines(config: dict) -> dict:
     """The part of a lorsp-train config that defines its run: every general field (one added later takes its
     :data:`GENERAL_LEGACY` value), and of the prompts' options only the method's own (an option added later takes
-    its declared ``legacy`` value). An option removed since that holds the value it kept (a run of what the method
-    still does) defines nothing; at another value it is a :class:`LorspError` (a run of removed code)."""
-    from lorsp.prompts import list_prompts, option_names, options_from_config
+    its declared ``legacy`` value; one the mode the options choose does not use, ``--pixel-input`` under
+    ``--gate band``, defines nothing). An option removed since that holds the value it kept (a run of what the
+    method still does) defines nothing; at another value it is a :class:`LorspError` (a run of removed code)."""
+    from lorsp.prompts import list_prompts, option_names, options_from_config, options_in_use
     from lorsp.prompts.base import check_retired, retired_options
 
     every_option = {name for prompt in list_prompts() for name in option_names(prompt)}
@@ -155,21 +156,7 @@ def what_defines(config: dict) -> dict:
     for key in retired.keys() & config.keys():
         check_retired(key, config[key], retired[key], f"config {key!r}")
     general = {**GENERAL_LEGACY, **{k: v for k, v in config.items() if k not in every_option and k not in retired}}
-    return {**general, **applying(config["prompt"], options_from_config(config["prompt"], config))}
-
-
-def applying(method: str, options: dict) -> dict:
-    """Of a method's ``options``, those its chosen mode uses: an option whose ``applies_when`` the other options do
-    not meet (``--pixel-input`` under ``--gate band``) defines nothing, whether the config holds it or not."""
-    from lorsp.prompts import prompt_options
-
-    fields = {f.name: f for f in prompt_options(method)}
-
-    def applies(name: str) -> bool:
-        return all(options.get(other, fields[other].default) in allowed
-                   for other, allowed in fields[name].metadata.get("applies_when", {}).items())
-
-    return {k: v for k, v in options.items() if applies(k)}
+    return {**general, **options_in_use(config["prompt"], options_from_config(config["prompt"], config))}
 
 
 def check_train_argv(argv: Sequence[str]) -> "TrainConfig":

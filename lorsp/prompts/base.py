@@ -366,17 +366,32 @@ def _refuse_undeclared(name: str, options: Mapping[str, Any]) -> None:
             raise LorspError(f"{option_flag(key)} does not apply to --prompt {name}")
 
 
+def unmet_condition(name: str, key: str, options: Mapping[str, Any]) -> tuple[str, Any, tuple] | None:
+    """The first ``applies_when`` condition of method ``name``'s option ``key`` that ``options`` (an option absent
+    there at its declared default) do not meet, as ``(other option, its value, the values allowed)``; None
+    when the mode the options choose uses ``key``."""
+    fields = {f.name: f for f in prompt_options(name)}
+    for other, allowed in fields[key].metadata.get("applies_when", {}).items():
+        value = options.get(other, fields[other].default)
+        if value not in allowed:
+            return other, value, allowed
+    return None
+
+
+def options_in_use(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Of method ``name``'s ``options``, those the mode they choose uses (:func:`unmet_condition`)."""
+    return {k: v for k, v in options.items() if unmet_condition(name, k, options) is None}
+
+
 def check_options(name: str, given: Mapping[str, Any]) -> None:
     """Refuse (:class:`LorspError`) an option the user gave that method ``name`` does not take, or
     that the mode the options choose does not use (``--gates`` under ``--gate rank``)."""
     _refuse_undeclared(name, given)
-    fields = {f.name: f for f in prompt_options(name)}
     for key in given:
-        for other, allowed in fields[key].metadata.get("applies_when", {}).items():
-            value = given.get(other, fields[other].default)
-            if value not in allowed:
-                raise LorspError(f"{option_flag(key)} does not apply to {option_flag(other)} {value} "
-                                 f"(only to {', '.join(f'{option_flag(other)} {a}' for a in allowed)})")
+        if unmet := unmet_condition(name, key, given):
+            other, value, allowed = unmet
+            raise LorspError(f"{option_flag(key)} does not apply to {option_flag(other)} {value} "
+                             f"(only to {', '.join(f'{option_flag(other)} {a}' for a in allowed)})")
 
 
 def create_prompt(name: str, image_size: int, **options: Any) -> VisualPrompt:
