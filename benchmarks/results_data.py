@@ -17,8 +17,9 @@ missing is not collected, and its copy from an earlier collect is removed (every
 that this collect did not write goes), unless ``--keep-missing`` keeps the copy already collected (with
 its seed files); when no input exists at all it refuses and leaves the folder as it is.
 
-``--baselines``, ``--diagnostics`` and ``--param-figure`` take several files: their rows are assembled
-into one table by benchmarks/results_union.py (same protocol, each row from one file, each row naming its
+``--baselines``, ``--diagnostics`` and ``--param-figure`` take several files, and each value of
+``--other-backbones`` several joined by ``+``: their rows are assembled into one table by
+benchmarks/results_union.py (same protocol, each row from one file, each row naming its
 source table and command). ``--drop-method FILE METHOD`` takes a method's rows out of one of those files
 first: how a newer table's rows replace an older's (there is no implicit rule: a row found in two files is
 refused). With ``--keep-missing``, name every input whose default path under runs/ holds a file of another
@@ -80,6 +81,8 @@ MULTI = {"baselines": ACCURACY, "diagnostics": DIAGNOSTICS, "param_figure": ACCU
 ACCURACY_TABLES = ("baselines", "ablation", "digit_tries", "target_select")
 """The single tables whose cells get their seeds' metrics.json collected (and every other backbone's)."""
 OTHER_BACKBONES = ("runs/baselines-lite2/results.json", "runs/baselines-lite1/results.json")
+BACKBONE_JOIN = "+"
+"""Joins the files of one value of --other-backbones assembled into that backbone's table."""
 ROBUSTNESS = "runs/robustness/*.json"
 SPEED_DIR = "runs/bench"
 SPEED_FILES = {"train": "train_speed", "onnx": "onnx_latency", "onnx_nospin": "onnx_latency_nospin",
@@ -201,31 +204,40 @@ def table_inputs(args: argparse.Namespace, dest: str, data: Path) -> list[str]:
 
 
 def assembled(args: argparse.Namespace, dest: str, paths: list[str]) -> tuple[dict[str, Any], dict[tuple, str]]:
-    """The table of option ``dest`` from its input ``paths``: the one file, or the union of several (with the
-    ``--drop-method`` pairs that name one of them)."""
+    """The table of option ``dest`` (a SINGLE one, or ``other_backbones`` for one backbone's) from its input
+    ``paths``: the one file, or the union of several (with the ``--drop-method`` pairs that name one of
+    them); and for accuracy tables each row's input ((dataset, method tag) -> path)."""
     root = Path(args.root)
     inputs = [(p, read_json(resolve(p, root))) for p in paths]
-    if dest not in MULTI:
+    kind = ACCURACY if dest == "other_backbones" else MULTI.get(dest)
+    if kind is None:
         table = inputs[0][1]
         return table, ({key: paths[0] for key in row_keys(table)} if dest in ACCURACY_TABLES else {})
     drops = [(f, m) for f, m in args.drop_method if f in paths]
     try:
-        return assemble(inputs, drops, MULTI[dest])
+        return assemble(inputs, drops, kind)
     except UnionError as e:
         fail(f"--{dest.replace('_', '-')}: {e}")
 
 
-def backbone_inputs(args: argparse.Namespace, data: Path) -> list[Path]:
-    """The other backbones' tables, in their order; with ``--keep-missing`` the k-th one absent keeps its
-    collected copy (``backbone-<k>-*.json``)."""
+def backbone_inputs(args: argparse.Namespace, data: Path) -> list[tuple[int, list[str]]]:
+    """The other backbones' input files, in their order: (k, files) for the k-th, its files those joined by
+    ``+`` in its value (several are assembled into one table); with ``--keep-missing`` the k-th one whose
+    files are all absent keeps its collected copy (``backbone-<k>-*.json``). Refused when only some of one
+    backbone's files exist."""
+    root = Path(args.root)
     found = []
-    for k, path in enumerate(args.other_backbones, start=1):
-        source = resolve(path, Path(args.root))
+    for k, value in enumerate(args.other_backbones, start=1):
+        named = value.split(BACKBONE_JOIN)
+        present = [p for p in named if resolve(p, root).exists()]
+        if present and len(present) < len(named):
+            fail(f"--other-backbones {value}: {', '.join(p for p in named if p not in present)} does not exist "
+                 f"(the other files of that backbone do)")
         kept = sorted(data.glob(f"backbone-{k}-*.json"))
-        if source.exists():
-            found.append((k, source))
+        if present:
+            found.append((k, present))
         elif args.keep_missing and kept:
-            found.append((k, kept[0]))
+            found.append((k, [data_relative(kept[0], root)]))
     return found
 
 
@@ -236,17 +248,18 @@ def plan(args: argparse.Namespace) -> dict[Path, tuple[Any, bool]]:
     if args.speed_only:
         return speed_copies(resolve(args.speed_dir, root), data)
     inputs = {dest: table_inputs(args, dest, data) for dest in SINGLE}
-    named = {p for dest in MULTI for p in inputs[dest]}
+    backbones = backbone_inputs(args, data)
+    named = {p for dest in MULTI for p in inputs[dest]} | {p for _, paths in backbones for p in paths}
     for path, method in args.drop_method:
         if path not in named:
-            fail(f"--drop-method {path} {method}: {path} is not an input of --baselines, --diagnostics or "
-                 f"--param-figure that exists")
+            fail(f"--drop-method {path} {method}: {path} is not an input of --baselines, --diagnostics, "
+                 f"--param-figure or --other-backbones that exists")
     tables = {SINGLE[dest][0]: assembled(args, dest, paths) for dest, paths in inputs.items() if paths}
     accuracy = [SINGLE[dest][0] for dest in ACCURACY_TABLES]
-    for k, source in backbone_inputs(args, data):
-        content = read_json(source)
+    for k, paths in backbones:
+        content, origins = assembled(args, "other_backbones", paths)
         name = f"backbone-{k}-{content['settings']['backbone']}.json"
-        tables[name] = (content, {key: data_relative(source, root) for key in row_keys(content)})
+        tables[name] = (content, origins)
         accuracy.append(name)
     files: dict[Path, tuple[Any, bool]] = {}
     for name, (content, origins) in tables.items():
@@ -313,7 +326,8 @@ def parser() -> argparse.ArgumentParser:
                    help="an input that does not exist keeps its copy already in the data folder (and its seed "
                         "files) instead of being removed")
     p.add_argument("--other-backbones", nargs="*", default=list(OTHER_BACKBONES),
-                   help="accuracy tables of other backbones (baselines.py JSON)")
+                   help="accuracy tables of other backbones (baselines.py JSON), one value per backbone; files "
+                        f"joined by '{BACKBONE_JOIN}' in one value are assembled into that backbone's table")
     p.add_argument("--robustness", default=ROBUSTNESS, help="glob")
     p.add_argument("--speed-dir", default=SPEED_DIR)
     p.add_argument("--speed-only", action="store_true",

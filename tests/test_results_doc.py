@@ -347,6 +347,38 @@ def test_collect_assembles_several_tables_keeping_the_collected_seeds_of_runs_go
     assert row.endswith("| 2 |")
 
 
+def test_another_backbones_table_is_assembled_from_files_joined_by_plus(tmp_path, capsys):
+    repo, data = tmp_path / "repo", tmp_path / "repo" / "docs" / "data"
+    old, new = peers_and_new()
+    for t in (old, new):
+        t["settings"] = {**t["settings"], "backbone": "efficientnet_lite2"}
+    old_path = write_table(repo, "old", old, {"none": 0.9, "lorvp": 0.9, "lorsp": 0.85})
+    base = ["--root", str(repo), "--data", "docs/data", "--baselines", "absent.json", "--keep-missing"]
+    results_data.main(base + ["--other-backbones", old_path])
+    kept = "docs/data/backbone-1-efficientnet_lite2.json"
+    shutil.rmtree(repo / "runs" / "t" / "a")   # the old runs are gone: their collected copies stand in
+    new_path = write_table(repo, "new", new, {"lorsp": 0.93, "lorsp:relay=open": 0.9})
+    argv = base + ["--other-backbones", f"{kept}+{new_path}", "--drop-method", kept, "lorsp"]
+    results_data.main(argv)
+    res = json.loads((data / "backbone-1-efficientnet_lite2.json").read_text())
+    assert [s["input"] for s in res["sources"]] == [kept, new_path]
+    assert res["table"]["a"]["lorsp"]["test_accuracy_mean"] == 0.93 and res["table"]["a"]["lorvp"]["source"] == 0
+    seeds = data / "seeds" / "backbone-1-efficientnet_lite2" / "a"
+    seed = lambda tag: json.loads((seeds / tag / "seed0.json").read_text())  # noqa: E731
+    assert seed("none")["test_accuracy"] == 0.9 and seed("lorsp")["test_accuracy"] == 0.93
+    before = snapshot(data)
+    results_data.main(argv)   # the same command again: nothing changes
+    assert snapshot(data) == before
+    for bad, message in ((base + ["--other-backbones", f"{old_path}+{new_path}"], "the row a, lorsp comes from both"),
+                         (base + ["--other-backbones", f"{kept}+runs/t/absent.json"],
+                          "runs/t/absent.json does not exist")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            results_data.main(bad)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and err.count("\n") == 1
+
+
 def test_keep_missing_keeps_the_collected_copy_of_an_input_that_is_gone(tmp_path):
     make_runs(tmp_path / "repo")
     data = tmp_path / "data"
