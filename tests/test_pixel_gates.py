@@ -7,7 +7,7 @@ from lorsp.data import create_splits
 from lorsp.metrics import spiking_layer_stats, unique_mask_share, zero_masks
 from lorsp.prompts import create_prompt
 from lorsp.prompts.grid import GRID_STEP
-from lorsp.prompts.pixel_gates import OPEN_DRIVE
+from lorsp.prompts.pixel_gates import OPEN_DRIVE, run_zero_reset
 from tests.conftest import assert_one_line_error, run_cli
 
 L, R = 32, 4
@@ -29,6 +29,24 @@ def pixel_prompt(bias: float | None = None, **options) -> torch.nn.Module:
         if bias is not None:
             p.spiking_generator.conv.bias.fill_(bias)
     return p.eval()
+
+
+@pytest.mark.parametrize("beta, threshold", [(0.5, 1.0), (0.9, 0.25), (0.0, 2.0)])
+def test_the_gates_lean_steps_equal_the_snntorch_module_forward_and_backward(beta, threshold):
+    torch.manual_seed(0)
+    gates = pixel_prompt(beta=beta, threshold=threshold).spiking_generator
+    currents = torch.randn(8, 4, 64) * threshold
+    currents[:, 0, :8] = threshold   # at the threshold exactly: no spike
+    currents[0, 1, :8] = threshold * (1 + 2 ** -20)
+    lean_in, module_in = currents.clone().requires_grad_(), currents.clone().requires_grad_()
+    lean = run_zero_reset(gates.neurons, lean_in)
+    gates.neurons.reset_mem()
+    stepped = torch.stack([gates.neurons(c) for c in module_in.unbind(0)])
+    assert torch.equal(lean, stepped) and 0 < float(lean.detach().mean()) < 1
+    weights = torch.randn_like(currents)
+    (lean * weights).sum().backward()
+    (stepped * weights).sum().backward()
+    assert torch.equal(lean_in.grad, module_in.grad) and float(lean_in.grad.abs().sum()) > 0
 
 
 def test_the_gates_start_open_so_the_prompt_starts_as_its_dense_twin(images):
