@@ -15,6 +15,10 @@ the prompt and head, SGD update), two warm-up steps, then ``--rounds`` rounds of
   the machine falls on all methods alike (the ratio of the medians, with the range of the
   per-round ratios).
 
+``--baseline REV`` adds the before/after of a speed change in the same run: the interleaved measurement of
+the code at git revision REV (``git archive`` into a temporary folder) and of this tree, alternated in fresh
+processes; reported as this tree's images/s over REV's and each tree's LoRSP/LoR-VP step-time ratio.
+
 Writes JSON with ``--json FILE``.
 """
 from __future__ import annotations
@@ -25,9 +29,10 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -89,17 +94,56 @@ def measure_rounds(methods: list[str], image_size: int, batch_size: int, steps: 
     return rates
 
 
-def measure_in_subprocess(methods: list[str], tuned: bool, args: argparse.Namespace) -> dict[str, list[float]]:
-    """:func:`measure_rounds` in a fresh process with the allocator fix on or off."""
+def measure_in_subprocess(methods: list[str], tuned: bool, args: argparse.Namespace,
+                          root: Path = ROOT) -> dict[str, list[float]]:
+    """:func:`measure_rounds` in a fresh process with the allocator fix on or off, of the code under ``root``
+    (a checkout of another revision for ``--baseline``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["LORSP_MALLOC_TUNING"] = "1" if tuned else "0"
-    code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); from lorsp.plumbing.runtime import tune_allocator; "
+    env["PYTHONPATH"] = str(root)
+    code = (f"import sys, json; sys.path.insert(0, {str(root)!r}); from lorsp.plumbing.runtime import tune_allocator; "
             f"tune_allocator(); from benchmarks.train_speed import measure_rounds; "
             f"print(json.dumps(measure_rounds({list(methods)!r}, {args.image_size}, {args.batch_size}, "
             f"{args.steps}, {args.rounds})))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def checkout(revision: str, folder: Path) -> Path:
+    """The repository's files at git ``revision`` written into ``folder`` (``git archive``); ``folder``."""
+    try:
+        archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+    except subprocess.CalledProcessError as e:
+        fail(f"--baseline {revision}: git archive failed: {e.stderr.decode().strip().splitlines()[-1:]}")
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def against_baseline(args: argparse.Namespace) -> dict[str, Any]:
+    """LoRSP's training step now against the same methods at ``args.baseline``: the interleaved measurement of
+    both trees, alternated ``args.baseline_alternations`` times (each tree's own LoRSP/LoR-VP ratio is immune
+    to the machine's load; the images/s of the two trees are pooled over the alternations)."""
+    now: dict[str, list[float]] = {m: [] for m in args.methods}
+    then: dict[str, list[float]] = {m: [] for m in args.methods}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = checkout(args.baseline, Path(tmp))
+        for _ in range(args.baseline_alternations):
+            for pooled, root in ((then, tree), (now, ROOT)):
+                for method, rates in measure_in_subprocess(args.methods, True, args, root).items():
+                    pooled[method] += rates
+    rows = {"revision": args.baseline, "alternations": args.baseline_alternations,
+            "images_per_s_now": now, "images_per_s_then": then}
+    for method in args.methods:
+        rows.setdefault("now_over_then", {})[method] = statistics.median(now[method]) / statistics.median(then[method])
+    lorvp = next((m for m in args.methods if parse_method(m)[0] == "lorvp"), None)
+    if lorvp is not None:
+        for method in (m for m in args.methods if parse_method(m)[0] == "lorsp"):
+            rows.setdefault("step_time_vs_lorvp", {})[method] = {
+                "now": statistics.median(now[lorvp]) / statistics.median(now[method]),
+                "then": statistics.median(then[lorvp]) / statistics.median(then[method])}
+    return rows
 
 
 def summarise(without: dict[str, list[float]], with_fix: dict[str, list[float]],
@@ -133,9 +177,13 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=4, help="timed steps per method per round")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
+    p.add_argument("--baseline", default=None, metavar="REV",
+                   help="also time the same methods at git revision REV, alternating the two trees' interleaved "
+                        "measurements in fresh processes (the before/after of a speed change, in one run)")
+    p.add_argument("--baseline-alternations", type=int, default=2, help="with --baseline: alternations of the trees")
     p.add_argument("--json", default=None)
     args = p.parse_args()
-    for name in ("image_size", "batch_size", "steps", "rounds"):
+    for name in ("image_size", "batch_size", "steps", "rounds", "baseline_alternations"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     for spec in args.methods:
@@ -160,10 +208,17 @@ def main() -> None:
             lo, hi = r["step_time_vs_lorvp_range"]
             print(f"{method} step time / LoR-VP step time: {r['step_time_vs_lorvp']:.3f} "
                   f"(rounds {lo:.3f}-{hi:.3f}; target <= {TARGET_STEP_RATIO})")
+    baseline = against_baseline(args) if args.baseline else None
+    if baseline:
+        for method, ratio in baseline["now_over_then"].items():
+            print(f"{method}: {ratio:.3f}x the images/s of {args.baseline} (pooled over {args.baseline_alternations} "
+                  "alternations)")
+        for method, r in baseline.get("step_time_vs_lorvp", {}).items():
+            print(f"{method} step time / LoR-VP step time: {r['now']:.3f} now, {r['then']:.3f} at {args.baseline}")
     if args.json:
         from lorsp.plumbing.fileio import write_json
 
-        write_json(args.json, run_record(args, images_per_s=rows))
+        write_json(args.json, run_record(args, images_per_s=rows, **({"baseline": baseline} if baseline else {})))
 
 
 if __name__ == "__main__":
