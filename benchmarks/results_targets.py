@@ -333,9 +333,13 @@ def cost_target(step: dict[str, Any] | None, main_spec: str | None) -> str:
     spec, v = entry
     spread = v.get("step_time_vs_lorvp_range")
     rounds = f" (rounds {spread[0]:.2f}-{spread[1]:.2f})" if spread else ""
+    baseline = step.get("baseline") or {}
+    then = baseline.get("step_time_vs_lorvp", {}).get(spec)
+    before = (f" In the same run, alternated in fresh processes: {then['now']:.2f}x with this commit's code and "
+              f"{then['then']:.2f}x at {baseline['revision'][:12]} (`--baseline`)." if then else "")
     return line(name, v["step_time_vs_lorvp"] <= STEP_RATIO,
                 f"A training step of {method_label(spec)} takes {v['step_time_vs_lorvp']:.2f}x LoR-VP's{rounds} "
-                f"(target <= {STEP_RATIO}x; commit {step.get('git_commit', 'unknown')[:12]}).")
+                f"(target <= {STEP_RATIO}x; commit {step.get('git_commit', 'unknown')[:12]}).{before}")
 
 
 # --------------------------------------------------------------------------- the section

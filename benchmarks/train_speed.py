@@ -116,7 +116,7 @@ def checkout(revision: str, folder: Path) -> Path:
         archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=ROOT, capture_output=True,
                                  check=True).stdout
     except subprocess.CalledProcessError as e:
-        fail(f"--baseline {revision}: git archive failed: {e.stderr.decode().strip().splitlines()[-1:]}")
+        fail(f"--baseline {revision}: git archive failed: {(e.stderr.decode().strip().splitlines() or ['?'])[-1]}")
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
 

@@ -414,6 +414,24 @@ def test_train_speed_times_every_method_in_every_round():
     assert all(len(r) == 3 and all(v > 0 for v in r) for r in rates.values())
 
 
+@pytest.mark.slow
+def test_train_speed_times_another_revision_beside_this_tree(capsys):
+    import argparse
+
+    from benchmarks.train_speed import against_baseline
+
+    args = argparse.Namespace(methods=["lorvp", "lorsp"], image_size=32, batch_size=2, steps=1, rounds=2,
+                              baseline="HEAD", baseline_alternations=1)
+    rows = against_baseline(args)
+    assert rows["revision"] == "HEAD" and set(rows["now_over_then"]) == {"lorvp", "lorsp"}
+    assert all(len(rows[k][m]) == 2 for k in ("images_per_s_now", "images_per_s_then") for m in args.methods)
+    assert rows["step_time_vs_lorvp"]["lorsp"]["then"] > 0 and rows["step_time_vs_lorvp"]["lorsp"]["now"] > 0
+    with pytest.raises(SystemExit) as e:   # a revision git does not know: one line, exit 2
+        against_baseline(argparse.Namespace(**{**vars(args), "baseline": "no-such-revision"}))
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--baseline no-such-revision: git archive failed" in err and err.count("\n") == 1
+
+
 def test_train_speed_takes_method_specs_as_the_benchmarks_write_them():
     from benchmarks.train_speed import method_config, summarise
     from lorsp.plumbing.errors import LorspError
