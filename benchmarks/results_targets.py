@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from benchmarks.baselines import method_label, parse_method
+from benchmarks.train_speed import TARGET_STEP_RATIO as STEP_RATIO
 
 TWIN_OPTION, STATIC_OPTION = "relay=open", "pixel-input=none"
 """The option that makes a LoRSP spec its dense twin (every gate held open, trained), and the one that makes
@@ -39,8 +40,6 @@ CURVE_SETS = 4
 """Data sets where LoRSP's parameter curve is on or above LoR-VP's (:func:`on_or_above`), at least."""
 CURVE_LORVP_RANKS, CURVE_LORSP_SIZES = 5, 3
 """Points the parameter figure needs per data set: LoR-VP at ranks 1, 2, 4, 8, 16; LoRSP at three sizes."""
-STEP_RATIO = 1.2
-"""LoRSP's training step over LoR-VP's (train_speed.py), at most."""
 CHIP_TABLE, DENSE_FP32, DENSE_INT8 = "loihi-davies2018", "horowitz-fp32-dense", "horowitz-int8-dense"
 """pixel_energy.py's energy tables: the chip (Davies et al. 2018) against the dense fp32 run (beside int8)."""
 
