@@ -230,3 +230,12 @@ def test_resume_refuses_a_typed_option_that_differs_and_a_resume_file_with_a_neg
                           "lr -1.0 must be a finite number at least 0")
     done = run_cli("lorsp.train", *args, "--resume", str(last), "--out", str(out))
     assert done.returncode == 0, done.stderr[-1500:]
+
+
+def test_a_run_records_the_commit_its_process_built_it_with(monkeypatch):
+    from lorsp.train import stages
+
+    monkeypatch.setattr(stages, "git_commit", lambda: "commit-at-start")
+    t = stages.Training(*[None] * 6)
+    monkeypatch.setattr(stages, "git_commit", lambda: "commit-at-the-end")   # a commit made while it trains
+    assert t.git_commit == "commit-at-start"

@@ -50,6 +50,8 @@ class Training:
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=lambda: {"val_accuracy": -1.0, "epoch": -1, "state": None})
     start_epoch: int = 0
+    git_commit: str = field(default_factory=lambda: git_commit())
+    """The checkout's commit when this process built the run (the code it imported), not when it ends."""
 
 
 # --------------------------------------------------------------------------- build
@@ -223,7 +225,7 @@ def write_outputs(t: Training, cfg: TrainConfig, d: Dist, stage: Path, progress:
         / max(sum(h["train_seconds"] for h in history), 1e-9),
         "world_size": d.world, "device": describe_device(d.device),
         "history": history,
-        "versions": versions(), "git_commit": git_commit(), "machine": machine(),
+        "versions": versions(), "git_commit": t.git_commit, "machine": machine(),
     }
     write_json(stage / "metrics.json", metrics)
     write_json(stage / "config.json", cfg.to_dict())
