@@ -101,7 +101,6 @@ def measure_in_subprocess(methods: list[str], tuned: bool, args: argparse.Namesp
     (a checkout of another revision for ``--baseline``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["LORSP_MALLOC_TUNING"] = "1" if tuned else "0"
-    env["PYTHONPATH"] = str(root)
     code = (f"import sys, json; sys.path.insert(0, {str(root)!r}); from lorsp.plumbing.runtime import tune_allocator; "
             f"tune_allocator(); from benchmarks.train_speed import measure_rounds; "
             f"print(json.dumps(measure_rounds({list(methods)!r}, {args.image_size}, {args.batch_size}, "

@@ -156,15 +156,16 @@ def latency_train(counts: torch.Tensor | np.ndarray, time_steps: int) -> torch.T
     k = torch.from_numpy(np.asarray(counts, dtype=np.int64)) if is_numpy else counts.to(torch.int64)
     check_counts(k, time_steps)
     levels = torch.arange(1, time_steps + 1, device=k.device)
-    table = torch.zeros(time_steps, time_steps + 1, dtype=torch.float32, device=k.device)
-    table[time_steps - levels, levels] = 1.0  # (T, T + 1): count k > 0 fires at 0-based step T - k
-    out = lookup(table.t(), k)
+    table = torch.zeros(time_steps + 1, time_steps, dtype=torch.float32, device=k.device)
+    table[levels, time_steps - levels] = 1.0  # (T + 1, T): count k > 0 fires at 0-based step T - k
+    out = lookup(table, k)
     return out.numpy() if is_numpy else out
 
 
 def lookup(table: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """``(T, N, D)`` trains from a table ``(T + 1, T)`` (row ``k``: the train of count ``k``) and counts ``(N, D)``:
-    one ``index_select`` (about twice as fast here as indexing ``table.t()[:, k]``, the same values)."""
+    one ``index_select`` along the table's transpose (the same values as indexing ``table.t()[:, k]``, in fewer
+    passes over the output)."""
     return torch.index_select(table.t().contiguous(), 1, k.reshape(-1)).view(table.shape[1], *k.shape)
 
 

@@ -42,8 +42,9 @@ START_WEIGHT_SCALE = 0.5
 
 def run_zero_reset(neurons: snn.Leaky, currents: torch.Tensor) -> torch.Tensor:
     """Spikes ``(T, ...)`` of ``neurons`` over input currents ``(T, ...)`` from rest: what stepping the snnTorch
-    ``Leaky`` once per step gives, forward and backward, in fewer tensor operations (a training step's gates
-    take about half the time; tests/test_lorsp.py holds it to the module bit for bit).
+    ``Leaky`` once per step gives, forward and backward, in four tensor operations per step instead of the
+    module's call (tests/test_pixel_gates.py holds it to the module bit for bit; the training step it saves:
+    docs/method.md, "Training cost").
 
     Holds for the configuration the gates build (zero reset in the step a neuron fires, ``threshold > 0``, no
     graded spikes, state quantisation or inhibition): there the module's reset of the step before is always 0
